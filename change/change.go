@@ -1,0 +1,140 @@
+// Package change holds the leaf types every stage of a pipeline shares: a source turns the
+// database's log into Events, the encoder turns Events into records, the publisher commits
+// them together with the Position of the last event.
+//
+// Invariants that every source must keep:
+//   - Events of one source transaction are emitted together, in commit order, and transactions
+//     are emitted in commit order; Position is strictly increasing across a pipeline's stream.
+//   - An Event's Table is immutable once emitted; a schema change yields a new *Table with a
+//     higher Version, so stages may cache work per *Table.
+//   - Before and After hold one Value per column of Table, in column order (or are nil).
+package change
+
+import (
+	"fmt"
+	"time"
+)
+
+// Op is the kind of row change, spelled as in the Debezium envelope.
+type Op byte
+
+const (
+	OpCreate   Op = 'c'
+	OpUpdate   Op = 'u'
+	OpDelete   Op = 'd'
+	OpRead     Op = 'r' // a row read by a snapshot
+	OpTruncate Op = 't'
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpCreate, OpUpdate, OpDelete, OpRead, OpTruncate:
+		return string(rune(o))
+	}
+	return fmt.Sprintf("Op(%d)", byte(o))
+}
+
+// Name is the op's long name, used as a bounded metric label.
+func (o Op) Name() string {
+	switch o {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	case OpRead:
+		return "read"
+	case OpTruncate:
+		return "truncate"
+	}
+	return "unknown"
+}
+
+// Event is one committed row change (or a truncate of a table).
+type Event struct {
+	Op    Op
+	Table *Table
+	// Before is the old row (updates and deletes; only key columns unless the table's
+	// replica identity is FULL, the others are then Value{Kind: Absent}).
+	Before []Value
+	// After is the new row (creates, updates, snapshot reads).
+	After []Value
+	Pos   Position
+	// CommitTime is the source transaction's commit time.
+	CommitTime time.Time
+	// TxID is the source transaction id (Postgres xid; MySQL GTID or empty).
+	TxID string
+}
+
+// Commit ends a source transaction in a stream of Items: every Event of the transaction came
+// before it, and none after it.
+type Commit struct {
+	// Pos is the transaction's position: Tx as in its events, Index = number of events.
+	Pos Position
+	// AckLSN is what to acknowledge to the source once the transaction is durable in Kafka
+	// (Postgres: the end LSN of the commit record). Zero for sources that do not ack by LSN.
+	AckLSN uint64
+	Time   time.Time
+	// Heartbeat marks a transaction that carries no row changes and only moves the position.
+	Heartbeat bool
+}
+
+// Item is one element of a source's output: an Event, or the Commit closing a transaction.
+// Sources emit only committed transactions, but may emit a transaction's events before its
+// Commit when the transaction is known to be committed already (Postgres sends
+// non-streamed transactions after they commit). If the stream breaks before the Commit, the
+// consumer discards the partial transaction and restarts from its last committed position.
+type Item struct {
+	Commit *Commit // nil for an event
+	Event  Event
+}
+
+// Position orders everything a pipeline emits. Positions are compared by (Tx, Index).
+//
+// Tx orders source transactions: for Postgres the LSN of the commit record; for MySQL the
+// binlog file sequence number in the high 32 bits and the offset of the transaction's end in
+// the low 32 bits (binlog offsets are 32-bit). Index is the event's index inside its
+// transaction. Resume is an opaque, source-specific token needed to restart the source there
+// (the MySQL GTID set after the transaction); Postgres leaves it empty.
+type Position struct {
+	Tx     uint64 `json:"tx"`
+	Index  uint32 `json:"index"`
+	Resume string `json:"resume,omitempty"`
+}
+
+// Compare returns -1, 0 or 1 as p is before, equal to or after q.
+func (p Position) Compare(q Position) int {
+	switch {
+	case p.Tx < q.Tx:
+		return -1
+	case p.Tx > q.Tx:
+		return 1
+	case p.Index < q.Index:
+		return -1
+	case p.Index > q.Index:
+		return 1
+	}
+	return 0
+}
+
+// IsZero reports whether p is the zero position (nothing committed yet).
+func (p Position) IsZero() bool { return p.Tx == 0 && p.Index == 0 && p.Resume == "" }
+
+func (p Position) String() string {
+	return fmt.Sprintf("%X/%X#%d", uint32(p.Tx>>32), uint32(p.Tx), p.Index)
+}
+
+// Resume tells a source where the pipeline stands when a session starts.
+type Resume struct {
+	// Committed is false on a pipeline's first start (no offsets record yet).
+	Committed bool
+	// Pos is the last published position (see offsets.Record).
+	Pos Position
+	// AckLSN is the end LSN of the last fully published Postgres transaction.
+	AckLSN uint64
+	// OnStreaming, if set, is called once the source holds its replication stream (the slot
+	// or binlog connection is ours), before the first Item is sent. The pipeline initializes
+	// its transactional producer only then, so a standby never fences the active instance.
+	OnStreaming func()
+}

@@ -1,0 +1,41 @@
+package change
+
+// ValueState tells whether a Value holds data.
+type ValueState uint8
+
+const (
+	// Present: the value is in Int/Float/Str/Bytes/Arr according to the column's Kind.
+	Present ValueState = iota
+	// Null: SQL NULL.
+	Null
+	// Unchanged: the source did not send the value because it did not change and is stored
+	// out of line (Postgres unchanged TOAST). It is not NULL; the encoder writes the
+	// documented placeholder instead.
+	Unchanged
+	// Absent: the source did not send this column at all (non-key columns of an old row
+	// without full replica identity).
+	Absent
+)
+
+// Value is one column value. It is a plain struct so that decoding a row allocates only for
+// variable-length data. Which field is set depends on the column's Kind (see Kind's docs):
+//   - Bool: Int (0 or 1); integer kinds, Date, Time, Timestamp*: Int; Uint64: Uint
+//   - Float32/64: Float
+//   - Decimal, String, TimeTZ, Interval, UUID, JSON, Enum: Str
+//   - Bytes: Bytes
+//   - Array: Arr (elements of the column's Elem kind)
+type Value struct {
+	State ValueState
+	Int   int64
+	Uint  uint64
+	Float float64
+	Str   string
+	Bytes []byte
+	Arr   []Value
+}
+
+// NullValue is SQL NULL.
+var NullValue = Value{State: Null}
+
+// IsNull reports whether v is SQL NULL.
+func (v Value) IsNull() bool { return v.State == Null }

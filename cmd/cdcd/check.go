@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/source/mysql"
+	"github.com/cdcd-dev/cdcd/source/postgres"
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// checkCommand connects to everything the configuration names and checks each prerequisite.
+// It exits 1 when any check fails; warnings do not fail it.
+func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var rep checks.Report
+	checkKafka(ctx, cfg, rep.Scoped("kafka"))
+	checkRegistry(ctx, cfg, rep.Scoped("schema registry"))
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		scope := rep.Scoped("pipeline " + p.Name + " / " + p.SourceKind())
+		switch {
+		case p.Source.Postgres != nil:
+			pg := p.Source.Postgres
+			conn, err := pgx.Connect(ctx, pg.DSN)
+			if err != nil {
+				scope.Fail("connect", err.Error(), "check the dsn, that the server is reachable, and pg_hba.conf")
+				continue
+			}
+			scope.OK("connect", "connected")
+			postgres.Preflight(ctx, conn, pg.Slot, pg.Publication, pg.Tables, scope)
+			_ = conn.Close(ctx)
+			postgres.CheckReplicationConnection(ctx, pg.DSN, scope)
+		case p.Source.MySQL != nil:
+			conn, err := mysql.Connect(ctx, p.Source.MySQL.DSN)
+			if err != nil {
+				scope.Fail("connect", err.Error(), "check the dsn, that the server is reachable, and the user's host grants")
+				continue
+			}
+			scope.OK("connect", "connected")
+			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, scope)
+			_ = conn.Close()
+		}
+	}
+	rep.Print(stdout)
+	if rep.Failed() {
+		return &exitError{1, errors.New("some checks failed; see the fixes above")}
+	}
+	fmt.Fprintln(stdout, "all checks passed")
+	return nil
+}
+
+func checkKafka(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		rep.Fail("client", err.Error(), "fix the kafka section")
+		return
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID("cdcd-check"), kgo.TransactionTimeout(cfg.Kafka.TransactionTimeout.D))...)
+	if err != nil {
+		rep.Fail("client", err.Error(), "fix the kafka section")
+		return
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		rep.Fail("brokers", fmt.Sprintf("no broker of %v answers: %v", cfg.Kafka.Brokers, err), "check kafka.brokers, the network path and the brokers' advertised.listeners")
+		return
+	}
+	rep.OK("brokers", fmt.Sprintf("%v reachable", cfg.Kafka.Brokers))
+	if _, _, err := cl.ProducerID(pctx); err != nil {
+		rep.Fail("transactions", "initializing a transactional producer failed: "+err.Error(),
+			"enable transactions on the cluster (transaction.state.log.replication.factor and min.isr no larger than the brokers available), grant the principal IDEMPOTENT_WRITE and WRITE on transactional ids cdcd-*, or use delivery: at_least_once")
+		return
+	}
+	rep.OK("transactions", "a transactional producer initializes")
+}
+
+func checkRegistry(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
+	c := &http.Client{Timeout: cfg.SchemaRegistry.Timeout.D}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.SchemaRegistry.URL, "/")+"/config", nil)
+	if err != nil {
+		rep.Fail("url", err.Error(), "fix schema_registry.url")
+		return
+	}
+	if cfg.SchemaRegistry.Username != "" {
+		req.SetBasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		rep.Fail("reachable", err.Error(), "check schema_registry.url and that the registry runs")
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		rep.Fail("reachable", fmt.Sprintf("GET /config answered %s: %s", resp.Status, strings.TrimSpace(string(body))),
+			"point schema_registry.url at the Confluent-compatible API root (Apicurio: .../apis/ccompat/v7) and check credentials")
+		return
+	}
+	rep.OK("reachable", "global config: "+strings.TrimSpace(string(body)))
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/source/postgres"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// newPipeline builds the runner of one configured pipeline.
+func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.Context) error, error) {
+	kopts, err := kafkaOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srOpts := []sr.ClientOpt{sr.URLs(cfg.SchemaRegistry.URL), sr.HTTPClient(&http.Client{Timeout: cfg.SchemaRegistry.Timeout.D}),
+		sr.UserAgent("cdcd/" + version)}
+	if cfg.SchemaRegistry.Username != "" {
+		srOpts = append(srOpts, sr.BasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password))
+	}
+	srcl, err := sr.NewClient(srOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client: %w", err)
+	}
+	var src pipeline.Source
+	connector := ""
+	switch {
+	case p.Source.Postgres != nil:
+		pg := p.Source.Postgres
+		connector = "postgresql"
+		src = postgres.New(postgres.Config{
+			Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Publication: pg.Publication, Tables: pg.Tables,
+			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
+			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, Log: d.log, Metrics: d.metrics,
+		})
+	default:
+		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
+	}
+	enc, err := encode.New(encode.Config{Pipeline: p.Name, Connector: connector, Version: version, TopicPrefix: p.Topics.Prefix,
+		TopicOverrides: p.Topics.Overrides, Compatibility: cfg.SchemaRegistry.Compatibility, Logger: d.log}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		return nil, err
+	}
+	pl := pipeline.New(pipeline.Config{
+		Name: p.Name, KafkaOpts: kopts, OffsetsTopic: cfg.Kafka.OffsetsTopic,
+		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, MaxMessageBytes: int(cfg.Kafka.MaxMessageBytes.N),
+		TopicPartitions: int32(cfg.Kafka.TopicPartitions), TopicReplication: int16(cfg.Kafka.TopicReplicationFactor),
+		ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
+		BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
+		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
+		Log: d.log, Metrics: d.metrics, Health: d.health,
+	}, src, enc)
+	return pl.Run, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/health"
+	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func validateCommand(path string, stdout io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d pipeline(s))\n", path, len(cfg.Pipelines))
+	return nil
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runCommand runs every pipeline until SIGTERM/SIGINT, then drains within shutdown_timeout.
+func runCommand(ctx context.Context, path string, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, version)
+	names := make([]string, len(cfg.Pipelines))
+	for i, p := range cfg.Pipelines {
+		names[i] = p.Name
+	}
+	hr := health.NewRegistry(names...)
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on http.listen %s: %w (fix: free the port or choose another http.listen)", cfg.HTTP.Listen, err)
+	}
+	srv := &http.Server{Handler: opsMux(reg, hr), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	log.Info("cdcd started", "version", version, "config", path, "http", ln.Addr().String(), "pipelines", len(cfg.Pipelines))
+
+	// Each pipeline runs under its own supervisor, which retries what is retriable. A pipeline
+	// that stops on a fatal error stays stopped and unready (/readyz says why) while the others
+	// go on; the process keeps serving /metrics and /readyz for the person on call.
+	runners := make([]func(context.Context) error, len(cfg.Pipelines))
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		run, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, health: hr})
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		runners[i] = run
+	}
+	var wg sync.WaitGroup
+	for i, run := range runners {
+		name := cfg.Pipelines[i].Name
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("pipeline stopped; fix the cause and restart cdcd", "pipeline", name, "err", err)
+			}
+		}()
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down: draining pipelines", "timeout", cfg.ShutdownTimeout.D.String())
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	timedOut := false
+	select {
+	case <-drained:
+	case <-time.After(cfg.ShutdownTimeout.D):
+		timedOut = true
+	}
+	shCtx, shCancel := context.WithTimeout(context.Background(), time.Second)
+	_ = srv.Shutdown(shCtx)
+	shCancel()
+	if timedOut {
+		return fmt.Errorf("pipelines did not drain within shutdown_timeout %s; they resume from the last committed position on restart", cfg.ShutdownTimeout.D)
+	}
+	log.Info("cdcd stopped")
+	return nil
+}
+
+func opsMux(reg *prometheus.Registry, hr *health.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/readyz", hr.ReadyHandler())
+	return mux
+}
+
+// healthcheckCommand probes /healthz of a running cdcd: a minimal container image has no curl.
+func healthcheckCommand(args []string, stderr io.Writer) error {
+	url := "http://127.0.0.1:9187/healthz"
+	if len(args) == 2 && args[0] == "--url" {
+		url = args[1]
+	} else if v := os.Getenv("CDCD_HEALTHCHECK_URL"); v != "" {
+		url = v
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("healthcheck %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// deps are what the daemon hands every pipeline.
+type deps struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	health  *health.Registry
+}

@@ -1,0 +1,251 @@
+// Package config is cdcd's configuration: the YAML shape users write, decoded strictly, with
+// ${VAR} and ${file:PATH} expansion, defaults applied in one place (applyDefaults), and a
+// validation that reports every problem at once, each with the key, its line and the fix.
+//
+// YAML stays at this edge: the rest of cdcd receives the plain structs below, already
+// defaulted and validated.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the whole file.
+type Config struct {
+	Kafka          Kafka          `yaml:"kafka"`
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
+	HTTP           HTTP           `yaml:"http"`
+	Log            Log            `yaml:"log"`
+	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT (default 10s).
+	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
+	Pipelines       []Pipeline `yaml:"pipelines"`
+	Windows         []Window   `yaml:"windows"`
+}
+
+// Kafka is the cluster every pipeline publishes to.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers"`
+	ClientID string   `yaml:"client_id"`
+	// OffsetsTopic is the compacted topic holding each pipeline's committed position.
+	OffsetsTopic string `yaml:"offsets_topic"`
+	// TransactionTimeout is the broker-side transaction.timeout.ms for transactional producers.
+	TransactionTimeout Duration `yaml:"transaction_timeout"`
+	// MaxMessageBytes is the producer's record size limit (default 1 MiB, as Kafka's).
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// TopicPartitions and TopicReplicationFactor apply to topics cdcd creates.
+	TopicPartitions        int   `yaml:"topic_partitions"`
+	TopicReplicationFactor int   `yaml:"topic_replication_factor"`
+	SASL                   *SASL `yaml:"sasl"`
+	TLS                    *TLS  `yaml:"tls"`
+}
+
+// SASL authenticates to Kafka.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// TLS configures TLS to Kafka.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SchemaRegistry is a Confluent-compatible registry.
+type SchemaRegistry struct {
+	URL string `yaml:"url"`
+	// Compatibility is set on every subject cdcd creates (default BACKWARD).
+	Compatibility string   `yaml:"compatibility"`
+	Username      string   `yaml:"username"`
+	Password      string   `yaml:"password"`
+	Timeout       Duration `yaml:"timeout"`
+}
+
+// HTTP is the operations endpoint.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+}
+
+// Pipeline is one source database streamed into Kafka.
+type Pipeline struct {
+	Name     string `yaml:"name"`
+	Source   Source `yaml:"source"`
+	Snapshot string `yaml:"snapshot"`
+	Topics   Topics `yaml:"topics"`
+	Delivery string `yaml:"delivery"`
+	OnError  string `yaml:"on_error"`
+	DLQ      DLQ    `yaml:"dlq"`
+	Batch    Batch  `yaml:"batch"`
+	// Tombstones: a delete is followed by a null-valued record with the same key (default true).
+	Tombstones *bool `yaml:"tombstones"`
+	// Retry bounds the backoff of retriable failures.
+	Retry Retry `yaml:"retry"`
+}
+
+// Source names exactly one database.
+type Source struct {
+	Postgres *Postgres `yaml:"postgres"`
+	MySQL    *MySQL    `yaml:"mysql"`
+}
+
+// Postgres is a logical-replication source.
+type Postgres struct {
+	DSN         string   `yaml:"dsn"`
+	Slot        string   `yaml:"slot"`
+	Publication string   `yaml:"publication"`
+	Tables      []string `yaml:"tables"`
+	// HeartbeatInterval: how often a transactional logical message is written so the slot
+	// advances while captured tables are idle (default 10s; 0s disables).
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// StatusInterval: how often standby status is sent to the server (default 5s).
+	StatusInterval Duration `yaml:"status_interval"`
+	// TxMemoryLimit bounds memory used to buffer one in-progress transaction; beyond it the
+	// transaction is spilled to SpillDir (default 64MiB).
+	TxMemoryLimit ByteSize `yaml:"tx_memory_limit"`
+	SpillDir      string   `yaml:"spill_dir"`
+	// SlotStatsInterval: how often slot statistics are polled for metrics (default 15s).
+	SlotStatsInterval Duration `yaml:"slot_stats_interval"`
+}
+
+// MySQL is a binlog source.
+type MySQL struct {
+	DSN      string   `yaml:"dsn"`
+	ServerID uint32   `yaml:"server_id"`
+	Tables   []string `yaml:"tables"`
+	// Flavor is mysql or mariadb (default: detected).
+	Flavor string `yaml:"flavor"`
+}
+
+// Topics names the Kafka topics of a pipeline.
+type Topics struct {
+	// Prefix: topics are <prefix>.<schema>.<table> (default: the pipeline's name).
+	Prefix string `yaml:"prefix"`
+	// Overrides maps a captured table (schema.table) to a topic of its own.
+	Overrides map[string]string `yaml:"overrides"`
+}
+
+// DLQ configures the dead-letter topic.
+type DLQ struct {
+	Topic string `yaml:"topic"` // default <prefix>.dlq
+}
+
+// Batch bounds a Kafka transaction.
+type Batch struct {
+	MaxEvents int      `yaml:"max_events"` // default 10000
+	MaxBytes  ByteSize `yaml:"max_bytes"`  // default 16MiB
+	Interval  Duration `yaml:"interval"`   // default 100ms
+}
+
+// Retry bounds backoff for retriable failures.
+type Retry struct {
+	InitialBackoff Duration `yaml:"initial_backoff"` // default 500ms
+	MaxBackoff     Duration `yaml:"max_backoff"`     // default 30s
+	// MaxAttempts: 0 retries forever (default).
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// Window is a windowed aggregation job over cdcd topics.
+type Window struct {
+	Name string `yaml:"name"`
+}
+
+// Kind of the pipeline's source: "postgres" or "mysql".
+func (p *Pipeline) SourceKind() string {
+	switch {
+	case p.Source.Postgres != nil:
+		return "postgres"
+	case p.Source.MySQL != nil:
+		return "mysql"
+	}
+	return ""
+}
+
+// TombstonesEnabled reports whether deletes are followed by tombstones.
+func (p *Pipeline) TombstonesEnabled() bool { return p.Tombstones == nil || *p.Tombstones }
+
+// Tables captured by the pipeline's source.
+func (p *Pipeline) Tables() []string {
+	switch {
+	case p.Source.Postgres != nil:
+		return p.Source.Postgres.Tables
+	case p.Source.MySQL != nil:
+		return p.Source.MySQL.Tables
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "10s", "500ms", "1m30s". A value that does not
+// parse is kept in Raw and reported by validation with its line, together with every other
+// problem, instead of aborting the decode.
+type Duration struct {
+	D   time.Duration
+	Raw string
+	Bad bool
+}
+
+// Dur returns a set Duration.
+func Dur(d time.Duration) Duration { return Duration{D: d, Raw: d.String()} }
+
+func (d *Duration) set(raw string) {
+	d.Raw = raw
+	v, err := time.ParseDuration(strings.TrimSpace(raw))
+	if err != nil || v < 0 {
+		d.Bad = true
+		return
+	}
+	d.D = v
+}
+
+// IsSet reports whether the key was present.
+func (d Duration) IsSet() bool { return d.Raw != "" }
+
+// ByteSize is a size written as 1048576, "64KiB", "16MiB", "1GiB", "500kB", "2MB".
+type ByteSize struct {
+	N   int64
+	Raw string
+	Bad bool
+}
+
+// Bytes returns a set ByteSize.
+func Bytes(n int64) ByteSize { return ByteSize{N: n, Raw: fmt.Sprint(n)} }
+
+// IsSet reports whether the key was present.
+func (b ByteSize) IsSet() bool { return b.Raw != "" }
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"kB", 1000}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}, {"", 1},
+}
+
+func (b *ByteSize) set(raw string) {
+	b.Raw = raw
+	s := strings.TrimSpace(raw)
+	for _, u := range sizeUnits {
+		if !strings.HasSuffix(s, u.suffix) {
+			continue
+		}
+		num := strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+		var n int64
+		if _, err := fmt.Sscan(num, &n); err != nil || n < 0 || fmt.Sprint(n) != num {
+			break
+		}
+		b.N = n * u.mult
+		return
+	}
+	b.Bad = true
+}

@@ -1,0 +1,287 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// base is a minimal valid file; bad cases are written out whole so each line number in the
+// expectations can be read off the case itself.
+const base = `kafka:
+  brokers: ["127.0.0.1:19092"]
+schema_registry:
+  url: http://127.0.0.1:18081
+pipelines:
+  - name: shop
+    source:
+      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]
+`
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestMinimalFileGetsDefaults(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(base), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Pipelines[0]
+	pg := p.Source.Postgres
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"slot", pg.Slot, "cdcd_shop"},
+		{"publication", pg.Publication, "cdcd_shop"},
+		{"heartbeat", pg.HeartbeatInterval.D, 10 * time.Second},
+		{"prefix", p.Topics.Prefix, "shop"},
+		{"dlq", p.DLQ.Topic, "shop.dlq"},
+		{"delivery", p.Delivery, "exactly_once"},
+		{"on_error", p.OnError, "fail"},
+		{"snapshot", p.Snapshot, "never"},
+		{"batch", p.Batch.MaxEvents, 10000},
+		{"batch bytes", p.Batch.MaxBytes.N, int64(16 << 20)},
+		{"compat", cfg.SchemaRegistry.Compatibility, "BACKWARD"},
+		{"listen", cfg.HTTP.Listen, "127.0.0.1:9187"},
+		{"offsets", cfg.Kafka.OffsetsTopic, "_cdcd_offsets"},
+		{"shutdown", cfg.ShutdownTimeout.D, 10 * time.Second},
+		{"tombstones", p.TombstonesEnabled(), true},
+		{"max message", cfg.Kafka.MaxMessageBytes.N, int64(1 << 20)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// Each bad file must be rejected with a problem naming the key (path), the line where it
+// applies, and a fix.
+func TestBadFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		path string // expected problem path
+		line int
+		fix  string // substring of the fix
+	}{
+		{"unknown top-level key", base + "kafak: {}\n", "kafak", 11, "known keys"},
+		{"misspelled nested key", strings.Replace(base, "        tables:", "        tabels:", 1), "pipelines[0].source.postgres.tabels", 10, `did you mean "tables"`},
+		{"no tables", strings.Replace(base, "        tables: [public.orders]\n", "", 1), "pipelines[0].source.postgres.tables", 8, "list the tables"},
+		{"table not schema-qualified", strings.Replace(base, "[public.orders]", "[orders]", 1), "pipelines[0].source.postgres.tables[0]", 10, "schema.table"},
+		{"bad duration", base + "        heartbeat_interval: 10 seconds\n", "pipelines[0].source.postgres.heartbeat_interval", 11, "10s"},
+		{"unknown delivery", base + "    delivery: exactly-once\n", "pipelines[0].delivery", 11, "exactly_once"},
+		{"unknown on_error", base + "    on_error: skip\n", "pipelines[0].on_error", 11, "dlq"},
+		{"two sources", base + "      mysql:\n        dsn: root@tcp(127.0.0.1:33306)/x\n        server_id: 1\n        tables: [x.y]\n", "pipelines[0].source", 7, "one source per pipeline"},
+		{"no source", `kafka:
+  brokers: ["127.0.0.1:19092"]
+schema_registry:
+  url: http://127.0.0.1:18081
+pipelines:
+  - name: shop
+    topics: {prefix: shop}
+`, "pipelines[0].source", 6, "source.postgres or source.mysql"},
+		{"duplicate pipeline names", base + `  - name: shop
+    source:
+      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/other
+        tables: [public.x]
+`, "pipelines[1].name", 11, "its own name"},
+		{"no brokers", strings.Replace(base, `  brokers: ["127.0.0.1:19092"]`, "  brokers: []", 1), "kafka.brokers", 2, "at least one"},
+		{"broker without port", strings.Replace(base, `"127.0.0.1:19092"`, `"kafka"`, 1), "kafka.brokers[0]", 2, "host:port"},
+		{"registry url not http", strings.Replace(base, "http://127.0.0.1:18081", "127.0.0.1:18081", 1), "schema_registry.url", 4, "http://"},
+		{"unknown compatibility", base + "schema_registry_extra: 1\n", "schema_registry_extra", 11, "schema_registry"},
+		{"bad compatibility level", strings.Replace(base, "  url: http://127.0.0.1:18081\n", "  url: http://127.0.0.1:18081\n  compatibility: SOMETIMES\n", 1), "schema_registry.compatibility", 5, "BACKWARD"},
+		{"bad slot name", base + "        slot: Cdcd-Shop\n", "pipelines[0].source.postgres.slot", 11, "lowercase"},
+		{"mysql without server_id", strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        tables: [inventory.items]`, 1), "pipelines[0].source.mysql.server_id", 8, "server_id: 4242"},
+		{"bad byte size", base + "    batch:\n      max_bytes: lots\n", "pipelines[0].batch.max_bytes", 12, "16MiB"},
+		{"list where a string belongs", strings.Replace(base, "  url: http://127.0.0.1:18081", "  url: [a, b]", 1), "", 4, "type"},
+		{"unset variable", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${PG_DSN}", 1), "pipelines[0].source.postgres.dsn", 9, "export PG_DSN"},
+		{"missing secret file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${file:/nonexistent/pg}", 1), "pipelines[0].source.postgres.dsn", 9, "mount the secret"},
+		{"override of an uncaptured table", base + "    topics:\n      overrides:\n        public.nope: x\n", "pipelines[0].topics.overrides.public.nope", 13, "only tables listed"},
+		{"windows not available", base + "windows:\n  - name: w\n", "windows", 11, "remove the windows"},
+		{"duplicate key", base + "kafka: {}\n", "", 11, "duplicate"},
+	}
+	if len(cases) < 12 {
+		t.Fatal("keep at least 12 bad files")
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(c.yaml), noEnv)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want *config.Error, got %v", err)
+			}
+			for _, p := range ce.Problems {
+				if p.Path == c.path && p.Line == c.line && strings.Contains(p.Fix, c.fix) {
+					if !strings.Contains(err.Error(), "bad.yaml:") {
+						t.Errorf("message does not name the file: %v", err)
+					}
+					return
+				}
+			}
+			t.Fatalf("no problem at path %q line %d with fix containing %q; got:\n%v", c.path, c.line, c.fix, err)
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	y := `kafka:
+  brokers: []
+schema_registry:
+  url: ""
+  compatibility: nope
+pipelines:
+  - name: Bad Name
+    delivery: sometimes
+    source: {}
+`
+	_, err := Parse("c.yaml", []byte(y), noEnv)
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatal(err)
+	}
+	want := []string{"kafka.brokers", "schema_registry.url", "schema_registry.compatibility", "pipelines[0].name", "pipelines[0].delivery", "pipelines[0].source"}
+	for _, w := range want {
+		found := false
+		for _, p := range ce.Problems {
+			found = found || p.Path == w
+		}
+		if !found {
+			t.Errorf("problem for %s not reported; got:\n%v", w, err)
+		}
+	}
+	// sorted by line
+	for i := 1; i < len(ce.Problems); i++ {
+		if ce.Problems[i].Line < ce.Problems[i-1].Line {
+			t.Errorf("problems not in line order: %v", err)
+		}
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	env := map[string]string{"PG_HOST": "db.internal", "SERVER_ID": "4242", "PREFIX": "sales"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	y := `kafka:
+  brokers: ["${BROKER:-k1:9092}", "k2:9092"]
+schema_registry:
+  url: http://reg:8081
+pipelines:
+  - name: shop
+    source:
+      postgres:
+        dsn: postgres://cdcd@${PG_HOST}:5432/shop?application_name=a$$b
+        tables: [public.orders]
+    topics: {prefix: "${PREFIX}"}
+  - name: inv
+    source:
+      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        server_id: ${SERVER_ID}
+        tables: [inventory.items]
+`
+	cfg, err := Parse("c.yaml", []byte(y), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Source.Postgres.DSN; got != "postgres://cdcd@db.internal:5432/shop?application_name=a$b" {
+		t.Errorf("dsn = %q", got)
+	}
+	if cfg.Kafka.Brokers[0] != "k1:9092" {
+		t.Errorf("default not used: %q", cfg.Kafka.Brokers[0])
+	}
+	if cfg.Pipelines[0].Topics.Prefix != "sales" {
+		t.Errorf("prefix = %q", cfg.Pipelines[0].Topics.Prefix)
+	}
+	if cfg.Pipelines[1].Source.MySQL.ServerID != 4242 {
+		t.Errorf("server_id from env = %d (an unquoted ${VAR} must resolve as a number)", cfg.Pipelines[1].Source.MySQL.ServerID)
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pg_password"), []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop",
+		"postgres://cdcd:${file:pg_password}@127.0.0.1:55432/shop", 1)
+	path := filepath.Join(dir, "cdcd.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Source.Postgres.DSN; got != "postgres://cdcd:s3cr3t@127.0.0.1:55432/shop" {
+		t.Errorf("dsn = %q (relative secret paths resolve against the config's folder)", got)
+	}
+}
+
+func TestByteSizes(t *testing.T) {
+	cases := map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "16MiB": 16 << 20, "1GiB": 1 << 30, "500kB": 500000, "2MB": 2000000, "10B": 10}
+	for in, want := range cases {
+		var b ByteSize
+		b.set(in)
+		if b.Bad || b.N != want {
+			t.Errorf("%q: got %d bad=%v, want %d", in, b.N, b.Bad, want)
+		}
+	}
+	for _, in := range []string{"", "ten", "-1", "1.5MiB", "MiB", "1 TiB"} {
+		var b ByteSize
+		b.set(in)
+		if !b.Bad {
+			t.Errorf("%q accepted as %d", in, b.N)
+		}
+	}
+}
+
+func TestParseMySQLDSN(t *testing.T) {
+	d, err := ParseMySQLDSN("cdcd:p@ss:w@rd@tcp(db:3306)/inventory?charset=utf8mb4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.User != "cdcd" || d.Password != "p@ss:w@rd" || d.Addr != "db:3306" || d.Database != "inventory" || d.Params.Get("charset") != "utf8mb4" {
+		t.Fatalf("%+v", d)
+	}
+	for _, bad := range []string{"db:3306", "root@db:3306/x", "root@tcp(db)/x", "root@tcp(db:3306"} {
+		if _, err := ParseMySQLDSN(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ParseMySQLDSN("u:secret@unix(/x)/"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("error must not leak the password: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	if data, err := os.ReadFile("../config.example.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("kafka: [\n"))
+	f.Add([]byte("pipelines:\n  - source: {postgres: {tables: [a.b.c, '\"x\".y']}}\n"))
+	f.Add([]byte("a: ${X\nb: ${file:}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data, noEnv)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil {
+			var ce *Error
+			if errors.As(err, &ce) && len(ce.Problems) == 0 {
+				t.Fatal("error without problems")
+			}
+			_ = err.Error()
+		}
+	})
+}

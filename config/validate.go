@@ -1,0 +1,423 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Defaults, in one place. Documented in config.example.yaml.
+const (
+	DefaultOffsetsTopic       = "_cdcd_offsets"
+	DefaultCompatibility      = "BACKWARD"
+	DefaultHTTPListen         = "127.0.0.1:9187"
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval  = 10 * time.Second
+	DefaultStatusInterval     = 5 * time.Second
+	DefaultSlotStatsInterval  = 15 * time.Second
+	DefaultTxMemoryLimit      = 64 << 20
+	DefaultBatchMaxEvents     = 10000
+	DefaultBatchMaxBytes      = 16 << 20
+	DefaultBatchInterval      = 100 * time.Millisecond
+	DefaultMaxMessageBytes    = 1 << 20
+	DefaultTransactionTimeout = 60 * time.Second
+	DefaultRegistryTimeout    = 10 * time.Second
+	DefaultInitialBackoff     = 500 * time.Millisecond
+	DefaultMaxBackoff         = 30 * time.Second
+)
+
+func (c *Config) applyDefaults() {
+	if c.Kafka.ClientID == "" {
+		c.Kafka.ClientID = "cdcd"
+	}
+	if c.Kafka.OffsetsTopic == "" {
+		c.Kafka.OffsetsTopic = DefaultOffsetsTopic
+	}
+	defDur(&c.Kafka.TransactionTimeout, DefaultTransactionTimeout)
+	defSize(&c.Kafka.MaxMessageBytes, DefaultMaxMessageBytes)
+	if c.Kafka.TopicPartitions == 0 {
+		c.Kafka.TopicPartitions = 1
+	}
+	if c.Kafka.TopicReplicationFactor == 0 {
+		c.Kafka.TopicReplicationFactor = -1 // the broker's default.replication.factor
+	}
+	if c.SchemaRegistry.Compatibility == "" {
+		c.SchemaRegistry.Compatibility = DefaultCompatibility
+	}
+	c.SchemaRegistry.Compatibility = strings.ToUpper(c.SchemaRegistry.Compatibility)
+	defDur(&c.SchemaRegistry.Timeout, DefaultRegistryTimeout)
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.Snapshot == "" {
+			p.Snapshot = "never"
+		}
+		if p.Topics.Prefix == "" {
+			p.Topics.Prefix = p.Name
+		}
+		if p.DLQ.Topic == "" {
+			p.DLQ.Topic = p.Topics.Prefix + ".dlq"
+		}
+		if p.Delivery == "" {
+			p.Delivery = "exactly_once"
+		}
+		if p.OnError == "" {
+			p.OnError = "fail"
+		}
+		if p.Batch.MaxEvents == 0 {
+			p.Batch.MaxEvents = DefaultBatchMaxEvents
+		}
+		defSize(&p.Batch.MaxBytes, DefaultBatchMaxBytes)
+		defDur(&p.Batch.Interval, DefaultBatchInterval)
+		defDur(&p.Retry.InitialBackoff, DefaultInitialBackoff)
+		defDur(&p.Retry.MaxBackoff, DefaultMaxBackoff)
+		if pg := p.Source.Postgres; pg != nil {
+			if pg.Slot == "" {
+				pg.Slot = "cdcd_" + identPart(p.Name)
+			}
+			if pg.Publication == "" {
+				pg.Publication = "cdcd_" + identPart(p.Name)
+			}
+			defDur(&pg.HeartbeatInterval, DefaultHeartbeatInterval)
+			defDur(&pg.StatusInterval, DefaultStatusInterval)
+			defDur(&pg.SlotStatsInterval, DefaultSlotStatsInterval)
+			defSize(&pg.TxMemoryLimit, DefaultTxMemoryLimit)
+		}
+	}
+}
+
+func identPart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return '_'
+	}, s)
+}
+
+func defDur(d *Duration, v time.Duration) {
+	if !d.IsSet() {
+		*d = Dur(v)
+	}
+}
+
+func defSize(b *ByteSize, v int64) {
+	if !b.IsSet() {
+		*b = Bytes(v)
+	}
+}
+
+type problems []Problem
+
+func (ps *problems) add(path, msg, fix string) {
+	*ps = append(*ps, Problem{Path: path, Message: msg, Fix: fix})
+}
+
+var (
+	pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	pgIdentRE      = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	topicRE        = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	compatLevels   = []string{"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"}
+)
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// validate reports every problem at once. Paths are resolved to lines by the loader.
+func (c *Config) validate() []Problem {
+	var ps problems
+	if len(c.Kafka.Brokers) == 0 {
+		ps.add("kafka.brokers", "no Kafka brokers are listed", `list at least one, e.g. brokers: ["127.0.0.1:19092"]`)
+	}
+	for i, b := range c.Kafka.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			ps.add(fmt.Sprintf("kafka.brokers[%d]", i), fmt.Sprintf("%q is not host:port", b), "write it as host:port, e.g. 127.0.0.1:19092")
+		}
+	}
+	if !topicRE.MatchString(c.Kafka.OffsetsTopic) {
+		ps.add("kafka.offsets_topic", fmt.Sprintf("%q is not a valid Kafka topic name", c.Kafka.OffsetsTopic), "use letters, digits, '.', '_' and '-' only")
+	}
+	checkDur(&ps, "kafka.transaction_timeout", c.Kafka.TransactionTimeout, time.Second)
+	checkSize(&ps, "kafka.max_message_bytes", c.Kafka.MaxMessageBytes, 1024)
+	if c.Kafka.TopicPartitions < 1 {
+		ps.add("kafka.topic_partitions", "must be at least 1", "set topic_partitions: 1 or more")
+	}
+	if s := c.Kafka.SASL; s != nil {
+		if !oneOf(s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") {
+			ps.add("kafka.sasl.mechanism", fmt.Sprintf("unknown SASL mechanism %q", s.Mechanism), "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		}
+		if s.Username == "" {
+			ps.add("kafka.sasl.username", "SASL needs a username", "set username (and password, e.g. ${file:/run/secrets/kafka_password})")
+		}
+	}
+	if c.SchemaRegistry.URL == "" {
+		ps.add("schema_registry.url", "no schema registry URL", `set url, e.g. url: "http://127.0.0.1:18081"`)
+	} else if u, err := url.Parse(c.SchemaRegistry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ps.add("schema_registry.url", fmt.Sprintf("%q is not an http(s) URL", c.SchemaRegistry.URL), `write it like "http://host:8081" (with the ccompat path if your registry needs one)`)
+	}
+	if !oneOf(c.SchemaRegistry.Compatibility, compatLevels...) {
+		ps.add("schema_registry.compatibility", fmt.Sprintf("unknown compatibility level %q", c.SchemaRegistry.Compatibility), "use one of "+strings.Join(compatLevels, ", "))
+	}
+	checkDur(&ps, "schema_registry.timeout", c.SchemaRegistry.Timeout, time.Millisecond)
+	if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || port == "" {
+		ps.add("http.listen", fmt.Sprintf("%q is not host:port", c.HTTP.Listen), `write it like "127.0.0.1:9187" or ":9187"`)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		ps.add("log.level", fmt.Sprintf("unknown log level %q", c.Log.Level), "use debug, info, warn or error")
+	}
+	if !oneOf(c.Log.Format, "json", "text") {
+		ps.add("log.format", fmt.Sprintf("unknown log format %q", c.Log.Format), "use json or text")
+	}
+	checkDur(&ps, "shutdown_timeout", c.ShutdownTimeout, time.Second)
+	if len(c.Windows) > 0 {
+		ps.add("windows", "windowed jobs are not available in this version of cdcd", "remove the windows entries (or set windows: [])")
+	}
+	if len(c.Pipelines) == 0 {
+		ps.add("pipelines", "no pipelines are configured", "add at least one pipeline with a postgres or mysql source (see config.example.yaml)")
+	}
+	names := map[string]int{}
+	slots := map[string]int{}
+	serverIDs := map[uint32]int{}
+	for i := range c.Pipelines {
+		c.validatePipeline(&ps, i, names, slots, serverIDs)
+	}
+	return ps
+}
+
+func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]int, serverIDs map[uint32]int) {
+	p := &c.Pipelines[i]
+	at := func(k string) string { return join(fmt.Sprintf("pipelines[%d]", i), k) }
+	switch {
+	case p.Name == "":
+		ps.add(at("name"), "the pipeline has no name", "set name: a short lowercase name such as shop (it names the slot, topics and transactional id)")
+	case !pipelineNameRE.MatchString(p.Name):
+		ps.add(at("name"), fmt.Sprintf("%q is not a valid pipeline name", p.Name), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
+	default:
+		if j, dup := names[p.Name]; dup {
+			ps.add(at("name"), fmt.Sprintf("pipeline name %q is already used by pipelines[%d]", p.Name, j), "give every pipeline its own name")
+		} else {
+			names[p.Name] = i
+		}
+	}
+	switch {
+	case p.Source.Postgres != nil && p.Source.MySQL != nil:
+		ps.add(at("source"), "the pipeline has two sources (postgres and mysql)", "keep one source per pipeline; make a second pipeline for the other database")
+	case p.Source.Postgres == nil && p.Source.MySQL == nil:
+		ps.add(at("source"), "the pipeline has no source", "add source.postgres or source.mysql")
+	case p.Source.Postgres != nil:
+		validatePostgres(ps, at("source.postgres"), p.Source.Postgres, slots, i)
+	case p.Source.MySQL != nil:
+		validateMySQL(ps, at("source.mysql"), p.Source.MySQL, serverIDs, i)
+	}
+	switch p.Snapshot {
+	case "never":
+	case "initial":
+		ps.add(at("snapshot"), "initial snapshots are not available in this version of cdcd", "set snapshot: never (the pipeline then streams changes made from its first start on)")
+	default:
+		ps.add(at("snapshot"), fmt.Sprintf("unknown snapshot mode %q", p.Snapshot), "use initial or never")
+	}
+	if !oneOf(p.Delivery, "exactly_once", "at_least_once") {
+		ps.add(at("delivery"), fmt.Sprintf("unknown delivery %q", p.Delivery), "use exactly_once (Kafka transactions) or at_least_once (clusters without transactions)")
+	}
+	if !oneOf(p.OnError, "fail", "dlq") {
+		ps.add(at("on_error"), fmt.Sprintf("unknown on_error %q", p.OnError), "use fail (stop the pipeline) or dlq (dead-letter the record and go on)")
+	}
+	// Names derived from an invalid pipeline name are not reported again.
+	nameBad := !pipelineNameRE.MatchString(p.Name)
+	if !topicRE.MatchString(p.Topics.Prefix) && !(nameBad && p.Topics.Prefix == p.Name) {
+		ps.add(at("topics.prefix"), fmt.Sprintf("%q is not a valid Kafka topic prefix", p.Topics.Prefix), "use letters, digits, '.', '_' and '-' only")
+	}
+	if !topicRE.MatchString(p.DLQ.Topic) && !(nameBad && p.DLQ.Topic == p.Topics.Prefix+".dlq") {
+		ps.add(at("dlq.topic"), fmt.Sprintf("%q is not a valid Kafka topic name", p.DLQ.Topic), "use letters, digits, '.', '_' and '-' only")
+	}
+	tables := map[string]bool{}
+	for _, t := range p.Tables() {
+		tables[t] = true
+	}
+	for t, topic := range p.Topics.Overrides {
+		k := at("topics.overrides." + t)
+		if !tables[t] {
+			ps.add(k, fmt.Sprintf("table %q is not captured by this pipeline", t), "override only tables listed in the source's tables")
+		}
+		if !topicRE.MatchString(topic) {
+			ps.add(k, fmt.Sprintf("%q is not a valid Kafka topic name", topic), "use letters, digits, '.', '_' and '-' only")
+		}
+	}
+	if p.Batch.MaxEvents < 1 {
+		ps.add(at("batch.max_events"), "must be at least 1", "set max_events, e.g. 10000")
+	}
+	checkSize(ps, at("batch.max_bytes"), p.Batch.MaxBytes, 1)
+	checkDur(ps, at("batch.interval"), p.Batch.Interval, time.Millisecond)
+	checkDur(ps, at("retry.initial_backoff"), p.Retry.InitialBackoff, time.Millisecond)
+	checkDur(ps, at("retry.max_backoff"), p.Retry.MaxBackoff, time.Millisecond)
+	if !p.Retry.InitialBackoff.Bad && !p.Retry.MaxBackoff.Bad && p.Retry.MaxBackoff.D < p.Retry.InitialBackoff.D {
+		ps.add(at("retry.max_backoff"), "is shorter than retry.initial_backoff", "make max_backoff at least initial_backoff")
+	}
+	if p.Retry.MaxAttempts < 0 {
+		ps.add(at("retry.max_attempts"), "must not be negative", "use 0 to retry forever or a positive count")
+	}
+}
+
+func validatePostgres(ps *problems, at string, pg *Postgres, slots map[string]int, i int) {
+	if pg.DSN == "" {
+		ps.add(at+".dsn", "no connection string", `set dsn, e.g. "postgres://cdcd@db:5432/shop?sslmode=require" (password via ${file:...})`)
+	} else if cfg, err := pgconn.ParseConfig(pg.DSN); err != nil {
+		ps.add(at+".dsn", "the connection string does not parse: "+err.Error(), "use a postgres:// URL or key=value pairs")
+	} else if cfg.Database == "" {
+		ps.add(at+".dsn", "the connection string names no database", "add the database, e.g. postgres://user@host:5432/shop")
+	} else {
+		key := cfg.Host + "|" + fmt.Sprint(cfg.Port) + "|" + cfg.Database + "|" + pg.Slot
+		if j, dup := slots[key]; dup {
+			ps.add(at+".slot", fmt.Sprintf("slot %q on the same database is already used by pipelines[%d]", pg.Slot, j), "give each pipeline its own slot: a slot has one reader")
+		} else {
+			slots[key] = i
+		}
+	}
+	if !pgIdentRE.MatchString(pg.Slot) {
+		ps.add(at+".slot", fmt.Sprintf("%q is not a valid replication slot name", pg.Slot), "use lowercase letters, digits and '_' (at most 63)")
+	}
+	if !pgIdentRE.MatchString(pg.Publication) {
+		ps.add(at+".publication", fmt.Sprintf("%q is not a valid publication name", pg.Publication), "use lowercase letters, digits and '_' (at most 63)")
+	}
+	checkTables(ps, at+".tables", pg.Tables, "public.orders")
+	checkDur(ps, at+".heartbeat_interval", pg.HeartbeatInterval, 0)
+	if !pg.HeartbeatInterval.Bad && pg.HeartbeatInterval.D > 0 && pg.HeartbeatInterval.D < 100*time.Millisecond {
+		ps.add(at+".heartbeat_interval", "is shorter than 100ms", "use 1s or more (10s is a good default), or 0s to disable")
+	}
+	checkDur(ps, at+".status_interval", pg.StatusInterval, 100*time.Millisecond)
+	checkDur(ps, at+".slot_stats_interval", pg.SlotStatsInterval, 100*time.Millisecond)
+	checkSize(ps, at+".tx_memory_limit", pg.TxMemoryLimit, 1<<20)
+}
+
+func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int, i int) {
+	if my.DSN == "" {
+		ps.add(at+".dsn", "no connection string", `set dsn, e.g. "cdcd:${MYSQL_PASSWORD}@tcp(db:3306)/inventory"`)
+	} else if _, err := ParseMySQLDSN(my.DSN); err != nil {
+		ps.add(at+".dsn", err.Error(), `write it as user[:password]@tcp(host:port)/[database]`)
+	}
+	if my.ServerID == 0 {
+		ps.add(at+".server_id", "server_id is not set", "choose a number unique among the server's replicas, e.g. server_id: 4242")
+	} else if j, dup := serverIDs[my.ServerID]; dup {
+		ps.add(at+".server_id", fmt.Sprintf("server_id %d is already used by pipelines[%d]", my.ServerID, j), "give every MySQL pipeline its own server_id")
+	} else {
+		serverIDs[my.ServerID] = i
+	}
+	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
+		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %q", my.Flavor), "use mysql or mariadb, or leave it out to detect it")
+	}
+	checkTables(ps, at+".tables", my.Tables, "inventory.items")
+}
+
+func checkTables(ps *problems, at string, tables []string, example string) {
+	if len(tables) == 0 {
+		ps.add(at, "no tables are listed", fmt.Sprintf("list the tables to capture, e.g. tables: [%s]", example))
+		return
+	}
+	seen := map[string]int{}
+	for j, t := range tables {
+		k := fmt.Sprintf("%s[%d]", at, j)
+		if _, _, err := change.ParseTableName(t); err != nil {
+			ps.add(k, err.Error(), "write each table as schema.table, e.g. "+example)
+			continue
+		}
+		if prev, dup := seen[t]; dup {
+			ps.add(k, fmt.Sprintf("table %q is listed twice (also at index %d)", t, prev), "list each table once")
+		}
+		seen[t] = j
+	}
+}
+
+func checkDur(ps *problems, at string, d Duration, minimum time.Duration) {
+	if d.Bad {
+		ps.add(at, fmt.Sprintf("%q is not a duration", d.Raw), "write a duration like 500ms, 10s or 1m30s")
+		return
+	}
+	if d.D < minimum {
+		ps.add(at, fmt.Sprintf("%s is too short", d.D), fmt.Sprintf("use at least %s", minimum))
+	}
+}
+
+func checkSize(ps *problems, at string, b ByteSize, minimum int64) {
+	if b.Bad {
+		ps.add(at, fmt.Sprintf("%q is not a size", b.Raw), "write a size like 1048576, 512KiB, 16MiB or 1GiB")
+		return
+	}
+	if b.N < minimum {
+		ps.add(at, fmt.Sprintf("%d bytes is too small", b.N), fmt.Sprintf("use at least %d bytes", minimum))
+	}
+}
+
+// MySQLDSN is a parsed user[:password]@tcp(host:port)/[database][?params].
+type MySQLDSN struct {
+	User, Password, Addr, Database string
+	Params                         url.Values
+}
+
+// ParseMySQLDSN parses the go-sql-driver style DSN cdcd accepts.
+func ParseMySQLDSN(s string) (MySQLDSN, error) {
+	var d MySQLDSN
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return d, fmt.Errorf("the connection string %q names no user (user@tcp(host:port)/)", redactMySQL(s))
+	}
+	d.User, d.Password, _ = strings.Cut(s[:at], ":")
+	rest := s[at+1:]
+	if !strings.HasPrefix(rest, "tcp(") {
+		return d, fmt.Errorf("the connection string %q must use tcp(host:port)", redactMySQL(s))
+	}
+	end := strings.IndexByte(rest, ')')
+	if end < 0 {
+		return d, fmt.Errorf("the connection string %q has an unclosed tcp(", redactMySQL(s))
+	}
+	d.Addr = rest[4:end]
+	if _, _, err := net.SplitHostPort(d.Addr); err != nil {
+		return d, fmt.Errorf("the address %q is not host:port", d.Addr)
+	}
+	rest = rest[end+1:]
+	if rest != "" && rest[0] != '/' {
+		return d, fmt.Errorf("the connection string %q needs a / after tcp(...)", redactMySQL(s))
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	db, q, _ := strings.Cut(rest, "?")
+	d.Database = db
+	var err error
+	if d.Params, err = url.ParseQuery(q); err != nil {
+		return d, fmt.Errorf("the parameters %q do not parse: %v", q, err)
+	}
+	return d, nil
+}
+
+func redactMySQL(s string) string {
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return s
+	}
+	if u, _, ok := strings.Cut(s[:at], ":"); ok {
+		return u + ":***" + s[at:]
+	}
+	return s
+}

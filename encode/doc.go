@@ -1,0 +1,78 @@
+// Package encode turns change.Events into Kafka records: it derives Avro schemas per table
+// version, registers them with a Confluent-compatible schema registry, and writes each event
+// as a Debezium-compatible envelope in the Confluent wire format (magic byte 0, 4-byte
+// big-endian schema id, Avro binary).
+//
+// Invariants:
+//
+//   - Encoding is pure: an event becomes (topic, key, value) or a classified *Error; nothing
+//     is dropped, rounded, truncated or replaced by a made-up value. A value the schema cannot
+//     hold is an *Error of class ClassValueNotRepresentable, never a silent conversion.
+//   - Schemas are derived once per *change.Table (tables are immutable) and are deterministic:
+//     the same table shape yields byte-identical schema JSON, so re-registering is a no-op.
+//   - The registry is called only when a table version is first seen; rows are encoded from a
+//     compiled per-table plan straight into a reused buffer, without reflection or maps.
+//   - The same row encodes to the same key bytes and the same `after` bytes whether it came
+//     from a snapshot (op "r") or the stream (op "c"/"u").
+//   - Nullable columns are unions with null first and "default": null, so adding a nullable
+//     column keeps BACKWARD compatibility.
+//   - cdcd never lowers a subject's compatibility level (see SRRegistry.EnsureCompatibility).
+//
+// # The envelope
+//
+// op is c, u, d, r (snapshot read) or t (truncate); ts_ms is the encoder's clock
+// (Config.Now). source carries version, connector, name (the pipeline), ts_ms (the source
+// commit time; 0 when unknown), snapshot ("true" for op r, else "false"; "last" is never
+// written because an Event does not say it ends a snapshot), db, schema, table, txId (a
+// numeric transaction id: the Postgres xid), lsn (Postgres only: the commit LSN,
+// Position.Tx), gtid (a non-numeric transaction id: a MySQL or MariaDB GTID) and sequence
+// (the event's cdcd Position as {"tx":N,"index":I}, which totally orders a pipeline's
+// events). transaction is {id: TxID, total_order and data_collection_order: the event's
+// index in its transaction + 1} when the event has a TxID.
+//
+// Records of a table without a key, and truncates, have a null key; a delete of a keyed
+// table is followed by the tombstone Record.Tombstone returns, unless the caller disables
+// tombstones.
+//
+// # The before image
+//
+// `before` and `after` share one Value record, whose NOT NULL columns are plain (non-union)
+// Avro types. When the source did not send every old column (change.Absent: Postgres replica
+// identity DEFAULT/INDEX, MySQL binlog_row_image MINIMAL/NOBLOB), writing NULL or a default
+// for those columns would claim values the database never stated. So the rule is:
+//
+//	before is emitted only when it is complete; if any value of the old row is Absent,
+//	before is null.
+//
+// The old key is still in the record key. Consumers that need old values set REPLICA
+// IDENTITY FULL (Postgres) or binlog_row_image=FULL (MySQL). An Absent value in `after` or in
+// a key column is a source bug and yields ClassUndecodable.
+//
+// # Unchanged TOAST
+//
+// Postgres does not resend an unchanged out-of-line (TOASTed) value on update
+// (change.Unchanged). For columns whose Avro type is string or bytes (text, varchar, json,
+// jsonb, bytea, unconstrained numeric) the value is written as UnchangedPlaceholder (its
+// UTF-8 bytes for bytes columns). For any other column type there is no honest placeholder
+// and the event fails with ClassValueNotRepresentable; the source should fill the value from
+// the old row (REPLICA IDENTITY FULL).
+//
+// # Type mapping
+//
+// bool->boolean; int16,int32->int; int64->long; uint64->bytes decimal(20,0); float32->float;
+// float64->double; numeric(P,S)->bytes decimal(P,S); unconstrained numeric->string (carries
+// NaN, ±Infinity and any scale exactly); string, enum, timetz, interval->string; uuid->string
+// uuid; json->string with connect.name io.debezium.data.Json; bytes->bytes; date->int date;
+// time->long time-micros; timestamp->long local-timestamp-micros; timestamptz->long
+// timestamp-micros; array->array of ["null", element]. Postgres ±infinity dates and
+// timestamps travel as their sentinel values (change.TimestampInfinity etc.). A numeric with
+// negative scale (PG15+) numeric(P,-N) becomes decimal(P+N,0); one with scale above its
+// precision numeric(P,S>P) becomes decimal(S,S): both hold every value the column can.
+//
+// # Names
+//
+// Avro names must match [A-Za-z_][A-Za-z0-9_]*. A table, column or topic segment that does
+// not is sanitized (invalid characters become '_', a leading digit gets a '_' prefix) and,
+// because sanitizing can merge distinct names, gets '_' plus 8 hex digits of the FNV-1a hash
+// of the original name appended. Two columns that still collide are an error.
+package encode

@@ -1,0 +1,265 @@
+package encode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+)
+
+func newSR(t *testing.T, opts ...srfake.Option) (*srfake.Registry, *SRRegistry) {
+	t.Helper()
+	fake := srfake.New(opts...)
+	t.Cleanup(fake.Close)
+	cl, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, NewSRRegistry(cl)
+}
+
+// subjectLevel reads a subject's own level straight from the fake ("" when it has none).
+func subjectLevel(t *testing.T, fake *srfake.Registry, subject string) string {
+	t.Helper()
+	resp, err := http.Get(fake.URL() + "/config/" + url.PathEscape(subject) + "?defaultToGlobal=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return ""
+	}
+	var body struct {
+		Level string `json:"compatibilityLevel"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Level
+}
+
+func TestEnsureCompatibility(t *testing.T) {
+	tests := []struct {
+		name         string
+		global       sr.CompatibilityLevel
+		subjectLevel sr.CompatibilityLevel // 0: none
+		want         string
+		wantEff      string
+		wantSubject  string // the subject's own level afterwards
+	}{
+		{"global NONE: set the subject", sr.CompatNone, 0, "BACKWARD", "BACKWARD", "BACKWARD"},
+		{"global already BACKWARD: leave it", sr.CompatBackward, 0, "BACKWARD", "BACKWARD", ""},
+		{"global stricter: never lower", sr.CompatFullTransitive, 0, "BACKWARD", "FULL_TRANSITIVE", ""},
+		{"global FORWARD: join to FULL", sr.CompatForward, 0, "BACKWARD", "FULL", "FULL"},
+		{"global BACKWARD, want transitive", sr.CompatBackward, 0, "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE"},
+		{"subject's own NONE is kept", sr.CompatBackward, sr.CompatNone, "BACKWARD", "NONE", "NONE"},
+		{"subject's own FULL is kept", sr.CompatNone, sr.CompatFull, "BACKWARD", "FULL", "FULL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, reg := newSR(t, srfake.WithGlobalCompat(tc.global))
+			const subject = "shop.public.orders-value"
+			if tc.subjectLevel != 0 {
+				if err := fake.SetCompat(subject, tc.subjectLevel); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eff, err := reg.EnsureCompatibility(context.Background(), subject, tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eff != tc.wantEff {
+				t.Errorf("effective level %s, want %s", eff, tc.wantEff)
+			}
+			if got := subjectLevel(t, fake, subject); got != tc.wantSubject {
+				t.Errorf("subject level %q, want %q", got, tc.wantSubject)
+			}
+		})
+	}
+}
+
+func TestSRRegistryRegister(t *testing.T) {
+	fake, reg := newSR(t)
+	enc := newTestEncoder(t, reg)
+	tbl := ordersTable()
+	var rec Record
+	if err := enc.Encode(context.Background(), &change.Event{Op: change.OpCreate, Table: tbl, After: ordersRow(5)}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"shop.public.orders-key", "shop.public.orders-value"} {
+		if !fake.SubjectExists(subject) {
+			t.Errorf("subject %s not registered", subject)
+		}
+	}
+	// Decode with the schema the registry holds for the id in the record.
+	cl, _ := sr.NewClient(sr.URLs(fake.URL()))
+	var serde sr.ConfluentHeader
+	id, payload, err := serde.DecodeID(rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cl.SchemaByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := decodeWith(t, parseSchema(t, s.Schema), payload)
+	if v["after"].(map[string]any)["id"] != int64(5) {
+		t.Errorf("decoded %v", v)
+	}
+	// Registering the same schema again returns the same id.
+	_, value, _ := enc.Schemas(tbl)
+	again, err := reg.Register(context.Background(), "shop.public.orders-value", value)
+	if err != nil || again != id {
+		t.Errorf("re-register: id %d, %v; want %d", again, err, id)
+	}
+}
+
+func respond(status, code int, msg string) srfake.Interceptor {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/versions") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error_code": code, "message": msg})
+		return true
+	}
+}
+
+func TestSRRegistryRefusalIsClassified(t *testing.T) {
+	for _, tc := range []struct {
+		status, code int
+	}{{409, 409}, {422, 42201}} {
+		fake, reg := newSR(t)
+		msg := "Schema being registered is incompatible with an earlier schema for subject \"shop.public.orders-value\""
+		fake.Intercept(respond(tc.status, tc.code, msg))
+		enc := newTestEncoder(t, reg)
+		var rec Record
+		err := enc.Encode(context.Background(), &change.Event{Op: change.OpCreate, Table: ordersTable(), After: ordersRow(1)}, &rec)
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("%d: err = %v, want *Error", tc.status, err)
+		}
+		if ce.Class != ClassSchemaRejected || ce.Subject != "shop.public.orders-key" || ce.Table != "public.orders" {
+			t.Errorf("%d: %+v", tc.status, ce)
+		}
+		if !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "public.orders subject shop.public.orders-key:") {
+			t.Errorf("%d: message %q", tc.status, err)
+		}
+		if Retriable(err) {
+			t.Errorf("%d: a refusal must not be retriable", tc.status)
+		}
+	}
+}
+
+func TestSRRegistryTransientErrorsAreRetriable(t *testing.T) {
+	fake, reg := newSR(t)
+	fake.Intercept(respond(503, 50003, "Error forwarding request to primary"))
+	enc := newTestEncoder(t, reg)
+	var rec Record
+	ev := &change.Event{Op: change.OpCreate, Table: ordersTable(), After: ordersRow(1)}
+	err := enc.Encode(context.Background(), ev, &rec)
+	if err == nil || ClassOf(err) != "" || !Retriable(err) {
+		t.Fatalf("err = %v: want a retriable, unclassified error", err)
+	}
+	// Not cached: once the registry recovers, the next event goes through.
+	fake.ClearInterceptors()
+	if err := enc.Encode(context.Background(), ev, &rec); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestSRRegistryUnreachableIsRetriable(t *testing.T) {
+	fake, reg := newSR(t)
+	fake.Close()
+	_, err := reg.Register(context.Background(), "s-value", `"string"`)
+	if err == nil || !Retriable(err) {
+		t.Fatalf("err = %v, want retriable", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	_, err = reg.Register(ctx, "s-value", `"string"`)
+	if err == nil || !Retriable(err) {
+		t.Fatalf("timeout: err = %v, want retriable", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	if _, err = reg.Register(ctx, "s-value", `"string"`); Retriable(err) {
+		t.Fatalf("cancelled: err = %v, want not retriable", err)
+	}
+}
+
+func TestRetriable(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{&sr.ResponseError{StatusCode: 500}, true},
+		{&sr.ResponseError{StatusCode: 429}, true},
+		{&sr.ResponseError{StatusCode: 401}, false},
+		{&sr.ResponseError{StatusCode: 409}, false},
+		{&Error{Class: ClassValueNotRepresentable}, false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, true},
+		{errors.New("something else"), false},
+	}
+	for _, tc := range tests {
+		if got := Retriable(tc.err); got != tc.want {
+			t.Errorf("Retriable(%v) = %v", tc.err, got)
+		}
+	}
+}
+
+func TestLevelLattice(t *testing.T) {
+	if !implies(sr.CompatFullTransitive, sr.CompatBackward) || implies(sr.CompatBackward, sr.CompatFull) ||
+		!implies(sr.CompatBackward, sr.CompatNone) || implies(sr.CompatForward, sr.CompatBackward) {
+		t.Error("implies is wrong")
+	}
+	tests := []struct{ a, b, want sr.CompatibilityLevel }{
+		{sr.CompatNone, sr.CompatBackward, sr.CompatBackward},
+		{sr.CompatForward, sr.CompatBackward, sr.CompatFull},
+		{sr.CompatForwardTransitive, sr.CompatBackward, sr.CompatFullTransitive},
+		{sr.CompatBackwardTransitive, sr.CompatBackward, sr.CompatBackwardTransitive},
+	}
+	for _, tc := range tests {
+		if got := join(tc.a, tc.b); got != tc.want {
+			t.Errorf("join(%s, %s) = %s, want %s", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestLevelSetAfterFirstSchema: a registry that refuses a subject-level config before the
+// subject exists (Apicurio answers 404) gets the level right after the first schema.
+func TestLevelSetAfterFirstSchema(t *testing.T) {
+	fake, reg := newSR(t, srfake.WithGlobalCompat(sr.CompatNone))
+	fake.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		subject, ok := strings.CutPrefix(r.URL.Path, "/config/")
+		if r.Method != http.MethodPut || !ok || fake.SubjectExists(subject) {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error_code": 40401, "message": "No artifact with ID '" + subject + "' in group 'null' was found."})
+		return true
+	})
+	enc := newTestEncoder(t, reg)
+	var rec Record
+	if err := enc.Encode(context.Background(), &change.Event{Op: change.OpCreate, Table: ordersTable(), After: ordersRow(1)}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"shop.public.orders-key", "shop.public.orders-value"} {
+		if got := subjectLevel(t, fake, subject); got != "BACKWARD" {
+			t.Errorf("%s: level %q, want BACKWARD", subject, got)
+		}
+	}
+}

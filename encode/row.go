@@ -1,0 +1,171 @@
+package encode
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cdcd-dev/cdcd/change"
+)
+
+// UnchangedPlaceholder stands for an unchanged TOAST value (change.Unchanged) in columns
+// whose Avro type is string or bytes. It is not the column's value: consumers must treat a
+// field holding it as "not sent, unchanged since the previous version of the row".
+const UnchangedPlaceholder = "__cdcd_unchanged_toast__"
+
+// Union branch indexes, zigzag-encoded.
+const (
+	unionNull  = 0
+	unionValue = 2
+)
+
+// appendField writes one field of a Key or Value record. A returned *Error has Class and
+// Err set; the caller adds Table and Column.
+func appendField(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, *Error) {
+	switch v.State {
+	case change.Present:
+		if c.nullable {
+			dst = append(dst, unionValue)
+		}
+		return appendValue(dst, c, v, sc)
+	case change.Null:
+		if !c.nullable {
+			return dst, &Error{Class: ClassValueNotRepresentable, Err: fmt.Errorf(
+				"NULL in a column the schema declares NOT NULL (%s); the column's nullability changed without cdcd seeing it: restart the pipeline so it re-reads the table, or route the row to the dead-letter topic", c.typeName)}
+		}
+		return append(dst, unionNull), nil
+	case change.Unchanged:
+		if !c.textual() {
+			return dst, &Error{Class: ClassValueNotRepresentable, Err: fmt.Errorf(
+				"the source sent an unchanged-TOAST marker instead of the value, and a %s column has no placeholder form; set REPLICA IDENTITY FULL on the table so the source can fill in the old value", c.typeName)}
+		}
+		if c.nullable {
+			dst = append(dst, unionValue)
+		}
+		return appendString(dst, UnchangedPlaceholder), nil
+	case change.Absent:
+		return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf(
+			"the source sent no value for this column in a row that must be complete; this is a source bug (for MySQL, check binlog_row_image=FULL)")}
+	}
+	return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf("unknown value state %d; this is a source bug", v.State)}
+}
+
+// appendValue writes a present value of column c (without the union branch).
+func appendValue(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, *Error) {
+	switch c.kind {
+	case change.KindBool:
+		return appendBool(dst, v.Int != 0), nil
+	case change.KindInt16, change.KindInt32, change.KindDate:
+		if v.Int < math.MinInt32 || v.Int > math.MaxInt32 {
+			return dst, &Error{Class: ClassValueNotRepresentable, Err: fmt.Errorf(
+				"value %d does not fit %s (Avro int is 32-bit); the source reported a wider value than the column's type allows", v.Int, c.typeName)}
+		}
+		return appendLong(dst, v.Int), nil
+	case change.KindInt64, change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+		return appendLong(dst, v.Int), nil
+	case change.KindUint64:
+		return appendUint64Decimal(dst, v.Uint, sc), nil
+	case change.KindFloat32:
+		f := float32(v.Float)
+		if math.IsInf(float64(f), 0) && !math.IsInf(v.Float, 0) {
+			return dst, &Error{Class: ClassValueNotRepresentable, Err: fmt.Errorf(
+				"value %g does not fit %s (32-bit float)", v.Float, c.typeName)}
+		}
+		return appendFloat(dst, f), nil
+	case change.KindFloat64:
+		return appendDouble(dst, v.Float), nil
+	case change.KindDecimal:
+		if c.prec == 0 {
+			return appendString(dst, v.Str), nil
+		}
+		out, p := appendDecimal(dst, v.Str, c.prec, c.scale, sc)
+		if p != decOK {
+			return dst, decimalError(c, v.Str, p)
+		}
+		return out, nil
+	case change.KindString, change.KindEnum, change.KindTimeTZ, change.KindInterval, change.KindUUID, change.KindJSON:
+		return appendString(dst, v.Str), nil
+	case change.KindBytes:
+		return appendBytes(dst, v.Bytes), nil
+	case change.KindArray:
+		if len(v.Arr) == 0 {
+			return append(dst, 0), nil
+		}
+		dst = appendLong(dst, int64(len(v.Arr)))
+		for i := range v.Arr {
+			e := &v.Arr[i]
+			switch e.State {
+			case change.Null:
+				dst = append(dst, unionNull)
+			case change.Present:
+				var err *Error
+				dst = append(dst, unionValue)
+				if dst, err = appendValue(dst, c.elem, e, sc); err != nil {
+					err.Err = fmt.Errorf("array element %d: %w", i, err.Err)
+					return dst, err
+				}
+			default:
+				return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf(
+					"array element %d has no value (state %d); this is a source bug", i, e.State)}
+			}
+		}
+		return append(dst, 0), nil
+	}
+	return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf("kind %v has no Avro mapping", c.kind)}
+}
+
+func decimalError(c *colPlan, s string, p decProblem) *Error {
+	const fix = "widen the column's type, or set on_error: dlq to keep such rows in the dead-letter topic"
+	shown := s
+	if len(shown) > 64 {
+		shown = shown[:61] + "..."
+	}
+	var err error
+	switch p {
+	case decSyntax:
+		return &Error{Class: ClassUndecodable, Err: fmt.Errorf(
+			"value %q is not a decimal number; this is a source bug", shown)}
+	case decNaN:
+		err = fmt.Errorf("value %s does not fit %s (an Avro decimal has no NaN or Infinity); store NULL instead, or make the column an unconstrained numeric, which cdcd carries as text", shown, c.typeName)
+	case decFrac:
+		err = fmt.Errorf("value %s does not fit %s (more than %d fractional digits); %s", shown, c.typeName, c.scale, fix)
+	default:
+		err = fmt.Errorf("value %s does not fit %s (more than %d integer digits); %s", shown, c.typeName, c.prec-c.scale, fix)
+	}
+	return &Error{Class: ClassValueNotRepresentable, Err: err}
+}
+
+// appendRecord writes a Key or Value record: the columns idx of row (all columns when idx
+// is nil).
+func (p *tablePlan) appendRecord(dst []byte, row []change.Value, idx []int, sc *scratch) ([]byte, error) {
+	if len(row) != len(p.cols) {
+		return dst, &Error{Class: ClassUndecodable, Table: p.qname, Err: fmt.Errorf(
+			"row has %d values but the table has %d columns; this is a source bug", len(row), len(p.cols))}
+	}
+	var err *Error
+	if idx == nil {
+		for i := range p.cols {
+			if dst, err = appendField(dst, &p.cols[i], &row[i], sc); err != nil {
+				err.Table, err.Column = p.qname, p.cols[i].name
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+	for _, i := range idx {
+		if dst, err = appendField(dst, &p.cols[i], &row[i], sc); err != nil {
+			err.Table, err.Column = p.qname, p.cols[i].name
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// complete reports whether row carries every column (no Absent value).
+func complete(row []change.Value) bool {
+	for i := range row {
+		if row[i].State == change.Absent {
+			return false
+		}
+	}
+	return true
+}

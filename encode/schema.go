@@ -1,0 +1,277 @@
+package encode
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/cdcd-dev/cdcd/change"
+)
+
+// Names of the records every value schema shares.
+const (
+	sourceNamespace = "io.cdcd"
+	jsonConnectName = "io.debezium.data.Json"
+	sourceTypeProp  = "cdcd.source_type"
+)
+
+// colPlan is what the hot path needs to know about one column (or array element).
+type colPlan struct {
+	name        string // source column name, for messages
+	kind        change.Kind
+	nullable    bool
+	prec, scale int    // Avro decimal shape: KindUint64, and KindDecimal when prec > 0
+	typeName    string // the type as users know it, for messages
+	elem        *colPlan
+}
+
+// textual reports whether the column's Avro type is string or bytes, i.e. whether
+// UnchangedPlaceholder can stand for an unchanged TOAST value.
+func (c *colPlan) textual() bool {
+	switch c.kind {
+	case change.KindString, change.KindJSON, change.KindBytes:
+		return true
+	case change.KindDecimal:
+		return c.prec == 0
+	}
+	return false
+}
+
+// tablePlan is everything derived from one *change.Table: names, schemas, and the encoding
+// plan. It is immutable once built.
+type tablePlan struct {
+	qname       string // schema.table
+	topic       string
+	namespace   string
+	cols        []colPlan
+	key         []int // indexes into cols
+	keySchema   string
+	valueSchema string
+}
+
+// decimalShape maps a source decimal's precision and scale onto a valid Avro decimal
+// (0 <= scale <= precision) that holds every value the column can.
+func decimalShape(p, s int) (prec, scale int) {
+	switch {
+	case s < 0: // numeric(5,-2) holds up to 9999900
+		return p - s, 0
+	case s > p: // numeric(2,5) holds up to 0.00099
+		return s, s
+	}
+	return p, s
+}
+
+// jobj is a JSON object whose keys keep their order, so schemas are deterministic.
+type jobj []jkv
+
+type jkv struct {
+	k string
+	v any
+}
+
+func writeJSON(b *bytes.Buffer, v any) {
+	switch v := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case string:
+		q, _ := json.Marshal(v) // cannot fail for a string
+		b.Write(q)
+	case int:
+		b.WriteString(strconv.Itoa(v))
+	case jobj:
+		b.WriteByte('{')
+		for i, kv := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSON(b, kv.k)
+			b.WriteByte(':')
+			writeJSON(b, kv.v)
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSON(b, e)
+		}
+		b.WriteByte(']')
+	default:
+		panic(fmt.Sprintf("encode: writeJSON: unexpected %T", v))
+	}
+}
+
+func jsonString(v any) string {
+	var b bytes.Buffer
+	writeJSON(&b, v)
+	return b.String()
+}
+
+// planColumn builds the plan and the Avro type (without the null union) of one column or
+// array element of kind k.
+func planColumn(c *change.Column, k change.Kind, elem bool) (colPlan, any, error) {
+	p := colPlan{name: c.Name, kind: k, typeName: c.SourceType}
+	if p.typeName == "" || elem {
+		p.typeName = k.String()
+	}
+	var t any
+	switch k {
+	case change.KindBool:
+		t = "boolean"
+	case change.KindInt16, change.KindInt32:
+		t = "int"
+	case change.KindInt64:
+		t = "long"
+	case change.KindUint64:
+		p.prec, p.scale = 20, 0
+		t = jobj{{"type", "bytes"}, {"logicalType", "decimal"}, {"precision", 20}, {"scale", 0}}
+	case change.KindFloat32:
+		t = "float"
+	case change.KindFloat64:
+		t = "double"
+	case change.KindDecimal:
+		switch {
+		case c.Precision < 0:
+			return p, nil, fmt.Errorf("decimal precision %d is negative; the source reported a bad type", c.Precision)
+		case c.Precision == 0:
+			t = "string" // unconstrained: NaN, ±Infinity and any scale, exactly
+		default:
+			p.prec, p.scale = decimalShape(c.Precision, c.Scale)
+			if elem {
+				p.typeName = fmt.Sprintf("decimal(%d,%d)", c.Precision, c.Scale)
+			}
+			t = jobj{{"type", "bytes"}, {"logicalType", "decimal"}, {"precision", p.prec}, {"scale", p.scale}}
+		}
+	case change.KindString, change.KindEnum, change.KindTimeTZ, change.KindInterval:
+		t = "string"
+	case change.KindUUID:
+		t = jobj{{"type", "string"}, {"logicalType", "uuid"}}
+	case change.KindJSON:
+		t = jobj{{"type", "string"}, {"connect.name", jsonConnectName}}
+	case change.KindBytes:
+		t = "bytes"
+	case change.KindDate:
+		t = jobj{{"type", "int"}, {"logicalType", "date"}}
+	case change.KindTime:
+		t = jobj{{"type", "long"}, {"logicalType", "time-micros"}}
+	case change.KindTimestamp:
+		t = jobj{{"type", "long"}, {"logicalType", "local-timestamp-micros"}}
+	case change.KindTimestampTZ:
+		t = jobj{{"type", "long"}, {"logicalType", "timestamp-micros"}}
+	case change.KindArray:
+		if elem {
+			return p, nil, fmt.Errorf("nested arrays are not supported")
+		}
+		ep, et, err := planColumn(c, c.Elem, true)
+		if err != nil {
+			return p, nil, fmt.Errorf("array element: %w", err)
+		}
+		p.elem = &ep
+		t = jobj{{"type", "array"}, {"items", []any{"null", et}}}
+	default:
+		return p, nil, fmt.Errorf("kind %v has no Avro mapping; the source must map the type to a supported kind", k)
+	}
+	return p, t, nil
+}
+
+// buildPlan derives names, schemas and the encoding plan of one table version.
+func buildPlan(t *change.Table, topic string) (*tablePlan, error) {
+	p := &tablePlan{
+		qname:     t.QualifiedName(),
+		topic:     topic,
+		namespace: avroNamespace(topic),
+		cols:      make([]colPlan, len(t.Columns)),
+		key:       t.KeyColumns,
+	}
+	fields := make([]any, len(t.Columns))
+	seen := make(map[string]int, len(t.Columns))
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		name := AvroName(c.Name)
+		if j, dup := seen[name]; dup {
+			return nil, &Error{Class: ClassSchemaRejected, Table: p.qname, Column: c.Name,
+				Err: fmt.Errorf("columns %q and %q both become Avro field %q; rename one of them", t.Columns[j].Name, c.Name, name)}
+		}
+		seen[name] = i
+		cp, typ, err := planColumn(c, c.Kind, false)
+		if err != nil {
+			return nil, &Error{Class: ClassUndecodable, Table: p.qname, Column: c.Name, Err: err}
+		}
+		cp.nullable = c.Nullable
+		p.cols[i] = cp
+		f := jobj{{"name", name}}
+		if c.Nullable {
+			f = append(f, jkv{"type", []any{"null", typ}}, jkv{"default", nil})
+		} else {
+			f = append(f, jkv{"type", typ})
+		}
+		if c.SourceType != "" {
+			f = append(f, jkv{sourceTypeProp, c.SourceType})
+		}
+		fields[i] = f
+	}
+	for _, k := range t.KeyColumns {
+		if k < 0 || k >= len(t.Columns) {
+			return nil, &Error{Class: ClassUndecodable, Table: p.qname,
+				Err: fmt.Errorf("key column index %d is out of range (%d columns); the source reported a bad key", k, len(t.Columns))}
+		}
+	}
+	if len(t.KeyColumns) > 0 {
+		kf := make([]any, len(t.KeyColumns))
+		for i, k := range t.KeyColumns {
+			kf[i] = fields[k]
+		}
+		p.keySchema = jsonString(jobj{{"type", "record"}, {"name", "Key"}, {"namespace", p.namespace}, {"fields", kf}})
+	}
+	value := jobj{{"type", "record"}, {"name", "Value"}, {"namespace", p.namespace}, {"fields", fields}}
+	p.valueSchema = jsonString(jobj{
+		{"type", "record"}, {"name", "Envelope"}, {"namespace", p.namespace},
+		{"fields", []any{
+			jobj{{"name", "before"}, {"type", []any{"null", value}}, {"default", nil}},
+			jobj{{"name", "after"}, {"type", []any{"null", p.namespace + ".Value"}}, {"default", nil}},
+			jobj{{"name", "source"}, {"type", sourceSchema}},
+			jobj{{"name", "op"}, {"type", "string"}},
+			jobj{{"name", "ts_ms"}, {"type", []any{"null", "long"}}, {"default", nil}},
+			jobj{{"name", "transaction"}, {"type", []any{"null", transactionSchema}}, {"default", nil}},
+		}},
+	})
+	return p, nil
+}
+
+func optional(name, typ string) jobj {
+	return jobj{{"name", name}, {"type", []any{"null", typ}}, {"default", nil}}
+}
+
+func required(name, typ string) jobj { return jobj{{"name", name}, {"type", typ}} }
+
+// sourceSchema is the envelope's source block. Field order is the wire order: keep
+// appendSource in step.
+var sourceSchema = jobj{
+	{"type", "record"}, {"name", "Source"}, {"namespace", sourceNamespace},
+	{"fields", []any{
+		required("version", "string"),
+		required("connector", "string"),
+		required("name", "string"),
+		required("ts_ms", "long"),
+		required("snapshot", "string"),
+		required("db", "string"),
+		required("schema", "string"),
+		required("table", "string"),
+		optional("txId", "long"),
+		optional("lsn", "long"),
+		optional("gtid", "string"),
+		optional("sequence", "string"),
+	}},
+}
+
+var transactionSchema = jobj{
+	{"type", "record"}, {"name", "Transaction"}, {"namespace", sourceNamespace},
+	{"fields", []any{
+		required("id", "string"),
+		required("total_order", "long"),
+		required("data_collection_order", "long"),
+	}},
+}

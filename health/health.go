@@ -1,0 +1,91 @@
+// Package health tracks whether each pipeline is connected and streaming, for /readyz.
+//
+// A pipeline is ready only while its supervisor says so: connected to its source and to Kafka
+// and making progress. Every not-ready state carries the reason an operator needs.
+package health
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// State of one pipeline.
+type State struct {
+	Ready  bool      `json:"ready"`
+	Phase  string    `json:"phase"`            // starting | streaming | retrying | stopped | failed
+	Reason string    `json:"reason,omitempty"` // why it is not ready, with the fix when known
+	Since  time.Time `json:"since"`
+}
+
+// Registry holds the state of every pipeline. Safe for concurrent use.
+type Registry struct {
+	mu     sync.Mutex
+	states map[string]State
+	now    func() time.Time
+}
+
+// NewRegistry returns a registry that knows the given pipelines, all "starting".
+func NewRegistry(pipelines ...string) *Registry {
+	r := &Registry{states: map[string]State{}, now: time.Now}
+	for _, p := range pipelines {
+		r.states[p] = State{Phase: "starting", Reason: "not connected yet", Since: r.now()}
+	}
+	return r
+}
+
+// Set records a pipeline's state; Since changes only when the phase or readiness changes.
+func (r *Registry) Set(pipeline string, ready bool, phase, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.states[pipeline]
+	s := State{Ready: ready, Phase: phase, Reason: reason, Since: r.now()}
+	if ok && old.Ready == ready && old.Phase == phase {
+		s.Since = old.Since
+	}
+	r.states[pipeline] = s
+}
+
+// Snapshot returns a copy of every pipeline's state and whether all are ready.
+func (r *Registry) Snapshot() (map[string]State, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]State, len(r.states))
+	all := len(r.states) > 0
+	for k, v := range r.states {
+		out[k] = v
+		all = all && v.Ready
+	}
+	return out, all
+}
+
+// ReadyHandler answers 200 when every pipeline is ready and 503 otherwise, with a JSON body
+// giving each pipeline's state and reason.
+func (r *Registry) ReadyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		states, ready := r.Snapshot()
+		names := make([]string, 0, len(states))
+		for n := range states {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		type entry struct {
+			Name string `json:"name"`
+			State
+		}
+		body := struct {
+			Ready     bool    `json:"ready"`
+			Pipelines []entry `json:"pipelines"`
+		}{Ready: ready}
+		for _, n := range names {
+			body.Pipelines = append(body.Pipelines, entry{n, states[n]})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	})
+}

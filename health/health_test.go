@@ -1,0 +1,48 @@
+package health
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestReadyHandler(t *testing.T) {
+	r := NewRegistry("a", "b")
+	get := func() (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		r.ReadyHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Code, body
+	}
+	if code, body := get(); code != http.StatusServiceUnavailable || body["ready"] != false {
+		t.Fatalf("starting pipelines must be unready: %d %v", code, body)
+	}
+	r.Set("a", true, "streaming", "")
+	code, body := get()
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("one pipeline still starting: got %d", code)
+	}
+	ps := body["pipelines"].([]any)
+	b := ps[1].(map[string]any)
+	if b["name"] != "b" || b["reason"] != "not connected yet" {
+		t.Fatalf("reason missing: %v", b)
+	}
+	r.Set("b", true, "streaming", "")
+	if code, _ := get(); code != http.StatusOK {
+		t.Fatalf("all ready: got %d", code)
+	}
+	r.Set("b", false, "retrying", "kafka: connection refused")
+	if code, body := get(); code != http.StatusServiceUnavailable || body["pipelines"].([]any)[1].(map[string]any)["reason"] != "kafka: connection refused" {
+		t.Fatalf("retrying must be unready with its cause: %v", body)
+	}
+}
+
+func TestNoPipelinesIsNotReady(t *testing.T) {
+	if _, ready := NewRegistry().Snapshot(); ready {
+		t.Fatal("a daemon with nothing to run is not ready")
+	}
+}

@@ -1,0 +1,93 @@
+// Package integration holds end-to-end tests against the real local stack (make stack-up):
+// PostgreSQL, MariaDB, Kafka and the schema registry on 127.0.0.1.
+//
+// Under `make test` CDCD_TEST_STACK=1 is set and a service that cannot be reached FAILS the
+// test. A plain `go test ./...` without it skips these tests, saying how to run them.
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type stack struct {
+	pgDSN    string // a DSN to the postgres database; tests create their own databases
+	mysqlDSN string
+	kafka    []string
+	registry string
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// needStack returns the stack's addresses, skipping only when the stack was not requested.
+func needStack(t *testing.T) stack {
+	t.Helper()
+	if os.Getenv("CDCD_TEST_STACK") == "" {
+		t.Skip("integration test: run `make test` (or `make stack-up` and set CDCD_TEST_STACK=1)")
+	}
+	return stack{
+		pgDSN:    env("CDCD_TEST_PG_DSN", "postgres://postgres@127.0.0.1:55432/postgres"),
+		mysqlDSN: env("CDCD_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:33306)/"),
+		kafka:    strings.Split(env("CDCD_TEST_KAFKA", "127.0.0.1:19092"), ","),
+		registry: env("CDCD_TEST_REGISTRY", "http://127.0.0.1:18081"),
+	}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func pgConnect(t *testing.T, ctx context.Context, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("postgres at %s is not reachable (is the stack up? make stack-up): %v", dsn, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// newDatabase creates a fresh database for one test and returns its DSN.
+func newDatabase(t *testing.T, ctx context.Context, s stack, name string) string {
+	t.Helper()
+	admin := pgConnect(t, ctx, s.pgDSN)
+	dropDatabase(ctx, admin, name)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), s.pgDSN)
+		if err == nil {
+			dropDatabase(context.Background(), c, name)
+			c.Close(context.Background())
+		}
+	})
+	cfg, err := pgx.ParseConfig(s.pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, name)
+}
+
+func dropDatabase(ctx context.Context, admin *pgx.Conn, name string) {
+	// Slots pin a database; drop them first.
+	_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
+	_, _ = admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, name)
+	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+var _ = sql.ErrNoRows

@@ -1,0 +1,227 @@
+// Package pipeline wires one pipeline: source -> encode -> publish -> ack, under a supervisor
+// that retries what is retriable and stops on what is not.
+//
+// The delivery contract (exactly_once):
+//   - Records of whole source transactions are produced inside one Kafka transaction together
+//     with the pipeline's offsets record; only a source transaction too large for one Kafka
+//     transaction is split, and then the offsets record names the last published event.
+//   - The source is acknowledged only after the Kafka transaction committed, and only up to
+//     the end of the last complete source transaction.
+//   - Every session starts from the committed offsets record (read_committed, after fencing
+//     older producers with the pipeline's stable transactional id) and drops what it covers.
+//
+// A failure ends the session; the supervisor starts a new one after a backoff. Nothing is
+// carried over between sessions except the committed offsets, which is what makes a crash, a
+// broker outage and an unknown transaction outcome all recover the same way.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/health"
+	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Source is what a pipeline needs of a database source.
+type Source interface {
+	// Run streams committed transactions as Items into out until ctx ends or it fails.
+	Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error
+	// Ack reports that everything up to the source position lsn is durable in Kafka.
+	Ack(lsn uint64)
+}
+
+// Config of one pipeline.
+type Config struct {
+	Name string
+	// KafkaOpts are the shared client options (brokers, TLS, SASL).
+	KafkaOpts          []kgo.Opt
+	OffsetsTopic       string
+	TransactionTimeout time.Duration
+	MaxMessageBytes    int
+	TopicPartitions    int32
+	TopicReplication   int16
+	ExactlyOnce        bool
+	Tombstones         bool
+	BatchMaxEvents     int
+	BatchMaxBytes      int
+	BatchInterval      time.Duration
+	InitialBackoff     time.Duration
+	MaxBackoff         time.Duration
+	MaxAttempts        int // 0 = forever
+	// StandbyInterval is how often a standby checks whether the slot became free.
+	StandbyInterval time.Duration
+
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Health  *health.Registry
+}
+
+// TransactionalID is the pipeline's stable Kafka transactional id: a restarted or second
+// instance of the pipeline fences the old producer.
+func TransactionalID(pipeline string) string { return "cdcd-" + pipeline }
+
+// Pipeline runs one source into Kafka.
+type Pipeline struct {
+	cfg Config
+	src Source
+	enc *encode.Encoder
+	log *slog.Logger
+}
+
+// New returns a pipeline; it connects to nothing until Run.
+func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StandbyInterval <= 0 {
+		cfg.StandbyInterval = 5 * time.Second
+	}
+	if cfg.InitialBackoff <= 0 {
+		cfg.InitialBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.InitialBackoff {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log}
+}
+
+// Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.
+func (p *Pipeline) Run(ctx context.Context) error {
+	backoff := p.cfg.InitialBackoff
+	attempts := 0
+	for {
+		started := time.Now()
+		err := p.session(ctx)
+		if ctx.Err() != nil {
+			p.setHealth(false, "stopped", "shut down")
+			return nil
+		}
+		if err == nil {
+			err = errors.New("session ended without an error")
+		}
+		if time.Since(started) > 2*p.cfg.MaxBackoff {
+			backoff, attempts = p.cfg.InitialBackoff, 0 // it ran well for a while
+		}
+		var wait time.Duration
+		switch classify(err) {
+		case classFatal:
+			p.setHealth(false, "failed", err.Error())
+			p.log.Error("pipeline stopped: not retriable", "err", err)
+			return err
+		case classStandby:
+			p.setHealth(false, "standby", err.Error())
+			p.log.Info("standby: another instance holds the stream; waiting", "cause", err.Error(), "next_attempt_in", p.cfg.StandbyInterval.String())
+			wait = p.cfg.StandbyInterval
+		default:
+			attempts++
+			if p.cfg.MaxAttempts > 0 && attempts >= p.cfg.MaxAttempts {
+				err = fmt.Errorf("giving up after %d attempts (retry.max_attempts): %w", attempts, err)
+				p.setHealth(false, "failed", err.Error())
+				p.log.Error("pipeline stopped", "err", err)
+				return err
+			}
+			wait = backoff/2 + rand.N(backoff/2+1)
+			backoff = min(backoff*2, p.cfg.MaxBackoff)
+			p.setHealth(false, "retrying", err.Error())
+			if p.cfg.Metrics != nil {
+				p.cfg.Metrics.Retries.WithLabelValues(p.cfg.Name, causeLabel(err)).Inc()
+			}
+			p.log.Warn("retrying", "cause", err.Error(), "attempt", attempts, "next_attempt_in", wait.Round(time.Millisecond).String())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.setHealth(false, "stopped", "shut down")
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Pipeline) setHealth(ready bool, phase, reason string) {
+	if p.cfg.Health != nil {
+		p.cfg.Health.Set(p.cfg.Name, ready, phase, reason)
+	}
+	if p.cfg.Metrics != nil {
+		v := 0.0
+		if ready {
+			v = 1
+		}
+		p.cfg.Metrics.PipelineReady.WithLabelValues(p.cfg.Name).Set(v)
+	}
+}
+
+type errClass int
+
+const (
+	classRetry errClass = iota
+	classStandby
+	classFatal
+)
+
+// ErrSlotBusy-like errors: sources mark "another instance streams" with Standby() true.
+type standbyError interface{ Standby() bool }
+
+type fatalError interface{ Fatal() bool }
+
+// classify is the one place that decides retry, standby or stop.
+func classify(err error) errClass {
+	var f fatalError
+	if errors.As(err, &f) && f.Fatal() {
+		return classFatal
+	}
+	var sb standbyError
+	if errors.As(err, &sb) && sb.Standby() {
+		return classStandby
+	}
+	var ee *encode.Error
+	if errors.As(err, &ee) {
+		return classFatal // a poison record: on_error decides (fail = stop)
+	}
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return classStandby // another instance took over
+	}
+	return classRetry
+}
+
+func causeLabel(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return "kafka"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case encode.Retriable(err):
+		return "schema_registry"
+	}
+	var se interface{ Source() bool }
+	if errors.As(err, &se) {
+		return "source"
+	}
+	return "other"
+}
+
+// PoisonError is a change that cannot be published; it names everything needed to find it.
+type PoisonError struct {
+	Pipeline string
+	Table    string
+	Key      string
+	Pos      change.Position
+	Err      error
+}
+
+func (e *PoisonError) Error() string {
+	return fmt.Sprintf("pipeline %s: table %s key %s at position %s: %v", e.Pipeline, e.Table, e.Key, e.Pos, e.Err)
+}
+func (e *PoisonError) Unwrap() error { return e.Err }
+func (e *PoisonError) Fatal() bool   { return true }

@@ -1,0 +1,289 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+)
+
+var testTable = &change.Table{Database: "db", Schema: "public", Name: "t", Version: 1,
+	Columns:    []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}, {Name: "v", Kind: change.KindInt64}},
+	KeyColumns: []int{0}}
+
+// fakeSource behaves like a replication slot: each Run replays every transaction whose end is
+// after the acknowledged position, then waits. It can break a stream in the middle of a
+// transaction, as a dropped connection does.
+type fakeSource struct {
+	txs      [][]change.Event
+	acked    atomic.Uint64
+	runs     atomic.Int32
+	breakAt  map[int]int // run number -> tx index at which the stream breaks mid-transaction
+	mu       sync.Mutex
+	lastSent int
+}
+
+func lsnOf(i int) uint64 { return uint64(i+1) * 100 }
+
+func (f *fakeSource) Ack(lsn uint64) {
+	for {
+		cur := f.acked.Load()
+		if lsn <= cur || f.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+	run := int(f.runs.Add(1))
+	resume.OnStreaming()
+	for i, evs := range f.txs {
+		if lsnOf(i)+1 <= f.acked.Load() {
+			continue
+		}
+		chunk := make([]change.Item, 0, len(evs)+1)
+		for _, ev := range evs {
+			chunk = append(chunk, change.Item{Event: ev})
+		}
+		if bi, ok := f.breakAt[run]; ok && bi == i {
+			chunk = chunk[:len(chunk)/2+1]
+			select {
+			case out <- chunk:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return errors.New("connection reset (injected)")
+		}
+		chunk = append(chunk, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: lsnOf(i), Index: uint32(len(evs))}, AckLSN: lsnOf(i) + 1, Time: time.Now()}})
+		select {
+		case out <- chunk:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// makeTxs builds n transactions of random size over keys 0..9; v counts changes per key, so
+// per-key order is checkable.
+func makeTxs(n int, rng *rand.Rand) ([][]change.Event, int) {
+	seq := map[int64]int64{}
+	total := 0
+	txs := make([][]change.Event, n)
+	for i := range txs {
+		size := 1 + rng.IntN(40)
+		if i == n/2 {
+			size = 250 // larger than a batch: must be split
+		}
+		for j := 0; j < size; j++ {
+			id := int64(rng.IntN(10))
+			seq[id]++
+			txs[i] = append(txs[i], change.Event{Op: change.OpUpdate, Table: testTable,
+				After: []change.Value{{Int: id}, {Int: seq[id]}}, Pos: change.Position{Tx: lsnOf(i), Index: uint32(j)},
+				CommitTime: time.Now(), TxID: fmt.Sprint(i)})
+			total++
+		}
+	}
+	return txs, total
+}
+
+func newTestPipeline(t *testing.T, brokers []string, reg string, src Source) *Pipeline {
+	t.Helper()
+	srcl, err := sr.NewClient(sr.URLs(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := encode.New(encode.Config{Pipeline: "p", Connector: "postgresql", TopicPrefix: "p"}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return New(Config{Name: "p", KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, OffsetsTopic: "_cdcd_offsets",
+		TransactionTimeout: 10 * time.Second, MaxMessageBytes: 1 << 20, TopicPartitions: 3, TopicReplication: 1,
+		ExactlyOnce: true, Tombstones: true, BatchMaxEvents: 100, BatchMaxBytes: 1 << 20, BatchInterval: 20 * time.Millisecond,
+		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Log: log}, src, enc)
+}
+
+// readAll reads every committed record of topic (read_committed) until n arrived.
+func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", len(out), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	// Anything beyond n would be a duplicate: give it a moment to show up.
+	sctx, scancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer scancel()
+	cl.PollFetches(sctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	return out
+}
+
+// avroLong decodes the first zigzag varint after a Confluent header, at offset skip.
+func avroLong(b []byte, skip int) int64 {
+	v, _ := binary.Varint(b[skip:])
+	return v
+}
+
+// TestExactlyOnceUnderFaults injects failed produces, failed transaction commits and broken
+// source streams (mid-transaction), and checks that a read_committed consumer sees every
+// change exactly once, in order per key.
+func TestExactlyOnceUnderFaults(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := srfake.New()
+	defer reg.Close()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	txs, total := makeTxs(120, rng)
+	src := &fakeSource{txs: txs, breakAt: map[int]int{1: 30, 2: 90}}
+
+	var endTxnFaults, produceFaults atomic.Int32
+	c.ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if r := req.(*kmsg.EndTxnRequest); r.Commit && endTxnFaults.Add(1)%7 == 3 {
+			resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp, nil, true
+		}
+		return nil, nil, false
+	})
+	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if produceFaults.Add(1)%23 == 11 {
+			return nil, errors.New("connection dropped (injected)"), true
+		}
+		return nil, nil, false
+	})
+
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for src.acked.Load() < lsnOf(len(txs)-1)+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline did not catch up: acked %d of %d (source runs %d)", src.acked.Load(), lsnOf(len(txs)-1)+1, src.runs.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if src.runs.Load() < 3 {
+		t.Errorf("expected the injected stream breaks to restart the source, runs = %d", src.runs.Load())
+	}
+	if endTxnFaults.Load() < 7 || produceFaults.Load() < 23 {
+		t.Errorf("faults not exercised: endTxn %d produce %d", endTxnFaults.Load(), produceFaults.Load())
+	}
+
+	recs := readAll(t, c.ListenAddrs(), "p.public.t", total)
+	if len(recs) != total {
+		t.Fatalf("got %d records, want exactly %d", len(recs), total)
+	}
+	last := map[int64]int64{}
+	for _, r := range recs {
+		id := avroLong(r.Key, 5)
+		// value: envelope; before is null (union index 0), after is union index 1 then id, v.
+		b := r.Value[5:]
+		if b[0] != 0 || b[1] != 2 {
+			t.Fatalf("unexpected envelope prefix % x", b[:4])
+		}
+		var n int
+		vid, n1 := binary.Varint(b[2:])
+		n = 2 + n1
+		v, _ := binary.Varint(b[n:])
+		if vid != id {
+			t.Fatalf("key %d but after.id %d", id, vid)
+		}
+		if v != last[id]+1 {
+			t.Fatalf("key %d: change %d after %d: lost, duplicated or out of order", id, v, last[id])
+		}
+		last[id] = v
+	}
+
+	// The committed position is the last transaction, complete.
+	rec, ok, err := offsets.Load(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "_cdcd_offsets", "p")
+	if err != nil || !ok {
+		t.Fatalf("offsets: %v %v", ok, err)
+	}
+	if rec.Pos.Tx != lsnOf(len(txs)-1) || !rec.Complete || rec.AckLSN != lsnOf(len(txs)-1)+1 {
+		t.Fatalf("final offsets %+v", rec)
+	}
+}
+
+func TestPoisonRecordStopsWithContext(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := srfake.New()
+	defer reg.Close()
+	dec := &change.Table{Schema: "public", Name: "money", Version: 1,
+		Columns:    []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}, {Name: "amount", Kind: change.KindDecimal, Precision: 5, Scale: 2}},
+		KeyColumns: []int{0}}
+	src := &fakeSource{txs: [][]change.Event{{{Op: change.OpCreate, Table: dec,
+		After: []change.Value{{Int: 7}, {Str: "123456.789"}}, Pos: change.Position{Tx: lsnOf(0)}}}}}
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	var pe *PoisonError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want a PoisonError, got %v", err)
+	}
+	for _, want := range []string{"pipeline p", "public.money", "id=7", "amount"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if src.acked.Load() != 0 {
+		t.Errorf("a failed change must not be acknowledged (acked %d)", src.acked.Load())
+	}
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}

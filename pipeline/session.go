@@ -1,0 +1,451 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// lingerMax bounds how long a batch at a transaction boundary waits for more input while the
+// source is idle; under load batches grow to the size limits or batch.interval instead.
+const lingerMax = 5 * time.Millisecond
+
+// session is one connected run: a source stream, a producer, and the batch in progress. It
+// ends at the first error; the supervisor starts a new one.
+type session struct {
+	p   *Pipeline
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	committed offsets.Record // last durable position (read at start, then ours)
+	topics    map[string]bool
+
+	// the open batch (one Kafka transaction in exactly_once mode)
+	open         bool
+	started      time.Time
+	events       int
+	bytes        int
+	tail         int // events after the last complete transaction in the batch
+	tailBytes    int
+	lastPos      change.Position
+	lastComplete *change.Commit
+	commitTimes  []time.Time
+	counts       map[countKey]*count
+
+	errMu    sync.Mutex
+	firstErr error // first failed produce of the batch
+
+	rec encode.Record
+}
+
+type countKey struct {
+	table *change.Table
+	op    change.Op
+}
+
+type count struct {
+	events, bytes int
+}
+
+func (p *Pipeline) session(ctx context.Context) (err error) {
+	p.setHealth(false, "starting", "connecting")
+	s := &session{p: p, topics: map[string]bool{}, counts: map[countKey]*count{}}
+
+	admCl, err := kgo.NewClient(p.cfg.KafkaOpts...)
+	if err != nil {
+		return fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer admCl.Close()
+	s.adm = kadm.NewClient(admCl)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = offsets.EnsureTopic(sctx, s.adm, p.cfg.OffsetsTopic, p.cfg.TopicReplication)
+	cancel()
+	if err != nil {
+		return err
+	}
+	first, hasFirst, err := p.loadOffsets(ctx)
+	if err != nil {
+		return err
+	}
+
+	// The source runs under its own context: on shutdown the batch is committed first, then
+	// the source is stopped so its last status update carries the final acknowledgement.
+	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
+	items := make(chan []change.Item, 16)
+	streaming := make(chan struct{})
+	srcDone := make(chan struct{})
+	var srcErr error
+	go func() {
+		defer close(srcDone)
+		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckLSN: first.AckLSN,
+			OnStreaming: func() { close(streaming) }}, items)
+	}()
+	defer func() {
+		stopSrc()
+		<-srcDone
+	}()
+	select {
+	case <-streaming:
+	case <-srcDone:
+		return srcErr
+	case <-ctx.Done():
+		return nil
+	}
+
+	// Only now, holding the stream, take over the transactional id: this fences any older
+	// producer of the pipeline and aborts its open transaction.
+	opts := append([]kgo.Opt{}, p.cfg.KafkaOpts...)
+	opts = append(opts,
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2, as Kafka's Java client
+		kgo.ProducerBatchMaxBytes(int32(p.cfg.MaxMessageBytes)),
+		kgo.ProducerLinger(0),
+	)
+	if p.cfg.ExactlyOnce {
+		opts = append(opts, kgo.TransactionalID(TransactionalID(p.cfg.Name)), kgo.TransactionTimeout(p.cfg.TransactionTimeout))
+	}
+	s.cl, err = kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("creating kafka producer: %w", err)
+	}
+	defer s.cl.Close()
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, _, err = s.cl.ProducerID(ictx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("initializing kafka producer %s: %w", TransactionalID(p.cfg.Name), err)
+	}
+	if s.committed, _, err = p.loadOffsets(ctx); err != nil {
+		return err
+	}
+	if s.committed.Pos.Compare(first.Pos) != 0 {
+		p.log.Info("an older instance committed after start-up; resuming after its position", "position", s.committed.Pos.String())
+	}
+	p.setHealth(true, "streaming", "")
+	p.log.Info("pipeline streaming", "resume_after", s.committed.Pos.String(), "complete", s.committed.Complete)
+
+	linger := min(lingerMax, p.cfg.BatchInterval)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var timerC <-chan time.Time
+		if s.open && s.tail == 0 {
+			timer.Reset(time.Until(s.started.Add(linger)))
+			timerC = timer.C
+		}
+		select {
+		case chunk := <-items:
+			for i := range chunk {
+				if err := s.handle(ctx, &chunk[i]); err != nil {
+					return err
+				}
+			}
+			if s.open && s.tail == 0 && time.Since(s.started) >= p.cfg.BatchInterval {
+				if err := s.commit(ctx); err != nil {
+					return err
+				}
+			}
+		case <-timerC:
+			if len(items) == 0 || time.Since(s.started) >= p.cfg.BatchInterval {
+				if err := s.commit(ctx); err != nil {
+					return err
+				}
+			}
+		case <-srcDone:
+			if srcErr == nil {
+				srcErr = errors.New("source stream ended")
+			}
+			return srcErr
+		case <-ctx.Done():
+			return s.drain(ctx)
+		}
+	}
+}
+
+func (p *Pipeline) loadOffsets(ctx context.Context) (offsets.Record, bool, error) {
+	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	rec, ok, err := offsets.Load(lctx, p.cfg.KafkaOpts, p.cfg.OffsetsTopic, p.cfg.Name)
+	if err != nil {
+		return rec, false, fmt.Errorf("reading committed position: %w", err)
+	}
+	return rec, ok, nil
+}
+
+// drain finishes the open batch on shutdown: a batch that ends at a transaction boundary is
+// committed (and acknowledged); a partial one is aborted and replays on the next start.
+func (s *session) drain(ctx context.Context) error {
+	if !s.open {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 8*time.Second)
+	defer cancel()
+	if s.tail == 0 {
+		if err := s.commit(dctx); err != nil {
+			s.p.log.Warn("final commit failed; the batch replays on the next start", "err", err)
+		}
+		return nil
+	}
+	if s.p.cfg.ExactlyOnce {
+		_ = s.cl.AbortBufferedRecords(dctx)
+		_ = s.cl.EndTransaction(dctx, kgo.TryAbort)
+	}
+	return nil
+}
+
+func (s *session) begin() error {
+	if s.p.cfg.ExactlyOnce {
+		if err := s.cl.BeginTransaction(); err != nil {
+			return fmt.Errorf("beginning kafka transaction: %w", err)
+		}
+	}
+	s.open, s.started = true, time.Now()
+	return nil
+}
+
+func (s *session) handle(ctx context.Context, it *change.Item) error {
+	if c := it.Commit; c != nil {
+		if s.committed.Covers(c.Pos, true) {
+			return nil
+		}
+		if !s.open {
+			if err := s.begin(); err != nil {
+				return err
+			}
+		}
+		s.lastComplete, s.lastPos, s.tail, s.tailBytes = c, c.Pos, 0, 0
+		if !c.Time.IsZero() {
+			s.commitTimes = append(s.commitTimes, c.Time)
+		}
+		if m := s.p.cfg.Metrics; m != nil && !c.Time.IsZero() {
+			m.SourceLagSecs.WithLabelValues(s.p.cfg.Name).Set(max(0, time.Since(c.Time).Seconds()))
+		}
+		if s.events >= s.p.cfg.BatchMaxEvents || s.bytes >= s.p.cfg.BatchMaxBytes {
+			return s.commit(ctx)
+		}
+		return nil
+	}
+	ev := &it.Event
+	if s.committed.Covers(ev.Pos, false) {
+		return nil
+	}
+	if !s.open {
+		if err := s.begin(); err != nil {
+			return err
+		}
+	}
+	if err := s.p.enc.Encode(ctx, ev, &s.rec); err != nil {
+		if encode.Retriable(err) {
+			return fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)
+		}
+		return &PoisonError{Pipeline: s.p.cfg.Name, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos, Err: err}
+	}
+	size := len(s.rec.Key) + len(s.rec.Value)
+	if size > s.p.cfg.MaxMessageBytes {
+		return &PoisonError{Pipeline: s.p.cfg.Name, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos,
+			Err: &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+				Err: fmt.Errorf("record of %d bytes exceeds kafka.max_message_bytes %d; raise it (and the topic's max.message.bytes) or use on_error: dlq", size, s.p.cfg.MaxMessageBytes)}}
+	}
+	if err := s.ensureTopic(ctx, s.rec.Topic); err != nil {
+		return err
+	}
+	s.produce(ctx, &kgo.Record{Topic: s.rec.Topic, Key: bytes.Clone(s.rec.Key), Value: bytes.Clone(s.rec.Value)})
+	if s.p.cfg.Tombstones {
+		if t, ok := s.rec.Tombstone(); ok {
+			s.produce(ctx, &kgo.Record{Topic: t.Topic, Key: t.Key})
+			size += len(t.Key)
+		}
+	}
+	c := s.counts[countKey{ev.Table, ev.Op}]
+	if c == nil {
+		c = &count{}
+		s.counts[countKey{ev.Table, ev.Op}] = c
+	}
+	c.events++
+	c.bytes += size
+	s.events++
+	s.bytes += size
+	s.tail++
+	s.tailBytes += size
+	s.lastPos = ev.Pos
+	// A single source transaction larger than a batch is split: the offsets record then names
+	// its last published event so a restart resumes exactly after it.
+	if s.tail >= s.p.cfg.BatchMaxEvents || s.tailBytes >= s.p.cfg.BatchMaxBytes {
+		return s.commit(ctx)
+	}
+	return nil
+}
+
+func (s *session) produce(ctx context.Context, r *kgo.Record) {
+	s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.errMu.Lock()
+			if s.firstErr == nil {
+				s.firstErr = err
+			}
+			s.errMu.Unlock()
+		}
+	})
+}
+
+func (s *session) ensureTopic(ctx context.Context, topic string) error {
+	if s.topics[topic] {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := s.adm.CreateTopic(cctx, s.p.cfg.TopicPartitions, s.p.cfg.TopicReplication, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	s.topics[topic] = true
+	return nil
+}
+
+// commit makes the batch durable with its offsets record, then acknowledges the source.
+func (s *session) commit(ctx context.Context) error {
+	if !s.open {
+		return nil
+	}
+	off := offsets.Record{Pos: s.lastPos, Complete: s.tail == 0, AckLSN: s.committed.AckLSN, CommitTime: s.committed.CommitTime, WrittenAt: time.Now().UTC()}
+	if c := s.lastComplete; c != nil {
+		off.AckLSN, off.CommitTime = c.AckLSN, c.Time
+	}
+	t0 := time.Now()
+	offRec := off.KafkaRecord(s.p.cfg.OffsetsTopic, s.p.cfg.Name)
+	if s.p.cfg.ExactlyOnce {
+		s.produce(ctx, offRec)
+	}
+	if err := s.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flushing records: %w", err)
+	}
+	s.errMu.Lock()
+	perr := s.firstErr
+	s.errMu.Unlock()
+	if perr != nil {
+		s.abort(ctx)
+		return fmt.Errorf("producing records: %w", perr)
+	}
+	if s.p.cfg.ExactlyOnce {
+		if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			s.countTxn("abort")
+			// The outcome may be unknown (the commit can succeed although this errs): the next
+			// session reads the offsets topic and resumes after whatever did commit.
+			return fmt.Errorf("committing kafka transaction: %w", err)
+		}
+	} else {
+		// at_least_once: the position is written only after every record was acknowledged.
+		if err := s.cl.ProduceSync(ctx, offRec).FirstErr(); err != nil {
+			return fmt.Errorf("writing position: %w", err)
+		}
+	}
+	now := time.Now()
+	s.countTxn("commit")
+	if m := s.p.cfg.Metrics; m != nil {
+		name := s.p.cfg.Name
+		m.CommitDuration.WithLabelValues(name).Observe(now.Sub(t0).Seconds())
+		e2e := m.EndToEnd.WithLabelValues(name)
+		for _, ct := range s.commitTimes {
+			e2e.Observe(max(0, now.Sub(ct).Seconds()))
+		}
+		for k, c := range s.counts {
+			m.EventsPublished.WithLabelValues(name, k.table.QualifiedName(), k.op.Name()).Add(float64(c.events))
+			m.BytesPublished.WithLabelValues(name, k.table.QualifiedName(), k.op.Name()).Add(float64(c.bytes))
+		}
+		if !off.CommitTime.IsZero() {
+			m.LastCommitted.WithLabelValues(name).Set(float64(off.CommitTime.UnixNano()) / 1e9)
+		}
+	}
+	if off.AckLSN > 0 {
+		s.p.src.Ack(off.AckLSN)
+	}
+	s.committed = off
+	s.reset()
+	return nil
+}
+
+func (s *session) abort(ctx context.Context) {
+	if s.p.cfg.ExactlyOnce {
+		_ = s.cl.AbortBufferedRecords(ctx)
+		_ = s.cl.EndTransaction(ctx, kgo.TryAbort)
+		s.countTxn("abort")
+	}
+	s.reset()
+}
+
+func (s *session) countTxn(outcome string) {
+	if m := s.p.cfg.Metrics; m != nil {
+		m.Transactions.WithLabelValues(s.p.cfg.Name, outcome).Inc()
+	}
+}
+
+func (s *session) reset() {
+	s.open, s.events, s.bytes, s.tail, s.tailBytes, s.lastComplete = false, 0, 0, 0, 0, nil
+	s.commitTimes = s.commitTimes[:0]
+	clear(s.counts)
+	s.firstErr = nil
+}
+
+// keyString renders an event's key for error messages, e.g. {id=42, region="eu"}.
+func keyString(ev *change.Event) string {
+	row := ev.After
+	if row == nil {
+		row = ev.Before
+	}
+	if ev.Table == nil || len(ev.Table.KeyColumns) == 0 || row == nil {
+		return "(no key)"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for n, i := range ev.Table.KeyColumns {
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		c := ev.Table.Columns[i]
+		b.WriteString(c.Name)
+		b.WriteByte('=')
+		if i < len(row) {
+			b.WriteString(formatValue(c, row[i]))
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func formatValue(c change.Column, v change.Value) string {
+	switch v.State {
+	case change.Null:
+		return "NULL"
+	case change.Unchanged:
+		return "(unchanged)"
+	case change.Absent:
+		return "(absent)"
+	}
+	switch c.Kind {
+	case change.KindBool, change.KindInt16, change.KindInt32, change.KindInt64, change.KindDate, change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+		return fmt.Sprint(v.Int)
+	case change.KindUint64:
+		return fmt.Sprint(v.Uint)
+	case change.KindFloat32, change.KindFloat64:
+		return fmt.Sprint(v.Float)
+	case change.KindBytes:
+		return fmt.Sprintf("%x", v.Bytes)
+	}
+	return fmt.Sprintf("%q", v.Str)
+}
+
+var _ = prometheus.Labels{}

@@ -1,0 +1,134 @@
+// Package mysql is the MySQL/MariaDB binlog source. This file holds its prerequisite checks;
+// the stream itself builds on them.
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/go-mysql-org/go-mysql/client"
+)
+
+// Connect opens a plain client connection for the DSN.
+func Connect(ctx context.Context, dsn string) (*client.Conn, error) {
+	d, err := config.ParseMySQLDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := client.ConnectWithContext(ctx, d.Addr, d.User, d.Password, d.Database, 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s as %s: %w", d.Addr, d.User, err)
+	}
+	return conn, nil
+}
+
+// Preflight checks binlog settings, privileges and tables. It never changes the server.
+func Preflight(conn *client.Conn, serverID uint32, tables []string, rep *checks.Scoped) {
+	vars, err := variables(conn, "version", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
+		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days")
+	if err != nil {
+		rep.Fail("server", "cannot read server variables: "+err.Error(), "connect as a user that can run SHOW VARIABLES")
+		return
+	}
+	mariadb := strings.Contains(strings.ToLower(vars["version"]), "mariadb")
+	flavor := "MySQL"
+	if mariadb {
+		flavor = "MariaDB"
+	}
+	rep.OK("server version", flavor+" "+vars["version"])
+	want := func(name, value, fix string) {
+		if !strings.EqualFold(vars[name], value) {
+			rep.Fail(name, fmt.Sprintf("%s is %q", name, vars[name]), fix)
+		} else {
+			rep.OK(name, vars[name])
+		}
+	}
+	want("log_bin", "ON", "start the server with log_bin (binary logging) enabled")
+	want("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW' and set it in my.cnf (binlog_format=ROW)")
+	want("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf")
+	want("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (MySQL 8.0.1+/MariaDB 10.5+): column names come from the binlog, not the current schema")
+	if !mariadb {
+		want("gtid_mode", "ON", "enable GTIDs: gtid_mode=ON and enforce_gtid_consistency=ON")
+	} else {
+		rep.OK("gtid", "MariaDB GTIDs are always on (gtid_strict_mode="+vars["gtid_strict_mode"]+")")
+	}
+	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
+		rep.Fail("server_id", fmt.Sprintf("the pipeline's server_id %d equals the server's own", serverID), "choose a server_id no server or replica uses")
+	}
+	retention := retentionSeconds(vars)
+	switch {
+	case retention == 0:
+		rep.OK("binlog retention", "binlogs are never expired automatically")
+	case retention < 24*3600:
+		rep.Warn("binlog retention", fmt.Sprintf("binlogs expire after %s: an outage longer than that loses changes", time.Duration(retention)*time.Second),
+			"SET GLOBAL binlog_expire_logs_seconds = 604800 (7 days) or more")
+	default:
+		rep.OK("binlog retention", (time.Duration(retention) * time.Second).String())
+	}
+	if r, err := conn.Execute("SHOW GRANTS"); err == nil {
+		grants := ""
+		for i := range r.Values {
+			s, _ := r.GetString(i, 0)
+			grants += strings.ToUpper(s) + "\n"
+		}
+		if strings.Contains(grants, "ALL PRIVILEGES ON *.*") || (strings.Contains(grants, "REPLICATION SLAVE") || strings.Contains(grants, "REPLICATION REPLICA")) && (strings.Contains(grants, "REPLICATION CLIENT") || strings.Contains(grants, "BINLOG MONITOR")) {
+			rep.OK("replication privileges", "REPLICATION SLAVE and REPLICATION CLIENT")
+		} else {
+			rep.Fail("replication privileges", "missing REPLICATION SLAVE or REPLICATION CLIENT", "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user")
+		}
+	}
+	for _, t := range tables {
+		db, name, err := change.ParseTableName(t)
+		if err != nil {
+			rep.Fail("table "+t, err.Error(), "write tables as database.table")
+			continue
+		}
+		r, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?`, db, name)
+		if err != nil {
+			rep.Fail("table "+t, "cannot inspect: "+err.Error(), "grant SELECT on the table")
+			continue
+		}
+		if n, _ := r.GetInt(0, 0); n == 0 {
+			rep.Fail("table "+t, "does not exist", "create it or remove it from tables")
+			continue
+		}
+		r, err = conn.Execute(`SELECT COUNT(*) FROM information_schema.table_constraints WHERE table_schema = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`, db, name)
+		if err == nil {
+			if n, _ := r.GetInt(0, 0); n == 0 {
+				rep.Warn("table "+t, "has no primary key: its records get a null key and no per-key order", "add a primary key")
+				continue
+			}
+		}
+		rep.OK("table "+t, "exists with a primary key")
+	}
+}
+
+func variables(conn *client.Conn, names ...string) (map[string]string, error) {
+	r, err := conn.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('" + strings.Join(names, "','") + "')")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i := range r.Values {
+		k, _ := r.GetString(i, 0)
+		v, _ := r.GetString(i, 1)
+		out[strings.ToLower(k)] = v
+	}
+	return out, nil
+}
+
+func retentionSeconds(vars map[string]string) int64 {
+	if s, err := strconv.ParseInt(vars["binlog_expire_logs_seconds"], 10, 64); err == nil && s > 0 {
+		return s
+	}
+	if d, err := strconv.ParseFloat(vars["expire_logs_days"], 64); err == nil && d > 0 {
+		return int64(d * 86400)
+	}
+	return 0
+}

@@ -1,0 +1,218 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/jackc/pgx/v5"
+)
+
+// Preflight checks every prerequisite of streaming the given tables through slot and
+// publication, on an ordinary (non-replication) connection. It never changes the server.
+// The same checks run at pipeline start and in `cdcd check`.
+func Preflight(ctx context.Context, conn *pgx.Conn, slot, publication string, tables []string, rep *checks.Scoped) {
+	var version int
+	var walLevel, user string
+	var super, repl bool
+	err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, current_setting('wal_level'),
+		current_user, r.rolsuper, r.rolreplication
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&version, &walLevel, &user, &super, &repl)
+	if err != nil {
+		rep.Fail("server", "cannot read server settings: "+err.Error(), "connect as a role that can read pg_roles and pg_settings")
+		return
+	}
+	switch {
+	case version < 100000:
+		rep.Fail("server version", fmt.Sprintf("PostgreSQL %d is older than 10: pgoutput is not available", version/10000), "upgrade to PostgreSQL 14 or later")
+	case version < 140000:
+		rep.Warn("server version", fmt.Sprintf("PostgreSQL %d.%d: pgoutput protocol v1 only, large transactions are decoded on the server before they are sent", version/10000, version%10000/100), "upgrade to PostgreSQL 14+ for streamed in-progress transactions")
+	default:
+		rep.OK("server version", fmt.Sprintf("PostgreSQL %d.%d (streamed in-progress transactions available)", version/10000, version%10000/100))
+	}
+	if walLevel != "logical" {
+		rep.Fail("wal_level", fmt.Sprintf("wal_level is %q", walLevel), "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group; Cloud SQL: cloudsql.logical_decoding = on)")
+	} else {
+		rep.OK("wal_level", "logical")
+	}
+	var rdsRepl bool
+	_ = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'rds_replication' AND pg_has_role(current_user, r.oid, 'member'))`).Scan(&rdsRepl)
+	if super || repl || rdsRepl {
+		rep.OK("replication privilege", fmt.Sprintf("role %s may replicate", user))
+	} else {
+		rep.Fail("replication privilege", fmt.Sprintf("role %s has neither REPLICATION nor superuser", user),
+			fmt.Sprintf("ALTER ROLE %s WITH REPLICATION; (RDS: GRANT rds_replication TO %s; Cloud SQL: ALTER USER %s WITH REPLICATION)", quoteIdent(user), quoteIdent(user), quoteIdent(user)))
+	}
+
+	for _, t := range tables {
+		checkTable(ctx, conn, t, rep)
+	}
+	checkPublication(ctx, conn, publication, tables, rep)
+	checkSlot(ctx, conn, slot, rep)
+}
+
+func checkTable(ctx context.Context, conn *pgx.Conn, table string, rep *checks.Scoped) {
+	schema, name, err := change.ParseTableName(table)
+	if err != nil {
+		rep.Fail("table "+table, err.Error(), "write tables as schema.table")
+		return
+	}
+	var ident string
+	var hasPK, canSelect bool
+	err = conn.QueryRow(ctx, `SELECT c.relreplident::text,
+			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+			has_table_privilege(c.oid, 'SELECT')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &hasPK, &canSelect)
+	if err == pgx.ErrNoRows {
+		rep.Fail("table "+table, "does not exist", fmt.Sprintf("create %s or remove it from tables (names are case-sensitive; quote mixed case as \"Name\")", table))
+		return
+	}
+	if err != nil {
+		rep.Fail("table "+table, "cannot inspect: "+err.Error(), "grant the role USAGE on the schema")
+		return
+	}
+	if !canSelect {
+		rep.Fail("table "+table, "no SELECT privilege", fmt.Sprintf("GRANT SELECT ON %s TO the cdcd role", quoteQualified(schema, name)))
+	}
+	switch {
+	case ident == "n":
+		rep.Fail("replica identity "+table, "REPLICA IDENTITY NOTHING: updates and deletes carry no key", fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY DEFAULT (with a primary key) or FULL", quoteQualified(schema, name)))
+	case ident == "d" && !hasPK:
+		rep.Fail("replica identity "+table, "no primary key and REPLICA IDENTITY DEFAULT: updates and deletes cannot be keyed (PostgreSQL even refuses them once the table is published)",
+			fmt.Sprintf("add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX a unique not-null index)", quoteQualified(schema, name)))
+	case ident == "f":
+		rep.OK("replica identity "+table, "FULL (old rows complete; unchanged TOAST values taken from the old row)")
+	case ident == "i":
+		rep.OK("replica identity "+table, "USING INDEX")
+	default:
+		rep.OK("replica identity "+table, "DEFAULT with a primary key (unchanged TOAST values are published as a placeholder; use FULL to get them)")
+	}
+}
+
+func checkPublication(ctx context.Context, conn *pgx.Conn, publication string, tables []string, rep *checks.Scoped) {
+	var allTables bool
+	err := conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, publication).Scan(&allTables)
+	if err == pgx.ErrNoRows {
+		var canCreate bool
+		_ = conn.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'CREATE')`).Scan(&canCreate)
+		if canCreate {
+			rep.OK("publication "+publication, "does not exist yet; cdcd creates it for exactly the configured tables")
+		} else {
+			rep.Fail("publication "+publication, "does not exist and the role cannot create it",
+				fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s; (as the tables' owner) or GRANT CREATE ON DATABASE to the cdcd role", quoteIdent(publication), strings.Join(tables, ", ")))
+		}
+		return
+	}
+	if err != nil {
+		rep.Fail("publication "+publication, "cannot inspect: "+err.Error(), "check the role's privileges")
+		return
+	}
+	covered, err := publicationTables(ctx, conn, publication)
+	if err != nil {
+		rep.Fail("publication "+publication, "cannot list its tables: "+err.Error(), "check the role's privileges")
+		return
+	}
+	var missing, extra []string
+	want := map[string]bool{}
+	for _, t := range tables {
+		want[normalizeTable(t)] = true
+		if !covered[normalizeTable(t)] {
+			missing = append(missing, t)
+		}
+	}
+	for t := range covered {
+		if !want[t] && !allTables {
+			extra = append(extra, t)
+		}
+	}
+	switch {
+	case allTables:
+		rep.Warn("publication "+publication, "is FOR ALL TABLES: the slot decodes every table's changes", "use a publication FOR TABLE the captured tables (cdcd creates one if you choose a new publication name)")
+	case len(missing) > 0 || len(extra) > 0:
+		rep.OK("publication "+publication, fmt.Sprintf("exists; cdcd will add %v and drop %v at start", missing, extra))
+	default:
+		rep.OK("publication "+publication, "covers exactly the configured tables")
+	}
+}
+
+func checkSlot(ctx context.Context, conn *pgx.Conn, slot string, rep *checks.Scoped) {
+	var plugin, db, walStatus string
+	var active bool
+	err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), active, coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &db, &active, &walStatus)
+	if err == pgx.ErrNoRows {
+		var free int
+		_ = conn.QueryRow(ctx, `SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)`).Scan(&free)
+		if free < 1 {
+			rep.Fail("slot "+slot, "does not exist and max_replication_slots is used up", "raise max_replication_slots (restart needed) or drop an unused slot")
+		} else {
+			rep.OK("slot "+slot, "does not exist yet; cdcd creates it (pgoutput) at first start")
+		}
+		return
+	}
+	if err != nil {
+		rep.Fail("slot "+slot, "cannot inspect: "+err.Error(), "check the role's privileges")
+		return
+	}
+	var curDB string
+	_ = conn.QueryRow(ctx, `SELECT current_database()`).Scan(&curDB)
+	switch {
+	case plugin != "pgoutput":
+		rep.Fail("slot "+slot, fmt.Sprintf("exists with plugin %q", plugin), fmt.Sprintf("choose another slot name, or drop it: SELECT pg_drop_replication_slot('%s')", slot))
+	case db != curDB:
+		rep.Fail("slot "+slot, fmt.Sprintf("belongs to database %q, not %q", db, curDB), "choose another slot name")
+	case walStatus == "lost":
+		rep.Fail("slot "+slot, "wal_status is lost: WAL it needed was removed (max_slot_wal_keep_size exceeded); changes are missing",
+			fmt.Sprintf("drop the slot (SELECT pg_drop_replication_slot('%s')), reset the pipeline's offsets and re-snapshot", slot))
+	case active:
+		rep.Warn("slot "+slot, "is in use by another connection", "stop the other reader; a second cdcd on the same pipeline waits as a standby")
+	default:
+		rep.OK("slot "+slot, fmt.Sprintf("exists (pgoutput, wal_status %s)", walStatus))
+	}
+}
+
+// publicationTables returns "schema.table" of every table the publication covers.
+func publicationTables(ctx context.Context, conn *pgx.Conn, publication string) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, publication)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			return nil, err
+		}
+		out[s+"."+t] = true
+	}
+	return out, rows.Err()
+}
+
+// normalizeTable turns a configured name (possibly quoted) into schema.table as catalogs spell it.
+func normalizeTable(t string) string {
+	s, n, err := change.ParseTableName(t)
+	if err != nil {
+		return t
+	}
+	return s + "." + n
+}
+
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func quoteQualified(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+
+// CheckReplicationConnection opens and closes a replication connection, which pg_hba.conf
+// treats separately from ordinary ones.
+func CheckReplicationConnection(ctx context.Context, dsn string, rep *checks.Scoped) {
+	conn, err := connectReplication(ctx, dsn)
+	if err != nil {
+		rep.Fail("replication connection", err.Error(), `allow it in pg_hba.conf: "host replication <role> <cdcd address>/32 scram-sha-256" (and for the database), then SELECT pg_reload_conf()`)
+		return
+	}
+	_ = conn.Close(ctx)
+	rep.OK("replication connection", "accepted")
+}

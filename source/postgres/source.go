@@ -1,0 +1,616 @@
+// Package postgres is the PostgreSQL source: it keeps the publication and the logical
+// replication slot in shape, streams pgoutput, decodes rows into change.Events and emits only
+// committed transactions, and acknowledges to the server only what the pipeline says is
+// durable in Kafka.
+//
+// Invariants:
+//   - One goroutine (Run) owns the replication connection; Ack may be called from any
+//     goroutine and only stores the position the next status update reports.
+//   - The flush position reported to the server never exceeds the last acknowledged commit
+//     end LSN, and write/flush/apply are always set explicitly.
+//   - Streamed (in-progress) transactions are buffered with bounded memory and emitted only
+//     at their stream commit; aborted ones and aborted subtransactions are never emitted.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// HeartbeatPrefix is the logical message prefix of cdcd's heartbeats.
+const HeartbeatPrefix = "cdcd_heartbeat"
+
+// Config of one Postgres source.
+type Config struct {
+	Pipeline          string
+	DSN               string
+	Slot              string
+	Publication       string
+	Tables            []string
+	HeartbeatInterval time.Duration
+	StatusInterval    time.Duration
+	TxMemoryLimit     int64
+	SpillDir          string
+	Log               *slog.Logger
+	Metrics           *metrics.Metrics // may be nil in tests
+}
+
+// FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Fatal tells the pipeline's supervisor not to retry.
+func (e *FatalError) Fatal() bool { return true }
+
+// SlotBusyError is returned while another connection streams from the slot; the pipeline
+// waits as a standby and retries.
+type SlotBusyError struct{ Slot, Detail string }
+
+func (e *SlotBusyError) Error() string {
+	return fmt.Sprintf("replication slot %s is in use by another connection (%s)", e.Slot, e.Detail)
+}
+
+// Standby tells the supervisor to wait rather than count a failure.
+func (e *SlotBusyError) Standby() bool { return true }
+
+// Source streams one database.
+type Source struct {
+	cfg   Config
+	log   *slog.Logger
+	acked atomic.Uint64 // end LSN durable in Kafka; reported as write/flush/apply
+
+	serverWALEnd atomic.Uint64 // latest WAL end the server reported
+}
+
+// New returns a source; nothing connects until Run.
+func New(cfg Config) *Source {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = 5 * time.Second
+	}
+	if cfg.TxMemoryLimit <= 0 {
+		cfg.TxMemoryLimit = 64 << 20
+	}
+	if cfg.SpillDir == "" {
+		cfg.SpillDir = os.TempDir()
+	}
+	return &Source{cfg: cfg, log: cfg.Log}
+}
+
+// Ack records that every transaction ending at or before lsn is durable; the server is told
+// at the next status update.
+func (s *Source) Ack(lsn uint64) {
+	for {
+		cur := s.acked.Load()
+		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+// ServerWALEnd is the newest WAL position the server reported, for lag metrics.
+func (s *Source) ServerWALEnd() uint64 { return s.serverWALEnd.Load() }
+
+// Run prepares the publication and slot, then streams until ctx ends or the connection
+// fails, sending chunks of Items to out. A chunk belongs to the receiver once sent.
+func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+	conn, err := connectCatalog(ctx, s.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+
+	var rep checks.Report
+	Preflight(ctx, conn, s.cfg.Slot, s.cfg.Publication, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
+	if err := rep.Errors(); err != nil {
+		return &FatalError{err}
+	}
+	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.log); err != nil {
+		return err
+	}
+
+	repl, err := connectReplication(ctx, s.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+
+	slot, err := ensureSlot(ctx, conn, repl, s.cfg.Slot, s.log)
+	if err != nil {
+		return err
+	}
+	if err := checkResume(s.cfg.Slot, slot, resume); err != nil {
+		return err
+	}
+	s.acked.Store(slot.confirmedFlush)
+
+	version, _ := strconv.Atoi(repl.ParameterStatus("server_version"))
+	if v, err := serverVersionNum(ctx, conn); err == nil {
+		version = v
+	}
+	args := []string{"publication_names '" + s.cfg.Publication + "'", "messages 'true'"}
+	streaming := version >= 140000
+	if streaming {
+		args = append(args, "proto_version '2'", "streaming 'on'")
+	} else {
+		args = append(args, "proto_version '1'")
+	}
+	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			return &SlotBusyError{Slot: s.cfg.Slot, Detail: pgErr.Message}
+		}
+		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
+	}
+	s.log.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "from", pglogrepl.LSN(slot.confirmedFlush).String(),
+		"protocol", map[bool]string{true: "2 (streamed transactions)", false: "1"}[streaming])
+
+	if resume.OnStreaming != nil {
+		resume.OnStreaming()
+	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	if s.cfg.HeartbeatInterval > 0 {
+		go s.heartbeat(hbCtx)
+	}
+
+	st := &stream{
+		src:  s,
+		conn: repl,
+		out:  out,
+		rels: newRelations(conn, conn.Config().Database, s.cfg.Tables),
+		bufs: newStreamBuffers(s.cfg.TxMemoryLimit, s.cfg.SpillDir),
+	}
+	if m := s.cfg.Metrics; m != nil {
+		st.rels.onNewVersion = func(t *change.Table) {
+			m.SchemaVersions.WithLabelValues(s.cfg.Pipeline, t.QualifiedName()).Inc()
+		}
+		st.bufs.onSpill = func() { m.TxSpilled.WithLabelValues(s.cfg.Pipeline).Inc() }
+	}
+	defer st.bufs.closeAll()
+	return st.run(ctx)
+}
+
+func serverVersionNum(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var v int
+	err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v)
+	return v, err
+}
+
+// connectCatalog opens an ordinary connection for catalog queries, with the same session
+// settings as the replication connection.
+func connectCatalog(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, &FatalError{fmt.Errorf("parsing dsn: %w", err)}
+	}
+	cfg.RuntimeParams["application_name"] = "cdcd"
+	cfg.RuntimeParams["TimeZone"] = "UTC"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	return conn, nil
+}
+
+// checkResume refuses to stream past a gap: if the pipeline committed positions before but the
+// slot is new or was acknowledged beyond them, changes in between are missing.
+func checkResume(slotName string, slot slotInfo, r change.Resume) error {
+	if !r.Committed {
+		return nil
+	}
+	if slot.created {
+		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to the slot; "+
+			"fix: re-snapshot the tables, then `cdcd reset-offsets --pipeline` to start from the new slot", slotName, pglogrepl.LSN(r.AckLSN))}
+	}
+	if slot.confirmedFlush > r.AckLSN {
+		return &FatalError{fmt.Errorf("slot %s was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s): another client consumed the slot or it was recreated, so changes may be missing; "+
+			"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --pipeline` to accept the slot's position",
+			slotName, pglogrepl.LSN(slot.confirmedFlush), pglogrepl.LSN(r.AckLSN))}
+	}
+	if slot.walStatus == "lost" {
+		return &FatalError{fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot, reset offsets and re-snapshot", slotName)}
+	}
+	return nil
+}
+
+// stream is the state of one replication session; only Run's goroutine touches it.
+type stream struct {
+	src  *Source
+	conn *pgconn.PgConn
+	out  chan<- []change.Item
+	rels *relations
+	bufs *streamBuffers
+
+	chunk      []change.Item
+	nextStatus time.Time
+
+	// the transaction being emitted
+	inTx      bool
+	txLSN     uint64
+	txTime    time.Time
+	txXid     uint32
+	txIndex   uint32
+	heartbeat bool
+
+	inStream  bool
+	streamXid uint32
+
+	row rowMsg
+}
+
+const chunkSize = 512
+
+func (st *stream) run(ctx context.Context) error {
+	st.chunk = make([]change.Item, 0, chunkSize)
+	// On the way out, report the last durable position once more, so a restart or a deploy
+	// does not replay what the pipeline already committed.
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = st.sendStatus(c, false)
+	}()
+	for {
+		if !time.Now().Before(st.nextStatus) {
+			if err := st.sendStatus(ctx, false); err != nil {
+				return err
+			}
+		}
+		rctx, cancel := context.WithDeadline(ctx, st.nextStatus)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receiving from slot %s: %w", st.src.cfg.Slot, err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing keepalive: %w", err)
+				}
+				st.noteWALEnd(uint64(ka.ServerWALEnd))
+				if ka.ReplyRequested {
+					if err := st.sendStatus(ctx, false); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing XLogData: %w", err)
+				}
+				st.noteWALEnd(uint64(xld.ServerWALEnd))
+				if err := st.handle(ctx, xld.WALData, false); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("slot %s: %w", st.src.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyDone:
+			return fmt.Errorf("slot %s: the server ended replication", st.src.cfg.Slot)
+		}
+	}
+}
+
+func (st *stream) noteWALEnd(lsn uint64) {
+	if lsn > st.src.serverWALEnd.Load() {
+		st.src.serverWALEnd.Store(lsn)
+	}
+}
+
+func (st *stream) sendStatus(ctx context.Context, reply bool) error {
+	lsn := pglogrepl.LSN(st.src.acked.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn, WALFlushPosition: lsn, WALApplyPosition: lsn, ReplyRequested: reply})
+	if err != nil {
+		return fmt.Errorf("sending standby status to slot %s: %w", st.src.cfg.Slot, err)
+	}
+	st.nextStatus = time.Now().Add(st.src.cfg.StatusInterval)
+	return nil
+}
+
+// emit queues an item; a Commit flushes the chunk to the pipeline.
+func (st *stream) emit(ctx context.Context, it change.Item) error {
+	st.chunk = append(st.chunk, it)
+	if it.Commit == nil && len(st.chunk) < chunkSize {
+		return nil
+	}
+	return st.flush(ctx)
+}
+
+// flush hands the chunk over, answering the server while the pipeline applies backpressure so
+// that wal_sender_timeout never fires on a slow Kafka.
+func (st *stream) flush(ctx context.Context) error {
+	if len(st.chunk) == 0 {
+		return nil
+	}
+	for {
+		wait := time.Until(st.nextStatus)
+		if wait <= 0 {
+			if err := st.sendStatus(ctx, false); err != nil {
+				return err
+			}
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case st.out <- st.chunk:
+			t.Stop()
+			st.chunk = make([]change.Item, 0, chunkSize)
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// handle processes one pgoutput message. replay is true while emitting a streamed
+// transaction's buffered messages at its commit.
+func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
+	if len(data) == 0 {
+		return nil
+	}
+	typ := data[0]
+	if st.inStream && !replay {
+		switch typ {
+		case 'R', 'Y', 'I', 'U', 'D', 'T', 'M':
+			return st.bufs.add(st.streamXid, data)
+		}
+	}
+	r := &reader{b: data[1:]}
+	var err error
+	switch typ {
+	case 'B':
+		b := parseBegin(r)
+		st.inTx, st.txLSN, st.txTime, st.txXid, st.txIndex, st.heartbeat = true, b.finalLSN, b.time, b.xid, 0, false
+	case 'C':
+		c := parseCommit(r)
+		if r.err == nil {
+			err = st.commit(ctx, c)
+		}
+	case 'R':
+		m := parseRelation(r, replay)
+		if r.err == nil {
+			err = st.rels.apply(ctx, m)
+		}
+	case 'Y', 'O':
+		// Type and origin messages: types are resolved from the catalog.
+	case 'I', 'U', 'D':
+		parseRow(r, typ, replay, &st.row)
+		if r.err == nil {
+			err = st.rowEvents(ctx, &st.row)
+		}
+	case 'T':
+		m := parseTruncate(r, replay)
+		if r.err == nil {
+			err = st.truncate(ctx, m)
+		}
+	case 'M':
+		m := parseMessage(r, replay)
+		if r.err == nil && m.transactional && m.prefix == HeartbeatPrefix {
+			st.heartbeat = true
+		}
+	case 'S':
+		st.inStream, st.streamXid = true, r.u32()
+	case 'E':
+		st.inStream = false
+	case 'c':
+		c := parseStreamCommit(r)
+		if r.err == nil {
+			err = st.streamCommit(ctx, c)
+		}
+	case 'A':
+		xid, sub := r.u32(), r.u32()
+		if r.err == nil {
+			if xid == sub {
+				st.bufs.drop(xid)
+			} else {
+				st.bufs.abortSub(xid, sub)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown pgoutput message type %q", typ)
+	}
+	if r.err != nil {
+		return fmt.Errorf("decoding pgoutput message %q: %w", typ, r.err)
+	}
+	return err
+}
+
+func (st *stream) commit(ctx context.Context, c commitMsg) error {
+	st.inTx = false
+	return st.emit(ctx, change.Item{Commit: &change.Commit{
+		Pos:       change.Position{Tx: c.commitLSN, Index: st.txIndex},
+		AckLSN:    c.endLSN,
+		Time:      c.time,
+		Heartbeat: st.heartbeat && st.txIndex == 0,
+	}})
+}
+
+func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
+	st.inTx, st.txLSN, st.txTime, st.txXid, st.txIndex, st.heartbeat = true, c.commitLSN, c.time, c.xid, 0, false
+	err := st.bufs.replay(c.xid, func(msg []byte) error { return st.handle(ctx, msg, true) })
+	st.bufs.drop(c.xid)
+	if err != nil {
+		return err
+	}
+	return st.commit(ctx, c)
+}
+
+func (st *stream) event(op change.Op, t *change.Table) change.Event {
+	ev := change.Event{Op: op, Table: t, Pos: change.Position{Tx: st.txLSN, Index: st.txIndex},
+		CommitTime: st.txTime, TxID: strconv.FormatUint(uint64(st.txXid), 10)}
+	st.txIndex++
+	return ev
+}
+
+func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
+	rel, err := st.rels.get(m.rel)
+	if err != nil {
+		return err
+	}
+	if !rel.captured {
+		return nil
+	}
+	t := rel.table
+	var before, after []change.Value
+	if m.oldKind != 0 {
+		if before, err = st.decodeTuple(rel, m.old, nil, m.oldKind == 'K'); err != nil {
+			return err
+		}
+	}
+	if m.op != 'D' {
+		var old []change.Value
+		if m.oldKind == 'O' {
+			old = before
+		}
+		if after, err = st.decodeTuple(rel, m.new, old, false); err != nil {
+			return err
+		}
+	}
+	switch m.op {
+	case 'I':
+		ev := st.event(change.OpCreate, t)
+		ev.After = after
+		return st.emit(ctx, change.Item{Event: ev})
+	case 'D':
+		ev := st.event(change.OpDelete, t)
+		ev.Before = before
+		return st.emit(ctx, change.Item{Event: ev})
+	}
+	if m.oldKind != 0 && keyChanged(t, m.old, m.new) {
+		// A primary-key change is a delete of the old key and a create of the new one.
+		del := st.event(change.OpDelete, t)
+		del.Before = before
+		if err := st.emit(ctx, change.Item{Event: del}); err != nil {
+			return err
+		}
+		cr := st.event(change.OpCreate, t)
+		cr.After = after
+		return st.emit(ctx, change.Item{Event: cr})
+	}
+	ev := st.event(change.OpUpdate, t)
+	if m.oldKind == 'O' {
+		ev.Before = before
+	}
+	ev.After = after
+	return st.emit(ctx, change.Item{Event: ev})
+}
+
+func keyChanged(t *change.Table, old, new []tupleCol) bool {
+	for _, i := range t.KeyColumns {
+		if i >= len(old) || i >= len(new) {
+			return false
+		}
+		o, n := old[i], new[i]
+		if n.kind == 'u' || o.kind == 'u' {
+			continue
+		}
+		if o.kind != n.kind || string(o.data) != string(n.data) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeTuple decodes a tuple into values. Unchanged TOAST values are taken from old when the
+// old row is complete (REPLICA IDENTITY FULL), and are marked Unchanged otherwise — never
+// NULL. In a key-only old tuple ('K'), the non-key columns are Absent, not NULL.
+func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool) ([]change.Value, error) {
+	t := rel.table
+	if len(cols) != len(t.Columns) {
+		return nil, fmt.Errorf("table %s: tuple has %d columns, its Relation message %d", t.QualifiedName(), len(cols), len(t.Columns))
+	}
+	vals := make([]change.Value, len(cols))
+	for i, c := range cols {
+		switch c.kind {
+		case 'n':
+			if keyOnly && !t.Columns[i].Key {
+				vals[i] = change.Value{State: change.Absent}
+			} else {
+				vals[i] = change.NullValue
+			}
+		case 'u':
+			if old != nil && old[i].State == change.Present || old != nil && old[i].State == change.Null {
+				vals[i] = old[i]
+			} else {
+				vals[i] = change.Value{State: change.Unchanged}
+				if m := st.src.cfg.Metrics; m != nil {
+					m.ToastUnchanged.WithLabelValues(st.src.cfg.Pipeline, t.QualifiedName()).Inc()
+				}
+			}
+		case 't':
+			v, err := decodeColumn(t.Columns[i].Name, rel.types[i], c.data)
+			if err != nil {
+				return nil, &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: st.txIndex}, Err: err}
+			}
+			vals[i] = v
+		default:
+			return nil, fmt.Errorf("table %s column %s: binary tuple data was not requested", t.QualifiedName(), t.Columns[i].Name)
+		}
+	}
+	return vals, nil
+}
+
+// DecodeError is a column value the source cannot decode: the change cannot be represented.
+type DecodeError struct {
+	Table string
+	Pos   change.Position
+	Err   error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("table %s at %s: %v", e.Table, e.Pos, e.Err)
+}
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Fatal: a value that cannot be decoded will not decode on retry.
+func (e *DecodeError) Fatal() bool { return true }
+
+func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
+	for _, id := range m.rels {
+		rel, err := st.rels.get(id)
+		if err != nil {
+			return err
+		}
+		if !rel.captured {
+			continue
+		}
+		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

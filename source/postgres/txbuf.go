@@ -1,0 +1,180 @@
+package postgres
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+)
+
+// streamBuffers hold the raw pgoutput messages of in-progress (streamed) transactions until
+// their stream commit, when they are decoded and emitted in order, or their stream abort, when
+// they are dropped. Raw messages are compact and decoding them at commit applies Relation
+// messages in the order the transaction saw them.
+//
+// Memory is bounded: when the messages held in memory exceed limit, the largest buffer is
+// written to a file in dir and its memory released. A buffer's file holds its oldest
+// messages; its memory the newest.
+type streamBuffers struct {
+	limit   int64
+	dir     string
+	inMem   int64
+	byXid   map[uint32]*txBuffer
+	onSpill func()
+}
+
+type txBuffer struct {
+	xid     uint32
+	mem     []byte // [u32 length][message]...
+	file    *os.File
+	w       *bufio.Writer
+	spilled int64
+	msgs    int
+	aborted map[uint32]bool // aborted subtransactions
+}
+
+func newStreamBuffers(limit int64, dir string) *streamBuffers {
+	return &streamBuffers{limit: limit, dir: dir, byXid: map[uint32]*txBuffer{}}
+}
+
+func (s *streamBuffers) get(xid uint32) *txBuffer {
+	b := s.byXid[xid]
+	if b == nil {
+		b = &txBuffer{xid: xid}
+		s.byXid[xid] = b
+	}
+	return b
+}
+
+// add appends one message (copied) to the transaction's buffer, spilling if memory is over.
+func (s *streamBuffers) add(xid uint32, msg []byte) error {
+	b := s.get(xid)
+	b.mem = binary.BigEndian.AppendUint32(b.mem, uint32(len(msg)))
+	b.mem = append(b.mem, msg...)
+	b.msgs++
+	s.inMem += int64(4 + len(msg))
+	for s.inMem > s.limit {
+		var big *txBuffer
+		for _, x := range s.byXid {
+			if big == nil || len(x.mem) > len(big.mem) {
+				big = x
+			}
+		}
+		if big == nil || len(big.mem) == 0 {
+			break
+		}
+		if err := s.spill(big); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *streamBuffers) spill(b *txBuffer) error {
+	if b.file == nil {
+		f, err := os.CreateTemp(s.dir, fmt.Sprintf("cdcd-tx-%d-*.spill", b.xid))
+		if err != nil {
+			return fmt.Errorf("spilling in-progress transaction %d to disk (set source.postgres.spill_dir to a writable folder with space): %w", b.xid, err)
+		}
+		// The file is only ever read through this handle: unlink it now so a crash leaves
+		// nothing behind.
+		_ = os.Remove(f.Name())
+		b.file = f
+		b.w = bufio.NewWriterSize(f, 1<<20)
+		if s.onSpill != nil {
+			s.onSpill()
+		}
+	}
+	if _, err := b.w.Write(b.mem); err != nil {
+		return fmt.Errorf("spilling in-progress transaction %d: %w", b.xid, err)
+	}
+	b.spilled += int64(len(b.mem))
+	s.inMem -= int64(len(b.mem))
+	b.mem = nil
+	return nil
+}
+
+// abortSub marks a subtransaction of xid aborted: its messages are skipped at commit.
+func (s *streamBuffers) abortSub(xid, subxid uint32) {
+	b := s.get(xid)
+	if b.aborted == nil {
+		b.aborted = map[uint32]bool{}
+	}
+	b.aborted[subxid] = true
+}
+
+// drop forgets a transaction (aborted, or emitted).
+func (s *streamBuffers) drop(xid uint32) {
+	b := s.byXid[xid]
+	if b == nil {
+		return
+	}
+	s.inMem -= int64(len(b.mem))
+	if b.file != nil {
+		_ = b.file.Close()
+	}
+	delete(s.byXid, xid)
+}
+
+// closeAll releases every buffer (the stream ended; unfinished transactions are re-sent by
+// the server on restart).
+func (s *streamBuffers) closeAll() {
+	for xid := range s.byXid {
+		s.drop(xid)
+	}
+}
+
+// replay calls fn with each message of xid in order, skipping those of aborted
+// subtransactions. msg is valid only during the call.
+func (s *streamBuffers) replay(xid uint32, fn func(msg []byte) error) error {
+	b := s.byXid[xid]
+	if b == nil {
+		return nil
+	}
+	skip := func(msg []byte) bool {
+		// Every in-stream change message carries its (sub)transaction id after the type byte.
+		return len(b.aborted) > 0 && len(msg) >= 5 && b.aborted[binary.BigEndian.Uint32(msg[1:5])]
+	}
+	if b.file != nil {
+		if err := b.w.Flush(); err != nil {
+			return fmt.Errorf("flushing spilled transaction %d: %w", xid, err)
+		}
+		if _, err := b.file.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		r := bufio.NewReaderSize(b.file, 1<<20)
+		var hdr [4]byte
+		var buf []byte
+		for read := int64(0); read < b.spilled; {
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				return fmt.Errorf("reading spilled transaction %d: %w", xid, err)
+			}
+			n := int(binary.BigEndian.Uint32(hdr[:]))
+			if cap(buf) < n {
+				buf = make([]byte, n)
+			}
+			buf = buf[:n]
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return fmt.Errorf("reading spilled transaction %d: %w", xid, err)
+			}
+			read += int64(4 + n)
+			if !skip(buf) {
+				if err := fn(buf); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for m := b.mem; len(m) >= 4; {
+		n := int(binary.BigEndian.Uint32(m))
+		msg := m[4 : 4+n]
+		m = m[4+n:]
+		if !skip(msg) {
+			if err := fn(msg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
