@@ -21,7 +21,7 @@ type Metrics struct {
 	EndToEnd        *prometheus.HistogramVec // source commit -> Kafka commit
 	SourceLagSecs   *prometheus.GaugeVec
 	SourceLagBytes  *prometheus.GaugeVec
-	LastCommitted   *prometheus.GaugeVec // unix seconds of the last committed source commit
+	LastCommitted   *prometheus.GaugeVec   // unix seconds of the last committed source commit
 	Retries         *prometheus.CounterVec // pipeline, cause
 	ToastUnchanged  *prometheus.CounterVec // pipeline, table
 	DeadLetters     *prometheus.CounterVec // pipeline, table, class

@@ -20,12 +20,12 @@ type relation struct {
 // the cached one keeps the same *change.Table, so the encoder's per-table caches stay warm;
 // a different shape yields a new Table with a higher Version.
 type relations struct {
-	byID     map[uint32]*relation
-	versions map[string]int // qualified name -> last version handed out
-	types    *typeCatalog
-	conn     *pgx.Conn // catalog queries: nullability and primary keys
-	database string
-	captured map[string]bool
+	byID         map[uint32]*relation
+	versions     map[string]int // qualified name -> last version handed out
+	types        *typeCatalog
+	conn         *pgx.Conn // catalog queries: nullability and primary keys
+	database     string
+	captured     map[string]bool
 	onNewVersion func(*change.Table)
 }
 
