@@ -12,7 +12,7 @@ export CDCD_TEST_STACK ?= 1
 export CDCD_TEST_PG_DSN ?= postgres://postgres@127.0.0.1:$(or $(CDCD_PG_PORT),55432)/postgres
 export CDCD_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:$(or $(CDCD_MARIADB_PORT),33306))/
 export CDCD_TEST_KAFKA ?= 127.0.0.1:$(or $(CDCD_KAFKA_PORT),19092)
-export CDCD_TEST_REGISTRY ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_PORT),18081)
+export CDCD_TEST_REGISTRY ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_PORT),18081)/apis/ccompat/v7
 GOTEST_TIMEOUT ?= 45m
 
 .PHONY: all build test unit integration vet fmt-check lint stack-up stack-down stack-status demo bench clean

@@ -18,7 +18,7 @@ func TestExampleValidates(t *testing.T) {
 	if p.Name != "shop" || p.Source.Postgres == nil || p.Source.Postgres.Slot != "cdcd_shop" {
 		t.Fatalf("unexpected pipeline: %+v", p)
 	}
-	if cfg.Kafka.Brokers[0] != "127.0.0.1:19092" || cfg.SchemaRegistry.URL != "http://127.0.0.1:18081" {
+	if cfg.Kafka.Brokers[0] != "127.0.0.1:19092" || cfg.SchemaRegistry.URL != "http://127.0.0.1:18081/apis/ccompat/v7" {
 		t.Fatalf("defaults of ${VAR:-default} not applied: %v %v", cfg.Kafka.Brokers, cfg.SchemaRegistry.URL)
 	}
 }

@@ -41,7 +41,7 @@ func needStack(t *testing.T) stack {
 		pgDSN:    env("CDCD_TEST_PG_DSN", "postgres://postgres@127.0.0.1:55432/postgres"),
 		mysqlDSN: env("CDCD_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:33306)/"),
 		kafka:    strings.Split(env("CDCD_TEST_KAFKA", "127.0.0.1:19092"), ","),
-		registry: env("CDCD_TEST_REGISTRY", "http://127.0.0.1:18081"),
+		registry: env("CDCD_TEST_REGISTRY", "http://127.0.0.1:18081/apis/ccompat/v7"),
 	}
 }
 

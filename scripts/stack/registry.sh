@@ -28,16 +28,21 @@ install() {
   [ -f "$jar" ] && return 0
   local tgz="$STACK_CACHE/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
   if [ ! -f "$tgz" ]; then
-    log "downloading Apicurio Registry $APICURIO_VERSION from Maven Central"
-    curl -fsSL --retry 3 -o "$tgz.part" \
-      "https://repo1.maven.org/maven2/io/apicurio/apicurio-registry-app/$APICURIO_VERSION/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+    log "fetching Apicurio Registry $APICURIO_VERSION from Maven Central"
+    command -v mvn >/dev/null || apt_install maven
+    # dependency:get with transitive=false: the artifact's parent POM is not published, which
+    # only costs us its (unneeded) dependency list.
+    mvn -q -B -Dmaven.repo.local="$STACK_CACHE/m2" dependency:get -Dtransitive=false \
+      -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" >"$STACK_CACHE/apicurio-mvn.log" 2>&1 ||
+      { tail -n 20 "$STACK_CACHE/apicurio-mvn.log" >&2; die "could not fetch apicurio-registry-app $APICURIO_VERSION"; }
+    cp "$STACK_CACHE/m2/io/apicurio/apicurio-registry-app/$APICURIO_VERSION/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" "$tgz.part"
     echo "$APICURIO_SHA1  $tgz.part" | sha1sum -c --quiet - || { rm -f "$tgz.part"; die "checksum mismatch"; }
     mv "$tgz.part" "$tgz"
   fi
   rm -rf "$home" "$home.tmp" && mkdir -p "$home.tmp"
   tar -xzf "$tgz" -C "$home.tmp"
   [ -f "$home.tmp/${jar##*/}" ] || die "unexpected archive layout in $tgz"
-  mv "$home.tmp" "$home" && rm -f "$tgz"
+  mv "$home.tmp" "$home" && rm -f "$tgz" "$STACK_CACHE/m2/io/apicurio/apicurio-registry-app/$APICURIO_VERSION/"*.tar.gz
 }
 
 up() {

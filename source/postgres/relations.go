@@ -108,7 +108,7 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 // It reads the current catalog: Relation messages carry neither.
 func (rs *relations) catalog(ctx context.Context, relid uint32) (map[string]bool, []string, error) {
 	rows, err := rs.conn.Query(ctx, `SELECT a.attname, a.attnotnull,
-			coalesce(array_position(i.indkey::int2[], a.attnum), 0)
+			coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)::int
 		FROM pg_attribute a
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)

@@ -1453,7 +1453,7 @@ func parseArrayBounds(text []byte) (count int64, next int, why string) {
 	return ub - lb + 1, j + 1, ""
 }
 
-// verbatimElems are element kinds whose Value.Str is the unescaped element text itself;
+// verbatimElem reports element kinds whose Value.Str is the unescaped element text itself;
 // decodeArray gives them one shared string instead of one allocation per element.
 func verbatimElem(k change.Kind) bool {
 	return k == change.KindString || k == change.KindJSON || k == change.KindEnum || k == change.KindDecimal

@@ -1201,6 +1201,12 @@ func TestPostgresTypes(t *testing.T) {
 				t.Errorf("%s decodes to %q; want %q", expr, got.Str, want)
 			}
 		}
+		if got, f := decode(t, "true"), decode(t, "false"); got.Int != 1 || f.Int != 0 {
+			t.Errorf("bool decodes to %d, %d", got.Int, f.Int)
+		}
+		if got := decode(t, "'-9223372036854775808'::int8"); got.Int != math.MinInt64 {
+			t.Errorf("int8 min decodes to %d", got.Int)
+		}
 		if got := decode(t, "4294967295::oid"); got.Int != 4294967295 {
 			t.Errorf("oid decodes to %d", got.Int)
 		}
