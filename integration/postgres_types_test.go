@@ -50,9 +50,9 @@ func TestPostgresEndToEndTypes(t *testing.T) {
 		'08:00:2b:01:02:03', 'happy', 5, '{1,NULL,3}', '{"a,b",NULL,"",x}')`)
 	exec(`INSERT INTO everything (id) VALUES (2)`)
 	exec(`INSERT INTO everything (id, t) SELECT 3, string_agg(md5(g::text), '') FROM generate_series(1, 8000) g`)
-	exec(`UPDATE everything SET i4 = 7 WHERE id = 3`)                              // t is unchanged TOAST: FULL identity gives it back
+	exec(`UPDATE everything SET i4 = 7 WHERE id = 3`) // t is unchanged TOAST: FULL identity gives it back
 	exec(`INSERT INTO plain SELECT 1, string_agg(md5(g::text), ''), 'a' FROM generate_series(1, 3000) g`)
-	exec(`UPDATE plain SET note = 'b' WHERE id = 1`) // big is unchanged TOAST: placeholder, never NULL
+	exec(`UPDATE plain SET note = 'b' WHERE id = 1`)   // big is unchanged TOAST: placeholder, never NULL
 	exec(`UPDATE everything SET id = 10 WHERE id = 2`) // key change: delete + tombstone + create
 	exec(`DELETE FROM everything WHERE id = 1`)
 	exec(`TRUNCATE plain`)
