@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The cdcd demo: what `make demo` runs once bin/cdcd is built and the local stack is up.
+#
+#  1. (re)creates the `shop` database with public.orders and public.customers, and clears
+#     what an earlier run left (the slot cdcd_shop, the shop.* topics, the pipeline's
+#     committed position in _cdcd_offsets), so every run starts clean;
+#  2. starts `bin/cdcd run --config config.example.yaml` in the background and waits for
+#     /readyz;
+#  3. writes to the tables for DEMO_SECONDS (default 30) seconds while a watcher prints every
+#     record of shop.public.orders as a read_committed consumer decodes it;
+#  4. on the end or Ctrl-C: prints the cdcd_events_published_total series, stops cdcd with
+#     SIGTERM (it drains), and says where the logs are.
+#
+# Environment: CDCD_PG_PORT, CDCD_KAFKA_PORT, CDCD_REGISTRY_PORT, CDCD_STACK_DIR (as the stack),
+# CDCD_HTTP_LISTEN (default 127.0.0.1:9187), DEMO_SECONDS, DEMO_RATE (writes per second).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+
+pg_port="${CDCD_PG_PORT:-55432}"
+kafka="127.0.0.1:${CDCD_KAFKA_PORT:-19092}"
+registry="http://127.0.0.1:${CDCD_REGISTRY_PORT:-18081}/apis/ccompat/v7"
+listen="${CDCD_HTTP_LISTEN:-127.0.0.1:9187}"
+seconds="${DEMO_SECONDS:-30}"
+rate="${DEMO_RATE:-4}"
+demo_dir="${CDCD_STACK_DIR:-$repo/.stack}/demo"
+log_file="$demo_dir/cdcd.log"
+topic=shop.public.orders
+
+# config.example.yaml reads these, so the demo follows the stack's port overrides.
+export CDCD_PG_DSN="postgres://postgres@127.0.0.1:$pg_port/shop"
+export CDCD_KAFKA_BROKERS="$kafka"
+export CDCD_REGISTRY_URL="$registry"
+export CDCD_HTTP_LISTEN="$listen"
+
+host="${listen%:*}"
+case "$host" in "" | 0.0.0.0 | "[::]") host=127.0.0.1 ;; esac
+http="http://$host:${listen##*:}"
+
+say() { printf '\n\033[1m[demo] %s\033[0m\n' "$*"; }
+die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
+psql_pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+
+[ -x bin/cdcd ] || die "bin/cdcd is missing: run \`make demo\` (it builds it) or \`make build\`"
+command -v psql >/dev/null || die "psql is not on PATH: run \`make stack-up\`"
+command -v curl >/dev/null || die "curl is not on PATH"
+psql_pg -d postgres -Atc 'select 1' >/dev/null 2>&1 ||
+  die "PostgreSQL does not answer on 127.0.0.1:$pg_port: run \`make stack-up\`"
+if curl -s -o /dev/null "$http/healthz"; then
+  die "something already answers on $http (another cdcd?); stop it or set CDCD_HTTP_LISTEN"
+fi
+mkdir -p "$demo_dir"
+
+say "building the watcher (scripts/demo/watch) and the reset tool (scripts/demo/reset)"
+go build -o "$demo_dir/watch" ./scripts/demo/watch
+go build -o "$demo_dir/reset" ./scripts/demo/reset
+
+say "creating database shop (dropping the one from an earlier run, with its slot cdcd_shop)"
+psql_pg -d postgres <<'SQL'
+SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'cdcd_shop';
+DROP DATABASE IF EXISTS shop WITH (FORCE);
+CREATE DATABASE shop;
+SQL
+psql_pg -d shop <<'SQL'
+CREATE TABLE public.customers (
+  id    serial PRIMARY KEY,
+  name  text,
+  email text
+);
+CREATE TABLE public.orders (
+  id          bigserial PRIMARY KEY,
+  customer_id int,
+  total       numeric(10,2),
+  status      text,
+  created_at  timestamptz DEFAULT now()
+);
+-- Old rows in full on update and delete, so the records carry a `before` image.
+ALTER TABLE public.orders REPLICA IDENTITY FULL;
+INSERT INTO public.customers (name, email) VALUES
+  ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com'), ('Linus', 'linus@example.com');
+SQL
+
+say "clearing Kafka state of pipeline shop (topics shop.*, its position in _cdcd_offsets)"
+"$demo_dir/reset" --brokers "$kafka" --pipeline shop --prefix shop --offsets-topic _cdcd_offsets
+
+cdcd_pid=""
+watch_pid=""
+cleaned=0
+cleanup() {
+  [ "$cleaned" = 1 ] && return
+  cleaned=1
+  trap - INT TERM
+  if [ -n "$cdcd_pid" ] && kill -0 "$cdcd_pid" 2>/dev/null; then
+    say "published so far (cdcd_events_published_total from $http/metrics):"
+    curl -s "$http/metrics" | grep '^cdcd_events_published_total' || echo "(none yet)"
+    say "stopping cdcd with SIGTERM (it commits the open batch, acknowledges, and exits)"
+    kill -TERM "$cdcd_pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$cdcd_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$cdcd_pid" 2>/dev/null; then
+      echo "[demo] cdcd did not exit within 15s; killing it"
+      kill -KILL "$cdcd_pid" 2>/dev/null || true
+    fi
+    wait "$cdcd_pid" 2>/dev/null && echo "[demo] cdcd exited cleanly" || echo "[demo] cdcd exited with status $?"
+  fi
+  if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
+    sleep 1 # let the watcher print the last committed records
+    kill -TERM "$watch_pid" 2>/dev/null || true
+    wait "$watch_pid" 2>/dev/null || true
+  fi
+  say "cdcd logs: $log_file"
+}
+trap cleanup EXIT
+trap 'echo; echo "[demo] interrupted"; exit 130' INT TERM
+
+say "starting bin/cdcd run --config config.example.yaml (logs: $log_file)"
+# setsid: a Ctrl-C in the terminal reaches the script, which then stops cdcd in order (metrics
+# first, then SIGTERM), instead of reaching cdcd directly.
+setsid bin/cdcd run --config config.example.yaml >"$log_file" 2>&1 &
+cdcd_pid=$!
+ready=0
+for _ in $(seq 1 300); do
+  kill -0 "$cdcd_pid" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "cdcd exited during start-up (logs above)"; }
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$http/readyz")" = 200 ]; then ready=1; break; fi
+  sleep 0.2
+done
+if [ "$ready" != 1 ]; then
+  curl -s "$http/readyz" >&2 || true
+  tail -n 30 "$log_file" >&2
+  die "cdcd was not ready within 60s (its /readyz and logs are above)"
+fi
+echo "[demo] $http/readyz: $(curl -s "$http/readyz")"
+
+say "watching $topic (the same, by hand: go run ./scripts/demo/watch --brokers $kafka --registry $registry --topic $topic)"
+setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic" &
+watch_pid=$!
+
+say "writing to shop for ${seconds}s, about $rate changes a second (Ctrl-C stops early)"
+sql_for() {
+  local cust=$((RANDOM % 3 + 1)) total="$((RANDOM % 200 + 1)).$((RANDOM % 90 + 10))"
+  case $((RANDOM % 10)) in
+    0 | 1 | 2 | 3) echo "INSERT INTO orders (customer_id, total, status) VALUES ($cust, $total, 'new');" ;;
+    4 | 5) echo "UPDATE orders SET status = 'paid' WHERE id = (SELECT min(id) FROM orders WHERE status = 'new');" ;;
+    6) echo "UPDATE orders SET status = 'shipped' WHERE id = (SELECT min(id) FROM orders WHERE status = 'paid');" ;;
+    7) echo "DELETE FROM orders WHERE id = (SELECT min(id) FROM orders WHERE status = 'shipped');" ;;
+    8) echo "BEGIN; INSERT INTO orders (customer_id, total, status) VALUES ($cust, $total, 'new'), ($cust, 9.99, 'new'); UPDATE customers SET email = 'c$RANDOM@example.com' WHERE id = $cust; COMMIT;" ;;
+    9) echo "INSERT INTO customers (name, email) VALUES ('customer $RANDOM', 'c$RANDOM@example.com');" ;;
+  esac
+}
+end=$((SECONDS + seconds))
+writes=0
+pause=$(awk -v r="$rate" 'BEGIN { printf "%.3f", 1 / (r > 0 ? r : 1) }')
+while [ "$SECONDS" -lt "$end" ]; do
+  psql_pg -d shop -c "$(sql_for)" >/dev/null
+  writes=$((writes + 1))
+  kill -0 "$cdcd_pid" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "cdcd stopped (logs above)"; }
+  sleep "$pause"
+done
+say "wrote $writes statements; waiting for the last records"
+sleep 2
