@@ -275,3 +275,25 @@ func (c *consumer) decode(t *testing.T, b []byte) map[string]any {
 	}
 	return m
 }
+
+// metric returns the sum of every series of a metric on the daemon's /metrics.
+func (d *daemon) metric(name string) float64 {
+	d.t.Helper()
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		d.t.Fatalf("scraping /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}

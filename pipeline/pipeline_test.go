@@ -148,11 +148,6 @@ func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 	return out
 }
 
-// avroLong decodes the first zigzag varint after a Confluent header, at offset skip.
-func avroLong(b []byte, skip int) int64 {
-	v, _ := binary.Varint(b[skip:])
-	return v
-}
 
 // TestExactlyOnceUnderFaults injects failed produces, failed transaction commits and broken
 // source streams (mid-transaction), and checks that a read_committed consumer sees every
@@ -288,4 +283,10 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// avroLong decodes the first zigzag varint after a Confluent header, at offset skip.
+func avroLong(b []byte, skip int) int64 {
+	v, _ := binary.Varint(b[skip:])
+	return v
 }

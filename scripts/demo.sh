@@ -57,7 +57,8 @@ go build -o "$demo_dir/watch" ./scripts/demo/watch
 go build -o "$demo_dir/reset" ./scripts/demo/reset
 
 say "creating database shop (dropping the one from an earlier run, with its slot cdcd_shop)"
-psql_pg -d postgres <<'SQL'
+psql_pg -d postgres >/dev/null <<'SQL'
+SET client_min_messages = warning;
 SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'cdcd_shop';
 DROP DATABASE IF EXISTS shop WITH (FORCE);
 CREATE DATABASE shop;
@@ -106,7 +107,9 @@ cleanup() {
   if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
     sleep 1 # let the watcher print the last committed records
     kill -TERM "$watch_pid" 2>/dev/null || true
-    wait "$watch_pid" 2>/dev/null || true
+  fi
+  if [ -n "$watch_pid" ] && ! wait "$watch_pid" 2>/dev/null; then
+    echo "[demo] the watcher failed (its error is above)"
   fi
   say "cdcd logs: $log_file"
 }

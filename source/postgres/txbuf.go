@@ -24,9 +24,14 @@ type streamBuffers struct {
 	onSpill func()
 }
 
+// blockSize is the unit of in-memory buffering: buffers grow block by block, never by
+// doubling one slice, so memory in use stays close to what is buffered.
+const blockSize = 1 << 20
+
 type txBuffer struct {
 	xid     uint32
-	mem     []byte // [u32 length][message]...
+	mem     [][]byte // blocks of [u32 length][message]...; a message larger than a block gets its own
+	memLen  int
 	file    *os.File
 	w       *bufio.Writer
 	spilled int64
@@ -50,18 +55,24 @@ func (s *streamBuffers) get(xid uint32) *txBuffer {
 // add appends one message (copied) to the transaction's buffer, spilling if memory is over.
 func (s *streamBuffers) add(xid uint32, msg []byte) error {
 	b := s.get(xid)
-	b.mem = binary.BigEndian.AppendUint32(b.mem, uint32(len(msg)))
-	b.mem = append(b.mem, msg...)
+	need := 4 + len(msg)
+	if n := len(b.mem); n == 0 || cap(b.mem[n-1])-len(b.mem[n-1]) < need {
+		b.mem = append(b.mem, make([]byte, 0, max(blockSize, need)))
+	}
+	last := &b.mem[len(b.mem)-1]
+	*last = binary.BigEndian.AppendUint32(*last, uint32(len(msg)))
+	*last = append(*last, msg...)
 	b.msgs++
-	s.inMem += int64(4 + len(msg))
+	b.memLen += need
+	s.inMem += int64(need)
 	for s.inMem > s.limit {
 		var big *txBuffer
 		for _, x := range s.byXid {
-			if big == nil || len(x.mem) > len(big.mem) {
+			if big == nil || x.memLen > big.memLen {
 				big = x
 			}
 		}
-		if big == nil || len(big.mem) == 0 {
+		if big == nil || big.memLen == 0 {
 			break
 		}
 		if err := s.spill(big); err != nil {
@@ -86,12 +97,14 @@ func (s *streamBuffers) spill(b *txBuffer) error {
 			s.onSpill()
 		}
 	}
-	if _, err := b.w.Write(b.mem); err != nil {
-		return fmt.Errorf("spilling in-progress transaction %d: %w", b.xid, err)
+	for _, blk := range b.mem {
+		if _, err := b.w.Write(blk); err != nil {
+			return fmt.Errorf("spilling in-progress transaction %d: %w", b.xid, err)
+		}
 	}
-	b.spilled += int64(len(b.mem))
-	s.inMem -= int64(len(b.mem))
-	b.mem = nil
+	b.spilled += int64(b.memLen)
+	s.inMem -= int64(b.memLen)
+	b.mem, b.memLen = nil, 0
 	return nil
 }
 
@@ -110,7 +123,7 @@ func (s *streamBuffers) drop(xid uint32) {
 	if b == nil {
 		return
 	}
-	s.inMem -= int64(len(b.mem))
+	s.inMem -= int64(b.memLen)
 	if b.file != nil {
 		_ = b.file.Close()
 	}
@@ -166,13 +179,15 @@ func (s *streamBuffers) replay(xid uint32, fn func(msg []byte) error) error {
 			}
 		}
 	}
-	for m := b.mem; len(m) >= 4; {
-		n := int(binary.BigEndian.Uint32(m))
-		msg := m[4 : 4+n]
-		m = m[4+n:]
-		if !skip(msg) {
-			if err := fn(msg); err != nil {
-				return err
+	for _, blk := range b.mem {
+		for m := blk; len(m) >= 4; {
+			n := int(binary.BigEndian.Uint32(m))
+			msg := m[4 : 4+n]
+			m = m[4+n:]
+			if !skip(msg) {
+				if err := fn(msg); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -193,6 +193,9 @@ func read(r *avro.Reader, s avro.Schema) any {
 	if ref, ok := s.(*avro.RefSchema); ok {
 		s = ref.Schema()
 	}
+	if s.Type() == avro.Null {
+		return nil
+	}
 	switch s := s.(type) {
 	case *avro.RecordSchema:
 		out := make(record, 0, len(s.Fields()))
@@ -216,7 +219,12 @@ func read(r *avro.Reader, s avro.Schema) any {
 		})
 		return out
 	case *avro.EnumSchema:
-		return s.Symbols()[r.ReadInt()]
+		i := int(r.ReadInt())
+		if i < 0 || i >= len(s.Symbols()) {
+			r.ReportError("enum", "symbol "+strconv.Itoa(i)+" out of range")
+			return nil
+		}
+		return s.Symbols()[i]
 	case *avro.PrimitiveSchema:
 		return readPrimitive(r, s)
 	}
@@ -230,8 +238,6 @@ func readPrimitive(r *avro.Reader, s *avro.PrimitiveSchema) any {
 		lt = l.Type()
 	}
 	switch s.Type() {
-	case avro.Null:
-		return nil
 	case avro.Boolean:
 		return text(strconv.FormatBool(r.ReadBool()))
 	case avro.Int:

@@ -1,0 +1,190 @@
+// Command cdcdbench measures cdcd end to end against the real local stack (PostgreSQL, Kafka,
+// schema registry) and writes a Markdown report.
+//
+// One round is:
+//
+//  1. a fresh database with one table (id bigint pk, a int, b text ~40 bytes, c timestamptz);
+//     cdcd is started once until /readyz answers 200 and stopped (SIGTERM), which creates the
+//     pipeline's slot and publication; a second pgoutput slot is created for the baseline;
+//  2. a backlog of -rows inserts (COPY, -tx-rows rows per transaction) written while cdcd is
+//     stopped;
+//  3. baseline: pg_recvlogical drains the backlog from its own pgoutput slot to /dev/null
+//     with --endpos = the WAL position after the backlog;
+//  4. catch-up: `cdcd run` starts and the time until cdcd_events_published_total reaches
+//     -rows is measured (rows/s, CPU seconds, peak RSS, and the CPU of the walsender and the
+//     Kafka broker over the same interval); the topic is then counted read_committed;
+//  5. latency: with cdcd caught up, a paced writer commits single-row transactions at -rate
+//     rows/s for -latency-duration, storing clock_timestamp() in c; a read_committed consumer
+//     stamps each record on receipt; p50/p95/p99 of receipt - c are reported, next to cdcd's
+//     own cdcd_end_to_end_latency_seconds histogram;
+//  6. cleanup: cdcd stopped, slots dropped, database dropped, topics and subjects deleted.
+//
+// The order of steps 3 and 4 alternates between rounds so neither always reads a colder WAL.
+// With -profile, one extra catch-up round runs a profiling build of cdcd (the same sources
+// plus one file added with `go build -overlay`, never written into the tree) and the CPU and
+// heap profiles are summarized in the report.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	repo        string
+	cdcdBin     string
+	pgDSN       string
+	kafka       string
+	registry    string
+	recvlogical string
+	outDir      string
+
+	rows   int
+	txRows int
+
+	rate       int
+	latDur     time.Duration
+	latConns   int
+	repeat     int
+	profile    bool
+	noBaseline bool
+	noLatency  bool
+	verify     bool
+	keep       bool
+
+	catchupTimeout time.Duration
+	pipelineExtra  string
+	partitions     int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.repo, "repo", ".", "root of the cdcd module (for the profiling build)")
+	flag.StringVar(&o.cdcdBin, "cdcd", "bin/cdcd", "cdcd binary to measure (build it with `make build`)")
+	flag.StringVar(&o.pgDSN, "pg-dsn", envOr("CDCD_TEST_PG_DSN", "postgres://postgres@127.0.0.1:55432/postgres"), "PostgreSQL admin DSN (URL form); a database per round is created next to it")
+	flag.StringVar(&o.kafka, "kafka", envOr("CDCD_TEST_KAFKA", "127.0.0.1:19092"), "Kafka bootstrap broker")
+	flag.StringVar(&o.registry, "registry", envOr("CDCD_TEST_REGISTRY", "http://127.0.0.1:18081/apis/ccompat/v7"), "Confluent-compatible schema registry URL")
+	flag.StringVar(&o.recvlogical, "pg-recvlogical", "", "pg_recvlogical binary (default: /usr/lib/postgresql/<server major>/bin/pg_recvlogical, else PATH)")
+	flag.StringVar(&o.outDir, "out", "bench/results", "directory for REPORT-<date>.md, logs and profiles")
+	flag.IntVar(&o.rows, "rows", 1_000_000, "backlog rows (inserts)")
+	flag.IntVar(&o.txRows, "tx-rows", 1000, "rows per backlog transaction")
+	flag.IntVar(&o.rate, "rate", 5000, "latency phase: single-row transactions per second")
+	flag.DurationVar(&o.latDur, "latency-duration", 30*time.Second, "latency phase: how long the paced writer runs")
+	flag.IntVar(&o.latConns, "latency-conns", 24, "latency phase: writer connections (each commit waits for its WAL flush)")
+	flag.IntVar(&o.repeat, "repeat", 2, "measured rounds")
+	flag.BoolVar(&o.profile, "profile", false, "add one catch-up round with a CPU/heap-profiling build of cdcd")
+	flag.BoolVar(&o.noBaseline, "no-baseline", false, "skip the pg_recvlogical baseline")
+	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the latency phase")
+	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")
+	flag.BoolVar(&o.keep, "keep", false, "keep databases, slots, topics and subjects (for inspection)")
+	flag.DurationVar(&o.catchupTimeout, "catchup-timeout", 10*time.Minute, "give up on a catch-up after this long")
+	flag.StringVar(&o.pipelineExtra, "pipeline-extra", "", "YAML appended at pipeline level (e.g. \"    batch:\\n      max_events: 50000\\n\")")
+	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
+	flag.Parse()
+
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "cdcdbench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+func run(o options) error {
+	if o.rows <= 0 || o.txRows <= 0 || o.repeat < 0 || o.rate <= 0 || o.latConns <= 0 {
+		return errors.New("-rows, -tx-rows, -rate and -latency-conns must be positive, -repeat not negative")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	bin, err := filepath.Abs(o.cdcdBin)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(bin); err != nil || st.IsDir() {
+		return fmt.Errorf("cdcd binary %s not found: run `make build` first (or pass -cdcd)", bin)
+	}
+	o.cdcdBin = bin
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+		return err
+	}
+	started := time.Now()
+	stamp := started.Format("20060102-150405")
+	logDir := filepath.Join(o.outDir, "run-"+stamp)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+
+	env, err := probeEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	if o.recvlogical == "" {
+		o.recvlogical = findRecvlogical(env.pgMajor)
+	}
+	env.recvlogical = o.recvlogical
+
+	var rounds []*roundResult
+	for i := 1; i <= o.repeat; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		r := &roundResult{Round: i, BaselineFirst: i%2 == 0}
+		rounds = append(rounds, r)
+		runRound(ctx, o, env, r, roundSpec{bin: o.cdcdBin, logDir: logDir, baseline: !o.noBaseline, latency: !o.noLatency, verify: o.verify})
+	}
+	var prof *roundResult
+	if o.profile && ctx.Err() == nil {
+		prof = &roundResult{Round: len(rounds) + 1, Profiled: true}
+		pbin, cleanup, err := buildProfilingBinary(ctx, o.repo, logDir)
+		if err != nil {
+			prof.Err = fmt.Sprintf("building the profiling binary: %v", err)
+		} else {
+			runRound(ctx, o, env, prof, roundSpec{bin: pbin, logDir: logDir, profile: true})
+			cleanup()
+		}
+	}
+
+	rep := report{opts: o, env: env, started: started, finished: time.Now(), rounds: rounds, profile: prof, logDir: logDir}
+	md := rep.markdown()
+	path := filepath.Join(o.outDir, "REPORT-"+started.Format("2006-01-02")+".md")
+	if _, err := os.Stat(path); err == nil {
+		// Several runs a day: keep each report.
+		path = filepath.Join(o.outDir, "REPORT-"+started.Format("2006-01-02")+"-"+started.Format("150405")+".md")
+	}
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(rep.summary())
+	fmt.Printf("\nreport: %s\nlogs:   %s\n", path, logDir)
+	var failed []string
+	for _, r := range append(rounds, prof) {
+		if r != nil && r.Err != "" {
+			failed = append(failed, fmt.Sprintf("round %d: %s", r.Round, r.Err))
+		}
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted")
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d round(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// clkTck is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every Linux
+// architecture Go supports without cgo's sysconf).
+const clkTck = 100
+
+// procCPU is the process's user+system CPU time in seconds (all threads).
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after it start past the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return float64(ut+st) / clkTck, nil
+}
+
+// procStatusKB reads a "kB" line of /proc/<pid>/status, e.g. VmHWM or VmRSS.
+func procStatusKB(pid int, key string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, key)
+}
+
+// sysCPU returns the machine's busy and total jiffies from /proc/stat.
+func sysCPU() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:] {
+		v, _ := strconv.ParseUint(s, 10, 64)
+		if i >= 8 { // guest and guest_nice are already counted in user and nice
+			break
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// findProcess returns the pid of the first process whose command line contains s, or 0.
+func findProcess(s string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	self := os.Getpid()
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(d + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(s)) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// cpuMeter measures a process's CPU seconds between start and the last successful read
+// (a process that exits keeps its last reading).
+type cpuMeter struct {
+	pid         int
+	first, last float64
+	ok          bool
+}
+
+func (m *cpuMeter) attach(pid int) {
+	if pid <= 0 || m.pid == pid {
+		return
+	}
+	m.pid = pid
+	if v, err := procCPU(pid); err == nil {
+		m.first, m.last, m.ok = v, v, true
+	}
+}
+
+// attachNew attaches to a process that started within the measured interval: all of its CPU
+// time counts.
+func (m *cpuMeter) attachNew(pid int) {
+	if pid <= 0 || m.pid == pid {
+		return
+	}
+	m.pid, m.first, m.ok = pid, 0, true
+	m.read()
+}
+
+func (m *cpuMeter) read() {
+	if m.pid <= 0 {
+		return
+	}
+	if v, err := procCPU(m.pid); err == nil {
+		if !m.ok {
+			m.first, m.ok = v, true
+		}
+		m.last = v
+	}
+}
+
+func (m *cpuMeter) used() float64 {
+	if !m.ok {
+		return -1
+	}
+	return m.last - m.first
+}
+
+func numCPU() int { return runtime.NumCPU() }

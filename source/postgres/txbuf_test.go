@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+)
+
+func inStreamMsg(typ byte, xid uint32, body string) []byte {
+	b := []byte{typ}
+	b = binary.BigEndian.AppendUint32(b, xid)
+	return append(b, body...)
+}
+
+// Messages come back in order whether they were spilled or not, aborted subtransactions are
+// skipped, and memory stays under the limit.
+func TestStreamBuffersSpillOrderAndSubAbort(t *testing.T) {
+	bufs := newStreamBuffers(10_000, t.TempDir())
+	spills := 0
+	bufs.onSpill = func() { spills++ }
+	const top, sub = 100, 101
+	var want []string
+	for i := 0; i < 2000; i++ {
+		xid := uint32(top)
+		if i%10 == 3 {
+			xid = sub
+		}
+		body := fmt.Sprintf("row-%04d", i)
+		if err := bufs.add(top, inStreamMsg('I', xid, body)); err != nil {
+			t.Fatal(err)
+		}
+		if xid == top {
+			want = append(want, body)
+		}
+		// an interleaved transaction that aborts entirely
+		if err := bufs.add(200, inStreamMsg('I', 200, "other")); err != nil {
+			t.Fatal(err)
+		}
+		if bufs.inMem > bufs.limit+int64(blockSize) {
+			t.Fatalf("in-memory %d exceeds the limit", bufs.inMem)
+		}
+	}
+	bufs.abortSub(top, sub)
+	bufs.drop(200)
+	if spills == 0 {
+		t.Fatal("expected a spill to disk")
+	}
+	var got []string
+	err := bufs.replay(top, func(msg []byte) error {
+		got = append(got, string(msg[5:]))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("replayed %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	bufs.drop(top)
+	if bufs.inMem != 0 || len(bufs.byXid) != 0 {
+		t.Fatalf("leftover: inMem %d, buffers %d", bufs.inMem, len(bufs.byXid))
+	}
+}
+
+func TestStreamBuffersUnwritableSpillDir(t *testing.T) {
+	bufs := newStreamBuffers(100, "/nonexistent/cdcd-spill")
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = bufs.add(1, inStreamMsg('I', 1, "0123456789"))
+	}
+	if err == nil {
+		t.Fatal("expected an error naming the spill folder")
+	}
+	if want := "spill_dir"; !contains(err.Error(), want) {
+		t.Fatalf("error %q does not say how to fix it (%s)", err, want)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
