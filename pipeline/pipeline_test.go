@@ -148,7 +148,6 @@ func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 	return out
 }
 
-
 // TestExactlyOnceUnderFaults injects failed produces, failed transaction commits and broken
 // source streams (mid-transaction), and checks that a read_committed consumer sees every
 // change exactly once, in order per key.
