@@ -229,6 +229,9 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 	for _, w := range r.Warnings {
 		p("- warning: %s\n", w)
 	}
+	if r.SetupReady > 0 {
+		p("- first start (slot + publication): ready after %s\n", r.SetupReady.Round(time.Millisecond))
+	}
 	if r.Backlog.took > 0 {
 		p("- backlog: %d rows written in %s (%.0f rows/s), %.1f MiB of WAL, end LSN %s\n", rp.opts.rows, r.Backlog.took.Round(time.Millisecond),
 			float64(rp.opts.rows)/r.Backlog.took.Seconds(), float64(r.Backlog.walBytes)/(1<<20), r.Backlog.endLSN)
@@ -252,8 +255,10 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 			cr.records, cr.unique, cr.duplicates, cr.outside, cr.tombstones, cr.took.Round(time.Millisecond))
 	}
 	if l := r.Latency; l != nil {
-		p("- latency phase: %d/%d records received (%d duplicates) — writer %s at %.0f tx/s, %d rows started >10 ms late; last record %s after the writer finished; %.0f Kafka transactions; cdcd %.2f CPU s, walsender %.2f CPU s, machine %.2f cores busy\n",
-			l.Received, l.Rows, l.Dups, l.WriterTook.Round(time.Millisecond), l.AchievedRate, l.Late, l.Drain.Round(time.Millisecond), l.Txns, l.CDCDCPU, l.WalCPU, l.SysBusyCores)
+		p("- latency phase: %d/%d records received (%d duplicates) — writer %s at %.0f tx/s, %d rows started >10 ms late; last record %s after the writer finished\n",
+			l.Received, l.Rows, l.Dups, l.WriterTook.Round(time.Millisecond), l.AchievedRate, l.Late, l.Drain.Round(time.Millisecond))
+		p("- cdcd in the latency phase: %.0f Kafka transactions (%.0f events each), mean flush+commit %s; cdcd %.2f CPU s, walsender %.2f CPU s, machine %.2f cores busy\n",
+			l.Txns, float64(l.Received)/max(1, l.Txns), ms(l.CommitMean), l.CDCDCPU, l.WalCPU, l.SysBusyCores)
 		if l.DecodeErr != "" {
 			p("- latency decode error: %s\n", l.DecodeErr)
 		}

@@ -35,6 +35,7 @@ type roundResult struct {
 	Baseline *baselineResult
 	Latency  *latencyResult
 
+	SetupReady   time.Duration // first start: exec -> /readyz 200 (slot creation)
 	FinalHWMKB   int64
 	FinalCPU     float64
 	ShutdownTook time.Duration
@@ -100,6 +101,8 @@ type latencyResult struct {
 	Hist           quantiles
 	HistCount      float64
 	Txns           float64
+	CommitMean     time.Duration // mean flush+commit of cdcd's Kafka transactions
+	CommitCount    float64
 	CDCDCPU        float64
 	WalCPU         float64
 	SysBusyCores   float64
@@ -211,9 +214,13 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 		if err != nil {
 			return err
 		}
-		if _, err := d.waitReady(ctx, 90*time.Second); err != nil {
+		// Creating a logical slot waits for every transaction running in the cluster to end
+		// (other sessions on a shared server can make that slow).
+		readyAfter, err := d.waitReady(ctx, 5*time.Minute)
+		if err != nil {
 			return fmt.Errorf("first start: %w", err)
 		}
+		r.SetupReady = readyAfter
 		if _, err := d.stop(30 * time.Second); err != nil {
 			return fmt.Errorf("first stop: %w", err)
 		}
@@ -529,7 +536,7 @@ func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string)
 	walM.attach(slotActivePID(ctx, admin, name))
 	sysB0, sysT0 := sysCPU()
 
-	cctx, cancel := context.WithTimeout(ctx, o.latDur+3*time.Minute)
+	cctx, cancel := context.WithTimeout(ctx, o.latDur+10*time.Minute)
 	defer cancel()
 	consumed := make(chan error, 1)
 	go func() { consumed <- lc.run(cctx) }()
@@ -545,19 +552,30 @@ func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string)
 		<-consumed
 		return res, werr
 	}
-	// Wait for the records: bounded by the consumer's context.
+	// Wait for the records while they keep coming: give up after 30 s without progress (or
+	// when the consumer's context ends).
 	var cerr error
-	wait := time.NewTimer(time.Minute)
-	select {
-	case cerr = <-consumed:
-	case <-wait.C:
-		cancel()
-		cerr = <-consumed
-		if cerr == nil {
-			cerr = fmt.Errorf("only %d of %d records arrived within 1m of the writer finishing", lc.received(), n)
+	progress, lastGot := time.Now(), lc.received()
+	tk := time.NewTicker(250 * time.Millisecond)
+wait:
+	for {
+		select {
+		case cerr = <-consumed:
+			break wait
+		case <-tk.C:
+			if got := lc.received(); got != lastGot {
+				progress, lastGot = time.Now(), got
+			} else if time.Since(progress) > 30*time.Second {
+				cancel()
+				cerr = <-consumed
+				if cerr == nil {
+					cerr = fmt.Errorf("only %d of %d records arrived; none for 30 s", lc.received(), n)
+				}
+				break wait
+			}
 		}
 	}
-	wait.Stop()
+	tk.Stop()
 	cdcdM.read()
 	walM.read()
 	res.CDCDCPU, res.WalCPU = cdcdM.used(), walM.used()
@@ -575,6 +593,11 @@ func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string)
 		res.HistCount = h.count
 		commit := map[string]string{"pipeline": name, "outcome": "commit"}
 		res.Txns = after.sum("cdcd_kafka_transactions_total", commit) - before.sum("cdcd_kafka_transactions_total", commit)
+		cd := after.histogram("cdcd_kafka_transaction_commit_duration_seconds", match).sub(before.histogram("cdcd_kafka_transaction_commit_duration_seconds", match))
+		if cd.count > 0 {
+			res.CommitCount = cd.count
+			res.CommitMean = time.Duration(cd.sum / cd.count * float64(time.Second))
+		}
 	}
 
 	lc.mu.Lock()

@@ -130,7 +130,8 @@ func (d *decoder) describe(ctx context.Context, r *kgo.Record) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("value is not an envelope record")
 	}
-	fmt.Fprintf(&b, "op=%s key=%s", render(env.get("op")), key)
+	op, _ := env.get("op").(string)
+	fmt.Fprintf(&b, "op=%s key=%s", op, key)
 	if src, ok := env.get("source").(record); ok {
 		fmt.Fprintf(&b, " txId=%s", render(src.get("txId")))
 	}
