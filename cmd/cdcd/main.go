@@ -4,6 +4,7 @@
 //	cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
 //	cdcd validate --config FILE   check the file without connecting
 //	cdcd check    --config FILE   connect and check every prerequisite, with fixes
+//	cdcd reset-offsets --config FILE --pipeline NAME
 //	cdcd version
 package main
 
@@ -53,6 +54,9 @@ Usage:
   cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
   cdcd validate --config FILE   check the configuration file without connecting
   cdcd check    --config FILE   connect and check every prerequisite, with fixes
+  cdcd reset-offsets --config FILE --pipeline NAME
+                                forget a pipeline's committed position (after a slot was
+                                recreated on purpose); its next start follows the slot
   cdcd healthcheck [--url URL]  probe a running cdcd's /healthz (for container HEALTHCHECK)
   cdcd version                  print the version
 `
@@ -82,6 +86,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		return checkCommand(ctx, path, stdout)
+	case "reset-offsets":
+		return resetOffsetsCommand(ctx, rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCommand(rest, stderr)
 	case "version", "--version", "-v":

@@ -220,11 +220,11 @@ func checkResume(slotName string, slot slotInfo, r change.Resume) error {
 	}
 	if slot.created {
 		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to the slot; "+
-			"fix: re-snapshot the tables, then `cdcd reset-offsets --pipeline` to start from the new slot", slotName, pglogrepl.LSN(r.AckLSN))}
+			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start from the new slot", slotName, pglogrepl.LSN(r.AckLSN))}
 	}
 	if slot.confirmedFlush > r.AckLSN {
 		return &FatalError{fmt.Errorf("slot %s was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s): another client consumed the slot or it was recreated, so changes may be missing; "+
-			"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --pipeline` to accept the slot's position",
+			"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --config FILE --pipeline NAME` to accept the slot's position",
 			slotName, pglogrepl.LSN(slot.confirmedFlush), pglogrepl.LSN(r.AckLSN))}
 	}
 	if slot.walStatus == "lost" {

@@ -1,0 +1,160 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitUnready waits until /readyz is 503 with a body containing every want.
+func (d *daemon) waitUnready(timeout time.Duration, want ...string) string {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var body string
+	var code int
+	for time.Now().Before(deadline) {
+		body, code = get(d.t, "http://"+d.http+"/readyz")
+		ok := code == http.StatusServiceUnavailable
+		for _, w := range want {
+			ok = ok && strings.Contains(body, w)
+		}
+		if ok {
+			return body
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	d.t.Fatalf("/readyz never said %q: %d %s\n%s", want, code, body, d.Logs())
+	return ""
+}
+
+// TestPostgresSlotGapRefused: a slot dropped and recreated behind cdcd's back would silently
+// skip the changes in between; cdcd refuses to stream, says why and how to fix it, and streams
+// again after an explicit reset-offsets.
+func TestPostgresSlotGapRefused(t *testing.T) {
+	s := needStack(t)
+	ctx := testCtx(t, 5*time.Minute)
+	dsn := newDatabase(t, ctx, s, "cdcd_gap")
+	db := pgConnect(t, ctx, dsn)
+	if _, err := db.Exec(ctx, `CREATE TABLE g (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("gap%d", time.Now().UnixNano()%1e6)
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.g"}, ""))
+	d.waitReady(90 * time.Second)
+	if _, err := db.Exec(ctx, `INSERT INTO g VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, s, name+".public.g")
+	if n := len(c.read(t, 1, time.Minute, 0)); n != 1 {
+		t.Fatalf("first row not published")
+	}
+	d.stop(syscall.SIGTERM)
+	if _, err := db.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO g VALUES (2)`); err != nil { // lost to any new slot
+		t.Fatal(err)
+	}
+	d.restart()
+	body := d.waitUnready(90*time.Second, `"failed"`, "did not exist", "reset-offsets")
+	t.Logf("readyz: %s", body)
+	d.stop(syscall.SIGTERM)
+
+	out, err := exec.Command(cdcdBin, "reset-offsets", "--config", d.cfg, "--pipeline", name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "forgot committed position") {
+		t.Fatalf("reset-offsets: %v\n%s", err, out)
+	}
+	d.restart()
+	d.waitReady(90 * time.Second)
+	if _, err := db.Exec(ctx, `INSERT INTO g VALUES (3)`); err != nil {
+		t.Fatal(err)
+	}
+	recs := c.read(t, 1, time.Minute, time.Second)
+	if len(recs) != 1 || avroLong(recs[0].Key, 5) != 3 {
+		t.Fatalf("after the reset, want row 3 only, got %d records", len(recs))
+	}
+}
+
+// TestPostgresSchemaRefused: a table change the subject's compatibility forbids stops the
+// pipeline (on_error: fail) with a message naming the table, the subject and the registry's
+// reason, and nothing after it is acknowledged.
+func TestPostgresSchemaRefused(t *testing.T) {
+	s := needStack(t)
+	ctx := testCtx(t, 5*time.Minute)
+	dsn := newDatabase(t, ctx, s, "cdcd_refused")
+	db := pgConnect(t, ctx, dsn)
+	if _, err := db.Exec(ctx, `CREATE TABLE r (id int PRIMARY KEY, a int)`); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("refused%d", time.Now().UnixNano()%1e6)
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.r"}, ""))
+	d.waitReady(90 * time.Second)
+	if _, err := db.Exec(ctx, `INSERT INTO r VALUES (1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, s, name+".public.r")
+	if n := len(c.read(t, 1, time.Minute, 0)); n != 1 {
+		t.Fatalf("first row not published")
+	}
+	// A NOT NULL column has no Avro default: under BACKWARD the new schema cannot read old data.
+	if _, err := db.Exec(ctx, `ALTER TABLE r ADD COLUMN b int NOT NULL DEFAULT 0; INSERT INTO r VALUES (2, 2, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	body := d.waitUnready(90*time.Second, `"failed"`, "public.r", name+".public.r-value", "refused")
+	t.Logf("readyz: %s", body)
+	var confirmed, current string
+	if err := db.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&confirmed, &current); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.read(t, 1, 3*time.Second, 0)) != 0 {
+		t.Fatal("a row after the refused schema change was published")
+	}
+	// The process stays up for the person on call: /healthz answers, /readyz explains.
+	if _, code := get(t, "http://"+d.http+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz %d", code)
+	}
+}
+
+// TestPostgresAddNullableColumnIsCompatible: adding a nullable column yields a new schema
+// version the registry accepts under BACKWARD, and streaming goes on.
+func TestPostgresAddNullableColumnIsCompatible(t *testing.T) {
+	s := needStack(t)
+	ctx := testCtx(t, 5*time.Minute)
+	dsn := newDatabase(t, ctx, s, "cdcd_evolve")
+	db := pgConnect(t, ctx, dsn)
+	if _, err := db.Exec(ctx, `CREATE TABLE e (id int PRIMARY KEY, a int)`); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("evolve%d", time.Now().UnixNano()%1e6)
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.e"}, ""))
+	d.waitReady(90 * time.Second)
+	for _, sql := range []string{
+		`INSERT INTO e VALUES (1, 1)`,
+		`ALTER TABLE e ADD COLUMN b text`,
+		`INSERT INTO e VALUES (2, 2, 'two')`,
+		`ALTER TABLE e DROP COLUMN a`,
+		`INSERT INTO e VALUES (3, 'three')`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newConsumer(t, s, name+".public.e")
+	recs := c.read(t, 3, time.Minute, time.Second)
+	if len(recs) != 3 {
+		t.Fatalf("got %d records, want 3\n%s", len(recs), d.Logs())
+	}
+	after := unwrapAll(unwrap(unwrap(c.decode(t, recs[2].Value)).(map[string]any)["after"]).(map[string]any))
+	if after["b"] != "three" {
+		t.Fatalf("row 3 after = %v", after)
+	}
+	vs, err := c.reg.SubjectVersions(ctx, name+".public.e-value")
+	if err != nil || len(vs) != 3 {
+		t.Fatalf("subject versions %v (%v), want 3", vs, err)
+	}
+	d.waitReady(10 * time.Second)
+}
