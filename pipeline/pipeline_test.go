@@ -289,3 +289,48 @@ func avroLong(b []byte, skip int) int64 {
 	v, _ := binary.Varint(b[skip:])
 	return v
 }
+
+// at_least_once: no transactions; after stream breaks every change is still published (perhaps
+// more than once) and the position record follows the acknowledged records.
+func TestAtLeastOnceLosesNothing(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := srfake.New()
+	defer reg.Close()
+	txs, total := makeTxs(60, rand.New(rand.NewPCG(3, 4)))
+	src := &fakeSource{txs: txs, breakAt: map[int]int{1: 20}}
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	p.cfg.ExactlyOnce = false
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for src.acked.Load() < lsnOf(len(txs)-1)+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("did not catch up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs := readAll(t, c.ListenAddrs(), "p.public.t", total)
+	seen := map[[2]int64]bool{}
+	for _, r := range recs {
+		b := r.Value[5:]
+		id, n := binary.Varint(b[2:])
+		v, _ := binary.Varint(b[2+n:])
+		seen[[2]int64{id, v}] = true
+	}
+	for _, tx := range txs {
+		for _, ev := range tx {
+			if !seen[[2]int64{ev.After[0].Int, ev.After[1].Int}] {
+				t.Fatalf("change %d/%d lost", ev.After[0].Int, ev.After[1].Int)
+			}
+		}
+	}
+}

@@ -336,6 +336,13 @@ func (st *stream) sendStatus(ctx context.Context, reply bool) error {
 		return fmt.Errorf("sending standby status to slot %s: %w", st.src.cfg.Slot, err)
 	}
 	st.nextStatus = time.Now().Add(st.src.cfg.StatusInterval)
+	if m := st.src.cfg.Metrics; m != nil {
+		if end := st.src.serverWALEnd.Load(); end > uint64(lsn) {
+			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(float64(end - uint64(lsn)))
+		} else {
+			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(0)
+		}
+	}
 	return nil
 }
 

@@ -157,7 +157,7 @@ func run(o options) error {
 		if err != nil {
 			prof.Err = fmt.Sprintf("building the profiling binary: %v", err)
 		} else {
-			runRound(ctx, o, env, prof, roundSpec{bin: pbin, logDir: logDir, profile: true})
+			runRound(ctx, o, env, prof, roundSpec{bin: pbin, logDir: logDir, profile: true, latency: !o.noLatency})
 			cleanup()
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // profilingHook is compiled into a copy of cmd/cdcd with `go build -overlay` (the file is
 // never written into the source tree). With CDCD_BENCH_PPROF=host:port it profiles the CPU
 // from process start and serves net/http/pprof plus /bench/cpu/stop, which ends the CPU
-// profile and returns it.
+// profile and returns it, and /bench/cpu/start, which starts the next one.
 const profilingHook = `package main
 
 import (
@@ -42,6 +42,20 @@ func init() {
 	if err := pprof.StartCPUProfile(&buf); err == nil {
 		on = true
 	}
+	http.HandleFunc("/bench/cpu/start", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			http.Error(w, "a CPU profile is running", http.StatusConflict)
+			return
+		}
+		buf.Reset()
+		if err := pprof.StartCPUProfile(&buf); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		on = true
+	})
 	http.HandleFunc("/bench/cpu/stop", func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -129,4 +143,19 @@ func pprofTop(ctx context.Context, profile string, args ...string) string {
 		return fmt.Sprintf("(go tool pprof failed: %v)\n%s", err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// cdcdStacks keeps the goroutine groups of a debug=1 dump that run cdcd's own code.
+func cdcdStacks(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, g := range strings.Split(string(b), "\n\n") {
+		if strings.Contains(g, "cdcd-dev/cdcd/") && !strings.Contains(g, "zz_bench_pprof") {
+			keep = append(keep, strings.TrimSpace(g))
+		}
+	}
+	return strings.Join(keep, "\n\n")
 }

@@ -285,6 +285,12 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 	if r.CPUTop != "" {
 		p("\n### CPU profile of cdcd during catch-up (flat)\n\n```\n%s\n```\n\n### Cumulative\n\n```\n%s\n```\n", r.CPUTop, r.CPUCum)
 	}
+	if r.StallDump != "" {
+		p("\n<details><summary>goroutines of cdcd 1.5 s after ready, nothing committed yet</summary>\n\n```\n%s\n```\n\n</details>\n", r.StallDump)
+	}
+	if r.LatCPUTop != "" {
+		p("\n### CPU profile of cdcd during the latency phase (flat)\n\n```\n%s\n```\n\n### Cumulative\n\n```\n%s\n```\n", r.LatCPUTop, r.LatCPUCum)
+	}
 	if r.HeapTop != "" {
 		p("\n### Heap in use at the end of catch-up\n\n```\n%s\n```\n", r.HeapTop)
 	}

@@ -44,6 +44,9 @@ type roundResult struct {
 	CPUTop     string
 	CPUCum     string
 	HeapTop    string
+	StallDump  string
+	LatCPUTop  string
+	LatCPUCum  string
 }
 
 func (r *roundResult) warn(format string, args ...any) {
@@ -265,7 +268,19 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 		if err != nil {
 			return err
 		}
-		c, err := measureCatchup(ctx, o, d, dsn, r.Name, float64(o.rows))
+		var onStall func()
+		if spec.profile {
+			// Where does cdcd wait before its first commit? A goroutine dump tells.
+			onStall = func() {
+				path := filepath.Join(spec.logDir, r.Name+".stall-goroutines.txt")
+				if err := fetchTo(ctx, "http://"+pprofAddr+"/debug/pprof/goroutine?debug=1", path, 10*time.Second); err != nil {
+					r.warn("goroutine dump: %v", err)
+					return
+				}
+				r.StallDump = cdcdStacks(path)
+			}
+		}
+		c, err := measureCatchup(ctx, o, d, dsn, r.Name, float64(o.rows), onStall)
 		if c != nil {
 			r.Catchup = c
 		}
@@ -310,7 +325,21 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 
 		// 4. Latency, with cdcd caught up.
 		if spec.latency {
+			if spec.profile {
+				if err := fetchTo(ctx, "http://"+pprofAddr+"/bench/cpu/start", os.DevNull, 10*time.Second); err != nil {
+					r.warn("CPU profile of the latency phase: %v", err)
+				}
+			}
 			lr, err := measureLatency(ctx, o, d, dsn, r.Name)
+			if spec.profile {
+				cpu := filepath.Join(spec.logDir, r.Name+".latency.cpu.pprof")
+				if err := fetchTo(ctx, "http://"+pprofAddr+"/bench/cpu/stop", cpu, 30*time.Second); err != nil {
+					r.warn("CPU profile of the latency phase: %v", err)
+				} else {
+					r.LatCPUTop = pprofTop(ctx, cpu)
+					r.LatCPUCum = pprofTop(ctx, cpu, "-cum")
+				}
+			}
 			if lr != nil {
 				r.Latency = lr
 			}
@@ -361,7 +390,8 @@ func dropSlot(ctx context.Context, dsn, slot string) error {
 }
 
 // measureCatchup samples cdcd until it committed want events.
-func measureCatchup(ctx context.Context, o options, d *daemon, dsn, name string, want float64) (*catchupResult, error) {
+// onStall, if set, is called once when nothing is committed 1.5 s after the pipeline is ready.
+func measureCatchup(ctx context.Context, o options, d *daemon, dsn, name string, want float64, onStall func()) (*catchupResult, error) {
 	admin, err := connect(ctx, dsn, nil)
 	if err != nil {
 		return nil, err
@@ -407,6 +437,10 @@ func measureCatchup(ctx context.Context, o options, d *daemon, dsn, name string,
 			}
 			if res.FirstEvent == 0 && ev > 0 {
 				res.FirstEvent = now.Sub(d.started)
+			}
+			if onStall != nil && ev == 0 && res.Ready > 0 && now.Sub(d.started) > res.Ready+1500*time.Millisecond {
+				onStall()
+				onStall = nil
 			}
 			if walM.pid == 0 {
 				walM.attachNew(slotActivePID(ctx, admin, name))
