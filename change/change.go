@@ -65,6 +65,9 @@ type Event struct {
 	CommitTime time.Time
 	// TxID is the source transaction id (Postgres xid; MySQL GTID or empty).
 	TxID string
+	// Err is set when the source could not decode a value of the row: the value is kept as
+	// State Undecodable with the source's raw text, and the change is a poison record.
+	Err error
 }
 
 // Commit ends a source transaction in a stream of Items: every Event of the transaction came
@@ -136,5 +139,13 @@ type Resume struct {
 	// OnStreaming, if set, is called once the source holds its replication stream (the slot
 	// or binlog connection is ours), before the first Item is sent. The pipeline initializes
 	// its transactional producer only then, so a standby never fences the active instance.
-	OnStreaming func()
+	OnStreaming func(Streaming)
+}
+
+// Streaming describes the stream a source holds.
+type Streaming struct {
+	// AckedLSN is how far the source was acknowledged before this session (Postgres: the
+	// slot's confirmed_flush_lsn). A committed position behind it means changes in between
+	// were consumed by someone else: the pipeline refuses to go on.
+	AckedLSN uint64
 }

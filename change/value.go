@@ -15,6 +15,8 @@ const (
 	// Absent: the source did not send this column at all (non-key columns of an old row
 	// without full replica identity).
 	Absent
+	// Undecodable: the source sent a value it could not decode; Str holds its raw text.
+	Undecodable
 )
 
 // Value is one column value. It is a plain struct so that decoding a row allocates only for

@@ -139,6 +139,9 @@ type Topics struct {
 // DLQ configures the dead-letter topic.
 type DLQ struct {
 	Topic string `yaml:"topic"` // default <prefix>.dlq
+	// MaxMessageBytes is the largest dead letter (the whole change as JSON) and the dead-letter
+	// topic's max.message.bytes when cdcd creates it (default 16MiB).
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 }
 
 // Batch bounds a Kafka transaction.

@@ -26,6 +26,7 @@ const (
 	DefaultBatchMaxBytes      = 16 << 20
 	DefaultBatchInterval      = 100 * time.Millisecond
 	DefaultMaxMessageBytes    = 1 << 20
+	DefaultDLQMaxMessageBytes = 16 << 20
 	DefaultTransactionTimeout = 60 * time.Second
 	DefaultRegistryTimeout    = 10 * time.Second
 	DefaultInitialBackoff     = 500 * time.Millisecond
@@ -73,6 +74,7 @@ func (c *Config) applyDefaults() {
 		if p.DLQ.Topic == "" {
 			p.DLQ.Topic = p.Topics.Prefix + ".dlq"
 		}
+		defSize(&p.DLQ.MaxMessageBytes, DefaultDLQMaxMessageBytes)
 		if p.Delivery == "" {
 			p.Delivery = "exactly_once"
 		}
@@ -254,6 +256,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	if !topicRE.MatchString(p.DLQ.Topic) && !(nameBad && p.DLQ.Topic == p.Topics.Prefix+".dlq") {
 		ps.add(at("dlq.topic"), fmt.Sprintf("%q is not a valid Kafka topic name", p.DLQ.Topic), "use letters, digits, '.', '_' and '-' only")
 	}
+	checkSize(ps, at("dlq.max_message_bytes"), p.DLQ.MaxMessageBytes, 1024)
 	tables := map[string]bool{}
 	for _, t := range p.Tables() {
 		tables[t] = true

@@ -32,6 +32,13 @@ type kvWriter struct {
 	rows    int
 }
 
+// written is how many rows the writer has committed so far.
+func (w *kvWriter) written() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rows
+}
+
 func (w *kvWriter) run(ctx context.Context, t *testing.T, db *pgx.Conn, total, maxTx, rate, keys int, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	start := time.Now()
@@ -204,7 +211,7 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 		time.Sleep(time.Duration(300+rng.IntN(3000)) * time.Millisecond)
 		d.stop(syscall.SIGKILL)
 		kills++
-		t.Logf("SIGKILL %d at %d rows written", kills, w.rows)
+		t.Logf("SIGKILL %d at %d rows written", kills, w.written())
 		d.restart()
 	}
 	if err := <-werr; err != nil {

@@ -117,7 +117,7 @@ func TestPostgresStandbyTakeover(t *testing.T) {
 	if took := a.stop(syscall.SIGTERM); took > 10*time.Second {
 		t.Errorf("SIGTERM took %s", took)
 	}
-	t.Logf("active stopped at %d rows; standby takes over", w.rows)
+	t.Logf("active stopped at %d rows; standby takes over", w.written())
 	b.waitReady(90 * time.Second)
 	if err := <-werr; err != nil {
 		t.Fatal(err)

@@ -171,11 +171,11 @@ func TestPostgresKafkaOutage(t *testing.T) {
 			kafka("up")
 		}
 	}()
-	t.Logf("broker stopped at %d rows", w.rows)
+	t.Logf("broker stopped at %d rows", w.written())
 	time.Sleep(30 * time.Second)
 	kafka("up")
 	restarted.Store(true)
-	t.Logf("broker started at %d rows", w.rows)
+	t.Logf("broker started at %d rows", w.written())
 	if err := <-werr; err != nil {
 		t.Fatalf("writer: %v", err)
 	}

@@ -35,7 +35,13 @@ type Record struct {
 	// CommitTime is the source commit time of the last complete transaction.
 	CommitTime time.Time `json:"commit_time"`
 	WrittenAt  time.Time `json:"written_at"`
+	// DeadKeys remembers the most recent keys that have a dead letter (intended topic + "\x00" +
+	// key JSON -> the dead letter's position), so later changes of those keys are marked.
+	DeadKeys map[string]string `json:"dead_keys,omitempty"`
 }
+
+// MaxDeadKeys bounds Record.DeadKeys.
+const MaxDeadKeys = 1000
 
 // Covers reports whether the event or commit at p was already published under r.
 // Events are covered up to Pos; a Commit (whose Index counts its events) only when its
@@ -97,21 +103,38 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replicatio
 // Load reads the last committed record of pipeline (read_committed, from the start of the
 // compacted topic up to its last stable offset). ok is false when the pipeline has none.
 func Load(ctx context.Context, opts []kgo.Opt, topic, pipeline string) (rec Record, ok bool, err error) {
-	adm, err := kgo.NewClient(opts...)
+	vals, err := Scan(ctx, opts, topic, func(key string) bool { return key == pipeline })
 	if err != nil {
 		return rec, false, err
 	}
+	v, ok := vals[pipeline]
+	if !ok {
+		return rec, false, nil
+	}
+	rec, err = Unmarshal(v)
+	return rec, err == nil, err
+}
+
+// Scan returns the latest committed value of every key match accepts, reading the topic's
+// single partition read_committed up to its last stable offset. A key whose latest record is a
+// tombstone is absent from the result.
+func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key string) bool) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	adm, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
 	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
 	adm.Close()
-	if err != nil {
-		return rec, false, fmt.Errorf("listing end of offsets topic %s: %w", topic, err)
+	if err == nil {
+		err = ends.Error()
 	}
-	if err := ends.Error(); err != nil {
-		return rec, false, fmt.Errorf("listing end of offsets topic %s: %w", topic, err)
+	if err != nil {
+		return nil, fmt.Errorf("listing end of topic %s: %w", topic, err)
 	}
 	end, found := ends.Lookup(topic, 0)
 	if !found || end.Offset <= 0 {
-		return rec, false, nil
+		return out, nil
 	}
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
@@ -120,38 +143,34 @@ func Load(ctx context.Context, opts []kgo.Opt, topic, pipeline string) (rec Reco
 		// offset is always seen (the newest segment is never compacted).
 		kgo.KeepControlRecords())...)
 	if err != nil {
-		return rec, false, err
+		return nil, err
 	}
 	defer cl.Close()
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return rec, false, fmt.Errorf("reading offsets topic %s: %w", topic, err)
+			return nil, fmt.Errorf("reading topic %s: %w", topic, err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return rec, false, fmt.Errorf("reading offsets topic %s: %w", topic, ferr)
+			return nil, fmt.Errorf("reading topic %s: %w", topic, ferr)
 		}
 		done := false
-		var derr error
 		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() && string(r.Key) == pipeline {
+			if !r.Attrs.IsControl() && match(string(r.Key)) {
 				if r.Value == nil {
-					rec, ok = Record{}, false // reset by `cdcd reset-offsets`
-				} else if rec, derr = Unmarshal(r.Value); derr == nil {
-					ok = true
+					delete(out, string(r.Key))
+				} else {
+					out[string(r.Key)] = r.Value
 				}
 			}
 			if r.Offset+1 >= end.Offset {
 				done = true
 			}
 		})
-		if derr != nil {
-			return rec, false, derr
-		}
 		if done {
-			return rec, ok, nil
+			return out, nil
 		}
 	}
 }

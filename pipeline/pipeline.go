@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -51,12 +52,19 @@ type Config struct {
 	TopicReplication   int16
 	ExactlyOnce        bool
 	Tombstones         bool
-	BatchMaxEvents     int
-	BatchMaxBytes      int
-	BatchInterval      time.Duration
-	InitialBackoff     time.Duration
-	MaxBackoff         time.Duration
-	MaxAttempts        int // 0 = forever
+	// DeadLetter: on_error dlq. Poison changes go to DLQTopic inside the batch's transaction
+	// instead of stopping the pipeline.
+	DeadLetter         bool
+	DLQTopic           string
+	DLQMaxMessageBytes int
+	// Version is cdcd's version, written to dead-letter headers.
+	Version        string
+	BatchMaxEvents int
+	BatchMaxBytes  int
+	BatchInterval  time.Duration
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	MaxAttempts    int // 0 = forever
 	// StandbyInterval is how often a standby checks whether the slot became free.
 	StandbyInterval time.Duration
 
@@ -75,6 +83,12 @@ type Pipeline struct {
 	src Source
 	enc *encode.Encoder
 	log *slog.Logger
+
+	// tooLarge holds positions the broker refused as too large (MESSAGE_TOO_LARGE arrives
+	// after the record was produced, failing its transaction); the next session dead-letters
+	// them up front. Written by produce callbacks, read by the session loop.
+	tooLargeMu sync.Mutex
+	tooLarge   map[change.Position]bool
 }
 
 // New returns a pipeline; it connects to nothing until Run.
@@ -91,7 +105,10 @@ func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {
 	if cfg.MaxBackoff < cfg.InitialBackoff {
 		cfg.MaxBackoff = 30 * time.Second
 	}
-	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log}
+	if cfg.DLQMaxMessageBytes < cfg.MaxMessageBytes {
+		cfg.DLQMaxMessageBytes = cfg.MaxMessageBytes
+	}
+	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log, tooLarge: map[change.Position]bool{}}
 }
 
 // Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.
@@ -225,3 +242,20 @@ func (e *PoisonError) Error() string {
 }
 func (e *PoisonError) Unwrap() error { return e.Err }
 func (e *PoisonError) Fatal() bool   { return true }
+
+// GapError: the source was acknowledged beyond what the pipeline committed, so changes in
+// between went to another reader (or the slot was recreated). Streaming on would skip them.
+type GapError struct {
+	AckedLSN, CommittedLSN uint64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s): another client consumed the slot or it was recreated, so changes may be missing; "+
+		"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --config FILE --pipeline NAME` to accept the slot's position",
+		lsnString(e.AckedLSN), lsnString(e.CommittedLSN))
+}
+
+// Fatal: retrying cannot bring the skipped changes back.
+func (e *GapError) Fatal() bool { return true }
+
+func lsnString(l uint64) string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }

@@ -53,7 +53,7 @@ func (f *fakeSource) Ack(lsn uint64) {
 
 func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
 	run := int(f.runs.Add(1))
-	resume.OnStreaming()
+	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
 	for i, evs := range f.txs {
 		if lsnOf(i)+1 <= f.acked.Load() {
 			continue
@@ -332,5 +332,34 @@ func TestAtLeastOnceLosesNothing(t *testing.T) {
 				t.Fatalf("change %d/%d lost", ev.After[0].Int, ev.After[1].Int)
 			}
 		}
+	}
+}
+
+// A source acknowledged beyond the committed position (another reader consumed the slot) must
+// stop the pipeline, not skip silently.
+func TestGapIsFatal(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := srfake.New()
+	defer reg.Close()
+	txs, _ := makeTxs(5, rand.New(rand.NewPCG(5, 6)))
+	src := &fakeSource{txs: txs}
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for src.acked.Load() < lsnOf(len(txs)-1)+1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	src.Ack(lsnOf(len(txs)-1) + 500) // someone else consumed the slot further
+	err = newTestPipeline(t, c.ListenAddrs(), reg.URL(), src).Run(context.Background())
+	var ge *GapError
+	if !errors.As(err, &ge) || !contains(err.Error(), "reset-offsets") {
+		t.Fatalf("want a GapError naming the fix, got %v", err)
 	}
 }

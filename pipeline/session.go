@@ -5,14 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/dlq"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/offsets"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,8 +30,9 @@ type session struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 
-	committed offsets.Record // last durable position (read at start, then ours)
-	topics    map[string]bool
+	committed offsets.Record    // last durable position (read at start, then ours)
+	topics    map[string]int    // topic -> largest record it accepts
+	deadKeys  map[string]string // committed dead keys plus this batch's (see offsets.Record.DeadKeys)
 
 	// the open batch (one Kafka transaction in exactly_once mode)
 	open         bool
@@ -43,6 +45,7 @@ type session struct {
 	lastComplete *change.Commit
 	commitTimes  []time.Time
 	counts       map[countKey]*count
+	deadLetters  []deadLetterCount
 
 	errMu    sync.Mutex
 	firstErr error // first failed produce of the batch
@@ -61,7 +64,7 @@ type count struct {
 
 func (p *Pipeline) session(ctx context.Context) (err error) {
 	p.setHealth(false, "starting", "connecting")
-	s := &session{p: p, topics: map[string]bool{}, counts: map[countKey]*count{}}
+	s := &session{p: p, topics: map[string]int{}, counts: map[countKey]*count{}}
 
 	admCl, err := kgo.NewClient(p.cfg.KafkaOpts...)
 	if err != nil {
@@ -84,20 +87,21 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	// the source is stopped so its last status update carries the final acknowledgement.
 	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
 	items := make(chan []change.Item, 16)
-	streaming := make(chan struct{})
+	streaming := make(chan change.Streaming, 1)
 	srcDone := make(chan struct{})
 	var srcErr error
 	go func() {
 		defer close(srcDone)
 		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckLSN: first.AckLSN,
-			OnStreaming: func() { close(streaming) }}, items)
+			OnStreaming: func(st change.Streaming) { streaming <- st }}, items)
 	}()
 	defer func() {
 		stopSrc()
 		<-srcDone
 	}()
+	var stream change.Streaming
 	select {
-	case <-streaming:
+	case stream = <-streaming:
 	case <-srcDone:
 		return srcErr
 	case <-ctx.Done():
@@ -109,7 +113,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	opts := append([]kgo.Opt{}, p.cfg.KafkaOpts...)
 	opts = append(opts,
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2, as Kafka's Java client
-		kgo.ProducerBatchMaxBytes(int32(p.cfg.MaxMessageBytes)),
+		kgo.ProducerBatchMaxBytes(int32(max(p.cfg.MaxMessageBytes, p.cfg.DLQMaxMessageBytes))),
 		kgo.ProducerLinger(0),
 	)
 	if p.cfg.ExactlyOnce {
@@ -126,9 +130,14 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("initializing kafka producer %s: %w", TransactionalID(p.cfg.Name), err)
 	}
-	if s.committed, _, err = p.loadOffsets(ctx); err != nil {
+	var hasCommitted bool
+	if s.committed, hasCommitted, err = p.loadOffsets(ctx); err != nil {
 		return err
 	}
+	if hasCommitted && stream.AckedLSN > s.committed.AckLSN {
+		return &GapError{AckedLSN: stream.AckedLSN, CommittedLSN: s.committed.AckLSN}
+	}
+	s.deadKeys = clone(s.committed.DeadKeys)
 	if s.committed.Pos.Compare(first.Pos) != 0 {
 		p.log.Info("an older instance committed after start-up; resuming after its position", "position", s.committed.Pos.String())
 	}
@@ -245,28 +254,65 @@ func (s *session) handle(ctx context.Context, it *change.Item) error {
 			return err
 		}
 	}
+	if ev.Err != nil {
+		return s.poison(ctx, ev, ev.Err)
+	}
+	if s.p.isTooLarge(ev.Pos) {
+		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.p.enc.Topic(ev.Table))})
+	}
 	if err := s.p.enc.Encode(ctx, ev, &s.rec); err != nil {
 		if encode.Retriable(err) {
+			if m := s.p.cfg.Metrics; m != nil {
+				m.RegistryErrors.WithLabelValues(s.p.cfg.Name, "unavailable").Inc()
+			}
 			return fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)
 		}
-		return &PoisonError{Pipeline: s.p.cfg.Name, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos, Err: err}
+		if m := s.p.cfg.Metrics; m != nil && encode.ClassOf(err) == encode.ClassSchemaRejected {
+			m.RegistryErrors.WithLabelValues(s.p.cfg.Name, "rejected").Inc()
+		}
+		return s.poison(ctx, ev, err)
 	}
-	size := len(s.rec.Key) + len(s.rec.Value)
-	if size > s.p.cfg.MaxMessageBytes {
-		return &PoisonError{Pipeline: s.p.cfg.Name, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos,
-			Err: &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
-				Err: fmt.Errorf("record of %d bytes exceeds kafka.max_message_bytes %d; raise it (and the topic's max.message.bytes) or use on_error: dlq", size, s.p.cfg.MaxMessageBytes)}}
-	}
-	if err := s.ensureTopic(ctx, s.rec.Topic); err != nil {
+	limit, err := s.topicLimit(ctx, s.rec.Topic)
+	if err != nil {
 		return err
 	}
-	s.produce(ctx, &kgo.Record{Topic: s.rec.Topic, Key: bytes.Clone(s.rec.Key), Value: bytes.Clone(s.rec.Value)})
+	size := len(s.rec.Key) + len(s.rec.Value)
+	if size+recordOverhead > limit {
+		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("record of %d bytes does not fit topic %s (limit %d bytes: the smaller of the topic's max.message.bytes and kafka.max_message_bytes, less %d bytes of batch overhead); raise both", size, s.rec.Topic, limit, recordOverhead)})
+	}
+	rec := &kgo.Record{Topic: s.rec.Topic, Key: bytes.Clone(s.rec.Key), Value: bytes.Clone(s.rec.Value)}
+	if len(s.deadKeys) > 0 {
+		if pos, ok := s.deadKeys[deadKey(s.rec.Topic, ev)]; ok {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAfterDeadLetter, Value: []byte(pos)})
+		}
+	}
+	s.produceData(ctx, rec, ev.Pos)
 	if s.p.cfg.Tombstones {
 		if t, ok := s.rec.Tombstone(); ok {
-			s.produce(ctx, &kgo.Record{Topic: t.Topic, Key: t.Key})
+			s.produceData(ctx, &kgo.Record{Topic: t.Topic, Key: t.Key, Headers: rec.Headers}, ev.Pos)
 			size += len(t.Key)
 		}
 	}
+	s.account(ev, size)
+	// A single source transaction larger than a batch is split: the offsets record then names
+	// its last published event so a restart resumes exactly after it.
+	if s.tail >= s.p.cfg.BatchMaxEvents || s.tailBytes >= s.p.cfg.BatchMaxBytes {
+		return s.commit(ctx)
+	}
+	return nil
+}
+
+// recordOverhead is what a record batch adds around one record's key and value (batch header,
+// record framing, headers); a record must fit the topic's limit with it.
+const recordOverhead = 512
+
+// HeaderAfterDeadLetter marks a change published after an earlier change of the same key went
+// to the dead-letter topic; its value is that dead letter's source position.
+const HeaderAfterDeadLetter = "cdcd.after_dead_letter"
+
+func (s *session) account(ev *change.Event, size int) {
 	c := s.counts[countKey{ev.Table, ev.Op}]
 	if c == nil {
 		c = &count{}
@@ -279,17 +325,103 @@ func (s *session) handle(ctx context.Context, it *change.Item) error {
 	s.tail++
 	s.tailBytes += size
 	s.lastPos = ev.Pos
-	// A single source transaction larger than a batch is split: the offsets record then names
-	// its last published event so a restart resumes exactly after it.
-	if s.tail >= s.p.cfg.BatchMaxEvents || s.tailBytes >= s.p.cfg.BatchMaxBytes {
-		return s.commit(ctx)
+}
+
+// poison handles a change that cannot be published: with on_error fail it stops the pipeline
+// naming table, key, position and cause; with on_error dlq it writes the change to the
+// dead-letter topic in the open transaction, so it commits with the batch and its position.
+func (s *session) poison(ctx context.Context, ev *change.Event, cause error) error {
+	perr := &PoisonError{Pipeline: s.p.cfg.Name, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos, Err: cause}
+	if !s.p.cfg.DeadLetter {
+		return perr
 	}
+	class, ok := dlq.Classify(cause)
+	if !ok {
+		class = dlq.ClassOther
+	}
+	key, value, err := dlq.Marshal(s.p.cfg.Name, ev, class, cause.Error())
+	if err != nil {
+		return fmt.Errorf("%w (and writing its dead letter failed: %v)", perr, err)
+	}
+	if len(key)+len(value)+recordOverhead > s.p.cfg.DLQMaxMessageBytes {
+		return fmt.Errorf("%w (and its dead letter of %d bytes exceeds dlq.max_message_bytes %d; raise it)", perr, len(key)+len(value), s.p.cfg.DLQMaxMessageBytes)
+	}
+	if err := s.ensureDLQ(ctx); err != nil {
+		return err
+	}
+	topic := s.p.enc.Topic(ev.Table)
+	now := time.Now().UTC()
+	hdr := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
+	rec := &kgo.Record{Topic: s.p.cfg.DLQTopic, Key: key, Value: value, Headers: []kgo.RecordHeader{
+		hdr("cdcd.error.class", class),
+		hdr("cdcd.error.message", cause.Error()),
+		hdr("cdcd.pipeline", s.p.cfg.Name),
+		hdr("cdcd.source.table", ev.Table.QualifiedName()),
+		hdr("cdcd.source.position", ev.Pos.String()),
+		hdr("cdcd.topic", topic),
+		hdr("cdcd.schema.subject", topic+"-value"),
+		hdr("cdcd.version", s.p.cfg.Version),
+		hdr("cdcd.time", now.Format(time.RFC3339Nano)),
+	}}
+	var ee *encode.Error
+	if errors.As(cause, &ee) && ee.Subject != "" {
+		rec.Headers[6] = hdr("cdcd.schema.subject", ee.Subject)
+	}
+	s.produce(ctx, rec)
+	if s.deadKeys == nil {
+		s.deadKeys = map[string]string{}
+	}
+	if len(s.deadKeys) >= offsets.MaxDeadKeys {
+		for k := range s.deadKeys { // forget an arbitrary old one
+			delete(s.deadKeys, k)
+			break
+		}
+	}
+	s.deadKeys[deadKey(topic, ev)] = ev.Pos.String()
+	s.deadLetters = append(s.deadLetters, deadLetterCount{ev.Table.QualifiedName(), class})
+	s.account(ev, len(key)+len(value))
+	s.p.log.Warn("change dead-lettered", "table", ev.Table.QualifiedName(), "key", keyString(ev), "position", ev.Pos.String(),
+		"class", class, "dlq_topic", s.p.cfg.DLQTopic, "cause", cause.Error())
 	return nil
 }
 
+type deadLetterCount struct{ table, class string }
+
+func deadKey(topic string, ev *change.Event) string { return topic + "\x00" + dlq.KeyJSON(ev) }
+
+func (s *session) ensureDLQ(ctx context.Context) error {
+	if _, ok := s.topics[s.p.cfg.DLQTopic]; ok {
+		return nil
+	}
+	if err := dlq.EnsureTopic(ctx, s.adm, s.p.cfg.DLQTopic, s.p.cfg.TopicReplication, s.p.cfg.DLQMaxMessageBytes); err != nil {
+		return err
+	}
+	s.topics[s.p.cfg.DLQTopic] = s.p.cfg.DLQMaxMessageBytes
+	return nil
+}
+
+func (p *Pipeline) isTooLarge(pos change.Position) bool {
+	p.tooLargeMu.Lock()
+	defer p.tooLargeMu.Unlock()
+	return p.tooLarge[pos]
+}
+
+type posKey struct{}
+
+// produceData produces a data record; a broker refusal as too large is remembered by position.
+func (s *session) produceData(ctx context.Context, r *kgo.Record, pos change.Position) {
+	r.Context = context.WithValue(ctx, posKey{}, pos)
+	s.produce(ctx, r)
+}
+
 func (s *session) produce(ctx context.Context, r *kgo.Record) {
-	s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+	s.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 		if err != nil {
+			if pos, ok := r.Context.Value(posKey{}).(change.Position); ok && errors.Is(err, kerr.MessageTooLarge) {
+				s.p.tooLargeMu.Lock()
+				s.p.tooLarge[pos] = true
+				s.p.tooLargeMu.Unlock()
+			}
 			s.errMu.Lock()
 			if s.firstErr == nil {
 				s.firstErr = err
@@ -299,9 +431,11 @@ func (s *session) produce(ctx context.Context, r *kgo.Record) {
 	})
 }
 
-func (s *session) ensureTopic(ctx context.Context, topic string) error {
-	if s.topics[topic] {
-		return nil
+// topicLimit creates topic if needed and returns the largest record it accepts: the smaller of
+// its max.message.bytes and the producer's limit.
+func (s *session) topicLimit(ctx context.Context, topic string) (int, error) {
+	if l, ok := s.topics[topic]; ok {
+		return l, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -310,10 +444,24 @@ func (s *session) ensureTopic(ctx context.Context, topic string) error {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("creating topic %s: %w", topic, err)
+		return 0, fmt.Errorf("creating topic %s: %w", topic, err)
 	}
-	s.topics[topic] = true
-	return nil
+	limit := s.p.cfg.MaxMessageBytes
+	rcs, err := s.adm.DescribeTopicConfigs(cctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("reading the configuration of topic %s: %w", topic, err)
+	}
+	if rc, err := rcs.On(topic, nil); err == nil && rc.Err == nil {
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if n, err := strconv.Atoi(*c.Value); err == nil && n < limit {
+					limit = n
+				}
+			}
+		}
+	}
+	s.topics[topic] = limit
+	return limit, nil
 }
 
 // commit makes the batch durable with its offsets record, then acknowledges the source.
@@ -321,7 +469,8 @@ func (s *session) commit(ctx context.Context) error {
 	if !s.open {
 		return nil
 	}
-	off := offsets.Record{Pos: s.lastPos, Complete: s.tail == 0, AckLSN: s.committed.AckLSN, CommitTime: s.committed.CommitTime, WrittenAt: time.Now().UTC()}
+	off := offsets.Record{Pos: s.lastPos, Complete: s.tail == 0, AckLSN: s.committed.AckLSN, CommitTime: s.committed.CommitTime,
+		WrittenAt: time.Now().UTC(), DeadKeys: s.deadKeys}
 	if c := s.lastComplete; c != nil {
 		off.AckLSN, off.CommitTime = c.AckLSN, c.Time
 	}
@@ -338,6 +487,16 @@ func (s *session) commit(ctx context.Context) error {
 	s.errMu.Unlock()
 	if perr != nil {
 		s.abort(ctx)
+		if errors.Is(perr, kerr.MessageTooLarge) && !s.p.cfg.DeadLetter {
+			s.p.tooLargeMu.Lock()
+			var at []string
+			for pos := range s.p.tooLarge {
+				at = append(at, pos.String())
+			}
+			s.p.tooLargeMu.Unlock()
+			return &PoisonError{Pipeline: s.p.cfg.Name, Table: "(see position)", Key: "(unknown)", Pos: s.lastPos,
+				Err: fmt.Errorf("the broker refused records at %v as too large (MESSAGE_TOO_LARGE): raise the topic's max.message.bytes, or use on_error: dlq", at)}
+		}
 		return fmt.Errorf("producing records: %w", perr)
 	}
 	if s.p.cfg.ExactlyOnce {
@@ -369,13 +528,28 @@ func (s *session) commit(ctx context.Context) error {
 		if !off.CommitTime.IsZero() {
 			m.LastCommitted.WithLabelValues(name).Set(float64(off.CommitTime.UnixNano()) / 1e9)
 		}
+		for _, d := range s.deadLetters {
+			m.DeadLetters.WithLabelValues(name, d.table, d.class).Inc()
+		}
 	}
 	if off.AckLSN > 0 {
 		s.p.src.Ack(off.AckLSN)
 	}
 	s.committed = off
+	s.deadKeys = clone(off.DeadKeys)
 	s.reset()
 	return nil
+}
+
+func clone(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func (s *session) abort(ctx context.Context) {
@@ -384,6 +558,7 @@ func (s *session) abort(ctx context.Context) {
 		_ = s.cl.EndTransaction(ctx, kgo.TryAbort)
 		s.countTxn("abort")
 	}
+	s.deadKeys = clone(s.committed.DeadKeys)
 	s.reset()
 }
 
@@ -396,6 +571,7 @@ func (s *session) countTxn(outcome string) {
 func (s *session) reset() {
 	s.open, s.events, s.bytes, s.tail, s.tailBytes, s.lastComplete = false, 0, 0, 0, 0, nil
 	s.commitTimes = s.commitTimes[:0]
+	s.deadLetters = s.deadLetters[:0]
 	clear(s.counts)
 	s.firstErr = nil
 }
@@ -447,5 +623,3 @@ func formatValue(c change.Column, v change.Value) string {
 	}
 	return fmt.Sprintf("%q", v.Str)
 }
-
-var _ = prometheus.Labels{}

@@ -85,10 +85,14 @@ SQL
 say "clearing Kafka state of pipeline shop (topics shop.*, its position in _cdcd_offsets)"
 "$demo_dir/reset" --brokers "$kafka" --pipeline shop --prefix shop --offsets-topic _cdcd_offsets
 
+# The terminal's stdout and stderr, for cleanup: a Ctrl-C can land while a command's output
+# is redirected (the writer's psql >/dev/null), and the traps would run with that redirection.
+exec 3>&1 4>&2
 cdcd_pid=""
 watch_pid=""
 cleaned=0
 cleanup() {
+  exec 1>&3 2>&4
   [ "$cleaned" = 1 ] && return
   cleaned=1
   trap - INT TERM
@@ -103,6 +107,7 @@ cleanup() {
       kill -KILL "$cdcd_pid" 2>/dev/null || true
     fi
     wait "$cdcd_pid" 2>/dev/null && echo "[demo] cdcd exited cleanly" || echo "[demo] cdcd exited with status $?"
+    rm -f "$demo_dir/cdcd.pid"
   fi
   if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
     sleep 1 # let the watcher print the last committed records
@@ -114,13 +119,14 @@ cleanup() {
   say "cdcd logs: $log_file"
 }
 trap cleanup EXIT
-trap 'echo; echo "[demo] interrupted"; exit 130' INT TERM
+trap 'echo "[demo] interrupted" >&3; exit 130' INT TERM
 
 say "starting bin/cdcd run --config config.example.yaml (logs: $log_file)"
 # setsid: a Ctrl-C in the terminal reaches the script, which then stops cdcd in order (metrics
 # first, then SIGTERM), instead of reaching cdcd directly.
-setsid bin/cdcd run --config config.example.yaml >"$log_file" 2>&1 &
+setsid bin/cdcd run --config config.example.yaml >"$log_file" 2>&1 3>&- 4>&- &
 cdcd_pid=$!
+echo "$cdcd_pid" >"$demo_dir/cdcd.pid"
 ready=0
 for _ in $(seq 1 300); do
   kill -0 "$cdcd_pid" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "cdcd exited during start-up (logs above)"; }
@@ -135,7 +141,7 @@ fi
 echo "[demo] $http/readyz: $(curl -s "$http/readyz")"
 
 say "watching $topic (the same, by hand: go run ./scripts/demo/watch --brokers $kafka --registry $registry --topic $topic)"
-setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic" &
+setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic" 3>&- 4>&- &
 watch_pid=$!
 
 say "writing to shop for ${seconds}s, about $rate changes a second (Ctrl-C stops early)"

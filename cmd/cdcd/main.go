@@ -4,6 +4,7 @@
 //	cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
 //	cdcd validate --config FILE   check the file without connecting
 //	cdcd check    --config FILE   connect and check every prerequisite, with fixes
+//	cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]
 //	cdcd reset-offsets --config FILE --pipeline NAME
 //	cdcd version
 package main
@@ -54,6 +55,8 @@ Usage:
   cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
   cdcd validate --config FILE   check the configuration file without connecting
   cdcd check    --config FILE   connect and check every prerequisite, with fixes
+  cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]
+                                re-publish dead letters to their topics, once
   cdcd reset-offsets --config FILE --pipeline NAME
                                 forget a pipeline's committed position (after a slot was
                                 recreated on purpose); its next start follows the slot
@@ -86,6 +89,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		return checkCommand(ctx, path, stdout)
+	case "dlq":
+		return dlqCommand(ctx, rest, stdout, stderr)
 	case "reset-offsets":
 		return resetOffsetsCommand(ctx, rest, stdout, stderr)
 	case "healthcheck":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/cdcd-dev/cdcd/config"
@@ -18,15 +19,6 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 	if err != nil {
 		return nil, err
 	}
-	srOpts := []sr.ClientOpt{sr.URLs(cfg.SchemaRegistry.URL), sr.HTTPClient(&http.Client{Timeout: cfg.SchemaRegistry.Timeout.D}),
-		sr.UserAgent("cdcd/" + version)}
-	if cfg.SchemaRegistry.Username != "" {
-		srOpts = append(srOpts, sr.BasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password))
-	}
-	srcl, err := sr.NewClient(srOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("schema registry client: %w", err)
-	}
 	var src pipeline.Source
 	connector := ""
 	switch {
@@ -41,8 +33,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
 	}
-	enc, err := encode.New(encode.Config{Pipeline: p.Name, Connector: connector, Version: version, TopicPrefix: p.Topics.Prefix,
-		TopicOverrides: p.Topics.Overrides, Compatibility: cfg.SchemaRegistry.Compatibility, Logger: d.log}, encode.NewSRRegistry(srcl))
+	enc, err := newEncoder(cfg, p, connector, d.log)
 	if err != nil {
 		return nil, err
 	}
@@ -51,9 +42,33 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, MaxMessageBytes: int(cfg.Kafka.MaxMessageBytes.N),
 		TopicPartitions: int32(cfg.Kafka.TopicPartitions), TopicReplication: int16(cfg.Kafka.TopicReplicationFactor),
 		ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
+		DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
 		BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
 		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
 	return pl.Run, nil
+}
+
+// newEncoder builds the encoder of a pipeline, with its schema registry client.
+func newEncoder(cfg *config.Config, p *config.Pipeline, connector string, log *slog.Logger) (*encode.Encoder, error) {
+	srOpts := []sr.ClientOpt{sr.URLs(cfg.SchemaRegistry.URL), sr.HTTPClient(&http.Client{Timeout: cfg.SchemaRegistry.Timeout.D}),
+		sr.UserAgent("cdcd/" + version)}
+	if cfg.SchemaRegistry.Username != "" {
+		srOpts = append(srOpts, sr.BasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password))
+	}
+	srcl, err := sr.NewClient(srOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client: %w", err)
+	}
+	return encode.New(encode.Config{Pipeline: p.Name, Connector: connector, Version: version, TopicPrefix: p.Topics.Prefix,
+		TopicOverrides: p.Topics.Overrides, Compatibility: cfg.SchemaRegistry.Compatibility, Logger: log}, encode.NewSRRegistry(srcl))
+}
+
+// connectorName is the envelope's source.connector for a pipeline's source.
+func connectorName(p *config.Pipeline) string {
+	if p.Source.MySQL != nil {
+		return "mysql"
+	}
+	return "postgresql"
 }

@@ -13,6 +13,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,7 +166,9 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		"protocol", map[bool]string{true: "2 (streamed transactions)", false: "1"}[streaming])
 
 	if resume.OnStreaming != nil {
-		resume.OnStreaming()
+		// The pipeline compares the slot's position with its committed one after it has fenced
+		// older producers: only then is the committed position certain to be the latest.
+		resume.OnStreaming(change.Streaming{AckedLSN: slot.confirmedFlush})
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
@@ -221,11 +224,6 @@ func checkResume(slotName string, slot slotInfo, r change.Resume) error {
 	if slot.created {
 		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to the slot; "+
 			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start from the new slot", slotName, pglogrepl.LSN(r.AckLSN))}
-	}
-	if slot.confirmedFlush > r.AckLSN {
-		return &FatalError{fmt.Errorf("slot %s was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s): another client consumed the slot or it was recreated, so changes may be missing; "+
-			"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --config FILE --pipeline NAME` to accept the slot's position",
-			slotName, pglogrepl.LSN(slot.confirmedFlush), pglogrepl.LSN(r.AckLSN))}
 	}
 	if slot.walStatus == "lost" {
 		return &FatalError{fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot, reset offsets and re-snapshot", slotName)}
@@ -493,9 +491,13 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 	}
 	t := rel.table
 	var before, after []change.Value
+	var decErr error
 	if m.oldKind != 0 {
 		if before, err = st.decodeTuple(rel, m.old, nil, m.oldKind == 'K'); err != nil {
-			return err
+			if !isDecodeError(err) {
+				return err
+			}
+			decErr = err
 		}
 	}
 	if m.op != 'D' {
@@ -504,8 +506,18 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 			old = before
 		}
 		if after, err = st.decodeTuple(rel, m.new, old, false); err != nil {
-			return err
+			if !isDecodeError(err) {
+				return err
+			}
+			decErr = cmp.Or(decErr, err)
 		}
+	}
+	if decErr != nil {
+		// An undecodable value is never part of a key comparison or split: one poison event.
+		op := map[byte]change.Op{'I': change.OpCreate, 'U': change.OpUpdate, 'D': change.OpDelete}[m.op]
+		ev := st.event(op, t)
+		ev.Before, ev.After, ev.Err = before, after, decErr
+		return st.emit(ctx, change.Item{Event: ev})
 	}
 	switch m.op {
 	case 'I':
@@ -555,7 +567,7 @@ func keyChanged(t *change.Table, old, new []tupleCol) bool {
 // decodeTuple decodes a tuple into values. Unchanged TOAST values are taken from old when the
 // old row is complete (REPLICA IDENTITY FULL), and are marked Unchanged otherwise — never
 // NULL. In a key-only old tuple ('K'), the non-key columns are Absent, not NULL.
-func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool) ([]change.Value, error) {
+func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool) (_ []change.Value, decErr error) {
 	t := rel.table
 	if len(cols) != len(t.Columns) {
 		return nil, fmt.Errorf("table %s: tuple has %d columns, its Relation message %d", t.QualifiedName(), len(cols), len(t.Columns))
@@ -581,14 +593,23 @@ func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value
 		case 't':
 			v, err := decodeColumn(t.Columns[i].Name, rel.types[i], c.data)
 			if err != nil {
-				return nil, &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: st.txIndex}, Err: err}
+				// Keep the raw text and go on: the pipeline decides (stop or dead-letter).
+				v = change.Value{State: change.Undecodable, Str: string(c.data)}
+				if decErr == nil {
+					decErr = &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: st.txIndex}, Err: err}
+				}
 			}
 			vals[i] = v
 		default:
 			return nil, fmt.Errorf("table %s column %s: binary tuple data was not requested", t.QualifiedName(), t.Columns[i].Name)
 		}
 	}
-	return vals, nil
+	return vals, decErr
+}
+
+func isDecodeError(err error) bool {
+	var de *DecodeError
+	return errors.As(err, &de)
 }
 
 // DecodeError is a column value the source cannot decode: the change cannot be represented.
@@ -603,8 +624,8 @@ func (e *DecodeError) Error() string {
 }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// Fatal: a value that cannot be decoded will not decode on retry.
-func (e *DecodeError) Fatal() bool { return true }
+// Undecodable marks the error for the dead-letter classification.
+func (e *DecodeError) Undecodable() bool { return true }
 
 func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
 	for _, id := range m.rels {

@@ -63,6 +63,7 @@ type options struct {
 	catchupTimeout time.Duration
 	pipelineExtra  string
 	partitions     int
+	cdcdEnv        string
 }
 
 func main() {
@@ -88,6 +89,7 @@ func main() {
 	flag.DurationVar(&o.catchupTimeout, "catchup-timeout", 10*time.Minute, "give up on a catch-up after this long")
 	flag.StringVar(&o.pipelineExtra, "pipeline-extra", "", "YAML appended at pipeline level (e.g. \"    batch:\\n      max_events: 50000\\n\")")
 	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
+	flag.StringVar(&o.cdcdEnv, "cdcd-env", "", "extra environment of the cdcd process, comma-separated K=V (e.g. GOGC=400)")
 	flag.Parse()
 
 	if err := run(o); err != nil {

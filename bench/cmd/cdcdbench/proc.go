@@ -106,6 +106,26 @@ type cpuMeter struct {
 	pid         int
 	first, last float64
 	ok          bool
+	acc         float64 // CPU of earlier processes (see switchTo)
+}
+
+// switchTo follows a restarted process: what the old one used is kept, the new one counts
+// from zero.
+func (m *cpuMeter) switchTo(pid int) {
+	if m.ok {
+		m.acc += m.last - m.first
+	}
+	m.pid = 0
+	m.attachNew(pid)
+}
+
+// gone reports whether the measured process no longer exists.
+func (m *cpuMeter) gone() bool {
+	if m.pid <= 0 {
+		return false
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", m.pid))
+	return err != nil
 }
 
 func (m *cpuMeter) attach(pid int) {
@@ -144,7 +164,7 @@ func (m *cpuMeter) used() float64 {
 	if !m.ok {
 		return -1
 	}
-	return m.last - m.first
+	return m.acc + m.last - m.first
 }
 
 func numCPU() int { return runtime.NumCPU() }

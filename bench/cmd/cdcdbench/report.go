@@ -86,9 +86,36 @@ func fCores(v float64) string {
 
 func durMs(d time.Duration) (float64, bool) { return float64(d) / float64(time.Millisecond), d >= 0 }
 
+// measured are the rounds the statistics use: the undisturbed ones, or all when every round
+// was disturbed.
+func (rp *report) measured() []*roundResult {
+	var ok []*roundResult
+	for _, r := range rp.rounds {
+		if len(r.disturbed()) == 0 {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return rp.rounds
+	}
+	return ok
+}
+
+func (rp *report) excluded() []int {
+	var out []int
+	if m := rp.measured(); len(m) < len(rp.rounds) {
+		for _, r := range rp.rounds {
+			if !slices.Contains(m, r) {
+				out = append(out, r.Round)
+			}
+		}
+	}
+	return out
+}
+
 func (rp *report) rows() []row {
 	var catch, steady, catchT, recvT, recvRate, ratio, cpu, cpuPerM, hwm, p50, p95, p99, ackP99, h50, h95, h99, wrate, cdcdCores, walCores, kafkaCores, sysCores, commitFrac, evPerTxn series
-	for _, r := range rp.rounds {
+	for _, r := range rp.measured() {
 		if c := r.Catchup; c != nil && c.Total > 0 {
 			catch.add(c.RowsPerSec, true)
 			steady.add(c.SteadyRowsPerSec, c.SteadyRowsPerSec > 0)
@@ -193,6 +220,9 @@ func (rp *report) markdown() string {
 	if o.pipelineExtra != "" {
 		p(", plus:\n\n```yaml\n%s```\n", o.pipelineExtra)
 	}
+	if o.cdcdEnv != "" {
+		p("\n- cdcd environment: `%s`", o.cdcdEnv)
+	}
 	p("\n\n")
 
 	p("## Results\n\n")
@@ -203,6 +233,9 @@ func (rp *report) markdown() string {
 			med = r.fmt(r.s.median())
 		}
 		p("| %s | %s | %s | %s | %s | %s |\n", r.name, r.target, r.s.each(r.fmt), med, r.s.spread(), verdict(r))
+	}
+	if ex := rp.excluded(); len(ex) > 0 {
+		p("\nRound(s) %v are left out of this table: the shared stack was disturbed while they measured (see their sections).\n", ex)
 	}
 	p("\n")
 
@@ -228,6 +261,9 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 	}
 	for _, w := range r.Warnings {
 		p("- warning: %s\n", w)
+	}
+	for _, w := range r.disturbed() {
+		p("- **disturbed:** %s\n", w)
 	}
 	if r.SetupReady > 0 {
 		p("- first start (slot + publication): ready after %s\n", r.SetupReady.Round(time.Millisecond))
@@ -302,6 +338,9 @@ func (rp *report) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ncdcd benchmark %s — %d round(s), %d rows backlog, latency %d tx/s for %s\n",
 		rp.started.Format("2006-01-02 15:04"), len(rp.rounds), rp.opts.rows, rp.opts.rate, rp.opts.latDur)
+	if ex := rp.excluded(); len(ex) > 0 {
+		fmt.Fprintf(&b, "  (round(s) %v left out: the stack was disturbed while they measured)\n", ex)
+	}
 	for _, r := range rp.rows() {
 		if strings.HasPrefix(r.name, "  …") {
 			continue

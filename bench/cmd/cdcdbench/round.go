@@ -49,6 +49,18 @@ type roundResult struct {
 	LatCPUCum  string
 }
 
+// disturbed lists what happened to the shared stack while the round measured.
+func (r *roundResult) disturbed() []string {
+	var out []string
+	if r.Catchup != nil {
+		out = append(out, r.Catchup.Disturbances...)
+	}
+	if r.Latency != nil {
+		out = append(out, r.Latency.Disturbances...)
+	}
+	return out
+}
+
 func (r *roundResult) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.Warnings = append(r.Warnings, msg)
@@ -77,6 +89,7 @@ type catchupResult struct {
 	SysBusyCores             float64 // average busy cores of the whole machine
 	Txns                     float64
 	CommitSecs               float64 // sum of cdcd's flush+commit durations
+	Disturbances             []string
 	Timeline                 []tick
 }
 
@@ -111,6 +124,7 @@ type latencyResult struct {
 	SysBusyCores   float64
 	DecodeErr      string
 	NegativeFromAc int
+	Disturbances   []string
 }
 
 type quantiles struct {
@@ -203,6 +217,11 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 		}
 		logPath := filepath.Join(spec.logDir, r.Name+".cdcd.log")
 		var denv []string
+		for _, kv := range strings.Split(o.cdcdEnv, ",") {
+			if kv = strings.TrimSpace(kv); kv != "" {
+				denv = append(denv, kv)
+			}
+		}
 		var pprofAddr string
 		if spec.profile {
 			if pprofAddr, err = freeAddr(); err != nil {
@@ -213,7 +232,7 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 
 		// 1. The slot and the publication: one start until ready, then SIGTERM.
 		logf("round %d: creating slot and publication (cdcd start until /readyz, then SIGTERM)", r.Round)
-		d, err = startDaemon(spec.bin, cfgPath, httpAddr, logPath, nil)
+		d, err = startDaemon(spec.bin, cfgPath, httpAddr, logPath, denv)
 		if err != nil {
 			return err
 		}
@@ -447,6 +466,11 @@ func measureCatchup(ctx context.Context, o options, d *daemon, dsn, name string,
 			}
 			cdcdM.read()
 			walM.read()
+			if kafkaM.gone() {
+				old := kafkaM.pid
+				kafkaM.switchTo(findProcess("kafka.Kafka"))
+				res.Disturbances = append(res.Disturbances, fmt.Sprintf("the Kafka broker process restarted during catch-up (pid %d → %d, noticed %.1f s after cdcd started)", old, kafkaM.pid, now.Sub(d.started).Seconds()))
+			}
 			kafkaM.read()
 			commits := ms.sum("cdcd_kafka_transactions_total", map[string]string{"pipeline": name, "outcome": "commit"})
 			if now.Sub(lastTick) >= time.Second || ev >= want {
@@ -566,6 +590,7 @@ func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string)
 	}
 	defer admin.Close(context.Background())
 	var cdcdM, walM cpuMeter
+	kafkaPID := findProcess("kafka.Kafka")
 	cdcdM.attach(d.pid())
 	walM.attach(slotActivePID(ctx, admin, name))
 	sysB0, sysT0 := sysCPU()
@@ -613,6 +638,9 @@ wait:
 	cdcdM.read()
 	walM.read()
 	res.CDCDCPU, res.WalCPU = cdcdM.used(), walM.used()
+	if now := findProcess("kafka.Kafka"); now != kafkaPID {
+		res.Disturbances = append(res.Disturbances, fmt.Sprintf("the Kafka broker process changed during the latency phase (pid %d → %d)", kafkaPID, now))
+	}
 	if sb, st := sysCPU(); st > sysT0 {
 		res.SysBusyCores = env2cores(sb-sysB0, st-sysT0)
 	}

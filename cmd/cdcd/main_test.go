@@ -1,0 +1,385 @@
+package main
+
+// Tests of the command line as users and orchestrators see it: the real binary, exec'd, with
+// nothing listening behind the configuration (no database, broker or registry needed).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testVersion is stamped into the test binary the way the Makefile stamps releases.
+const testVersion = "v0.0.0-test"
+
+// cdcdBin is the binary under test, built once by TestMain.
+var cdcdBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "cdcd-cmd-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cdcdBin = filepath.Join(dir, "cdcd")
+		build := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", cdcdBin, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building cdcd: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cdcd runs the binary to completion with the environment's CDCD_* variables removed, so the
+// configuration's ${VAR:-default}s resolve the same everywhere; env adds variables.
+func cdcd(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cdcdBin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("running cdcd %v: %v", args, err)
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CDCD_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestVersionPrintsTheStampedVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		r := cdcd(t, nil, arg)
+		if r.code != 0 {
+			t.Fatalf("cdcd %s: exit %d, stderr %q", arg, r.code, r.stderr)
+		}
+		want := fmt.Sprintf("cdcd %s %s %s/%s\n", testVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if r.stdout != want {
+			t.Errorf("cdcd %s printed %q, want %q", arg, r.stdout, want)
+		}
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string // in stderr
+	}{
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "Usage:", "cdcd run"}},
+		{"no command", nil, []string{"Usage:", "cdcd validate"}},
+		{"run without --config", []string{"run"}, []string{"--config FILE is required"}},
+		{"validate with extra arguments", []string{"validate", "--config", "x.yaml", "extra"}, []string{"unexpected arguments"}},
+		{"unknown flag", []string{"check", "--conf", "x.yaml"}, []string{"flag provided but not defined: -conf"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := cdcd(t, nil, c.args...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", r.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateTheExampleConfiguration(t *testing.T) {
+	r := cdcd(t, nil, "validate", "--config", "../../config.example.yaml")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if want := "../../config.example.yaml: valid (1 pipeline(s))\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	path := writeFile(t, "bad.yaml", `kafka:
+  brokers: ["127.0.0.1:19092"]
+  brokerz: 1
+schema_registry:
+  url: http://127.0.0.1:18081
+pipelines:
+  - name: shop
+    delivery: twice
+    source:
+      postgres:
+        dsn: postgres://postgres@127.0.0.1:1/shop
+        tables: [public.orders]
+`)
+	r := cdcd(t, nil, "validate", "--config", path)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, w := range []string{
+		"2 problems",
+		path + `:3: kafka.brokerz: unknown key "brokerz"`,
+		`did you mean "brokers"?`,
+		path + `:8: pipelines[0].delivery: unknown delivery "twice"`,
+	} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr does not contain %q:\n%s", w, r.stderr)
+		}
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+}
+
+func TestValidateAMissingFile(t *testing.T) {
+	r := cdcd(t, nil, "validate", "--config", filepath.Join(t.TempDir(), "absent.yaml"))
+	if r.code != 1 || !strings.Contains(r.stderr, "absent.yaml") {
+		t.Errorf("exit %d, stderr %q; want 1 naming the file", r.code, r.stderr)
+	}
+}
+
+// TestRunWithUnreachableSources: a daemon whose database, brokers and registry are all down
+// is alive (/healthz), not ready (/readyz 503 saying why), exports its metrics, and still
+// shuts down promptly on SIGTERM — what an orchestrator relies on.
+func TestRunWithUnreachableSources(t *testing.T) {
+	addr := freeAddr(t)
+	path := writeFile(t, "cdcd.yaml", fmt.Sprintf(`kafka:
+  brokers: ["127.0.0.1:1"]
+schema_registry:
+  url: http://127.0.0.1:1
+http:
+  listen: %q
+log:
+  format: json
+shutdown_timeout: 5s
+pipelines:
+  - name: shop
+    source:
+      postgres:
+        dsn: postgres://postgres@127.0.0.1:1/shop
+        tables: [public.orders]
+`, addr))
+	cmd := exec.Command(cdcdBin, "run", "--config", path)
+	cmd.Env = cleanEnv()
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("cdcd logs:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+
+	// /healthz answers as soon as the listener is up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := get(t, base+"/healthz")
+		if code == http.StatusOK {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("cdcd exited during start-up: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz did not answer 200 within 10s (last %d)", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz: %d, want 503: %s", code, body)
+	}
+	var ready struct {
+		Ready     bool `json:"ready"`
+		Pipelines []struct {
+			Name   string `json:"name"`
+			Ready  bool   `json:"ready"`
+			Phase  string `json:"phase"`
+			Reason string `json:"reason"`
+		} `json:"pipelines"`
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil {
+		t.Fatalf("/readyz is not JSON: %v: %s", err, body)
+	}
+	if ready.Ready || len(ready.Pipelines) != 1 || ready.Pipelines[0].Name != "shop" || ready.Pipelines[0].Ready ||
+		ready.Pipelines[0].Phase == "" || ready.Pipelines[0].Reason == "" {
+		t.Errorf("/readyz body %s: want shop not ready, with a phase and a reason", body)
+	}
+
+	code, metrics := get(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, w := range []string{
+		fmt.Sprintf(`cdcd_build_info{goversion=%q,version=%q} 1`, runtime.Version(), testVersion),
+		`cdcd_pipeline_ready{pipeline="shop"} 0`,
+	} {
+		if !strings.Contains(metrics, w) {
+			t.Errorf("/metrics does not contain %q", w)
+		}
+	}
+
+	// healthcheck, as a container HEALTHCHECK runs it, against this live daemon.
+	if r := cdcd(t, nil, "healthcheck", "--url", base+"/healthz"); r.code != 0 {
+		t.Errorf("healthcheck against the live daemon: exit %d: %s", r.code, r.stderr)
+	}
+
+	t0 := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("cdcd exited with %v after SIGTERM, want status 0", err)
+		}
+		t.Logf("exited %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("cdcd did not exit within 10s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"cdcd stopped"`) {
+		t.Errorf("logs do not say cdcd stopped")
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	defer ok.Close()
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer sick.Close()
+	dead := "http://" + freeAddr(t) + "/healthz" // nothing listens there
+
+	cases := []struct {
+		name    string
+		env     []string
+		args    []string
+		code    int
+		wantErr string
+	}{
+		{"live --url", nil, []string{"--url", ok.URL + "/healthz"}, 0, ""},
+		{"live from CDCD_HEALTHCHECK_URL", []string{"CDCD_HEALTHCHECK_URL=" + ok.URL + "/healthz"}, nil, 0, ""},
+		{"--url wins over the environment", []string{"CDCD_HEALTHCHECK_URL=" + dead}, []string{"--url", ok.URL + "/healthz"}, 0, ""},
+		{"unhealthy", nil, []string{"--url", sick.URL + "/healthz"}, 1, "503 Service Unavailable"},
+		{"dead endpoint", nil, []string{"--url", dead}, 1, "connection refused"},
+		{"dead from CDCD_HEALTHCHECK_URL", []string{"CDCD_HEALTHCHECK_URL=" + dead}, nil, 1, dead},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := cdcd(t, c.env, append([]string{"healthcheck"}, c.args...)...)
+			if r.code != c.code {
+				t.Errorf("exit %d, want %d (stderr %q)", r.code, c.code, r.stderr)
+			}
+			if c.wantErr != "" && !strings.Contains(r.stderr, c.wantErr) {
+				t.Errorf("stderr %q does not contain %q", r.stderr, c.wantErr)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// freeAddr returns a loopback address nothing listens on (for a moment).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// syncBuffer is a bytes.Buffer shared by the process's output copier and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
