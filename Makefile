@@ -15,16 +15,21 @@ export CDCD_TEST_KAFKA ?= 127.0.0.1:$(or $(CDCD_KAFKA_PORT),19092)
 export CDCD_TEST_REGISTRY ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_PORT),18081)/apis/ccompat/v7
 GOTEST_TIMEOUT ?= 45m
 
-.PHONY: all build test unit integration vet fmt-check lint stack-up stack-down stack-status demo bench clean
+.PHONY: all build test unit integration vet fmt-check alerts-test stack-up stack-down stack-status demo bench clean
 
 all: build
 
 build:
 	$(GO_BUILD_FLAGS) -o bin/cdcd ./cmd/cdcd
 
-## test: bring the stack up if needed, then vet and every test (unit + integration) with -race.
-test: stack-up vet fmt-check
+## test: bring the stack up if needed, then vet, the alert rules, and every test (unit +
+## integration) with -race.
+test: stack-up vet fmt-check alerts-test
 	go test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+
+## alerts-test: promtool check and unit-test the shipped alert rules.
+alerts-test:
+	cd deploy/prometheus && ../../scripts/promtool.sh check rules alerts.yaml && ../../scripts/promtool.sh test rules alerts_test.yaml
 
 ## unit: tests that need no stack.
 unit:

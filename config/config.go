@@ -92,6 +92,10 @@ type Pipeline struct {
 	Tombstones *bool `yaml:"tombstones"`
 	// Retry bounds the backoff of retriable failures.
 	Retry Retry `yaml:"retry"`
+	// StallAfter: a pipeline that delivers nothing for this long while the server shows work
+	// for it (rows of its tables changed, or WAL grew past its position) is unready and
+	// cdcd_pipeline_stalled is 1 (default 5m).
+	StallAfter Duration `yaml:"stall_after"`
 }
 
 // Source names exactly one database.

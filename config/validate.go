@@ -31,6 +31,7 @@ const (
 	DefaultRegistryTimeout    = 10 * time.Second
 	DefaultInitialBackoff     = 500 * time.Millisecond
 	DefaultMaxBackoff         = 30 * time.Second
+	DefaultStallAfter         = 5 * time.Minute
 )
 
 func (c *Config) applyDefaults() {
@@ -88,6 +89,7 @@ func (c *Config) applyDefaults() {
 		defDur(&p.Batch.Interval, DefaultBatchInterval)
 		defDur(&p.Retry.InitialBackoff, DefaultInitialBackoff)
 		defDur(&p.Retry.MaxBackoff, DefaultMaxBackoff)
+		defDur(&p.StallAfter, DefaultStallAfter)
 		if pg := p.Source.Postgres; pg != nil {
 			if pg.Slot == "" {
 				pg.Slot = "cdcd_" + identPart(p.Name)
@@ -280,6 +282,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	if !p.Retry.InitialBackoff.Bad && !p.Retry.MaxBackoff.Bad && p.Retry.MaxBackoff.D < p.Retry.InitialBackoff.D {
 		ps.add(at("retry.max_backoff"), "is shorter than retry.initial_backoff", "make max_backoff at least initial_backoff")
 	}
+	checkDur(ps, at("stall_after"), p.StallAfter, time.Second)
 	if p.Retry.MaxAttempts < 0 {
 		ps.add(at("retry.max_attempts"), "must not be negative", "use 0 to retry forever or a positive count")
 	}

@@ -15,9 +15,12 @@ import (
 // State of one pipeline.
 type State struct {
 	Ready  bool      `json:"ready"`
-	Phase  string    `json:"phase"`            // starting | streaming | retrying | stopped | failed
+	Phase  string    `json:"phase"`            // starting | standby | streaming | retrying | stopped | failed
 	Reason string    `json:"reason,omitempty"` // why it is not ready, with the fix when known
 	Since  time.Time `json:"since"`
+	// Conditions are problems found by watchers while the pipeline runs (e.g. "stalled":
+	// delivering nothing); any condition makes the pipeline unready.
+	Conditions map[string]string `json:"conditions,omitempty"`
 }
 
 // Registry holds the state of every pipeline. Safe for concurrent use.
@@ -41,9 +44,25 @@ func (r *Registry) Set(pipeline string, ready bool, phase, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, ok := r.states[pipeline]
-	s := State{Ready: ready, Phase: phase, Reason: reason, Since: r.now()}
+	s := State{Ready: ready, Phase: phase, Reason: reason, Since: r.now(), Conditions: old.Conditions}
 	if ok && old.Ready == ready && old.Phase == phase {
 		s.Since = old.Since
+	}
+	r.states[pipeline] = s
+}
+
+// SetCondition records (reason != "") or clears (reason == "") a named condition.
+func (r *Registry) SetCondition(pipeline, name, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.states[pipeline]
+	if reason == "" {
+		delete(s.Conditions, name)
+	} else {
+		if s.Conditions == nil {
+			s.Conditions = map[string]string{}
+		}
+		s.Conditions[name] = reason
 	}
 	r.states[pipeline] = s
 }
@@ -55,6 +74,14 @@ func (r *Registry) Snapshot() (map[string]State, bool) {
 	out := make(map[string]State, len(r.states))
 	all := len(r.states) > 0
 	for k, v := range r.states {
+		if len(v.Conditions) > 0 {
+			c := make(map[string]string, len(v.Conditions))
+			for ck, cv := range v.Conditions {
+				c[ck] = cv
+			}
+			v.Conditions = c
+			v.Ready = false
+		}
 		out[k] = v
 		all = all && v.Ready
 	}

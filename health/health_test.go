@@ -46,3 +46,21 @@ func TestNoPipelinesIsNotReady(t *testing.T) {
 		t.Fatal("a daemon with nothing to run is not ready")
 	}
 }
+
+func TestConditionMakesUnready(t *testing.T) {
+	r := NewRegistry("a")
+	r.Set("a", true, "streaming", "")
+	r.SetCondition("a", "stalled", "delivering nothing")
+	st, ready := r.Snapshot()
+	if ready || st["a"].Ready || st["a"].Conditions["stalled"] != "delivering nothing" {
+		t.Fatalf("a condition must make the pipeline unready: %+v", st["a"])
+	}
+	r.Set("a", true, "streaming", "") // state changes keep conditions
+	if _, ready := r.Snapshot(); ready {
+		t.Fatal("condition lost on Set")
+	}
+	r.SetCondition("a", "stalled", "")
+	if _, ready := r.Snapshot(); !ready {
+		t.Fatal("cleared condition still unready")
+	}
+}

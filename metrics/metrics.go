@@ -12,7 +12,8 @@ import (
 
 // Metrics is the set of collectors. The zero value is not usable; call New.
 type Metrics struct {
-	PipelineReady *prometheus.GaugeVec // pipeline
+	PipelineReady   *prometheus.GaugeVec // pipeline
+	PipelineStalled *prometheus.GaugeVec // pipeline
 
 	EventsPublished *prometheus.CounterVec // pipeline, table, op
 	BytesPublished  *prometheus.CounterVec // pipeline, table, op
@@ -34,6 +35,7 @@ type Metrics struct {
 	SlotFlushLagBytes *prometheus.GaugeVec // pipeline, slot
 	SlotSafeWALBytes  *prometheus.GaugeVec // pipeline, slot
 	SlotActive        *prometheus.GaugeVec // pipeline, slot
+	SlotMaxKeepBytes  *prometheus.GaugeVec // pipeline, slot
 	SlotWALStatus     *prometheus.GaugeVec // pipeline, slot, status (1 for the current one)
 }
 
@@ -41,7 +43,8 @@ type Metrics struct {
 func New(reg prometheus.Registerer, version string) *Metrics {
 	f := factory{reg}
 	m := &Metrics{
-		PipelineReady: f.gauge("cdcd_pipeline_ready", "1 while the pipeline is connected and streaming, 0 otherwise.", "pipeline"),
+		PipelineReady:   f.gauge("cdcd_pipeline_ready", "1 while the pipeline is connected and streaming, 0 otherwise.", "pipeline"),
+		PipelineStalled: f.gauge("cdcd_pipeline_stalled", "1 while the pipeline delivers nothing although the server shows work for it (see /readyz for why).", "pipeline"),
 
 		EventsPublished: f.counter("cdcd_events_published_total", "Change events committed to Kafka.", "pipeline", "table", "op"),
 		BytesPublished:  f.counter("cdcd_published_bytes_total", "Bytes of record keys and values committed to Kafka.", "pipeline", "table", "op"),
@@ -65,6 +68,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SlotFlushLagBytes: f.gauge("cdcd_postgres_slot_confirmed_flush_lag_bytes", "pg_current_wal_lsn() - confirmed_flush_lsn.", "pipeline", "slot"),
 		SlotSafeWALBytes:  f.gauge("cdcd_postgres_slot_safe_wal_size_bytes", "WAL that can still be written before the slot is lost (NaN when max_slot_wal_keep_size is unlimited).", "pipeline", "slot"),
 		SlotActive:        f.gauge("cdcd_postgres_slot_active", "1 when a walsender is attached to the slot.", "pipeline", "slot"),
+		SlotMaxKeepBytes:  f.gauge("cdcd_postgres_max_slot_wal_keep_size_bytes", "The server's max_slot_wal_keep_size (NaN when unlimited).", "pipeline", "slot"),
 		SlotWALStatus:     f.gauge("cdcd_postgres_slot_wal_status", "1 for the slot's current wal_status (reserved, extended, unreserved, lost).", "pipeline", "slot", "status"),
 	}
 	bi := f.gauge("cdcd_build_info", "Build information; always 1.", "version", "goversion")

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -89,7 +90,12 @@ type Pipeline struct {
 	// them up front. Written by produce callbacks, read by the session loop.
 	tooLargeMu sync.Mutex
 	tooLarge   map[change.Position]bool
+
+	published atomic.Uint64 // events committed to Kafka (dead letters included)
 }
+
+// Published is how many events the pipeline has committed to Kafka since it started.
+func (p *Pipeline) Published() uint64 { return p.published.Load() }
 
 // New returns a pipeline; it connects to nothing until Run.
 func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {

@@ -532,6 +532,7 @@ func (s *session) commit(ctx context.Context) error {
 			m.DeadLetters.WithLabelValues(name, d.table, d.class).Inc()
 		}
 	}
+	s.p.published.Add(uint64(s.events))
 	if off.AckLSN > 0 {
 		s.p.src.Ack(off.AckLSN)
 	}

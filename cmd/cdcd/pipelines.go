@@ -47,6 +47,16 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
 		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
+	if pg := p.Source.Postgres; pg != nil {
+		mon := postgres.MonitorConfig{Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Tables: pg.Tables,
+			Interval: pg.SlotStatsInterval.D, StallAfter: p.StallAfter.D, Published: pl.Published,
+			Metrics: d.metrics, Health: d.health, Log: d.log}
+		return func(ctx context.Context) error {
+			// The monitor outlives a failed pipeline: slot retention matters most then.
+			go postgres.Monitor(ctx, mon)
+			return pl.Run(ctx)
+		}, nil
+	}
 	return pl.Run, nil
 }
 
