@@ -102,6 +102,7 @@ pipelines:
         tables: [%s]
         heartbeat_interval: 1s
         status_interval: 1s
+        slot_stats_interval: 1s
     topics:
       prefix: %s
 %s`, s.kafka[0], s.registry, name, dsn, name, name, strings.Join(tables, ", "), name, extra)
