@@ -46,7 +46,8 @@ type Config struct {
 	Compatibility string
 	// Now is the processing clock, written to the envelope's ts_ms. Default time.Now.
 	Now func() time.Time
-	// Logger receives a warning when a subject keeps a level other than Compatibility.
+	// Logger receives one line per schema registered, and a warning when a subject keeps a
+	// level other than Compatibility.
 	// Default: no logging.
 	Logger *slog.Logger
 }
@@ -273,6 +274,9 @@ func (e *Encoder) register(ctx context.Context, p *tablePlan, subject, schema st
 		return 0, fmt.Errorf("%s: registering schema under subject %s: %w", p.qname, subject, err)
 	}
 	e.ids[k] = id
+	if e.cfg.Logger != nil {
+		e.cfg.Logger.Info("schema registered", "table", p.qname, "subject", subject, "id", id)
+	}
 	return id, nil
 }
 

@@ -92,6 +92,8 @@ type Pipeline struct {
 	tooLarge   map[change.Position]bool
 
 	published atomic.Uint64 // events committed to Kafka (dead letters included)
+
+	dlLogs map[[2]string]*dlLog // owned by the session goroutine (one session at a time)
 }
 
 // Published is how many events the pipeline has committed to Kafka since it started.

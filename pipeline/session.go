@@ -380,9 +380,42 @@ func (s *session) poison(ctx context.Context, ev *change.Event, cause error) err
 	s.deadKeys[deadKey(topic, ev)] = ev.Pos.String()
 	s.deadLetters = append(s.deadLetters, deadLetterCount{ev.Table.QualifiedName(), class})
 	s.account(ev, len(key)+len(value))
-	s.p.log.Warn("change dead-lettered", "table", ev.Table.QualifiedName(), "key", keyString(ev), "position", ev.Pos.String(),
-		"class", class, "dlq_topic", s.p.cfg.DLQTopic, "cause", cause.Error())
+	if n, ok := s.p.logDeadLetter(ev.Table.QualifiedName(), class); ok {
+		s.p.log.Warn("change dead-lettered", "table", ev.Table.QualifiedName(), "key", keyString(ev), "position", ev.Pos.String(),
+			"class", class, "dlq_topic", s.p.cfg.DLQTopic, "cause", cause.Error(), "more_since_last_line", n)
+	}
 	return nil
+}
+
+// deadLetterLogEvery bounds dead-letter log lines to one per table and class per interval: a
+// table whose schema the registry refuses dead-letters every row, and the log must stay
+// readable. The metric counts every one.
+const deadLetterLogEvery = 10 * time.Second
+
+type dlLog struct {
+	at         time.Time
+	suppressed int
+}
+
+// logDeadLetter reports whether to log a dead letter now, and how many were not logged since
+// the last line. Only the session goroutine calls it.
+func (p *Pipeline) logDeadLetter(table, class string) (int, bool) {
+	if p.dlLogs == nil {
+		p.dlLogs = map[[2]string]*dlLog{}
+	}
+	k := [2]string{table, class}
+	l := p.dlLogs[k]
+	if l == nil {
+		l = &dlLog{}
+		p.dlLogs[k] = l
+	}
+	if time.Since(l.at) < deadLetterLogEvery {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.at, l.suppressed = time.Now(), 0
+	return n, true
 }
 
 type deadLetterCount struct{ table, class string }

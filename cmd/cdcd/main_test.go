@@ -199,8 +199,10 @@ pipelines:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the process has ended; waitErr is its status then.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -222,8 +224,8 @@ pipelines:
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("cdcd exited during start-up: %v", err)
+		case <-exited:
+			t.Fatalf("cdcd exited during start-up: %v", waitErr)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -276,9 +278,9 @@ pipelines:
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("cdcd exited with %v after SIGTERM, want status 0", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("cdcd exited with %v after SIGTERM, want status 0", waitErr)
 		}
 		t.Logf("exited %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
