@@ -59,7 +59,7 @@ demo: build stack-up
 	scripts/demo.sh
 
 bench: build stack-up
-	go test -run '^$$' -bench . -benchmem ./encode/ ./source/postgres/ ./publish/
+	go test -run '^$$' -bench . -benchmem ./encode/ ./source/postgres/
 	scripts/bench.sh
 
 clean:

@@ -12,6 +12,7 @@ package change
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -148,4 +149,23 @@ type Streaming struct {
 	// slot's confirmed_flush_lsn). A committed position behind it means changes in between
 	// were consumed by someone else: the pipeline refuses to go on.
 	AckedLSN uint64
+}
+
+// ChunkSize is the capacity of a pooled chunk of Items.
+const ChunkSize = 512
+
+var chunkPool = sync.Pool{New: func() any { c := make([]Item, 0, ChunkSize); return &c }}
+
+// GetChunk returns an empty chunk from a pool shared by sources and the pipeline.
+func GetChunk() []Item { return (*chunkPool.Get().(*[]Item))[:0] }
+
+// PutChunk returns a chunk its receiver has finished with. Its items are cleared so the pool
+// holds no row data.
+func PutChunk(c []Item) {
+	if cap(c) != ChunkSize {
+		return
+	}
+	clear(c[:cap(c)])
+	c = c[:0]
+	chunkPool.Put(&c)
 }

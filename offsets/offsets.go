@@ -129,6 +129,9 @@ func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key stri
 	if err == nil {
 		err = ends.Error()
 	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return out, nil // no topic yet: nothing committed
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing end of topic %s: %w", topic, err)
 	}

@@ -20,8 +20,9 @@ import (
 )
 
 // lingerMax bounds how long a batch at a transaction boundary waits for more input while the
-// source is idle; under load batches grow to the size limits or batch.interval instead.
-const lingerMax = 5 * time.Millisecond
+// source is idle; under load batches grow to the size limits or batch.interval instead (the
+// next batch fills while a commit is in flight).
+const lingerMax = time.Millisecond
 
 // session is one connected run: a source stream, a producer, and the batch in progress. It
 // ends at the first error; the supervisor starts a new one.
@@ -115,6 +116,8 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2, as Kafka's Java client
 		kgo.ProducerBatchMaxBytes(int32(max(p.cfg.MaxMessageBytes, p.cfg.DLQMaxMessageBytes))),
 		kgo.ProducerLinger(0),
+		// New tables' topics are created on the fly: learn their partitions quickly.
+		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if p.cfg.ExactlyOnce {
 		opts = append(opts, kgo.TransactionalID(TransactionalID(p.cfg.Name)), kgo.TransactionTimeout(p.cfg.TransactionTimeout))
@@ -160,6 +163,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 					return err
 				}
 			}
+			change.PutChunk(chunk)
 			if s.open && s.tail == 0 && time.Since(s.started) >= p.cfg.BatchInterval {
 				if err := s.commit(ctx); err != nil {
 					return err
@@ -508,17 +512,23 @@ func (s *session) commit(ctx context.Context) error {
 		off.AckLSN, off.CommitTime = c.AckLSN, c.Time
 	}
 	t0 := time.Now()
+	// A commit that cannot finish within the transaction timeout will be aborted by the broker
+	// anyway: give up then and let the supervisor start over (and say so in the log).
+	ctx, cancel := context.WithTimeout(ctx, max(s.p.cfg.TransactionTimeout, 5*time.Second))
+	defer cancel()
 	offRec := off.KafkaRecord(s.p.cfg.OffsetsTopic, s.p.cfg.Name)
 	if s.p.cfg.ExactlyOnce {
 		s.produce(ctx, offRec)
 	}
 	if err := s.cl.Flush(ctx); err != nil {
+		s.countKafkaError("flush")
 		return fmt.Errorf("flushing records: %w", err)
 	}
 	s.errMu.Lock()
 	perr := s.firstErr
 	s.errMu.Unlock()
 	if perr != nil {
+		s.countKafkaError("produce")
 		s.abort(ctx)
 		if errors.Is(perr, kerr.MessageTooLarge) && !s.p.cfg.DeadLetter {
 			s.p.tooLargeMu.Lock()
@@ -535,6 +545,7 @@ func (s *session) commit(ctx context.Context) error {
 	if s.p.cfg.ExactlyOnce {
 		if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			s.countTxn("abort")
+			s.countKafkaError("commit")
 			// The outcome may be unknown (the commit can succeed although this errs): the next
 			// session reads the offsets topic and resumes after whatever did commit.
 			return fmt.Errorf("committing kafka transaction: %w", err)
@@ -594,6 +605,12 @@ func (s *session) abort(ctx context.Context) {
 	}
 	s.deadKeys = clone(s.committed.DeadKeys)
 	s.reset()
+}
+
+func (s *session) countKafkaError(kind string) {
+	if m := s.p.cfg.Metrics; m != nil {
+		m.KafkaErrors.WithLabelValues(s.p.cfg.Name, kind).Inc()
+	}
 }
 
 func (s *session) countTxn(outcome string) {

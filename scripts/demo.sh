@@ -52,7 +52,7 @@ if curl -s -o /dev/null "$http/healthz"; then
 fi
 mkdir -p "$demo_dir"
 
-say "building the watcher (scripts/demo/watch) and the reset tool (scripts/demo/reset)"
+say "building the record watcher (scripts/demo/watch) and the topic cleaner (scripts/demo/reset)"
 go build -o "$demo_dir/watch" ./scripts/demo/watch
 go build -o "$demo_dir/reset" ./scripts/demo/reset
 
@@ -82,8 +82,10 @@ INSERT INTO public.customers (name, email) VALUES
   ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com'), ('Linus', 'linus@example.com');
 SQL
 
-say "clearing Kafka state of pipeline shop (topics shop.*, its position in _cdcd_offsets)"
-"$demo_dir/reset" --brokers "$kafka" --pipeline shop --prefix shop --offsets-topic _cdcd_offsets
+say "clearing what the last run left in Kafka: the topics shop.* and the pipeline's position"
+# The slot is new, so a position committed by the last run would be a gap, and cdcd would
+# refuse to start: the position goes too (as `cdcd reset-offsets` does).
+"$demo_dir/reset" --brokers "$kafka" --prefix shop --pipeline shop --offsets-topic _cdcd_offsets
 
 # The terminal's stdout and stderr, for cleanup: a Ctrl-C can land while a command's output
 # is redirected (the writer's psql >/dev/null), and the traps would run with that redirection.
@@ -98,7 +100,10 @@ cleanup() {
   trap - INT TERM
   if [ -n "$cdcd_pid" ] && kill -0 "$cdcd_pid" 2>/dev/null; then
     say "published so far (cdcd_events_published_total from $http/metrics):"
-    curl -s "$http/metrics" | grep '^cdcd_events_published_total' || echo "(none yet)"
+    metrics=$(curl -s "$http/metrics" | grep '^cdcd_events_published_total' || true)
+    echo "${metrics:-(none yet)}"
+    orders=$(awk '/table="public.orders"/ { n += $2 } END { print n + 0 }' <<<"$metrics")
+    echo "[demo] cdcd committed $orders change event(s) of public.orders; the watcher's count follows"
     say "stopping cdcd with SIGTERM (it commits the open batch, acknowledges, and exits)"
     kill -TERM "$cdcd_pid" 2>/dev/null || true
     for _ in $(seq 1 150); do kill -0 "$cdcd_pid" 2>/dev/null || break; sleep 0.1; done

@@ -148,6 +148,64 @@ func TestDockerfileImage(t *testing.T) {
 	}
 }
 
+// TestDockerignoreKeepsTheBuildInputs: the image builds cdcd from the build context, so
+// .dockerignore must not leave out go.mod, go.sum or a package cdcd imports.
+func TestDockerignoreKeepsTheBuildInputs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "!") {
+			t.Skipf(".dockerignore uses exceptions (%s); this check does not model them", line)
+		}
+		patterns = append(patterns, strings.Trim(line, "/"))
+	}
+	// excluded reports whether a pattern matches path or one of its parent directories.
+	excluded := func(path string) string {
+		parts := strings.Split(path, "/")
+		for i := range parts {
+			prefix := strings.Join(parts[:i+1], "/")
+			for _, p := range patterns {
+				if ok, _ := filepath.Match(p, prefix); ok {
+					return p
+				}
+				if rest, ok := strings.CutPrefix(p, "**/"); ok {
+					if ok, _ := filepath.Match(rest, parts[i]); ok {
+						return p
+					}
+				}
+			}
+		}
+		return ""
+	}
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}} {{.Dir}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := []string{"go.mod", "go.sum"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		_, dir, _ := strings.Cut(line, " ")
+		if rel, err := filepath.Rel(root, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			inputs = append(inputs, filepath.ToSlash(rel))
+		}
+	}
+	for _, in := range inputs {
+		if p := excluded(in); p != "" {
+			t.Errorf(".dockerignore pattern %q leaves %s out of the build context", p, in)
+		}
+	}
+}
+
 // TestBuildFlagsMakeAStaticBinary builds cdcd for Linux with the Makefile's GO_BUILD_FLAGS
 // and checks the ELF file asks for no dynamic loader: it must run on distroless/static.
 func TestBuildFlagsMakeAStaticBinary(t *testing.T) {

@@ -255,17 +255,30 @@ pipelines:
 		t.Errorf("/readyz body %s: want shop not ready, with a phase and a reason", body)
 	}
 
-	code, metrics := get(t, base+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, w := range []string{
+	// The pipeline's series appears once its supervisor has started; poll for it.
+	want := []string{
 		fmt.Sprintf(`cdcd_build_info{goversion=%q,version=%q} 1`, runtime.Version(), testVersion),
 		`cdcd_pipeline_ready{pipeline="shop"} 0`,
-	} {
-		if !strings.Contains(metrics, w) {
-			t.Errorf("/metrics does not contain %q", w)
+	}
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, metrics := get(t, base+"/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
 		}
+		missing = missing[:0]
+		for _, w := range want {
+			if !strings.Contains(metrics, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range missing {
+		t.Errorf("/metrics does not contain %q", w)
 	}
 
 	// healthcheck, as a container HEALTHCHECK runs it, against this live daemon.

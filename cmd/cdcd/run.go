@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		return &exitError{1, err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	tuneGC(cfg)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -151,4 +153,21 @@ type deps struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	health  *health.Registry
+}
+
+// tuneGC trades some memory for CPU unless the operator set GOGC or GOMEMLIMIT: collect less
+// often (GOGC=400) under a soft limit that leaves room for each pipeline's in-progress
+// transaction buffer, so a large backlog costs less garbage collection and memory stays bounded.
+func tuneGC(cfg *config.Config) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(256 << 20)
+	for _, p := range cfg.Pipelines {
+		if p.Source.Postgres != nil {
+			limit += p.Source.Postgres.TxMemoryLimit.N
+		}
+	}
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(limit)
 }

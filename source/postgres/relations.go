@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -64,7 +65,12 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 	for i, c := range m.cols {
 		col, ti, err := rs.types.resolveColumn(ctx, c.name, c.typ, c.typmod)
 		if err != nil {
-			return fmt.Errorf("table %s: %w", qn, err)
+			err = fmt.Errorf("table %s: %w", qn, err)
+			if errors.Is(err, errUnsupportedType) {
+				// Retrying cannot help; the table cannot be captured as it is.
+				return &FatalError{fmt.Errorf("%w; fix: change the column's type or stop capturing the table", err)}
+			}
+			return err
 		}
 		col.Nullable = !notNull[c.name]
 		r.types[i] = ti

@@ -147,12 +147,17 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	if v, err := serverVersionNum(ctx, conn); err == nil {
 		version = v
 	}
-	args := []string{"publication_names '" + s.cfg.Publication + "'", "messages 'true'"}
+	args := []string{"publication_names '" + s.cfg.Publication + "'"}
 	streaming := version >= 140000
 	if streaming {
-		args = append(args, "proto_version '2'", "streaming 'on'")
+		// messages carry the heartbeats; both options need PostgreSQL 14.
+		args = append(args, "proto_version '2'", "streaming 'on'", "messages 'true'")
 	} else {
 		args = append(args, "proto_version '1'")
+		if s.cfg.HeartbeatInterval > 0 {
+			s.log.Warn("heartbeats need PostgreSQL 14 (pgoutput logical messages); the slot advances only with changes of the captured tables", "server_version_num", version)
+			s.cfg.HeartbeatInterval = 0
+		}
 	}
 	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
 	if err != nil {
@@ -241,6 +246,14 @@ type stream struct {
 
 	chunk      []change.Item
 	nextStatus time.Time
+	// A chunk holding a complete transaction is handed over chunkLinger after that commit
+	// arrived (or when full), so small transactions travel together.
+	pendingCommit bool
+	pendingSince  time.Time
+	// the receive context, reused while its deadline stays the same
+	rctx      context.Context
+	rcancel   context.CancelFunc
+	rdeadline time.Time
 
 	// the transaction being emitted
 	inTx      bool
@@ -256,26 +269,49 @@ type stream struct {
 	row rowMsg
 }
 
-const chunkSize = 512
+// chunkLinger bounds how long a committed transaction waits in a chunk for more to join it.
+const chunkLinger = time.Millisecond
 
 func (st *stream) run(ctx context.Context) error {
-	st.chunk = make([]change.Item, 0, chunkSize)
+	st.chunk = change.GetChunk()
 	// On the way out, report the last durable position once more, so a restart or a deploy
 	// does not replay what the pipeline already committed.
 	defer func() {
+		if st.rcancel != nil {
+			st.rcancel()
+		}
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = st.sendStatus(c, false)
 	}()
 	for {
-		if !time.Now().Before(st.nextStatus) {
+		now := time.Now()
+		if !now.Before(st.nextStatus) {
 			if err := st.sendStatus(ctx, false); err != nil {
 				return err
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, st.nextStatus)
-		msg, err := st.conn.ReceiveMessage(rctx)
-		cancel()
+		deadline := st.nextStatus
+		if st.pendingCommit {
+			due := st.pendingSince.Add(chunkLinger)
+			if !now.Before(due) {
+				if err := st.flush(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			if due.Before(deadline) {
+				deadline = due
+			}
+		}
+		if st.rctx == nil || !deadline.Equal(st.rdeadline) {
+			if st.rcancel != nil {
+				st.rcancel()
+			}
+			st.rctx, st.rcancel = context.WithDeadline(ctx, deadline)
+			st.rdeadline = deadline
+		}
+		msg, err := st.conn.ReceiveMessage(st.rctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -344,10 +380,14 @@ func (st *stream) sendStatus(ctx context.Context, reply bool) error {
 	return nil
 }
 
-// emit queues an item; a Commit flushes the chunk to the pipeline.
+// emit queues an item. A full chunk is handed over at once; a chunk with a complete
+// transaction within chunkLinger.
 func (st *stream) emit(ctx context.Context, it change.Item) error {
 	st.chunk = append(st.chunk, it)
-	if it.Commit == nil && len(st.chunk) < chunkSize {
+	if it.Commit != nil && !st.pendingCommit {
+		st.pendingCommit, st.pendingSince = true, time.Now()
+	}
+	if len(st.chunk) < change.ChunkSize {
 		return nil
 	}
 	return st.flush(ctx)
@@ -371,7 +411,8 @@ func (st *stream) flush(ctx context.Context) error {
 		select {
 		case st.out <- st.chunk:
 			t.Stop()
-			st.chunk = make([]change.Item, 0, chunkSize)
+			st.chunk = change.GetChunk()
+			st.pendingCommit = false
 			return nil
 		case <-t.C:
 		case <-ctx.Done():

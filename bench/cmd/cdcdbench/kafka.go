@@ -292,13 +292,28 @@ func deleteTopicsAndSubjects(ctx context.Context, broker, registry string, topic
 	}
 	for _, t := range topics {
 		for _, subj := range []string{t + "-key", t + "-value"} {
-			if _, err := reg.DeleteSubject(cctx, subj, sr.SoftDelete); err != nil {
-				continue // never registered
-			}
-			if _, err := reg.DeleteSubject(cctx, subj, sr.HardDelete); err != nil {
-				errs = append(errs, fmt.Errorf("deleting subject %s: %w", subj, err))
+			for _, how := range []sr.DeleteHow{sr.SoftDelete, sr.HardDelete} {
+				var err error
+				for attempt := 0; attempt < 3; attempt++ { // the shared registry is sometimes slow
+					if _, err = reg.DeleteSubject(cctx, subj, how); err == nil || notFound(err) {
+						break
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				if notFound(err) {
+					break // never registered (or already gone)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("deleting subject %s: %w", subj, err))
+					break
+				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func notFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && (re.StatusCode == 404 || re.ErrorCode == 40401)
 }

@@ -114,6 +114,7 @@ func (rp *report) excluded() []int {
 }
 
 func (rp *report) rows() []row {
+	var latCPU, latEvPerTxn, latCommit series
 	var catch, steady, catchT, recvT, recvRate, ratio, cpu, cpuPerM, hwm, p50, p95, p99, ackP99, h50, h95, h99, wrate, cdcdCores, walCores, kafkaCores, sysCores, commitFrac, evPerTxn series
 	for _, r := range rp.measured() {
 		if c := r.Catchup; c != nil && c.Total > 0 {
@@ -146,6 +147,9 @@ func (rp *report) rows() []row {
 			h95.add(durMs(l.Hist.P95))
 			h99.add(durMs(l.Hist.P99))
 			wrate.add(l.AchievedRate, l.AchievedRate > 0)
+			latCPU.add(l.CDCDCPU, l.CDCDCPU >= 0)
+			latEvPerTxn.add(float64(l.Received)/l.Txns, l.Txns > 0)
+			latCommit.add(durMs(l.CommitMean))
 		}
 	}
 	ge := func(t float64) func(float64) bool { return func(v float64) bool { return v >= t } }
@@ -175,6 +179,9 @@ func (rp *report) rows() []row {
 		{"  cdcd_end_to_end_latency_seconds p95", "", h95, fMs, nil},
 		{"  cdcd_end_to_end_latency_seconds p99", "", h99, fMs, nil},
 		{"  writer rate achieved, tx/s", fmt.Sprint(rp.opts.rate), wrate, fRate, nil},
+		{"  latency phase: events per Kafka transaction", "", latEvPerTxn, fRate, nil},
+		{"  latency phase: mean Kafka flush+commit", "", latCommit, fMs, nil},
+		{"  latency phase: cdcd CPU seconds", "", latCPU, fSec, nil},
 	}
 }
 
@@ -220,6 +227,9 @@ func (rp *report) markdown() string {
 	if o.pipelineExtra != "" {
 		p(", plus:\n\n```yaml\n%s```\n", o.pipelineExtra)
 	}
+	if rp.profile != nil {
+		p("\n- Profiling round: cdcd is rebuilt from the working tree at run time (plus a pprof hook added with `go build -overlay`), so it may hold newer code than `%s`; its numbers are not in the table below.", o.cdcdBin)
+	}
 	if o.cdcdEnv != "" {
 		p("\n- cdcd environment: `%s`", o.cdcdEnv)
 	}
@@ -232,7 +242,11 @@ func (rp *report) markdown() string {
 		if !r.s.empty() {
 			med = r.fmt(r.s.median())
 		}
-		p("| %s | %s | %s | %s | %s | %s |\n", r.name, r.target, r.s.each(r.fmt), med, r.s.spread(), verdict(r))
+		name := r.name
+		if rest, ok := strings.CutPrefix(name, "  "); ok {
+			name = "&emsp;" + rest
+		}
+		p("| %s | %s | %s | %s | %s | %s |\n", name, r.target, r.s.each(r.fmt), med, r.s.spread(), verdict(r))
 	}
 	if ex := rp.excluded(); len(ex) > 0 {
 		p("\nRound(s) %v are left out of this table: the shared stack was disturbed while they measured (see their sections).\n", ex)
@@ -282,7 +296,7 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 		p("- cdcd: %.2f CPU s (%.2f cores on average), peak RSS %.0f MiB (RSS at the end %.0f MiB); walsender %.2f CPU s; Kafka %.2f CPU s; machine %.2f cores busy\n",
 			c.CPU, c.CPU/c.Total.Seconds(), float64(c.HWMKB)/1024, float64(c.RSSEndKB)/1024, c.WalsenderCPU, c.KafkaCPU, c.SysBusyCores)
 		if c.Txns > 0 {
-			p("- Kafka transactions: %.0f committed (%.0f events each on average); flush+commit took %.2f s in total (%.0f%% of the catch-up, during which the batching loop does not read the source)\n",
+			p("- Kafka transactions: %.0f committed (%.0f events each on average); flush+commit took %.2f s in total (%.0f%% of the catch-up; meanwhile the session loop consumes nothing and the source can run ahead only by the items channel's capacity)\n",
 				c.Txns, c.Events/c.Txns, c.CommitSecs, 100*c.CommitSecs/c.Total.Seconds())
 		}
 	}

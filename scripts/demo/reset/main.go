@@ -1,14 +1,19 @@
 // Command reset clears the Kafka side of the demo pipeline so `make demo` can run again from
-// scratch: it deletes the pipeline's record topics (<prefix>.*) and writes a tombstone for the
-// pipeline in the offsets topic, inside a transaction of the pipeline's own transactional id.
+// scratch:
 //
-// The demo drops and recreates the Postgres slot on every run. A slot that is new while the
-// offsets topic still holds a committed position is a gap, and cdcd refuses to start; so the
-// position has to go too. Writing the tombstone with the transactional id cdcd-<pipeline>
-// first fences any producer of an earlier, killed run and aborts its open transaction, so a
-// read_committed reader sees the tombstone at once instead of after transaction.timeout.
+//   - it deletes the pipeline's record topics (<prefix>.*), so the watcher, which reads from
+//     the start, shows only the new run. Deletion is asynchronous: it waits until the brokers
+//     no longer list them, or cdcd could recreate a topic that is still being deleted;
+//   - it forgets the pipeline's committed position, as `cdcd reset-offsets` does: a tombstone
+//     for the pipeline in the offsets topic, written in a transaction of the pipeline's own
+//     transactional id (cdcd-<pipeline>), which also fences a producer a killed run left
+//     behind and aborts its open transaction. The demo recreates the replication slot on every
+//     run, and a new slot under an old position is a gap cdcd refuses to start on. Unlike
+//     `cdcd reset-offsets`, it also works when the offsets topic does not exist yet.
 //
-//	go run ./scripts/demo/reset --brokers 127.0.0.1:19092 --pipeline shop --prefix shop
+// Usage:
+//
+//	go run ./scripts/demo/reset --brokers 127.0.0.1:19092 --prefix shop --pipeline shop
 package main
 
 import (
@@ -26,20 +31,58 @@ import (
 
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:19092", "comma-separated bootstrap brokers")
-	pipeline := flag.String("pipeline", "shop", "pipeline name (offsets key; transactional id cdcd-<name>)")
 	prefix := flag.String("prefix", "shop", "topic prefix: every topic named <prefix>.* is deleted")
-	offsetsTopic := flag.String("offsets-topic", "_cdcd_offsets", "the offsets topic")
+	pipeline := flag.String("pipeline", "shop", "pipeline whose committed position to forget")
+	offsetsTopic := flag.String("offsets-topic", "_cdcd_offsets", "the offsets topic (kafka.offsets_topic)")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := reset(ctx, strings.Split(*brokers, ","), *pipeline, *prefix, *offsetsTopic); err != nil {
+	bs := strings.Split(*brokers, ",")
+	err := deleteTopics(ctx, bs, *prefix+".")
+	if err == nil {
+		err = forgetPosition(ctx, bs, *offsetsTopic, *pipeline)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "reset:", err)
 		os.Exit(1)
 	}
 }
 
-func reset(ctx context.Context, brokers []string, pipeline, prefix, offsetsTopic string) error {
+func forgetPosition(ctx context.Context, brokers []string, topic, pipeline string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	cl.Close()
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	if d, ok := topics[topic]; !ok || d.Err != nil {
+		fmt.Printf("no offsets topic %s yet: no position to forget\n", topic)
+		return nil
+	}
+	tx, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("cdcd-"+pipeline))
+	if err != nil {
+		return err
+	}
+	defer tx.Close()
+	if err := tx.BeginTransaction(); err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(pipeline)}).FirstErr(); err != nil {
+		_ = tx.EndTransaction(ctx, kgo.TryAbort)
+		return fmt.Errorf("writing the tombstone of %s to %s: %w", pipeline, topic, err)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("committing the tombstone: %w", err)
+	}
+	fmt.Printf("forgot the committed position of pipeline %s (tombstone in %s)\n", pipeline, topic)
+	return nil
+}
+
+func deleteTopics(ctx context.Context, brokers []string, prefix string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
@@ -53,62 +96,42 @@ func reset(ctx context.Context, brokers []string, pipeline, prefix, offsetsTopic
 	}
 	var doomed []string
 	for _, t := range topics.Names() {
-		if strings.HasPrefix(t, prefix+".") {
+		if strings.HasPrefix(t, prefix) {
 			doomed = append(doomed, t)
 		}
 	}
+	if len(doomed) == 0 {
+		fmt.Printf("no topics %s* to delete\n", prefix)
+		return nil
+	}
 	sort.Strings(doomed)
-	if len(doomed) > 0 {
-		resp, err := adm.DeleteTopics(ctx, doomed...)
-		if err != nil {
-			return fmt.Errorf("deleting topics: %w", err)
-		}
-		if err := resp.Error(); err != nil {
-			return fmt.Errorf("deleting topics: %w", err)
-		}
-		// Deletion is asynchronous: wait until the topics are gone from the metadata, or
-		// cdcd could find a topic that is still being deleted and fail to produce to it.
-		for {
-			left, err := adm.ListTopics(ctx, doomed...)
-			if err != nil {
-				return fmt.Errorf("listing topics: %w", err)
-			}
-			n := 0
-			for _, d := range left {
-				if d.Err == nil {
-					n++
-				}
-			}
-			if n == 0 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for topics %v to be deleted: %w", doomed, ctx.Err())
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-		fmt.Printf("deleted topics %s\n", strings.Join(doomed, " "))
+	resp, err := adm.DeleteTopics(ctx, doomed...)
+	if err == nil {
+		err = resp.Error()
 	}
-
-	if !topics.Has(offsetsTopic) {
-		return nil // nothing committed yet
-	}
-	tx, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("cdcd-"+pipeline))
 	if err != nil {
-		return err
+		return fmt.Errorf("deleting topics %v: %w", doomed, err)
 	}
-	defer tx.Close()
-	if err := tx.BeginTransaction(); err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
+	for {
+		left, err := adm.ListTopics(ctx, doomed...)
+		if err != nil {
+			return fmt.Errorf("listing topics: %w", err)
+		}
+		n := 0
+		for _, d := range left {
+			if d.Err == nil {
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for topics %v to be deleted: %w", doomed, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	if err := tx.ProduceSync(ctx, &kgo.Record{Topic: offsetsTopic, Key: []byte(pipeline)}).FirstErr(); err != nil {
-		_ = tx.EndTransaction(ctx, kgo.TryAbort)
-		return fmt.Errorf("writing the tombstone for %s to %s: %w", pipeline, offsetsTopic, err)
-	}
-	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("committing the tombstone: %w", err)
-	}
-	fmt.Printf("cleared the committed position of pipeline %s in %s\n", pipeline, offsetsTopic)
+	fmt.Printf("deleted topics %s\n", strings.Join(doomed, " "))
 	return nil
 }

@@ -5,7 +5,7 @@
 //	go run ./scripts/demo/watch --brokers 127.0.0.1:19092 \
 //	    --registry http://127.0.0.1:18081/apis/ccompat/v7 --topic shop.public.orders
 //
-// It stops on SIGINT/SIGTERM and prints how many records it saw.
+// It stops on SIGINT/SIGTERM and prints how many change events and tombstones it read.
 package main
 
 import (
@@ -37,15 +37,19 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := watch(ctx, strings.Split(*brokers, ","), *registry, strings.Split(*topic, ","))
-	fmt.Printf("[watch] stopped after %d record(s)\n", n)
+	var c counts
+	err := watch(ctx, strings.Split(*brokers, ","), *registry, strings.Split(*topic, ","), &c)
+	fmt.Printf("[watch] stopped: read %d change event(s) and %d tombstone(s)\n", c.events, c.tombstones)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "[watch]", err)
 		os.Exit(1)
 	}
 }
 
-func watch(ctx context.Context, brokers []string, registry string, topics []string) (int, error) {
+// counts are what the watcher read.
+type counts struct{ events, tombstones int }
+
+func watch(ctx context.Context, brokers []string, registry string, topics []string, c *counts) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topics...),
@@ -57,21 +61,20 @@ func watch(ctx context.Context, brokers []string, registry string, topics []stri
 		kgo.MetadataMaxAge(time.Second),
 	)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer cl.Close()
 	reg, err := sr.NewClient(sr.URLs(registry))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	d := &decoder{reg: reg, schemas: map[int]avro.Schema{}}
 
 	fmt.Printf("[watch] consuming %s (read_committed) from %v\n", strings.Join(topics, ", "), brokers)
-	n := 0
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return n, nil
+			return nil
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
@@ -80,7 +83,7 @@ func watch(ctx context.Context, brokers []string, registry string, topics []stri
 			}
 		})
 		if ferr != nil {
-			return n, ferr
+			return ferr
 		}
 		var derr error
 		fs.EachRecord(func(r *kgo.Record) {
@@ -92,11 +95,15 @@ func watch(ctx context.Context, brokers []string, registry string, topics []stri
 				derr = fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
 				return
 			}
-			n++
+			if r.Value == nil {
+				c.tombstones++
+			} else {
+				c.events++
+			}
 			fmt.Println(line)
 		})
 		if derr != nil {
-			return n, derr
+			return derr
 		}
 	}
 }
