@@ -40,14 +40,8 @@ func bigText(n int) string {
 // keeps both exactly once; then that replay, once the causes are fixed, publishes each dead
 // letter once, and a second replay nothing.
 func TestDeadLetters(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 8*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_dlq")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, dlqDDL); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("dlq%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_dlq", dlqDDL)
+	name := uniqueName("dlq")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.pay", "public.shape"}, "    on_error: dlq\n"))
 	d.waitReady(90 * time.Second)
 	exec := func(sql string) {
@@ -223,14 +217,8 @@ func TestPoisonFailsWithOnErrorFail(t *testing.T) {
 // TestRegistryOutageRetries: with the registry down for 30 s while a table changes shape, the
 // pipeline retries (no dead letters) and recovers.
 func TestRegistryOutageRetries(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 6*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_regdown")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE e (id int PRIMARY KEY, a int)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("regdown%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 6*time.Minute, "cdcd_regdown", `CREATE TABLE e (id int PRIMARY KEY, a int)`)
+	name := uniqueName("regdown")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.e"}, "    on_error: dlq\n"))
 	d.waitReady(90 * time.Second)
 	registry := func(cmd string) {

@@ -7,7 +7,6 @@ package integration
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"strings"
@@ -90,4 +89,22 @@ func dropDatabase(ctx context.Context, admin *pgx.Conn, name string) {
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
-var _ = sql.ErrNoRows
+// setup gives a test the stack, a deadline, and a fresh database with ddl applied.
+func setup(t *testing.T, timeout time.Duration, database, ddl string) (stack, context.Context, string, *pgx.Conn) {
+	t.Helper()
+	s := needStack(t)
+	ctx := testCtx(t, timeout)
+	dsn := newDatabase(t, ctx, s, database)
+	db := pgConnect(t, ctx, dsn)
+	if ddl != "" {
+		if _, err := db.Exec(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, ctx, dsn, db
+}
+
+// uniqueName names a pipeline (and its slot, publication and topic prefix) for one test run.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
+}

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"syscall"
@@ -183,14 +182,8 @@ func readKV(t *testing.T, s stack, topic string, want int, timeout time.Duration
 // the daemon is killed with SIGKILL at random moments and restarted. Every change must appear
 // exactly once, in commit order per key, and no source transaction in part.
 func TestExactlyOnceUnderSIGKILL(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 12*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_crash")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, kvDDL); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("crash%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 12*time.Minute, "cdcd_crash", kvDDL)
+	name := uniqueName("crash")
 	yaml := pipelineYAML(s, name, dsn, []string{"public.kv"}, "    batch:\n      max_events: 20000\n")
 	yaml = replaceOnce(yaml, "topic_partitions: 3", "topic_partitions: 1")
 	d := startDaemon(t, yaml)

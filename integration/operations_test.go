@@ -17,14 +17,8 @@ import (
 // TestMetricsDuringRun scrapes /metrics while a pipeline streams: every metric the person on
 // call needs is there with a sane value, and the exposition is lint-clean.
 func TestMetricsDuringRun(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 4*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_metrics")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE m (id int PRIMARY KEY, v text)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("metrics%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_metrics", `CREATE TABLE m (id int PRIMARY KEY, v text)`)
+	name := uniqueName("metrics")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.m"}, ""))
 	d.waitReady(90 * time.Second)
 	if _, err := db.Exec(ctx, `INSERT INTO m SELECT g, 'v' FROM generate_series(1, 500) g; UPDATE m SET v = 'w' WHERE id <= 100; DELETE FROM m WHERE id <= 10`); err != nil {
@@ -92,14 +86,8 @@ func grepLines(s, sub string) string {
 // TestSlotRetentionReported: WAL written while the daemon is stopped is reported as retained
 // by the slot within the first poll after start, and the shipped alert fires on that series.
 func TestSlotRetentionReported(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 8*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_retention")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE filler (id int, pad text)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("retention%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_retention", `CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE filler (id int, pad text)`)
+	name := uniqueName("retention")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.q"}, ""))
 	d.waitReady(90 * time.Second)
 	d.stop(syscall.SIGTERM)
@@ -188,14 +176,8 @@ tests:
 // TestDeliveringNothingIsUnready: a publication that no longer covers the captured table, with
 // a busy server, turns the pipeline unready (and cdcd_pipeline_stalled 1) within stall_after.
 func TestDeliveringNothingIsUnready(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 4*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_nothing")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE busy (id serial PRIMARY KEY, v int)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("nothing%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_nothing", `CREATE TABLE busy (id serial PRIMARY KEY, v int)`)
+	name := uniqueName("nothing")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.busy"}, "    stall_after: 5s\n"))
 	d.waitReady(90 * time.Second)
 	if _, err := db.Exec(ctx, `ALTER PUBLICATION `+name+` DROP TABLE busy`); err != nil {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -35,14 +34,8 @@ func (d *daemon) waitUnready(timeout time.Duration, want ...string) string {
 // skip the changes in between; cdcd refuses to stream, says why and how to fix it, and streams
 // again after an explicit reset-offsets.
 func TestPostgresSlotGapRefused(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 5*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_gap")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE g (id int PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("gap%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 5*time.Minute, "cdcd_gap", `CREATE TABLE g (id int PRIMARY KEY)`)
+	name := uniqueName("gap")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.g"}, ""))
 	d.waitReady(90 * time.Second)
 	if _, err := db.Exec(ctx, `INSERT INTO g VALUES (1)`); err != nil {
@@ -83,14 +76,8 @@ func TestPostgresSlotGapRefused(t *testing.T) {
 // pipeline (on_error: fail) with a message naming the table, the subject and the registry's
 // reason, and nothing after it is acknowledged.
 func TestPostgresSchemaRefused(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 5*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_refused")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE r (id int PRIMARY KEY, a int)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("refused%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 5*time.Minute, "cdcd_refused", `CREATE TABLE r (id int PRIMARY KEY, a int)`)
+	name := uniqueName("refused")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.r"}, ""))
 	d.waitReady(90 * time.Second)
 	if _, err := db.Exec(ctx, `INSERT INTO r VALUES (1, 1)`); err != nil {
@@ -122,14 +109,8 @@ func TestPostgresSchemaRefused(t *testing.T) {
 // TestPostgresAddNullableColumnIsCompatible: adding a nullable column yields a new schema
 // version the registry accepts under BACKWARD, and streaming goes on.
 func TestPostgresAddNullableColumnIsCompatible(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 5*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_evolve")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE e (id int PRIMARY KEY, a int)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("evolve%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 5*time.Minute, "cdcd_evolve", `CREATE TABLE e (id int PRIMARY KEY, a int)`)
+	name := uniqueName("evolve")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.e"}, ""))
 	d.waitReady(90 * time.Second)
 	for _, sql := range []string{

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -22,7 +21,7 @@ func TestPostgresIdleSlotAdvances(t *testing.T) {
 	if _, err := db.Exec(ctx, `CREATE TABLE quiet (id int PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("idle%d", time.Now().UnixNano()%1e6)
+	name := uniqueName("idle")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.quiet"}, ""))
 	d.waitReady(90 * time.Second)
 
@@ -79,14 +78,8 @@ func TestPostgresIdleSlotAdvances(t *testing.T) {
 // TestPostgresStandbyTakeover: a second daemon on the same pipeline waits (slot busy) without
 // fencing the first, and takes over when the first stops, with no loss and no duplicates.
 func TestPostgresStandbyTakeover(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 8*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_standby")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, kvDDL); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("standby%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_standby", kvDDL)
+	name := uniqueName("standby")
 	yaml := replaceOnce(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1")
 	a := startDaemon(t, yaml)
 	a.waitReady(90 * time.Second)

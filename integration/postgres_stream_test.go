@@ -56,14 +56,8 @@ func vmRSSKB(pid int) int64 {
 // its commit, with the daemon's RSS under 300 MB. A big transaction that rolls back emits
 // nothing.
 func TestPostgresHugeTransaction(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 10*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_huge")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, `CREATE TABLE big (id bigint PRIMARY KEY, note text); CREATE TABLE marker (id int PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("huge%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 10*time.Minute, "cdcd_huge", `CREATE TABLE big (id bigint PRIMARY KEY, note text); CREATE TABLE marker (id int PRIMARY KEY)`)
+	name := uniqueName("huge")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.big", "public.marker"},
 		"    batch:\n      max_events: 50000\n")+"")
 	d.waitReady(90 * time.Second)
@@ -141,14 +135,8 @@ func avroLong(b []byte, skip int) int64 {
 // TestPostgresKafkaOutage stops the Kafka broker for 30 s while the writer goes on: nothing is
 // lost or duplicated, and the pipeline recovers.
 func TestPostgresKafkaOutage(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 8*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_outage")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, kvDDL); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("outage%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_outage", kvDDL)
+	name := uniqueName("outage")
 	yaml := replaceOnce(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1")
 	d := startDaemon(t, yaml)
 	d.waitReady(90 * time.Second)

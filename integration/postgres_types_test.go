@@ -26,14 +26,8 @@ CREATE TABLE plain (id int PRIMARY KEY, big text, note text);
 `
 
 func TestPostgresEndToEndTypes(t *testing.T) {
-	s := needStack(t)
-	ctx := testCtx(t, 5*time.Minute)
-	dsn := newDatabase(t, ctx, s, "cdcd_types")
-	db := pgConnect(t, ctx, dsn)
-	if _, err := db.Exec(ctx, everythingDDL); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("types%d", time.Now().UnixNano()%1e6)
+	s, ctx, dsn, db := setup(t, 5*time.Minute, "cdcd_types", everythingDDL)
+	name := uniqueName("types")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.everything", "public.plain"}, ""))
 	d.waitReady(90 * time.Second)
 

@@ -152,13 +152,7 @@ func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 // source streams (mid-transaction), and checks that a read_committed consumer sees every
 // change exactly once, in order per key.
 func TestExactlyOnceUnderFaults(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	reg := srfake.New()
-	defer reg.Close()
+	c, reg := newFakes(t)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	txs, total := makeTxs(120, rng)
@@ -241,13 +235,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 }
 
 func TestPoisonRecordStopsWithContext(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	reg := srfake.New()
-	defer reg.Close()
+	c, reg := newFakes(t)
 	dec := &change.Table{Schema: "public", Name: "money", Version: 1,
 		Columns:    []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}, {Name: "amount", Kind: change.KindDecimal, Precision: 5, Scale: 2}},
 		KeyColumns: []int{0}}
@@ -256,7 +244,7 @@ func TestPoisonRecordStopsWithContext(t *testing.T) {
 	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = p.Run(ctx)
+	err := p.Run(ctx)
 	var pe *PoisonError
 	if !errors.As(err, &pe) {
 		t.Fatalf("want a PoisonError, got %v", err)
@@ -293,13 +281,7 @@ func avroLong(b []byte, skip int) int64 {
 // at_least_once: no transactions; after stream breaks every change is still published (perhaps
 // more than once) and the position record follows the acknowledged records.
 func TestAtLeastOnceLosesNothing(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	reg := srfake.New()
-	defer reg.Close()
+	c, reg := newFakes(t)
 	txs, total := makeTxs(60, rand.New(rand.NewPCG(3, 4)))
 	src := &fakeSource{txs: txs, breakAt: map[int]int{1: 20}}
 	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
@@ -338,13 +320,7 @@ func TestAtLeastOnceLosesNothing(t *testing.T) {
 // A source acknowledged beyond the committed position (another reader consumed the slot) must
 // stop the pipeline, not skip silently.
 func TestGapIsFatal(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	reg := srfake.New()
-	defer reg.Close()
+	c, reg := newFakes(t)
 	txs, _ := makeTxs(5, rand.New(rand.NewPCG(5, 6)))
 	src := &fakeSource{txs: txs}
 	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
@@ -357,9 +333,22 @@ func TestGapIsFatal(t *testing.T) {
 	cancel()
 	<-done
 	src.Ack(lsnOf(len(txs)-1) + 500) // someone else consumed the slot further
-	err = newTestPipeline(t, c.ListenAddrs(), reg.URL(), src).Run(context.Background())
+	err := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src).Run(context.Background())
 	var ge *GapError
 	if !errors.As(err, &ge) || !contains(err.Error(), "reset-offsets") {
 		t.Fatalf("want a GapError naming the fix, got %v", err)
 	}
+}
+
+// newFakes starts an in-process Kafka and schema registry for one test.
+func newFakes(t *testing.T) (*kfake.Cluster, *srfake.Registry) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	return c, reg
 }
