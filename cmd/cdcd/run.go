@@ -157,12 +157,13 @@ type deps struct {
 
 // tuneGC trades some memory for CPU unless the operator set GOGC or GOMEMLIMIT: collect less
 // often (GOGC=400) under a soft limit that leaves room for each pipeline's in-progress
-// transaction buffer, so a large backlog costs less garbage collection and memory stays bounded.
+// transaction buffer (160 MiB plus tx_memory_limit each), so a large backlog costs less garbage
+// collection and memory stays bounded.
 func tuneGC(cfg *config.Config) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := int64(256 << 20)
+	limit := int64(160 << 20)
 	for _, p := range cfg.Pipelines {
 		if p.Source.Postgres != nil {
 			limit += p.Source.Postgres.TxMemoryLimit.N
