@@ -20,11 +20,9 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 		return nil, err
 	}
 	var src pipeline.Source
-	connector := ""
 	switch {
 	case p.Source.Postgres != nil:
 		pg := p.Source.Postgres
-		connector = "postgresql"
 		src = postgres.New(postgres.Config{
 			Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Publication: pg.Publication, Tables: pg.Tables,
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
@@ -33,7 +31,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
 	}
-	enc, err := newEncoder(cfg, p, connector, d.log)
+	enc, err := newEncoder(cfg, p, connectorName(p), d.log)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,15 @@ func newRelations(conn *pgx.Conn, database string, tables []string) *relations {
 		conn: conn, database: database, captured: captured}
 }
 
+// use points the cache at a new session's catalog connection. Cached shapes are kept, so a
+// reconnect that sees the same Relation messages hands out the same *change.Table values.
+func (rs *relations) use(conn *pgx.Conn) {
+	rs.conn = conn
+	rs.types.mu.Lock()
+	rs.types.q = conn
+	rs.types.mu.Unlock()
+}
+
 func (rs *relations) get(id uint32) (*relation, error) {
 	r, ok := rs.byID[id]
 	if !ok {

@@ -77,6 +77,10 @@ type Source struct {
 	acked atomic.Uint64 // end LSN durable in Kafka; reported as write/flush/apply
 
 	serverWALEnd atomic.Uint64 // latest WAL end the server reported
+
+	// rels outlives sessions (only Run's goroutine uses it), so table versions stay the same
+	// *change.Table across reconnects and the encoder's caches stay small and warm.
+	rels *relations
 }
 
 // New returns a source; nothing connects until Run.
@@ -185,7 +189,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		src:  s,
 		conn: repl,
 		out:  out,
-		rels: newRelations(conn, conn.Config().Database, s.cfg.Tables),
+		rels: s.relations(conn),
 		bufs: newStreamBuffers(s.cfg.TxMemoryLimit, s.cfg.SpillDir),
 	}
 	if m := s.cfg.Metrics; m != nil {
@@ -196,6 +200,14 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer st.bufs.closeAll()
 	return st.run(ctx)
+}
+
+func (s *Source) relations(conn *pgx.Conn) *relations {
+	if s.rels == nil {
+		s.rels = newRelations(conn, conn.Config().Database, s.cfg.Tables)
+	}
+	s.rels.use(conn)
+	return s.rels
 }
 
 func serverVersionNum(ctx context.Context, conn *pgx.Conn) (int, error) {
