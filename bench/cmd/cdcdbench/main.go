@@ -51,6 +51,7 @@ type options struct {
 	txRows int
 
 	rate       int
+	latTxRows  int
 	latDur     time.Duration
 	latConns   int
 	repeat     int
@@ -77,7 +78,8 @@ func main() {
 	flag.StringVar(&o.outDir, "out", "bench/results", "directory for REPORT-<date>.md, logs and profiles")
 	flag.IntVar(&o.rows, "rows", 1_000_000, "backlog rows (inserts)")
 	flag.IntVar(&o.txRows, "tx-rows", 1000, "rows per backlog transaction")
-	flag.IntVar(&o.rate, "rate", 5000, "latency phase: single-row transactions per second")
+	flag.IntVar(&o.rate, "rate", 5000, "latency phase: rows per second")
+	flag.IntVar(&o.latTxRows, "latency-tx-rows", 1, "latency phase: rows per transaction (1: single-row transactions)")
 	flag.DurationVar(&o.latDur, "latency-duration", 30*time.Second, "latency phase: how long the paced writer runs")
 	flag.IntVar(&o.latConns, "latency-conns", 24, "latency phase: writer connections (each commit waits for its WAL flush)")
 	flag.IntVar(&o.repeat, "repeat", 2, "measured rounds")

@@ -280,13 +280,15 @@ func dropDatabase(ctx context.Context, adminDSN, db string) error {
 	return errors.Join(errs...)
 }
 
-// latencyWriter commits single-row transactions at a fixed rate over several connections.
+// latencyWriter commits rows at a fixed rate over several connections, txRows rows per
+// transaction (1: single-row transactions).
 type latencyWriter struct {
 	dsn     string
 	firstID int64
 	rate    int
 	dur     time.Duration
 	conns   int
+	txRows  int
 
 	// per row (index = id - firstID), nanoseconds since the Unix epoch
 	sched, ack []int64
@@ -332,27 +334,45 @@ func (w *latencyWriter) run(ctx context.Context) error {
 	w.started = time.Now()
 	start := w.started.UnixNano()
 	interval := float64(time.Second) / float64(w.rate)
+	k := max(1, w.txRows)
 	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			late := 0
-			for i := range jobs {
+			for first := range jobs {
 				if wctx.Err() != nil {
 					continue
 				}
-				sched := start + int64(float64(i)*interval)
-				w.sched[i] = sched
+				last := min(n, first+k) - 1
+				sched := start + int64(float64(last)*interval)
 				if time.Now().UnixNano()-sched > int64(10*time.Millisecond) {
 					late++
 				}
-				id := w.firstID + int64(i)
-				if _, err := c.Exec(wctx, "ins", id, int32(id%1000), payload(id)); err != nil {
-					errOnce.Do(func() { werr = fmt.Errorf("insert of id %d: %w", id, err) })
+				err := func() error {
+					tx, err := c.Begin(wctx)
+					if err != nil {
+						return err
+					}
+					defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after commit
+					for i := first; i <= last; i++ {
+						w.sched[i] = start + int64(float64(i)*interval)
+						id := w.firstID + int64(i)
+						if _, err := tx.Exec(wctx, "ins", id, int32(id%1000), payload(id)); err != nil {
+							return fmt.Errorf("insert of id %d: %w", id, err)
+						}
+					}
+					return tx.Commit(wctx)
+				}()
+				if err != nil {
+					errOnce.Do(func() { werr = err })
 					cancel()
 					continue
 				}
-				w.ack[i] = time.Now().UnixNano()
+				ack := time.Now().UnixNano()
+				for i := first; i <= last; i++ {
+					w.ack[i] = ack
+				}
 			}
 			lateMu.Lock()
 			w.late += late
@@ -368,9 +388,11 @@ pace:
 		case <-wctx.Done():
 			break pace
 		case now := <-tick.C:
+			// a transaction is sent once its last row is due
 			due := min(n, int(float64(now.UnixNano()-start)/interval)+1)
-			for ; sent < due; sent++ {
+			for sent < n && (min(n, sent+k) <= due) {
 				jobs <- sent
+				sent = min(n, sent+k)
 			}
 		}
 	}

@@ -178,7 +178,7 @@ func (rp *report) rows() []row {
 		{"  cdcd_end_to_end_latency_seconds p50 (histogram estimate)", "", h50, fMs, nil},
 		{"  cdcd_end_to_end_latency_seconds p95", "", h95, fMs, nil},
 		{"  cdcd_end_to_end_latency_seconds p99", "", h99, fMs, nil},
-		{"  writer rate achieved, tx/s", fmt.Sprint(rp.opts.rate), wrate, fRate, nil},
+		{"  writer rate achieved, rows/s", fmt.Sprint(rp.opts.rate), wrate, fRate, nil},
 		{"  latency phase: events per Kafka transaction", "", latEvPerTxn, fRate, nil},
 		{"  latency phase: mean Kafka flush+commit", "", latCommit, fMs, nil},
 		{"  latency phase: cdcd CPU seconds", "", latCPU, fSec, nil},
@@ -221,8 +221,8 @@ func (rp *report) markdown() string {
 		p("- After catch-up, the topic is read from the start with read_committed and every id counted (exactly once check).\n")
 	}
 	p("- Baseline: `pg_recvlogical --start --no-loop -o proto_version=1 -o publication_names=<pub> --endpos=<LSN after backlog> -f /dev/null` on its own slot over the same backlog. Order alternates: odd rounds run cdcd first, even rounds pg_recvlogical first.\n")
-	p("- Latency: cdcd caught up; %d connections commit single-row INSERTs (c = clock_timestamp()) paced by a 1 ms ticker at %d rows/s for %s; a read_committed consumer (franz-go, FetchMaxWait 100 ms) stamps records on receipt. *receipt − c* is an upper bound of source-commit→Kafka-commit (it adds the WAL flush of the commit and the consumer's fetch); *receipt − ack* subtracts the source commit but may undercount by the ack's trip. cdcd's own histogram is the delta over the phase, estimated like `histogram_quantile`.\n",
-		o.latConns, o.rate, o.latDur)
+	p("- Latency: cdcd caught up; %d connections commit INSERTs, %d row(s) per transaction (c = clock_timestamp()), paced by a 1 ms ticker at %d rows/s for %s; a read_committed consumer (franz-go, FetchMaxWait 100 ms) stamps records on receipt. *receipt − c* is an upper bound of source-commit→Kafka-commit (it adds the WAL flush of the commit and the consumer's fetch); *receipt − ack* subtracts the source commit but may undercount by the ack's trip. cdcd's own histogram is the delta over the phase, estimated like `histogram_quantile`.\n",
+		o.latConns, max(1, o.latTxRows), o.rate, o.latDur)
 	p("- Pipeline configuration (defaults unless listed): topic_partitions %d, heartbeat_interval 1s, status_interval 1s, exactly_once", o.partitions)
 	if o.pipelineExtra != "" {
 		p(", plus:\n\n```yaml\n%s```\n", o.pipelineExtra)

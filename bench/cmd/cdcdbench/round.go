@@ -573,7 +573,7 @@ func runRecvlogical(ctx context.Context, bin, dsn, slot, publication, endLSN str
 func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string) (*latencyResult, error) {
 	match := map[string]string{"pipeline": name}
 	firstID := int64(backlogFirstID + o.rows + 1_000_000)
-	w := &latencyWriter{dsn: dsn, firstID: firstID, rate: o.rate, dur: o.latDur, conns: o.latConns}
+	w := &latencyWriter{dsn: dsn, firstID: firstID, rate: o.rate, dur: o.latDur, conns: o.latConns, txRows: o.latTxRows}
 	n := w.total()
 	logf("latency: %d single-row transactions at %d/s over %d connections, cdcd caught up", n, o.rate, o.latConns)
 	lc, err := newLatencyConsumer(ctx, o.kafka, o.registry, name+".public."+benchTable, firstID, n)
