@@ -80,7 +80,7 @@ func TestPostgresIdleSlotAdvances(t *testing.T) {
 func TestPostgresStandbyTakeover(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_standby", kvDDL)
 	name := uniqueName("standby")
-	yaml := replaceOnce(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1")
+	yaml := strings.Replace(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1", 1)
 	a := startDaemon(t, yaml)
 	a.waitReady(90 * time.Second)
 	b := startDaemon(t, yaml)

@@ -137,7 +137,7 @@ func avroLong(b []byte, skip int) int64 {
 func TestPostgresKafkaOutage(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_outage", kvDDL)
 	name := uniqueName("outage")
-	yaml := replaceOnce(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1")
+	yaml := strings.Replace(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "topic_partitions: 3", "topic_partitions: 1", 1)
 	d := startDaemon(t, yaml)
 	d.waitReady(90 * time.Second)
 

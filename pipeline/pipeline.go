@@ -90,6 +90,7 @@ type Pipeline struct {
 	// them up front. Written by produce callbacks, read by the session loop.
 	tooLargeMu sync.Mutex
 	tooLarge   map[change.Position]bool
+	tooLargeN  atomic.Int32 // len(tooLarge)
 
 	published atomic.Uint64 // events committed to Kafka (dead letters included)
 
@@ -229,11 +230,25 @@ func causeLabel(err error) string {
 	case encode.Retriable(err):
 		return "schema_registry"
 	}
-	var se interface{ Source() bool }
+	var se *SourceError
 	if errors.As(err, &se) {
 		return "source"
 	}
 	return "other"
+}
+
+// SourceError is a failure of the source's stream (connection, server, decoding); its
+// classification is that of the error it wraps.
+type SourceError struct{ Err error }
+
+func (e *SourceError) Error() string { return e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+func sourceErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &SourceError{err}
 }
 
 // PoisonError is a change that cannot be published; it names everything needed to find it.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -250,26 +251,13 @@ func TestPoisonRecordStopsWithContext(t *testing.T) {
 		t.Fatalf("want a PoisonError, got %v", err)
 	}
 	for _, want := range []string{"pipeline p", "public.money", "id=7", "amount"} {
-		if !contains(err.Error(), want) {
+		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
 	if src.acked.Load() != 0 {
 		t.Errorf("a failed change must not be acknowledged (acked %d)", src.acked.Load())
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // avroLong decodes the first zigzag varint after a Confluent header, at offset skip.
@@ -335,7 +323,7 @@ func TestGapIsFatal(t *testing.T) {
 	src.Ack(lsnOf(len(txs)-1) + 500) // someone else consumed the slot further
 	err := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src).Run(context.Background())
 	var ge *GapError
-	if !errors.As(err, &ge) || !contains(err.Error(), "reset-offsets") {
+	if !errors.As(err, &ge) || !strings.Contains(err.Error(), "reset-offsets") {
 		t.Fatalf("want a GapError naming the fix, got %v", err)
 	}
 }

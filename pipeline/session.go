@@ -104,7 +104,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	select {
 	case stream = <-streaming:
 	case <-srcDone:
-		return srcErr
+		return sourceErr(srcErr)
 	case <-ctx.Done():
 		return nil
 	}
@@ -179,7 +179,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 			if srcErr == nil {
 				srcErr = errors.New("source stream ended")
 			}
-			return srcErr
+			return sourceErr(srcErr)
 		case <-ctx.Done():
 			return s.drain(ctx)
 		}
@@ -438,6 +438,9 @@ func (s *session) ensureDLQ(ctx context.Context) error {
 }
 
 func (p *Pipeline) isTooLarge(pos change.Position) bool {
+	if p.tooLargeN.Load() == 0 { // the common case, without a lock per event
+		return false
+	}
 	p.tooLargeMu.Lock()
 	defer p.tooLargeMu.Unlock()
 	return p.tooLarge[pos]
@@ -457,6 +460,7 @@ func (s *session) produce(ctx context.Context, r *kgo.Record) {
 			if pos, ok := r.Context.Value(posKey{}).(change.Position); ok && errors.Is(err, kerr.MessageTooLarge) {
 				s.p.tooLargeMu.Lock()
 				s.p.tooLarge[pos] = true
+				s.p.tooLargeN.Store(int32(len(s.p.tooLarge)))
 				s.p.tooLargeMu.Unlock()
 			}
 			s.errMu.Lock()

@@ -499,7 +499,7 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown pgoutput message type %q", typ)
+		return &FatalError{fmt.Errorf("unknown pgoutput message type %q: this server speaks a pgoutput protocol cdcd does not know; fix: upgrade cdcd", typ)}
 	}
 	if r.err != nil {
 		return fmt.Errorf("decoding pgoutput message %q: %w", typ, r.err)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -76,16 +77,7 @@ func TestStreamBuffersUnwritableSpillDir(t *testing.T) {
 	if err == nil {
 		t.Fatal("expected an error naming the spill folder")
 	}
-	if want := "spill_dir"; !contains(err.Error(), want) {
+	if want := "spill_dir"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not say how to fix it (%s)", err, want)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
