@@ -195,9 +195,10 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	werr := make(chan error, 1)
 	wctx, stopWriter := context.WithCancel(ctx)
 	defer stopWriter()
-	go func() { werr <- w.run(wctx, t, db, total, 400, 5000, 500, uint64(time.Now().UnixNano())) }()
+	seed := loggedSeed(t, "writer and kill schedule")
+	go func() { werr <- w.run(wctx, t, db, total, 400, 5000, 500, seed) }()
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	rng := rand.New(rand.NewPCG(seed, 3))
 	kills := 0
 	for kills < 6 {
 		// Kill while streaming: after the restarted daemon is ready again.
