@@ -80,8 +80,6 @@ type Commit struct {
 	// (Postgres: the end LSN of the commit record). Zero for sources that do not ack by LSN.
 	AckLSN uint64
 	Time   time.Time
-	// Heartbeat marks a transaction that carries no row changes and only moves the position.
-	Heartbeat bool
 }
 
 // Item is one element of a source's output: an Event, or the Commit closing a transaction.

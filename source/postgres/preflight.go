@@ -174,33 +174,6 @@ func checkSlot(ctx context.Context, conn *pgx.Conn, slot string, rep *checks.Sco
 	}
 }
 
-// publicationTables returns "schema.table" of every table the publication covers.
-func publicationTables(ctx context.Context, conn *pgx.Conn, publication string) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, publication)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var s, t string
-		if err := rows.Scan(&s, &t); err != nil {
-			return nil, err
-		}
-		out[s+"."+t] = true
-	}
-	return out, rows.Err()
-}
-
-// normalizeTable turns a configured name (possibly quoted) into schema.table as catalogs spell it.
-func normalizeTable(t string) string {
-	s, n, err := change.ParseTableName(t)
-	if err != nil {
-		return t
-	}
-	return s + "." + n
-}
-
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func quoteQualified(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }

@@ -1,0 +1,460 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// stream is the state of one replication session; only Run's goroutine touches it.
+type stream struct {
+	src  *Source
+	conn *pgconn.PgConn
+	out  chan<- []change.Item
+	rels *relations
+	bufs *streamBuffers
+
+	chunk      []change.Item
+	nextStatus time.Time
+	// A chunk holding a complete transaction is handed over chunkLinger after that commit
+	// arrived (or when full), so small transactions travel together.
+	pendingCommit bool
+	pendingSince  time.Time
+	// the receive context, reused while its deadline stays the same
+	rctx      context.Context
+	rcancel   context.CancelFunc
+	rdeadline time.Time
+
+	// the transaction being emitted
+	inTx    bool
+	txLSN   uint64
+	txTime  time.Time
+	txXid   uint32
+	txIndex uint32
+
+	inStream  bool
+	streamXid uint32
+
+	row rowMsg
+}
+
+// chunkLinger bounds how long a committed transaction waits in a chunk for more to join it.
+const chunkLinger = time.Millisecond
+
+func (st *stream) run(ctx context.Context) error {
+	st.chunk = change.GetChunk()
+	// On the way out, report the last durable position once more, so a restart or a deploy
+	// does not replay what the pipeline already committed.
+	defer func() {
+		if st.rcancel != nil {
+			st.rcancel()
+		}
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = st.sendStatus(c, false)
+	}()
+	for {
+		now := time.Now()
+		if !now.Before(st.nextStatus) {
+			if err := st.sendStatus(ctx, false); err != nil {
+				return err
+			}
+		}
+		deadline := st.nextStatus
+		if st.pendingCommit {
+			due := st.pendingSince.Add(chunkLinger)
+			if !now.Before(due) {
+				if err := st.flush(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			if due.Before(deadline) {
+				deadline = due
+			}
+		}
+		if st.rctx == nil || !deadline.Equal(st.rdeadline) {
+			if st.rcancel != nil {
+				st.rcancel()
+			}
+			st.rctx, st.rcancel = context.WithDeadline(ctx, deadline)
+			st.rdeadline = deadline
+		}
+		msg, err := st.conn.ReceiveMessage(st.rctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receiving from slot %s: %w", st.src.cfg.Slot, err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing keepalive: %w", err)
+				}
+				st.noteWALEnd(uint64(ka.ServerWALEnd))
+				if ka.ReplyRequested {
+					if err := st.sendStatus(ctx, false); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing XLogData: %w", err)
+				}
+				st.noteWALEnd(uint64(xld.ServerWALEnd))
+				if err := st.handle(ctx, xld.WALData, false); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("slot %s: %w", st.src.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyDone:
+			return fmt.Errorf("slot %s: the server ended replication", st.src.cfg.Slot)
+		}
+	}
+}
+
+func (st *stream) noteWALEnd(lsn uint64) {
+	if lsn > st.src.serverWALEnd.Load() {
+		st.src.serverWALEnd.Store(lsn)
+	}
+}
+
+func (st *stream) sendStatus(ctx context.Context, reply bool) error {
+	lsn := pglogrepl.LSN(st.src.acked.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn, WALFlushPosition: lsn, WALApplyPosition: lsn, ReplyRequested: reply})
+	if err != nil {
+		return fmt.Errorf("sending standby status to slot %s: %w", st.src.cfg.Slot, err)
+	}
+	st.nextStatus = time.Now().Add(st.src.cfg.StatusInterval)
+	if m := st.src.cfg.Metrics; m != nil {
+		if end := st.src.serverWALEnd.Load(); end > uint64(lsn) {
+			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(float64(end - uint64(lsn)))
+		} else {
+			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(0)
+		}
+	}
+	return nil
+}
+
+// emit queues an item. A full chunk is handed over at once; a chunk with a complete
+// transaction within chunkLinger.
+func (st *stream) emit(ctx context.Context, it change.Item) error {
+	st.chunk = append(st.chunk, it)
+	if it.Commit != nil && !st.pendingCommit {
+		st.pendingCommit, st.pendingSince = true, time.Now()
+	}
+	if len(st.chunk) < change.ChunkSize {
+		return nil
+	}
+	return st.flush(ctx)
+}
+
+// flush hands the chunk over, answering the server while the pipeline applies backpressure so
+// that wal_sender_timeout never fires on a slow Kafka.
+func (st *stream) flush(ctx context.Context) error {
+	if len(st.chunk) == 0 {
+		return nil
+	}
+	for {
+		wait := time.Until(st.nextStatus)
+		if wait <= 0 {
+			if err := st.sendStatus(ctx, false); err != nil {
+				return err
+			}
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case st.out <- st.chunk:
+			t.Stop()
+			st.chunk = change.GetChunk()
+			st.pendingCommit = false
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// handle processes one pgoutput message. replay is true while emitting a streamed
+// transaction's buffered messages at its commit.
+func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
+	if len(data) == 0 {
+		return nil
+	}
+	typ := data[0]
+	if st.inStream && !replay {
+		switch typ {
+		case 'R', 'Y', 'I', 'U', 'D', 'T', 'M':
+			return st.bufs.add(st.streamXid, data)
+		}
+	}
+	r := &reader{b: data[1:]}
+	var err error
+	switch typ {
+	case 'B':
+		b := parseBegin(r)
+		st.inTx, st.txLSN, st.txTime, st.txXid, st.txIndex = true, b.finalLSN, b.time, b.xid, 0
+	case 'C':
+		c := parseCommit(r)
+		if r.err == nil {
+			err = st.commit(ctx, c)
+		}
+	case 'R':
+		m := parseRelation(r, replay)
+		if r.err == nil {
+			err = st.rels.apply(ctx, m)
+		}
+	case 'Y', 'O':
+		// Type and origin messages: types are resolved from the catalog.
+	case 'I', 'U', 'D':
+		parseRow(r, typ, replay, &st.row)
+		if r.err == nil {
+			err = st.rowEvents(ctx, &st.row)
+		}
+	case 'T':
+		m := parseTruncate(r, replay)
+		if r.err == nil {
+			err = st.truncate(ctx, m)
+		}
+	case 'M':
+		// Logical messages (cdcd's heartbeats among them) carry no row change: a heartbeat
+		// transaction is an empty transaction whose Commit moves the acknowledged position.
+		_ = parseMessage(r, replay)
+	case 'S':
+		st.inStream, st.streamXid = true, r.u32()
+	case 'E':
+		st.inStream = false
+	case 'c':
+		c := parseStreamCommit(r)
+		if r.err == nil {
+			err = st.streamCommit(ctx, c)
+		}
+	case 'A':
+		xid, sub := r.u32(), r.u32()
+		if r.err == nil {
+			if xid == sub {
+				st.bufs.drop(xid)
+			} else {
+				st.bufs.abortSub(xid, sub)
+			}
+		}
+	default:
+		return &FatalError{fmt.Errorf("unknown pgoutput message type %q: this server speaks a pgoutput protocol cdcd does not know; fix: upgrade cdcd", typ)}
+	}
+	if r.err != nil {
+		return fmt.Errorf("decoding pgoutput message %q: %w", typ, r.err)
+	}
+	return err
+}
+
+func (st *stream) commit(ctx context.Context, c commitMsg) error {
+	st.inTx = false
+	return st.emit(ctx, change.Item{Commit: &change.Commit{
+		Pos:    change.Position{Tx: c.commitLSN, Index: st.txIndex},
+		AckLSN: c.endLSN,
+		Time:   c.time,
+	}})
+}
+
+func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
+	st.inTx, st.txLSN, st.txTime, st.txXid, st.txIndex = true, c.commitLSN, c.time, c.xid, 0
+	err := st.bufs.replay(c.xid, func(msg []byte) error { return st.handle(ctx, msg, true) })
+	st.bufs.drop(c.xid)
+	if err != nil {
+		return err
+	}
+	return st.commit(ctx, c)
+}
+
+func (st *stream) event(op change.Op, t *change.Table) change.Event {
+	ev := change.Event{Op: op, Table: t, Pos: change.Position{Tx: st.txLSN, Index: st.txIndex},
+		CommitTime: st.txTime, TxID: strconv.FormatUint(uint64(st.txXid), 10)}
+	st.txIndex++
+	return ev
+}
+
+func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
+	rel, err := st.rels.get(m.rel)
+	if err != nil {
+		return err
+	}
+	if !rel.captured {
+		return nil
+	}
+	t := rel.table
+	var before, after []change.Value
+	var decErr error
+	if m.oldKind != 0 {
+		if before, err = st.decodeTuple(rel, m.old, nil, m.oldKind == 'K'); err != nil {
+			if !isDecodeError(err) {
+				return err
+			}
+			decErr = err
+		}
+	}
+	if m.op != 'D' {
+		var old []change.Value
+		if m.oldKind == 'O' {
+			old = before
+		}
+		if after, err = st.decodeTuple(rel, m.new, old, false); err != nil {
+			if !isDecodeError(err) {
+				return err
+			}
+			decErr = cmp.Or(decErr, err)
+		}
+	}
+	if decErr != nil {
+		// An undecodable value is never part of a key comparison or split: one poison event.
+		op := map[byte]change.Op{'I': change.OpCreate, 'U': change.OpUpdate, 'D': change.OpDelete}[m.op]
+		ev := st.event(op, t)
+		ev.Before, ev.After, ev.Err = before, after, decErr
+		return st.emit(ctx, change.Item{Event: ev})
+	}
+	switch m.op {
+	case 'I':
+		ev := st.event(change.OpCreate, t)
+		ev.After = after
+		return st.emit(ctx, change.Item{Event: ev})
+	case 'D':
+		ev := st.event(change.OpDelete, t)
+		ev.Before = before
+		return st.emit(ctx, change.Item{Event: ev})
+	}
+	if m.oldKind != 0 && keyChanged(t, m.old, m.new) {
+		// A primary-key change is a delete of the old key and a create of the new one.
+		del := st.event(change.OpDelete, t)
+		del.Before = before
+		if err := st.emit(ctx, change.Item{Event: del}); err != nil {
+			return err
+		}
+		cr := st.event(change.OpCreate, t)
+		cr.After = after
+		return st.emit(ctx, change.Item{Event: cr})
+	}
+	ev := st.event(change.OpUpdate, t)
+	if m.oldKind == 'O' {
+		ev.Before = before
+	}
+	ev.After = after
+	return st.emit(ctx, change.Item{Event: ev})
+}
+
+func keyChanged(t *change.Table, old, new []tupleCol) bool {
+	for _, i := range t.KeyColumns {
+		if i >= len(old) || i >= len(new) {
+			return false
+		}
+		o, n := old[i], new[i]
+		if n.kind == 'u' || o.kind == 'u' {
+			continue
+		}
+		if o.kind != n.kind || string(o.data) != string(n.data) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeTuple decodes a tuple into values. Unchanged TOAST values are taken from old when the
+// old row is complete (REPLICA IDENTITY FULL), and are marked Unchanged otherwise — never
+// NULL. In a key-only old tuple ('K'), the non-key columns are Absent, not NULL.
+func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool) (_ []change.Value, decErr error) {
+	t := rel.table
+	if len(cols) != len(t.Columns) {
+		return nil, fmt.Errorf("table %s: tuple has %d columns, its Relation message %d", t.QualifiedName(), len(cols), len(t.Columns))
+	}
+	vals := make([]change.Value, len(cols))
+	for i, c := range cols {
+		switch c.kind {
+		case 'n':
+			if keyOnly && !t.Columns[i].Key {
+				vals[i] = change.Value{State: change.Absent}
+			} else {
+				vals[i] = change.NullValue
+			}
+		case 'u':
+			if old != nil && old[i].State == change.Present || old != nil && old[i].State == change.Null {
+				vals[i] = old[i]
+			} else {
+				vals[i] = change.Value{State: change.Unchanged}
+				if m := st.src.cfg.Metrics; m != nil {
+					m.ToastUnchanged.WithLabelValues(st.src.cfg.Pipeline, t.QualifiedName()).Inc()
+				}
+			}
+		case 't':
+			v, err := decodeColumn(t.Columns[i].Name, rel.types[i], c.data)
+			if err != nil {
+				// Keep the raw text and go on: the pipeline decides (stop or dead-letter).
+				v = change.Value{State: change.Undecodable, Str: string(c.data)}
+				if decErr == nil {
+					decErr = &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: st.txIndex}, Err: err}
+				}
+			}
+			vals[i] = v
+		default:
+			return nil, fmt.Errorf("table %s column %s: binary tuple data was not requested", t.QualifiedName(), t.Columns[i].Name)
+		}
+	}
+	return vals, decErr
+}
+
+func isDecodeError(err error) bool {
+	var de *DecodeError
+	return errors.As(err, &de)
+}
+
+// DecodeError is a column value the source cannot decode: the change cannot be represented.
+type DecodeError struct {
+	Table string
+	Pos   change.Position
+	Err   error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("table %s at %s: %v", e.Table, e.Pos, e.Err)
+}
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Undecodable marks the error for the dead-letter classification.
+func (e *DecodeError) Undecodable() bool { return true }
+
+func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
+	for _, id := range m.rels {
+		rel, err := st.rels.get(id)
+		if err != nil {
+			return err
+		}
+		if !rel.captured {
+			continue
+		}
+		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
