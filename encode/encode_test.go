@@ -643,32 +643,6 @@ func TestTopicOverride(t *testing.T) {
 	parseSchema(t, v)
 }
 
-func TestKeyChanged(t *testing.T) {
-	tbl := ordersTable()
-	absent := change.Value{State: change.Absent}
-	keyOnly := func(id int64) []change.Value {
-		return []change.Value{{Int: id}, absent, absent, absent, absent, absent}
-	}
-	tests := []struct {
-		name string
-		ev   change.Event
-		want bool
-	}{
-		{"same key", change.Event{Op: change.OpUpdate, Before: ordersRow(1), After: ordersRow(1)}, false},
-		{"new key", change.Event{Op: change.OpUpdate, Before: keyOnly(1), After: ordersRow(2)}, true},
-		{"no old row", change.Event{Op: change.OpUpdate, After: ordersRow(2)}, false},
-		{"old key not sent", change.Event{Op: change.OpUpdate, Before: keyOnly(0)[1:2], After: ordersRow(2)}, false},
-		{"not an update", change.Event{Op: change.OpDelete, Before: ordersRow(1)}, false},
-	}
-	for _, tc := range tests {
-		ev := tc.ev
-		ev.Table = tbl
-		if got := KeyChanged(&ev); got != tc.want {
-			t.Errorf("%s: KeyChanged = %v", tc.name, got)
-		}
-	}
-}
-
 // TestConcurrentEncode: the encoder is shared by goroutines, each with its own Record.
 func TestConcurrentEncode(t *testing.T) {
 	reg := newFakeRegistry()
@@ -685,7 +659,7 @@ func TestConcurrentEncode(t *testing.T) {
 					done <- err
 					return
 				}
-				if err := enc.Prepare(ctx, tables[2]); err != nil {
+				if _, err := enc.state(ctx, tables[2]); err != nil {
 					done <- err
 					return
 				}

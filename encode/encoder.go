@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -186,17 +185,6 @@ func (e *Encoder) plan(t *change.Table) (*tablePlan, error) {
 	}
 	return buildPlan(t, topic)
 }
-
-// Prepare derives and registers t's schemas, so the first event of a table version does
-// not pay for it. Encode calls it as needed.
-func (e *Encoder) Prepare(ctx context.Context, t *change.Table) error {
-	_, err := e.state(ctx, t)
-	return err
-}
-
-// Forget drops what the encoder cached for t (a table version no event refers to any
-// more).
-func (e *Encoder) Forget(t *change.Table) { e.tables.Delete(t) }
 
 func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, error) {
 	if v, ok := e.tables.Load(t); ok {
@@ -429,41 +417,4 @@ func parseUint63(s string) (int64, bool) {
 		return 0, false
 	}
 	return int64(n), true
-}
-
-// KeyChanged reports whether an update moves its row to another key: the old row carries
-// every key column and one differs from the new row. The encoder keys an update by its new
-// row; the caller turns a key change into a delete (plus tombstone) of the old key followed
-// by a create of the new one, as the design requires.
-func KeyChanged(ev *change.Event) bool {
-	if ev.Op != change.OpUpdate || ev.Table == nil || ev.Before == nil || ev.After == nil {
-		return false
-	}
-	for _, k := range ev.Table.KeyColumns {
-		if k >= len(ev.Before) || k >= len(ev.After) {
-			return false
-		}
-		b, a := &ev.Before[k], &ev.After[k]
-		if b.State == change.Absent || b.State == change.Unchanged {
-			continue // not sent: Postgres sends the old key only when it changed
-		}
-		if !sameValue(b, a) {
-			return true
-		}
-	}
-	return false
-}
-
-func sameValue(a, b *change.Value) bool {
-	if a.State != b.State || a.Int != b.Int || a.Uint != b.Uint || a.Str != b.Str ||
-		!bytes.Equal(a.Bytes, b.Bytes) || len(a.Arr) != len(b.Arr) ||
-		math.Float64bits(a.Float) != math.Float64bits(b.Float) {
-		return false
-	}
-	for i := range a.Arr {
-		if !sameValue(&a.Arr[i], &b.Arr[i]) {
-			return false
-		}
-	}
-	return true
 }
