@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,6 +44,21 @@ var errUnsupportedType = errors.New("unsupported type")
 // errMalformedValue marks column text that is not what the type's output function prints
 // under the session settings decodeText requires.
 var errMalformedValue = errors.New("malformed value")
+
+// errNotRepresentable marks a well-formed value that the column's Kind cannot hold without
+// changing it (a timestamp past what int64 microseconds since 1970 can count, an array whose
+// lower bound is not 1 or that has more than one dimension). The change is a poison record of
+// class value_not_representable: errors.As finds NotRepresentable through any wrapping.
+var errNotRepresentable error = notRepresentableError{}
+
+type notRepresentableError struct{}
+
+func (notRepresentableError) Error() string { return "value not representable" }
+
+// NotRepresentable marks the error for the dead-letter classification (class
+// value_not_representable, not undecodable_value): the text was understood, and no retry or
+// cdcd upgrade changes the outcome; the value itself must change.
+func (notRepresentableError) NotRepresentable() bool { return true }
 
 // typeInfo describes a column type as decodeText needs it. A *typeInfo is shared and must not
 // be modified once the catalog returned it.
@@ -575,7 +591,10 @@ func decodeText(t *typeInfo, text []byte) (change.Value, error) {
 	case change.KindTimeTZ:
 		return decodeTimeTZ(t, text)
 	case change.KindTimestamp, change.KindTimestampTZ:
-		us, why := parseTimestamp(text, t.Kind == change.KindTimestampTZ)
+		us, why, outOfRange := parseTimestamp(text, t.Kind == change.KindTimestampTZ)
+		if outOfRange {
+			return change.Value{}, timestampRangeError(t, text, us)
+		}
 		if why != "" {
 			return change.Value{}, malformed(t, text, why)
 		}
@@ -776,10 +795,16 @@ func decodeUUID(t *typeInfo, text []byte) (change.Value, error) {
 const (
 	usPerSec = 1_000_000
 	usPerDay = 86_400 * usPerSec
-	// maxAbsDays bounds days so that days*usPerDay plus a day of time and a UTC offset fits in
-	// int64: timestamps from 4713 BC to about 294247 AD. (PG accepts up to 294276 AD, which
-	// cannot be counted in microseconds since 1970 in 64 bits; those values are errors.)
-	maxAbsDays = math.MaxInt64/usPerDay - 1
+	// maxAbsDays bounds days so that days*usPerDay fits in int64; the time of day and the UTC
+	// offset are then added with an overflow check.
+	maxAbsDays = math.MaxInt64 / usPerDay
+	// A finite timestamp is an int64 count of microseconds since 1970 strictly between the
+	// infinity sentinels change.TimestampNegInfinity (math.MinInt64) and
+	// change.TimestampInfinity (math.MaxInt64): from about 290308 BC (PG stops at 4714 BC) to
+	// 294247-01-10 04:00:54.775806 UTC (PG goes on to 294276 AD: those values are refused as not
+	// representable).
+	minTimestamp = change.TimestampNegInfinity + 1
+	maxTimestamp = change.TimestampInfinity - 1
 )
 
 // daysFromCivil returns days since 1970-01-01 of an astronomical year, month and day
@@ -954,43 +979,60 @@ func parseOffset(b []byte, i int) (secs int64, next int, why string) {
 
 // parseTimestamp reads timestamp (tz false) or timestamptz (tz true) text as printed with
 // DateStyle=ISO: "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]][ BC]", or ±infinity. It returns
-// microseconds since 1970-01-01 00:00:00 (UTC for timestamptz).
-func parseTimestamp(b []byte, tz bool) (int64, string) {
+// microseconds since 1970-01-01 00:00:00 (UTC for timestamptz). A well-formed timestamp
+// outside minTimestamp..maxTimestamp sets outOfRange (us then only tells its side by its sign).
+func parseTimestamp(b []byte, tz bool) (us int64, why string, outOfRange bool) {
 	switch string(b) {
 	case "infinity":
-		return change.TimestampInfinity, ""
+		return change.TimestampInfinity, "", false
 	case "-infinity":
-		return change.TimestampNegInfinity, ""
+		return change.TimestampNegInfinity, "", false
 	}
 	y, m, d, i, why := parseYMD(b)
 	if why != "" {
-		return 0, why
+		return 0, why, false
 	}
 	if i >= len(b) || b[i] != ' ' {
-		return 0, "not an ISO timestamp (DateStyle must be ISO)"
+		return 0, "not an ISO timestamp (DateStyle must be ISO)", false
 	}
-	us, i, why := parseClock(b, i+1, 23)
+	clock, i, why := parseClock(b, i+1, 23)
 	if why != "" {
-		return 0, why
+		return 0, why, false
 	}
 	var off int64
 	if tz {
 		if off, i, why = parseOffset(b, i); why != "" {
-			return 0, why
+			return 0, why, false
 		}
 	}
 	bc, ok := hasBC(b, i)
 	if !ok {
-		return 0, "unexpected text after the timestamp"
+		return 0, "unexpected text after the timestamp", false
 	}
 	days, why := civilDays(y, m, d, bc)
 	if why != "" {
-		return 0, why
+		return 0, why, false
 	}
 	if days > maxAbsDays || days < -maxAbsDays {
-		return 0, "out of the range of microseconds since 1970 in 64 bits"
+		return days, "", true
 	}
-	return days*usPerDay + us - off*usPerSec, ""
+	// |clock - off| is below two days: only the sum with the day's start can overflow.
+	base, rest := days*usPerDay, clock-off*usPerSec
+	if (rest > 0 && base > maxTimestamp-rest) || (rest < 0 && base < minTimestamp-rest) {
+		return days, "", true
+	}
+	return base + rest, "", false
+}
+
+// timestampRangeError refuses a valid timestamp that int64 microseconds since 1970 cannot
+// count (or that would read as ±infinity); side is the sign of the value.
+func timestampRangeError(t *typeInfo, text []byte, side int64) error {
+	edge := "after " + time.UnixMicro(maxTimestamp).UTC().Format("2006-01-02 15:04:05.000000") + " UTC, the last"
+	if side < 0 {
+		edge = "before " + time.UnixMicro(minTimestamp).UTC().Format("2006-01-02 15:04:05.000000") + " UTC, the first"
+	}
+	return fmt.Errorf("%w: %s %s is %s instant a timestamp can carry (Avro timestamp-micros: int64 microseconds since 1970, whose extremes stand for ±infinity); fix: correct the value, or store 'infinity' if it means \"never\"",
+		errNotRepresentable, t.SourceType, excerpt(text), edge)
 }
 
 // decodeTimeTZ checks timetz text and writes its offset as "+HH:MM" (PG prints "+HH" when the
@@ -1317,9 +1359,10 @@ func appendISOPart(buf []byte, n int64, designator byte) []byte {
 // Arrays. array_out prints "{e1,e2,...}", preceded by "[lb:ub]=" when the lower bound is not
 // 1; an element is double-quoted (with \" and \\ escaped) when it is empty, NULL in any case,
 // or contains the delimiter, a quote, a backslash, a brace or white space. Unquoted NULL is
-// SQL NULL. Multi-dimensional values ("{{1,2},{3,4}}") are rejected as errUnsupportedType: a
-// Kind has one element level. A custom lower bound is dropped: the elements and their order
-// are kept, and an Avro array has no index base to carry it in.
+// SQL NULL. An Avro array has one level of elements numbered from 1, so a value with another
+// lower bound ("[0:2]={7,8,9}") or more than one dimension ("{{1,2},{3,4}}",
+// "[0:1][5:6]={{7,7},{7,7}}") is refused with errNotRepresentable, never renumbered or
+// flattened.
 
 type arrayElem struct {
 	s, e    int // the element's text (inside the quotes if quoted)
@@ -1342,7 +1385,7 @@ func scanArrayElem(text []byte, i int, delim byte) (el arrayElem, next int, last
 	}
 	switch text[i] {
 	case '{':
-		return el, 0, false, "nested"
+		return el, 0, false, "sub-arrays nest unevenly"
 	case '"':
 		el.quoted = true
 		i++
@@ -1425,32 +1468,148 @@ func (el arrayElem) appendUnescaped(dst []byte, text []byte) []byte {
 	return dst
 }
 
-// parseArrayBounds reads "[lb:ub]=" and returns the element count it announces.
-func parseArrayBounds(text []byte) (count int64, next int, why string) {
-	i := 1
-	j := i
-	for j < len(text) && text[j] != ':' && text[j] != ']' {
-		j++
+// maxArrayDims is PostgreSQL's MAXDIM.
+const maxArrayDims = 6
+
+// arrayBound is one "[lb:ub]" of an array's dimension decoration.
+type arrayBound struct{ lb, ub int64 }
+
+func (b arrayBound) count() int64 { return b.ub - b.lb + 1 }
+
+// parseArrayBounds reads the dimension decoration "[lb:ub]...=" at the start of text, one
+// bound per dimension, and returns the index after the '='.
+func parseArrayBounds(text []byte) (bounds []arrayBound, next int, why string) {
+	i := 0
+	for i < len(text) && text[i] == '[' {
+		if len(bounds) == maxArrayDims {
+			return nil, 0, "more than 6 dimensions"
+		}
+		j := i + 1
+		for j < len(text) && text[j] != ':' && text[j] != ']' {
+			j++
+		}
+		lb, ok1 := parseInt(text[i+1:j], 32)
+		if !ok1 || j == len(text) || text[j] != ':' {
+			return nil, 0, "invalid array bounds"
+		}
+		k := j + 1
+		for j = k; j < len(text) && text[j] != ']'; j++ {
+		}
+		ub, ok2 := parseInt(text[k:j], 32)
+		if !ok2 || j == len(text) || ub < lb-1 {
+			return nil, 0, "invalid array bounds"
+		}
+		bounds = append(bounds, arrayBound{lb, ub})
+		i = j + 1
 	}
-	lb, ok1 := parseInt(text[i:j], 32)
-	if !ok1 || j == len(text) || text[j] != ':' {
-		return 0, 0, "invalid array bounds"
+	if i == len(text) || text[i] != '=' {
+		return nil, 0, "invalid array bounds"
 	}
-	i = j + 1
-	for j = i; j < len(text) && text[j] != ']'; j++ {
+	return bounds, i + 1, ""
+}
+
+// appendBounds spells bounds as array_out does: "[0:2]", "[1:2][1:3]".
+func appendBounds(buf []byte, bounds []arrayBound) []byte {
+	for _, b := range bounds {
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, b.lb, 10)
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, b.ub, 10)
+		buf = append(buf, ']')
 	}
-	ub, ok2 := parseInt(text[i:j], 32)
-	if !ok2 || j == len(text) || ub < lb-1 {
-		return 0, 0, "invalid array bounds"
+	return buf
+}
+
+func skipArraySpace(text []byte, i int) int {
+	for i < len(text) && isArraySpace(text[i]) {
+		i++
 	}
-	j++
-	if j < len(text) && text[j] == '[' {
-		return 0, 0, "nested"
+	return i
+}
+
+// arrayDims counts the opening braces at text[i:], the number of dimensions array_out
+// prints for a non-empty value.
+func arrayDims(text []byte, i int) int {
+	n := 0
+	for i = skipArraySpace(text, i); i < len(text) && text[i] == '{'; i = skipArraySpace(text, i+1) {
+		n++
 	}
-	if j == len(text) || text[j] != '=' {
-		return 0, 0, "invalid array bounds"
+	return n
+}
+
+// scanSubarray checks the sub-array at text[i] at nesting depth d of len(lens) dimensions and
+// records each dimension's length in lens (every sub-array of a level must have the same
+// length); it returns the index after its closing '}'.
+func scanSubarray(text []byte, i, d int, lens []int64, delim byte) (next int, why string) {
+	i = skipArraySpace(text, i)
+	if i == len(text) || text[i] != '{' {
+		return 0, "sub-arrays nest unevenly"
 	}
-	return ub - lb + 1, j + 1, ""
+	i++
+	var n int64
+	if d == len(lens)-1 {
+		for last := false; !last; n++ {
+			if _, i, last, why = scanArrayElem(text, i, delim); why != "" {
+				return 0, why
+			}
+		}
+	} else {
+		for {
+			if i, why = scanSubarray(text, i, d+1, lens, delim); why != "" {
+				return 0, why
+			}
+			n++
+			i = skipArraySpace(text, i)
+			if i == len(text) {
+				return 0, "unterminated array"
+			}
+			if text[i] == '}' {
+				i++
+				break
+			}
+			if text[i] != delim {
+				return 0, "expected a delimiter or '}'"
+			}
+			i++
+		}
+	}
+	if lens[d] == 0 {
+		lens[d] = n
+	} else if lens[d] != n {
+		return 0, "sub-arrays of different lengths"
+	}
+	return i, ""
+}
+
+// multiDimError checks a value of ndim > 1 dimensions whose body starts at text[i] and
+// refuses it as not representable, or as malformed if it is not what array_out prints.
+func multiDimError(t *typeInfo, text []byte, i, ndim int, bounds []arrayBound, delim byte) error {
+	if ndim > maxArrayDims {
+		return malformed(t, text, "more than 6 dimensions")
+	}
+	lens := make([]int64, ndim)
+	next, why := scanSubarray(text, i, 0, lens, delim)
+	if why != "" {
+		return malformed(t, text, why)
+	}
+	if next = skipArraySpace(text, next); next != len(text) {
+		return malformed(t, text, "unexpected text after the array")
+	}
+	if bounds == nil {
+		for _, n := range lens {
+			bounds = append(bounds, arrayBound{1, n})
+		}
+	}
+	if len(bounds) != ndim {
+		return malformed(t, text, "array bounds do not match the dimensions")
+	}
+	for d, b := range bounds {
+		if b.count() != lens[d] {
+			return malformed(t, text, "array bounds do not match the element count")
+		}
+	}
+	return fmt.Errorf("%w: %s value %s has %d dimensions %s; an Avro array has one, and cdcd does not flatten values; fix: store a one-dimensional array, or change the column's type (for example to jsonb)",
+		errNotRepresentable, t.SourceType, excerpt(text), ndim, appendBounds(nil, bounds))
 }
 
 // verbatimElem reports element kinds whose Value.Str is the unescaped element text itself;
@@ -1468,15 +1627,19 @@ func decodeArray(t *typeInfo, text []byte) (change.Value, error) {
 	if delim == 0 {
 		delim = ','
 	}
-	i, want := 0, int64(-1)
+	i := 0
+	var bounds []arrayBound // nil when array_out printed none: one dimension from 1
 	if len(text) > 0 && text[0] == '[' {
 		var why string
-		if want, i, why = parseArrayBounds(text); why != "" {
-			return change.Value{}, arrayError(t, text, why)
+		if bounds, i, why = parseArrayBounds(text); why != "" {
+			return change.Value{}, malformed(t, text, why)
 		}
 	}
 	if i >= len(text) || text[i] != '{' {
 		return change.Value{}, malformed(t, text, "not an array")
+	}
+	if ndim := arrayDims(text, i); ndim > 1 || len(bounds) > 1 {
+		return change.Value{}, multiDimError(t, text, i, ndim, bounds, delim)
 	}
 	i++
 	body := i
@@ -1492,7 +1655,7 @@ func decodeArray(t *typeInfo, text []byte) (change.Value, error) {
 		for last := false; !last; n++ {
 			var why string
 			if _, i, last, why = scanArrayElem(text, i, delim); why != "" {
-				return change.Value{}, arrayError(t, text, why)
+				return change.Value{}, malformed(t, text, why)
 			}
 		}
 	}
@@ -1501,8 +1664,14 @@ func decodeArray(t *typeInfo, text []byte) (change.Value, error) {
 			return change.Value{}, malformed(t, text, "unexpected text after the array")
 		}
 	}
-	if want >= 0 && want != int64(n) {
-		return change.Value{}, malformed(t, text, "array bounds do not match the element count")
+	if bounds != nil {
+		if bounds[0].count() != int64(n) {
+			return change.Value{}, malformed(t, text, "array bounds do not match the element count")
+		}
+		if bounds[0].lb != 1 {
+			return change.Value{}, fmt.Errorf("%w: %s value %s has bounds %s, and an Avro array numbers its elements from 1: cdcd does not renumber them; fix: store the array with lower bound 1 (a slice does that: SET col = col[:])",
+				errNotRepresentable, t.SourceType, excerpt(text), appendBounds(nil, bounds))
+		}
 	}
 	if empty {
 		return change.Value{Arr: []change.Value{}}, nil
@@ -1553,11 +1722,4 @@ func decodeArray(t *typeInfo, text []byte) (change.Value, error) {
 		}
 	}
 	return change.Value{Arr: arr}, nil
-}
-
-func arrayError(t *typeInfo, text []byte, why string) error {
-	if why == "nested" {
-		return fmt.Errorf("%w: %s value has more than one dimension; cdcd carries one-dimensional arrays only", errUnsupportedType, t.SourceType)
-	}
-	return malformed(t, text, why)
 }

@@ -285,7 +285,7 @@ func TestDecodeTemporal(t *testing.T) {
 		{"timestamp infinity", ts, "infinity", ival(change.TimestampInfinity), nil},
 		{"timestamp -infinity", ts, "-infinity", ival(change.TimestampNegInfinity), nil},
 		{"timestamp year 100000", ts, "100000-01-01 00:00:00", ival(micros(100000, 1, 1, 0, 0, 0, 0, utc)), nil},
-		{"timestamp beyond int64 micros", ts, "294276-12-31 23:59:59.999999", change.Value{}, bad},
+		{"timestamp beyond int64 micros", ts, "294276-12-31 23:59:59.999999", change.Value{}, errNotRepresentable},
 		{"timestamp T", ts, "2024-01-02T03:04:05", change.Value{}, bad},
 		{"timestamp with offset", ts, "2024-01-02 03:04:05+00", change.Value{}, bad},
 		{"timestamp 24:00", ts, "2024-01-02 24:00:00", change.Value{}, bad},
@@ -309,6 +309,60 @@ func TestDecodeTemporal(t *testing.T) {
 		{"timestamptz offset minutes 60", tstz, "2024-01-02 03:04:05+05:60", change.Value{}, bad},
 		{"timestamptz Infinity", tstz, "Infinity", change.Value{}, bad},
 	})
+}
+
+// TestDecodeTimestampBounds: timestamps travel as int64 microseconds since 1970 with
+// math.MaxInt64 and math.MinInt64 standing for ±infinity. Everything in between is carried
+// (up to 294247-01-10 04:00:54.775806 UTC; values on that day used to be refused about 4 hours
+// early), and a valid timestamp past it (PostgreSQL goes to 294276 AD) is refused as not
+// representable, not as undecodable.
+func TestDecodeTimestampBounds(t *testing.T) {
+	ts, tstz := mustBuiltin(t, 1114, -1), mustBuiltin(t, 1184, -1)
+	const last = math.MaxInt64 - 1
+	utc := time.UTC
+	if got := time.UnixMicro(last).UTC().Format("2006-01-02 15:04:05.000000"); got != "294247-01-10 04:00:54.775806" {
+		t.Fatalf("the last representable microsecond is %s", got)
+	}
+	nr := errNotRepresentable
+	runDecodeCases(t, []decodeCase{
+		{"last", ts, "294247-01-10 04:00:54.775806", ival(last), nil},
+		{"last day start", ts, "294247-01-10 00:00:00", ival(micros(294247, 1, 10, 0, 0, 0, 0, utc)), nil},
+		{"day before last", ts, "294247-01-09 23:59:59.999999", ival(micros(294247, 1, 9, 23, 59, 59, 999999, utc)), nil},
+		{"infinity's own value", ts, "294247-01-10 04:00:54.775807", change.Value{}, nr},
+		{"one past", ts, "294247-01-10 04:00:54.775808", change.Value{}, nr},
+		{"next day", ts, "294247-01-11 00:00:00", change.Value{}, nr},
+		{"PG max", ts, "294276-12-31 23:59:59.999999", change.Value{}, nr},
+		{"year 1", ts, "0001-01-01 00:00:00", ival(micros(1, 1, 1, 0, 0, 0, 0, utc)), nil},
+		{"4713 BC", ts, "4713-01-01 00:00:00 BC", ival(micros(-4712, 1, 1, 0, 0, 0, 0, utc)), nil},
+		{"PG min", ts, "4714-11-24 00:00:00 BC", ival(micros(-4713, 11, 24, 0, 0, 0, 0, utc)), nil},
+		{"infinity", ts, "infinity", ival(change.TimestampInfinity), nil},
+		{"-infinity", ts, "-infinity", ival(change.TimestampNegInfinity), nil},
+
+		{"tz last", tstz, "294247-01-10 04:00:54.775806+00", ival(last), nil},
+		{"tz last east", tstz, "294247-01-10 05:00:54.775806+01", ival(last), nil},
+		{"tz last far east", tstz, "294247-01-10 20:00:53.775806+15:59:59", ival(last), nil},
+		{"tz last west", tstz, "294247-01-10 03:00:54.775806-01", ival(last), nil},
+		{"tz last west, day before", tstz, "294247-01-09 12:00:54.775806-16:00", ival(last), nil},
+		{"tz one past", tstz, "294247-01-10 04:00:54.775807+00", change.Value{}, nr},
+		{"tz one past east", tstz, "294247-01-10 05:00:54.775807+01", change.Value{}, nr},
+		{"tz one past west", tstz, "294247-01-10 00:00:54.775807-04", change.Value{}, nr},
+		{"tz PG max", tstz, "294276-12-31 23:59:59.999999+00", change.Value{}, nr},
+		{"tz PG min", tstz, "4714-11-24 00:00:00+00 BC", ival(micros(-4713, 11, 24, 0, 0, 0, 0, utc)), nil},
+		{"tz 4713 BC west", tstz, "4713-01-01 00:00:00-15:59:59 BC", ival(micros(-4712, 1, 1, 15, 59, 59, 0, utc)), nil},
+		{"tz year 1", tstz, "0001-01-01 00:00:00+00", ival(micros(1, 1, 1, 0, 0, 0, 0, utc)), nil},
+		{"tz infinity", tstz, "infinity", ival(change.TimestampInfinity), nil},
+		{"tz -infinity", tstz, "-infinity", ival(change.TimestampNegInfinity), nil},
+	})
+	_, err := decodeColumn("at", ts, []byte("294276-12-31 23:59:59.999999"))
+	var class interface{ NotRepresentable() bool }
+	if !errors.As(err, &class) || !class.NotRepresentable() {
+		t.Fatalf("%v: want an error that says NotRepresentable", err)
+	}
+	for _, part := range []string{`column "at"`, "294276-12-31 23:59:59.999999", "294247-01-10 04:00:54.775806", "fix:"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not mention %q", err, part)
+		}
+	}
 }
 
 func TestDecodeInterval(t *testing.T) {
@@ -370,7 +424,7 @@ func TestDecodeArrays(t *testing.T) {
 	b := func(oid uint32) *typeInfo { return mustBuiltin(t, oid, -1) }
 	ints, texts, nums, byteas, tstzs, boxes, jsons, f8s, bools := b(1007), b(1009), b(1231), b(1001), b(1185), b(1020), b(199), b(1022), b(1000)
 	null := change.NullValue
-	bad, unsupported := errMalformedValue, errUnsupportedType
+	bad := errMalformedValue
 	runDecodeCases(t, []decodeCase{
 		{"ints", ints, "{1,2,3}", arr(ival(1), ival(2), ival(3)), nil},
 		{"empty", ints, "{}", arr(), nil},
@@ -379,13 +433,8 @@ func TestDecodeArrays(t *testing.T) {
 		{"null element", ints, "{1,NULL,3}", arr(ival(1), null, ival(3)), nil},
 		{"lowercase null", ints, "{null}", arr(null), nil},
 		{"white space", ints, "{ 1 , 2 }", arr(ival(1), ival(2)), nil},
-		{"lower bound 0", ints, "[0:1]={1,2}", arr(ival(1), ival(2)), nil},
-		{"negative lower bound", ints, "[-1:1]={1,2,3}", arr(ival(1), ival(2), ival(3)), nil},
-		{"empty bounds", ints, "[1:0]={}", arr(), nil},
 		{"bounds mismatch", ints, "[0:2]={1,2}", change.Value{}, bad},
 		{"bad bounds", ints, "[0-2]={1,2}", change.Value{}, bad},
-		{"two dimensions", ints, "{{1,2},{3,4}}", change.Value{}, unsupported},
-		{"two dimensions with bounds", ints, "[1:2][3:4]={{1,2},{3,4}}", change.Value{}, unsupported},
 		{"unterminated", ints, "{1,2", change.Value{}, bad},
 		{"empty element", ints, "{1,,2}", change.Value{}, bad},
 		{"trailing delimiter", ints, "{1,}", change.Value{}, bad},
@@ -417,6 +466,52 @@ func TestDecodeArrays(t *testing.T) {
 	})
 }
 
+// TestDecodeArrayBounds: an array whose lower bound is not 1, or with more than one dimension,
+// used to be published like '{7,8,9}' (the bounds dropped, or refused as an unsupported
+// type). Renumbering the elements changes the value, so such a value is refused as not
+// representable, with the bounds and the fix in the message. Texts are array_out's.
+func TestDecodeArrayBounds(t *testing.T) {
+	ints, texts := mustBuiltin(t, 1007, -1), mustBuiltin(t, 1009, -1)
+	for _, tc := range []struct {
+		t          *typeInfo
+		text, want string // want: a part of the message
+	}{
+		{ints, "[0:2]={7,8,9}", "[0:2]"},
+		{ints, "[-1:1]={1,2,3}", "[-1:1]"},
+		{ints, "[-2147483648:-2147483646]={1,2,3}", "[-2147483648:-2147483646]"},
+		{ints, "[2:2]={NULL}", "[2:2]"},
+		{texts, `[5:5]={"a b"}`, "[5:5]"},
+		{ints, "{{1,2},{3,4}}", "2 dimensions"},
+		{ints, "{{{1}},{{2}}}", "3 dimensions"},
+		{ints, "[0:1][5:6]={{7,7},{7,7}}", "[0:1][5:6]"},
+		{ints, "[1:2][1:1]={{1},{2}}", "[1:2][1:1]"},
+	} {
+		v, err := decodeColumn("a", tc.t, []byte(tc.text))
+		if !errors.Is(err, errNotRepresentable) {
+			t.Errorf("%s %q = %+v, %v; want a not-representable error", tc.t.SourceType, tc.text, v, err)
+			continue
+		}
+		var nr interface{ NotRepresentable() bool }
+		if !errors.As(err, &nr) || !nr.NotRepresentable() {
+			t.Errorf("%q: %v does not say NotRepresentable", tc.text, err)
+		}
+		for _, part := range []string{`column "a"`, tc.t.SourceType, tc.want, "fix:"} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("%q: error %q does not mention %q", tc.text, err, part)
+			}
+		}
+	}
+	// Lower bound 1, spelled out or not, is what an Avro array means.
+	runDecodeCases(t, []decodeCase{
+		{"default bound", ints, "{7,8,9}", arr(ival(7), ival(8), ival(9)), nil},
+		{"explicit bound 1", ints, "[1:3]={7,8,9}", arr(ival(7), ival(8), ival(9)), nil},
+		{"empty explicit bound", ints, "[1:0]={}", arr(), nil},
+		{"bounds mismatch", ints, "[0:3]={7,8,9}", change.Value{}, errMalformedValue},
+		{"bounds mismatch 2-D", ints, "[1:2][1:3]={{1,2},{3,4}}", change.Value{}, errMalformedValue},
+		{"unbalanced 2-D", ints, "{{1,2},{3}", change.Value{}, errMalformedValue},
+	})
+}
+
 func TestDecodeHugeArray(t *testing.T) {
 	elem := strings.Repeat(`a"b\c,`, 1<<20/6)
 	text := `{"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(elem) + `",NULL,x}`
@@ -431,8 +526,8 @@ func TestDecodeHugeArray(t *testing.T) {
 
 func TestDecodeColumnNamesTheColumn(t *testing.T) {
 	_, err := decodeColumn("matrix", mustBuiltin(t, 1007, -1), []byte("{{1,2},{3,4}}"))
-	if !errors.Is(err, errUnsupportedType) || !strings.Contains(err.Error(), `column "matrix"`) || !strings.Contains(err.Error(), "integer[]") {
-		t.Fatalf("error %q should name the column, its type and that it is unsupported", err)
+	if !errors.Is(err, errNotRepresentable) || !strings.Contains(err.Error(), `column "matrix"`) || !strings.Contains(err.Error(), "integer[]") {
+		t.Fatalf("error %q should name the column, its type and that the value is not representable", err)
 	}
 	_, err = decodeColumn("born", mustBuiltin(t, 1082, -1), []byte("01/02/2024"))
 	if !errors.Is(err, errMalformedValue) || !strings.Contains(err.Error(), `column "born"`) || !strings.Contains(err.Error(), "DateStyle") {
@@ -841,7 +936,7 @@ func FuzzDecodeText(f *testing.F) {
 			if err == nil && ti.Kind == change.KindArray && v.Arr == nil {
 				t.Fatalf("%s %q: array without Arr", ti.SourceType, data)
 			}
-			if err != nil && !errors.Is(err, errMalformedValue) && !errors.Is(err, errUnsupportedType) {
+			if err != nil && !errors.Is(err, errMalformedValue) && !errors.Is(err, errUnsupportedType) && !errors.Is(err, errNotRepresentable) {
 				t.Fatalf("%s %q: unclassified error %v", ti.SourceType, data, err)
 			}
 		}
@@ -1080,7 +1175,8 @@ func TestPostgresTypes(t *testing.T) {
 			"timestamptz '1969-12-31 23:59:59.999999+00'",
 			"timestamp '2024-01-02 03:04:05.123456'", "timestamp '0001-01-01 00:00:00'",
 			"timestamp '9999-12-31 23:59:59.999999'", "timestamp '0001-12-31 23:00:00 BC'",
-			"timestamp '100000-01-01 00:00:00'",
+			"timestamp '100000-01-01 00:00:00'", "timestamp '294247-01-10 04:00:54.775806'",
+			"timestamptz '294247-01-10 04:00:54.775806+00'", "timestamp '4713-01-01 00:00:00 BC'",
 			"time '00:00:00'", "time '24:00:00'", "time '13:14:15.000001'",
 		}
 		for _, tzName := range []string{"UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam", "Pacific/Chatham", "America/Sao_Paulo", "Africa/Monrovia"} {
@@ -1096,6 +1192,13 @@ func TestPostgresTypes(t *testing.T) {
 			}
 		}
 		exec(`SET TimeZone = 'UTC'`)
+		for _, e := range []string{"timestamp '294247-01-10 04:00:54.775807'", "timestamp '294276-12-31 23:59:59.999999'",
+			"timestamptz '294276-12-31 23:59:59.999999+00'", "timestamptz '294247-01-10 04:00:54.775807+00'"} {
+			text := value(t, e)
+			if v, err := decodeText(resolveExpr(t, e), []byte(text)); !errors.Is(err, errNotRepresentable) {
+				t.Errorf("%s = %q decodes to %+v, %v; want a not-representable error", e, text, v, err)
+			}
+		}
 		for _, e := range []string{"date '1970-01-01'", "date '0001-01-01'", "date '9999-12-31'", "date '0044-03-15 BC'",
 			"date '0001-02-29 BC'", "date '4713-01-01 BC'", "date '5874897-12-31'", "date '2000-02-29'"} {
 			var want int64
@@ -1273,14 +1376,17 @@ func TestPostgresTypes(t *testing.T) {
 		if len(bx.Arr) != 2 || bx.Arr[0].Str != "(1,1),(0,0)" {
 			t.Errorf("box[]: %+v", bx.Arr)
 		}
-		lb := decode(t, `'[0:2]={1,2,3}'::int[]`)
-		if !slices.EqualFunc(lb.Arr, []change.Value{ival(1), ival(2), ival(3)}, equalValue) {
-			t.Errorf("[0:2]={1,2,3}: %+v", lb.Arr)
+		// Values an Avro array cannot hold unchanged: refused, never renumbered or flattened.
+		for _, expr := range []string{`'[0:2]={1,2,3}'::int[]`, `'[5:5]={"a b"}'::text[]`, `'{{1,2},{3,4}}'::int[]`,
+			`array_fill(7, ARRAY[2,2], ARRAY[0,5])`, `'{{{1}},{{2}}}'::int[]`} {
+			text := value(t, expr)
+			_, err := decodeColumn("c", resolveExpr(t, expr), []byte(text))
+			if !errors.Is(err, errNotRepresentable) || !strings.Contains(err.Error(), `column "c"`) {
+				t.Errorf("%s = %q: %v; want a not-representable error naming the column", expr, text, err)
+			}
 		}
-		text := value(t, `'{{1,2},{3,4}}'::int[]`)
-		_, err := decodeColumn("matrix", mustBuiltin(t, 1007, -1), []byte(text))
-		if !errors.Is(err, errUnsupportedType) || !strings.Contains(err.Error(), `column "matrix"`) {
-			t.Errorf("2-D array %q: %v", text, err)
+		if got := decode(t, `('[0:2]={1,2,3}'::int[])[:]`); !slices.EqualFunc(got.Arr, []change.Value{ival(1), ival(2), ival(3)}, equalValue) {
+			t.Errorf("the suggested fix col[:] does not give lower bound 1: %+v", got.Arr)
 		}
 	})
 }
