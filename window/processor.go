@@ -1,0 +1,413 @@
+package window
+
+import (
+	"container/heap"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Rec is one input of the aggregation: a change after field extraction (and, for table mode,
+// split into the retraction of its before image and the addition of its after image).
+type Rec struct {
+	Group []Value // the group_by values, in order
+	T     int64   // event time, µs since the epoch
+	Sign  int64   // +1 adds the row, -1 retracts it (table mode)
+	Vals  []Value // one per aggregate (Null for count)
+	Seq   uint64  // arrival order within the partition
+}
+
+// Result is one window's aggregate.
+type Result struct {
+	Group      []Value
+	Start, End int64 // µs; [Start, End) for time windows, first and last event for count windows
+	Aggs       []Value
+	Index      int64 // count windows: the window's index within its group
+	Events     int64 // records counted (in table mode: rows currently in the window)
+	Final      bool  // the window closed: no more results for it
+}
+
+// LateRec is an input that arrived after (some of) its windows closed.
+type LateRec struct {
+	Rec    Rec
+	Reason string
+	// Missed are the [start, end) of the closed windows it belonged to.
+	Missed [][2]int64
+}
+
+// Processor aggregates the records of one partition. It is not safe for concurrent use: one
+// goroutine owns each partition's processor.
+//
+// Invariants:
+//   - streamTime is the largest event time seen (or set by AdvanceTo); it never goes back.
+//   - A window is open until streamTime >= its end + grace (session windows: last event + gap
+//   - grace); then it is emitted (emit final) and purged, and never reopened: a later record
+//     for it is a LateRec.
+type Processor struct {
+	spec       *Spec
+	table      bool
+	streamTime int64
+	hasTime    bool
+	groups     map[string]*group
+	closing    closeHeap
+	keyBuf     []byte
+	scratch    []byte
+
+	// what changed since the last TakeResults
+	dirty map[*win]struct{}
+	out   []Result
+	late  []LateRec
+	// changed and purged windows since the last TakeChanges (for the changelog)
+	changed map[*win]struct{}
+	purged  []WindowID
+	nWins   int
+}
+
+// WindowID identifies a window within a partition.
+type WindowID struct {
+	Group string // canonical group key
+	Start int64
+}
+
+type group struct {
+	key   string
+	vals  []Value
+	wins  []*win // open windows, by start
+	count int64  // count windows: events seen in the group so far
+}
+
+type win struct {
+	g          *group
+	start, end int64
+	closeAt    int64
+	idx        int64 // count windows: index within the group
+	events     int64
+	accs       []acc
+	heapIdx    int
+}
+
+// NewProcessor returns an empty processor for spec.
+func NewProcessor(spec *Spec) *Processor {
+	return &Processor{spec: spec, table: spec.Mode == ModeTable, groups: map[string]*group{},
+		dirty: map[*win]struct{}{}, changed: map[*win]struct{}{}}
+}
+
+// StreamTime is the partition's stream time (µs) and whether any record set it.
+func (p *Processor) StreamTime() (int64, bool) { return p.streamTime, p.hasTime }
+
+// OpenWindows is the number of windows held.
+func (p *Processor) OpenWindows() int { return p.nWins }
+
+// Add processes one record.
+func (p *Processor) Add(r Rec) error {
+	if !p.hasTime || r.T > p.streamTime {
+		p.streamTime, p.hasTime = r.T, true
+	}
+	p.keyBuf = p.keyBuf[:0]
+	for _, v := range r.Group {
+		p.keyBuf = appendKey(p.keyBuf, v)
+	}
+	g := p.groups[string(p.keyBuf)]
+	if g == nil {
+		g = &group{key: string(p.keyBuf), vals: r.Group}
+		p.groups[g.key] = g
+	}
+	var err error
+	switch p.spec.Window.Type {
+	case Tumbling, Hopping:
+		err = p.addTimed(g, r)
+	case Session:
+		err = p.addSession(g, r)
+	case Count:
+		err = p.addCount(g, r)
+	}
+	if err != nil {
+		return err
+	}
+	p.closeDue()
+	if len(g.wins) == 0 && g.count == 0 {
+		delete(p.groups, g.key)
+	}
+	return nil
+}
+
+// AdvanceTo moves stream time forward to t (µs) without a record, closing what is due: an idle
+// partition's stream time follows the wall clock this way.
+func (p *Processor) AdvanceTo(t int64) {
+	if p.hasTime && t <= p.streamTime {
+		return
+	}
+	p.streamTime, p.hasTime = t, true
+	p.closeDue()
+}
+
+func (p *Processor) addTimed(g *group, r Rec) error {
+	size := p.spec.Window.Size.Microseconds()
+	adv := size
+	if p.spec.Window.Type == Hopping {
+		adv = p.spec.Window.Advance.Microseconds()
+	}
+	grace := p.spec.Window.Grace.Microseconds()
+	// The windows containing t start at the multiples of adv in (t-size, t].
+	last := floorDiv(r.T, adv) * adv
+	var missed [][2]int64
+	for start := last - size + adv; start <= last; start += adv {
+		end := start + size
+		if end+grace <= p.streamTime {
+			missed = append(missed, [2]int64{start, end})
+			continue
+		}
+		w := g.find(start)
+		if w == nil {
+			if r.Sign < 0 {
+				// A retraction of a row counted before this window's state began (the job
+				// started after it was added, or its window was already purged): nothing to
+				// take back here.
+				continue
+			}
+			w = p.newWin(g, start, end, end+grace)
+		}
+		if err := p.apply(w, r); err != nil {
+			return err
+		}
+	}
+	if len(missed) > 0 {
+		reason := "window closed"
+		if r.Sign < 0 {
+			reason = "retraction for a closed window"
+		}
+		p.late = append(p.late, LateRec{Rec: r, Reason: reason, Missed: missed})
+	}
+	return nil
+}
+
+func (p *Processor) addSession(g *group, r Rec) error {
+	gap := p.spec.Window.Gap.Microseconds()
+	grace := p.spec.Window.Grace.Microseconds()
+	// Sessions within gap of t merge with the new event.
+	var merge []*win
+	for _, w := range g.wins {
+		if w.start-gap <= r.T && r.T <= w.end+gap {
+			merge = append(merge, w)
+		}
+	}
+	if len(merge) == 0 {
+		if r.T+gap+grace <= p.streamTime {
+			p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+			return nil
+		}
+		w := p.newWin(g, r.T, r.T, r.T+gap+grace)
+		return p.apply(w, r)
+	}
+	w := merge[0]
+	for _, o := range merge[1:] {
+		if err := p.mergeInto(w, o); err != nil {
+			return err
+		}
+	}
+	w.start, w.end = min(w.start, r.T), max(w.end, r.T)
+	p.setClose(w, w.end+gap+grace)
+	sortWins(g)
+	return p.apply(w, r)
+}
+
+// mergeInto folds session o into w and drops o.
+func (p *Processor) mergeInto(w, o *win) error {
+	for i := range w.accs {
+		if err := w.accs[i].merge(p.spec.Aggs[i].Fn, &o.accs[i]); err != nil {
+			return err
+		}
+	}
+	w.events += o.events
+	w.start, w.end = min(w.start, o.start), max(w.end, o.end)
+	p.drop(o)
+	return nil
+}
+
+func (p *Processor) addCount(g *group, r Rec) error {
+	n := int64(p.spec.Window.Events)
+	var w *win
+	if len(g.wins) > 0 {
+		w = g.wins[0]
+	} else {
+		w = p.newWin(g, r.T, r.T, neverClose)
+		w.idx = g.count / n // the window's index within its group keys it
+	}
+	g.count++
+	if err := p.apply(w, r); err != nil {
+		return err
+	}
+	if w.events >= n {
+		p.emit(w, true)
+		p.drop(w)
+	}
+	return nil
+}
+
+func (p *Processor) newWin(g *group, start, end, closeAt int64) *win {
+	w := &win{g: g, start: start, end: end, closeAt: closeAt, accs: make([]acc, len(p.spec.Aggs)), heapIdx: -1}
+	g.wins = append(g.wins, w)
+	sortWins(g)
+	if p.spec.Window.Type != Count {
+		heap.Push(&p.closing, w)
+	}
+	p.nWins++
+	return w
+}
+
+func (p *Processor) setClose(w *win, closeAt int64) {
+	w.closeAt = closeAt
+	if w.heapIdx >= 0 {
+		heap.Fix(&p.closing, w.heapIdx)
+	}
+}
+
+func (p *Processor) apply(w *win, r Rec) error {
+	for i := range p.spec.Aggs {
+		in := input{v: r.Vals[i], t: r.T, seq: r.Seq, sign: r.Sign}
+		if err := w.accs[i].add(p.spec.Aggs[i].Fn, in, p.table, &p.scratch); err != nil {
+			return fmt.Errorf("aggregate %s: %w", p.spec.Aggs[i].Name, err)
+		}
+	}
+	w.events += r.Sign
+	if p.spec.Window.Type == Count {
+		w.start, w.end = min(w.start, r.T), max(w.end, r.T)
+	}
+	p.dirty[w] = struct{}{}
+	p.changed[w] = struct{}{}
+	return nil
+}
+
+// closeDue emits and purges every window whose close time stream time has reached.
+func (p *Processor) closeDue() {
+	for len(p.closing) > 0 && p.closing[0].closeAt <= p.streamTime {
+		w := heap.Pop(&p.closing).(*win)
+		if !p.spec.EmitUpdates {
+			p.emit(w, true)
+		} else if _, ok := p.dirty[w]; ok {
+			p.emit(w, false) // its last update
+		}
+		p.drop(w)
+	}
+}
+
+func (p *Processor) emit(w *win, final bool) {
+	aggs := make([]Value, len(w.accs))
+	for i := range w.accs {
+		aggs[i] = w.accs[i].result(p.spec.Aggs[i].Fn, p.table)
+	}
+	// Sessions and count windows report [first event, last event].
+	p.out = append(p.out, Result{Group: w.g.vals, Start: w.start, End: w.end, Index: w.idx, Aggs: aggs, Events: w.events, Final: final})
+	delete(p.dirty, w)
+}
+
+// drop purges a window from its group and the close heap.
+func (p *Processor) drop(w *win) {
+	g := w.g
+	for i, o := range g.wins {
+		if o == w {
+			g.wins = append(g.wins[:i], g.wins[i+1:]...)
+			break
+		}
+	}
+	if w.heapIdx >= 0 {
+		heap.Remove(&p.closing, w.heapIdx)
+	}
+	delete(p.dirty, w)
+	delete(p.changed, w)
+	p.purged = append(p.purged, w.id())
+	p.nWins--
+	// A count window's group keeps its event count (it numbers the next window); other groups
+	// go with their last window.
+	if len(g.wins) == 0 && p.spec.Window.Type != Count {
+		delete(p.groups, g.key)
+	}
+}
+
+// TakeResults returns the results and late records produced since the last call. With emit
+// updates, every window changed since the last call yields one (non-final) result.
+func (p *Processor) TakeResults() ([]Result, []LateRec) {
+	if p.spec.EmitUpdates {
+		ws := make([]*win, 0, len(p.dirty))
+		for w := range p.dirty {
+			ws = append(ws, w)
+		}
+		sort.Slice(ws, func(i, j int) bool {
+			if ws[i].g.key != ws[j].g.key {
+				return ws[i].g.key < ws[j].g.key
+			}
+			return ws[i].start < ws[j].start
+		})
+		for _, w := range ws {
+			p.emit(w, false)
+		}
+	}
+	out, late := p.out, p.late
+	p.out, p.late = nil, nil
+	return out, late
+}
+
+func (w *win) id() WindowID {
+	if w.closeAt == neverClose { // count window
+		return WindowID{Group: w.g.key, Start: w.idx}
+	}
+	return WindowID{Group: w.g.key, Start: w.start}
+}
+
+func (g *group) find(start int64) *win {
+	for _, w := range g.wins {
+		if w.start == start {
+			return w
+		}
+	}
+	return nil
+}
+
+func sortWins(g *group) {
+	sort.Slice(g.wins, func(i, j int) bool { return g.wins[i].start < g.wins[j].start })
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && (a < 0) {
+		q--
+	}
+	return q
+}
+
+// neverClose is the close time of count windows, which close on their N-th event instead.
+const neverClose = 1 << 62
+
+// closeHeap orders open windows by close time.
+type closeHeap []*win
+
+func (h closeHeap) Len() int { return len(h) }
+func (h closeHeap) Less(i, j int) bool {
+	if h[i].closeAt != h[j].closeAt {
+		return h[i].closeAt < h[j].closeAt
+	}
+	if h[i].g.key != h[j].g.key {
+		return h[i].g.key < h[j].g.key // deterministic emit order
+	}
+	return h[i].start < h[j].start
+}
+func (h closeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *closeHeap) Push(x any) {
+	w := x.(*win)
+	w.heapIdx = len(*h)
+	*h = append(*h, w)
+}
+func (h *closeHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	w.heapIdx = -1
+	*h = old[:len(old)-1]
+	return w
+}
+
+// Micros converts a duration to µs (helper for callers building specs in code).
+func Micros(d time.Duration) int64 { return d.Microseconds() }
