@@ -8,20 +8,23 @@ package postgres
 // decodeText turns the text into a change.Value of the type's Kind.
 //
 // The text forms depend on session settings of the connection that runs the output functions
-// (the replication connection). decodeText requires DateStyle=ISO (the default), accepts
-// bytea_output hex or escape, and IntervalStyle iso_8601, postgres or postgres_verbose (the
-// source sets iso_8601, which is passed through verbatim). Floats round-trip exactly only with
-// extra_float_digits >= 1 (the default since PG 12). timestamptz text carries its own UTC
-// offset, so the session TimeZone does not matter.
+// (the replication connection, which connectReplication fixes). decodeText requires
+// DateStyle=ISO and IntervalStyle=iso_8601 (passed through verbatim) and accepts bytea_output
+// hex or escape. Floats round-trip exactly only with extra_float_digits >= 1 (the default
+// since PG 12). timestamptz text carries its own UTC offset, so TimeZone does not change a
+// decoded timestamp; it does change the text of tstzrange and tstzmultirange values, which
+// are carried as text, so it must stay fixed (UTC) for the same value to encode the same way.
+// money's text follows the server's lc_monetary, which the connection does not fix.
 //
 // A type with no matching Kind is either carried as KindString holding its output text, when
 // that text is the type's canonical, lossless representation (ranges, multiranges, geometric
 // types, bit strings, tsvector, money, xml, extension base types such as citext), or rejected
-// with errUnsupportedType (composite and pseudo types, multi-dimensional array values): cdcd
-// never changes a value silently.
+// with errUnsupportedType (composite and pseudo types). A value the column's Kind cannot hold
+// unchanged (a timestamp past int64 microseconds, an array with another lower bound than 1 or
+// more than one dimension) is refused with errNotRepresentable: cdcd never changes a value
+// silently.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1058,38 +1061,13 @@ func decodeTimeTZ(t *typeInfo, text []byte) (change.Value, error) {
 }
 
 // Intervals. Value.Str is ISO-8601 as IntervalStyle=iso_8601 prints it ("P1Y2M3DT4H5M6.5S",
-// "P-1Y-2M3DT-4H-5M-6.5S", "PT0S"): that text passes through verbatim. The postgres and
-// postgres_verbose styles are rewritten to exactly that text. sql_standard is rejected.
-
-// intervalParts is an interval as EncodeInterval splits it: years and months (same sign),
-// days, and a time whose hours, minutes and seconds share one sign.
-type intervalParts struct {
-	years, mons, days, hours, mins int64
-	secs                           int64  // whole seconds, absolute
-	frac                           []byte // fraction digits without trailing zeros
-	secNeg                         bool
-}
-
+// "P-1Y-2M3DT-4H-5M-6.5S", "PT0S"): the replication connection sets that style (conn.go), so
+// the text passes through verbatim, and any other style's text is refused as malformed.
 func decodeInterval(t *typeInfo, text []byte) (change.Value, error) {
-	var p intervalParts
-	var ok bool
-	switch {
-	case len(text) == 0:
-	case text[0] == 'P' || (len(text) > 1 && text[0] == '-' && text[1] == 'P'):
-		if !validISODuration(text) {
-			return change.Value{}, malformed(t, text, "not an ISO-8601 duration")
-		}
-		return change.Value{Str: string(text)}, nil
-	case text[0] == '@':
-		p, ok = parseVerboseInterval(text)
-	default:
-		p, ok = parsePostgresInterval(text)
+	if !(len(text) > 0 && text[0] == 'P' || len(text) > 1 && text[0] == '-' && text[1] == 'P') || !validISODuration(text) {
+		return change.Value{}, malformed(t, text, "not an ISO-8601 interval (the replication connection must set IntervalStyle=iso_8601)")
 	}
-	if !ok {
-		return change.Value{}, malformed(t, text, "not an interval in IntervalStyle iso_8601, postgres or postgres_verbose")
-	}
-	var buf [64]byte
-	return change.Value{Str: string(p.appendISO(buf[:0]))}, nil
+	return change.Value{Str: string(text)}, nil
 }
 
 // validISODuration loosely checks ISO-8601 duration text: P, then signed decimal numbers
@@ -1137,223 +1115,6 @@ func validISODuration(b []byte) bool {
 		parts++
 	}
 	return parts > 0
-}
-
-// parsePostgresInterval reads IntervalStyle=postgres text: "1 year 2 mons -3 days
-// +04:05:06.5", "-00:00:01", "00:00:00".
-func parsePostgresInterval(b []byte) (p intervalParts, ok bool) {
-	if len(b) == 0 {
-		return p, false
-	}
-	for i := 0; i < len(b); {
-		if i > 0 {
-			if b[i] != ' ' {
-				return p, false
-			}
-			i++
-		}
-		j := i
-		for j < len(b) && b[j] != ' ' {
-			j++
-		}
-		tok := b[i:j]
-		if bytes.IndexByte(tok, ':') >= 0 {
-			return p, j == len(b) && p.setClock(tok) // the time always comes last
-		}
-		n, ok := parseInt(tok, 64)
-		if !ok || j == len(b) {
-			return p, false
-		}
-		k := j + 1
-		for k < len(b) && b[k] != ' ' {
-			k++
-		}
-		if !p.add(b[j+1:k], n) {
-			return p, false
-		}
-		i = k
-	}
-	return p, true
-}
-
-// setClock reads "[+-]H+:MM:SS[.f+]", the time part of the postgres style.
-func (p *intervalParts) setClock(b []byte) bool {
-	i, neg := 0, false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg, i = b[0] == '-', 1
-	}
-	start := i
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	h, ok := parseInt(b[start:i], 64)
-	if !ok || i+6 > len(b) || b[i] != ':' || b[i+3] != ':' {
-		return false
-	}
-	m, ok1 := twoDigits(b, i+1)
-	s, ok2 := twoDigits(b, i+4)
-	if !ok1 || !ok2 {
-		return false
-	}
-	i += 6
-	var frac []byte
-	if i < len(b) {
-		if b[i] != '.' || i+1 == len(b) {
-			return false
-		}
-		frac = b[i+1:]
-		for _, c := range frac {
-			if !isDigit(c) {
-				return false
-			}
-		}
-	}
-	p.hours, p.mins, p.secs, p.frac = h, int64(m), int64(s), trimZeros(frac)
-	if neg {
-		p.hours, p.mins = -p.hours, -p.mins
-		p.secNeg = p.secs != 0 || len(p.frac) > 0
-	}
-	return true
-}
-
-func trimZeros(b []byte) []byte {
-	for len(b) > 0 && b[len(b)-1] == '0' {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// add adds n of a unit as the postgres and postgres_verbose styles spell it.
-func (p *intervalParts) add(unit []byte, n int64) bool {
-	switch string(unit) {
-	case "year", "years":
-		p.years += n
-	case "mon", "mons":
-		p.mons += n
-	case "day", "days":
-		p.days += n
-	case "hour", "hours":
-		p.hours += n
-	case "min", "mins":
-		p.mins += n
-	default:
-		return false
-	}
-	return true
-}
-
-// parseVerboseInterval reads IntervalStyle=postgres_verbose text: "@ 1 year 2 mons -3 days 4
-// hours 5 mins 6.5 secs ago", "@ 0".
-func parseVerboseInterval(b []byte) (p intervalParts, ok bool) {
-	i, ago := 1, false
-	for i < len(b) {
-		if b[i] != ' ' {
-			return p, false
-		}
-		i++
-		j := i
-		for j < len(b) && b[j] != ' ' {
-			j++
-		}
-		tok := b[i:j]
-		if j == len(b) { // "ago" or the unitless zero end the text
-			switch string(tok) {
-			case "ago":
-				ago = true
-			case "0":
-			default:
-				return p, false
-			}
-			i = j
-			break
-		}
-		k := j + 1
-		for k < len(b) && b[k] != ' ' {
-			k++
-		}
-		unit := b[j+1 : k]
-		if string(unit) == "sec" || string(unit) == "secs" {
-			if !p.setSeconds(tok) {
-				return p, false
-			}
-		} else if n, ok := parseInt(tok, 64); !ok || !p.add(unit, n) {
-			return p, false
-		}
-		i = k
-	}
-	if i == 1 {
-		return p, false
-	}
-	if ago {
-		p.years, p.mons, p.days, p.hours, p.mins = -p.years, -p.mons, -p.days, -p.hours, -p.mins
-		p.secNeg = !p.secNeg && (p.secs != 0 || len(p.frac) > 0)
-	}
-	return p, true
-}
-
-// setSeconds reads "[-]S+[.f+]".
-func (p *intervalParts) setSeconds(b []byte) bool {
-	i := 0
-	if len(b) > 0 && b[0] == '-' {
-		p.secNeg, i = true, 1
-	}
-	start := i
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	s, ok := parseInt(b[start:i], 64)
-	if !ok {
-		return false
-	}
-	if i < len(b) {
-		if b[i] != '.' || i+1 == len(b) {
-			return false
-		}
-		for _, c := range b[i+1:] {
-			if !isDigit(c) {
-				return false
-			}
-		}
-		p.frac = trimZeros(b[i+1:])
-	}
-	p.secs = s
-	p.secNeg = p.secNeg && (s != 0 || len(p.frac) > 0)
-	return true
-}
-
-// appendISO writes the interval as EncodeInterval does for IntervalStyle=iso_8601.
-func (p *intervalParts) appendISO(buf []byte) []byte {
-	hasSec := p.secs != 0 || len(p.frac) > 0
-	if p.years == 0 && p.mons == 0 && p.days == 0 && p.hours == 0 && p.mins == 0 && !hasSec {
-		return append(buf, "PT0S"...)
-	}
-	buf = append(buf, 'P')
-	buf = appendISOPart(buf, p.years, 'Y')
-	buf = appendISOPart(buf, p.mons, 'M')
-	buf = appendISOPart(buf, p.days, 'D')
-	if p.hours != 0 || p.mins != 0 || hasSec {
-		buf = append(buf, 'T')
-		buf = appendISOPart(buf, p.hours, 'H')
-		buf = appendISOPart(buf, p.mins, 'M')
-		if hasSec {
-			if p.secNeg {
-				buf = append(buf, '-')
-			}
-			buf = strconv.AppendInt(buf, p.secs, 10)
-			if len(p.frac) > 0 {
-				buf = append(append(buf, '.'), p.frac...)
-			}
-			buf = append(buf, 'S')
-		}
-	}
-	return buf
-}
-
-func appendISOPart(buf []byte, n int64, designator byte) []byte {
-	if n == 0 {
-		return buf
-	}
-	return append(strconv.AppendInt(buf, n, 10), designator)
 }
 
 // Arrays. array_out prints "{e1,e2,...}", preceded by "[lb:ub]=" when the lower bound is not
