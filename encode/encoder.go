@@ -239,7 +239,7 @@ func (e *Encoder) register(ctx context.Context, p *tablePlan, subject, schema st
 	if _, ok := e.subjects[subject]; !ok {
 		level, err := e.reg.EnsureCompatibility(ctx, subject, e.cfg.Compatibility)
 		if err != nil {
-			return 0, fmt.Errorf("%s: ensuring compatibility of subject %s: %w", p.qname, subject, err)
+			return 0, fmt.Errorf("%s: %w", p.qname, registryError("ensuring compatibility", subject, err))
 		}
 		if level != e.cfg.Compatibility && e.cfg.Logger != nil {
 			e.cfg.Logger.Warn("schema registry subject keeps its own compatibility level",
@@ -259,7 +259,7 @@ func (e *Encoder) register(ctx context.Context, p *tablePlan, subject, schema st
 			c.Table, c.Subject = p.qname, subject
 			return 0, &c
 		}
-		return 0, fmt.Errorf("%s: registering schema under subject %s: %w", p.qname, subject, err)
+		return 0, fmt.Errorf("%s: %w", p.qname, registryError("registering schema", subject, err))
 	}
 	e.ids[k] = id
 	if e.cfg.Logger != nil {
@@ -399,6 +399,16 @@ func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 	sc.text = s
 	v = append(v, unionValue)
 	return appendBytes(v, s)
+}
+
+// registryError marks err, returned by a Registry, as registry trouble (see Retriable),
+// unless the Registry already did.
+func registryError(op, subject string, err error) error {
+	var re *RegistryError
+	if errors.As(err, &re) {
+		return err
+	}
+	return &RegistryError{Op: op, Subject: subject, Err: err}
 }
 
 // parseUint63 parses a non-empty decimal string that fits an int64.

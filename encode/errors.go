@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -78,9 +79,11 @@ func ClassOf(err error) Class {
 	return ""
 }
 
-// Retriable reports whether err is a transient failure worth retrying with backoff: a
-// registry 5xx, 408 or 429, a connection failure, a timeout. Classified *Errors (poison
-// records), refusals (409/422), authorization failures and cancellation are not.
+// Retriable reports whether err is a transient schema registry failure worth retrying with
+// backoff: a *RegistryError whose cause is a 5xx, 408 or 429 answer, a connection failure or
+// a timeout. Anything that did not come from the registry is not (a full disk, a Kafka
+// error), nor are classified *Errors (poison records), refusals (409/422), authorization
+// failures, certificate errors and cancellation.
 func Retriable(err error) bool {
 	if err == nil {
 		return false
@@ -89,6 +92,15 @@ func Retriable(err error) bool {
 	if errors.As(err, &ce) {
 		return false
 	}
+	var re *RegistryError
+	if !errors.As(err, &re) {
+		return false
+	}
+	return transient(re.Err)
+}
+
+// transient classifies the cause of a failed registry request.
+func transient(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -110,3 +122,22 @@ func Retriable(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
+
+// RegistryError is a failed schema registry request: the registry could not be reached, timed
+// out, or answered with an error other than a refusal of the schema (a refusal is an *Error
+// of class ClassSchemaRejected). Every error that comes from a Registry reaches the caller
+// wrapped in one, so Retriable can tell registry trouble from anything else.
+type RegistryError struct {
+	Op      string // what was being done, e.g. "registering schema"
+	Subject string // the subject concerned, if any
+	Err     error
+}
+
+func (e *RegistryError) Error() string {
+	if e.Subject != "" {
+		return fmt.Sprintf("schema registry: %s for subject %s: %v", e.Op, e.Subject, e.Err)
+	}
+	return fmt.Sprintf("schema registry: %s: %v", e.Op, e.Err)
+}
+
+func (e *RegistryError) Unwrap() error { return e.Err }

@@ -53,7 +53,7 @@ func (r *SRRegistry) Register(ctx context.Context, subject, schema string) (int,
 			"the schema registry refused the new schema (HTTP %d, error code %d): %s; make the table change compatible with the subject's compatibility level (adding a nullable column is), or relax the subject's level for this change and restore it afterwards",
 			re.StatusCode, re.ErrorCode, registryMessage(re))}
 	}
-	return 0, fmt.Errorf("registering schema: %w", err)
+	return 0, &RegistryError{Op: "registering schema", Subject: subject, Err: err}
 }
 
 func registryMessage(re *sr.ResponseError) string {
@@ -91,11 +91,11 @@ func (r *SRRegistry) EnsureCompatibility(ctx context.Context, subject, level str
 	}
 	var re *sr.ResponseError
 	if !errors.As(res.Err, &re) || re.StatusCode != http.StatusNotFound {
-		return "", fmt.Errorf("reading compatibility of subject %s: %w", subject, res.Err)
+		return "", &RegistryError{Op: "reading the compatibility level", Subject: subject, Err: res.Err}
 	}
 	global := r.cl.Compatibility(ctx)[0]
 	if global.Err != nil {
-		return "", fmt.Errorf("reading global compatibility: %w", global.Err)
+		return "", &RegistryError{Op: "reading the global compatibility level", Err: global.Err}
 	}
 	if implies(global.Level, want) {
 		return global.Level.String(), nil
@@ -115,7 +115,7 @@ func (r *SRRegistry) EnsureCompatibility(ctx context.Context, subject, level str
 func (r *SRRegistry) setLevel(ctx context.Context, subject string, level sr.CompatibilityLevel) error {
 	set := r.cl.SetCompatibility(ctx, sr.SetCompatibility{Level: level}, subject)[0]
 	if set.Err != nil {
-		return fmt.Errorf("setting compatibility of subject %s to %s: %w", subject, level, set.Err)
+		return &RegistryError{Op: "setting the compatibility level to " + level.String(), Subject: subject, Err: set.Err}
 	}
 	return nil
 }

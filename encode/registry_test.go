@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,25 +203,56 @@ func TestSRRegistryUnreachableIsRetriable(t *testing.T) {
 	}
 }
 
+// TestRetriable: only failures of a registry request are retriable, and only transient ones.
+// A full spill disk (ENOSPC from a file) or a Kafka connection error are not the registry's
+// and must not read as registry errors: callers that count retries by cause rely on it.
 func TestRetriable(t *testing.T) {
+	reg := func(err error) error { return &RegistryError{Op: "registering schema", Subject: "s-value", Err: err} }
+	spill := &fs.PathError{Op: "write", Path: "/var/lib/cdcd/spill/tx-1", Err: syscall.ENOSPC}
+	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	tests := []struct {
+		name string
 		err  error
 		want bool
 	}{
-		{nil, false},
-		{&sr.ResponseError{StatusCode: 500}, true},
-		{&sr.ResponseError{StatusCode: 429}, true},
-		{&sr.ResponseError{StatusCode: 401}, false},
-		{&sr.ResponseError{StatusCode: 409}, false},
-		{&Error{Class: ClassValueNotRepresentable}, false},
-		{context.Canceled, false},
-		{context.DeadlineExceeded, true},
-		{errors.New("something else"), false},
+		{"nil", nil, false},
+		{"registry 500", reg(&sr.ResponseError{StatusCode: 500}), true},
+		{"registry 429", reg(&sr.ResponseError{StatusCode: 429}), true},
+		{"registry 401", reg(&sr.ResponseError{StatusCode: 401}), false},
+		{"registry 409", reg(&sr.ResponseError{StatusCode: 409}), false},
+		{"registry timeout", reg(context.DeadlineExceeded), true},
+		{"registry cancelled", reg(context.Canceled), false},
+		{"registry refused connection", reg(netErr), true},
+		{"registry wrapped further", fmt.Errorf("encoding public.t: %w", reg(io.ErrUnexpectedEOF)), true},
+		{"poison record", &Error{Class: ClassValueNotRepresentable}, false},
+		{"bare response error", &sr.ResponseError{StatusCode: 500}, false},
+		{"bare deadline", context.DeadlineExceeded, false},
+		{"spill disk full", fmt.Errorf("spilling transaction: %w", spill), false},
+		{"bare errno", syscall.ENOSPC, false},
+		{"kafka connection", netErr, false},
+		{"something else", errors.New("something else"), false},
 	}
 	for _, tc := range tests {
 		if got := Retriable(tc.err); got != tc.want {
-			t.Errorf("Retriable(%v) = %v", tc.err, got)
+			t.Errorf("%s: Retriable(%v) = %v", tc.name, tc.err, got)
 		}
+	}
+}
+
+// TestRegistryBoundaryWrapsErrors: whatever a Registry returns besides a refusal reaches the
+// caller as a *RegistryError, so Retriable can tell it from other failures.
+func TestRegistryBoundaryWrapsErrors(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.reject = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	enc := newTestEncoder(t, reg)
+	var rec Record
+	err := enc.Encode(context.Background(), &change.Event{Op: change.OpCreate, Table: ordersTable(), After: ordersRow(1)}, &rec)
+	var re *RegistryError
+	if !errors.As(err, &re) || !Retriable(err) {
+		t.Fatalf("err = %v (%T), want a retriable *RegistryError", err, err)
+	}
+	if re.Subject != "shop.public.orders-key" {
+		t.Errorf("subject %q", re.Subject)
 	}
 }
 
