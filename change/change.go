@@ -74,7 +74,8 @@ type Event struct {
 // Commit ends a source transaction in a stream of Items: every Event of the transaction came
 // before it, and none after it.
 type Commit struct {
-	// Pos is the transaction's position: Tx as in its events, Index = number of events.
+	// Pos is the transaction's position: Tx as in its events, Index past every event's index
+	// (a source may leave gaps between event indexes, e.g. for changes it does not capture).
 	Pos Position
 	// AckLSN is what to acknowledge to the source once the transaction is durable in Kafka
 	// (Postgres: the end LSN of the commit record). Zero for sources that do not ack by LSN.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/jackc/pgx/v5"
@@ -20,32 +23,62 @@ type relation struct {
 // relations caches Relation messages by relation id. A Relation message whose shape equals
 // the cached one keeps the same *change.Table, so the encoder's per-table caches stay warm;
 // a different shape yields a new Table with a higher Version.
+//
+// A table's shape is a function of the Relation message, never of the catalog at the moment
+// cdcd reads it, so replaying the same WAL later, after more DDL, gives the same schemas:
+//   - Columns, their types and typmods, and the replica identity come from the message
+//     (pgoutput writes it from the historic catalog snapshot of the change it precedes).
+//   - The key is the columns the message flags as replica identity (REPLICA IDENTITY DEFAULT:
+//     the primary key; USING INDEX: the index's columns). Those are NOT NULL by PostgreSQL's
+//     own rules (a primary key, or the unique index USING INDEX requires on NOT NULL columns),
+//     so key columns are not nullable.
+//   - Every other column is nullable. NOT NULL is not in the message: reading it from today's
+//     catalog made a historical change's schema depend on later DDL (SET NOT NULL over old
+//     NULLs turned them into poison records; a renamed NOT NULL column changed its schema
+//     between live and replayed reads).
+//   - REPLICA IDENTITY FULL flags every column, which is no key. The record key is then the
+//     table's primary key as the catalog holds it when cdcd first sees the relation id; it is
+//     kept with the cached relation and never re-read for a new Relation message of the same
+//     relation. If the catalog's primary key later differs, the kept key stays (records keep
+//     their key) and a warning says so. This one piece depends on the catalog; tables whose
+//     key must be a function of the log use REPLICA IDENTITY DEFAULT or USING INDEX.
 type relations struct {
-	byID         map[uint32]*relation
-	versions     map[string]int // qualified name -> last version handed out
-	types        *typeCatalog
-	conn         *pgx.Conn // catalog queries: nullability and primary keys
-	database     string
-	captured     map[string]bool
+	byID     map[uint32]*relation
+	versions map[string]int // qualified name -> last version handed out
+	types    *typeCatalog
+	database string
+	captured map[string]bool
+	// fullKeys: the primary key (column names, key order) kept per relation id of a REPLICA
+	// IDENTITY FULL table, read once.
+	fullKeys map[uint32][]string
+	// primaryKey reads a table's primary key columns (key order) from the catalog.
+	primaryKey   func(ctx context.Context, relid uint32) ([]string, error)
+	log          *slog.Logger
 	onNewVersion func(*change.Table)
 }
 
-func newRelations(conn *pgx.Conn, database string, tables []string) *relations {
+func newRelations(database string, tables []string, log *slog.Logger) *relations {
 	captured := map[string]bool{}
 	for _, t := range tables {
 		captured[normalizeTable(t)] = true
 	}
-	return &relations{byID: map[uint32]*relation{}, versions: map[string]int{}, types: newTypeCatalog(conn),
-		conn: conn, database: database, captured: captured}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &relations{byID: map[uint32]*relation{}, versions: map[string]int{}, types: newTypeCatalog(nil),
+		database: database, captured: captured, fullKeys: map[uint32][]string{}, log: log,
+		primaryKey: func(context.Context, uint32) ([]string, error) {
+			return nil, errors.New("no catalog connection")
+		}}
 }
 
 // use points the cache at a new session's catalog connection. Cached shapes are kept, so a
 // reconnect that sees the same Relation messages hands out the same *change.Table values.
 func (rs *relations) use(conn *pgx.Conn) {
-	rs.conn = conn
 	rs.types.mu.Lock()
 	rs.types.q = conn
 	rs.types.mu.Unlock()
+	rs.primaryKey = func(ctx context.Context, relid uint32) ([]string, error) { return primaryKey(ctx, conn, relid) }
 }
 
 func (rs *relations) get(id uint32) (*relation, error) {
@@ -64,13 +97,8 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 		rs.byID[m.id] = r
 		return nil
 	}
-	notNull, pk, err := rs.catalog(ctx, m.id)
-	if err != nil {
-		return fmt.Errorf("reading catalog of %s: %w", qn, err)
-	}
 	t := &change.Table{Database: rs.database, Schema: m.namespace, Name: m.name, FullIdentity: m.identity == 'f'}
 	r.types = make([]*typeInfo, len(m.cols))
-	byName := map[string]int{}
 	for i, c := range m.cols {
 		col, ti, err := rs.types.resolveColumn(ctx, c.name, c.typ, c.typmod)
 		if err != nil {
@@ -81,19 +109,16 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 			}
 			return err
 		}
-		col.Nullable = !notNull[c.name]
+		col.Nullable = true
 		r.types[i] = ti
 		t.Columns = append(t.Columns, col)
-		byName[c.name] = i
 	}
-	// The record key is the primary key. Under REPLICA IDENTITY FULL every column is flagged as
-	// identity, so the catalog's primary key decides; otherwise the identity columns are the key.
 	if m.identity == 'f' {
-		for _, name := range pk {
-			if i, ok := byName[name]; ok {
-				t.KeyColumns = append(t.KeyColumns, i)
-			}
+		key, err := rs.fullIdentityKey(ctx, m, qn)
+		if err != nil {
+			return err
 		}
+		t.KeyColumns = key
 	} else {
 		for i, c := range m.cols {
 			if c.key {
@@ -119,38 +144,44 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 	return nil
 }
 
-// catalog returns the NOT NULL columns and the primary key columns (in key order) of a table.
-// It reads the current catalog: Relation messages carry neither.
-func (rs *relations) catalog(ctx context.Context, relid uint32) (map[string]bool, []string, error) {
-	rows, err := rs.conn.Query(ctx, `SELECT a.attname, a.attnotnull,
-			coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)::int
-		FROM pg_attribute a
-		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
+// fullIdentityKey returns the key column indexes of a REPLICA IDENTITY FULL table: its
+// primary key, read from the catalog the first time the relation id is seen and kept.
+func (rs *relations) fullIdentityKey(ctx context.Context, m relationMsg, qn string) ([]int, error) {
+	pk, ok := rs.fullKeys[m.id]
+	if !ok {
+		var err error
+		if pk, err = rs.primaryKey(ctx, m.id); err != nil {
+			return nil, fmt.Errorf("reading the primary key of %s (REPLICA IDENTITY FULL): %w", qn, err)
+		}
+		rs.fullKeys[m.id] = pk
+	} else if now, err := rs.primaryKey(ctx, m.id); err == nil && !slices.Equal(now, pk) {
+		// Only a warning: the kept key stays, so the records of this relation keep their key.
+		rs.log.Warn("the primary key of a REPLICA IDENTITY FULL table changed; records stay keyed by the key cdcd read first until the pipeline restarts",
+			"table", qn, "key", strings.Join(pk, ","), "catalog_key", strings.Join(now, ","),
+			"fix", "use REPLICA IDENTITY DEFAULT or USING INDEX so the key comes from the log, or expect keys to change at the next restart")
+	}
+	var key []int
+	for _, name := range pk {
+		i := slices.IndexFunc(m.cols, func(c relationCol) bool { return c.name == name })
+		if i < 0 {
+			return nil, &FatalError{fmt.Errorf("table %s (REPLICA IDENTITY FULL) is keyed by its primary key (%s), but column %q is not in its Relation message: it was renamed or dropped between the change and the moment cdcd read the key; fix: rename the column back until cdcd has streamed past the rename, and use REPLICA IDENTITY DEFAULT or USING INDEX so the key comes from the log",
+				qn, strings.Join(pk, ", "), name)}
+		}
+		key = append(key, i)
+	}
+	return key, nil
+}
+
+// primaryKey returns the primary key columns of a table, in key order.
+func primaryKey(ctx context.Context, conn *pgx.Conn, relid uint32) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisprimary
+		ORDER BY k.ord`, relid)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer rows.Close()
-	notNull := map[string]bool{}
-	pkPos := map[int]string{}
-	for rows.Next() {
-		var name string
-		var nn bool
-		var pos int
-		if err := rows.Scan(&name, &nn, &pos); err != nil {
-			return nil, nil, err
-		}
-		notNull[name] = nn
-		if pos > 0 {
-			pkPos[pos] = name
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	pk := make([]string, 0, len(pkPos))
-	for i := 1; i <= len(pkPos); i++ {
-		pk = append(pk, pkPos[i])
-	}
-	return notNull, pk, nil
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -12,63 +13,78 @@ import (
 )
 
 type slotInfo struct {
-	created        bool
+	exists         bool
+	created        bool // created by this session
 	confirmedFlush uint64
-	restartLSN     uint64
+	restartLSN     uint64 // 0 when the server reports none (a lost slot)
 	walStatus      string
 	snapshotName   string // exported snapshot of a slot created now (for an initial snapshot)
 }
 
-// ensureSlot returns the slot's state, creating it (pgoutput) if it does not exist.
-func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, name string, log *slog.Logger) (slotInfo, error) {
+// readSlot returns the slot's state; exists is false when there is no such slot. It never
+// changes the server.
+func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
 	var si slotInfo
-	var confirmed, restart, plugin string
-	err := conn.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(restart_lsn::text, '0/0'),
-			coalesce(wal_status, ''), coalesce(plugin, '')
+	var confirmed, restart *string
+	var plugin string
+	err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, restart_lsn::text, coalesce(wal_status, ''), coalesce(plugin, '')
 		FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&confirmed, &restart, &si.walStatus, &plugin)
-	if err == pgx.ErrNoRows {
-		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
-			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
-		if err != nil {
-			return si, fmt.Errorf("creating replication slot %s: %w", name, err)
-		}
-		lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
-		if err != nil {
-			return si, fmt.Errorf("creating replication slot %s: %w", name, err)
-		}
-		log.Info("replication slot created", "slot", name, "consistent_point", res.ConsistentPoint)
-		return slotInfo{created: true, confirmedFlush: uint64(lsn), restartLSN: uint64(lsn), walStatus: "reserved", snapshotName: res.SnapshotName}, nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return si, nil
 	}
 	if err != nil {
 		return si, fmt.Errorf("reading replication slot %s: %w", name, err)
 	}
+	si.exists = true
 	if plugin != "pgoutput" {
 		return si, &FatalError{fmt.Errorf("replication slot %s uses plugin %q, not pgoutput; fix: choose another slot name or drop it", name, plugin)}
 	}
-	c, err := pglogrepl.ParseLSN(confirmed)
-	if err != nil {
-		return si, err
+	for _, f := range []struct {
+		text *string
+		dst  *uint64
+	}{{confirmed, &si.confirmedFlush}, {restart, &si.restartLSN}} {
+		if f.text == nil {
+			continue
+		}
+		lsn, err := pglogrepl.ParseLSN(*f.text)
+		if err != nil {
+			return si, fmt.Errorf("reading replication slot %s: %w", name, err)
+		}
+		*f.dst = uint64(lsn)
 	}
-	r, err := pglogrepl.ParseLSN(restart)
-	if err != nil {
-		return si, err
-	}
-	si.confirmedFlush, si.restartLSN = uint64(c), uint64(r)
 	return si, nil
 }
 
-// checkResume refuses to stream past a gap: if the pipeline committed positions before but the
-// slot is new or was acknowledged beyond them, changes in between are missing.
+// createSlot creates the logical replication slot (pgoutput) on the replication connection.
+func createSlot(ctx context.Context, repl *pgconn.PgConn, name string, log *slog.Logger) (slotInfo, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+	if err != nil {
+		return slotInfo{}, fmt.Errorf("creating replication slot %s: %w", name, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return slotInfo{}, fmt.Errorf("creating replication slot %s: parsing its consistent point: %w", name, err)
+	}
+	log.Info("replication slot created", "slot", name, "consistent_point", res.ConsistentPoint)
+	return slotInfo{exists: true, created: true, confirmedFlush: uint64(lsn), restartLSN: uint64(lsn), walStatus: "reserved", snapshotName: res.SnapshotName}, nil
+}
+
+// checkResume decides, before anything is created, whether the pipeline may stream from the
+// slot: if the pipeline committed positions before but the slot is missing or lost, the
+// changes since are gone from the server, and a new slot would only hold WAL while the
+// pipeline sits failed. (A slot acknowledged beyond the committed position is a gap the
+// pipeline checks once it has fenced older producers.)
 func checkResume(slotName string, slot slotInfo, r change.Resume) error {
 	if !r.Committed {
 		return nil
 	}
-	if slot.created {
-		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to the slot; "+
-			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start from the new slot", slotName, pglogrepl.LSN(r.AckLSN))}
+	if !slot.exists {
+		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to any new slot; cdcd created nothing; "+
+			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start with a new slot", slotName, pglogrepl.LSN(r.AckLSN))}
 	}
 	if slot.walStatus == "lost" {
-		return &FatalError{fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot, reset offsets and re-snapshot", slotName)}
+		return &FatalError{fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot (SELECT pg_drop_replication_slot('%s')), reset offsets and re-snapshot", slotName, slotName)}
 	}
 	return nil
 }

@@ -7,7 +7,13 @@
 //   - One goroutine (Run) owns the replication connection; Ack may be called from any
 //     goroutine and only stores the position the next status update reports.
 //   - The flush position reported to the server never exceeds the last acknowledged commit
-//     end LSN, and write/flush/apply are always set explicitly.
+//     end LSN, except when nothing the server sent is buffered or in flight: then it is the
+//     walsender's sent position, as pg_recvlogical reports, so a fast shutdown of the server
+//     never waits for cdcd. write/flush/apply are always set explicitly, and the reported
+//     position never goes back.
+//   - A change's table shape (columns, nullability, key) is a function of the Relation
+//     message, and an event's index inside its transaction a function of the WAL, so
+//     replaying the same WAL later gives the same schemas, bytes and positions.
 //   - Streamed (in-progress) transactions are buffered with bounded memory and emitted only
 //     at their stream commit; aborted ones and aborted subtransactions are never emitted.
 package postgres
@@ -42,10 +48,13 @@ type Config struct {
 	Tables            []string
 	HeartbeatInterval time.Duration
 	StatusInterval    time.Duration
-	TxMemoryLimit     int64
-	SpillDir          string
-	Log               *slog.Logger
-	Metrics           *metrics.Metrics // may be nil in tests
+	// DrainTimeout bounds the final status update sent when the stream stops, which reports
+	// the last acknowledged position so a restart does not replay it. Default 2s.
+	DrainTimeout  time.Duration
+	TxMemoryLimit int64
+	SpillDir      string
+	Log           *slog.Logger
+	Metrics       *metrics.Metrics // may be nil in tests
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
@@ -89,6 +98,9 @@ func New(cfg Config) *Source {
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 5 * time.Second
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 2 * time.Second
+	}
 	if cfg.TxMemoryLimit <= 0 {
 		cfg.TxMemoryLimit = 64 << 20
 	}
@@ -126,6 +138,23 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	if err := rep.Errors(); err != nil {
 		return &FatalError{err}
 	}
+	for _, w := range rep.Results {
+		if w.Status == checks.Warn {
+			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
+		}
+	}
+	// Decide before creating anything: a missing or lost slot under committed positions is
+	// refused without leaving a new slot behind to hold WAL.
+	slot, err := readSlot(ctx, conn, s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if err := checkResume(s.cfg.Slot, slot, resume); err != nil {
+		return err
+	}
+	if err := checkResumeInWAL(ctx, conn, resume); err != nil {
+		return err
+	}
 	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.log); err != nil {
 		return err
 	}
@@ -136,14 +165,18 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer repl.Close(context.Background())
 
-	slot, err := ensureSlot(ctx, conn, repl, s.cfg.Slot, s.log)
-	if err != nil {
-		return err
+	if !slot.exists {
+		if slot, err = createSlot(ctx, repl, s.cfg.Slot, s.log); err != nil {
+			return err
+		}
 	}
-	if err := checkResume(s.cfg.Slot, slot, resume); err != nil {
-		return err
+	// The committed position is acknowledged at once (the first status update goes out before
+	// the first receive): the pipeline committed it, possibly beyond what the slot confirmed.
+	acked := slot.confirmedFlush
+	if resume.Committed {
+		acked = max(acked, resume.AckLSN)
 	}
-	s.acked.Store(slot.confirmedFlush)
+	s.acked.Store(acked)
 
 	version, _ := strconv.Atoi(repl.ParameterStatus("server_version"))
 	if v, err := serverVersionNum(ctx, conn); err == nil {
@@ -169,18 +202,30 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
 	}
+	protocol := "1"
+	if streaming {
+		protocol = "2 (streamed transactions)"
+	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "from", pglogrepl.LSN(slot.confirmedFlush).String(),
-		"protocol", map[bool]string{true: "2 (streamed transactions)", false: "1"}[streaming])
+		"acknowledged", pglogrepl.LSN(acked).String(), "protocol", protocol)
 
 	if resume.OnStreaming != nil {
 		// The pipeline compares the slot's position with its committed one after it has fenced
 		// older producers: only then is the committed position certain to be the latest.
 		resume.OnStreaming(change.Streaming{AckedLSN: slot.confirmedFlush})
 	}
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
 	if s.cfg.HeartbeatInterval > 0 {
-		go s.heartbeat(hbCtx)
+		// The heartbeat is joined before Run returns.
+		hbCtx, stopHB := context.WithCancel(ctx)
+		hbDone := make(chan struct{})
+		go func() {
+			defer close(hbDone)
+			s.heartbeat(hbCtx)
+		}()
+		defer func() {
+			stopHB()
+			<-hbDone
+		}()
 	}
 
 	st := &stream{
@@ -202,7 +247,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 
 func (s *Source) relations(conn *pgx.Conn) *relations {
 	if s.rels == nil {
-		s.rels = newRelations(conn, conn.Config().Database, s.cfg.Tables)
+		s.rels = newRelations(conn.Config().Database, s.cfg.Tables, s.log)
 	}
 	s.rels.use(conn)
 	return s.rels
@@ -212,6 +257,30 @@ func serverVersionNum(ctx context.Context, conn *pgx.Conn) (int, error) {
 	var v int
 	err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v)
 	return v, err
+}
+
+// checkResumeInWAL refuses a committed position beyond the server's WAL: acknowledging it
+// would make the slot skip every change up to there. It happens when the database was
+// restored from a backup, or the DSN points at another server than the one the pipeline
+// captured.
+func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) error {
+	if !r.Committed || r.AckLSN == 0 {
+		return nil
+	}
+	var text string
+	err := conn.QueryRow(ctx, `SELECT coalesce((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text, '0/0')`).Scan(&text)
+	if err != nil {
+		return fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	end, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	if end != 0 && r.AckLSN > uint64(end) {
+		return &FatalError{fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
+			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckLSN), end)}
+	}
+	return nil
 }
 
 // connectCatalog opens an ordinary connection for catalog queries, with the same session

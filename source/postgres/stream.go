@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -43,6 +44,13 @@ type stream struct {
 	inStream  bool
 	streamXid uint32
 
+	// Acknowledgement state (see statusLSN): the end LSN of the last Commit emitted, the
+	// walsender's sent position from its latest keepalive, and the flush position last
+	// reported (never lowered: PostgreSQL before 17 lets confirmed_flush move backwards).
+	emittedAck uint64
+	sentLSN    uint64
+	reported   uint64
+
 	row rowMsg
 }
 
@@ -57,7 +65,7 @@ func (st *stream) run(ctx context.Context) error {
 		if st.rcancel != nil {
 			st.rcancel()
 		}
-		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), st.src.cfg.DrainTimeout)
 		defer cancel()
 		_ = st.sendStatus(c, false)
 	}()
@@ -109,6 +117,9 @@ func (st *stream) run(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("parsing keepalive: %w", err)
 				}
+				// A keepalive's WAL end is the walsender's sent position (what it has
+				// decoded and sent), unlike XLogData's, which is the server's WAL end.
+				st.sentLSN = max(st.sentLSN, uint64(ka.ServerWALEnd))
 				st.noteWALEnd(uint64(ka.ServerWALEnd))
 				if ka.ReplyRequested {
 					if err := st.sendStatus(ctx, false); err != nil {
@@ -139,13 +150,37 @@ func (st *stream) noteWALEnd(lsn uint64) {
 	}
 }
 
+// idle reports whether nothing the server sent is buffered or in flight: no transaction is
+// open or partly streamed, the chunk is empty, and the pipeline acknowledged every Commit
+// emitted.
+func (st *stream) idle() bool {
+	return !st.inTx && !st.inStream && len(st.chunk) == 0 && len(st.bufs.byXid) == 0 &&
+		st.src.acked.Load() >= st.emittedAck
+}
+
+// statusLSN is the position the next status update reports as written, flushed and applied:
+// the last commit the pipeline acknowledged as durable in Kafka; or, when the stream is idle,
+// the walsender's sent position, as pg_recvlogical does. Everything the server sent up to
+// there is then durable or was of no interest, and confirming it lets a fast shutdown (and a
+// switchover) complete: the walsender waits until its client confirms what it sent. A
+// transaction still open on the server is re-sent whole after a reconnect, as the slot keeps
+// restart_lsn before it.
+func (st *stream) statusLSN() uint64 {
+	lsn := st.src.acked.Load()
+	if st.idle() {
+		lsn = max(lsn, st.sentLSN)
+	}
+	return max(lsn, st.reported)
+}
+
 func (st *stream) sendStatus(ctx context.Context, reply bool) error {
-	lsn := pglogrepl.LSN(st.src.acked.Load())
+	lsn := pglogrepl.LSN(st.statusLSN())
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: lsn, WALFlushPosition: lsn, WALApplyPosition: lsn, ReplyRequested: reply})
 	if err != nil {
 		return fmt.Errorf("sending standby status to slot %s: %w", st.src.cfg.Slot, err)
 	}
+	st.reported = uint64(lsn)
 	st.nextStatus = time.Now().Add(st.src.cfg.StatusInterval)
 	if m := st.src.cfg.Metrics; m != nil {
 		if end := st.src.serverWALEnd.Load(); end > uint64(lsn) {
@@ -273,6 +308,7 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 
 func (st *stream) commit(ctx context.Context, c commitMsg) error {
 	st.inTx = false
+	st.emittedAck = max(st.emittedAck, c.endLSN)
 	return st.emit(ctx, change.Item{Commit: &change.Commit{
 		Pos:    change.Position{Tx: c.commitLSN, Index: st.txIndex},
 		AckLSN: c.endLSN,
@@ -290,15 +326,43 @@ func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
 	return st.commit(ctx, c)
 }
 
-func (st *stream) event(op change.Op, t *change.Table) change.Event {
-	ev := change.Event{Op: op, Table: t, Pos: change.Position{Tx: st.txLSN, Index: st.txIndex},
+// The in-transaction index is a function of the WAL alone, so a transaction split across
+// Kafka transactions resumes exactly even if the captured tables changed in between:
+//
+//   - Every row change the server sends counts, captured or not. Which changes pgoutput sends
+//     is decided by the publication as the historic catalog snapshot of each change saw it,
+//     so rewriting the publication at a later start does not change what an earlier
+//     transaction sends on replay (TestPostgresPublicationMembershipIsHistoric proves this on
+//     the server). Changes of aborted subtransactions are never counted (pgoutput does not
+//     send them outside streaming; a streamed transaction's are dropped before replay).
+//   - Each row change owns indexStride indexes: its event takes the first; a key change's
+//     create (after the delete of the old key) takes the second. Whether an update changes
+//     the key therefore never shifts later indexes. A truncate counts once per relation.
+//
+// Indexes are thus sparse; a Commit's Index is the next free one.
+const indexStride = 2
+
+// nextRow reserves the indexes of the next row change of the transaction.
+func (st *stream) nextRow() (uint32, error) {
+	if st.txIndex > math.MaxUint32-indexStride {
+		return 0, &FatalError{fmt.Errorf("transaction %d at %s has more than %d row changes, more than a position can index; fix: split the transaction", st.txXid, pglogrepl.LSN(st.txLSN), math.MaxUint32/indexStride)}
+	}
+	i := st.txIndex
+	st.txIndex += indexStride
+	return i, nil
+}
+
+func (st *stream) event(op change.Op, t *change.Table, index uint32) change.Event {
+	return change.Event{Op: op, Table: t, Pos: change.Position{Tx: st.txLSN, Index: index},
 		CommitTime: st.txTime, TxID: strconv.FormatUint(uint64(st.txXid), 10)}
-	st.txIndex++
-	return ev
 }
 
 func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 	rel, err := st.rels.get(m.rel)
+	if err != nil {
+		return err
+	}
+	index, err := st.nextRow()
 	if err != nil {
 		return err
 	}
@@ -309,7 +373,7 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 	var before, after []change.Value
 	var decErr error
 	if m.oldKind != 0 {
-		if before, err = st.decodeTuple(rel, m.old, nil, m.oldKind == 'K'); err != nil {
+		if before, err = st.decodeTuple(rel, m.old, nil, m.oldKind == 'K', index); err != nil {
 			if !isDecodeError(err) {
 				return err
 			}
@@ -321,7 +385,7 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 		if m.oldKind == 'O' {
 			old = before
 		}
-		if after, err = st.decodeTuple(rel, m.new, old, false); err != nil {
+		if after, err = st.decodeTuple(rel, m.new, old, false, index); err != nil {
 			if !isDecodeError(err) {
 				return err
 			}
@@ -331,32 +395,32 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 	if decErr != nil {
 		// An undecodable value is never part of a key comparison or split: one poison event.
 		op := map[byte]change.Op{'I': change.OpCreate, 'U': change.OpUpdate, 'D': change.OpDelete}[m.op]
-		ev := st.event(op, t)
+		ev := st.event(op, t, index)
 		ev.Before, ev.After, ev.Err = before, after, decErr
 		return st.emit(ctx, change.Item{Event: ev})
 	}
 	switch m.op {
 	case 'I':
-		ev := st.event(change.OpCreate, t)
+		ev := st.event(change.OpCreate, t, index)
 		ev.After = after
 		return st.emit(ctx, change.Item{Event: ev})
 	case 'D':
-		ev := st.event(change.OpDelete, t)
+		ev := st.event(change.OpDelete, t, index)
 		ev.Before = before
 		return st.emit(ctx, change.Item{Event: ev})
 	}
 	if m.oldKind != 0 && keyChanged(t, m.old, m.new) {
 		// A primary-key change is a delete of the old key and a create of the new one.
-		del := st.event(change.OpDelete, t)
+		del := st.event(change.OpDelete, t, index)
 		del.Before = before
 		if err := st.emit(ctx, change.Item{Event: del}); err != nil {
 			return err
 		}
-		cr := st.event(change.OpCreate, t)
+		cr := st.event(change.OpCreate, t, index+1)
 		cr.After = after
 		return st.emit(ctx, change.Item{Event: cr})
 	}
-	ev := st.event(change.OpUpdate, t)
+	ev := st.event(change.OpUpdate, t, index)
 	if m.oldKind == 'O' {
 		ev.Before = before
 	}
@@ -383,7 +447,7 @@ func keyChanged(t *change.Table, old, new []tupleCol) bool {
 // decodeTuple decodes a tuple into values. Unchanged TOAST values are taken from old when the
 // old row is complete (REPLICA IDENTITY FULL), and are marked Unchanged otherwise — never
 // NULL. In a key-only old tuple ('K'), the non-key columns are Absent, not NULL.
-func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool) (_ []change.Value, decErr error) {
+func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value, keyOnly bool, index uint32) (_ []change.Value, decErr error) {
 	t := rel.table
 	if len(cols) != len(t.Columns) {
 		return nil, fmt.Errorf("table %s: tuple has %d columns, its Relation message %d", t.QualifiedName(), len(cols), len(t.Columns))
@@ -412,7 +476,7 @@ func (st *stream) decodeTuple(rel *relation, cols []tupleCol, old []change.Value
 				// Keep the raw text and go on: the pipeline decides (stop or dead-letter).
 				v = change.Value{State: change.Undecodable, Str: string(c.data)}
 				if decErr == nil {
-					decErr = &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: st.txIndex}, Err: err}
+					decErr = &DecodeError{Table: t.QualifiedName(), Pos: change.Position{Tx: st.txLSN, Index: index}, Err: err}
 				}
 			}
 			vals[i] = v
@@ -449,10 +513,14 @@ func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
 		if err != nil {
 			return err
 		}
+		index, err := st.nextRow()
+		if err != nil {
+			return err
+		}
 		if !rel.captured {
 			continue
 		}
-		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table)}); err != nil {
+		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table, index)}); err != nil {
 			return err
 		}
 	}
