@@ -48,6 +48,9 @@ type Processor struct {
 	table      bool
 	streamTime int64
 	hasTime    bool
+	// the stream time last written to the changelog
+	savedTime int64
+	savedHas  bool
 	groups     map[string]*group
 	closing    closeHeap
 	keyBuf     []byte
@@ -111,6 +114,8 @@ func (p *Processor) Add(r Rec) error {
 	if g == nil {
 		g = &group{key: string(p.keyBuf), vals: r.Group}
 		p.groups[g.key] = g
+	} else if g.vals == nil {
+		g.vals = r.Group // a group restored from its counter alone
 	}
 	var err error
 	switch p.spec.Window.Type {
@@ -200,12 +205,16 @@ func (p *Processor) addSession(g *group, r Rec) error {
 		return p.apply(w, r)
 	}
 	w := merge[0]
+	oldID := w.id()
 	for _, o := range merge[1:] {
 		if err := p.mergeInto(w, o); err != nil {
 			return err
 		}
 	}
 	w.start, w.end = min(w.start, r.T), max(w.end, r.T)
+	if w.id() != oldID {
+		p.purged = append(p.purged, oldID) // the changelog keys sessions by start
+	}
 	p.setClose(w, w.end+gap+grace)
 	sortWins(g)
 	return p.apply(w, r)

@@ -1,0 +1,453 @@
+package window
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/hamba/avro/v2"
+)
+
+// A reader extracts the fields a job needs from one cdcd change record (the Avro value of a
+// Debezium-style envelope), without building the whole record: it walks the binary encoding
+// once, keeping the fields it wants and skipping the rest. One reader is compiled per writer
+// schema id.
+type reader struct {
+	steps []step // the envelope's fields, in order
+	slots int    // len of the output slot array
+}
+
+// step reads one field: keep it in slot (>= 0), or skip it (slot < 0); sub is set for the
+// before/after rows and the source record.
+type step struct {
+	s       avro.Schema
+	slot    int
+	nested  *reader // record (through a nullable union for before/after)
+	union   bool    // nullable union ["null", X]: branch 0 is null
+	rowSide int     // 1 before, 2 after: marks presence of the row
+}
+
+// extracted is what a reader pulled out of one record.
+type extracted struct {
+	op       byte
+	vals     []Value // by slot
+	hasRow   [3]bool // [1] before present, [2] after present
+	opSlot   int
+	tsmsSlot int
+}
+
+// fieldRef is a field a job reads, with the slot it goes to.
+type fieldRef struct {
+	path Path
+	slot int
+}
+
+// errMissingField lists what the schema has instead.
+type fieldError struct {
+	path   Path
+	reason string
+	have   []string
+}
+
+func (e *fieldError) Error() string {
+	msg := fmt.Sprintf("field %s %s", e.path, e.reason)
+	if len(e.have) > 0 {
+		msg += "; the fields that exist: " + strings.Join(e.have, ", ")
+	}
+	return msg
+}
+
+// compileReader builds the reader of an envelope schema for the given field references. Slot
+// 0 holds op, slot 1 the envelope's ts_ms; the refs' slots follow.
+func compileReader(schema avro.Schema, refs []fieldRef, nslots int) (*reader, error) {
+	env, ok := schema.(*avro.RecordSchema)
+	if !ok {
+		return nil, errors.New("the value schema is not a record: not a cdcd change topic")
+	}
+	byRoot := map[string][]fieldRef{}
+	for _, r := range refs {
+		byRoot[r.path.Root] = append(byRoot[r.path.Root], r)
+	}
+	rd := &reader{slots: nslots}
+	found := map[Path]bool{}
+	var envNames []string
+	for _, f := range env.Fields() {
+		envNames = append(envNames, f.Name())
+		st := step{s: f.Type(), slot: -1}
+		switch f.Name() {
+		case "op":
+			st.slot = 0
+		case "ts_ms":
+			st.slot = 1
+		case "before", "after", "source":
+			want := byRoot[f.Name()]
+			if f.Name() == "source" {
+				// source.ts_ms and friends
+				rs, ok := deref(f.Type()).(*avro.RecordSchema)
+				if !ok {
+					return nil, errors.New("the envelope's source is not a record: not a cdcd change topic")
+				}
+				sub, err := compileRow(rs, want, nslots, found)
+				if err != nil {
+					return nil, err
+				}
+				st.nested = sub
+				break
+			}
+			u, ok := f.Type().(*avro.UnionSchema)
+			if !ok || len(u.Types()) != 2 || u.Types()[0].Type() != avro.Null {
+				return nil, fmt.Errorf("the envelope's %s is not a nullable record: not a cdcd change topic", f.Name())
+			}
+			rs, ok := deref(u.Types()[1]).(*avro.RecordSchema)
+			if !ok {
+				return nil, fmt.Errorf("the envelope's %s is not a nullable record: not a cdcd change topic", f.Name())
+			}
+			sub, err := compileRow(rs, want, nslots, found)
+			if err != nil {
+				return nil, err
+			}
+			st.nested, st.union = sub, true
+			st.rowSide = 1
+			if f.Name() == "after" {
+				st.rowSide = 2
+			}
+		default:
+			if r, ok := wantsEnvelope(refs, f.Name()); ok {
+				st.slot = r.slot
+				found[r.path] = true
+			}
+		}
+		rd.steps = append(rd.steps, st)
+	}
+	for _, r := range refs {
+		if found[r.path] {
+			continue
+		}
+		if r.path.Root == "" && (r.path.Field == "ts_ms" || r.path.Field == "op") {
+			continue
+		}
+		return nil, &fieldError{path: r.path, reason: "is not in the topic's schema", have: fieldNames(env, r.path.Root, envNames)}
+	}
+	return rd, nil
+}
+
+func wantsEnvelope(refs []fieldRef, name string) (fieldRef, bool) {
+	for _, r := range refs {
+		if r.path.Root == "" && r.path.Field == name {
+			return r, true
+		}
+	}
+	return fieldRef{}, false
+}
+
+func fieldNames(env *avro.RecordSchema, root string, envNames []string) []string {
+	if root == "" {
+		return envNames
+	}
+	for _, f := range env.Fields() {
+		if f.Name() != root {
+			continue
+		}
+		t := f.Type()
+		if u, ok := t.(*avro.UnionSchema); ok && len(u.Types()) == 2 {
+			t = deref(u.Types()[1])
+		}
+		if rs, ok := t.(*avro.RecordSchema); ok {
+			var names []string
+			for _, c := range rs.Fields() {
+				names = append(names, root+"."+c.Name())
+			}
+			sort.Strings(names)
+			return names
+		}
+	}
+	return nil
+}
+
+func compileRow(rs *avro.RecordSchema, want []fieldRef, nslots int, found map[Path]bool) (*reader, error) {
+	sub := &reader{slots: nslots}
+	for _, f := range rs.Fields() {
+		st := step{s: f.Type(), slot: -1}
+		for _, r := range want {
+			if r.path.Field == f.Name() {
+				if err := scalar(f.Type()); err != nil {
+					return nil, &fieldError{path: r.path, reason: err.Error()}
+				}
+				st.slot = r.slot
+				found[r.path] = true
+				// Several refs to one field (e.g. sum and max of it) share the first slot;
+				// the caller maps them.
+				break
+			}
+		}
+		sub.steps = append(sub.steps, st)
+	}
+	return sub, nil
+}
+
+// deref resolves a reference to a named type.
+func deref(s avro.Schema) avro.Schema {
+	for {
+		r, ok := s.(*avro.RefSchema)
+		if !ok {
+			return s
+		}
+		s = r.Schema()
+	}
+}
+
+// scalar reports whether a field's type can be grouped by or aggregated.
+func scalar(s avro.Schema) error {
+	if u, ok := s.(*avro.UnionSchema); ok {
+		if len(u.Types()) != 2 || u.Types()[0].Type() != avro.Null {
+			return errors.New("is a union other than [null, T]; window jobs read scalar columns")
+		}
+		s = u.Types()[1]
+	}
+	s = deref(s)
+	switch s.Type() {
+	case avro.Boolean, avro.Int, avro.Long, avro.Float, avro.Double, avro.String, avro.Enum:
+		return nil
+	case avro.Bytes, avro.Fixed:
+		if ls, ok := s.(avro.LogicalTypeSchema); ok && ls.Logical() != nil && ls.Logical().Type() == avro.Decimal {
+			return nil
+		}
+		return errors.New("is binary; window jobs read numbers, strings, booleans and timestamps")
+	}
+	return fmt.Errorf("is of Avro type %s; window jobs read numbers, strings, booleans and timestamps", s.Type())
+}
+
+// kindOf is the Value kind a field's schema yields.
+func kindOf(s avro.Schema) Kind {
+	if u, ok := s.(*avro.UnionSchema); ok && len(u.Types()) == 2 {
+		s = u.Types()[1]
+	}
+	switch s.Type() {
+	case avro.Boolean:
+		return KindBool
+	case avro.Int, avro.Long:
+		if isTimestamp(s) {
+			return KindTime
+		}
+		return KindLong
+	case avro.Float, avro.Double:
+		return KindDouble
+	case avro.String, avro.Enum:
+		return KindString
+	case avro.Bytes, avro.Fixed:
+		return KindDecimal
+	}
+	return KindNull
+}
+
+func logical(s avro.Schema) avro.LogicalType {
+	if ls, ok := s.(avro.LogicalTypeSchema); ok && ls.Logical() != nil {
+		return ls.Logical().Type()
+	}
+	return ""
+}
+
+func isTimestamp(s avro.Schema) bool {
+	switch logical(s) {
+	case avro.TimestampMillis, avro.TimestampMicros, avro.LocalTimestampMillis, avro.LocalTimestampMicros:
+		return true
+	}
+	return false
+}
+
+var errShort = errors.New("record ends early: not a record of the schema its id names")
+
+// decoder walks Avro binary.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) long() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+func (d *decoder) take(n int64) []byte {
+	if n < 0 || int64(len(d.b)) < n {
+		d.fail(errShort)
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+// read walks one record of rd's schema, storing kept fields in ex.vals.
+func (rd *reader) read(d *decoder, ex *extracted) {
+	for i := range rd.steps {
+		st := &rd.steps[i]
+		if d.err != nil {
+			return
+		}
+		if st.nested != nil {
+			if st.union {
+				if d.long() == 0 {
+					continue // null row
+				}
+				ex.hasRow[st.rowSide] = true
+			}
+			st.nested.read(d, ex)
+			continue
+		}
+		if st.slot < 0 {
+			skip(d, st.s)
+			continue
+		}
+		ex.vals[st.slot] = value(d, st.s)
+	}
+}
+
+// value decodes a scalar field (possibly a nullable union).
+func value(d *decoder, s avro.Schema) Value {
+	if u, ok := s.(*avro.UnionSchema); ok {
+		br := d.long()
+		if br < 0 || int(br) >= len(u.Types()) {
+			d.fail(fmt.Errorf("union branch %d out of range", br))
+			return Null
+		}
+		s = u.Types()[br]
+	}
+	s = deref(s)
+	switch s.Type() {
+	case avro.Null:
+		return Null
+	case avro.Boolean:
+		b := d.take(1)
+		if len(b) == 0 {
+			return Null
+		}
+		return Value{Kind: KindBool, I: int64(b[0] & 1)}
+	case avro.Int, avro.Long:
+		n := d.long()
+		switch logical(s) {
+		case avro.TimestampMillis, avro.LocalTimestampMillis:
+			return TimeMicros(n * 1000)
+		case avro.TimestampMicros, avro.LocalTimestampMicros:
+			return TimeMicros(n)
+		}
+		return Long(n)
+	case avro.Float:
+		b := d.take(4)
+		if len(b) < 4 {
+			return Null
+		}
+		return Double(float64(math.Float32frombits(binary.LittleEndian.Uint32(b))))
+	case avro.Double:
+		b := d.take(8)
+		if len(b) < 8 {
+			return Null
+		}
+		return Double(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+	case avro.String:
+		return String(string(d.take(d.long())))
+	case avro.Enum:
+		i := d.long()
+		syms := s.(*avro.EnumSchema).Symbols()
+		if i < 0 || int(i) >= len(syms) {
+			d.fail(fmt.Errorf("enum index %d out of range", i))
+			return Null
+		}
+		return String(syms[i])
+	case avro.Bytes, avro.Fixed:
+		var raw []byte
+		if fs, ok := s.(*avro.FixedSchema); ok {
+			raw = d.take(int64(fs.Size()))
+		} else {
+			raw = d.take(d.long())
+		}
+		scale := 0
+		if ls, ok := s.(avro.LogicalTypeSchema); ok {
+			if dec, ok := ls.Logical().(*avro.DecimalLogicalSchema); ok {
+				scale = dec.Scale()
+			}
+		}
+		return Decimal(unscaled(raw, scale), scale)
+	}
+	d.fail(fmt.Errorf("unsupported type %s", s.Type()))
+	return Null
+}
+
+// unscaled turns a big-endian two's-complement unscaled integer into unscaled / 10^scale.
+func unscaled(b []byte, scale int) *big.Rat {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b)*8)))
+	}
+	return new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
+}
+
+// skip walks over one value of schema s.
+func skip(d *decoder, s avro.Schema) {
+	switch s.Type() {
+	case avro.Null:
+	case avro.Boolean:
+		d.take(1)
+	case avro.Int, avro.Long, avro.Enum:
+		d.long()
+	case avro.Float:
+		d.take(4)
+	case avro.Double:
+		d.take(8)
+	case avro.String, avro.Bytes:
+		d.take(d.long())
+	case avro.Fixed:
+		d.take(int64(s.(*avro.FixedSchema).Size()))
+	case avro.Record:
+		for _, f := range s.(*avro.RecordSchema).Fields() {
+			skip(d, f.Type())
+		}
+	case avro.Union:
+		u := s.(*avro.UnionSchema)
+		br := d.long()
+		if br < 0 || int(br) >= len(u.Types()) {
+			d.fail(fmt.Errorf("union branch %d out of range", br))
+			return
+		}
+		skip(d, u.Types()[br])
+	case avro.Array, avro.Map:
+		for d.err == nil {
+			n := d.long()
+			if n == 0 {
+				return
+			}
+			if n < 0 { // a block with its byte size: skip it whole
+				d.long()
+				n = -n
+			}
+			for i := int64(0); i < n && d.err == nil; i++ {
+				if s.Type() == avro.Map {
+					d.take(d.long())
+					skip(d, s.(*avro.MapSchema).Values())
+				} else {
+					skip(d, s.(*avro.ArraySchema).Items())
+				}
+			}
+		}
+	case avro.Ref:
+		skip(d, s.(*avro.RefSchema).Schema())
+	default:
+		d.fail(fmt.Errorf("unsupported type %s", s.Type()))
+	}
+}

@@ -1,0 +1,148 @@
+package window
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+)
+
+// KV is one changelog record: Value nil deletes the key.
+type KV struct {
+	Key, Value []byte
+}
+
+// TakeChanges returns the changelog records that bring a restored copy of the processor up to
+// its current state: every window changed since the last call, a tombstone for every window
+// purged, the counters of count-window groups, and the partition's stream time. Written in the
+// same Kafka transaction as the input offsets they account for, they make the state exactly
+// as durable as the progress.
+func (p *Processor) TakeChanges() []KV {
+	var out []KV
+	for _, id := range p.purged {
+		out = append(out, KV{Key: windowKey(id)})
+	}
+	p.purged = p.purged[:0]
+	for w := range p.changed {
+		out = append(out, KV{Key: windowKey(w.id()), Value: marshalWindow(w)})
+		if p.spec.Window.Type == Count {
+			out = append(out, KV{Key: counterKey(w.g.key), Value: binary.AppendVarint([]byte{stateFormat}, w.g.count)})
+		}
+	}
+	clear(p.changed)
+	if p.metaDirty() {
+		out = append(out, KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime)})
+		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+	}
+	return out
+}
+
+func (p *Processor) metaDirty() bool { return p.streamTime != p.savedTime || p.hasTime != p.savedHas }
+
+// Restore applies one changelog record (the latest per key, in any order; a nil value
+// deletes). Call it only on a processor that has processed nothing yet.
+func (p *Processor) Restore(key, value []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("changelog record without a key: %w", errCorrupt)
+	}
+	switch key[0] {
+	case keyMeta:
+		if value == nil {
+			return nil
+		}
+		r := &buf{b: value}
+		if r.byte1() != stateFormat {
+			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+		}
+		p.hasTime = r.byte1() == 1
+		p.streamTime = r.varint()
+		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+		return r.err
+	case keyCounter:
+		g := p.restoreGroup(string(key[1:]), nil)
+		if value == nil {
+			g.count = 0
+			return nil
+		}
+		r := &buf{b: value}
+		if r.byte1() != stateFormat {
+			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+		}
+		g.count = r.varint()
+		return r.err
+	case keyWindow:
+		kr := &buf{b: key[1:]}
+		gk := string(kr.bytes())
+		start := kr.varint()
+		if kr.err != nil {
+			return kr.err
+		}
+		if value == nil {
+			if g := p.groups[gk]; g != nil {
+				for _, w := range g.wins {
+					if w.id().Start == start {
+						p.drop(w)
+						break
+					}
+				}
+				p.purged = p.purged[:0]
+			}
+			return nil
+		}
+		r := &buf{b: value}
+		if r.byte1() != stateFormat {
+			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+		}
+		vals := r.values()
+		w := &win{heapIdx: -1}
+		ns := []*int64{&w.start, &w.end, &w.closeAt, &w.idx, &w.events}
+		for _, n := range ns {
+			*n = r.varint()
+		}
+		na := r.uvarint()
+		if na != uint64(len(p.spec.Aggs)) {
+			return fmt.Errorf("changelog window has %d aggregates, the job %d: the job's aggregates changed; give the changed job a new name (its state cannot carry over)", na, len(p.spec.Aggs))
+		}
+		w.accs = make([]acc, na)
+		for i := range w.accs {
+			w.accs[i] = r.acc()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		g := p.restoreGroup(gk, vals)
+		w.g = g
+		g.wins = append(g.wins, w)
+		sortWins(g)
+		if w.closeAt != neverClose {
+			heap.Push(&p.closing, w)
+		}
+		p.nWins++
+		return nil
+	}
+	return fmt.Errorf("changelog key of unknown kind %d: written by a newer cdcd; upgrade every instance of the job", key[0])
+}
+
+func (p *Processor) restoreGroup(key string, vals []Value) *group {
+	g := p.groups[key]
+	if g == nil {
+		g = &group{key: key}
+		p.groups[key] = g
+	}
+	if vals != nil {
+		g.vals = vals
+	}
+	return g
+}
+
+// StateBytes estimates the bytes of state held (for the state size metric): the size of its
+// changelog form.
+func (p *Processor) StateBytes() int {
+	n := 0
+	for _, g := range p.groups {
+		for _, w := range g.wins {
+			n += len(marshalWindow(w))
+		}
+		n += len(g.key)
+	}
+	return n
+}
