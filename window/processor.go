@@ -51,10 +51,10 @@ type Processor struct {
 	// the stream time last written to the changelog
 	savedTime int64
 	savedHas  bool
-	groups     map[string]*group
-	closing    closeHeap
-	keyBuf     []byte
-	scratch    []byte
+	groups    map[string]*group
+	closing   closeHeap
+	keyBuf    []byte
+	scratch   []byte
 
 	// what changed since the last TakeResults
 	dirty map[*win]struct{}
