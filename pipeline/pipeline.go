@@ -29,6 +29,7 @@ import (
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -220,19 +221,25 @@ func classify(err error) errClass {
 	return classRetry
 }
 
+// causeLabel names where a retried error came from, for the retries metric: the stage that
+// returned it (each wraps its errors at the boundary), not what the error looks like (a full
+// spill disk and a registry outage are both system errors).
 func causeLabel(err error) string {
-	var ke *kerr.Error
+	var (
+		se *SourceError
+		ke *KafkaError
+		re *RegistryError
+		kr *kerr.Error
+	)
 	switch {
-	case errors.As(err, &ke):
+	case errors.As(err, &se):
+		return "source"
+	case errors.As(err, &ke), errors.As(err, &kr):
 		return "kafka"
+	case errors.As(err, &re):
+		return "schema_registry"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
-	case encode.Retriable(err):
-		return "schema_registry"
-	}
-	var se *SourceError
-	if errors.As(err, &se) {
-		return "source"
 	}
 	return "other"
 }
@@ -249,6 +256,32 @@ func sourceErr(err error) error {
 		return nil
 	}
 	return &SourceError{err}
+}
+
+// KafkaError is a failure talking to Kafka (producing, committing, reading offsets).
+type KafkaError struct{ Err error }
+
+func (e *KafkaError) Error() string { return e.Err.Error() }
+func (e *KafkaError) Unwrap() error { return e.Err }
+
+func kafkaErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &KafkaError{err}
+}
+
+// RegistryError is a retriable failure of the schema registry.
+type RegistryError struct{ Err error }
+
+func (e *RegistryError) Error() string { return e.Err.Error() }
+func (e *RegistryError) Unwrap() error { return e.Err }
+
+func registryErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &RegistryError{err}
 }
 
 // PoisonError is a change that cannot be published; it names everything needed to find it.
@@ -269,13 +302,20 @@ func (e *PoisonError) Fatal() bool   { return true }
 // GapError: the source was acknowledged beyond what the pipeline committed, so changes in
 // between went to another reader (or the slot was recreated). Streaming on would skip them.
 type GapError struct {
-	AckedLSN, CommittedLSN uint64
+	// AckedLSN is the slot's confirmed position; Committed the pipeline's committed state.
+	AckedLSN  uint64
+	Committed offsets.Record
 }
 
+// Error gives the one fix that never duplicates: accepting the slot's position while keeping
+// the committed one (the pipeline still drops what Kafka holds when the slot resends it).
+// Forgetting the committed position (reset-offsets without --accept-slot) would republish
+// whatever the slot resends, e.g. the published part of a split transaction.
 func (e *GapError) Error() string {
-	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s): another client consumed the slot or it was recreated, so changes may be missing; "+
-		"fix: make sure only cdcd reads the slot, re-snapshot if changes are missing, then `cdcd reset-offsets --config FILE --pipeline NAME` to accept the slot's position",
-		lsnString(e.AckedLSN), lsnString(e.CommittedLSN))
+	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s, position %s): another client consumed the slot or it was recreated, so changes in between may be missing; "+
+		"fix: make sure only cdcd reads the slot and re-snapshot the tables if changes are missing, then accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s` "+
+		"(it keeps the committed position, so nothing already in Kafka is published again)",
+		lsnString(e.AckedLSN), lsnString(e.Committed.AckLSN), e.Committed.Pos, lsnString(e.AckedLSN))
 }
 
 // Fatal: retrying cannot bring the skipped changes back.

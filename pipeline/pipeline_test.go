@@ -33,10 +33,19 @@ var testTable = &change.Table{Database: "db", Schema: "public", Name: "t", Versi
 // after the acknowledged position, then waits. It can break a stream in the middle of a
 // transaction, as a dropped connection does.
 type fakeSource struct {
-	txs      [][]change.Event
-	acked    atomic.Uint64
-	runs     atomic.Int32
-	breakAt  map[int]int // run number -> tx index at which the stream breaks mid-transaction
+	txs     [][]change.Event
+	acked   atomic.Uint64
+	runs    atomic.Int32
+	breakAt map[int]int // run number -> tx index at which the stream breaks mid-transaction
+	// start is the slot's confirmed position before the pipeline's first session: a real slot
+	// starts at a non-zero LSN (where it was created), below every transaction it sends.
+	start uint64
+	// holdAt: run number -> {tx index, events}: the run sends only that many events of the
+	// transaction, then waits (the process is killed in the middle of a big transaction).
+	holdAt map[int][2]int
+	// dropAcks discards acknowledgements (the process dies before its status update
+	// reaches the server).
+	dropAcks atomic.Bool
 	mu       sync.Mutex
 	lastSent int
 }
@@ -44,6 +53,9 @@ type fakeSource struct {
 func lsnOf(i int) uint64 { return uint64(i+1) * 100 }
 
 func (f *fakeSource) Ack(lsn uint64) {
+	if f.dropAcks.Load() {
+		return
+	}
 	for {
 		cur := f.acked.Load()
 		if lsn <= cur || f.acked.CompareAndSwap(cur, lsn) {
@@ -54,6 +66,7 @@ func (f *fakeSource) Ack(lsn uint64) {
 
 func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
 	run := int(f.runs.Add(1))
+	f.acked.CompareAndSwap(0, f.start)
 	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
 	for i, evs := range f.txs {
 		if lsnOf(i)+1 <= f.acked.Load() {
@@ -62,6 +75,15 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		chunk := make([]change.Item, 0, len(evs)+1)
 		for _, ev := range evs {
 			chunk = append(chunk, change.Item{Event: ev})
+		}
+		if h, ok := f.holdAt[run]; ok && h[0] == i {
+			select {
+			case out <- chunk[:h[1]]:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			<-ctx.Done()
+			return ctx.Err()
 		}
 		if bi, ok := f.breakAt[run]; ok && bi == i {
 			chunk = chunk[:len(chunk)/2+1]
@@ -85,13 +107,16 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 
 // makeTxs builds n transactions of random size over keys 0..9; v counts changes per key, so
 // per-key order is checkable.
-func makeTxs(n int, rng *rand.Rand) ([][]change.Event, int) {
+func makeTxs(n int, rng *rand.Rand) ([][]change.Event, int) { return makeTxsBigAt(n, n/2, rng) }
+
+// makeTxsBigAt is makeTxs with the transaction larger than a batch at index big.
+func makeTxsBigAt(n, big int, rng *rand.Rand) ([][]change.Event, int) {
 	seq := map[int64]int64{}
 	total := 0
 	txs := make([][]change.Event, n)
 	for i := range txs {
 		size := 1 + rng.IntN(40)
-		if i == n/2 {
+		if i == big {
 			size = 250 // larger than a batch: must be split
 		}
 		for j := 0; j < size; j++ {
@@ -200,30 +225,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 		t.Errorf("faults not exercised: endTxn %d produce %d", endTxnFaults.Load(), produceFaults.Load())
 	}
 
-	recs := readAll(t, c.ListenAddrs(), "p.public.t", total)
-	if len(recs) != total {
-		t.Fatalf("got %d records, want exactly %d", len(recs), total)
-	}
-	last := map[int64]int64{}
-	for _, r := range recs {
-		id := avroLong(r.Key, 5)
-		// value: envelope; before is null (union index 0), after is union index 1 then id, v.
-		b := r.Value[5:]
-		if b[0] != 0 || b[1] != 2 {
-			t.Fatalf("unexpected envelope prefix % x", b[:4])
-		}
-		var n int
-		vid, n1 := binary.Varint(b[2:])
-		n = 2 + n1
-		v, _ := binary.Varint(b[n:])
-		if vid != id {
-			t.Fatalf("key %d but after.id %d", id, vid)
-		}
-		if v != last[id]+1 {
-			t.Fatalf("key %d: change %d after %d: lost, duplicated or out of order", id, v, last[id])
-		}
-		last[id] = v
-	}
+	checkExactlyOnce(t, readAll(t, c.ListenAddrs(), "p.public.t", total), total)
 
 	// The committed position is the last transaction, complete.
 	rec, ok, err := offsets.Load(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "_cdcd_offsets", "p")
@@ -257,6 +259,34 @@ func TestPoisonRecordStopsWithContext(t *testing.T) {
 	}
 	if src.acked.Load() != 0 {
 		t.Errorf("a failed change must not be acknowledged (acked %d)", src.acked.Load())
+	}
+}
+
+// checkExactlyOnce checks that recs hold every change of makeTxs exactly once, in order per key.
+func checkExactlyOnce(t *testing.T, recs []*kgo.Record, total int) {
+	t.Helper()
+	if len(recs) != total {
+		t.Fatalf("got %d records, want exactly %d", len(recs), total)
+	}
+	last := map[int64]int64{}
+	for _, r := range recs {
+		id := avroLong(r.Key, 5)
+		// value: envelope; before is null (union index 0), after is union index 1 then id, v.
+		b := r.Value[5:]
+		if b[0] != 0 || b[1] != 2 {
+			t.Fatalf("unexpected envelope prefix % x", b[:4])
+		}
+		var n int
+		vid, n1 := binary.Varint(b[2:])
+		n = 2 + n1
+		v, _ := binary.Varint(b[n:])
+		if vid != id {
+			t.Fatalf("key %d but after.id %d", id, vid)
+		}
+		if v != last[id]+1 {
+			t.Fatalf("key %d: change %d after %d: lost, duplicated or out of order", id, v, last[id])
+		}
+		last[id] = v
 	}
 }
 

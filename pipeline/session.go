@@ -31,9 +31,12 @@ type session struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 
-	committed offsets.Record    // last durable position (read at start, then ours)
-	topics    map[string]int    // topic -> largest record it accepts
-	deadKeys  map[string]string // committed dead keys plus this batch's (see offsets.Record.DeadKeys)
+	committed offsets.Record // last durable position (read at start, then ours)
+	// topics: topic -> largest record it accepts. Written by the session goroutine before
+	// the first record of the topic is produced; read by the producer (batchLimit) too.
+	topicsMu sync.RWMutex
+	topics   map[string]int
+	deadKeys map[string]string // committed dead keys plus this batch's (see offsets.Record.DeadKeys)
 
 	// the open batch (one Kafka transaction in exactly_once mode)
 	open         bool
@@ -69,7 +72,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 
 	admCl, err := kgo.NewClient(p.cfg.KafkaOpts...)
 	if err != nil {
-		return fmt.Errorf("creating kafka client: %w", err)
+		return kafkaErr(fmt.Errorf("creating kafka client: %w", err))
 	}
 	defer admCl.Close()
 	s.adm = kadm.NewClient(admCl)
@@ -77,7 +80,7 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	err = offsets.EnsureTopic(sctx, s.adm, p.cfg.OffsetsTopic, p.cfg.TopicReplication)
 	cancel()
 	if err != nil {
-		return err
+		return kafkaErr(err)
 	}
 	first, hasFirst, err := p.loadOffsets(ctx)
 	if err != nil {
@@ -114,7 +117,9 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	opts := append([]kgo.Opt{}, p.cfg.KafkaOpts...)
 	opts = append(opts,
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2, as Kafka's Java client
-		kgo.ProducerBatchMaxBytes(int32(max(p.cfg.MaxMessageBytes, p.cfg.DLQMaxMessageBytes))),
+		// A batch must fit its own topic's limit: the broker refuses a larger one and franz-go
+		// does not split it, so under a backlog healthy records would read as too large.
+		kgo.ProducerBatchMaxBytesFn(s.batchLimit),
 		kgo.ProducerLinger(0),
 		// New tables' topics are created on the fly: learn their partitions quickly.
 		kgo.MetadataMinAge(250*time.Millisecond),
@@ -124,21 +129,26 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	}
 	s.cl, err = kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("creating kafka producer: %w", err)
+		return kafkaErr(fmt.Errorf("creating kafka producer: %w", err))
 	}
 	defer s.cl.Close()
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, _, err = s.cl.ProducerID(ictx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("initializing kafka producer %s: %w", TransactionalID(p.cfg.Name), err)
+		return kafkaErr(fmt.Errorf("initializing kafka producer %s: %w", TransactionalID(p.cfg.Name), err))
 	}
 	var hasCommitted bool
 	if s.committed, hasCommitted, err = p.loadOffsets(ctx); err != nil {
 		return err
 	}
-	if hasCommitted && stream.AckedLSN > s.committed.AckLSN {
-		return &GapError{AckedLSN: stream.AckedLSN, CommittedLSN: s.committed.AckLSN}
+	if err := s.checkSlot(stream, hasCommitted); err != nil {
+		return err
+	}
+	if s.committed.AckLSN > 0 {
+		// Durable already: the source may confirm it at once (a crash can have come between
+		// the Kafka commit and the source hearing of it).
+		p.src.Ack(s.committed.AckLSN)
 	}
 	s.deadKeys = clone(s.committed.DeadKeys)
 	if s.committed.Pos.Compare(first.Pos) != 0 {
@@ -186,12 +196,33 @@ func (p *Pipeline) session(ctx context.Context) (err error) {
 	}
 }
 
+// checkSlot compares the slot's confirmed position with the committed state, and makes the
+// slot's starting point part of that state.
+//
+// A new pipeline has no offsets record: its committed state starts at the slot's confirmed
+// position, so even the partial offsets records of a first transaction that is split carry
+// an ack_lsn the slot agrees with. Records written before that rule (ack_lsn 0 on a record
+// that is not complete: the pipeline never finished a transaction) are accepted when the slot
+// is not confirmed past the transaction they name: every transaction before it reached the
+// pipeline first, so the slot moved over nothing the pipeline did not see.
+func (s *session) checkSlot(stream change.Streaming, hasCommitted bool) error {
+	switch {
+	case !hasCommitted:
+		s.committed.AckLSN = stream.AckedLSN
+	case s.committed.AckLSN == 0 && !s.committed.Complete && stream.AckedLSN <= s.committed.Pos.Tx:
+		s.committed.AckLSN = stream.AckedLSN
+	case stream.AckedLSN > s.committed.AckLSN:
+		return &GapError{AckedLSN: stream.AckedLSN, Committed: s.committed}
+	}
+	return nil
+}
+
 func (p *Pipeline) loadOffsets(ctx context.Context) (offsets.Record, bool, error) {
 	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	rec, ok, err := offsets.Load(lctx, p.cfg.KafkaOpts, p.cfg.OffsetsTopic, p.cfg.Name)
 	if err != nil {
-		return rec, false, fmt.Errorf("reading committed position: %w", err)
+		return rec, false, kafkaErr(fmt.Errorf("reading committed position: %w", err))
 	}
 	return rec, ok, nil
 }
@@ -220,7 +251,7 @@ func (s *session) drain(ctx context.Context) error {
 func (s *session) begin() error {
 	if s.p.cfg.ExactlyOnce {
 		if err := s.cl.BeginTransaction(); err != nil {
-			return fmt.Errorf("beginning kafka transaction: %w", err)
+			return kafkaErr(fmt.Errorf("beginning kafka transaction: %w", err))
 		}
 	}
 	s.open, s.started = true, time.Now()
@@ -230,6 +261,11 @@ func (s *session) begin() error {
 func (s *session) handle(ctx context.Context, it *change.Item) error {
 	if c := it.Commit; c != nil {
 		if s.committed.Covers(c.Pos, true) {
+			// Durable already (published by an earlier session): tell the source, which may
+			// confirm the server's WAL end only once everything it emitted is acknowledged.
+			if c.AckLSN > 0 {
+				s.p.src.Ack(c.AckLSN)
+			}
 			return nil
 		}
 		if !s.open {
@@ -270,7 +306,7 @@ func (s *session) handle(ctx context.Context, it *change.Item) error {
 			if m := s.p.cfg.Metrics; m != nil {
 				m.RegistryErrors.WithLabelValues(s.p.cfg.Name, "unavailable").Inc()
 			}
-			return fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)
+			return registryErr(fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err))
 		}
 		if m := s.p.cfg.Metrics; m != nil && encode.ClassOf(err) == encode.ClassSchemaRejected {
 			m.RegistryErrors.WithLabelValues(s.p.cfg.Name, "rejected").Inc()
@@ -426,14 +462,39 @@ type deadLetterCount struct{ table, class string }
 
 func deadKey(topic string, ev *change.Event) string { return topic + "\x00" + dlq.KeyJSON(ev) }
 
+// batchLimit is the producer's batch cap for topic: the limit learned before its first
+// record was produced (franz-go asks once per partition, when it first sees it).
+func (s *session) batchLimit(topic string) int32 {
+	s.topicsMu.RLock()
+	l, ok := s.topics[topic]
+	s.topicsMu.RUnlock()
+	if !ok {
+		l = s.p.cfg.MaxMessageBytes
+	}
+	return int32(min(max(l, 512), 1<<30))
+}
+
+func (s *session) limitOf(topic string) (int, bool) {
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	l, ok := s.topics[topic]
+	return l, ok
+}
+
+func (s *session) setLimit(topic string, limit int) {
+	s.topicsMu.Lock()
+	s.topics[topic] = limit
+	s.topicsMu.Unlock()
+}
+
 func (s *session) ensureDLQ(ctx context.Context) error {
-	if _, ok := s.topics[s.p.cfg.DLQTopic]; ok {
+	if _, ok := s.limitOf(s.p.cfg.DLQTopic); ok {
 		return nil
 	}
 	if err := dlq.EnsureTopic(ctx, s.adm, s.p.cfg.DLQTopic, s.p.cfg.TopicReplication, s.p.cfg.DLQMaxMessageBytes); err != nil {
-		return err
+		return kafkaErr(err)
 	}
-	s.topics[s.p.cfg.DLQTopic] = s.p.cfg.DLQMaxMessageBytes
+	s.setLimit(s.p.cfg.DLQTopic, s.p.cfg.DLQMaxMessageBytes)
 	return nil
 }
 
@@ -475,7 +536,7 @@ func (s *session) produce(ctx context.Context, r *kgo.Record) {
 // topicLimit creates topic if needed and returns the largest record it accepts: the smaller of
 // its max.message.bytes and the producer's limit.
 func (s *session) topicLimit(ctx context.Context, topic string) (int, error) {
-	if l, ok := s.topics[topic]; ok {
+	if l, ok := s.limitOf(topic); ok {
 		return l, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -485,12 +546,12 @@ func (s *session) topicLimit(ctx context.Context, topic string) (int, error) {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("creating topic %s: %w", topic, err)
+		return 0, kafkaErr(fmt.Errorf("creating topic %s: %w", topic, err))
 	}
 	limit := s.p.cfg.MaxMessageBytes
 	rcs, err := s.adm.DescribeTopicConfigs(cctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("reading the configuration of topic %s: %w", topic, err)
+		return 0, kafkaErr(fmt.Errorf("reading the configuration of topic %s: %w", topic, err))
 	}
 	if rc, err := rcs.On(topic, nil); err == nil && rc.Err == nil {
 		for _, c := range rc.Configs {
@@ -501,7 +562,7 @@ func (s *session) topicLimit(ctx context.Context, topic string) (int, error) {
 			}
 		}
 	}
-	s.topics[topic] = limit
+	s.setLimit(topic, limit)
 	return limit, nil
 }
 
@@ -526,7 +587,7 @@ func (s *session) commit(ctx context.Context) error {
 	}
 	if err := s.cl.Flush(ctx); err != nil {
 		s.countKafkaError("flush")
-		return fmt.Errorf("flushing records: %w", err)
+		return kafkaErr(fmt.Errorf("flushing records: %w", err))
 	}
 	s.errMu.Lock()
 	perr := s.firstErr
@@ -544,7 +605,7 @@ func (s *session) commit(ctx context.Context) error {
 			return &PoisonError{Pipeline: s.p.cfg.Name, Table: "(see position)", Key: "(unknown)", Pos: s.lastPos,
 				Err: fmt.Errorf("the broker refused records at %v as too large (MESSAGE_TOO_LARGE): raise the topic's max.message.bytes, or use on_error: dlq", at)}
 		}
-		return fmt.Errorf("producing records: %w", perr)
+		return kafkaErr(fmt.Errorf("producing records: %w", perr))
 	}
 	if s.p.cfg.ExactlyOnce {
 		if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
@@ -552,12 +613,12 @@ func (s *session) commit(ctx context.Context) error {
 			s.countKafkaError("commit")
 			// The outcome may be unknown (the commit can succeed although this errs): the next
 			// session reads the offsets topic and resumes after whatever did commit.
-			return fmt.Errorf("committing kafka transaction: %w", err)
+			return kafkaErr(fmt.Errorf("committing kafka transaction: %w", err))
 		}
 	} else {
 		// at_least_once: the position is written only after every record was acknowledged.
 		if err := s.cl.ProduceSync(ctx, offRec).FirstErr(); err != nil {
-			return fmt.Errorf("writing position: %w", err)
+			return kafkaErr(fmt.Errorf("writing position: %w", err))
 		}
 	}
 	now := time.Now()

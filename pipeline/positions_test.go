@@ -1,0 +1,114 @@
+package pipeline
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runPipeline starts p.Run in the background; stop cancels it and returns its error.
+func runPipeline(p *Pipeline) (done <-chan error, stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- p.Run(ctx) }()
+	return ch, func() error { cancel(); return <-ch }
+}
+
+// waitFor polls cond until it holds; the pipeline ending first (done) is a failure.
+func waitFor(t *testing.T, what string, done <-chan error, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("pipeline ended (%v) before %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func loadOffsetsT(t *testing.T, brokers []string) (offsets.Record, bool) {
+	t.Helper()
+	rec, ok, err := offsets.Load(context.Background(), []kgo.Opt{kgo.SeedBrokers(brokers...)}, "_cdcd_offsets", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec, ok
+}
+
+// A new pipeline whose first transaction is larger than batch.max_events splits it; every
+// partial offsets record used to carry ack_lsn 0. After a crash in the middle of it, the
+// restart compared the slot's position (a real slot starts at a non-zero LSN, where it was
+// created) with that 0 and stopped for good with a GapError, whose advice (reset-offsets)
+// then republished the transaction. The slot's starting point is part of the committed state
+// from the first commit on: the restart resumes the split transaction exactly once.
+func TestSplitFirstTransactionOfNewPipelineResumes(t *testing.T) {
+	c, reg := newFakes(t)
+	txs, total := makeTxsBigAt(5, 0, rand.New(rand.NewPCG(7, 8)))
+	const slotStart = 50 // below lsnOf(0): the slot was created before the first transaction
+	src := &fakeSource{txs: txs, start: slotStart, holdAt: map[int][2]int{1: {0, 150}}}
+
+	done, stop := runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	var rec offsets.Record
+	waitFor(t, "a partial offsets record of the first transaction", done, func() bool {
+		var ok bool
+		rec, ok = loadOffsetsT(t, c.ListenAddrs())
+		return ok
+	})
+	if err := stop(); err != nil { // the process dies in the middle of the transaction
+		t.Fatal(err)
+	}
+	if rec.Complete || rec.Pos.Tx != lsnOf(0) {
+		t.Fatalf("want a partial record of the first transaction, got %+v", rec)
+	}
+	if rec.AckLSN != slotStart {
+		t.Errorf("partial record carries ack_lsn %d, want the slot's starting point %d", rec.AckLSN, slotStart)
+	}
+
+	done, stop = runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	waitFor(t, "the last transaction acknowledged", done, func() bool { return src.acked.Load() >= lsnOf(len(txs)-1)+1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readAll(t, c.ListenAddrs(), "p.public.t", total), total)
+}
+
+// A session skips the commits its offsets record already covers (a crash after the Kafka
+// commit and before the source heard the acknowledgement). Those commits are durable: the
+// source must hear about them too, or it can never tell that everything it emitted is
+// acknowledged (and the slot keeps WAL it need not keep).
+func TestCoveredCommitsAreAcknowledged(t *testing.T) {
+	c, reg := newFakes(t)
+	txs, total := makeTxs(20, rand.New(rand.NewPCG(9, 10)))
+	src := &fakeSource{txs: txs, start: 50}
+	src.dropAcks.Store(true) // the acknowledgements never reach the slot
+
+	lastAck := lsnOf(len(txs)-1) + 1
+	done, stop := runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	waitFor(t, "every transaction committed", done, func() bool {
+		rec, ok := loadOffsetsT(t, c.ListenAddrs())
+		return ok && rec.AckLSN == lastAck
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if src.acked.Load() != 50 {
+		t.Fatalf("acked %d; the test needs the acknowledgements dropped", src.acked.Load())
+	}
+
+	src.dropAcks.Store(false)
+	done, stop = runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	waitFor(t, "the replayed, covered commits acknowledged", done, func() bool { return src.acked.Load() == lastAck })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readAll(t, c.ListenAddrs(), "p.public.t", total), total)
+}
