@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/jackc/pglogrepl"
@@ -93,44 +94,84 @@ func (m *monitor) poll(ctx context.Context) error {
 		}
 		m.conn = c
 	}
-	var walText, confirmedText, restartText, walStatus string
-	var active, found bool
-	var safe *int64
-	var keep int64
-	var tup int64
-	err := m.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text,
-			coalesce(s.confirmed_flush_lsn::text, '0/0'), coalesce(s.restart_lsn::text, '0/0'), coalesce(s.wal_status, ''),
+	var st slotStats
+	var walText string
+	var confirmedText, restartText *string
+	// The captured tables' row counters include their partitions' (a partitioned table has
+	// none of its own).
+	err := m.conn.QueryRow(ctx, `WITH RECURSIVE tree(relid) AS (
+			SELECT to_regclass(c.name)::oid FROM unnest($2::text[]) AS c(name)
+			UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+		SELECT pg_current_wal_lsn()::text,
+			s.confirmed_flush_lsn::text, s.restart_lsn::text, coalesce(s.wal_status, ''),
 			coalesce(s.active, false), s.slot_name IS NOT NULL, s.safe_wal_size,
 			(SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'),
 			(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_all_tables
-			  WHERE schemaname || '.' || relname = ANY($2))
-		FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`, m.cfg.Slot, normalizedTables(m.cfg.Tables)).
-		Scan(&walText, &confirmedText, &restartText, &walStatus, &active, &found, &safe, &keep, &tup)
+			  WHERE relid IN (SELECT relid FROM tree))
+		FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`, m.cfg.Slot, quotedTables(m.cfg.Tables)).
+		Scan(&walText, &confirmedText, &restartText, &st.walStatus, &st.active, &st.found, &st.safe, &st.keep, &st.tup)
 	if err != nil {
 		return fmt.Errorf("querying pg_replication_slots: %w", err)
 	}
 	wal, _ := pglogrepl.ParseLSN(walText)
-	confirmed, _ := pglogrepl.ParseLSN(confirmedText)
-	restart, _ := pglogrepl.ParseLSN(restartText)
-	if mt := m.cfg.Metrics; mt != nil && found {
-		p, s := m.cfg.Pipeline, m.cfg.Slot
-		mt.SlotRetainedBytes.WithLabelValues(p, s).Set(float64(sub(uint64(wal), uint64(restart))))
-		mt.SlotFlushLagBytes.WithLabelValues(p, s).Set(float64(sub(uint64(wal), uint64(confirmed))))
-		if safe != nil {
-			mt.SlotSafeWALBytes.WithLabelValues(p, s).Set(float64(*safe))
-		} else {
-			mt.SlotSafeWALBytes.WithLabelValues(p, s).Set(math.NaN())
-		}
-		if keep >= 0 {
-			mt.SlotMaxKeepBytes.WithLabelValues(p, s).Set(float64(keep) * (1 << 20)) // setting is in MB
-		} else {
-			mt.SlotMaxKeepBytes.WithLabelValues(p, s).Set(math.NaN())
-		}
-		mt.SlotActive.WithLabelValues(p, s).Set(b2f(active))
-		mt.SetWALStatus(p, s, walStatus)
+	st.wal = uint64(wal)
+	if confirmedText != nil {
+		lsn, _ := pglogrepl.ParseLSN(*confirmedText)
+		st.confirmed, st.hasConfirmed = uint64(lsn), true
 	}
-	m.checkStall(time.Now(), uint64(wal), uint64(confirmed), tup)
+	if restartText != nil {
+		lsn, _ := pglogrepl.ParseLSN(*restartText)
+		st.restart, st.hasRestart = uint64(lsn), true
+	}
+	m.report(st)
+	m.checkStall(time.Now(), st.wal, st.confirmed, st.tup)
 	return nil
+}
+
+// slotStats is one poll's reading of the slot and the server.
+type slotStats struct {
+	wal                      uint64
+	confirmed, restart       uint64
+	hasConfirmed, hasRestart bool // false when the server reports NULL (a lost slot has no restart_lsn)
+	walStatus                string
+	active, found            bool
+	safe                     *int64
+	keep                     int64
+	tup                      int64
+}
+
+// report sets the slot's metrics. A position the server reports as NULL is no position: the
+// series that depend on it are removed rather than computed from 0 (which read as the whole
+// WAL, and fired the retention alert for a lost slot); the wal_status series carries the
+// alert for a lost slot.
+func (m *monitor) report(st slotStats) {
+	mt := m.cfg.Metrics
+	if mt == nil || !st.found {
+		return
+	}
+	p, s := m.cfg.Pipeline, m.cfg.Slot
+	if st.hasRestart {
+		mt.SlotRetainedBytes.WithLabelValues(p, s).Set(float64(sub(st.wal, st.restart)))
+	} else {
+		mt.SlotRetainedBytes.DeleteLabelValues(p, s)
+	}
+	if st.hasConfirmed {
+		mt.SlotFlushLagBytes.WithLabelValues(p, s).Set(float64(sub(st.wal, st.confirmed)))
+	} else {
+		mt.SlotFlushLagBytes.DeleteLabelValues(p, s)
+	}
+	if st.safe != nil {
+		mt.SlotSafeWALBytes.WithLabelValues(p, s).Set(float64(*st.safe))
+	} else {
+		mt.SlotSafeWALBytes.WithLabelValues(p, s).Set(math.NaN())
+	}
+	if st.keep >= 0 {
+		mt.SlotMaxKeepBytes.WithLabelValues(p, s).Set(float64(st.keep) * (1 << 20)) // setting is in MB
+	} else {
+		mt.SlotMaxKeepBytes.WithLabelValues(p, s).Set(math.NaN())
+	}
+	mt.SlotActive.WithLabelValues(p, s).Set(b2f(st.active))
+	mt.SetWALStatus(p, s, st.walStatus)
 }
 
 func (m *monitor) checkStall(now time.Time, wal, confirmed uint64, tup int64) {
@@ -169,10 +210,13 @@ func (m *monitor) checkStall(now time.Time, wal, confirmed uint64, tup int64) {
 	}
 }
 
-func normalizedTables(tables []string) []string {
-	out := make([]string, len(tables))
-	for i, t := range tables {
-		out[i] = normalizeTable(t)
+// quotedTables spells the configured tables as to_regclass reads them ("schema"."table").
+func quotedTables(tables []string) []string {
+	out := make([]string, 0, len(tables))
+	for _, t := range tables {
+		if s, n, err := change.ParseTableName(t); err == nil {
+			out = append(out, quoteQualified(s, n))
+		}
 	}
 	return out
 }

@@ -55,3 +55,23 @@ func TestStallDetection(t *testing.T) {
 		t.Fatalf("want position stall: %+v", st["p"])
 	}
 }
+
+// A lost slot has no restart_lsn (NULL). Its retained-WAL series was computed from 0, i.e. the
+// whole WAL position, and fired the retention alert falsely; now the series is absent and the
+// wal_status "lost" series carries the alert.
+func TestLostSlotReportsNoRetainedBytes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mt := metrics.New(reg, "test")
+	m := &monitor{cfg: MonitorConfig{Pipeline: "p", Slot: "s", Metrics: mt}}
+	m.report(slotStats{found: true, wal: 3 << 30, restart: 1 << 30, hasRestart: true, confirmed: 2 << 30, hasConfirmed: true, walStatus: "reserved"})
+	if got := testutil.ToFloat64(mt.SlotRetainedBytes.WithLabelValues("p", "s")); got != 2<<30 {
+		t.Fatalf("retained bytes of a healthy slot = %v, want %v", got, 2<<30)
+	}
+	m.report(slotStats{found: true, wal: 3 << 30, confirmed: 2 << 30, hasConfirmed: true, walStatus: "lost"})
+	if n := testutil.CollectAndCount(mt.SlotRetainedBytes, "cdcd_postgres_slot_retained_wal_bytes"); n != 0 {
+		t.Fatalf("a lost slot still reports %d retained-bytes series (value %v)", n, testutil.ToFloat64(mt.SlotRetainedBytes.WithLabelValues("p", "s")))
+	}
+	if got := testutil.ToFloat64(mt.SlotWALStatus.WithLabelValues("p", "s", "lost")); got != 1 {
+		t.Fatalf("wal_status lost = %v, want 1", got)
+	}
+}

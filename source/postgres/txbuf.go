@@ -22,6 +22,15 @@ type streamBuffers struct {
 	inMem   int64
 	byXid   map[uint32]*txBuffer
 	onSpill func()
+	// create opens a new spill file (os.CreateTemp; tests inject failing disks).
+	create func(dir, pattern string) (spillFile, error)
+}
+
+// spillFile is what a spill needs of an *os.File.
+type spillFile interface {
+	io.ReadWriteSeeker
+	io.Closer
+	Name() string
 }
 
 // blockSize is the unit of in-memory buffering: buffers grow block by block, never by
@@ -32,7 +41,7 @@ type txBuffer struct {
 	xid     uint32
 	mem     [][]byte // blocks of [u32 length][message]...; a message larger than a block gets its own
 	memLen  int
-	file    *os.File
+	file    spillFile
 	w       *bufio.Writer
 	spilled int64
 	msgs    int
@@ -40,7 +49,8 @@ type txBuffer struct {
 }
 
 func newStreamBuffers(limit int64, dir string) *streamBuffers {
-	return &streamBuffers{limit: limit, dir: dir, byXid: map[uint32]*txBuffer{}}
+	return &streamBuffers{limit: limit, dir: dir, byXid: map[uint32]*txBuffer{},
+		create: func(dir, pattern string) (spillFile, error) { return os.CreateTemp(dir, pattern) }}
 }
 
 func (s *streamBuffers) get(xid uint32) *txBuffer {
@@ -84,9 +94,9 @@ func (s *streamBuffers) add(xid uint32, msg []byte) error {
 
 func (s *streamBuffers) spill(b *txBuffer) error {
 	if b.file == nil {
-		f, err := os.CreateTemp(s.dir, fmt.Sprintf("cdcd-tx-%d-*.spill", b.xid))
+		f, err := s.create(s.dir, fmt.Sprintf("cdcd-tx-%d-*.spill", b.xid))
 		if err != nil {
-			return fmt.Errorf("spilling in-progress transaction %d to disk (set source.postgres.spill_dir to a writable folder with space): %w", b.xid, err)
+			return spillError("creating", b.xid, s.dir, err)
 		}
 		// The file is only ever read through this handle: unlink it now so a crash leaves
 		// nothing behind.
@@ -99,13 +109,19 @@ func (s *streamBuffers) spill(b *txBuffer) error {
 	}
 	for _, blk := range b.mem {
 		if _, err := b.w.Write(blk); err != nil {
-			return fmt.Errorf("spilling in-progress transaction %d: %w", b.xid, err)
+			return spillError("writing", b.xid, s.dir, err)
 		}
 	}
 	b.spilled += int64(b.memLen)
 	s.inMem -= int64(b.memLen)
 	b.mem, b.memLen = nil, 0
 	return nil
+}
+
+// spillError is a failure of the spill file of transaction xid, with the fix: every one of
+// them (no space, no permission, an I/O error) is cured by a spill folder that works.
+func spillError(doing string, xid uint32, dir string, err error) error {
+	return fmt.Errorf("%s the spill file of in-progress transaction %d in %s: %w (fix: set source.postgres.spill_dir to a writable folder with space for the largest transaction, or raise source.postgres.tx_memory_limit)", doing, xid, dir, err)
 }
 
 // abortSub marks a subtransaction of xid aborted: its messages are skipped at commit.
@@ -151,17 +167,17 @@ func (s *streamBuffers) replay(xid uint32, fn func(msg []byte) error) error {
 	}
 	if b.file != nil {
 		if err := b.w.Flush(); err != nil {
-			return fmt.Errorf("flushing spilled transaction %d: %w", xid, err)
+			return spillError("writing", xid, s.dir, err)
 		}
 		if _, err := b.file.Seek(0, io.SeekStart); err != nil {
-			return err
+			return spillError("rewinding", xid, s.dir, err)
 		}
 		r := bufio.NewReaderSize(b.file, 1<<20)
 		var hdr [4]byte
 		var buf []byte
 		for read := int64(0); read < b.spilled; {
 			if _, err := io.ReadFull(r, hdr[:]); err != nil {
-				return fmt.Errorf("reading spilled transaction %d: %w", xid, err)
+				return spillError("reading", xid, s.dir, err)
 			}
 			n := int(binary.BigEndian.Uint32(hdr[:]))
 			if cap(buf) < n {
@@ -169,7 +185,7 @@ func (s *streamBuffers) replay(xid uint32, fn func(msg []byte) error) error {
 			}
 			buf = buf[:n]
 			if _, err := io.ReadFull(r, buf); err != nil {
-				return fmt.Errorf("reading spilled transaction %d: %w", xid, err)
+				return spillError("reading", xid, s.dir, err)
 			}
 			read += int64(4 + n)
 			if !skip(buf) {

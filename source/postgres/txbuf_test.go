@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -79,5 +82,36 @@ func TestStreamBuffersUnwritableSpillDir(t *testing.T) {
 	}
 	if want := "spill_dir"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not say how to fix it (%s)", err, want)
+	}
+}
+
+// fullDisk is a spill file on a disk that is full.
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error)      { return 0, syscall.ENOSPC }
+func (fullDisk) Read([]byte) (int, error)       { return 0, io.EOF }
+func (fullDisk) Seek(int64, int) (int64, error) { return 0, nil }
+func (fullDisk) Close() error                   { return nil }
+func (fullDisk) Name() string                   { return "/full/cdcd-tx-1.spill" }
+
+// A spill file that cannot be written (disk full) fails with the same fix as one that cannot
+// be created: set spill_dir to a folder with space.
+func TestStreamBuffersSpillWriteFailure(t *testing.T) {
+	bufs := newStreamBuffers(100, t.TempDir())
+	bufs.create = func(string, string) (spillFile, error) { return fullDisk{}, nil }
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = bufs.add(1, inStreamMsg('I', 1, "0123456789"))
+	}
+	if err == nil {
+		// Small spills stay in the file's write buffer: the failure shows at the latest when
+		// the transaction is read back at its commit.
+		err = bufs.replay(1, func([]byte) error { return nil })
+	}
+	if err == nil {
+		t.Fatal("a full disk went unnoticed")
+	}
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "spill_dir") {
+		t.Fatalf("error %q does not keep the cause and say how to fix it (spill_dir)", err)
 	}
 }
