@@ -28,7 +28,8 @@
 // Position.Tx), gtid (a non-numeric transaction id: a MySQL or MariaDB GTID) and sequence
 // (the event's cdcd Position as {"tx":N,"index":I}, which totally orders a pipeline's
 // events). transaction is {id: TxID, total_order and data_collection_order: the event's
-// index in its transaction + 1} when the event has a TxID.
+// index in its transaction + 1} when the event has a TxID. unchanged_toast lists the columns
+// of after whose value was not sent (see "Unchanged TOAST"); null otherwise.
 //
 // Records of a table without a key, and truncates, have a null key; a delete of a keyed
 // table is followed by the tombstone Record.Tombstone returns, unless the caller disables
@@ -37,7 +38,7 @@
 // # The before image
 //
 // `before` and `after` share one Value record, whose NOT NULL columns are plain (non-union)
-// Avro types. When the source did not send every old column (change.Absent: Postgres replica
+// Avro types (except those described under "Unchanged TOAST"). When the source did not send every old column (change.Absent: Postgres replica
 // identity DEFAULT/INDEX, MySQL binlog_row_image MINIMAL/NOBLOB), writing NULL or a default
 // for those columns would claim values the database never stated. So the rule is:
 //
@@ -51,11 +52,30 @@
 // # Unchanged TOAST
 //
 // Postgres does not resend an unchanged out-of-line (TOASTed) value on update
-// (change.Unchanged). For columns whose Avro type is string or bytes (text, varchar, json,
-// jsonb, bytea, unconstrained numeric) the value is written as UnchangedPlaceholder (its
-// UTF-8 bytes for bytes columns). For any other column type there is no honest placeholder
-// and the event fails with ClassValueNotRepresentable; the source should fill the value from
-// the old row (REPLICA IDENTITY FULL).
+// (change.Unchanged) unless the table has REPLICA IDENTITY FULL, in which case the source
+// fills it from the old row. A legal UPDATE must never stop a pipeline, and a consumer must
+// always be able to tell "unchanged, not sent" from NULL, for every type. So:
+//
+//   - text, varchar, json, jsonb, bytea and unconstrained numeric (Avro string or bytes)
+//     hold UnchangedPlaceholder, "__debezium_unavailable_value" (its UTF-8 bytes for bytes),
+//     the placeholder Debezium writes and existing sinks recognise;
+//   - an array of those holds a one-element array of the placeholder, as Debezium writes
+//     text arrays;
+//   - any other column (an array of integers or timestamps, numeric(P,S)) has no honest
+//     placeholder and is null. Such a column is therefore nullable in the schemas of Postgres
+//     pipelines even when the database declares it NOT NULL, unless its values can never be
+//     stored out of line (fixed-size types; numeric of up to 28 digits);
+//   - the envelope's unchanged_toast field lists, in column order, the Avro names of every
+//     column of after whose value was not sent; it is null when all were. A consumer that
+//     applies changes keeps its current value for the listed columns. The list, not the
+//     placeholder, is authoritative: a text can legitimately equal the placeholder.
+//
+// A key column is never guessed: an unchanged marker in a key column is ClassUndecodable.
+// before is written only when complete, so an old row with an unchanged value gives a null
+// before. A primary-key change is published as a delete of the old key and a create of the
+// new one; that create can carry unchanged columns (op "c" with unchanged_toast set), whose
+// values are in the row under the old key. Consumers carry them over from the old row, or the
+// table gets REPLICA IDENTITY FULL so the source sends them.
 //
 // # Type mapping
 //

@@ -455,41 +455,118 @@ func TestSnapshotAndStreamEncodeAlike(t *testing.T) {
 	}
 }
 
+// TestUnchangedToast: an UPDATE that leaves an out-of-line (TOASTed) value alone must never
+// stop the pipeline, whatever the column's type, and consumers must be able to tell the
+// unchanged value from NULL. Text and bytes columns (and arrays of them) carry Debezium's
+// placeholder; other columns are null; every such column is listed in unchanged_toast. It
+// used to fail arrays of non-text elements and numeric(P,S) with value_not_representable.
 func TestUnchangedToast(t *testing.T) {
 	tbl := &change.Table{Schema: "public", Name: "docs", KeyColumns: []int{0}, Columns: []change.Column{
-		{Name: "id", Kind: change.KindInt64},
+		{Name: "id", Kind: change.KindInt64, Key: true},
 		{Name: "body", Kind: change.KindString, Nullable: true},
 		{Name: "doc", Kind: change.KindJSON},
 		{Name: "blob", Kind: change.KindBytes, Nullable: true},
 		{Name: "big", Kind: change.KindDecimal},
 		{Name: "tags", Kind: change.KindArray, Elem: change.KindString, Nullable: true},
-		{Name: "amount", Kind: change.KindDecimal, Precision: 10, Scale: 2},
+		{Name: "nums", Kind: change.KindArray, Elem: change.KindInt32, Nullable: true},
+		{Name: "nn nums", Kind: change.KindArray, Elem: change.KindInt64},
+		{Name: "amount", Kind: change.KindDecimal, Precision: 40, Scale: 2},
+		{Name: "small", Kind: change.KindDecimal, Precision: 10, Scale: 2},
 	}}
 	unchanged := change.Value{State: change.Unchanged}
+	full := func() []change.Value {
+		return []change.Value{{Int: 1}, {Str: "b"}, {Str: "{}"}, change.NullValue, {Str: "1"},
+			{Arr: []change.Value{{Str: "x"}}}, {Arr: []change.Value{{Int: 7}}}, {Arr: []change.Value{{Int: 8}}}, {Str: "1.00"}, {Str: "2.00"}}
+	}
+	all := full()
+	for i := 1; i <= 8; i++ {
+		all[i] = unchanged
+	}
 	reg := newFakeRegistry()
 	enc := newTestEncoder(t, reg)
 	var rec Record
-	after := []change.Value{{Int: 1}, unchanged, unchanged, unchanged, unchanged, change.NullValue, {Str: "1.00"}}
-	if err := enc.Encode(ctx, &change.Event{Op: change.OpUpdate, Table: tbl, After: after}, &rec); err != nil {
+	for _, op := range []change.Op{change.OpUpdate, change.OpCreate} { // a create follows a key change
+		if err := enc.Encode(ctx, &change.Event{Op: op, Table: tbl, After: all}, &rec); err != nil {
+			t.Fatalf("%v: %v", op, err)
+		}
+		v := decodeFramed(t, reg, rec.Value)
+		a := v["after"].(map[string]any)
+		for _, f := range []string{"body", "doc", "big"} {
+			if a[f] != UnchangedPlaceholder {
+				t.Errorf("%s = %v, want the placeholder", f, a[f])
+			}
+		}
+		if b, _ := a["blob"].([]byte); string(b) != UnchangedPlaceholder {
+			t.Errorf("blob = %v", a["blob"])
+		}
+		if tags, _ := a["tags"].([]any); len(tags) != 1 || tags[0] != UnchangedPlaceholder {
+			t.Errorf("tags = %#v, want [placeholder]", a["tags"])
+		}
+		nn := AvroName("nn nums")
+		for _, f := range []string{"nums", nn, "amount"} {
+			if a[f] != nil {
+				t.Errorf("%s = %#v, want null", f, a[f])
+			}
+		}
+		want := []any{"body", "doc", "blob", "big", "tags", "nums", nn, "amount"}
+		if got, _ := v["unchanged_toast"].([]any); !equalAny(got, want) {
+			t.Errorf("unchanged_toast = %#v, want %v", v["unchanged_toast"], want)
+		}
+	}
+	if UnchangedPlaceholder != "__debezium_unavailable_value" {
+		t.Errorf("placeholder %q is not the one Debezium sinks recognise", UnchangedPlaceholder)
+	}
+
+	// Without unchanged values the list is null, and an incomplete before is not written.
+	before := full()
+	before[2] = unchanged
+	if err := enc.Encode(ctx, &change.Event{Op: change.OpUpdate, Table: tbl, Before: before, After: full()}, &rec); err != nil {
 		t.Fatal(err)
 	}
-	a := decodeFramed(t, reg, rec.Value)["after"].(map[string]any)
-	for _, f := range []string{"body", "doc", "big"} {
-		if a[f] != UnchangedPlaceholder {
-			t.Errorf("%s = %v", f, a[f])
+	if v := decodeFramed(t, reg, rec.Value); v["unchanged_toast"] != nil || v["before"] != nil {
+		t.Errorf("unchanged_toast = %v, before = %v; want both null", v["unchanged_toast"], v["before"])
+	}
+
+	// A key cannot be guessed: an unchanged key column is a source bug, not a placeholder.
+	badKey := full()
+	badKey[0] = unchanged
+	err := enc.Encode(ctx, &change.Event{Op: change.OpUpdate, Table: tbl, After: badKey}, &rec)
+	if ClassOf(err) != ClassUndecodable || !strings.Contains(err.Error(), "key") {
+		t.Errorf("unchanged key: err = %v", err)
+	}
+
+	// The NOT NULL columns without a placeholder form are nullable in Postgres schemas only.
+	_, pgValue, _ := enc.Schemas(tbl)
+	my, err := New(Config{Pipeline: "p", Connector: "mysql", Now: func() time.Time { return testNow }}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, myValue, _ := my.Schemas(tbl)
+	for _, f := range []string{`{"name":"amount","type":["null",`, `{"name":"` + AvroName("nn nums") + `","type":["null",`} {
+		if !strings.Contains(pgValue, f) {
+			t.Errorf("postgresql schema lacks %s", f)
+		}
+		if strings.Contains(myValue, f) {
+			t.Errorf("mysql schema has %s", f)
 		}
 	}
-	if b, _ := a["blob"].([]byte); string(b) != UnchangedPlaceholder {
-		t.Errorf("blob = %v", a["blob"])
+	// numeric(10,2) is never stored out of line: it stays NOT NULL.
+	if !strings.Contains(pgValue, `{"name":"small","type":{"type":"bytes"`) {
+		t.Errorf("numeric(10,2) NOT NULL became nullable:\n%s", pgValue)
 	}
-	for _, col := range []int{5, 6} {
-		after := []change.Value{{Int: 1}, {Str: "x"}, {Str: "{}"}, change.NullValue, {Str: "1"}, change.NullValue, {Str: "1.00"}}
-		after[col] = unchanged
-		err := enc.Encode(ctx, &change.Event{Op: change.OpUpdate, Table: tbl, After: after}, &rec)
-		if ClassOf(err) != ClassValueNotRepresentable || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
-			t.Errorf("column %d: err = %v", col, err)
+	parseSchema(t, pgValue)
+}
+
+func equalAny(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
 		}
 	}
+	return true
 }
 
 func TestRowProblems(t *testing.T) {

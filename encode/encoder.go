@@ -183,7 +183,7 @@ func (e *Encoder) plan(t *change.Table) (*tablePlan, error) {
 		return nil, &Error{Class: ClassSchemaRejected, Table: t.QualifiedName(),
 			Err: fmt.Errorf("%w; set a shorter topic override for the table", err)}
 	}
-	return buildPlan(t, topic)
+	return buildPlan(t, topic, e.unchangedTOAST())
 }
 
 func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, error) {
@@ -340,6 +340,7 @@ func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) err
 	} else {
 		v = append(v, unionNull)
 	}
+	v = p.appendUnchanged(v, after)
 	dst.valBuf = v
 
 	dst.Topic = p.topic
@@ -348,6 +349,11 @@ func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) err
 	}
 	dst.Value = dst.valBuf
 	return nil
+}
+
+// unchangedTOAST reports whether the source can send unchanged TOAST values: Postgres only.
+func (e *Encoder) unchangedTOAST() bool {
+	return e.cfg.Connector == "postgresql" || e.cfg.Connector == "postgres"
 }
 
 // appendSource writes the envelope's source block, in sourceSchema's field order.

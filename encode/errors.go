@@ -19,8 +19,7 @@ type Class string
 
 const (
 	// ClassValueNotRepresentable: the schema cannot hold the value (a decimal out of range, NaN
-	// in numeric(P,S), an unchanged-TOAST marker in a non-text column, NULL in a NOT NULL
-	// column).
+	// in numeric(P,S), NULL in a NOT NULL column).
 	ClassValueNotRepresentable Class = "value_not_representable"
 	// ClassSchemaRejected: the registry refused the schema (incompatible or invalid), or cdcd
 	// cannot derive a valid schema for the table (colliding column names).

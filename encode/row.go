@@ -8,9 +8,11 @@ import (
 )
 
 // UnchangedPlaceholder stands for an unchanged TOAST value (change.Unchanged) in columns
-// whose Avro type is string or bytes. It is not the column's value: consumers must treat a
-// field holding it as "not sent, unchanged since the previous version of the row".
-const UnchangedPlaceholder = "__cdcd_unchanged_toast__"
+// whose Avro type is string or bytes, and as the only element of arrays of them. It is
+// Debezium's default unavailable.value.placeholder, which existing sinks recognise. It is not
+// the column's value: the envelope's unchanged_toast field lists every column whose value was
+// not sent, so a consumer can tell the placeholder from a value that happens to equal it.
+const UnchangedPlaceholder = "__debezium_unavailable_value"
 
 // Union branch indexes, zigzag-encoded.
 const (
@@ -18,9 +20,9 @@ const (
 	unionValue = 2
 )
 
-// appendField writes one field of a Key or Value record. A returned *Error has Class and
-// Err set; the caller adds Table and Column.
-func appendField(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, *Error) {
+// appendField writes one field of a Key or Value record (key: of the Key record). A returned
+// *Error has Class and Err set; the caller adds Table and Column.
+func appendField(dst []byte, c *colPlan, v *change.Value, key bool, sc *scratch) ([]byte, *Error) {
 	switch v.State {
 	case change.Present:
 		if c.nullable {
@@ -33,15 +35,29 @@ func appendField(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, 
 				"NULL in a column the schema declares NOT NULL (%s); the column's nullability changed without cdcd seeing it: restart the pipeline so it re-reads the table, or route the row to the dead-letter topic", c.typeName)}
 		}
 		return append(dst, unionNull), nil
-	case change.Unchanged:
-		if !c.textual() {
+	case change.Unchanged: // see "Unchanged TOAST" in the package doc
+		if key {
+			return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf(
+				"the source sent an unchanged-TOAST marker for a key column, so the record key is unknown; this is a source bug (set REPLICA IDENTITY FULL on the table so the source can take the value from the old row)")}
+		}
+		switch c.unchangedForm() {
+		case placeholderText:
+			if c.nullable {
+				dst = append(dst, unionValue)
+			}
+			return appendString(dst, UnchangedPlaceholder), nil
+		case placeholderArray:
+			if c.nullable {
+				dst = append(dst, unionValue)
+			}
+			dst = append(dst, 1<<1, unionValue) // one block of one non-null element
+			return append(appendString(dst, UnchangedPlaceholder), 0), nil
+		}
+		if !c.nullable { // buildPlan makes such columns nullable; a plan that did not is a bug
 			return dst, &Error{Class: ClassValueNotRepresentable, Err: fmt.Errorf(
-				"the source sent an unchanged-TOAST marker instead of the value, and a %s column has no placeholder form; set REPLICA IDENTITY FULL on the table so the source can fill in the old value", c.typeName)}
+				"the source sent an unchanged-TOAST marker for a NOT NULL %s column, which has no placeholder form", c.typeName)}
 		}
-		if c.nullable {
-			dst = append(dst, unionValue)
-		}
-		return appendString(dst, UnchangedPlaceholder), nil
+		return append(dst, unionNull), nil
 	case change.Absent:
 		return dst, &Error{Class: ClassUndecodable, Err: fmt.Errorf(
 			"the source sent no value for this column in a row that must be complete; this is a source bug (for MySQL, check binlog_row_image=FULL)")}
@@ -144,7 +160,7 @@ func (p *tablePlan) appendRecord(dst []byte, row []change.Value, idx []int, sc *
 	var err *Error
 	if idx == nil {
 		for i := range p.cols {
-			if dst, err = appendField(dst, &p.cols[i], &row[i], sc); err != nil {
+			if dst, err = appendField(dst, &p.cols[i], &row[i], false, sc); err != nil {
 				err.Table, err.Column = p.qname, p.cols[i].name
 				return dst, err
 			}
@@ -152,7 +168,7 @@ func (p *tablePlan) appendRecord(dst []byte, row []change.Value, idx []int, sc *
 		return dst, nil
 	}
 	for _, i := range idx {
-		if dst, err = appendField(dst, &p.cols[i], &row[i], sc); err != nil {
+		if dst, err = appendField(dst, &p.cols[i], &row[i], true, sc); err != nil {
 			err.Table, err.Column = p.qname, p.cols[i].name
 			return dst, err
 		}
@@ -160,10 +176,32 @@ func (p *tablePlan) appendRecord(dst []byte, row []change.Value, idx []int, sc *
 	return dst, nil
 }
 
-// complete reports whether row carries every column (no Absent value).
+// appendUnchanged writes the envelope's unchanged_toast field: null when no value of after is
+// change.Unchanged, else the Avro names of those columns in column order.
+func (p *tablePlan) appendUnchanged(dst []byte, after []change.Value) []byte {
+	n := 0
+	for i := range after {
+		if after[i].State == change.Unchanged {
+			n++
+		}
+	}
+	if n == 0 {
+		return append(dst, unionNull)
+	}
+	dst = append(dst, unionValue)
+	dst = appendLong(dst, int64(n))
+	for i := range after {
+		if after[i].State == change.Unchanged {
+			dst = appendString(dst, p.cols[i].avroName)
+		}
+	}
+	return append(dst, 0)
+}
+
+// complete reports whether row carries every column's value (none Absent or Unchanged).
 func complete(row []change.Value) bool {
 	for i := range row {
-		if row[i].State == change.Absent {
+		if s := row[i].State; s == change.Absent || s == change.Unchanged {
 			return false
 		}
 	}

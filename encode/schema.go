@@ -19,6 +19,7 @@ const (
 // colPlan is what the hot path needs to know about one column (or array element).
 type colPlan struct {
 	name        string // source column name, for messages
+	avroName    string // the field's name in the Avro records
 	kind        change.Kind
 	nullable    bool
 	prec, scale int    // Avro decimal shape: KindUint64, and KindDecimal when prec > 0
@@ -26,14 +27,51 @@ type colPlan struct {
 	elem        *colPlan
 }
 
-// textual reports whether the column's Avro type is string or bytes, i.e. whether
-// UnchangedPlaceholder can stand for an unchanged TOAST value.
+// textual reports whether the column's Avro type is string or bytes without a logical type
+// that constrains the text.
 func (c *colPlan) textual() bool {
 	switch c.kind {
 	case change.KindString, change.KindJSON, change.KindBytes:
 		return true
 	case change.KindDecimal:
 		return c.prec == 0
+	}
+	return false
+}
+
+// How an unchanged TOAST value of a column is written (see the package doc).
+const (
+	placeholderNone  = iota // null, and the column is Avro-nullable
+	placeholderText         // UnchangedPlaceholder (its UTF-8 bytes for bytes)
+	placeholderArray        // [UnchangedPlaceholder]
+)
+
+func (c *colPlan) unchangedForm() int {
+	switch {
+	case c.textual():
+		return placeholderText
+	case c.kind == change.KindArray && c.elem != nil && c.elem.textual():
+		return placeholderArray
+	}
+	return placeholderNone
+}
+
+// maxInlineDecimal is the largest numeric precision whose values Postgres never stores out of
+// line: the toaster moves a value out only when it is larger than a TOAST pointer (24 bytes
+// aligned), and a numeric of up to 28 digits takes at most 4+2+2*8 = 22 bytes.
+const maxInlineDecimal = 28
+
+// mayBeUnchanged reports whether Postgres can leave a value of the column out of an update
+// as unchanged TOAST (pgoutput does so only for values stored out of line). Only
+// variable-length types can be: text, json, bytea, arrays, and numeric beyond
+// maxInlineDecimal digits. Fixed-size types (integers, floats, dates and times, uuid, ...)
+// never are.
+func (c *colPlan) mayBeUnchanged() bool {
+	switch c.kind {
+	case change.KindString, change.KindJSON, change.KindBytes, change.KindArray:
+		return true
+	case change.KindDecimal:
+		return c.prec == 0 || c.prec > maxInlineDecimal
 	}
 	return false
 }
@@ -177,8 +215,11 @@ func planColumn(c *change.Column, k change.Kind, elem bool) (colPlan, any, error
 	return p, t, nil
 }
 
-// buildPlan derives names, schemas and the encoding plan of one table version.
-func buildPlan(t *change.Table, topic string) (*tablePlan, error) {
+// buildPlan derives names, schemas and the encoding plan of one table version. With
+// unchangedTOAST (Postgres sources), a non-key column that may arrive as unchanged TOAST and
+// has no placeholder form is nullable even when the database declares it NOT NULL: null,
+// listed in unchanged_toast, is then how such a value is written.
+func buildPlan(t *change.Table, topic string, unchangedTOAST bool) (*tablePlan, error) {
 	p := &tablePlan{
 		qname:     t.QualifiedName(),
 		topic:     topic,
@@ -200,10 +241,11 @@ func buildPlan(t *change.Table, topic string) (*tablePlan, error) {
 		if err != nil {
 			return nil, &Error{Class: ClassUndecodable, Table: p.qname, Column: c.Name, Err: err}
 		}
-		cp.nullable = c.Nullable
+		cp.avroName = name
+		cp.nullable = c.Nullable || unchangedTOAST && !isKey(t, i) && cp.mayBeUnchanged() && cp.unchangedForm() == placeholderNone
 		p.cols[i] = cp
 		f := jobj{{"name", name}}
-		if c.Nullable {
+		if cp.nullable {
 			f = append(f, jkv{"type", []any{"null", typ}}, jkv{"default", nil})
 		} else {
 			f = append(f, jkv{"type", typ})
@@ -236,9 +278,19 @@ func buildPlan(t *change.Table, topic string) (*tablePlan, error) {
 			jobj{{"name", "op"}, {"type", "string"}},
 			jobj{{"name", "ts_ms"}, {"type", []any{"null", "long"}}, {"default", nil}},
 			jobj{{"name", "transaction"}, {"type", []any{"null", transactionSchema}}, {"default", nil}},
+			jobj{{"name", "unchanged_toast"}, {"type", []any{"null", jobj{{"type", "array"}, {"items", "string"}}}}, {"default", nil}},
 		}},
 	})
 	return p, nil
+}
+
+func isKey(t *change.Table, col int) bool {
+	for _, k := range t.KeyColumns {
+		if k == col {
+			return true
+		}
+	}
+	return false
 }
 
 func optional(name, typ string) jobj {

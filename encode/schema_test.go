@@ -58,7 +58,7 @@ func TestSchemasParseAndCarryProperties(t *testing.T) {
 	for _, f := range env.Fields() {
 		names = append(names, f.Name())
 	}
-	if got := strings.Join(names, ","); got != "before,after,source,op,ts_ms,transaction" {
+	if got := strings.Join(names, ","); got != "before,after,source,op,ts_ms,transaction,unchanged_toast" {
 		t.Errorf("envelope fields %s", got)
 	}
 	rec := env.Fields()[0].Type().(*avro.UnionSchema).Types()[1].(*avro.RecordSchema)
@@ -220,6 +220,27 @@ func TestAddingNullableColumnIsBackwardCompatible(t *testing.T) {
 	after := out["after"].(map[string]any)["shop.public.orders.Value"].(map[string]any)
 	if after["coupon"] != nil || after["id"] != int64(3) {
 		t.Errorf("after = %v", after)
+	}
+}
+
+// TestEnvelopeEvolutionIsFullyCompatible: the unchanged_toast field was added to the
+// envelope with a default, so subjects registered before it accept the new schema under any
+// compatibility level: readers of either schema read records written with the other.
+func TestEnvelopeEvolutionIsFullyCompatible(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "orders.value.before-unchanged-toast.avsc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, value, err := newTestEncoder(t, newFakeRegistry()).Schemas(ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, cur := parseSchema(t, string(old)), parseSchema(t, value)
+	if err := avro.NewSchemaCompatibility().Compatible(cur, prev); err != nil {
+		t.Errorf("not BACKWARD compatible: %v", err)
+	}
+	if err := avro.NewSchemaCompatibility().Compatible(prev, cur); err != nil {
+		t.Errorf("not FORWARD compatible: %v", err)
 	}
 }
 
