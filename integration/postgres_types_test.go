@@ -144,7 +144,7 @@ func TestPostgresEndToEndTypes(t *testing.T) {
 		t.Errorf("update of row 3 lost its TOASTed text: i4=%v len(t)=%d", u["i4"], len(fmt.Sprint(u["t"])))
 	}
 	// Unchanged TOAST without FULL identity: the documented placeholder, never NULL.
-	if u := unwrapAll(got["plain/1"][1].after); u["big"] != "__cdcd_unchanged_toast__" || u["note"] != "b" {
+	if u := unwrapAll(got["plain/1"][1].after); u["big"] != "__debezium_unavailable_value" || u["note"] != "b" {
 		t.Errorf("update of plain row 1: big=%.40v note=%v, want the unchanged-TOAST placeholder", u["big"], u["note"])
 	}
 }
