@@ -15,6 +15,8 @@ type Rec struct {
 	Sign  int64   // +1 adds the row, -1 retracts it (table mode)
 	Vals  []Value // one per aggregate (Null for count)
 	Seq   uint64  // arrival order within the partition
+	// Origin is the input change the record came from (for late records).
+	Origin Origin
 }
 
 // Result is one window's aggregate.

@@ -1,0 +1,232 @@
+package window
+
+import (
+	"fmt"
+
+	"github.com/hamba/avro/v2"
+)
+
+// A selector says where one of the job's inputs (time, a group field, an aggregate's field) is
+// read from a change. A path "after.c" names the row's column c: in events mode a delete,
+// which has no after image, reads it from before; in table mode the before image's value
+// goes with the retraction and the after image's with the addition. "before.c" always reads
+// the before image.
+type selector struct {
+	path         Path
+	before, self int // slots: before image (row columns), and after image / the field itself
+}
+
+// extractor turns change records of a job's input topics into Recs.
+type extractor struct {
+	spec  *Spec
+	time  selector
+	group []selector
+	aggs  []selector // one per aggregate (count's is unused)
+	refs  []fieldRef
+	slots int
+	plans map[int]*plan // by writer schema id
+}
+
+// plan is the compiled form of one writer schema.
+type plan struct {
+	rd      *reader
+	timeMul int64 // multiply the time field by this to get µs (0: already µs)
+	vals    []Value
+}
+
+func newExtractor(spec *Spec) *extractor {
+	x := &extractor{spec: spec, slots: 2, plans: map[int]*plan{}}
+	seen := map[Path]selector{}
+	sel := func(p Path) selector {
+		if s, ok := seen[p]; ok {
+			return s
+		}
+		s := selector{path: p, before: -1}
+		switch {
+		case p.Root == "" && p.Field == "op":
+			s.self = 0
+		case p.Root == "" && p.Field == "ts_ms":
+			s.self = 1
+		case p.Root == "after":
+			s.before, s.self = x.slots, x.slots+1
+			x.slots += 2
+			x.refs = append(x.refs, fieldRef{Path{"before", p.Field}, s.before}, fieldRef{p, s.self})
+		default:
+			s.self = x.slots
+			x.slots++
+			x.refs = append(x.refs, fieldRef{p, s.self})
+		}
+		seen[p] = s
+		return s
+	}
+	x.time = sel(spec.Time)
+	for _, g := range spec.GroupBy {
+		x.group = append(x.group, sel(g))
+	}
+	for _, a := range spec.Aggs {
+		if a.Fn == FnCount {
+			x.aggs = append(x.aggs, selector{self: -1, before: -1})
+			continue
+		}
+		x.aggs = append(x.aggs, sel(a.Field))
+	}
+	return x
+}
+
+// compile checks the job's fields against a writer schema of an input topic and prepares
+// reading it. The error names the field and the fields that exist.
+func (x *extractor) compile(id int, s avro.Schema) (*plan, error) {
+	if p := x.plans[id]; p != nil {
+		return p, nil
+	}
+	// In events mode the before image of an after.c column may be absent from the schema
+	// only if after's is: both come from the same row type, so a ref to before.c resolves
+	// whenever after.c does.
+	rd, err := compileReader(s, x.refs, x.slots)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{rd: rd, vals: make([]Value, x.slots)}
+	p.timeMul, err = timeUnit(s, x.time.path)
+	if err != nil {
+		return nil, err
+	}
+	x.plans[id] = p
+	return p, nil
+}
+
+// timeUnit is the factor that turns the time field into µs: timestamps are read as µs
+// already; a date is days; a plain long (ts_ms, source.ts_ms, an epoch column) is ms.
+func timeUnit(env avro.Schema, p Path) (int64, error) {
+	ft := fieldType(env, p)
+	if ft == nil {
+		return 1000, nil // ts_ms, op: envelope fields
+	}
+	if u, ok := ft.(*avro.UnionSchema); ok && len(u.Types()) == 2 {
+		ft = u.Types()[1]
+	}
+	ft = deref(ft)
+	switch {
+	case isTimestamp(ft):
+		return 0, nil
+	case logical(ft) == avro.Date:
+		return 86_400_000_000, nil
+	case ft.Type() == avro.Long || ft.Type() == avro.Int && logical(ft) == "":
+		return 1000, nil
+	}
+	return 0, fmt.Errorf("time %s is of Avro type %s; use a timestamp, a date or an epoch-milliseconds long column, or source.ts_ms", p, ft.Type())
+}
+
+// fieldType finds the schema of a path in an envelope schema.
+func fieldType(env avro.Schema, p Path) avro.Schema {
+	rs, ok := deref(env).(*avro.RecordSchema)
+	if !ok {
+		return nil
+	}
+	for _, f := range rs.Fields() {
+		if f.Name() != p.Root {
+			continue
+		}
+		t := f.Type()
+		if u, ok := t.(*avro.UnionSchema); ok && len(u.Types()) == 2 {
+			t = u.Types()[1]
+		}
+		row, ok := deref(t).(*avro.RecordSchema)
+		if !ok {
+			return nil
+		}
+		for _, c := range row.Fields() {
+			if c.Name() == p.Field {
+				return c.Type()
+			}
+		}
+	}
+	return nil
+}
+
+// ErrNeedBefore: table mode got an update or delete without a before image.
+type ErrNeedBefore struct{ Op byte }
+
+func (e *ErrNeedBefore) Error() string {
+	return fmt.Sprintf("mode table needs the before image of every update and delete to retract it, and this %q change has none; fix: set REPLICA IDENTITY FULL on the source table (Postgres) or binlog_row_image=FULL (MySQL), or use mode events", string(e.Op))
+}
+
+// extract decodes one record (the Avro body after the Confluent header) with plan p and
+// appends its Recs to out. A change of an op the job does not select yields nothing.
+func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec, error) {
+	clear(p.vals)
+	ex := extracted{vals: p.vals}
+	d := &decoder{b: body}
+	p.rd.read(d, &ex)
+	if d.err != nil {
+		return out, d.err
+	}
+	op := byte(0)
+	if v := p.vals[0]; v.Kind == KindString && len(v.S) == 1 {
+		op = v.S[0]
+	}
+	if op == 0 {
+		return out, fmt.Errorf("the record has no op: not a cdcd change record")
+	}
+	if op == 't' || !x.spec.opSelected(op) {
+		return out, nil
+	}
+	hasBefore, hasAfter := ex.hasRow[1], ex.hasRow[2]
+	if x.spec.Mode == ModeEvents {
+		side := 1 // after
+		if !hasAfter {
+			side = 0
+		}
+		return append(out, x.rec(p, side, 1, seq)), nil
+	}
+	switch op {
+	case 'c', 'r':
+		if hasAfter {
+			out = append(out, x.rec(p, 1, 1, seq))
+		}
+	case 'u', 'd':
+		if !hasBefore {
+			return out, &ErrNeedBefore{Op: op}
+		}
+		out = append(out, x.rec(p, 0, -1, seq))
+		if op == 'u' && hasAfter {
+			out = append(out, x.rec(p, 1, 1, seq))
+		}
+	}
+	return out, nil
+}
+
+// rec builds the Rec of one side of the change: side 1 reads row columns from after, 0 from
+// before.
+func (x *extractor) rec(p *plan, side int, sign int64, seq uint64) Rec {
+	get := func(s selector) Value {
+		if s.self < 0 {
+			return Null
+		}
+		if s.before >= 0 && side == 0 {
+			return p.vals[s.before]
+		}
+		return p.vals[s.self]
+	}
+	r := Rec{Sign: sign, Seq: seq, Group: make([]Value, len(x.group)), Vals: make([]Value, len(x.aggs))}
+	tv := get(x.time)
+	switch {
+	case tv.IsNull():
+		r.T = noTime
+	case p.timeMul == 0:
+		r.T = tv.I
+	default:
+		r.T = tv.I * p.timeMul
+	}
+	for i, g := range x.group {
+		r.Group[i] = get(g)
+	}
+	for i, a := range x.aggs {
+		r.Vals[i] = get(a)
+	}
+	return r
+}
+
+// noTime marks a Rec whose time field is NULL: it cannot be placed in a window and goes to
+// the late topic.
+const noTime = -1 << 63

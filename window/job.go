@@ -1,0 +1,734 @@
+package window
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Config of one running window job.
+type Config struct {
+	Spec      *Spec
+	KafkaOpts []kgo.Opt
+	Registry  *sr.Client
+	// InstanceID makes the job's transactional id unique per instance (KIP-447: instances
+	// fence each other through the group generation, not the id). Keep it stable across
+	// restarts of one instance so a crashed instance's open transaction is aborted at once.
+	InstanceID string
+	// Partitions of the job's internal topics (repartition, changelog); 0: the largest input
+	// topic's partition count.
+	Partitions         int32
+	OutputPartitions   int32
+	Replication        int16
+	TransactionTimeout time.Duration
+	// CommitInterval bounds how long one transaction collects input.
+	CommitInterval time.Duration
+	Log            *slog.Logger
+	// OnState, if set, is told the job's phase ("restoring", "running", "failed") and a reason.
+	OnState func(phase, reason string)
+}
+
+// Topic names of a job's internal topics.
+func RepartitionTopic(job string) string { return "cdcd-window." + job + ".repartition" }
+func ChangelogTopic(job string) string   { return "cdcd-window." + job + ".changelog" }
+func GroupID(job string) string          { return "cdcd-window-" + job }
+
+// Job runs one window job.
+//
+// Each transaction (franz-go's GroupTransactSession, EOS v2) covers: the input offsets
+// consumed, the Recs written to the repartition topic, and, for the repartition partitions
+// this instance owns, the results, late records and changelog records of the windows they
+// changed. A crash or rebalance aborts whatever did not commit, and the owner of a partition
+// restores its state from the changelog (read_committed) before processing it: state, output
+// and progress move together, so no input is counted twice or lost.
+type Job struct {
+	cfg  Config
+	spec *Spec
+	log  *slog.Logger
+	x    *extractor
+
+	keySchema, valSchema *outSchema
+	keyID, valID         int
+	parts                int32
+
+	// owned by the run loop
+	procs map[int32]*Processor
+	idle  map[int32]time.Time // last record (wall clock) per owned repartition partition
+
+	mu        sync.Mutex
+	toRestore map[int32]bool // repartition partitions assigned and not yet restored
+	revoked   map[int32]bool
+}
+
+// New prepares a job; Run connects.
+func New(cfg Config) (*Job, error) {
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 100 * time.Millisecond
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = time.Minute
+	}
+	if cfg.Replication == 0 {
+		cfg.Replication = 1
+	}
+	if cfg.OnState == nil {
+		cfg.OnState = func(string, string) {}
+	}
+	if cfg.Spec.Late == "" {
+		cfg.Spec.Late = cfg.Spec.Output + ".late" // late records are never dropped
+	}
+	return &Job{cfg: cfg, spec: cfg.Spec, log: cfg.Log.With("window_job", cfg.Spec.Name), x: newExtractor(cfg.Spec),
+		procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}}, nil
+}
+
+// Run runs the job until ctx ends.
+func (j *Job) Run(ctx context.Context) error {
+	j.cfg.OnState("starting", "")
+	if err := j.prepare(ctx); err != nil {
+		j.cfg.OnState("failed", err.Error())
+		return err
+	}
+	err := j.loop(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	j.cfg.OnState("failed", err.Error())
+	return err
+}
+
+// prepare checks the job's fields against every input topic's registered schema, creates the
+// internal and output topics, and registers the result schemas.
+func (j *Job) prepare(ctx context.Context) error {
+	var first avro.Schema
+	for _, t := range j.spec.Topics {
+		sub := t + "-value"
+		ss, err := j.cfg.Registry.SchemaByVersion(ctx, sub, -1)
+		if err != nil {
+			return fmt.Errorf("reading the schema of input topic %s (subject %s): %w (fix: the topic must be a cdcd change topic that has carried at least one record)", t, sub, err)
+		}
+		s, err := avro.Parse(ss.Schema.Schema)
+		if err != nil {
+			return fmt.Errorf("parsing the schema of %s: %w", sub, err)
+		}
+		if _, err := j.x.compile(ss.ID, s); err != nil {
+			return fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	if err := j.buildSchemas(first); err != nil {
+		return fmt.Errorf("window job %s: %w", j.spec.Name, err)
+	}
+	if err := j.createTopics(ctx); err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		subject string
+		schema  *outSchema
+		id      *int
+	}{{j.spec.Output + "-key", j.keySchema, &j.keyID}, {j.spec.Output + "-value", j.valSchema, &j.valID}} {
+		ss, err := j.cfg.Registry.CreateSchema(ctx, s.subject, sr.Schema{Schema: s.schema.json, Type: sr.TypeAvro})
+		if err != nil {
+			return fmt.Errorf("registering the result schema under %s: %w (fix: if the job's group fields or aggregates changed, write the results to a new output topic)", s.subject, err)
+		}
+		*s.id = ss.ID
+	}
+	return nil
+}
+
+// buildSchemas derives the result key and value schemas from the first input topic's schema.
+func (j *Job) buildSchemas(env avro.Schema) error {
+	ns := "io.cdcd.window." + avroName.ReplaceAllString(j.spec.Name, "_")
+	var keyFields, valFields []outField
+	for _, g := range j.spec.GroupBy {
+		ft := fieldType(env, g)
+		if ft == nil {
+			return fmt.Errorf("group field %s is not in the input schema", g)
+		}
+		f, err := fieldFor(avroName.ReplaceAllString(g.Field, "_"), ft)
+		if err != nil {
+			return fmt.Errorf("group_by %s: %w", g, err)
+		}
+		keyFields = append(keyFields, f)
+	}
+	ts := outField{name: "window_start", typ: map[string]any{"type": "long", "logicalType": "timestamp-millis"}, write: writeMillis}
+	te := ts
+	te.name = "window_end"
+	keyFields = append(keyFields, ts)
+	if j.spec.Window.Type == Count {
+		keyFields = append(keyFields, outField{name: "window_index", typ: "long", write: writeLong})
+	}
+	valFields = append(valFields, keyFields...)
+	valFields = append(valFields, te)
+	for _, a := range j.spec.Aggs {
+		var f outField
+		var err error
+		switch a.Fn {
+		case FnCount, FnCountDistinct:
+			f = outField{name: a.Name, typ: "long", write: writeLong}
+		case FnAvg:
+			f = outField{name: a.Name, typ: "double", nullable: true, write: writeDouble}
+		case FnSum:
+			f, err = sumField(a.Name, fieldType(env, a.Field))
+		default:
+			ft := fieldType(env, a.Field)
+			if ft == nil && a.Field.Root == "" {
+				ft = avro.NewPrimitiveSchema(avro.Long, nil)
+			}
+			f, err = fieldFor(a.Name, ft)
+			f.name = a.Name
+		}
+		if err != nil {
+			return fmt.Errorf("aggregate %s: %w", a.Name, err)
+		}
+		valFields = append(valFields, f)
+	}
+	valFields = append(valFields, outField{name: "events", typ: "long", write: writeLong})
+	j.keySchema = newOutSchema("Key", ns, keyFields)
+	j.valSchema = newOutSchema("Value", ns, valFields)
+	return nil
+}
+
+func (j *Job) createTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx, j.spec.Topics...)
+	if err != nil {
+		return fmt.Errorf("describing input topics: %w", err)
+	}
+	parts := j.cfg.Partitions
+	for _, t := range j.spec.Topics {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			return fmt.Errorf("input topic %s does not exist (fix: start the pipeline that writes it first)", t)
+		}
+		if j.cfg.Partitions == 0 {
+			parts = max(parts, int32(len(td.Partitions)))
+		}
+	}
+	create := func(topic string, n int32, cfg map[string]*string) error {
+		resp, err := adm.CreateTopic(ctx, n, j.cfg.Replication, cfg, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s: %w", topic, err)
+		}
+		return nil
+	}
+	if err := create(RepartitionTopic(j.spec.Name), parts, nil); err != nil {
+		return err
+	}
+	if err := create(ChangelogTopic(j.spec.Name), parts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact"),
+		"retention.ms": kadm.StringPtr("-1"), "segment.ms": kadm.StringPtr("600000")}); err != nil {
+		return err
+	}
+	// The state lives in changelog partition p with repartition partition p: their counts
+	// must agree.
+	td, err := adm.ListTopics(ctx, RepartitionTopic(j.spec.Name), ChangelogTopic(j.spec.Name))
+	if err != nil {
+		return fmt.Errorf("describing internal topics: %w", err)
+	}
+	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
+	if rp != cp || rp == 0 {
+		return fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: delete both (the job's state restarts) or give them equal counts",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
+	}
+	j.parts = int32(rp)
+	outParts := j.cfg.OutputPartitions
+	if outParts == 0 {
+		outParts = -1 // the broker's default
+	}
+	if err := create(j.spec.Output, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}); err != nil {
+		return err
+	}
+	if j.spec.Late != "" {
+		if err := create(j.spec.Late, outParts, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitioner sends changelog records to the partition set on them (the state's own
+// partition) and everything else by key, as Kafka's Java client does.
+type partitioner struct {
+	changelog string
+	byKey     kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.changelog {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.byKey.ForTopic(t)
+}
+
+func (j *Job) loop(ctx context.Context) error {
+	repart := RepartitionTopic(j.spec.Name)
+	opts := append([]kgo.Opt{}, j.cfg.KafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(GroupID(j.spec.Name)),
+		kgo.ConsumeTopics(append(append([]string{}, j.spec.Topics...), repart)...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID("cdcd-window-"+j.spec.Name+"-"+j.cfg.InstanceID),
+		kgo.TransactionTimeout(j.cfg.TransactionTimeout),
+		kgo.RecordPartitioner(partitioner{changelog: ChangelogTopic(j.spec.Name), byKey: kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerLinger(0),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			for _, p := range m[repart] {
+				j.toRestore[p] = true
+				delete(j.revoked, p)
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			for _, p := range m[repart] {
+				j.revoked[p] = true
+				delete(j.toRestore, p)
+			}
+		}),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("creating the job's consumer: %w", err)
+	}
+	defer sess.Close()
+	j.cfg.OnState("running", "")
+	j.log.Info("window job running", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
+
+	var recs []Rec
+	for {
+		if err := j.applyAssignment(ctx); err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, j.cfg.CommitInterval)
+		fs := sess.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := fatalFetchErr(fs); err != nil {
+			return err
+		}
+		touched := map[int32]bool{}
+		now := time.Now()
+		if fs.NumRecords() == 0 {
+			if j.idleAdvance(now, touched); len(touched) == 0 {
+				continue
+			}
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("beginning a transaction: %w", err)
+		}
+		var perrMu sync.Mutex
+		var perr error
+		produce := func(r *kgo.Record) {
+			sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				perrMu.Lock()
+				defer perrMu.Unlock()
+				if err != nil && perr == nil {
+					perr = err
+				}
+			})
+		}
+		var failure error
+		abort := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if failure != nil || abort {
+				return
+			}
+			if r.Topic == repart {
+				p := j.procs[r.Partition]
+				if p == nil {
+					// Assigned during this poll and not restored yet: abort, so the records
+					// are read again after the restore.
+					abort = true
+					return
+				}
+				rec, origin, err := unmarshalRec(r.Value)
+				if err != nil {
+					failure = fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+					return
+				}
+				rec.Seq, rec.Origin = uint64(r.Offset), origin
+				touched[r.Partition] = true
+				j.idle[r.Partition] = now
+				if rec.T == noTime {
+					produce(j.lateRecord(LateRec{Rec: rec, Reason: "the time field " + j.spec.Time.String() + " is null"}))
+					return
+				}
+				if err := p.Add(rec); err != nil {
+					failure = fmt.Errorf("window job %s: %w", j.spec.Name, err)
+				}
+				return
+			}
+			out, err := j.fromInput(r, recs[:0])
+			if err != nil {
+				failure = err
+				return
+			}
+			recs = out
+			origin := Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+			for i := range recs {
+				key := j.groupKey(&recs[i])
+				produce(&kgo.Record{Topic: repart, Key: key, Value: marshalRec(nil, &recs[i], origin)})
+			}
+		})
+		if failure == nil && !abort {
+			j.idleAdvance(now, touched)
+			failure = j.flushOutputs(touched, produce)
+		}
+		if failure != nil {
+			_, _ = sess.End(context.WithoutCancel(ctx), kgo.TryAbort)
+			return failure
+		}
+		if err := sess.Client().Flush(ctx); err != nil {
+			return fmt.Errorf("flushing: %w", err)
+		}
+		commit := kgo.TryCommit
+		perrMu.Lock()
+		if perr != nil {
+			j.log.Warn("producing failed; aborting the transaction", "err", perr)
+			commit = kgo.TryAbort
+		}
+		perrMu.Unlock()
+		if abort {
+			commit = kgo.TryAbort
+		}
+		committed, err := sess.End(ctx, commit)
+		if err != nil {
+			return fmt.Errorf("ending the transaction: %w", err)
+		}
+		if !committed {
+			// The consumer rewound to the committed offsets: so must the state.
+			j.resetState()
+		}
+	}
+}
+
+func fatalFetchErr(fs kgo.Fetches) error {
+	var out error
+	fs.EachError(func(t string, p int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		if out == nil && !kerr.IsRetriable(err) {
+			out = fmt.Errorf("fetching %s[%d]: %w", t, p, err)
+		}
+	})
+	return out
+}
+
+// applyAssignment drops revoked partitions' state and restores newly assigned ones from the
+// changelog before any of their records is processed.
+func (j *Job) applyAssignment(ctx context.Context) error {
+	j.mu.Lock()
+	for p := range j.revoked {
+		delete(j.procs, p)
+		delete(j.idle, p)
+		delete(j.toRestore, p)
+	}
+	clear(j.revoked)
+	var restore []int32
+	for p := range j.toRestore {
+		restore = append(restore, p)
+	}
+	j.mu.Unlock()
+	if len(restore) == 0 {
+		return nil
+	}
+	sort.Slice(restore, func(a, b int) bool { return restore[a] < restore[b] })
+	j.cfg.OnState("restoring", fmt.Sprintf("partitions %v", restore))
+	t0 := time.Now()
+	procs, keys, err := j.restore(ctx, restore)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	for p, proc := range procs {
+		if j.toRestore[p] { // still ours
+			j.procs[p] = proc
+			j.idle[p] = time.Now()
+			delete(j.toRestore, p)
+		}
+	}
+	j.mu.Unlock()
+	j.log.Info("window state restored", "partitions", restore, "keys", keys, "took", time.Since(t0).Round(time.Millisecond).String())
+	j.cfg.OnState("running", "")
+	return nil
+}
+
+// resetState forgets all in-memory state after an aborted transaction: every owned partition
+// is restored from the changelog again.
+func (j *Job) resetState() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for p := range j.procs {
+		if !j.revoked[p] {
+			j.toRestore[p] = true
+		}
+	}
+	clear(j.procs)
+}
+
+// restore reads the changelog partitions read_committed up to their end.
+func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor, int, error) {
+	topic := ChangelogTopic(j.spec.Name)
+	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
+	if err != nil {
+		return nil, 0, err
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	cl.Close()
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the end of %s: %w", topic, err)
+	}
+	procs := map[int32]*Processor{}
+	offs := map[int32]kgo.Offset{}
+	want := map[int32]int64{}
+	for _, p := range parts {
+		procs[p] = NewProcessor(j.spec)
+		if o, ok := ends.Lookup(topic, p); ok && o.Offset > 0 {
+			offs[p] = kgo.NewOffset().AtStart()
+			want[p] = o.Offset
+		}
+	}
+	if len(offs) == 0 {
+		return procs, 0, nil
+	}
+	rc, err := kgo.NewClient(append(append([]kgo.Opt{}, j.cfg.KafkaOpts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rc.Close()
+	latest := map[int32]map[string][]byte{}
+	for p := range want {
+		latest[p] = map[string][]byte{}
+	}
+	for len(want) > 0 {
+		fs := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, 0, fmt.Errorf("reading %s: %w", topic, ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				latest[r.Partition][string(r.Key)] = r.Value
+			}
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	keys := 0
+	for p, kvs := range latest {
+		// Meta first is not needed: Restore accepts any order.
+		for k, v := range kvs {
+			if v == nil {
+				continue
+			}
+			if err := procs[p].Restore([]byte(k), v); err != nil {
+				return nil, 0, fmt.Errorf("restoring %s[%d]: %w", topic, p, err)
+			}
+			keys++
+		}
+	}
+	return procs, keys, nil
+}
+
+// fromInput turns an input change record into Recs.
+func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
+	if r.Value == nil {
+		return out, nil // a tombstone: the delete before it carried the change
+	}
+	if len(r.Value) < 5 || r.Value[0] != 0 {
+		return out, fmt.Errorf("%s[%d]@%d is not in the schema registry's wire format", r.Topic, r.Partition, r.Offset)
+	}
+	id := int(binary.BigEndian.Uint32(r.Value[1:5]))
+	p := j.x.plans[id]
+	if p == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ss, err := j.cfg.Registry.SchemaByID(ctx, id)
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("reading schema %d of %s[%d]@%d: %w", id, r.Topic, r.Partition, r.Offset, err)
+		}
+		s, err := avro.Parse(ss.Schema)
+		if err != nil {
+			return out, fmt.Errorf("parsing schema %d: %w", id, err)
+		}
+		if p, err = j.x.compile(id, s); err != nil {
+			return out, fmt.Errorf("window job %s: topic %s changed schema (id %d): %w; fix: change the job to fields that exist, under a new job name", j.spec.Name, r.Topic, id, err)
+		}
+	}
+	out, err := j.x.extract(p, r.Value[5:], uint64(r.Offset), out)
+	if err != nil {
+		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
+	}
+	return out, nil
+}
+
+// groupKey is the repartition key: the group's canonical bytes (one partition per group).
+func (j *Job) groupKey(r *Rec) []byte {
+	var k []byte
+	for _, v := range r.Group {
+		k = appendKey(k, v)
+	}
+	if len(k) == 0 {
+		k = []byte{0} // one global group
+	}
+	return k
+}
+
+// idleAdvance lets the stream time of owned partitions that had no record for idle_timeout
+// follow the wall clock, so their windows close.
+func (j *Job) idleAdvance(now time.Time, touched map[int32]bool) {
+	if j.spec.IdleTimeout <= 0 {
+		return
+	}
+	for p, proc := range j.procs {
+		if touched[p] {
+			continue
+		}
+		if last, ok := j.idle[p]; ok && now.Sub(last) >= j.spec.IdleTimeout {
+			if st, has := proc.StreamTime(); has && st < now.UnixMicro() {
+				proc.AdvanceTo(now.UnixMicro())
+				touched[p] = true
+			}
+		}
+	}
+}
+
+// flushOutputs produces the results, late records and changelog records of the touched
+// partitions.
+func (j *Job) flushOutputs(touched map[int32]bool, produce func(*kgo.Record)) error {
+	for p := range touched {
+		proc := j.procs[p]
+		if proc == nil {
+			continue
+		}
+		res, late := proc.TakeResults()
+		for _, r := range res {
+			rec, err := j.resultRecord(r)
+			if err != nil {
+				return err
+			}
+			produce(rec)
+		}
+		for _, l := range late {
+			produce(j.lateRecord(l))
+		}
+		for _, kv := range proc.TakeChanges() {
+			produce(&kgo.Record{Topic: ChangelogTopic(j.spec.Name), Partition: p, Key: kv.Key, Value: kv.Value})
+		}
+	}
+	return nil
+}
+
+func (j *Job) resultRecord(r Result) (*kgo.Record, error) {
+	kv := append([]Value{}, r.Group...)
+	kv = append(kv, TimeMicros(r.Start))
+	if j.spec.Window.Type == Count {
+		kv = append(kv, Long(r.Index))
+	}
+	key := confluentHeader(j.keyID)
+	key, err := j.keySchema.append(key, kv)
+	if err != nil {
+		return nil, fmt.Errorf("window job %s: writing a result key: %w", j.spec.Name, err)
+	}
+	vv := append(kv, TimeMicros(r.End))
+	vv = append(vv, r.Aggs...)
+	vv = append(vv, Long(r.Events))
+	val := confluentHeader(j.valID)
+	val, err = j.valSchema.append(val, vv)
+	if err != nil {
+		return nil, fmt.Errorf("window job %s: writing a result: %w", j.spec.Name, err)
+	}
+	rec := &kgo.Record{Topic: j.spec.Output, Key: key, Value: val}
+	if r.Final {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "cdcd.window.final", Value: []byte("true")})
+	}
+	return rec, nil
+}
+
+func confluentHeader(id int) []byte {
+	b := make([]byte, 5, 64)
+	binary.BigEndian.PutUint32(b[1:], uint32(id))
+	return b
+}
+
+// lateRecord is a JSON record for the late topic: what arrived, why it is late, where from.
+func (j *Job) lateRecord(l LateRec) *kgo.Record {
+	o := l.Rec.Origin
+	vals := map[string]string{}
+	for i, a := range j.spec.Aggs {
+		if a.Fn != FnCount {
+			vals[a.Name] = l.Rec.Vals[i].Text()
+		}
+	}
+	group := map[string]string{}
+	for i, g := range j.spec.GroupBy {
+		group[g.String()] = l.Rec.Group[i].Text()
+	}
+	var missed []map[string]int64
+	for _, m := range l.Missed {
+		missed = append(missed, map[string]int64{"start_ms": floorDiv(m[0], 1000), "end_ms": floorDiv(m[1], 1000)})
+	}
+	body := map[string]any{"job": j.spec.Name, "reason": l.Reason, "group": group, "values": vals, "retraction": l.Rec.Sign < 0, "missed_windows": missed}
+	if l.Rec.T != noTime {
+		body["event_time_ms"] = floorDiv(l.Rec.T, 1000)
+	}
+	v, _ := json.Marshal(body)
+	h := fnv.New64a()
+	for _, g := range l.Rec.Group {
+		h.Write(appendKey(nil, g))
+	}
+	rec := &kgo.Record{Topic: j.spec.Late, Key: []byte(strconv.FormatUint(h.Sum64(), 16)), Value: v, Headers: []kgo.RecordHeader{
+		{Key: "cdcd.window.job", Value: []byte(j.spec.Name)},
+		{Key: "cdcd.window.reason", Value: []byte(l.Reason)},
+	}}
+	if o.Topic != "" {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "cdcd.origin", Value: []byte(fmt.Sprintf("%s[%d]@%d", o.Topic, o.Partition, o.Offset))})
+	}
+	return rec
+}
