@@ -132,8 +132,8 @@ func ordersJob(input string) *Spec {
 	return &Spec{Name: "orders_per_customer", Topics: []string{input}, Ops: "c",
 		Time: Path{"source", "ts_ms"}, GroupBy: []Path{{"after", "customer_id"}},
 		Window: WindowSpec{Type: Tumbling, Size: time.Minute, Grace: time.Hour},
-		Aggs: []AggSpec{{Name: "orders", Fn: FnCount}, {Name: "revenue", Fn: FnSum, Field: Path{"after", "total"}}},
-		Mode: ModeEvents, Output: "orders_per_customer_1m", IdleTimeout: 2 * time.Second}
+		Aggs:   []AggSpec{{Name: "orders", Fn: FnCount}, {Name: "revenue", Fn: FnSum, Field: Path{"after", "total"}}},
+		Mode:   ModeEvents, Output: "orders_per_customer_1m", IdleTimeout: 2 * time.Second}
 }
 
 // A tumbling count+sum job over orders spread across 3 input partitions: every window's
