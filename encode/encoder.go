@@ -100,11 +100,16 @@ type Encoder struct {
 	cfg Config
 	reg Registry
 
+	// overrides is cfg.TopicOverrides keyed by change.Table's QualifiedName (a configured
+	// name may quote its parts).
+	overrides map[string]string
+
 	tables sync.Map // *change.Table -> *tableState
 
 	mu       sync.Mutex        // serializes preparation; guards the maps below
 	subjects map[string]string // subject -> level in force, once ensured
 	ids      map[string]int    // subject+"\x00"+schema -> id
+	topics   map[string]string // topic -> the qualified table that writes it
 }
 
 // New validates cfg and returns an Encoder that registers schemas with reg.
@@ -133,10 +138,16 @@ func New(cfg Config, reg Registry) (*Encoder, error) {
 			errs = append(errs, fmt.Errorf("encode: topic prefix: %w", err))
 		}
 	}
+	overrides := make(map[string]string, len(cfg.TopicOverrides))
 	for table, topic := range cfg.TopicOverrides {
 		if err := checkTopic(topic); err != nil {
 			errs = append(errs, fmt.Errorf("encode: topic override for %s: %w", table, err))
 		}
+		k := OverrideKey(table)
+		if prev, dup := overrides[k]; dup && prev != topic {
+			errs = append(errs, fmt.Errorf("encode: table %s has two topic overrides (%s and %s); keep one", k, prev, topic))
+		}
+		overrides[k] = topic
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -144,7 +155,8 @@ func New(cfg Config, reg Registry) (*Encoder, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Encoder{cfg: cfg, reg: reg, subjects: map[string]string{}, ids: map[string]int{}}, nil
+	return &Encoder{cfg: cfg, reg: reg, overrides: overrides, subjects: map[string]string{}, ids: map[string]int{},
+		topics: map[string]string{}}, nil
 }
 
 func parseLevel(s string) (sr.CompatibilityLevel, error) {
@@ -157,14 +169,10 @@ func parseLevel(s string) (sr.CompatibilityLevel, error) {
 
 // Topic returns the topic of t's records.
 func (e *Encoder) Topic(t *change.Table) string {
-	if topic, ok := e.cfg.TopicOverrides[t.QualifiedName()]; ok {
+	if topic, ok := e.overrides[t.QualifiedName()]; ok {
 		return topic
 	}
-	topic := topicPart(t.Schema) + "." + topicPart(t.Name)
-	if e.cfg.TopicPrefix != "" {
-		topic = e.cfg.TopicPrefix + "." + topic
-	}
-	return topic
+	return DefaultTopic(e.cfg.TopicPrefix, t.Schema, t.Name)
 }
 
 // Schemas returns the key and value schemas of t without registering them. key is "" when
@@ -208,6 +216,9 @@ func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, erro
 		}
 	}
 	p, err := e.plan(t)
+	if err == nil {
+		err = e.claimTopic(p)
+	}
 	if err != nil {
 		e.tables.Store(t, &tableState{err: err})
 		return nil, err
@@ -223,6 +234,17 @@ func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, erro
 	}
 	e.tables.Store(t, st)
 	return st, nil
+}
+
+// claimTopic refuses a second table on a topic (CheckTopics refuses configurations that
+// would do it; this guards what a source hands over at run time). It runs with e.mu held.
+func (e *Encoder) claimTopic(p *tablePlan) error {
+	if other, ok := e.topics[p.topic]; ok && other != p.qname {
+		return &Error{Class: ClassSchemaRejected, Table: p.qname, Err: fmt.Errorf(
+			"topic %s is already written by table %s; distinct tables never share a topic (a delete in one would erase the other's row): give one of them its own topic with topics.overrides", p.topic, other)}
+	}
+	e.topics[p.topic] = p.qname
+	return nil
 }
 
 // remember caches a refusal for rejectionRetry so rows of the table do not each call the

@@ -18,6 +18,7 @@ import (
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -26,6 +27,9 @@ func validateCommand(path string, stdout io.Writer) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return &exitError{1, err}
+	}
+	if err := topics.Check(cfg); err != nil {
+		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d pipeline(s))\n", path, len(cfg.Pipelines))
 	return nil
@@ -46,6 +50,9 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return &exitError{1, err}
+	}
+	if err := topics.Check(cfg); err != nil {
+		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	log := newLogger(cfg.Log, stderr)
 	tuneGC(cfg)

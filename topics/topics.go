@@ -1,0 +1,62 @@
+// Package topics checks, before anything connects, that every Kafka topic a configuration
+// names has exactly one writer across all of its pipelines: each captured table, each
+// dead-letter topic in use and the offsets topic. Topic names are derived exactly as the
+// encoder derives them (encode.DefaultTopic, topics.overrides), so what passes here is what
+// runs.
+package topics
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/encode"
+)
+
+// Check refuses a configuration in which two writers share a topic (or subject), naming both
+// and the fix. cdcd validate and cdcd run call it.
+func Check(cfg *config.Config) error {
+	return encode.CheckTopics(Uses(cfg))
+}
+
+// Uses lists every topic cfg writes and who writes it.
+func Uses(cfg *config.Config) []encode.TopicUse {
+	uses := []encode.TopicUse{{Topic: cfg.Kafka.OffsetsTopic, What: "the offsets topic (kafka.offsets_topic)",
+		Fix: "set kafka.offsets_topic to a topic no pipeline writes"}}
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		overrides := map[string]string{}
+		for t, topic := range p.Topics.Overrides {
+			overrides[encode.OverrideKey(t)] = topic
+		}
+		for _, t := range p.Tables() {
+			key := encode.OverrideKey(t)
+			topic, ok := overrides[key]
+			if !ok {
+				schema, name, err := change.ParseTableName(t)
+				if err != nil {
+					continue // config validation reports it
+				}
+				topic = encode.DefaultTopic(p.Topics.Prefix, schema, name)
+			}
+			uses = append(uses, encode.TopicUse{Topic: topic,
+				What: fmt.Sprintf("table %s of pipeline %s", t, p.Name),
+				Fix:  fmt.Sprintf("add %s: <a topic of its own> under topics.overrides of pipeline %s", yamlKey(t), p.Name)})
+		}
+		if p.OnError == "dlq" {
+			uses = append(uses, encode.TopicUse{Topic: p.DLQ.Topic,
+				What: fmt.Sprintf("the dead-letter topic of pipeline %s", p.Name),
+				Fix:  fmt.Sprintf("set dlq.topic of pipeline %s to a topic of its own", p.Name)})
+		}
+	}
+	return uses
+}
+
+// yamlKey writes a configured table name as a YAML mapping key.
+func yamlKey(t string) string {
+	if strings.ContainsAny(t, "\"' :#{}[],&*!|>%@`") {
+		return "'" + strings.ReplaceAll(t, "'", "''") + "'"
+	}
+	return t
+}
