@@ -84,13 +84,27 @@ func (r Record) KafkaRecord(topic, pipeline string) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(pipeline), Value: r.Marshal(), Partition: 0}
 }
 
-// EnsureTopic creates the compacted offsets topic if it does not exist.
+// TopicConfigs are the offsets topic's settings. Compaction keeps only each pipeline's latest
+// record, but it never cleans the active segment: with Kafka's defaults (1 GiB segments, 7
+// days) a pipeline committing 50 times a second piles up hundreds of megabytes that every
+// start reads. Small, time-bounded segments let the cleaner run; retention never deletes by
+// time or size, because a position must survive however long a pipeline is stopped.
+func TopicConfigs() map[string]*string {
+	return map[string]*string{
+		"cleanup.policy":            kadm.StringPtr("compact"),
+		"retention.ms":              kadm.StringPtr("-1"),
+		"retention.bytes":           kadm.StringPtr("-1"),
+		"segment.bytes":             kadm.StringPtr(fmt.Sprint(16 << 20)),
+		"segment.ms":                kadm.StringPtr(fmt.Sprint((15 * time.Minute).Milliseconds())),
+		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
+		"max.compaction.lag.ms":     kadm.StringPtr(fmt.Sprint(time.Hour.Milliseconds())),
+	}
+}
+
+// EnsureTopic creates the compacted offsets topic (TopicConfigs) if it does not exist. An
+// existing topic is left as it is: its settings belong to whoever created it.
 func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replication int16) error {
-	resp, err := adm.CreateTopic(ctx, 1, replication, map[string]*string{
-		"cleanup.policy": kadm.StringPtr("compact"),
-		// Positions must survive: never delete by time.
-		"retention.ms": kadm.StringPtr("-1"),
-	}, topic)
+	resp, err := adm.CreateTopic(ctx, 1, replication, TopicConfigs(), topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -100,55 +114,121 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replicatio
 	return nil
 }
 
+// ReaderOpts are the client options a Reader's client needs: committed records only, and
+// transaction markers, so the reader sees the last offset before the last stable offset.
+func ReaderOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords()}
+}
+
+// Reader reads one pipeline's committed record with a client it borrows (created with
+// ReaderOpts; it may serve as an admin client too). It remembers the last stable offset it
+// read up to: a later Read lists the end again and reads only what was committed since,
+// nothing at all when the end did not move.
+type Reader struct {
+	cl       *kgo.Client
+	topic    string
+	pipeline string
+
+	next int64 // the last stable offset the previous Read reached
+	rec  Record
+	ok   bool
+}
+
+// NewReader returns a reader of pipeline's record in topic through cl.
+func NewReader(cl *kgo.Client, topic, pipeline string) *Reader {
+	return &Reader{cl: cl, topic: topic, pipeline: pipeline}
+}
+
+// Read returns the pipeline's last committed record; ok is false when it has none (or its
+// latest record is a tombstone). Each committed record of the topic is read at most once per
+// Reader.
+func (r *Reader) Read(ctx context.Context) (rec Record, ok bool, err error) {
+	end, err := lastStable(ctx, r.cl, r.topic)
+	if err != nil || end <= r.next {
+		return r.rec, r.ok, err
+	}
+	vals, err := scanRange(ctx, r.cl, r.topic, r.next, end, func(key string) bool { return key == r.pipeline })
+	if err != nil {
+		return r.rec, r.ok, err
+	}
+	r.next = end
+	v, found := vals[r.pipeline]
+	switch {
+	case !found: // nothing new for this pipeline
+	case v == nil:
+		r.rec, r.ok = Record{}, false
+	default:
+		if r.rec, err = Unmarshal(v); err != nil {
+			r.rec, r.ok = Record{}, false
+			return r.rec, false, err
+		}
+		r.ok = true
+	}
+	return r.rec, r.ok, nil
+}
+
 // Load reads the last committed record of pipeline (read_committed, from the start of the
 // compacted topic up to its last stable offset). ok is false when the pipeline has none.
 func Load(ctx context.Context, opts []kgo.Opt, topic, pipeline string) (rec Record, ok bool, err error) {
-	vals, err := Scan(ctx, opts, topic, func(key string) bool { return key == pipeline })
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), ReaderOpts()...)...)
 	if err != nil {
-		return rec, false, err
+		return rec, false, fmt.Errorf("creating kafka client: %w", err)
 	}
-	v, ok := vals[pipeline]
-	if !ok {
-		return rec, false, nil
-	}
-	rec, err = Unmarshal(v)
-	return rec, err == nil, err
+	defer cl.Close()
+	return NewReader(cl, topic, pipeline).Read(ctx)
 }
 
 // Scan returns the latest committed value of every key match accepts, reading the topic's
 // single partition read_committed up to its last stable offset. A key whose latest record is a
 // tombstone is absent from the result.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key string) bool) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	adm, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), ReaderOpts()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	end, err := lastStable(ctx, cl, topic)
+	if err != nil || end == 0 {
+		return map[string][]byte{}, err
+	}
+	vals, err := scanRange(ctx, cl, topic, 0, end, match)
 	if err != nil {
 		return nil, err
 	}
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
-	adm.Close()
+	for k, v := range vals {
+		if v == nil {
+			delete(vals, k)
+		}
+	}
+	return vals, nil
+}
+
+// lastStable is the last stable offset of the topic's partition 0 (0 when the topic does not
+// exist: nothing committed).
+func lastStable(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return out, nil // no topic yet: nothing committed
+		return 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing end of topic %s: %w", topic, err)
+		return 0, fmt.Errorf("listing end of topic %s: %w", topic, err)
 	}
 	end, found := ends.Lookup(topic, 0)
 	if !found || end.Offset <= 0 {
-		return out, nil
+		return 0, nil
 	}
-	cl, err := kgo.NewClient(append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Transaction markers are returned too, so the offset just before the last stable
-		// offset is always seen (the newest segment is never compacted).
-		kgo.KeepControlRecords())...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
+	return end.Offset, nil
+}
+
+// scanRange reads partition 0 of topic from offset from up to end (a last stable offset) and
+// returns the latest value of each key match accepts; a tombstone is a nil value.
+func scanRange(ctx context.Context, cl *kgo.Client, topic string, from, end int64, match func(key string) bool) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}})
+	defer cl.RemoveConsumePartitions(map[string][]int32{topic: {0}})
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -161,14 +241,13 @@ func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key stri
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() && match(string(r.Key)) {
-				if r.Value == nil {
-					delete(out, string(r.Key))
-				} else {
-					out[string(r.Key)] = r.Value
-				}
+			if r.Offset >= end {
+				return // committed after the end this read is for: the next Read takes it
 			}
-			if r.Offset+1 >= end.Offset {
+			if !r.Attrs.IsControl() && match(string(r.Key)) {
+				out[string(r.Key)] = r.Value
+			}
+			if r.Offset+1 >= end {
 				done = true
 			}
 		})

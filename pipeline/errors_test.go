@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -50,10 +51,10 @@ func TestCauseLabelByOrigin(t *testing.T) {
 	}{
 		{sourceErr(fmt.Errorf("spilling transaction: %w", enospc)), "source"},
 		{sourceErr(context.DeadlineExceeded), "source"},
-		{kafkaErr(fmt.Errorf("flushing records: %w", context.DeadlineExceeded)), "kafka"},
-		{kafkaErr(fmt.Errorf("committing kafka transaction: %w", kerr.CoordinatorNotAvailable)), "kafka"},
+		{&publish.KafkaError{Err: fmt.Errorf("flushing records: %w", context.DeadlineExceeded)}, "kafka"},
+		{&publish.KafkaError{Err: fmt.Errorf("committing kafka transaction: %w", kerr.CoordinatorNotAvailable)}, "kafka"},
 		{fmt.Errorf("x: %w", kerr.CoordinatorNotAvailable), "kafka"},
-		{registryErr(fmt.Errorf("encoding public.t: %w", errors.New("registry unavailable"))), "schema_registry"},
+		{&publish.RegistryError{Err: fmt.Errorf("encoding public.t: %w", errors.New("registry unavailable"))}, "schema_registry"},
 		{errors.New("something else"), "other"},
 	}
 	for _, tc := range cases {

@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -30,6 +28,7 @@ import (
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -69,15 +68,25 @@ type Config struct {
 	MaxAttempts    int // 0 = forever
 	// StandbyInterval is how often a standby checks whether the slot became free.
 	StandbyInterval time.Duration
+	// DrainTimeout bounds the final commit on shutdown; see DrainTimes.
+	DrainTimeout time.Duration
 
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
 	Health  *health.Registry
 }
 
+// DrainTimes splits shutdown_timeout between the pipeline's final Kafka commit (sink) and the
+// source's final status update (source), which comes after it and carries the commit's
+// acknowledgement; what is left (a twentieth) is for closing connections. The default 10 s
+// gives 7.5 s and 2 s.
+func DrainTimes(shutdown time.Duration) (sink, source time.Duration) {
+	return shutdown * 3 / 4, shutdown / 5
+}
+
 // TransactionalID is the pipeline's stable Kafka transactional id: a restarted or second
 // instance of the pipeline fences the old producer.
-func TransactionalID(pipeline string) string { return "cdcd-" + pipeline }
+func TransactionalID(pipeline string) string { return publish.TransactionalID(pipeline) }
 
 // Pipeline runs one source into Kafka.
 type Pipeline struct {
@@ -85,21 +94,11 @@ type Pipeline struct {
 	src Source
 	enc *encode.Encoder
 	log *slog.Logger
-
-	// tooLarge holds positions the broker refused as too large (MESSAGE_TOO_LARGE arrives
-	// after the record was produced, failing its transaction); the next session dead-letters
-	// them up front. Written by produce callbacks, read by the session loop.
-	tooLargeMu sync.Mutex
-	tooLarge   map[change.Position]bool
-	tooLargeN  atomic.Int32 // len(tooLarge)
-
-	published atomic.Uint64 // events committed to Kafka (dead letters included)
-
-	dlLogs map[[2]string]*dlLog // owned by the session goroutine (one session at a time)
+	mem *publish.Memory // what the sink remembers across sessions
 }
 
 // Published is how many events the pipeline has committed to Kafka since it started.
-func (p *Pipeline) Published() uint64 { return p.published.Load() }
+func (p *Pipeline) Published() uint64 { return p.mem.Published() }
 
 // New returns a pipeline; it connects to nothing until Run.
 func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {
@@ -118,7 +117,21 @@ func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {
 	if cfg.DLQMaxMessageBytes < cfg.MaxMessageBytes {
 		cfg.DLQMaxMessageBytes = cfg.MaxMessageBytes
 	}
-	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log, tooLarge: map[change.Position]bool{}}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout, _ = DrainTimes(10 * time.Second)
+	}
+	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log, mem: publish.NewMemory()}
+}
+
+func (p *Pipeline) sinkConfig() publish.Config {
+	c := p.cfg
+	return publish.Config{Pipeline: c.Name, KafkaOpts: c.KafkaOpts, OffsetsTopic: c.OffsetsTopic,
+		TransactionTimeout: c.TransactionTimeout, MaxMessageBytes: c.MaxMessageBytes,
+		TopicPartitions: c.TopicPartitions, TopicReplication: c.TopicReplication,
+		ExactlyOnce: c.ExactlyOnce, Tombstones: c.Tombstones,
+		DeadLetter: c.DeadLetter, DLQTopic: c.DLQTopic, DLQMaxMessageBytes: c.DLQMaxMessageBytes, Version: c.Version,
+		BatchMaxEvents: c.BatchMaxEvents, BatchMaxBytes: c.BatchMaxBytes, BatchInterval: c.BatchInterval,
+		DrainTimeout: c.DrainTimeout, Ack: p.src.Ack, Log: p.log, Metrics: c.Metrics}
 }
 
 // Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.
@@ -227,8 +240,8 @@ func classify(err error) errClass {
 func causeLabel(err error) string {
 	var (
 		se *SourceError
-		ke *KafkaError
-		re *RegistryError
+		ke *publish.KafkaError
+		re *publish.RegistryError
 		kr *kerr.Error
 	)
 	switch {
@@ -257,47 +270,6 @@ func sourceErr(err error) error {
 	}
 	return &SourceError{err}
 }
-
-// KafkaError is a failure talking to Kafka (producing, committing, reading offsets).
-type KafkaError struct{ Err error }
-
-func (e *KafkaError) Error() string { return e.Err.Error() }
-func (e *KafkaError) Unwrap() error { return e.Err }
-
-func kafkaErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &KafkaError{err}
-}
-
-// RegistryError is a retriable failure of the schema registry.
-type RegistryError struct{ Err error }
-
-func (e *RegistryError) Error() string { return e.Err.Error() }
-func (e *RegistryError) Unwrap() error { return e.Err }
-
-func registryErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &RegistryError{err}
-}
-
-// PoisonError is a change that cannot be published; it names everything needed to find it.
-type PoisonError struct {
-	Pipeline string
-	Table    string
-	Key      string
-	Pos      change.Position
-	Err      error
-}
-
-func (e *PoisonError) Error() string {
-	return fmt.Sprintf("pipeline %s: table %s key %s at position %s: %v", e.Pipeline, e.Table, e.Key, e.Pos, e.Err)
-}
-func (e *PoisonError) Unwrap() error { return e.Err }
-func (e *PoisonError) Fatal() bool   { return true }
 
 // GapError: the source was acknowledged beyond what the pipeline committed, so changes in
 // between went to another reader (or the slot was recreated). Streaming on would skip them.

@@ -17,6 +17,7 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,6 +47,8 @@ type fakeSource struct {
 	// dropAcks discards acknowledgements (the process dies before its status update
 	// reaches the server).
 	dropAcks atomic.Bool
+	// gate: tx index -> the source sends that transaction only once the channel is closed.
+	gate     map[int]chan struct{}
 	mu       sync.Mutex
 	lastSent int
 }
@@ -75,6 +78,13 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		chunk := make([]change.Item, 0, len(evs)+1)
 		for _, ev := range evs {
 			chunk = append(chunk, change.Item{Event: ev})
+		}
+		if g, ok := f.gate[i]; ok {
+			select {
+			case <-g:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if h, ok := f.holdAt[run]; ok && h[0] == i {
 			select {
@@ -248,7 +258,7 @@ func TestPoisonRecordStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := p.Run(ctx)
-	var pe *PoisonError
+	var pe *publish.PoisonError
 	if !errors.As(err, &pe) {
 		t.Fatalf("want a PoisonError, got %v", err)
 	}

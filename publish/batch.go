@@ -1,0 +1,230 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// batch is the open batch: one Kafka transaction in exactly_once mode.
+type batch struct {
+	open         bool
+	started      time.Time
+	events       int
+	bytes        int
+	tail         int // events after the last complete transaction in the batch
+	tailBytes    int
+	lastPos      change.Position
+	lastComplete *change.Commit
+	commitTimes  []time.Time
+	counts       map[countKey]*count
+	deadLetters  []deadLetterCount
+}
+
+type countKey struct {
+	table *change.Table
+	op    change.Op
+}
+
+type count struct {
+	events, bytes int
+}
+
+type deadLetterCount struct{ table, class string }
+
+func (b *batch) reset() {
+	b.open, b.events, b.bytes, b.tail, b.tailBytes, b.lastComplete = false, 0, 0, 0, 0, nil
+	b.commitTimes = b.commitTimes[:0]
+	b.deadLetters = b.deadLetters[:0]
+	clear(b.counts)
+}
+
+// Add publishes one item into the open batch (opening one if needed), and commits the batch
+// when it is full. Items the committed state covers are dropped; a covered Commit is
+// acknowledged to the source, since it is durable already.
+func (s *Sink) Add(ctx context.Context, it *change.Item) error {
+	b := &s.batch
+	if c := it.Commit; c != nil {
+		if s.committed.Covers(c.Pos, true) {
+			// Published by an earlier session: the source may confirm the server's WAL end
+			// only once everything it emitted is acknowledged.
+			if c.AckLSN > 0 {
+				s.cfg.Ack(c.AckLSN)
+			}
+			return nil
+		}
+		if !b.open {
+			if err := s.begin(); err != nil {
+				return err
+			}
+		}
+		b.lastComplete, b.lastPos, b.tail, b.tailBytes = c, c.Pos, 0, 0
+		if !c.Time.IsZero() {
+			b.commitTimes = append(b.commitTimes, c.Time)
+			if m := s.cfg.Metrics; m != nil {
+				m.SourceLagSecs.WithLabelValues(s.cfg.Pipeline).Set(max(0, time.Since(c.Time).Seconds()))
+			}
+		}
+		if b.events >= s.cfg.BatchMaxEvents || b.bytes >= s.cfg.BatchMaxBytes {
+			return s.Commit(ctx)
+		}
+		return nil
+	}
+	ev := &it.Event
+	if s.committed.Covers(ev.Pos, false) {
+		return nil
+	}
+	if !b.open {
+		if err := s.begin(); err != nil {
+			return err
+		}
+	}
+	if ev.Err != nil {
+		return s.poison(ctx, ev, ev.Err)
+	}
+	if s.mem.isTooLarge(ev.Pos) {
+		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.enc.Topic(ev.Table))})
+	}
+	if err := s.enc.Encode(ctx, ev, &s.rec); err != nil {
+		if encode.Retriable(err) {
+			if m := s.cfg.Metrics; m != nil {
+				m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "unavailable").Inc()
+			}
+			return &RegistryError{fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)}
+		}
+		if m := s.cfg.Metrics; m != nil && encode.ClassOf(err) == encode.ClassSchemaRejected {
+			m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "rejected").Inc()
+		}
+		return s.poison(ctx, ev, err)
+	}
+	limit, err := s.topicLimit(ctx, s.rec.Topic)
+	if err != nil {
+		return err
+	}
+	size := len(s.rec.Key) + len(s.rec.Value)
+	if size+recordOverhead > limit {
+		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("record of %d bytes does not fit topic %s (limit %d bytes: the smaller of the topic's max.message.bytes and kafka.max_message_bytes, less %d bytes of batch overhead); raise both", size, s.rec.Topic, limit, recordOverhead)})
+	}
+	rec := &kgo.Record{Topic: s.rec.Topic, Key: bytes.Clone(s.rec.Key), Value: bytes.Clone(s.rec.Value)}
+	if len(s.deadKeys) > 0 {
+		if pos, ok := s.deadKeys[deadKey(s.rec.Topic, ev)]; ok {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAfterDeadLetter, Value: []byte(pos)})
+		}
+	}
+	s.produceData(rec, ev.Pos)
+	if s.cfg.Tombstones {
+		if t, ok := s.rec.Tombstone(); ok {
+			s.produceData(&kgo.Record{Topic: t.Topic, Key: t.Key, Headers: rec.Headers}, ev.Pos)
+			size += len(t.Key)
+		}
+	}
+	s.account(ev, size)
+	// A single source transaction larger than a batch is split: the offsets record then names
+	// its last published event so a restart resumes exactly after it.
+	if b.tail >= s.cfg.BatchMaxEvents || b.tailBytes >= s.cfg.BatchMaxBytes {
+		return s.Commit(ctx)
+	}
+	return nil
+}
+
+func (s *Sink) account(ev *change.Event, size int) {
+	b := &s.batch
+	c := b.counts[countKey{ev.Table, ev.Op}]
+	if c == nil {
+		c = &count{}
+		b.counts[countKey{ev.Table, ev.Op}] = c
+	}
+	c.events++
+	c.bytes += size
+	b.events++
+	b.bytes += size
+	b.tail++
+	b.tailBytes += size
+	b.lastPos = ev.Pos
+}
+
+type posKey struct{}
+
+// produceData produces a data record; a broker refusal as too large is remembered by position.
+func (s *Sink) produceData(r *kgo.Record, pos change.Position) {
+	r.Context = context.WithValue(s.prodCtx, posKey{}, pos)
+	s.produce(r)
+}
+
+// produce produces r under the sink's produce context, which survives the session's (see
+// Sink.prodCtx); it blocks while the producer's buffer is full.
+func (s *Sink) produce(r *kgo.Record) {
+	s.cl.Produce(s.prodCtx, r, func(r *kgo.Record, err error) {
+		if err == nil {
+			return
+		}
+		if r.Context != nil {
+			if pos, ok := r.Context.Value(posKey{}).(change.Position); ok && errors.Is(err, kerr.MessageTooLarge) {
+				s.mem.markTooLarge(pos)
+			}
+		}
+		s.errMu.Lock()
+		if s.firstErr == nil {
+			s.firstErr = err
+		}
+		s.errMu.Unlock()
+	})
+}
+
+// keyString renders an event's key for error messages, e.g. {id=42, region="eu"}.
+func keyString(ev *change.Event) string {
+	row := ev.After
+	if row == nil {
+		row = ev.Before
+	}
+	if ev.Table == nil || len(ev.Table.KeyColumns) == 0 || row == nil {
+		return "(no key)"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for n, i := range ev.Table.KeyColumns {
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		c := ev.Table.Columns[i]
+		b.WriteString(c.Name)
+		b.WriteByte('=')
+		if i < len(row) {
+			b.WriteString(formatValue(c, row[i]))
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func formatValue(c change.Column, v change.Value) string {
+	switch v.State {
+	case change.Null:
+		return "NULL"
+	case change.Unchanged:
+		return "(unchanged)"
+	case change.Absent:
+		return "(absent)"
+	}
+	switch c.Kind {
+	case change.KindBool, change.KindInt16, change.KindInt32, change.KindInt64, change.KindDate, change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+		return fmt.Sprint(v.Int)
+	case change.KindUint64:
+		return fmt.Sprint(v.Uint)
+	case change.KindFloat32, change.KindFloat64:
+		return fmt.Sprint(v.Float)
+	case change.KindBytes:
+		return fmt.Sprintf("%x", v.Bytes)
+	}
+	return fmt.Sprintf("%q", v.Str)
+}
