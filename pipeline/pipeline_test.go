@@ -48,9 +48,11 @@ type fakeSource struct {
 	// reaches the server).
 	dropAcks atomic.Bool
 	// gate: tx index -> the source sends that transaction only once the channel is closed.
-	gate     map[int]chan struct{}
-	mu       sync.Mutex
-	lastSent int
+	gate map[int]chan struct{}
+	// beforeStreaming runs in Run before the stream is reported as held.
+	beforeStreaming func()
+	mu              sync.Mutex
+	lastSent        int
 }
 
 func lsnOf(i int) uint64 { return uint64(i+1) * 100 }
@@ -70,6 +72,9 @@ func (f *fakeSource) Ack(lsn uint64) {
 func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
 	run := int(f.runs.Add(1))
 	f.acked.CompareAndSwap(0, f.start)
+	if f.beforeStreaming != nil {
+		f.beforeStreaming()
+	}
 	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
 	for i, evs := range f.txs {
 		if lsnOf(i)+1 <= f.acked.Load() {

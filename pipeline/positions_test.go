@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -111,4 +112,50 @@ func TestCoveredCommitsAreAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, readAll(t, c.ListenAddrs(), "p.public.t", total), total)
+}
+
+// The committed position is read once before the source starts and then, after fencing, only
+// what was committed since: an older instance that commits in between (it is fenced only
+// when this session takes over the transactional id) must still be seen, or this session
+// publishes its transactions again.
+func TestOlderInstanceCommitBeforeFencingIsSeen(t *testing.T) {
+	c, reg := newFakes(t)
+	txs, _ := makeTxs(10, rand.New(rand.NewPCG(15, 16)))
+	src := &fakeSource{txs: txs, start: 50}
+	var older offsets.Record
+	src.beforeStreaming = func() {
+		// The older instance commits transactions 0..4 (its records are not needed here:
+		// only its offsets record decides what this session drops).
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID(TransactionalID("p")))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		older = offsets.Record{Pos: change.Position{Tx: lsnOf(4), Index: uint32(len(txs[4]))}, Complete: true, AckLSN: lsnOf(4) + 1}
+		if err := cl.BeginTransaction(); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := cl.ProduceSync(ctx, older.KafkaRecord("_cdcd_offsets", "p")).FirstErr(); err != nil {
+			t.Error(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Error(err)
+		}
+	}
+	done, stop := runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	waitFor(t, "the last transaction acknowledged", done, func() bool { return src.acked.Load() >= lsnOf(len(txs)-1)+1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, tx := range txs[5:] {
+		want += len(tx)
+	}
+	recs := readAll(t, c.ListenAddrs(), "p.public.t", want)
+	if len(recs) != want {
+		t.Fatalf("published %d records, want %d (only the transactions after the older instance's commit)", len(recs), want)
+	}
 }
