@@ -22,7 +22,20 @@ type Config struct {
 	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
 	Pipelines       []Pipeline `yaml:"pipelines"`
 	Windows         []Window   `yaml:"windows"`
+
+	// Set by Parse (unexported, so never decoded from the file).
+	secrets  []string  // every secret value the file holds; see Secrets
+	warnings []Problem // see Warnings
 }
+
+// Secrets returns every secret value the configuration holds: the passwords of connection
+// strings and of the registry URL, the registry and SASL passwords, and every value read from
+// ${file:...}. cdcd masks them in everything it prints (package redact).
+func (c *Config) Secrets() []string { return append([]string(nil), c.secrets...) }
+
+// Warnings returns what is valid but unwise in the file (a password written inline, say),
+// each with its key, line and fix. They do not stop cdcd.
+func (c *Config) Warnings() []Problem { return append([]Problem(nil), c.warnings...) }
 
 // Kafka is the cluster every pipeline publishes to.
 type Kafka struct {

@@ -104,12 +104,12 @@ pipelines:
         dsn: root@tcp(127.0.0.1:33306)/inventory
         tables: [inventory.items]`, 1), "pipelines[0].source.mysql.server_id", 8, "server_id: 4242"},
 		{"bad byte size", base + "    batch:\n      max_bytes: lots\n", "pipelines[0].batch.max_bytes", 12, "16MiB"},
-		{"list where a string belongs", strings.Replace(base, "  url: http://127.0.0.1:18081", "  url: [a, b]", 1), "", 4, "type"},
+		{"list where a string belongs", strings.Replace(base, "  url: http://127.0.0.1:18081", "  url: [a, b]", 1), "schema_registry.url", 4, "give url a single value"},
 		{"unset variable", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${PG_DSN}", 1), "pipelines[0].source.postgres.dsn", 9, "export PG_DSN"},
 		{"missing secret file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${file:/nonexistent/pg}", 1), "pipelines[0].source.postgres.dsn", 9, "mount the secret"},
 		{"override of an uncaptured table", base + "    topics:\n      overrides:\n        public.nope: x\n", "pipelines[0].topics.overrides.public.nope", 13, "only tables listed"},
 		{"windows not available", base + "windows:\n  - name: w\n", "windows", 11, "remove the windows"},
-		{"duplicate key", base + "kafka: {}\n", "", 11, "duplicate"},
+		{"duplicate key", base + "kafka: {}\n", "kafka", 11, "duplicate"},
 	}
 	if len(cases) < 12 {
 		t.Fatal("keep at least 12 bad files")
@@ -271,6 +271,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("kafka: [\n"))
 	f.Add([]byte("pipelines:\n  - source: {postgres: {tables: [a.b.c, '\"x\".y']}}\n"))
 	f.Add([]byte("a: ${X\nb: ${file:}\n"))
+	// The malformed files of the configuration-errors report: a second document, a type
+	// error, duplicate keys, a long value, an unknown anchor, binary garbage, a merge key.
+	f.Add([]byte(base + "---\nkafka: {brokers: [\"b:1\"]}\n"))
+	f.Add([]byte(base + "    batch:\n      max_events: abc\n"))
+	f.Add([]byte(base + "kafka: {}\nschema_registry: {url: http://x:1}\n"))
+	f.Add([]byte(base + "    delivery: " + strings.Repeat("x", 4096) + "\n"))
+	f.Add([]byte(base + "    topics: *nope\n"))
+	f.Add([]byte("\x7fELF\x02\x01\x01\x00\x00\xff\xfe"))
+	f.Add([]byte(base + "  - <<: &p {name: a, source: {postgres: {dsn: x, tables: [a.b]}}}\n  - <<: [*p, *p]\n    name: b\n"))
+	f.Add([]byte("a: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data, noEnv)
 		if err == nil && cfg == nil {
@@ -281,7 +291,10 @@ func FuzzParse(f *testing.F) {
 			if errors.As(err, &ce) && len(ce.Problems) == 0 {
 				t.Fatal("error without problems")
 			}
-			_ = err.Error()
+			// Messages never echo more than a clipped value.
+			if n := len(err.Error()); n > 2*len(data)+4096 && n > 64<<10 {
+				t.Fatalf("error of %d bytes for %d bytes of input", n, len(data))
+			}
 		}
 	})
 }

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,11 +161,11 @@ func (c *Config) validate() []Problem {
 	}
 	for i, b := range c.Kafka.Brokers {
 		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			ps.add(fmt.Sprintf("kafka.brokers[%d]", i), fmt.Sprintf("%q is not host:port", b), "write it as host:port, e.g. 127.0.0.1:19092")
+			ps.add(fmt.Sprintf("kafka.brokers[%d]", i), fmt.Sprintf("%s is not host:port", quote(b)), "write it as host:port, e.g. 127.0.0.1:19092")
 		}
 	}
 	if !topicRE.MatchString(c.Kafka.OffsetsTopic) {
-		ps.add("kafka.offsets_topic", fmt.Sprintf("%q is not a valid Kafka topic name", c.Kafka.OffsetsTopic), "use letters, digits, '.', '_' and '-' only")
+		ps.add("kafka.offsets_topic", fmt.Sprintf("%s is not a valid Kafka topic name", quote(c.Kafka.OffsetsTopic)), "use letters, digits, '.', '_' and '-' only")
 	}
 	checkDur(&ps, "kafka.transaction_timeout", c.Kafka.TransactionTimeout, time.Second)
 	checkSize(&ps, "kafka.max_message_bytes", c.Kafka.MaxMessageBytes, 1024)
@@ -172,7 +174,7 @@ func (c *Config) validate() []Problem {
 	}
 	if s := c.Kafka.SASL; s != nil {
 		if !oneOf(s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") {
-			ps.add("kafka.sasl.mechanism", fmt.Sprintf("unknown SASL mechanism %q", s.Mechanism), "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+			ps.add("kafka.sasl.mechanism", fmt.Sprintf("unknown SASL mechanism %s", quote(s.Mechanism)), "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 		}
 		if s.Username == "" {
 			ps.add("kafka.sasl.username", "SASL needs a username", "set username (and password, e.g. ${file:/run/secrets/kafka_password})")
@@ -181,20 +183,20 @@ func (c *Config) validate() []Problem {
 	if c.SchemaRegistry.URL == "" {
 		ps.add("schema_registry.url", "no schema registry URL", `set url, e.g. url: "http://127.0.0.1:18081"`)
 	} else if u, err := url.Parse(c.SchemaRegistry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		ps.add("schema_registry.url", fmt.Sprintf("%q is not an http(s) URL", c.SchemaRegistry.URL), `write it like "http://host:8081" (with the ccompat path if your registry needs one)`)
+		ps.add("schema_registry.url", fmt.Sprintf("%s is not an http(s) URL", quote(c.SchemaRegistry.URL)), `write it like "http://host:8081" (with the ccompat path if your registry needs one)`)
 	}
 	if !oneOf(c.SchemaRegistry.Compatibility, compatLevels...) {
-		ps.add("schema_registry.compatibility", fmt.Sprintf("unknown compatibility level %q", c.SchemaRegistry.Compatibility), "use one of "+strings.Join(compatLevels, ", "))
+		ps.add("schema_registry.compatibility", fmt.Sprintf("unknown compatibility level %s", quote(c.SchemaRegistry.Compatibility)), "use one of "+strings.Join(compatLevels, ", "))
 	}
 	checkDur(&ps, "schema_registry.timeout", c.SchemaRegistry.Timeout, time.Millisecond)
 	if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || port == "" {
-		ps.add("http.listen", fmt.Sprintf("%q is not host:port", c.HTTP.Listen), `write it like "127.0.0.1:9187" or ":9187"`)
+		ps.add("http.listen", fmt.Sprintf("%s is not host:port", quote(c.HTTP.Listen)), `write it like "127.0.0.1:9187" or ":9187"`)
 	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
-		ps.add("log.level", fmt.Sprintf("unknown log level %q", c.Log.Level), "use debug, info, warn or error")
+		ps.add("log.level", fmt.Sprintf("unknown log level %s", quote(c.Log.Level)), "use debug, info, warn or error")
 	}
 	if !oneOf(c.Log.Format, "json", "text") {
-		ps.add("log.format", fmt.Sprintf("unknown log format %q", c.Log.Format), "use json or text")
+		ps.add("log.format", fmt.Sprintf("unknown log format %s", quote(c.Log.Format)), "use json or text")
 	}
 	checkDur(&ps, "shutdown_timeout", c.ShutdownTimeout, time.Second)
 	if len(c.Windows) > 0 {
@@ -219,10 +221,10 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	case p.Name == "":
 		ps.add(at("name"), "the pipeline has no name", "set name: a short lowercase name such as shop (it names the slot, topics and transactional id)")
 	case !pipelineNameRE.MatchString(p.Name):
-		ps.add(at("name"), fmt.Sprintf("%q is not a valid pipeline name", p.Name), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
+		ps.add(at("name"), fmt.Sprintf("%s is not a valid pipeline name", quote(p.Name)), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
 	default:
 		if j, dup := names[p.Name]; dup {
-			ps.add(at("name"), fmt.Sprintf("pipeline name %q is already used by pipelines[%d]", p.Name, j), "give every pipeline its own name")
+			ps.add(at("name"), fmt.Sprintf("pipeline name %s is already used by pipelines[%d]", quote(p.Name), j), "give every pipeline its own name")
 		} else {
 			names[p.Name] = i
 		}
@@ -233,7 +235,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	case p.Source.Postgres == nil && p.Source.MySQL == nil:
 		ps.add(at("source"), "the pipeline has no source", "add source.postgres or source.mysql")
 	case p.Source.Postgres != nil:
-		validatePostgres(ps, at("source.postgres"), p.Source.Postgres, slots, i)
+		validatePostgres(ps, at("source.postgres"), p.Source.Postgres, p.Name, slots, i)
 	case p.Source.MySQL != nil:
 		validateMySQL(ps, at("source.mysql"), p.Source.MySQL, serverIDs, i)
 	}
@@ -242,21 +244,21 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	case "initial":
 		ps.add(at("snapshot"), "initial snapshots are not available in this version of cdcd", "set snapshot: never (the pipeline then streams changes made from its first start on)")
 	default:
-		ps.add(at("snapshot"), fmt.Sprintf("unknown snapshot mode %q", p.Snapshot), "use initial or never")
+		ps.add(at("snapshot"), fmt.Sprintf("unknown snapshot mode %s", quote(p.Snapshot)), "use initial or never")
 	}
 	if !oneOf(p.Delivery, "exactly_once", "at_least_once") {
-		ps.add(at("delivery"), fmt.Sprintf("unknown delivery %q", p.Delivery), "use exactly_once (Kafka transactions) or at_least_once (clusters without transactions)")
+		ps.add(at("delivery"), fmt.Sprintf("unknown delivery %s", quote(p.Delivery)), "use exactly_once (Kafka transactions) or at_least_once (clusters without transactions)")
 	}
 	if !oneOf(p.OnError, "fail", "dlq") {
-		ps.add(at("on_error"), fmt.Sprintf("unknown on_error %q", p.OnError), "use fail (stop the pipeline) or dlq (dead-letter the record and go on)")
+		ps.add(at("on_error"), fmt.Sprintf("unknown on_error %s", quote(p.OnError)), "use fail (stop the pipeline) or dlq (dead-letter the record and go on)")
 	}
 	// Names derived from an invalid pipeline name are not reported again.
 	nameBad := !pipelineNameRE.MatchString(p.Name)
 	if !topicRE.MatchString(p.Topics.Prefix) && !(nameBad && p.Topics.Prefix == p.Name) {
-		ps.add(at("topics.prefix"), fmt.Sprintf("%q is not a valid Kafka topic prefix", p.Topics.Prefix), "use letters, digits, '.', '_' and '-' only")
+		ps.add(at("topics.prefix"), fmt.Sprintf("%s is not a valid Kafka topic prefix", quote(p.Topics.Prefix)), "use letters, digits, '.', '_' and '-' only")
 	}
 	if !topicRE.MatchString(p.DLQ.Topic) && !(nameBad && p.DLQ.Topic == p.Topics.Prefix+".dlq") {
-		ps.add(at("dlq.topic"), fmt.Sprintf("%q is not a valid Kafka topic name", p.DLQ.Topic), "use letters, digits, '.', '_' and '-' only")
+		ps.add(at("dlq.topic"), fmt.Sprintf("%s is not a valid Kafka topic name", quote(p.DLQ.Topic)), "use letters, digits, '.', '_' and '-' only")
 	}
 	checkSize(ps, at("dlq.max_message_bytes"), p.DLQ.MaxMessageBytes, 1024)
 	tables := map[string]bool{}
@@ -266,10 +268,10 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	for t, topic := range p.Topics.Overrides {
 		k := at("topics.overrides." + t)
 		if !tables[t] {
-			ps.add(k, fmt.Sprintf("table %q is not captured by this pipeline", t), "override only tables listed in the source's tables")
+			ps.add(k, fmt.Sprintf("table %s is not captured by this pipeline", quote(t)), "override only tables listed in the source's tables")
 		}
 		if !topicRE.MatchString(topic) {
-			ps.add(k, fmt.Sprintf("%q is not a valid Kafka topic name", topic), "use letters, digits, '.', '_' and '-' only")
+			ps.add(k, fmt.Sprintf("%s is not a valid Kafka topic name", quote(topic)), "use letters, digits, '.', '_' and '-' only")
 		}
 	}
 	if p.Batch.MaxEvents < 1 {
@@ -288,26 +290,36 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	}
 }
 
-func validatePostgres(ps *problems, at string, pg *Postgres, slots map[string]int, i int) {
+func validatePostgres(ps *problems, at string, pg *Postgres, name string, slots map[string]int, i int) {
 	if pg.DSN == "" {
 		ps.add(at+".dsn", "no connection string", `set dsn, e.g. "postgres://cdcd@db:5432/shop?sslmode=require" (password via ${file:...})`)
 	} else if cfg, err := pgconn.ParseConfig(pg.DSN); err != nil {
-		ps.add(at+".dsn", "the connection string does not parse: "+err.Error(), "use a postgres:// URL or key=value pairs")
+		msg := err.Error()
+		var pe *pgconn.ParseConfigError
+		if errors.As(err, &pe) && len(pe.ConnString) > maxEcho {
+			msg = strings.Replace(msg, pe.ConnString, clip(pe.ConnString), 1) // pgconn echoes it whole
+		}
+		ps.add(at+".dsn", "the connection string does not parse: "+msg, "use a postgres:// URL or key=value pairs")
 	} else if cfg.Database == "" {
 		ps.add(at+".dsn", "the connection string names no database", "add the database, e.g. postgres://user@host:5432/shop")
 	} else {
 		key := cfg.Host + "|" + fmt.Sprint(cfg.Port) + "|" + cfg.Database + "|" + pg.Slot
 		if j, dup := slots[key]; dup {
-			ps.add(at+".slot", fmt.Sprintf("slot %q on the same database is already used by pipelines[%d]", pg.Slot, j), "give each pipeline its own slot: a slot has one reader")
+			ps.add(at+".slot", fmt.Sprintf("slot %s on the same database is already used by pipelines[%d]", quote(pg.Slot), j), "give each pipeline its own slot: a slot has one reader")
 		} else {
 			slots[key] = i
 		}
 	}
-	if !pgIdentRE.MatchString(pg.Slot) {
-		ps.add(at+".slot", fmt.Sprintf("%q is not a valid replication slot name", pg.Slot), "use lowercase letters, digits and '_' (at most 63)")
-	}
-	if !pgIdentRE.MatchString(pg.Publication) {
-		ps.add(at+".publication", fmt.Sprintf("%q is not a valid publication name", pg.Publication), "use lowercase letters, digits and '_' (at most 63)")
+	for _, id := range []struct{ key, kind, val string }{{"slot", "replication slot", pg.Slot}, {"publication", "publication", pg.Publication}} {
+		switch {
+		case pgIdentRE.MatchString(id.val):
+		case id.val != "cdcd_"+identPart(name):
+			ps.add(at+"."+id.key, fmt.Sprintf("%s is not a valid %s name", quote(id.val), id.kind), "use lowercase letters, digits and '_' (at most 63)")
+		case pipelineNameRE.MatchString(name): // else the name's own problem says it all
+			// The default, derived from a valid pipeline name, is too long.
+			ps.add(at+"."+id.key, fmt.Sprintf("the default %s name %s (cdcd_ and the pipeline's name) is longer than PostgreSQL's 63 characters", id.kind, quote(id.val)),
+				fmt.Sprintf("set %s: to a name of at most 63 lowercase letters, digits and '_', or shorten the pipeline's name to at most 58 characters", id.key))
+		}
 	}
 	checkTables(ps, at+".tables", pg.Tables, "public.orders")
 	checkDur(ps, at+".heartbeat_interval", pg.HeartbeatInterval, 0)
@@ -333,7 +345,7 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 		serverIDs[my.ServerID] = i
 	}
 	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
-		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %q", my.Flavor), "use mysql or mariadb, or leave it out to detect it")
+		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %s", quote(my.Flavor)), "use mysql or mariadb, or leave it out to detect it")
 	}
 	checkTables(ps, at+".tables", my.Tables, "inventory.items")
 }
@@ -347,19 +359,28 @@ func checkTables(ps *problems, at string, tables []string, example string) {
 	for j, t := range tables {
 		k := fmt.Sprintf("%s[%d]", at, j)
 		if _, _, err := change.ParseTableName(t); err != nil {
-			ps.add(k, err.Error(), "write each table as schema.table, e.g. "+example)
+			ps.add(k, unecho(err.Error(), t), "write each table as schema.table, e.g. "+example)
 			continue
 		}
 		if prev, dup := seen[t]; dup {
-			ps.add(k, fmt.Sprintf("table %q is listed twice (also at index %d)", t, prev), "list each table once")
+			ps.add(k, fmt.Sprintf("table %s is listed twice (also at index %d)", quote(t), prev), "list each table once")
 		}
 		seen[t] = j
 	}
 }
 
+// unecho replaces a long value a library's message repeats with its clipped form.
+func unecho(msg, value string) string {
+	if len(value) <= maxEcho {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, strconv.Quote(value), quote(value))
+	return strings.ReplaceAll(msg, value, clip(value))
+}
+
 func checkDur(ps *problems, at string, d Duration, minimum time.Duration) {
 	if d.Bad {
-		ps.add(at, fmt.Sprintf("%q is not a duration", d.Raw), "write a duration like 500ms, 10s or 1m30s")
+		ps.add(at, fmt.Sprintf("%s is not a duration", quote(d.Raw)), "write a duration like 500ms, 10s or 1m30s")
 		return
 	}
 	if d.D < minimum {
@@ -369,7 +390,7 @@ func checkDur(ps *problems, at string, d Duration, minimum time.Duration) {
 
 func checkSize(ps *problems, at string, b ByteSize, minimum int64) {
 	if b.Bad {
-		ps.add(at, fmt.Sprintf("%q is not a size", b.Raw), "write a size like 1048576, 512KiB, 16MiB or 1GiB")
+		ps.add(at, fmt.Sprintf("%s is not a size", quote(b.Raw)), "write a size like 1048576, 512KiB, 16MiB or 1GiB")
 		return
 	}
 	if b.N < minimum {
@@ -388,31 +409,31 @@ func ParseMySQLDSN(s string) (MySQLDSN, error) {
 	var d MySQLDSN
 	at := strings.LastIndex(s, "@")
 	if at < 0 {
-		return d, fmt.Errorf("the connection string %q names no user (user@tcp(host:port)/)", redactMySQL(s))
+		return d, fmt.Errorf("the connection string %s names no user (user@tcp(host:port)/)", quote(redactMySQL(s)))
 	}
 	d.User, d.Password, _ = strings.Cut(s[:at], ":")
 	rest := s[at+1:]
 	if !strings.HasPrefix(rest, "tcp(") {
-		return d, fmt.Errorf("the connection string %q must use tcp(host:port)", redactMySQL(s))
+		return d, fmt.Errorf("the connection string %s must use tcp(host:port)", quote(redactMySQL(s)))
 	}
 	end := strings.IndexByte(rest, ')')
 	if end < 0 {
-		return d, fmt.Errorf("the connection string %q has an unclosed tcp(", redactMySQL(s))
+		return d, fmt.Errorf("the connection string %s has an unclosed tcp(", quote(redactMySQL(s)))
 	}
 	d.Addr = rest[4:end]
 	if _, _, err := net.SplitHostPort(d.Addr); err != nil {
-		return d, fmt.Errorf("the address %q is not host:port", d.Addr)
+		return d, fmt.Errorf("the address %s is not host:port", quote(d.Addr))
 	}
 	rest = rest[end+1:]
 	if rest != "" && rest[0] != '/' {
-		return d, fmt.Errorf("the connection string %q needs a / after tcp(...)", redactMySQL(s))
+		return d, fmt.Errorf("the connection string %s needs a / after tcp(...)", quote(redactMySQL(s)))
 	}
 	rest = strings.TrimPrefix(rest, "/")
 	db, q, _ := strings.Cut(rest, "?")
 	d.Database = db
 	var err error
 	if d.Params, err = url.ParseQuery(q); err != nil {
-		return d, fmt.Errorf("the parameters %q do not parse: %v", q, err)
+		return d, fmt.Errorf("the parameters %s do not parse: %v", quote(q), err)
 	}
 	return d, nil
 }
