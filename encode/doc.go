@@ -16,7 +16,15 @@
 //     from a snapshot (op "r") or the stream (op "c"/"u").
 //   - Nullable columns are unions with null first and "default": null, so adding a nullable
 //     column keeps BACKWARD compatibility.
-//   - cdcd never lowers a subject's compatibility level (see SRRegistry.EnsureCompatibility).
+//   - cdcd sets the configured compatibility level on every subject without a level of its
+//     own (joined with the global level, so nothing in force is lowered), never changes a
+//     level a subject has of its own, and reads Apicurio's NONE-for-no-rule correctly (see
+//     SRRegistry.EnsureCompatibility).
+//   - A registry refusal says in cdcd's words which column changed how, which rule of the
+//     subject's level that breaks and what to do, with commands that work on the registry in
+//     use; the registry's own text comes last.
+//   - Every failure of a registry request is a *RegistryError; Retriable answers only for
+//     those.
 //
 // # The envelope
 //

@@ -45,8 +45,8 @@ type Config struct {
 	Compatibility string
 	// Now is the processing clock, written to the envelope's ts_ms. Default time.Now.
 	Now func() time.Time
-	// Logger receives one line per schema registered, and a warning when a subject keeps a
-	// level other than Compatibility.
+	// Logger receives one line per schema registered and per subject level set, and a
+	// warning when a subject keeps a level of its own that does not enforce Compatibility.
 	// Default: no logging.
 	Logger *slog.Logger
 }
@@ -58,9 +58,10 @@ type Registry interface {
 	// returns its id. A refusal (incompatible or invalid schema) must be returned as an
 	// *Error of class ClassSchemaRejected; transient failures must satisfy Retriable.
 	Register(ctx context.Context, subject, schema string) (id int, err error)
-	// EnsureCompatibility makes subject's compatibility at least level without ever
-	// lowering what is in force, and returns the level in force afterwards.
-	EnsureCompatibility(ctx context.Context, subject, level string) (effective string, err error)
+	// EnsureCompatibility gives subject the compatibility level without ever lowering what is
+	// in force or overriding a level the subject has of its own, and says what it found and
+	// did.
+	EnsureCompatibility(ctx context.Context, subject, level string) (Compatibility, error)
 }
 
 // Record is one encoded Kafka record. Encode overwrites it, reusing its buffers: Key and
@@ -259,15 +260,20 @@ func (e *Encoder) remember(t *change.Table, err error) error {
 // register runs with e.mu held.
 func (e *Encoder) register(ctx context.Context, p *tablePlan, subject, schema string) (int, error) {
 	if _, ok := e.subjects[subject]; !ok {
-		level, err := e.reg.EnsureCompatibility(ctx, subject, e.cfg.Compatibility)
+		c, err := e.reg.EnsureCompatibility(ctx, subject, e.cfg.Compatibility)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", p.qname, registryError("ensuring compatibility", subject, err))
 		}
-		if level != e.cfg.Compatibility && e.cfg.Logger != nil {
-			e.cfg.Logger.Warn("schema registry subject keeps its own compatibility level",
-				"subject", subject, "level", level, "configured", e.cfg.Compatibility)
+		if log := e.cfg.Logger; log != nil {
+			switch {
+			case c.Set:
+				log.Info("schema registry subject compatibility set", "subject", subject, "level", c.Level)
+			case c.Own && c.Fix != "":
+				log.Warn("schema registry subject keeps its own compatibility level, which does not enforce the configured one; cdcd never overrides a subject's own level",
+					"subject", subject, "level", c.Level, "configured", e.cfg.Compatibility, "fix", c.Fix)
+			}
 		}
-		e.subjects[subject] = level
+		e.subjects[subject] = c.Level
 	}
 	k := subject + "\x00" + schema
 	if id, ok := e.ids[k]; ok {

@@ -47,14 +47,14 @@ func (f *fakeRegistry) Register(_ context.Context, subject, schema string) (int,
 	return id, nil
 }
 
-func (f *fakeRegistry) EnsureCompatibility(_ context.Context, _, level string) (string, error) {
+func (f *fakeRegistry) EnsureCompatibility(_ context.Context, _, level string) (Compatibility, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ensures++
 	if f.effLevel != "" {
-		return f.effLevel, nil
+		return Compatibility{Level: f.effLevel, Own: true}, nil
 	}
-	return level, nil
+	return Compatibility{Level: level, Set: true}, nil
 }
 
 func (f *fakeRegistry) schema(id int) string {

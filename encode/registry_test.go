@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,9 @@ func subjectLevel(t *testing.T, fake *srfake.Registry, subject string) string {
 	return body.Level
 }
 
+// TestEnsureCompatibility: cdcd sets the configured level on subjects without a level of
+// their own (it used to rely on the global level), joined with the global level so nothing in
+// force is lowered, and keeps any level a subject has of its own.
 func TestEnsureCompatibility(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -59,14 +63,16 @@ func TestEnsureCompatibility(t *testing.T) {
 		want         string
 		wantEff      string
 		wantSubject  string // the subject's own level afterwards
+		wantSet      bool
+		wantOwn      bool
 	}{
-		{"global NONE: set the subject", sr.CompatNone, 0, "BACKWARD", "BACKWARD", "BACKWARD"},
-		{"global already BACKWARD: leave it", sr.CompatBackward, 0, "BACKWARD", "BACKWARD", ""},
-		{"global stricter: never lower", sr.CompatFullTransitive, 0, "BACKWARD", "FULL_TRANSITIVE", ""},
-		{"global FORWARD: join to FULL", sr.CompatForward, 0, "BACKWARD", "FULL", "FULL"},
-		{"global BACKWARD, want transitive", sr.CompatBackward, 0, "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE"},
-		{"subject's own NONE is kept", sr.CompatBackward, sr.CompatNone, "BACKWARD", "NONE", "NONE"},
-		{"subject's own FULL is kept", sr.CompatNone, sr.CompatFull, "BACKWARD", "FULL", "FULL"},
+		{"global NONE: set the subject", sr.CompatNone, 0, "BACKWARD", "BACKWARD", "BACKWARD", true, false},
+		{"global already BACKWARD: set it anyway", sr.CompatBackward, 0, "BACKWARD", "BACKWARD", "BACKWARD", true, false},
+		{"global stricter: never lower", sr.CompatFullTransitive, 0, "BACKWARD", "FULL_TRANSITIVE", "FULL_TRANSITIVE", true, false},
+		{"global FORWARD: join to FULL", sr.CompatForward, 0, "BACKWARD", "FULL", "FULL", true, false},
+		{"global BACKWARD, want transitive", sr.CompatBackward, 0, "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE", "BACKWARD_TRANSITIVE", true, false},
+		{"subject's own NONE is kept", sr.CompatBackward, sr.CompatNone, "BACKWARD", "NONE", "NONE", false, true},
+		{"subject's own FULL is kept", sr.CompatNone, sr.CompatFull, "BACKWARD", "FULL", "FULL", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,17 +83,84 @@ func TestEnsureCompatibility(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			eff, err := reg.EnsureCompatibility(context.Background(), subject, tc.want)
+			got, err := reg.EnsureCompatibility(context.Background(), subject, tc.want)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if eff != tc.wantEff {
-				t.Errorf("effective level %s, want %s", eff, tc.wantEff)
+			if got.Level != tc.wantEff || got.Set != tc.wantSet || got.Own != tc.wantOwn {
+				t.Errorf("got %+v, want level %s set %v own %v", got, tc.wantEff, tc.wantSet, tc.wantOwn)
 			}
 			if got := subjectLevel(t, fake, subject); got != tc.wantSubject {
 				t.Errorf("subject level %q, want %q", got, tc.wantSubject)
 			}
 		})
+	}
+}
+
+// apicurioConfig makes srfake answer subject configs as Apicurio 3's ccompat API does: a
+// subject without a rule of its own reports NONE (with defaultToGlobal=false, and without
+// it), and a PUT of NONE deletes the subject's rule, so the global level applies again.
+func apicurioConfig(fake *srfake.Registry, global string) srfake.Interceptor {
+	var mu sync.Mutex
+	rules := map[string]string{}
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		subject, ok := strings.CutPrefix(r.URL.Path, "/config/")
+		if !ok {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		level := ""
+		switch r.Method {
+		case http.MethodPut:
+			var body struct {
+				Level string `json:"compatibility"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			if body.Level == "NONE" {
+				delete(rules, subject)
+			} else {
+				rules[subject] = body.Level
+			}
+			level = body.Level
+		case http.MethodGet:
+			var own bool
+			level, own = rules[subject]
+			if !own {
+				level = "NONE"
+				if r.URL.Query().Get("defaultToGlobal") == "true" {
+					level = global
+				}
+			}
+		default:
+			return false
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"compatibilityLevel": level})
+		return true
+	}
+}
+
+// TestEnsureCompatibilityOnApicurio: Apicurio's NONE for "no rule of its own" is not read as
+// the subject's own level (cdcd used to keep it, relying on the global level, and warned
+// about it on every start); the configured level is set.
+func TestEnsureCompatibilityOnApicurio(t *testing.T) {
+	fake, reg := newSR(t)
+	fake.Intercept(apicurioConfig(fake, "BACKWARD"))
+	got, err := reg.EnsureCompatibility(context.Background(), "a-value", "FULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Level != "FULL" || !got.Set || got.Own {
+		t.Errorf("got %+v, want FULL set", got)
+	}
+	// An explicit level (here the one just set) is kept from then on.
+	got, err = reg.EnsureCompatibility(context.Background(), "a-value", "BACKWARD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Level != "FULL" || got.Set || !got.Own {
+		t.Errorf("second start: got %+v, want FULL kept as the subject's own", got)
 	}
 }
 
