@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/cdcd-dev/cdcd/redact"
 )
 
 // State of one pipeline.
@@ -28,6 +30,24 @@ type Registry struct {
 	mu     sync.Mutex
 	states map[string]State
 	now    func() time.Time
+	redact func(string) string // see SetRedactor
+}
+
+// SetRedactor sets how reasons are cleaned of secrets before they are stored (and served on
+// /readyz): a reason is usually an error's text, and errors can carry a connection string.
+// Without one, credentials are masked by their form (redact.String).
+func (r *Registry) SetRedactor(f func(string) string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.redact = f
+}
+
+// clean redacts a reason; r.mu is held.
+func (r *Registry) clean(reason string) string {
+	if r.redact != nil {
+		return r.redact(reason)
+	}
+	return redact.String(reason)
 }
 
 // NewRegistry returns a registry that knows the given pipelines, all "starting".
@@ -44,7 +64,7 @@ func (r *Registry) Set(pipeline string, ready bool, phase, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, ok := r.states[pipeline]
-	s := State{Ready: ready, Phase: phase, Reason: reason, Since: r.now(), Conditions: old.Conditions}
+	s := State{Ready: ready, Phase: phase, Reason: r.clean(reason), Since: r.now(), Conditions: old.Conditions}
 	if ok && old.Ready == ready && old.Phase == phase {
 		s.Since = old.Since
 	}
@@ -62,7 +82,7 @@ func (r *Registry) SetCondition(pipeline, name, reason string) {
 		if s.Conditions == nil {
 			s.Conditions = map[string]string{}
 		}
-		s.Conditions[name] = reason
+		s.Conditions[name] = r.clean(reason)
 	}
 	r.states[pipeline] = s
 }

@@ -44,7 +44,7 @@ var (
 	urlUserinfo = regexp.MustCompile("([a-zA-Z][a-zA-Z0-9+.-]*://[^\\s/?#@:\"'`]*):([^\\s/?#\"'`]*)@")
 	// password=... in a key=value connection string or a URL query; quoted values may hold
 	// spaces and escaped quotes, and the whole string may itself be quoted (\"...\").
-	keyValue = regexp.MustCompile(`(?i)(^|[^a-z0-9_])(password|passwd|pwd|sslpassword)(\s*=\s*)(\\"(?:[^"\\]|\\[^"])*(?:\\")?|'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;,'"` + "`" + `)\]}]+)`)
+	keyValue = regexp.MustCompile(`(?i)(^|[^a-z0-9_])(password|passwd|pwd|sslpassword)(\s*=\s*)(\$\{[^}\s]*\}|\\"(?:[^"\\]|\\[^"])*(?:\\")?|'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;,'"` + "`" + `)\]}]+)`)
 	// user:password@tcp(host:port)/db (go-sql-driver/mysql and go-mysql DSNs).
 	mysqlDSN = regexp.MustCompile("(^|[\\s\"'`=(\\[{,])([^\\s:\"'`@/(]*):([^\\s\"'`]*)@((?:tcp|tcp4|tcp6|unix)\\(|/)")
 )
@@ -52,24 +52,42 @@ var (
 // String returns s with the credentials recognisable by their form replaced by Mask.
 func String(s string) string {
 	if strings.Contains(s, "://") && strings.Contains(s, "@") {
-		s = urlUserinfo.ReplaceAllString(s, "${1}:"+Mask+"@")
+		s = urlUserinfo.ReplaceAllStringFunc(s, func(m string) string {
+			sub := urlUserinfo.FindStringSubmatch(m)
+			if reference(sub[2]) {
+				return m
+			}
+			return sub[1] + ":" + Mask + "@"
+		})
 	}
 	if strings.Contains(s, "=") {
 		s = keyValue.ReplaceAllStringFunc(s, func(m string) string {
 			sub := keyValue.FindStringSubmatch(m)
+			if reference(sub[4]) {
+				return m
+			}
 			return sub[1] + sub[2] + sub[3] + Mask
 		})
 	}
 	if strings.Contains(s, "@") {
 		s = mysqlDSN.ReplaceAllStringFunc(s, func(m string) string {
 			sub := mysqlDSN.FindStringSubmatch(m)
-			if sub[3] == "" || sub[3] == Mask {
+			if sub[3] == "" || sub[3] == Mask || reference(sub[3]) {
 				return m
 			}
 			return sub[1] + sub[2] + ":" + Mask + "@" + sub[4]
 		})
 	}
 	return s
+}
+
+// reference reports whether a password text is a configuration reference such as
+// ${file:/run/secrets/pw} or ${PG_PASSWORD} (in a fix or an example), not a password: a
+// literal "$" in a configuration value is written "$$", and the value net still masks a real
+// password of that shape.
+func reference(pw string) bool {
+	pw = strings.Trim(pw, `'"\`)
+	return strings.HasPrefix(pw, "${") && strings.HasSuffix(pw, "}") && !strings.Contains(pw, "@")
 }
 
 // Secrets is a set of known secret values. The zero value is not usable; use New. It is safe

@@ -131,3 +131,17 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+// A fix or an example that shows where a password goes must read as written.
+func TestStringLeavesReferences(t *testing.T) {
+	for _, s := range []string{
+		"e.g. postgres://cdcd:${file:/run/secrets/pg_password}@db:5432/shop",
+		"e.g. postgres://cdcd:${PG_PASSWORD}@db:5432/shop",
+		"e.g. cdcd:${file:/run/secrets/mysql_password}@tcp(db:3306)/inventory",
+		"host=db password=${PG_PASSWORD}",
+	} {
+		if got := String(s); got != s {
+			t.Errorf("String(%q) = %q", s, got)
+		}
+	}
+}

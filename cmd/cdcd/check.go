@@ -20,13 +20,16 @@ import (
 // checkCommand connects to everything the configuration names and checks each prerequisite.
 // It exits 1 when any check fails; warnings do not fail it.
 func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var rep checks.Report
+	for _, w := range cfg.Warnings() {
+		rep.Scoped("config").Warn(w.Path, fmt.Sprintf("line %d: %s", w.Line, w.Message), w.Fix)
+	}
 	checkKafka(ctx, cfg, rep.Scoped("kafka"))
 	checkRegistry(ctx, cfg, rep.Scoped("schema registry"))
 	for i := range cfg.Pipelines {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/dlq"
@@ -37,7 +36,7 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return &exitError{2, fmt.Errorf("unknown class %q; use one of %v", *class, dlq.Classes)}
 		}
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return &exitError{1, err}
 	}
@@ -50,7 +49,7 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if p == nil {
 		return fmt.Errorf("no pipeline named %q in %s", *name, *path)
 	}
-	log := newLogger(cfg.Log, os.Stderr)
+	log := newLogger(cfg.Log, stderr)
 	enc, err := newEncoder(cfg, p, connectorName(p), log)
 	if err != nil {
 		return err

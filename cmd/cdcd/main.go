@@ -15,8 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
+
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/redact"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -31,8 +37,16 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// outputSecrets are the secrets of the loaded configuration (see loadConfig). Everything cdcd
+// prints passes through it: stdout and stderr (logs, command output, errors, panics) are
+// wrapped in main, /readyz reasons are redacted by the health registry.
+var outputSecrets = redact.New()
+
 func main() {
-	err := runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	stdout, stderr := outputSecrets.Writer(os.Stdout), outputSecrets.Writer(os.Stderr)
+	log.SetOutput(stderr) // a library that logs through the standard logger
+	defer exitOnPanic(stderr)
+	err := runMain(context.Background(), os.Args[1:], stdout, stderr)
 	if err == nil {
 		return
 	}
@@ -42,9 +56,46 @@ func main() {
 		code = ee.code
 	}
 	if !errors.Is(err, errUsageShown) {
-		fmt.Fprintln(os.Stderr, "cdcd:", err)
+		fmt.Fprintln(stderr, "cdcd:", err)
 	}
 	os.Exit(code)
+}
+
+// exitOnPanic ends the process on a panic the way the runtime would (the value, the stack,
+// exit status 2), but redacted: a panic value can hold a connection string. Defer it first
+// in main and in every goroutine cdcd starts that may panic.
+func exitOnPanic(stderr io.Writer) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	fmt.Fprintf(stderr, "panic: %v\n\n%s", v, debug.Stack())
+	os.Exit(2)
+}
+
+// loadConfig loads the configuration and registers its secrets, so nothing cdcd prints from
+// then on shows them. Every command that reads a configuration loads it here.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	outputSecrets.Add(cfg.Secrets()...)
+	return cfg, nil
+}
+
+// printWarnings lists what is valid but unwise in the file, each with its fix.
+func printWarnings(w io.Writer, path string, cfg *config.Config) {
+	for _, p := range cfg.Warnings() {
+		fmt.Fprintf(w, "%s:%d: %s: warning: %s\n      fix: %s\n", path, p.Line, p.Path, p.Message, p.Fix)
+	}
+}
+
+// logWarnings logs the same warnings at start.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, p := range cfg.Warnings() {
+		log.Warn("configuration: "+p.Message, "key", p.Path, "line", p.Line, "fix", p.Fix)
+	}
 }
 
 var errUsageShown = errors.New("usage shown")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -26,7 +25,7 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintln(stderr, "usage: cdcd reset-offsets --config FILE --pipeline NAME")
 		return &exitError{2, errUsageShown}
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return &exitError{1, err}
 	}

@@ -24,13 +24,14 @@ import (
 )
 
 func validateCommand(path string, stdout io.Writer) error {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	if err := topics.Check(cfg); err != nil {
 		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
+	printWarnings(stdout, path, cfg)
 	fmt.Fprintf(stdout, "%s: valid (%d pipeline(s))\n", path, len(cfg.Pipelines))
 	return nil
 }
@@ -47,7 +48,7 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 
 // runCommand runs every pipeline until SIGTERM/SIGINT, then drains within shutdown_timeout.
 func runCommand(ctx context.Context, path string, stderr io.Writer) error {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
@@ -55,6 +56,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	log := newLogger(cfg.Log, stderr)
+	logWarnings(log, cfg)
 	tuneGC(cfg)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -66,6 +68,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		names[i] = p.Name
 	}
 	hr := health.NewRegistry(names...)
+	hr.SetRedactor(outputSecrets.String)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
