@@ -9,6 +9,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/jackc/pglogrepl"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -16,14 +17,29 @@ import (
 // replication slot from where the slot is. It writes a tombstone for the pipeline in the
 // offsets topic inside a transaction of the pipeline's own transactional id, which also fences
 // a running instance of the pipeline (it restarts and sees the reset).
+//
+// With --accept-slot LSN it keeps the committed position and only accepts that the slot was
+// confirmed up to LSN (the answer to a gap the pipeline refused): the pipeline then follows
+// the slot and still drops what Kafka already holds, so nothing is published twice. Forgetting
+// the position instead republishes whatever the slot resends (a crash between the Kafka commit
+// and the slot's confirmation, or the published part of a split transaction).
 func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cdcd reset-offsets", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	name := fs.String("pipeline", "", "pipeline whose committed position to forget")
+	acceptSlot := fs.String("accept-slot", "", "keep the committed position and accept the slot's confirmed position `LSN` (e.g. 0/16B3748), as a gap error advises")
 	if err := fs.Parse(args); err != nil || *path == "" || *name == "" {
-		fmt.Fprintln(stderr, "usage: cdcd reset-offsets --config FILE --pipeline NAME")
+		fmt.Fprintln(stderr, "usage: cdcd reset-offsets --config FILE --pipeline NAME [--accept-slot LSN]")
 		return &exitError{2, errUsageShown}
+	}
+	var accept uint64
+	if *acceptSlot != "" {
+		lsn, err := pglogrepl.ParseLSN(*acceptSlot)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--accept-slot %q: %w (fix: give the LSN the gap error names, e.g. 0/16B3748)", *acceptSlot, err)}
+		}
+		accept = uint64(lsn)
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -59,14 +75,25 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 	if err := cl.BeginTransaction(); err != nil {
 		return err
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Kafka.OffsetsTopic, Key: []byte(*name), Partition: 0}).FirstErr(); err != nil {
+	rec := &kgo.Record{Topic: cfg.Kafka.OffsetsTopic, Key: []byte(*name), Partition: 0}
+	if accept > 0 {
+		next := prev
+		next.AckLSN, next.WrittenAt = max(prev.AckLSN, accept), time.Now().UTC()
+		rec = next.KafkaRecord(cfg.Kafka.OffsetsTopic, *name)
+	}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		_ = cl.EndTransaction(ctx, kgo.TryAbort)
 		return fmt.Errorf("writing the reset: %w", err)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("committing the reset: %w", err)
 	}
-	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %X/%X); its next start follows the slot\n",
-		*name, prev.Pos, uint32(prev.AckLSN>>32), uint32(prev.AckLSN))
+	if accept > 0 {
+		fmt.Fprintf(stdout, "pipeline %s: kept committed position %s and accepted the slot's position %s (was %s); its next start follows the slot and drops what Kafka already holds\n",
+			*name, prev.Pos, pglogrepl.LSN(max(prev.AckLSN, accept)), pglogrepl.LSN(prev.AckLSN))
+		return nil
+	}
+	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %s); its next start follows the slot\n",
+		*name, prev.Pos, pglogrepl.LSN(prev.AckLSN))
 	return nil
 }

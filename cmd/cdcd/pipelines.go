@@ -13,12 +13,23 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
+// pipelineRunner is one configured pipeline: its supervisor, and the watchers that live as
+// long as the process (also after the pipeline failed: slot retention matters most then).
+type pipelineRunner struct {
+	name string
+	// run supervises the pipeline until ctx ends (nil) or a fatal error stops it.
+	run func(context.Context) error
+	// watch are run until ctx ends.
+	watch []func(context.Context)
+}
+
 // newPipeline builds the runner of one configured pipeline.
-func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.Context) error, error) {
+func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunner, error) {
 	kopts, err := kafkaOpts(cfg)
 	if err != nil {
 		return nil, err
 	}
+	sinkDrain, sourceDrain := pipeline.DrainTimes(cfg.ShutdownTimeout.D)
 	var src pipeline.Source
 	switch {
 	case p.Source.Postgres != nil:
@@ -26,7 +37,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 		src = postgres.New(postgres.Config{
 			Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Publication: pg.Publication, Tables: pg.Tables,
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
-			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, Log: d.log, Metrics: d.metrics,
+			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
 		})
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
@@ -43,19 +54,17 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (func(context.C
 		DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
 		BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
-		Log: d.log, Metrics: d.metrics, Health: d.health,
+		DrainTimeout: sinkDrain,
+		Log:          d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
+	r := &pipelineRunner{name: p.Name, run: pl.Run}
 	if pg := p.Source.Postgres; pg != nil {
 		mon := postgres.MonitorConfig{Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Tables: pg.Tables,
 			Interval: pg.SlotStatsInterval.D, StallAfter: p.StallAfter.D, Published: pl.Published,
 			Metrics: d.metrics, Health: d.health, Log: d.log}
-		return func(ctx context.Context) error {
-			// The monitor outlives a failed pipeline: slot retention matters most then.
-			go postgres.Monitor(ctx, mon)
-			return pl.Run(ctx)
-		}, nil
+		r.watch = append(r.watch, func(ctx context.Context) { postgres.Monitor(ctx, mon) })
 	}
-	return pl.Run, nil
+	return r, nil
 }
 
 // newEncoder builds the encoder of a pipeline, with its schema registry client.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 )
 
 func validateCommand(path string, stdout io.Writer) error {
@@ -75,51 +75,62 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		return fmt.Errorf("listening on http.listen %s: %w (fix: free the port or choose another http.listen)", cfg.HTTP.Listen, err)
 	}
 	srv := &http.Server{Handler: opsMux(reg, hr), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
+	var httpG errgroup.Group
+	httpG.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
-	}()
+		return nil
+	})
+	closeHTTP := func() {
+		shCtx, shCancel := context.WithTimeout(context.Background(), time.Second)
+		_ = srv.Shutdown(shCtx)
+		shCancel()
+		_ = srv.Close()
+		_ = httpG.Wait()
+	}
 	log.Info("cdcd started", "version", version, "config", path, "http", ln.Addr().String(), "pipelines", len(cfg.Pipelines))
 
 	// Each pipeline runs under its own supervisor, which retries what is retriable. A pipeline
 	// that stops on a fatal error stays stopped and unready (/readyz says why) while the others
-	// go on; the process keeps serving /metrics and /readyz for the person on call.
-	runners := make([]func(context.Context) error, len(cfg.Pipelines))
+	// go on; the process keeps serving /metrics and /readyz for the person on call. Every
+	// goroutine (supervisors, slot monitors) is joined before cdcd exits.
+	runners := make([]*pipelineRunner, len(cfg.Pipelines))
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
-		run, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, health: hr})
+		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, health: hr})
 		if err != nil {
-			_ = srv.Close()
+			closeHTTP()
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
 		}
-		runners[i] = run
+		runners[i] = r
 	}
-	var wg sync.WaitGroup
-	for i, run := range runners {
-		name := cfg.Pipelines[i].Name
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("pipeline stopped; fix the cause and restart cdcd", "pipeline", name, "err", err)
+	var g errgroup.Group
+	for _, r := range runners {
+		for _, w := range r.watch {
+			g.Go(func() error { w(ctx); return nil })
+		}
+		g.Go(func() error {
+			if err := r.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("pipeline stopped; fix the cause and restart cdcd", "pipeline", r.name, "err", err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	<-ctx.Done()
 	log.Info("shutting down: draining pipelines", "timeout", cfg.ShutdownTimeout.D.String())
 	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
+	go func() { _ = g.Wait(); close(drained) }()
 	timedOut := false
+	t := time.NewTimer(cfg.ShutdownTimeout.D)
+	defer t.Stop()
 	select {
 	case <-drained:
-	case <-time.After(cfg.ShutdownTimeout.D):
+	case <-t.C:
 		timedOut = true
 	}
-	shCtx, shCancel := context.WithTimeout(context.Background(), time.Second)
-	_ = srv.Shutdown(shCtx)
-	shCancel()
+	closeHTTP()
 	if timedOut {
 		return fmt.Errorf("pipelines did not drain within shutdown_timeout %s; they resume from the last committed position on restart", cfg.ShutdownTimeout.D)
 	}
