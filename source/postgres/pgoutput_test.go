@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"encoding/binary"
+	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -91,35 +93,6 @@ func TestParseBeginCommitTruncateMessage(t *testing.T) {
 	}
 }
 
-// Truncated or garbled messages are errors, never panics or silent partial rows.
-func FuzzParsers(f *testing.F) {
-	f.Add(byte('U'), []byte(msgBuilder{}.u32(1).u8('K').u16(1).text("1").u8('N').u16(1).text("2")))
-	f.Add(byte('R'), []byte(msgBuilder{}.u32(1).str("s").str("t").u8('f').u16(1).u8(1).str("c").u32(23).u32(0)))
-	f.Add(byte('T'), []byte(msgBuilder{}.u32(1).u8(0).u32(5)))
-	f.Add(byte('M'), []byte(msgBuilder{}.u8(1).u64(1).str("p").u32(0)))
-	f.Fuzz(func(t *testing.T, typ byte, data []byte) {
-		var m rowMsg
-		for _, streaming := range []bool{false, true} {
-			switch typ % 5 {
-			case 0:
-				parseRow(&reader{b: data}, 'I', streaming, &m)
-				parseRow(&reader{b: data}, 'U', streaming, &m)
-				parseRow(&reader{b: data}, 'D', streaming, &m)
-			case 1:
-				parseRelation(&reader{b: data}, streaming)
-			case 2:
-				parseTruncate(&reader{b: data}, streaming)
-			case 3:
-				parseMessage(&reader{b: data}, streaming)
-			case 4:
-				parseBegin(&reader{b: data})
-				parseCommit(&reader{b: data})
-				parseStreamCommit(&reader{b: data})
-			}
-		}
-	})
-}
-
 func TestTruncatedTupleIsAnError(t *testing.T) {
 	b := msgBuilder{}.u32(1).u8('N').u16(2).text("1") // says 2 columns, has 1
 	r := &reader{b: b}
@@ -127,5 +100,47 @@ func TestTruncatedTupleIsAnError(t *testing.T) {
 	parseRow(r, 'I', false, &m)
 	if r.err == nil {
 		t.Fatal("want an error for a truncated tuple")
+	}
+}
+
+// Messages no server sends are refused with the reason, never half-read.
+func TestParseRefusesMalformedMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"truncate of nothing", append([]byte{'T'}, msgBuilder{}.u32(0).u8(0)...), errNoRelations},
+		{"truncate with a missing relation", append([]byte{'T'}, msgBuilder{}.u32(2).u8(0).u32(5)...), errShort},
+		{"truncate of 4G relations", append([]byte{'T'}, msgBuilder{}.u32(0xffffffff).u8(0).u32(5)...), errShort},
+		{"unknown tuple kind", append([]byte{'I'}, msgBuilder{}.u32(1).u8('N').u16(1).u8('x')...), errTupleKind},
+		{"update without N", append([]byte{'U'}, msgBuilder{}.u32(1).u8('K').u16(1).text("1").u8('X').u16(1).text("2")...), errSubmessage},
+		{"delete without K or O", append([]byte{'D'}, msgBuilder{}.u32(1).u8('N').u16(1).text("1")...), errSubmessage},
+		{"unterminated prefix", append([]byte{'M'}, msgBuilder{}.u8(1).u64(1).bytesOf("cdcd")...), errUnterminated},
+		{"begin with a trailing byte", append([]byte{'B'}, msgBuilder{}.u64(1).u64(2).u32(3).u8(0)...), errTrailing},
+		{"stream stop with a body", []byte{'E', 0}, errTrailing},
+		{"stream start without its flag", append([]byte{'S'}, msgBuilder{}.u32(7)...), errShort},
+	} {
+		if _, err := parseWireOurs(tc.data, false); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// pgTime is exact for every int64, where a time.Duration overflows after 292 years.
+func TestPgTime(t *testing.T) {
+	for _, tc := range []struct {
+		micros int64
+		want   time.Time
+	}{
+		{0, pgEpoch},
+		{-1, pgEpoch.Add(-time.Microsecond)},
+		{time.Date(2399, 7, 8, 0, 0, 0, 7000, time.UTC).UnixMicro() - pgEpoch.UnixMicro(), time.Date(2399, 7, 8, 0, 0, 0, 7000, time.UTC)},
+		{math.MaxInt64, time.UnixMicro(math.MaxInt64).Add(time.Duration(pgEpoch.UnixMicro()) * time.Microsecond)},
+		{math.MinInt64, time.UnixMicro(math.MinInt64).Add(time.Duration(pgEpoch.UnixMicro()) * time.Microsecond)},
+	} {
+		if got := pgTime(tc.micros); !got.Equal(tc.want) {
+			t.Errorf("pgTime(%d) = %v; want %v", tc.micros, got, tc.want)
+		}
 	}
 }
