@@ -124,6 +124,9 @@ func FuzzDecodeText(f *testing.F) {
 			if err == nil && ti.Kind == change.KindArray && v.Arr == nil {
 				t.Fatalf("%s %q: array without Arr", ti.SourceType, data)
 			}
+			if err == nil && ti.Kind == change.KindArray && len(data) > 0 && data[0] == '[' && !bytes.HasPrefix(data, []byte("[1:")) {
+				t.Fatalf("%s %q: a lower bound other than 1 decoded to %+v", ti.SourceType, data, v)
+			}
 			if err != nil && !errors.Is(err, errMalformedValue) && !errors.Is(err, errUnsupportedType) && !errors.Is(err, errNotRepresentable) {
 				t.Fatalf("%s %q: unclassified error %v", ti.SourceType, data, err)
 			}
@@ -575,4 +578,58 @@ func TestPostgresTypes(t *testing.T) {
 			t.Errorf("the suggested fix col[:] does not give lower bound 1: %+v", got.Arr)
 		}
 	})
+}
+
+// TestNotRepresentableSurvivesDecodeError: the stream wraps a value's decode error in a
+// DecodeError (whose Undecodable says undecodable_value); the dead-letter classification must
+// still find NotRepresentable behind it to say value_not_representable.
+func TestNotRepresentableSurvivesDecodeError(t *testing.T) {
+	var class interface{ NotRepresentable() bool }
+	for _, tc := range []struct {
+		oid  uint32
+		text string
+		want bool
+	}{
+		{1114, "294276-12-31 23:59:59.999999", true},
+		{1007, "[0:2]={7,8,9}", true},
+		{1007, "{{1,2},{3,4}}", true},
+		{1007, "{1,x}", false},
+		{1114, "2024-01-02T03:04:05", false},
+	} {
+		_, err := decodeColumn("c", mustBuiltin(t, tc.oid, -1), []byte(tc.text))
+		if err == nil {
+			t.Fatalf("%q decodes", tc.text)
+		}
+		wrapped := error(&DecodeError{Table: "public.t", Err: err})
+		if got := errors.As(wrapped, &class) && class.NotRepresentable(); got != tc.want {
+			t.Errorf("%q: NotRepresentable found %v; want %v (%v)", tc.text, got, tc.want, wrapped)
+		}
+	}
+}
+
+// TestReplicationSessionSettings checks, on a real server, that the replication connection
+// runs output functions under the settings decodeText relies on (see types.go): another
+// DateStyle or IntervalStyle makes values malformed, and another TimeZone changes the text of
+// tstzrange values carried as strings. It runs only when CDCD_TEST_PG_DSN is set.
+func TestReplicationSessionSettings(t *testing.T) {
+	dsn := os.Getenv("CDCD_TEST_PG_DSN")
+	if dsn == "" {
+		t.Skip("CDCD_TEST_PG_DSN is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := connectReplication(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for setting, want := range map[string]string{"DateStyle": "ISO, YMD", "IntervalStyle": "iso_8601", "TimeZone": "UTC", "extra_float_digits": "3"} {
+		res, err := conn.Exec(ctx, "SHOW "+setting).ReadAll()
+		if err != nil {
+			t.Fatalf("SHOW %s: %v", setting, err)
+		}
+		if len(res) != 1 || len(res[0].Rows) != 1 || string(res[0].Rows[0][0]) != want {
+			t.Errorf("%s on the replication connection: %v; decodeText needs %q", setting, res, want)
+		}
+	}
 }
