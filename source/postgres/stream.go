@@ -280,8 +280,9 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 		// transaction is an empty transaction whose Commit moves the acknowledged position.
 		_ = parseMessage(r, replay)
 	case 'S':
-		st.inStream, st.streamXid = true, r.u32()
+		st.inStream, st.streamXid = true, parseStreamStart(r).xid
 	case 'E':
+		parseStreamStop(r)
 		st.inStream = false
 	case 'c':
 		c := parseStreamCommit(r)
@@ -289,7 +290,8 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 			err = st.streamCommit(ctx, c)
 		}
 	case 'A':
-		xid, sub := r.u32(), r.u32()
+		a := parseStreamAbort(r)
+		xid, sub := a.xid, a.subXid
 		if r.err == nil {
 			if xid == sub {
 				st.bufs.drop(xid)
