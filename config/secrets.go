@@ -92,7 +92,7 @@ func (l *loader) warnings(c *Config) []Problem {
 	inline := func(pw string) bool { return pw != "" && !strings.Contains(pw, expansionMark) }
 
 	if urlPassword(c.SchemaRegistry.URL) != "" {
-		add("schema_registry.url", "the URL carries a user and password; they show wherever the URL is copied",
+		add("schema_registry.url", "the URL carries a user and password: cdcd masks them in what it prints, but they show wherever the file or the URL is copied",
 			"remove them from the URL and set schema_registry.username and schema_registry.password (password: ${file:/run/secrets/registry_password})")
 	}
 	if inline(rawOf("schema_registry.password", c.SchemaRegistry.Password)) {

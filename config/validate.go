@@ -335,7 +335,7 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 	if my.DSN == "" {
 		ps.add(at+".dsn", "no connection string", `set dsn, e.g. "cdcd:${MYSQL_PASSWORD}@tcp(db:3306)/inventory"`)
 	} else if _, err := ParseMySQLDSN(my.DSN); err != nil {
-		ps.add(at+".dsn", err.Error(), `write it as user[:password]@tcp(host:port)/[database]`)
+		ps.add(at+".dsn", err.Error(), `write it as user@tcp(host:port)/database, with :password after the user if it needs one (better: :${file:/run/secrets/mysql_password})`)
 	}
 	if my.ServerID == 0 {
 		ps.add(at+".server_id", "server_id is not set", "choose a number unique among the server's replicas, e.g. server_id: 4242")

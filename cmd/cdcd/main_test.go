@@ -31,6 +31,9 @@ const testVersion = "v0.0.0-test"
 var cdcdBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(panicChildEnv) != "" {
+		panicChild()
+	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "cdcd-cmd-")
 		if err != nil {
@@ -397,4 +400,118 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestValidateWarnsAboutInlinePasswords: a password inside a URL or DSN is valid but shows in
+// every copy of the file; validate names the key and the place for it, and never prints it.
+func TestValidateWarnsAboutInlinePasswords(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "registry_password"), []byte("REG-pw-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cdcd.yaml")
+	if err := os.WriteFile(path, []byte(`kafka:
+  brokers: ["127.0.0.1:19092"]
+schema_registry:
+  url: http://cdcd:${file:registry_password}@127.0.0.1:18081
+pipelines:
+  - name: shop
+    source:
+      postgres:
+        dsn: postgres://cdcd:PG-pw-inline@127.0.0.1:55432/shop
+        tables: [public.orders]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cdcd(t, nil, "validate", "--config", path)
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0 (warnings do not fail validate): %s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, w := range []string{
+		path + ":4: schema_registry.url: warning:",
+		"set schema_registry.username and schema_registry.password",
+		path + ":9: pipelines[0].source.postgres.dsn: warning:",
+		"${file:/run/secrets/pg_password}",
+		path + ": valid (1 pipeline(s))",
+	} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("stdout does not contain %q:\n%s", w, r.stdout)
+		}
+	}
+	for _, secret := range []string{"REG-pw-from-file", "PG-pw-inline"} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("validate printed the secret %q:\n%s%s", secret, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestInvalidConfigurationDoesNotPrintSecrets: a refused file's messages quote its values;
+// the secrets among them are masked.
+func TestInvalidConfigurationDoesNotPrintSecrets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("file-s3cret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cdcd.yaml")
+	if err := os.WriteFile(path, []byte(`kafka:
+  brokers: ["${file:pw}"]
+schema_registry:
+  url: ftp://cdcd:url-s3cret-value@127.0.0.1:18081
+pipelines:
+  - name: inv
+    source:
+      mysql:
+        dsn: root:my-s3cret-value@127.0.0.1:33306/inventory
+        server_id: 1
+        tables: [inventory.items]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"validate", "check", "run"} {
+		r := cdcd(t, nil, cmd, "--config", path)
+		if r.code != 1 || !strings.Contains(r.stderr, "invalid configuration: 3 problems") {
+			t.Errorf("%s: exit %d, want 1 with 3 problems: %s", cmd, r.code, r.stderr)
+		}
+		for _, secret := range []string{"file-s3cret-value", "url-s3cret-value", "my-s3cret-value"} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%s printed the secret %q:\n%s%s", cmd, secret, r.stdout, r.stderr)
+			}
+		}
+	}
+}
+
+// panicChildEnv makes the test binary act as a cdcd main that panics with a secret in the
+// panic value (see TestPanicIsRedacted).
+const panicChildEnv = "CDCD_TEST_PANIC_CHILD"
+
+func panicChild() {
+	stderr := outputSecrets.Writer(os.Stderr)
+	defer exitOnPanic(stderr)
+	outputSecrets.Add("known-s3cret-value")
+	panic(fmt.Errorf("connecting to postgres://cdcd:form-s3cret@db:5432/shop as known-s3cret-value"))
+}
+
+// TestPanicIsRedacted: a panic ends cdcd as the runtime would (value, stack, status 2), but
+// its value, which can hold a connection string, is redacted.
+func TestPanicIsRedacted(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(cleanEnv(), panicChildEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2; stderr:\n%s", err, stderr.String())
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "panic: connecting to postgres://cdcd:***@db:5432/shop as ***") || !strings.Contains(out, "panicChild") {
+		t.Errorf("want the redacted panic value and the stack:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("the panic printed a secret:\n%s", out)
+	}
 }
