@@ -95,6 +95,8 @@ type Pipeline struct {
 	enc *encode.Encoder
 	log *slog.Logger
 	mem *publish.Memory // what the sink remembers across sessions
+
+	ready readiness
 }
 
 // Published is how many events the pipeline has committed to Kafka since it started.
@@ -131,7 +133,7 @@ func (p *Pipeline) sinkConfig() publish.Config {
 		ExactlyOnce: c.ExactlyOnce, Tombstones: c.Tombstones,
 		DeadLetter: c.DeadLetter, DLQTopic: c.DLQTopic, DLQMaxMessageBytes: c.DLQMaxMessageBytes, Version: c.Version,
 		BatchMaxEvents: c.BatchMaxEvents, BatchMaxBytes: c.BatchMaxBytes, BatchInterval: c.BatchInterval,
-		DrainTimeout: c.DrainTimeout, Ack: p.src.Ack, Log: p.log, Metrics: c.Metrics}
+		DrainTimeout: c.DrainTimeout, Ack: p.src.Ack, OnCommit: p.committed, Log: p.log, Metrics: c.Metrics}
 }
 
 // Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.
@@ -171,6 +173,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			wait = backoff/2 + rand.N(backoff/2+1)
 			backoff = min(backoff*2, p.cfg.MaxBackoff)
+			p.attemptFailed(err)
 			p.setHealth(false, "retrying", err.Error())
 			if p.cfg.Metrics != nil {
 				p.cfg.Metrics.Retries.WithLabelValues(p.cfg.Name, causeLabel(err)).Inc()

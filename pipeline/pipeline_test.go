@@ -49,8 +49,10 @@ type fakeSource struct {
 	dropAcks atomic.Bool
 	// gate: tx index -> the source sends that transaction only once the channel is closed.
 	gate map[int]chan struct{}
-	// beforeStreaming runs in Run before the stream is reported as held.
+	// beforeStreaming runs in Run before the stream is reported as held, afterStreaming
+	// (with the run number) right after.
 	beforeStreaming func()
+	afterStreaming  func(run int)
 	mu              sync.Mutex
 	lastSent        int
 }
@@ -76,6 +78,9 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		f.beforeStreaming()
 	}
 	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
+	if f.afterStreaming != nil {
+		f.afterStreaming(run)
+	}
 	for i, evs := range f.txs {
 		if lsnOf(i)+1 <= f.acked.Load() {
 			continue

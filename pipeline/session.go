@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -83,8 +84,15 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 	if committed.Pos.Compare(first.Pos) != 0 {
 		p.log.Info("an older instance committed after start-up; resuming after its position", "position", committed.Pos.String())
 	}
-	p.setHealth(true, "streaming", "")
+	p.streamStarted()
 	p.log.Info("pipeline streaming", "resume_after", committed.Pos.String(), "complete", committed.Complete)
+
+	// The readiness watcher runs beside the loop and ends with it.
+	var lastItem atomic.Int64
+	wctx, stopWatch := context.WithCancel(ctx)
+	var watch errgroup.Group
+	watch.Go(func() error { p.watchReadiness(wctx, sink, time.Now(), &lastItem); return nil })
+	defer func() { stopWatch(); _ = watch.Wait() }()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -96,6 +104,7 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 		}
 		select {
 		case chunk := <-items:
+			lastItem.Store(time.Now().UnixNano())
 			for i := range chunk {
 				if err := sink.Add(ctx, &chunk[i]); err != nil {
 					return err

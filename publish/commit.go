@@ -88,12 +88,16 @@ func (s *Sink) Commit(ctx context.Context) error {
 		}
 	}
 	s.mem.published.Add(uint64(b.events))
+	s.pendingSince.Store(0)
 	if off.AckLSN > 0 {
 		s.cfg.Ack(off.AckLSN)
 	}
 	s.committed = off
 	s.deadKeys = clone(off.DeadKeys)
 	s.resetBatch()
+	if s.cfg.OnCommit != nil {
+		s.cfg.OnCommit()
+	}
 	return nil
 }
 
@@ -118,6 +122,8 @@ func (s *Sink) abort(ctx context.Context) {
 	s.resetBatch()
 }
 
+// resetBatch empties the batch. An aborted batch's changes are still pending (they replay), so
+// only a commit clears pendingSince.
 func (s *Sink) resetBatch() {
 	s.batch.reset()
 	s.errMu.Lock()

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -60,9 +61,11 @@ type Config struct {
 	DrainTimeout time.Duration
 
 	// Ack tells the source that everything up to lsn is durable in Kafka.
-	Ack     func(lsn uint64)
-	Log     *slog.Logger
-	Metrics *metrics.Metrics // may be nil
+	Ack func(lsn uint64)
+	// OnCommit, if set, is called (on the session goroutine) after every committed batch.
+	OnCommit func()
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics // may be nil
 }
 
 // TransactionalID is the pipeline's stable Kafka transactional id: a restarted or second
@@ -103,6 +106,9 @@ type Sink struct {
 
 	batch batch
 	rec   encode.Record
+	// pendingSince is when the oldest work not yet committed arrived (unix nanos; 0: none).
+	// Written by the session goroutine, read by watchers (PendingSince).
+	pendingSince atomic.Int64
 
 	errMu    sync.Mutex
 	firstErr error // first failed produce of the batch
@@ -266,7 +272,18 @@ func (s *Sink) begin() error {
 		}
 	}
 	s.batch.open, s.batch.started = true, time.Now()
+	s.pendingSince.CompareAndSwap(0, s.batch.started.UnixNano())
 	return nil
+}
+
+// PendingSince is when the oldest change not yet committed to Kafka arrived (zero when
+// nothing waits): a value far in the past while the pipeline runs means Kafka does not
+// accept the transaction. Safe for concurrent use.
+func (s *Sink) PendingSince() time.Time {
+	if n := s.pendingSince.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 func clone(m map[string]string) map[string]string {
