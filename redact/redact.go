@@ -39,9 +39,6 @@ const Mask = "***"
 const MinSecretLen = 4
 
 var (
-	// scheme://user:password@host — the password runs to the last '@' before a delimiter,
-	// as net/url reads it.
-	urlUserinfo = regexp.MustCompile("([a-zA-Z][a-zA-Z0-9+.-]*://[^\\s/?#@:\"'`]*):([^\\s/?#\"'`]*)@")
 	// password=... in a key=value connection string or a URL query; quoted values may hold
 	// spaces and escaped quotes, and the whole string may itself be quoted (\"...\").
 	keyValue = regexp.MustCompile(`(?i)(^|[^a-z0-9_])(password|passwd|pwd|sslpassword)(\s*=\s*)(\$\{[^}\s]*\}|\\"(?:[^"\\]|\\[^"])*(?:\\")?|'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;,'"` + "`" + `)\]}]+)`)
@@ -51,16 +48,11 @@ var (
 
 // String returns s with the credentials recognisable by their form replaced by Mask.
 func String(s string) string {
-	if strings.Contains(s, "://") && strings.Contains(s, "@") {
-		s = urlUserinfo.ReplaceAllStringFunc(s, func(m string) string {
-			sub := urlUserinfo.FindStringSubmatch(m)
-			if reference(sub[2]) {
-				return m
-			}
-			return sub[1] + ":" + Mask + "@"
-		})
+	// Each pattern runs only when a cheap scan finds its shape: this runs on every log line.
+	if strings.Contains(s, "://") {
+		s = maskURLPasswords(s)
 	}
-	if strings.Contains(s, "=") {
+	if strings.Contains(s, "=") && (containsFold(s, "pass") || containsFold(s, "pwd")) {
 		s = keyValue.ReplaceAllStringFunc(s, func(m string) string {
 			sub := keyValue.FindStringSubmatch(m)
 			if reference(sub[4]) {
@@ -69,7 +61,7 @@ func String(s string) string {
 			return sub[1] + sub[2] + sub[3] + Mask
 		})
 	}
-	if strings.Contains(s, "@") {
+	if strings.Contains(s, "@tcp") || strings.Contains(s, "@unix(") || strings.Contains(s, "@/") {
 		s = mysqlDSN.ReplaceAllStringFunc(s, func(m string) string {
 			sub := mysqlDSN.FindStringSubmatch(m)
 			if sub[3] == "" || sub[3] == Mask || reference(sub[3]) {
@@ -79,6 +71,58 @@ func String(s string) string {
 		})
 	}
 	return s
+}
+
+// maskURLPasswords masks the password of every scheme://user:password@host in s. The
+// password runs from the first ':' of the user info to the last '@' before the authority
+// ends, as net/url reads it. (A scan, not a regexp: this runs on every log line.)
+func maskURLPasswords(s string) string {
+	var b strings.Builder
+	rest := s
+	for {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			break
+		}
+		auth := rest[i+3:]
+		end := strings.IndexAny(auth, "/?#\"'` \t\r\n\\")
+		if end < 0 {
+			end = len(auth)
+		}
+		at := strings.LastIndexByte(auth[:end], '@')
+		colon := strings.IndexByte(auth[:max(at, 0)], ':')
+		if at < 0 || colon < 0 || auth[colon+1:at] == Mask || reference(auth[colon+1:at]) {
+			b.WriteString(rest[:i+3])
+			rest = auth
+			continue
+		}
+		b.WriteString(rest[:i+3])
+		b.WriteString(auth[:colon+1])
+		b.WriteString(Mask)
+		rest = auth[at:]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// containsFold reports whether s contains the lowercase ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 != w[0] {
+			continue
+		}
+		j := 1
+		for j < len(w) && s[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // reference reports whether a password text is a configuration reference such as

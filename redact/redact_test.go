@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -143,5 +144,16 @@ func TestStringLeavesReferences(t *testing.T) {
 		if got := String(s); got != s {
 			t.Errorf("String(%q) = %q", s, got)
 		}
+	}
+}
+
+// BenchmarkWriterLogLine: the cost redaction adds to one typical log line.
+func BenchmarkWriterLogLine(b *testing.B) {
+	s := New("registry-password-1", "postgres-password-2", "sasl-password-3")
+	w := s.Writer(io.Discard)
+	line := []byte(`time=2026-12-01T02:12:24.123Z level=WARN msg=retrying pipeline=shop cause="encoding public.orders: schema registry: unable to GET \"http://cdcd:***@reg:8081/config/shop.public.orders-key\": dial tcp: connection refused" attempt=3 next_attempt_in=1.369s` + "\n")
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		_, _ = w.Write(line)
 	}
 }
