@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,7 +241,7 @@ func pglogreplTimeOverflows(data []byte, w wireMsg) bool {
 
 func checkWire(t *testing.T, data []byte, inStream bool) {
 	t.Helper()
-	if len(data) == 0 || !containsByte(wireTypes, data[0]) {
+	if len(data) == 0 || !isWireType(data[0]) {
 		return
 	}
 	ours, oerr := parseWireOurs(data, inStream)
@@ -273,14 +274,7 @@ func checkWire(t *testing.T, data []byte, inStream bool) {
 	}
 }
 
-func containsByte(s string, c byte) bool {
-	for i := range len(s) {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
-}
+func isWireType(c byte) bool { return strings.IndexByte(wireTypes, c) >= 0 }
 
 // wireSeeds are valid encoded messages of every compared type, both outside and inside a
 // streamed transaction (where R, I, U, D, T and M carry the xid first).
@@ -454,7 +448,7 @@ func TestParseServerMessages(t *testing.T) {
 		case 'E':
 			inStream = false
 		}
-		if containsByte(wireTypes, data[0]) {
+		if isWireType(data[0]) {
 			if _, err := parseWireOurs(data, inStream && data[0] != 'S'); err != nil {
 				t.Fatalf("server message %q (in stream %v): %v", data, inStream, err)
 			}
