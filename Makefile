@@ -13,6 +13,11 @@ export CDCD_TEST_PG_DSN ?= postgres://postgres@127.0.0.1:$(or $(CDCD_PG_PORT),55
 export CDCD_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:$(or $(CDCD_MARIADB_PORT),33306))/
 export CDCD_TEST_KAFKA ?= 127.0.0.1:$(or $(CDCD_KAFKA_PORT),19092)
 export CDCD_TEST_REGISTRY ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_PORT),18081)/apis/ccompat/v7
+# The TLS/SASL side (scripts/stack/tls.sh): Kafka's SASL_SSL listener, the registry behind basic
+# auth, and the directory with the stack's CA, client certificate and secrets.
+export CDCD_TEST_KAFKA_SASL_SSL ?= 127.0.0.1:$(or $(CDCD_KAFKA_SASL_SSL_PORT),19094)
+export CDCD_TEST_REGISTRY_AUTH ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_AUTH_PORT),18082)/apis/ccompat/v7
+export CDCD_TEST_TLS_DIR ?= $(or $(CDCD_STACK_DIR),$(CURDIR)/.stack)/tls
 GOTEST_TIMEOUT ?= 45m
 
 .PHONY: all build test unit integration vet fmt-check alerts-test stack-up stack-down stack-status demo bench clean

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Apache Kafka 4.3.1, KRaft mode, one node acting as broker + controller, on 127.0.0.1:$KAFKA_PORT
-# (controller listener on 127.0.0.1:$KAFKA_CONTROLLER_PORT).
+# (PLAINTEXT; controller listener on 127.0.0.1:$KAFKA_CONTROLLER_PORT), plus a SASL_SSL listener on
+# 127.0.0.1:$KAFKA_SASL_SSL_PORT: TLS with the stack's server certificate (scripts/stack/tls.sh),
+# SCRAM-SHA-512 login for the user in $TLS_DIR/kafka.user (created or updated at every "up" through
+# the PLAINTEXT listener, so an existing data dir gets it too). No authorizer: an authenticated
+# user may do anything, transactions included.
 # Only Maven Central is reachable (no Apache tarball), so the jars are resolved by mvn from
 # org.apache.kafka:kafka_2.13 + kafka-tools (TopicCommand & co.) + the log4j2 binding Kafka 4.x uses
 # (its slf4j-api is 1.7, hence log4j-slf4j-impl), into $STACK_CACHE/kafka-$KAFKA_VERSION/libs.
@@ -18,7 +22,6 @@ pidfile="$state/kafka.pid"
 # True when the pid file names a live Kafka broker (not a recycled pid after a reboot).
 running() { pid_alive "$pidfile" && grep -qa 'kafka\.Kafka' "/proc/$(cat "$pidfile")/cmdline"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # kafka_tool CLASS ARGS...: runs a short-lived Kafka command-line class with quiet logging.
 kafka_tool() {
@@ -57,11 +60,16 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.pem
+listener.name.sasl_ssl.ssl.client.auth=none
 log.dirs=$state/data
 num.partitions=3
 default.replication.factor=1
@@ -115,15 +123,33 @@ ready() {
     kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null
 }
 
-up() {
-  install
-  write_config
-  if running; then
-    ready 10 && { log "kafka already running (pid $(cat "$pidfile"))"; return 0; }
-    die "kafka pid $(cat "$pidfile") is running but not answering; see $state/server.log"
-  fi
+# scram_user: creates (or resets) the SCRAM-SHA-512 user of the SASL_SSL listener through the
+# PLAINTEXT listener. The password goes through a 0600 java @argfile (ConfigCommand's
+# --add-config-file mangles SCRAM keys), never the command line, and no output is shown: the
+# tool echoes the password in its errors.
+scram_user() {
+  local f="$state/scram.args"
+  (umask 077 && printf '%s\n' kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+    --entity-type users --entity-name "$(cat "$TLS_DIR/kafka.user")" \
+    --add-config "SCRAM-SHA-512=[iterations=8192,password=$(cat "$TLS_DIR/kafka.password")]" >"$f")
+  (umask 077 && kafka_tool "@$f" >"$state/scram.log" 2>&1) ||
+    { rm -f "$f"; die "creating the SCRAM user failed; see $state/scram.log"; }
+  rm -f "$f"
+}
+
+# sasl_ready: a client logs in over SASL_SSL (CA-checked) and lists topics.
+sasl_ready() {
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_SASL_SSL_PORT" \
+    --command-config "$TLS_DIR/kafka-client.properties" --list >/dev/null
+}
+
+# config_stamp: what the running broker must have been started with (config + TLS material).
+config_stamp() { stamp "$state/server.properties" "$TLS_DIR/server.pem"; }
+
+start() {
   rm -f "$pidfile" # stale (crash or reboot)
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process"
+  port_open "$KAFKA_SASL_SSL_PORT" && die "port $KAFKA_SASL_SSL_PORT (SASL_SSL) is taken by another process"
   if [ ! -f "$state/data/meta.properties" ]; then
     local cluster_id
     cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
@@ -131,12 +157,13 @@ up() {
     kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >"$state/format.log" 2>&1 ||
       die "storage format failed; see $state/format.log"
   fi
-  log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (SASL_SSL on $KAFKA_SASL_SSL_PORT)"
   local start=$SECONDS i
   setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$state/log4j2.properties" -Dkafka.logs.dir="$state" \
     -cp "$home/libs/*" kafka.Kafka "$state/server.properties" </dev/null >"$state/kafka.out" 2>&1 &
   echo $! >"$pidfile"
+  config_stamp >"$state/running.stamp"
   for ((i = 0; i < 360; i++)); do
     port_open "$KAFKA_PORT" && break
     kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -n 20 "$state/server.log" "$state/kafka.out" >&2 || true; die "kafka exited during start-up"; }
@@ -144,6 +171,31 @@ up() {
   done
   ready 1 || die "kafka did not become ready; see $state/server.log"
   log "kafka ready in $((SECONDS - start))s (pid $(cat "$pidfile"))"
+}
+
+up() {
+  install
+  tls_ready || die "no TLS material in $TLS_DIR; run scripts/stack/tls.sh up first (stack.sh up does)"
+  write_config
+  if running; then
+    if [ "$(cat "$state/running.stamp" 2>/dev/null)" != "$(config_stamp)" ]; then
+      # An older stack (no SASL_SSL listener) or new certificates: the broker must restart.
+      log "kafka configuration or certificates changed; restarting kafka"
+      down
+      start
+    elif ready 10; then
+      log "kafka already running (pid $(cat "$pidfile"))"
+    else
+      die "kafka pid $(cat "$pidfile") is running but not answering; see $state/server.log"
+    fi
+  else
+    start
+  fi
+  scram_user
+  local i
+  for ((i = 0; i < 3; i++)); do sasl_ready && break; sleep 1; done
+  [ "$i" -lt 3 ] || die "kafka's SASL_SSL listener on 127.0.0.1:$KAFKA_SASL_SSL_PORT refuses the stack's SCRAM user; see $state/server.log"
+  log "kafka SASL_SSL ready on 127.0.0.1:$KAFKA_SASL_SSL_PORT (user $(cat "$TLS_DIR/kafka.user"), CA $TLS_DIR/ca.crt)"
 }
 
 down() {
@@ -154,12 +206,12 @@ down() {
   kill "$pid"
   for ((i = 0; i < 120; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   kill -0 "$pid" 2>/dev/null && { log "kafka did not stop in 60s; killing"; kill -9 "$pid"; }
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$state/running.stamp"
 }
 
 status() {
-  if running && port_open "$KAFKA_PORT"; then
-    printf 'kafka     ready  127.0.0.1:%s\n' "$KAFKA_PORT"
+  if running && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_SSL_PORT"; then
+    printf 'kafka     ready  127.0.0.1:%s (SASL_SSL 127.0.0.1:%s)\n' "$KAFKA_PORT" "$KAFKA_SASL_SSL_PORT"
   else
     printf 'kafka     down\n'
     return 1

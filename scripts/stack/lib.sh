@@ -13,6 +13,11 @@ MARIADB_PORT="${CDCD_MARIADB_PORT:-33306}"
 KAFKA_PORT="${CDCD_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${CDCD_KAFKA_CONTROLLER_PORT:-19093}"
 REGISTRY_PORT="${CDCD_REGISTRY_PORT:-18081}"
+# The TLS/SASL side: Kafka's SASL_SSL listener and the registry's basic-auth proxy.
+KAFKA_SASL_SSL_PORT="${CDCD_KAFKA_SASL_SSL_PORT:-19094}"
+REGISTRY_AUTH_PORT="${CDCD_REGISTRY_AUTH_PORT:-18082}"
+# Certificates and secrets (scripts/stack/tls.sh).
+TLS_DIR="$STACK_DIR/tls"
 
 mkdir -p "$STACK_DIR" "$STACK_CACHE"
 
@@ -46,3 +51,12 @@ wait_port() {
 
 # pid_alive FILE: true when FILE names a running process.
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# tls_ready: the certificates and secrets exist (scripts/stack/tls.sh up makes them).
+tls_ready() { [ -s "$TLS_DIR/server.pem" ] && [ -s "$TLS_DIR/ca.crt" ]; }
+
+# stamp FILE...: one checksum over FILEs; a service restarts/reloads when it changed.
+stamp() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The local stack: PostgreSQL, MariaDB, Kafka (KRaft) and a schema registry on 127.0.0.1.
-#   stack.sh up      install what is missing, start what is not running, wait until ready
+# The local stack: PostgreSQL, MariaDB, Kafka (KRaft) and a schema registry on 127.0.0.1, with
+# TLS/SASL pieces: certificates and secrets (tls), PostgreSQL with TLS users, Kafka's SASL_SSL
+# listener, and the registry behind basic auth (registry-auth).
+#   stack.sh up      install what is missing, start what is not running, restart or reload what
+#                    runs with an older configuration, wait until ready
 #   stack.sh down    stop everything (state is kept under .stack/)
 #   stack.sh status  one line per service; exit 1 if any is not ready
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-status}"
-services=(postgres mariadb kafka registry)
+services=(tls postgres mariadb kafka registry registry-auth)
 case "$cmd" in
   up)
     for s in "${services[@]}"; do "$here/$s.sh" up; done
