@@ -81,7 +81,7 @@ func checkKafka(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
-		rep.Fail("brokers", fmt.Sprintf("no broker of %v answers: %v", cfg.Kafka.Brokers, err), "check kafka.brokers, the network path and the brokers' advertised.listeners")
+		rep.Fail("brokers", fmt.Sprintf("no broker of %v answers: %v", cfg.Kafka.Brokers, err), kafkaFix(cfg, err))
 		return
 	}
 	rep.OK("brokers", fmt.Sprintf("%v reachable", cfg.Kafka.Brokers))
@@ -110,6 +110,11 @@ func checkRegistry(ctx context.Context, cfg *config.Config, rep *checks.Scoped) 
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		rep.Fail("credentials", fmt.Sprintf("GET /config answered %s: the registry refused user %q", resp.Status, cfg.SchemaRegistry.Username),
+			"set schema_registry.username and password to an account the registry accepts (and that may read and write subjects)")
+		return
+	}
 	if resp.StatusCode != http.StatusOK {
 		rep.Fail("reachable", fmt.Sprintf("GET /config answered %s: %s", resp.Status, strings.TrimSpace(string(body))),
 			"point schema_registry.url at the Confluent-compatible API root (Apicurio: .../apis/ccompat/v7) and check credentials")
