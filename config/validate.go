@@ -56,6 +56,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.SchemaRegistry.Compatibility = strings.ToUpper(c.SchemaRegistry.Compatibility)
 	defDur(&c.SchemaRegistry.Timeout, DefaultRegistryTimeout)
+	defDur(&c.HTTP.FailLivenessAfter, 5*time.Minute)
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultHTTPListen
 	}
@@ -310,10 +311,11 @@ func validatePostgres(ps *problems, at string, pg *Postgres, name string, slots 
 			slots[key] = i
 		}
 	}
+	derived := "cdcd_" + identPart(name)
 	for _, id := range []struct{ key, kind, val string }{{"slot", "replication slot", pg.Slot}, {"publication", "publication", pg.Publication}} {
 		switch {
 		case pgIdentRE.MatchString(id.val):
-		case id.val != "cdcd_"+identPart(name):
+		case id.val != derived:
 			ps.add(at+"."+id.key, fmt.Sprintf("%s is not a valid %s name", quote(id.val), id.kind), "use lowercase letters, digits and '_' (at most 63)")
 		case pipelineNameRE.MatchString(name): // else the name's own problem says it all
 			// The default, derived from a valid pipeline name, is too long.
