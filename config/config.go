@@ -83,6 +83,10 @@ type SchemaRegistry struct {
 // HTTP is the operations endpoint.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// FailLivenessAfter: once a pipeline has been failed (stopped on an error retrying cannot
+	// fix) this long, /healthz answers 503 so a container platform restarts cdcd (default 5m;
+	// 0s: never).
+	FailLivenessAfter Duration `yaml:"fail_liveness_after"`
 }
 
 // Log configures log/slog.
