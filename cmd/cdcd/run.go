@@ -108,9 +108,10 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	var g errgroup.Group
 	for _, r := range runners {
 		for _, w := range r.watch {
-			g.Go(func() error { w(ctx); return nil })
+			g.Go(func() error { defer exitOnPanic(stderr); w(ctx); return nil })
 		}
 		g.Go(func() error {
+			defer exitOnPanic(stderr)
 			if err := r.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("pipeline stopped; fix the cause and restart cdcd", "pipeline", r.name, "err", err)
 			}
