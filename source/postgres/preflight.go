@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -46,8 +47,15 @@ func Preflight(ctx context.Context, conn *pgx.Conn, slot, publication string, ta
 			fmt.Sprintf("ALTER ROLE %s WITH REPLICATION; (RDS: GRANT rds_replication TO %s; Cloud SQL: ALTER USER %s WITH REPLICATION)", quoteIdent(user), quoteIdent(user), quoteIdent(user)))
 	}
 
+	configured := map[string]bool{}
+	for _, t := range tables {
+		configured[normalizeTable(t)] = true
+	}
+	types := newTypeCatalog(conn)
 	for _, t := range tables {
 		checkTable(ctx, conn, t, rep)
+		checkPartition(ctx, conn, t, version, configured, rep)
+		checkColumns(ctx, conn, t, publication, version, types, rep)
 	}
 	checkPublication(ctx, conn, publication, tables, rep)
 	checkSlot(ctx, conn, slot, rep)
@@ -92,6 +100,113 @@ func checkTable(ctx context.Context, conn *pgx.Conn, table string, rep *checks.S
 	}
 }
 
+// checkPartition fails a partitioned table on a server that cannot publish it through its
+// root, and a partition listed next to its partitioned ancestor: its changes arrive as the
+// ancestor's (publish_via_partition_root), so listing both would only look like two streams.
+func checkPartition(ctx context.Context, conn *pgx.Conn, table string, version int, configured map[string]bool, rep *checks.Scoped) {
+	schema, name, err := change.ParseTableName(table)
+	if err != nil {
+		return
+	}
+	var kind string
+	var ancestors []string
+	err = conn.QueryRow(ctx, `WITH RECURSIVE up(relid) AS (
+			SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = to_regclass($1)
+			UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.relid)
+		SELECT c.relkind::text, coalesce((SELECT array_agg(n.nspname || '.' || a.relname) FROM up
+			JOIN pg_class a ON a.oid = up.relid JOIN pg_namespace n ON n.oid = a.relnamespace
+			WHERE a.relkind = 'p'), '{}')
+		FROM pg_class c WHERE c.oid = to_regclass($1)`, quoteQualified(schema, name)).Scan(&kind, &ancestors)
+	if err != nil {
+		return // checkTable reports a missing table
+	}
+	if kind == "p" && version < 130000 {
+		rep.Fail("partitioned table "+table, "PostgreSQL before 13 cannot publish a partitioned table",
+			"list its partitions in tables instead, or upgrade to PostgreSQL 13+")
+	}
+	for _, a := range ancestors {
+		if configured[a] {
+			rep.Fail("partition "+table, fmt.Sprintf("is a partition of %s, which tables also lists: its changes are published as %s's (publish_via_partition_root)", a, a),
+				fmt.Sprintf("remove %s from tables; its rows are on %s's topic", table, a))
+		}
+	}
+	if kind == "p" && version >= 130000 {
+		rep.OK("partitioned table "+table, "published through its root (publish_via_partition_root): every partition's changes, including partitions attached later, arrive on its topic")
+	}
+}
+
+// checkColumns checks that every published column has a type cdcd can carry (using the
+// decoder's own type resolution), and says which generated columns the server does not
+// publish.
+func checkColumns(ctx context.Context, conn *pgx.Conn, table, publication string, version int, types *typeCatalog, rep *checks.Scoped) {
+	schema, name, err := change.ParseTableName(table)
+	if err != nil {
+		return
+	}
+	generated := "''"
+	if version >= 120000 {
+		generated = "a.attgenerated::text"
+	}
+	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, `+generated+`
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, quoteQualified(schema, name))
+	if err != nil {
+		rep.Fail("columns of "+table, "cannot read its columns: "+err.Error(), "grant the role USAGE on the schema")
+		return
+	}
+	type column struct {
+		name   string
+		oid    uint32
+		typmod int32
+		gen    string
+	}
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+		var c column
+		err := r.Scan(&c.name, &c.oid, &c.typmod, &c.gen)
+		return c, err
+	})
+	if err != nil {
+		rep.Fail("columns of "+table, "cannot read its columns: "+err.Error(), "grant the role USAGE on the schema")
+		return
+	}
+	// PostgreSQL 18 publishes stored generated columns when the publication says so.
+	pubGenerated := false
+	if version >= 180000 {
+		var gencols string
+		if err := conn.QueryRow(ctx, `SELECT pubgencols::text FROM pg_publication WHERE pubname = $1`, publication).Scan(&gencols); err == nil {
+			pubGenerated = gencols == "s"
+		}
+	}
+	var unpublished []string
+	bad := false
+	for _, c := range cols {
+		if c.gen != "" && !(c.gen == "s" && pubGenerated) {
+			unpublished = append(unpublished, c.name)
+			continue
+		}
+		if _, err := types.resolve(ctx, c.oid, c.typmod); err != nil {
+			bad = true
+			if errors.Is(err, errUnsupportedType) {
+				rep.Fail("column type "+table+"."+c.name, err.Error(),
+					fmt.Sprintf("change the column's type (e.g. to jsonb), or stop capturing %s; cdcd would stop at the first change of the table", table))
+			} else {
+				rep.Fail("column type "+table+"."+c.name, "cannot resolve its type: "+err.Error(), "check the role's privileges on pg_type")
+			}
+		}
+	}
+	if len(unpublished) > 0 {
+		detail := fmt.Sprintf("generated column(s) %s are not published by PostgreSQL before 18: records of %s will not have them", strings.Join(unpublished, ", "), table)
+		fix := "compute them downstream, or upgrade to PostgreSQL 18 and publish them: ALTER PUBLICATION " + quoteIdent(publication) + " SET (publish_generated_columns = stored)"
+		if version >= 180000 {
+			detail = fmt.Sprintf("generated column(s) %s are not published by publication %s: records of %s will not have them", strings.Join(unpublished, ", "), publication, table)
+			fix = "ALTER PUBLICATION " + quoteIdent(publication) + " SET (publish_generated_columns = stored) (PostgreSQL 18 publishes stored generated columns, never virtual ones)"
+		}
+		rep.Warn("generated columns "+table, detail, fix)
+	} else if !bad {
+		rep.OK("columns of "+table, fmt.Sprintf("%d columns, every type supported", len(cols)))
+	}
+}
+
 func checkPublication(ctx context.Context, conn *pgx.Conn, publication string, tables []string, rep *checks.Scoped) {
 	var allTables bool
 	err := conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, publication).Scan(&allTables)
@@ -110,7 +225,7 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, publication string, t
 		rep.Fail("publication "+publication, "cannot inspect: "+err.Error(), "check the role's privileges")
 		return
 	}
-	covered, err := publicationTables(ctx, conn, publication)
+	covered, err := publicationMembers(ctx, conn, publication)
 	if err != nil {
 		rep.Fail("publication "+publication, "cannot list its tables: "+err.Error(), "check the role's privileges")
 		return

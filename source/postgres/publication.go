@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,8 +13,21 @@ import (
 )
 
 // ensurePublication creates the publication for exactly tables, or adds and drops tables of
-// an existing one to match. A FOR ALL TABLES publication is left alone (the stream filters).
+// an existing one to match. A FOR ALL TABLES publication keeps its membership (the stream
+// filters).
+//
+// Partitioned tables are published through their root (publish_via_partition_root, PG 13+):
+// changes of every partition, including one attached while streaming and a row that moves
+// between partitions, arrive as changes of the configured parent, in order, on its one topic.
+// Without it they would arrive under the partitions' names, which no configured table
+// matches. Membership is compared on what the publication lists explicitly
+// (pg_publication_rel: the parent), not on pg_publication_tables (which lists the
+// partitions when not publishing via the root).
 func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string, log *slog.Logger) error {
+	version, err := serverVersionNum(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("reading server_version_num: %w", err)
+	}
 	quoted := make([]string, 0, len(tables))
 	for _, t := range tables {
 		s, n, err := change.ParseTableName(t)
@@ -22,22 +36,45 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		}
 		quoted = append(quoted, quoteQualified(s, n))
 	}
-	var allTables bool
-	err := conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, name).Scan(&allTables)
-	if err == pgx.ErrNoRows {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", quoteIdent(name), strings.Join(quoted, ", "))); err != nil {
-			return &FatalError{fmt.Errorf("creating publication %s: %w (fix: create it as the tables' owner: CREATE PUBLICATION %s FOR TABLE %s)", name, err, quoteIdent(name), strings.Join(quoted, ", "))}
+	var allTables, viaRoot bool
+	q := `SELECT puballtables, false FROM pg_publication WHERE pubname = $1`
+	if version >= 130000 {
+		q = `SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1`
+	}
+	err = conn.QueryRow(ctx, q, name).Scan(&allTables, &viaRoot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		with := ""
+		if version >= 130000 {
+			with = " WITH (publish_via_partition_root = true)"
 		}
-		log.Info("publication created", "publication", name, "tables", tables)
+		stmt := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s%s", quoteIdent(name), strings.Join(quoted, ", "), with)
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return &FatalError{fmt.Errorf("creating publication %s: %w (fix: create it as the tables' owner: %s)", name, err, stmt)}
+		}
+		log.Info("publication created", "publication", name, "tables", tables, "publish_via_partition_root", version >= 130000)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reading publication %s: %w", name, err)
 	}
+	if !viaRoot && version >= 130000 {
+		partitioned, err := partitionedTables(ctx, conn, tables)
+		if err != nil {
+			return fmt.Errorf("reading publication %s: %w", name, err)
+		}
+		if len(partitioned) > 0 {
+			stmt := fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = true)", quoteIdent(name))
+			if _, err := conn.Exec(ctx, stmt); err != nil {
+				return &FatalError{fmt.Errorf("setting publish_via_partition_root on publication %s (needed for partitioned %v): %w (fix: run it as the publication's owner: %s)", name, partitioned, err, stmt)}
+			}
+			log.Warn("publication lacked publish_via_partition_root; set it so the partitioned tables' changes arrive under their own names (changes written before this were published under the partitions' names and are not captured)",
+				"publication", name, "partitioned", partitioned)
+		}
+	}
 	if allTables {
 		return nil
 	}
-	have, err := publicationTables(ctx, conn, name)
+	have, err := publicationMembers(ctx, conn, name)
 	if err != nil {
 		return fmt.Errorf("reading publication %s: %w", name, err)
 	}
@@ -74,9 +111,15 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	return nil
 }
 
-// publicationTables returns "schema.table" of every table the publication covers.
-func publicationTables(ctx context.Context, conn *pgx.Conn, publication string) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, publication)
+// publicationMembers returns "schema.table" of every table the publication lists explicitly
+// (a partitioned table itself, not its partitions).
+func publicationMembers(ctx context.Context, conn *pgx.Conn, publication string) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname
+		FROM pg_publication p
+		JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+		JOIN pg_class c ON c.oid = pr.prrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1`, publication)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +133,16 @@ func publicationTables(ctx context.Context, conn *pgx.Conn, publication string) 
 		out[s+"."+t] = true
 	}
 	return out, rows.Err()
+}
+
+// partitionedTables returns those of tables that are partitioned (relkind 'p').
+func partitionedTables(ctx context.Context, conn *pgx.Conn, tables []string) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT c.name FROM unnest($1::text[]) AS c(name)
+		JOIN pg_class r ON r.oid = to_regclass(c.name) WHERE r.relkind = 'p' ORDER BY 1`, quotedTables(tables))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // normalizeTable turns a configured name (possibly quoted) into schema.table as catalogs spell it.
