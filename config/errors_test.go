@@ -178,6 +178,8 @@ func TestNotYAMLGivesALine(t *testing.T) {
 			[]want{{"", 11, "not UTF-8|0xE9|line 11, column 25", "UTF-8"}}, nil},
 		{"control character", base + "    delivery: exactly\x1b_once\n",
 			[]want{{"", 11, "U+001B|column 22", "remove the character"}}, nil},
+		{"non-character", base + "    delivery: exactly\uffff_once\n",
+			[]want{{"", 11, "U+FFFF|column 22", "remove the character"}}, nil},
 	})
 	// UTF-8 with a byte order mark, and UTF-16 with one, are text.
 	if _, err := Parse("c.yaml", append([]byte("\xef\xbb\xbf"), base...), noEnv); err != nil {

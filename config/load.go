@@ -167,7 +167,9 @@ func notText(data []byte) *Problem {
 			Fix: "save the file as UTF-8 text; if it is binary, --config names the wrong file"}
 	}
 	for off, r := range string(data) {
-		if r == '\t' || r == '\n' || r == '\r' || r == 0xFEFF || (r >= 0x20 && r < 0x7F) || r == 0x85 || r >= 0xA0 {
+		// YAML's printable set (c-printable), and the byte order mark.
+		if r == '\t' || r == '\n' || r == '\r' || r == 0xFEFF || (r >= 0x20 && r < 0x7F) || r == 0x85 ||
+			(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || r >= 0x10000 {
 			continue
 		}
 		line, col := lineCol(data, off)
