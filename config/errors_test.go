@@ -240,6 +240,8 @@ func TestWarnings(t *testing.T) {
 			"pipelines[0].source.postgres.dsn", 9, "${file:", []string{"in line"}},
 		{"postgres password from a file", strings.Replace(base, "postgres://postgres@", "postgres://postgres:${file:pw}@", 1),
 			"", 0, "", []string{"from-a-file"}},
+		{"postgres key/value password from a file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", `"host=db dbname=shop user=cdcd password=${file:pw}"`, 1),
+			"", 0, "", []string{"from-a-file"}},
 		{"postgres password from the environment", strings.Replace(base, "postgres://postgres@", "postgres://postgres:${PG_PASSWORD}@", 1),
 			"", 0, "", []string{"from-the-env"}},
 		{"sasl password inline", strings.Replace(base, "  brokers: [\"127.0.0.1:19092\"]\n", "  brokers: [\"127.0.0.1:19092\"]\n  sasl: {mechanism: PLAIN, username: u, password: saslpw1}\n", 1),
