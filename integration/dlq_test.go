@@ -17,7 +17,7 @@ import (
 
 const dlqDDL = `
 CREATE TABLE pay (id int PRIMARY KEY, amount numeric(10,2), blob text);
-CREATE TABLE shape (id int PRIMARY KEY, a int);`
+CREATE TABLE shape (id int PRIMARY KEY, a bigint);`
 
 func headerOf(r *kgo.Record, k string) string {
 	for _, h := range r.Headers {
@@ -66,8 +66,8 @@ func TestDeadLetters(t *testing.T) {
 	exec(`INSERT INTO pay VALUES (3, 3, 'after nan')`)                // published
 	exec(`INSERT INTO pay VALUES (4, 4, ` + bigText(1_500_000) + `)`) // record_too_large
 	exec(`INSERT INTO pay VALUES (5, 5, 'after big')`)                // published
-	exec(`ALTER TABLE shape ADD COLUMN b int NOT NULL DEFAULT 0`)     // FULL refuses a required field
-	exec(`INSERT INTO shape VALUES (2, 2, 2)`)                        // schema_rejected
+	exec(`ALTER TABLE shape ALTER COLUMN a TYPE int`)                 // FULL refuses long -> int
+	exec(`INSERT INTO shape VALUES (2, 2)`)                           // schema_rejected
 	exec(`INSERT INTO pay VALUES (6, 6, 'after refused schema')`)     // published
 
 	letters := newConsumer(t, s, dlqTopic)
@@ -138,7 +138,7 @@ func TestDeadLetters(t *testing.T) {
 	if _, err := kadm.NewClient(adm).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &big}}, payTopic); err != nil {
 		t.Fatal(err)
 	}
-	// FORWARD admits a new required field (old readers ignore it). (Apicurio treats a subject
+	// FORWARD admits long -> int (old readers promote int to long). (Apicurio treats a subject
 	// level of NONE as "no rule of its own", so the global BACKWARD would still apply.)
 	for _, r := range reg.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatForward}, shapeTopic+"-value") {
 		if r.Err != nil {
