@@ -118,7 +118,8 @@ func (p *avroParser) node(v any, ns string) (*avroNode, error) {
 				n.fields = append(n.fields, avroField{name: name, typ: t, hasDefault: hasDefault, sourceType: st})
 			}
 		case "enum":
-			for _, s := range v["symbols"].([]any) {
+			syms, _ := v["symbols"].([]any)
+			for _, s := range syms {
 				sym, _ := s.(string)
 				n.symbols = append(n.symbols, sym)
 			}
@@ -141,12 +142,6 @@ func (p *avroParser) node(v any, ns string) (*avroNode, error) {
 			n.items = it
 		case "":
 			return p.node(v["type"], ns) // {"type": {...}} nesting
-		default:
-			if t, ok := v["type"]; ok {
-				if _, isStr := t.(string); !isStr {
-					return p.node(t, ns)
-				}
-			}
 		}
 		return n, nil
 	}
@@ -376,7 +371,15 @@ func (d *differ) compareRecords(path string, o, n *avroNode) {
 
 // sameType reports whether two nodes describe the same type (names of records aside from
 // their fields, which compareRecords handles).
-func sameType(a, b *avroNode) bool {
+func sameType(a, b *avroNode) bool { return sameTypeDepth(a, b, 0) }
+
+// maxTypeDepth stops the comparison of recursive types; deeper levels count as the same.
+const maxTypeDepth = 32
+
+func sameTypeDepth(a, b *avroNode, depth int) bool {
+	if depth > maxTypeDepth || a == b {
+		return true
+	}
 	if a.kind != b.kind || a.logical != b.logical || a.prec != b.prec || a.scale != b.scale {
 		return false
 	}
@@ -386,12 +389,12 @@ func sameType(a, b *avroNode) bool {
 			return false
 		}
 		for i := range a.branches {
-			if !sameType(a.branches[i], b.branches[i]) {
+			if !sameTypeDepth(a.branches[i], b.branches[i], depth+1) {
 				return false
 			}
 		}
 	case "array", "map":
-		return sameType(a.items, b.items)
+		return sameTypeDepth(a.items, b.items, depth+1)
 	case "record", "enum", "fixed":
 		if shortName(a.name) != shortName(b.name) || a.size != b.size || len(a.symbols) != len(b.symbols) || len(a.fields) != len(b.fields) {
 			return false
@@ -402,7 +405,7 @@ func sameType(a, b *avroNode) bool {
 			}
 		}
 		for i := range a.fields {
-			if a.fields[i].name != b.fields[i].name || a.fields[i].hasDefault != b.fields[i].hasDefault || !sameType(a.fields[i].typ, b.fields[i].typ) {
+			if a.fields[i].name != b.fields[i].name || a.fields[i].hasDefault != b.fields[i].hasDefault || !sameTypeDepth(a.fields[i].typ, b.fields[i].typ, depth+1) {
 				return false
 			}
 		}
