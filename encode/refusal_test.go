@@ -75,3 +75,33 @@ func TestRefusalWithoutRegisteredSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalUnderTransitiveLevel: when the latest version is compatible, a transitive level's
+// refusal is explained against the earlier version the change breaks.
+func TestRefusalUnderTransitiveLevel(t *testing.T) {
+	fake, reg := newSR(t)
+	const subject = "t-value"
+	for _, s := range []string{
+		`{"type":"record","name":"Value","fields":[{"name":"a","type":"int"}]}`,
+		`{"type":"record","name":"Value","fields":[]}`,
+	} {
+		if _, err := reg.Register(context.Background(), subject, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fake.SetCompat(subject, sr.CompatBackwardTransitive); err != nil {
+		t.Fatal(err)
+	}
+	fake.Intercept(respond(409, 409, "incompatible"))
+	_, err := reg.Register(context.Background(), subject, `{"type":"record","name":"Value","fields":[{"name":"a","type":["null","string"],"default":null}]}`)
+	msg := err.Error()
+	for _, want := range []string{
+		"column a changed type from int to nullable string (consumers on the new schema could not read the records already written)",
+		"compared with the registered version 1 (BACKWARD_TRANSITIVE checks every earlier version)",
+		"compatibility level BACKWARD_TRANSITIVE requires that consumers using the new schema can read every record written with the previous and every earlier version",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+}
