@@ -22,6 +22,8 @@ type SRRegistry struct {
 	cl *sr.Client
 	// base is the registry's first URL without user info, for the commands messages give.
 	base string
+	// curlAuth is the curl option for the registry's basic auth, with the password left out.
+	curlAuth string
 
 	mu sync.Mutex
 	// pending holds levels to set on subjects that did not exist yet when their level was
@@ -40,6 +42,11 @@ func NewSRRegistry(cl *sr.Client) *SRRegistry {
 	r := &SRRegistry{cl: cl, pending: map[string]sr.CompatibilityLevel{}, own: map[string]bool{}}
 	if urls, ok := cl.OptValue("URLs").([]string); ok && len(urls) > 0 {
 		r.base = redactURL(urls[0])
+	}
+	if ba := cl.OptValues("BasicAuth"); len(ba) > 0 {
+		if user, ok := ba[0].(string); ok && user != "" {
+			r.curlAuth = " -u '" + strings.ReplaceAll(user, "'", `'\''`) + ":<password>'" // never the password itself
+		}
 	}
 	r.apicurio = strings.Contains(r.base, "/apis/ccompat/")
 	return r
@@ -205,8 +212,8 @@ func (r *SRRegistry) setLevel(ctx context.Context, subject string, level sr.Comp
 // setLevelCommand is a command that sets subject's own level; it works on Confluent's
 // registry and on Apicurio (except for NONE there: see relaxCommand).
 func (r *SRRegistry) setLevelCommand(subject, level string) string {
-	return fmt.Sprintf(`curl -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' -d '{"compatibility":"%s"}' %s/config/%s`,
-		level, r.base, url.PathEscape(subject))
+	return fmt.Sprintf(`curl%s -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' -d '{"compatibility":"%s"}' %s/config/%s`,
+		r.curlAuth, level, r.base, url.PathEscape(subject))
 }
 
 // relaxCommand is a command that turns subject's compatibility checks off. On Apicurio a
@@ -223,9 +230,9 @@ func (r *SRRegistry) relaxCommand(subject string) string {
 	body := `'{"ruleType":"COMPATIBILITY","config":"NONE"}'`
 	rules := fmt.Sprintf("%s/groups/default/artifacts/%s/rules", native, url.PathEscape(subject))
 	if own {
-		return fmt.Sprintf("curl -X PUT -H 'Content-Type: application/json' -d %s %s/COMPATIBILITY (Apicurio's API: a Confluent-API PUT of NONE would delete the rule and leave the global level in force)", body, rules)
+		return fmt.Sprintf("curl%s -X PUT -H 'Content-Type: application/json' -d %s %s/COMPATIBILITY (Apicurio's API: a Confluent-API PUT of NONE would delete the rule and leave the global level in force)", r.curlAuth, body, rules)
 	}
-	return fmt.Sprintf("curl -X POST -H 'Content-Type: application/json' -d %s %s (Apicurio's API: a Confluent-API PUT of NONE would leave the global level in force)", body, rules)
+	return fmt.Sprintf("curl%s -X POST -H 'Content-Type: application/json' -d %s %s (Apicurio's API: a Confluent-API PUT of NONE would leave the global level in force)", r.curlAuth, body, rules)
 }
 
 // apicurioAPI derives Apicurio's own API from its Confluent-compatible one.

@@ -372,3 +372,21 @@ func TestLevelSetAfterFirstSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestAdviceNeverShowsSecrets: commands in messages use the registry's URL without user info,
+// and name the basic-auth user with the password left out.
+func TestAdviceNeverShowsSecrets(t *testing.T) {
+	cl, err := sr.NewClient(sr.URLs("http://u:s3cret@registry.example:8081/apis/ccompat/v7/"), sr.BasicAuth("cdcd", "hunter2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewSRRegistry(cl)
+	for _, cmd := range []string{r.setLevelCommand("a-value", "BACKWARD"), r.relaxCommand("a-value")} {
+		if strings.Contains(cmd, "s3cret") || strings.Contains(cmd, "hunter2") {
+			t.Errorf("secret in %s", cmd)
+		}
+		if !strings.Contains(cmd, "-u 'cdcd:<password>'") || !strings.Contains(cmd, "http://registry.example:8081/apis/") {
+			t.Errorf("command %s", cmd)
+		}
+	}
+}
