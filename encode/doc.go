@@ -25,6 +25,9 @@
 //     use; the registry's own text comes last.
 //   - Every failure of a registry request is a *RegistryError; Retriable answers only for
 //     those.
+//   - Distinct tables never share a topic (nor, by TopicNameStrategy, a subject): CheckTopics
+//     refuses a configuration whose tables, dead-letter and offsets topics collide, and an
+//     Encoder refuses a second table on a topic it already writes.
 //
 // # The envelope
 //
