@@ -16,6 +16,12 @@
 //     replaying the same WAL later gives the same schemas, bytes and positions.
 //   - Streamed (in-progress) transactions are buffered with bounded memory and emitted only
 //     at their stream commit; aborted ones and aborted subtransactions are never emitted.
+//
+// Files by role: source.go (the Source: setup, then one stream per session), stream.go (the
+// pgoutput state machine and acknowledgement), slot.go and publication.go (the server-side
+// objects, decided before anything is created), relations.go (table shapes from Relation
+// messages), txbuf.go (streamed-transaction buffers), heartbeat.go, monitor.go (slot
+// statistics), preflight.go (the checks `cdcd check` and every start run).
 package postgres
 
 import (

@@ -46,7 +46,7 @@ type stream struct {
 
 	// Acknowledgement state (see statusLSN): the end LSN of the last Commit emitted, the
 	// walsender's sent position from its latest keepalive, and the flush position last
-	// reported (never lowered: PostgreSQL before 17 lets confirmed_flush move backwards).
+	// reported (never lowered: not every server version refuses to move confirmed_flush back).
 	emittedAck uint64
 	sentLSN    uint64
 	reported   uint64
