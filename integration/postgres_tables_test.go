@@ -120,9 +120,11 @@ func TestPostgresGeneratedColumnsWarned(t *testing.T) {
 // run at the table's first change. check now fails on it (and on any column type the decoder
 // cannot carry), naming the column and the type.
 func TestPostgresCompositeColumnFailsCheck(t *testing.T) {
-	s, _, dsn, _ := setup(t, 2*time.Minute, "cdcd_composite", `CREATE TYPE money_amount AS (amount numeric, currency text);
+	s, ctx, dsn, db := setup(t, 2*time.Minute, "cdcd_composite", `CREATE TYPE money_amount AS (amount numeric, currency text);
 		CREATE TABLE comp (id int PRIMARY KEY, price money_amount, prices money_amount[])`)
-	out, err := checkOutput(t, pipelineYAML(s, uniqueName("comp"), dsn, []string{"public.comp"}, ""))
+	name := uniqueName("comp")
+	yaml := pipelineYAML(s, name, dsn, []string{"public.comp"}, "")
+	out, err := checkOutput(t, yaml)
 	if err == nil {
 		t.Fatalf("check passed a table with composite-type columns:\n%s", out)
 	}
@@ -130,5 +132,12 @@ func TestPostgresCompositeColumnFailsCheck(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+	// The fix the message offers: a publication whose column list leaves them out (PG 15+).
+	if _, err := db.Exec(ctx, fmt.Sprintf(`CREATE PUBLICATION %s FOR TABLE comp (id)`, name)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := checkOutput(t, yaml); err != nil || strings.Contains(out, "public.comp.price") {
+		t.Fatalf("check still fails on columns the publication's column list leaves out (%v):\n%s", err, out)
 	}
 }

@@ -147,9 +147,16 @@ func checkColumns(ctx context.Context, conn *pgx.Conn, table, publication string
 	if version >= 120000 {
 		generated = "a.attgenerated::text"
 	}
+	// A publication's column list (PG 15+) leaves the other columns unpublished.
+	published, args := "true", []any{quoteQualified(schema, name)}
+	if version >= 150000 {
+		args = append(args, publication)
+		published = `coalesce(a.attnum = ANY((SELECT pr.prattrs FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+			WHERE p.pubname = $2 AND pr.prrelid = a.attrelid)::int2[]), true)`
+	}
 	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, `+generated+`
-		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attnum`, quoteQualified(schema, name))
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND `+published+`
+		ORDER BY a.attnum`, args...)
 	if err != nil {
 		rep.Fail("columns of "+table, "cannot read its columns: "+err.Error(), "grant the role USAGE on the schema")
 		return
@@ -168,6 +175,9 @@ func checkColumns(ctx context.Context, conn *pgx.Conn, table, publication string
 	if err != nil {
 		rep.Fail("columns of "+table, "cannot read its columns: "+err.Error(), "grant the role USAGE on the schema")
 		return
+	}
+	if len(cols) == 0 {
+		return // a missing table: checkTable says so
 	}
 	// PostgreSQL 18 publishes stored generated columns when the publication says so.
 	pubGenerated := false
