@@ -190,9 +190,11 @@ func TestPostgresFastShutdownNotBlocked(t *testing.T) {
 	if _, err := db.Exec(ctx, `INSERT INTO other VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
+	t0 := time.Now()
 	if err := pg.ctl("-m", "fast", "-w", "-t", "60", "stop"); err != nil {
 		t.Fatalf("a fast shutdown of PostgreSQL did not complete while cdcd streamed: %v", err)
 	}
+	t.Logf("fast shutdown took %s", time.Since(t0).Round(time.Millisecond))
 	if err := pg.ctl("-l", pg.log, "-w", "-t", "60", "start"); err != nil {
 		t.Fatal(err)
 	}
