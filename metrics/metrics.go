@@ -13,6 +13,7 @@ import (
 // Metrics is the set of collectors. The zero value is not usable; call New.
 type Metrics struct {
 	PipelineReady   *prometheus.GaugeVec // pipeline
+	PipelineFailed  *prometheus.GaugeVec // pipeline
 	PipelineStalled *prometheus.GaugeVec // pipeline
 
 	EventsPublished *prometheus.CounterVec // pipeline, table, op
@@ -44,6 +45,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	f := factory{reg}
 	m := &Metrics{
 		PipelineReady:   f.gauge("cdcd_pipeline_ready", "1 while the pipeline is connected and streaming, 0 otherwise.", "pipeline"),
+		PipelineFailed:  f.gauge("cdcd_pipeline_failed", "1 once the pipeline stopped on an error retrying cannot fix (it stays stopped until cdcd restarts).", "pipeline"),
 		PipelineStalled: f.gauge("cdcd_pipeline_stalled", "1 while the pipeline delivers nothing although the server shows work for it (see /readyz for why).", "pipeline"),
 
 		EventsPublished: f.counter("cdcd_events_published_total", "Change events committed to Kafka.", "pipeline", "table", "op"),

@@ -201,6 +201,11 @@ func (p *Pipeline) setHealth(ready bool, phase, reason string) {
 			v = 1
 		}
 		p.cfg.Metrics.PipelineReady.WithLabelValues(p.cfg.Name).Set(v)
+		failed := 0.0
+		if phase == "failed" {
+			failed = 1
+		}
+		p.cfg.Metrics.PipelineFailed.WithLabelValues(p.cfg.Name).Set(failed)
 	}
 }
 

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -10,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/health"
+	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/publish"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -138,5 +145,33 @@ func TestRetryDoesNotFlapReady(t *testing.T) {
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pipeline stopped by an error retrying cannot fix shows as failed in its metric (the
+// CdcdPipelineFailed alert) and in the phase that /healthz turns into a liveness failure.
+func TestFatalErrorMarksPipelineFailed(t *testing.T) {
+	c, reg := newFakes(t)
+	dec := &change.Table{Schema: "public", Name: "money", Version: 1,
+		Columns:    []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}, {Name: "amount", Kind: change.KindDecimal, Precision: 5, Scale: 2}},
+		KeyColumns: []int{0}}
+	src := &fakeSource{start: 50, txs: [][]change.Event{{{Op: change.OpCreate, Table: dec,
+		After: []change.Value{{Int: 7}, {Str: "123456.789"}}, Pos: change.Position{Tx: lsnOf(0)}}}}}
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	hr := health.NewRegistry("p")
+	m := metrics.New(prometheus.NewRegistry(), "test")
+	p.cfg.Health, p.cfg.Metrics = hr, m
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := p.Run(ctx) // on_error fail: the poison record stops the pipeline
+	var pe *publish.PoisonError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want a PoisonError, got %v", err)
+	}
+	if got := testutil.ToFloat64(m.PipelineFailed.WithLabelValues("p")); got != 1 {
+		t.Errorf("cdcd_pipeline_failed = %v, want 1", got)
+	}
+	if st := stateOf(hr); st.Phase != "failed" || st.Ready {
+		t.Errorf("state %+v, want failed", st)
 	}
 }

@@ -74,7 +74,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on http.listen %s: %w (fix: free the port or choose another http.listen)", cfg.HTTP.Listen, err)
 	}
-	srv := &http.Server{Handler: opsMux(reg, hr), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: opsMux(reg, hr, cfg.HTTP.FailLivenessAfter.D), ReadHeaderTimeout: 5 * time.Second}
 	var httpG errgroup.Group
 	httpG.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -139,13 +139,12 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	return nil
 }
 
-func opsMux(reg *prometheus.Registry, hr *health.Registry) *http.ServeMux {
+// opsMux serves /metrics, /readyz and /healthz; liveness fails once a pipeline has been failed
+// for failLivenessAfter (http.fail_liveness_after; 0: never).
+func opsMux(reg *prometheus.Registry, hr *health.Registry, failLivenessAfter time.Duration) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.Handle("/healthz", hr.LiveHandler(failLivenessAfter))
 	mux.Handle("/readyz", hr.ReadyHandler())
 	return mux
 }
