@@ -408,3 +408,31 @@ func TestPostgresSchemaIsAFunctionOfTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresCommittedPositionBeyondWALRefused: the committed position is acknowledged to
+// the slot at session start. A committed position beyond the server's WAL (a database
+// restored from a backup, a DSN pointing at another server) would make the slot skip every
+// change up to it: the source refuses, saying why, and acknowledges nothing.
+func TestPostgresCommittedPositionBeyondWALRefused(t *testing.T) {
+	_, ctx, dsn, db := setup(t, 2*time.Minute, "cdcd_beyond", `CREATE TABLE b (id int PRIMARY KEY)`)
+	if _, err := db.Exec(ctx, `SELECT pg_create_logical_replication_slot('beyond', 'pgoutput')`); err != nil {
+		t.Fatal(err)
+	}
+	var before string
+	if err := db.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'beyond'`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	src := postgres.New(postgres.Config{Pipeline: "beyond", DSN: dsn, Slot: "beyond", Publication: "beyond", Tables: []string{"public.b"}})
+	err := src.Run(ctx, change.Resume{Committed: true, AckLSN: 1 << 62}, make(chan []change.Item, 1))
+	var fatal *postgres.FatalError
+	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "beyond the server's WAL end") {
+		t.Fatalf("want a fatal error about the WAL end, got %v", err)
+	}
+	var after string
+	if err := db.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'beyond'`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("the slot moved from %s to %s", before, after)
+	}
+}
