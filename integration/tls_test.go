@@ -107,9 +107,18 @@ func scrape(t *testing.T, d *daemon) string {
 // that never came.
 func waitLogs(t *testing.T, d *daemon, timeout time.Duration, want ...string) {
 	t.Helper()
+	waitLogsUnless(t, d, timeout, "", want...)
+}
+
+// waitLogsUnless is waitLogs that fails at once when the logs show unwanted (if not empty).
+func waitLogsUnless(t *testing.T, d *daemon, timeout time.Duration, unwanted string, want ...string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		logs := d.Logs()
+		if unwanted != "" && strings.Contains(logs, unwanted) {
+			t.Fatalf("the logs show %q", unwanted)
+		}
 		var missing []string
 		for _, w := range want {
 			if !strings.Contains(logs, w) {
@@ -278,8 +287,9 @@ func TestTLSKafkaMisconfigurationsFailClearly(t *testing.T) {
 	}
 }
 
-// A wrong registry password fails check with the credentials named, and stops the pipeline
-// at the first schema (not a retry loop), without showing any password.
+// A wrong registry password fails check with the credentials named, and makes the pipeline
+// unready at the first schema with the registry's refusal as the cause (whether it then stops
+// or retries), without showing any password.
 func TestTLSRegistryWrongPasswordFailsClearly(t *testing.T) {
 	registryWrongPassword(t, "")
 }
@@ -322,8 +332,11 @@ func registryWrongPassword(t *testing.T, extra string) {
 	if _, err := db.Exec(ctx, `INSERT INTO items VALUES (1, 'one')`); err != nil {
 		t.Fatal(err)
 	}
-	waitLogs(t, d, 60*time.Second, "schema registry", "Unauthorized", "pipeline stopped")
-	_, body := readyz(t, d)
+	waitLogsUnless(t, d, 60*time.Second, "dead-lettered", "schema registry", "Unauthorized", "(fix: check schema_registry url, username and password")
+	status, body := readyz(t, d)
+	if status == http.StatusOK || !strings.Contains(body, "Unauthorized") {
+		t.Errorf("/readyz = %d %s, want unready with the registry's refusal", status, body)
+	}
 	d.stop(syscall.SIGTERM)
 	if dl := ts.consumer(t, name+".dlq").read(t, 1, 3*time.Second, 0); len(dl) != 0 {
 		t.Errorf("a registry login failure produced %d dead letters", len(dl))

@@ -101,6 +101,12 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 			}
 			return &RegistryError{fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)}
 		}
+		if ce := (*encode.Error)(nil); !errors.As(err, &ce) {
+			// The registry refused cdcd itself (401/403, a certificate), not this record: dead
+			// letters would swallow every change, so stop as on_error: fail does.
+			return &PoisonError{Pipeline: s.cfg.Pipeline, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos,
+				Err: fmt.Errorf("%w (fix: check schema_registry url, username and password, and that this account may read and write subjects)", err)}
+		}
 		if m := s.cfg.Metrics; m != nil && encode.ClassOf(err) == encode.ClassSchemaRejected {
 			m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "rejected").Inc()
 		}
