@@ -104,7 +104,16 @@ tls_login() {
 
 up() {
   [ -s "$TLS_DIR/server.key" ] || die "no TLS material in $TLS_DIR; run scripts/stack/tls.sh up first (stack.sh up does)"
-  if ready && [ -f "$DATA/PG_VERSION" ]; then
+  if ready; then
+    # A server already answers on the port: configure the cluster it runs from, which is
+    # another clone's when that clone's stack is still up.
+    local running_data
+    running_data="$("$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -XAtqc 'show data_directory')" ||
+      die "cannot ask the postgres on 127.0.0.1:$PG_PORT for its data directory"
+    if [ "$running_data" != "$DATA" ]; then
+      log "postgres on 127.0.0.1:$PG_PORT runs from $running_data; configuring that cluster"
+      DATA="$running_data" DIR="$(dirname "$running_data")" LOGFILE="$(dirname "$running_data")/postgres.log"
+    fi
     write_config
     if [ "$(cat "$DIR/running.stamp" 2>/dev/null)" != "$(config_stamp)" ]; then
       log "postgres settings or certificates changed; reloading"
