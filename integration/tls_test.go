@@ -226,7 +226,8 @@ func TestTLSKafkaMisconfigurationsFailClearly(t *testing.T) {
 		override: map[string]string{"password_file": writeSecret(t, wrong)},
 		check: []string{"FAIL  kafka: brokers", "SASL_AUTHENTICATION_FAILED", "invalid credentials with SASL mechanism SCRAM-SHA-512",
 			"fix: the brokers refused the login: check kafka.sasl.username and password"},
-		run: []string{"SASL_AUTHENTICATION_FAILED", "invalid credentials with SASL mechanism SCRAM-SHA-512"},
+		run: []string{"SASL_AUTHENTICATION_FAILED", "invalid credentials with SASL mechanism SCRAM-SHA-512",
+			"(fix: check kafka.sasl.username and password"},
 	}, {
 		name:     "untrusted certificate",
 		override: map[string]string{"ca_file": untrustedCA(t)},

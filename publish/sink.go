@@ -21,6 +21,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -32,6 +33,7 @@ import (
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -300,7 +302,12 @@ func clone(m map[string]string) map[string]string {
 // KafkaError is a failure talking to Kafka (producing, committing, reading offsets, admin).
 type KafkaError struct{ Err error }
 
-func (e *KafkaError) Error() string { return e.Err.Error() }
+func (e *KafkaError) Error() string {
+	if errors.Is(e.Err, kerr.SaslAuthenticationFailed) { // retrying alone will not fix it
+		return e.Err.Error() + " (fix: check kafka.sasl.username and password, and that the user exists for kafka.sasl.mechanism)"
+	}
+	return e.Err.Error()
+}
 func (e *KafkaError) Unwrap() error { return e.Err }
 
 // RegistryError is a retriable failure of the schema registry.
