@@ -53,8 +53,13 @@ type fakeSource struct {
 	// (with the run number) right after.
 	beforeStreaming func()
 	afterStreaming  func(run int)
-	mu              sync.Mutex
-	lastSent        int
+	// idleConfirm: once every transaction was sent, the source moves its position over WAL
+	// that holds nothing for the pipeline (other databases' WAL), the way a source confirms
+	// the server's sent position while idle: it emits a Commit without events for that
+	// position and lets the slot move only when the pipeline acknowledges it.
+	idleConfirm uint64
+	mu          sync.Mutex
+	lastSent    int
 }
 
 func lsnOf(i int) uint64 { return uint64(i+1) * 100 }
@@ -117,6 +122,14 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		chunk = append(chunk, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: lsnOf(i), Index: uint32(len(evs))}, AckLSN: lsnOf(i) + 1, Time: time.Now()}})
 		select {
 		case out <- chunk:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.idleConfirm > 0 && f.acked.Load() < f.idleConfirm {
+		idle := []change.Item{{Commit: &change.Commit{Pos: change.Position{Tx: f.idleConfirm - 1}, AckLSN: f.idleConfirm}}}
+		select {
+		case out <- idle:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

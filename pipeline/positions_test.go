@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -158,4 +159,35 @@ func TestOlderInstanceCommitBeforeFencingIsSeen(t *testing.T) {
 	if len(recs) != want {
 		t.Fatalf("published %d records, want %d (only the transactions after the older instance's commit)", len(recs), want)
 	}
+}
+
+// A source may move the slot over WAL that holds nothing for the pipeline (it is idle: every
+// transaction it emitted is acknowledged) only through the pipeline: a Commit without events
+// for that position is committed with the offsets record and then acknowledged. A restart
+// then finds the slot where the committed state says, and no gap. (A source that confirmed
+// such a position to the server without this would make every restart look like a gap.)
+func TestIdlePositionCommitKeepsSlotAndOffsetsTogether(t *testing.T) {
+	c, reg := newFakes(t)
+	txs, total := makeTxs(5, rand.New(rand.NewPCG(23, 24)))
+	idle := lsnOf(len(txs)-1) + 5000
+	src := &fakeSource{txs: txs, start: 50, idleConfirm: idle}
+	done, stop := runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
+	waitFor(t, "the idle position acknowledged", done, func() bool { return src.acked.Load() == idle })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := loadOffsetsT(t, c.ListenAddrs())
+	if !ok || rec.AckLSN != idle || !rec.Complete {
+		t.Fatalf("offsets %+v: want the idle position %d committed", rec, idle)
+	}
+	// The restart sees the slot at the idle position: no gap, nothing republished.
+	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
+	hr := health.NewRegistry("p")
+	p.cfg.Health = hr
+	done, stop = runPipeline(p)
+	waitFor(t, "the restarted pipeline streaming", done, func() bool { return stateOf(hr).Phase == "streaming" })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readAll(t, c.ListenAddrs(), "p.public.t", total), total)
 }
