@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -206,8 +207,11 @@ func kafkaFix(cfg *config.Config, err error) string {
 	)
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
-		return "the brokers refused the login: check kafka.sasl.username and password, and that this user exists for mechanism " +
-			saslMechanism(cfg) + " (Kafka: kafka-configs --alter --entity-type users --entity-name USER --add-config 'SCRAM-SHA-512=[password=...]')"
+		fix := "the brokers refused the login: check kafka.sasl.username and password, and that this user exists for mechanism " + saslMechanism(cfg)
+		if m := saslMechanism(cfg); strings.HasPrefix(m, "SCRAM-") {
+			fix += " (Kafka: kafka-configs --alter --entity-type users --entity-name USER --add-config '" + m + "=[password=...]')"
+		}
+		return fix
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return "the listener does not enable kafka.sasl.mechanism " + saslMechanism(cfg) + ": use one listed in the broker's sasl.enabled.mechanisms"
 	case errors.As(err, &eof) && cfg.Kafka.SASL == nil:
