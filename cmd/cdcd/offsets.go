@@ -93,7 +93,7 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 			*name, prev.Pos, pglogrepl.LSN(max(prev.AckLSN, accept)), pglogrepl.LSN(prev.AckLSN))
 		return nil
 	}
-	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %s); its next start follows the slot\n",
+	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %s); its next start follows the slot, and publishes again whatever the slot still holds from before that position (use --accept-slot to keep the position instead)\n",
 		*name, prev.Pos, pglogrepl.LSN(prev.AckLSN))
 	return nil
 }
