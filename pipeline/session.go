@@ -106,7 +106,15 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 		case chunk := <-items:
 			lastItem.Store(time.Now().UnixNano())
 			for i := range chunk {
+				if ctx.Err() != nil {
+					break // shutting down: stop reading, drain what the batch holds
+				}
 				if err := sink.Add(ctx, &chunk[i]); err != nil {
+					if ctx.Err() != nil {
+						// Failed because of the shutdown: the open transaction is left to the
+						// broker, which aborts it when the next instance fences this one.
+						return nil
+					}
 					return err
 				}
 			}
