@@ -71,7 +71,11 @@ type Job struct {
 
 	mu        sync.Mutex
 	toRestore map[int32]bool // repartition partitions assigned and not yet restored
-	revoked   map[int32]bool
+	// assigned counts assignments per partition: a restore installs its state only if the
+	// partition was not revoked and assigned again (maybe after another owner committed)
+	// while it read.
+	assigned map[int32]uint64
+	revoked  map[int32]bool
 }
 
 // New prepares a job; Run connects.
@@ -98,23 +102,77 @@ func New(cfg Config) (*Job, error) {
 		cfg.Spec.Late = cfg.Spec.Output + ".late" // late records are never dropped
 	}
 	return &Job{cfg: cfg, spec: cfg.Spec, log: cfg.Log.With("window_job", cfg.Spec.Name), x: newExtractor(cfg.Spec),
-		procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}}, nil
+		procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}, assigned: map[int32]uint64{}}, nil
 }
 
-// Run runs the job until ctx ends.
+// Run runs the job until ctx ends (nil) or a fatal error stops it. Anything else — Kafka or
+// the registry unreachable, an input topic that has no schema yet — is retried with capped
+// exponential backoff, and the state is restored from the changelog on every new attempt.
 func (j *Job) Run(ctx context.Context) error {
-	j.cfg.OnState("starting", "")
-	if err := j.prepare(ctx); err != nil {
-		j.cfg.OnState("failed", err.Error())
-		return err
+	backoff := 500 * time.Millisecond
+	for {
+		j.cfg.OnState("starting", "")
+		started := time.Now()
+		err := j.prepare(ctx)
+		if err == nil {
+			err = j.loop(ctx)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fe *FatalError
+		if errors.As(err, &fe) {
+			j.cfg.OnState("failed", err.Error())
+			j.log.Error("window job stopped: not retriable", "err", err)
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		var we *waitError
+		if errors.As(err, &we) {
+			j.cfg.OnState("waiting", err.Error())
+			j.log.Info("window job waiting", "cause", err.Error(), "next_attempt_in", backoff.String())
+		} else {
+			j.cfg.OnState("retrying", err.Error())
+			j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", backoff.String())
+		}
+		j.reset()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
-	err := j.loop(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	j.cfg.OnState("failed", err.Error())
-	return err
 }
+
+// reset forgets the state of a failed attempt.
+func (j *Job) reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	clear(j.procs)
+	clear(j.idle)
+	clear(j.toRestore)
+	clear(j.revoked)
+	clear(j.assigned)
+}
+
+// FatalError stops a job: retrying cannot help (a field the input does not have, a changed
+// job whose state does not fit, a corrupt internal record).
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// waitError: the job waits for something that is expected to appear (an input topic, its
+// first schema).
+type waitError struct{ Err error }
+
+func (e *waitError) Error() string { return e.Err.Error() }
+func (e *waitError) Unwrap() error { return e.Err }
 
 // prepare checks the job's fields against every input topic's registered schema, creates the
 // internal and output topics, and registers the result schemas.
@@ -124,21 +182,25 @@ func (j *Job) prepare(ctx context.Context) error {
 		sub := t + "-value"
 		ss, err := j.cfg.Registry.SchemaByVersion(ctx, sub, -1)
 		if err != nil {
-			return fmt.Errorf("reading the schema of input topic %s (subject %s): %w (fix: the topic must be a cdcd change topic that has carried at least one record)", t, sub, err)
+			var re *sr.ResponseError
+			if errors.As(err, &re) && re.StatusCode == 404 {
+				return &waitError{fmt.Errorf("input topic %s has no schema yet (subject %s): waiting for the pipeline that writes it to publish its first change", t, sub)}
+			}
+			return fmt.Errorf("reading the schema of input topic %s (subject %s): %w", t, sub, err)
 		}
 		s, err := avro.Parse(ss.Schema.Schema)
 		if err != nil {
-			return fmt.Errorf("parsing the schema of %s: %w", sub, err)
+			return &FatalError{fmt.Errorf("parsing the schema of %s: %w", sub, err)}
 		}
 		if _, err := j.x.compile(ss.ID, s); err != nil {
-			return fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)
+			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
 		if first == nil {
 			first = s
 		}
 	}
 	if err := j.buildSchemas(first); err != nil {
-		return fmt.Errorf("window job %s: %w", j.spec.Name, err)
+		return &FatalError{fmt.Errorf("window job %s: %w", j.spec.Name, err)}
 	}
 	if err := j.createTopics(ctx); err != nil {
 		return err
@@ -150,7 +212,12 @@ func (j *Job) prepare(ctx context.Context) error {
 	}{{j.spec.Output + "-key", j.keySchema, &j.keyID}, {j.spec.Output + "-value", j.valSchema, &j.valID}} {
 		ss, err := j.cfg.Registry.CreateSchema(ctx, s.subject, sr.Schema{Schema: s.schema.json, Type: sr.TypeAvro})
 		if err != nil {
-			return fmt.Errorf("registering the result schema under %s: %w (fix: if the job's group fields or aggregates changed, write the results to a new output topic)", s.subject, err)
+			err = fmt.Errorf("registering the result schema under %s: %w (fix: if the job's group fields or aggregates changed, write the results to a new output topic)", s.subject, err)
+			var re *sr.ResponseError
+			if errors.As(err, &re) && re.StatusCode == 409 {
+				return &FatalError{err}
+			}
+			return err
 		}
 		*s.id = ss.ID
 	}
@@ -225,7 +292,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 	for _, t := range j.spec.Topics {
 		td, ok := tds[t]
 		if !ok || td.Err != nil {
-			return fmt.Errorf("input topic %s does not exist (fix: start the pipeline that writes it first)", t)
+			return &waitError{fmt.Errorf("input topic %s does not exist yet: waiting for the pipeline that writes it", t)}
 		}
 		if j.cfg.Partitions == 0 {
 			parts = max(parts, int32(len(td.Partitions)))
@@ -256,8 +323,8 @@ func (j *Job) createTopics(ctx context.Context) error {
 	}
 	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
 	if rp != cp || rp == 0 {
-		return fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: delete both (the job's state restarts) or give them equal counts",
-			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
+		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: delete both (the job's state restarts) or give them equal counts",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)}
 	}
 	j.parts = int32(rp)
 	outParts := j.cfg.OutputPartitions
@@ -275,15 +342,17 @@ func (j *Job) createTopics(ctx context.Context) error {
 	return nil
 }
 
-// partitioner sends changelog records to the partition set on them (the state's own
-// partition) and everything else by key, as Kafka's Java client does.
+// partitioner sends changelog and repartition records to the partition set on them (the
+// state's own partition, the group's partition) and everything else by key, as Kafka's Java
+// client does.
 type partitioner struct {
-	changelog string
-	byKey     kgo.Partitioner
+	changelog   string
+	repartition string
+	byKey       kgo.Partitioner
 }
 
 func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
-	if t == p.changelog {
+	if t == p.changelog || t == p.repartition {
 		return kgo.ManualPartitioner().ForTopic(t)
 	}
 	return p.byKey.ForTopic(t)
@@ -299,13 +368,14 @@ func (j *Job) loop(ctx context.Context) error {
 		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionalID("cdcd-window-"+j.spec.Name+"-"+j.cfg.InstanceID),
 		kgo.TransactionTimeout(j.cfg.TransactionTimeout),
-		kgo.RecordPartitioner(partitioner{changelog: ChangelogTopic(j.spec.Name), byKey: kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordPartitioner(partitioner{changelog: ChangelogTopic(j.spec.Name), repartition: repart, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			j.mu.Lock()
 			defer j.mu.Unlock()
 			for _, p := range m[repart] {
 				j.toRestore[p] = true
+				j.assigned[p]++
 				delete(j.revoked, p)
 			}
 		}),
@@ -342,10 +412,9 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		touched := map[int32]bool{}
 		now := time.Now()
-		if fs.NumRecords() == 0 {
-			if j.idleAdvance(now, touched); len(touched) == 0 {
-				continue
-			}
+		ticks := j.idleTicks(now, fs)
+		if fs.NumRecords() == 0 && len(ticks) == 0 {
+			continue
 		}
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("beginning a transaction: %w", err)
@@ -369,20 +438,25 @@ func (j *Job) loop(ctx context.Context) error {
 			}
 			if r.Topic == repart {
 				p := j.procs[r.Partition]
-				if p == nil {
-					// Assigned during this poll and not restored yet: abort, so the records
-					// are read again after the restore.
+				if p == nil || j.stale(r.Partition) {
+					// Assigned during this poll (perhaps again, after another owner had it)
+					// and not restored yet: abort, so the records are read again after the
+					// restore.
 					abort = true
 					return
 				}
 				rec, origin, err := unmarshalRec(r.Value)
 				if err != nil {
-					failure = fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+					failure = &FatalError{fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)}
 					return
 				}
 				rec.Seq, rec.Origin = uint64(r.Offset), origin
 				touched[r.Partition] = true
 				j.idle[r.Partition] = now
+				if rec.Sign == 0 { // an idle tick: stream time follows the wall clock
+					p.AdvanceTo(rec.T)
+					return
+				}
 				if rec.T == noTime {
 					produce(j.lateRecord(LateRec{Rec: rec, Reason: "the time field " + j.spec.Time.String() + " is null"}))
 					return
@@ -401,11 +475,13 @@ func (j *Job) loop(ctx context.Context) error {
 			origin := Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 			for i := range recs {
 				key := j.groupKey(&recs[i])
-				produce(&kgo.Record{Topic: repart, Key: key, Value: marshalRec(nil, &recs[i], origin)})
+				produce(&kgo.Record{Topic: repart, Partition: j.partitionOf(key), Key: key, Value: marshalRec(nil, &recs[i], origin)})
 			}
 		})
+		for _, tick := range ticks {
+			produce(tick)
+		}
 		if failure == nil && !abort {
-			j.idleAdvance(now, touched)
 			failure = j.flushOutputs(touched, produce)
 		}
 		if failure != nil {
@@ -423,6 +499,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		perrMu.Unlock()
 		if abort {
+			j.log.Debug("aborting: records of a partition whose state is not restored yet")
 			commit = kgo.TryAbort
 		}
 		committed, err := sess.End(ctx, commit)
@@ -431,6 +508,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		if !committed {
 			// The consumer rewound to the committed offsets: so must the state.
+			j.log.Debug("transaction aborted; restoring state from the changelog")
 			j.resetState()
 		}
 	}
@@ -460,8 +538,11 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	}
 	clear(j.revoked)
 	var restore []int32
+	gens := map[int32]uint64{}
 	for p := range j.toRestore {
 		restore = append(restore, p)
+		gens[p] = j.assigned[p]
+		delete(j.procs, p) // whatever it held predates this assignment
 	}
 	j.mu.Unlock()
 	if len(restore) == 0 {
@@ -476,7 +557,7 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	}
 	j.mu.Lock()
 	for p, proc := range procs {
-		if j.toRestore[p] { // still ours
+		if j.toRestore[p] && j.assigned[p] == gens[p] { // still ours, and the same assignment
 			j.procs[p] = proc
 			j.idle[p] = time.Now()
 			delete(j.toRestore, p)
@@ -486,6 +567,13 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	j.log.Info("window state restored", "partitions", restore, "keys", keys, "took", time.Since(t0).Round(time.Millisecond).String())
 	j.cfg.OnState("running", "")
 	return nil
+}
+
+// stale reports whether partition p was assigned (again) since its state was restored.
+func (j *Job) stale(p int32) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.toRestore[p]
 }
 
 // resetState forgets all in-memory state after an aborted transaction: every owned partition
@@ -501,14 +589,41 @@ func (j *Job) resetState() {
 	clear(j.procs)
 }
 
-// restore reads the changelog partitions read_committed up to their end.
+// restore reads the changelog partitions read_committed up to their last stable offset.
+//
+// Why this cannot miss state: the previous owner of a partition writes its changelog records in
+// the same transaction as its offset commit for the partition's input. So first wait until the
+// group has no pending transactional offset commit (an OffsetFetch with RequireStable, KIP-447):
+// every transaction of a previous owner has then committed or aborted, and none can commit
+// later (the group generation fences it). The changelog's last stable offset then covers every
+// committed update, and records past it belong to transactions that will abort.
 func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor, int, error) {
 	topic := ChangelogTopic(j.spec.Name)
 	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
 	if err != nil {
 		return nil, 0, err
 	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	adm := kadm.NewClient(cl)
+	for {
+		offs, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), GroupID(j.spec.Name), RepartitionTopic(j.spec.Name))
+		if err == nil {
+			err = offs.Error()
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
+			cl.Close()
+			return nil, 0, fmt.Errorf("waiting for the group's pending transactions: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			cl.Close()
+			return nil, 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	cl.Close()
 	if err == nil {
 		err = ends.Error()
@@ -568,7 +683,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 				continue
 			}
 			if err := procs[p].Restore([]byte(k), v); err != nil {
-				return nil, 0, fmt.Errorf("restoring %s[%d]: %w", topic, p, err)
+				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
 			keys++
 		}
@@ -620,23 +735,48 @@ func (j *Job) groupKey(r *Rec) []byte {
 	return k
 }
 
-// idleAdvance lets the stream time of owned partitions that had no record for idle_timeout
-// follow the wall clock, so their windows close.
-func (j *Job) idleAdvance(now time.Time, touched map[int32]bool) {
+// partitionOf is the repartition partition of a group key: FNV-1a, stable across versions.
+func (j *Job) partitionOf(key []byte) int32 {
+	h := fnv.New32a()
+	h.Write(key)
+	return int32(h.Sum32() % uint32(j.parts))
+}
+
+// idleTicks makes an idle tick for each owned repartition partition that had no record for
+// idle_timeout while it holds windows the wall clock would close.
+//
+// A tick is a record in the partition itself (Sign 0, T = now), not a change of state made on
+// the side: the owner processes it like any record, in a transaction that commits its offset
+// (so a previous owner that lost the partition can never commit state for it: the group
+// generation fences offset commits, and a transaction that commits no offset would not be
+// fenced), and a replay of the partition gives the same results.
+func (j *Job) idleTicks(now time.Time, fs kgo.Fetches) []*kgo.Record {
 	if j.spec.IdleTimeout <= 0 {
-		return
+		return nil
 	}
+	active := map[int32]bool{}
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Topic == RepartitionTopic(j.spec.Name) && len(p.Records) > 0 {
+			active[p.Partition] = true
+		}
+	})
+	var out []*kgo.Record
 	for p, proc := range j.procs {
-		if touched[p] {
+		if active[p] {
 			continue
 		}
-		if last, ok := j.idle[p]; ok && now.Sub(last) >= j.spec.IdleTimeout {
-			if st, has := proc.StreamTime(); has && st < now.UnixMicro() {
-				proc.AdvanceTo(now.UnixMicro())
-				touched[p] = true
-			}
+		last, ok := j.idle[p]
+		if !ok || now.Sub(last) < j.spec.IdleTimeout {
+			continue
 		}
+		if next, ok := proc.NextClose(); !ok || next > now.UnixMicro() {
+			continue
+		}
+		j.idle[p] = now // one tick per idle_timeout
+		r := Rec{T: now.UnixMicro()}
+		out = append(out, &kgo.Record{Topic: RepartitionTopic(j.spec.Name), Partition: p, Value: marshalRec(nil, &r, Origin{})})
 	}
+	return out
 }
 
 // flushOutputs produces the results, late records and changelog records of the touched

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"testing"
 	"time"
@@ -59,6 +61,8 @@ func produceOrders(t *testing.T, ctx context.Context, cl *kgo.Client, srcl *sr.C
 	}
 }
 
+var debugResults = false
+
 type result struct {
 	customer   int64
 	start, end int64 // ms
@@ -107,6 +111,9 @@ func readResults(t *testing.T, ctx context.Context, opts []kgo.Opt, srcl *sr.Cli
 				res.revenue = rv.FloatString(2)
 			}
 			out = append(out, res)
+			if debugResults {
+				fmt.Printf("RES p%d o%d %v %v %v\n", r.Partition, r.Offset, res.customer, res.start, r.ProducerID)
+			}
 		})
 	}
 	return out
@@ -213,4 +220,247 @@ func TestJobTumblingMatchesBatch(t *testing.T) {
 		sort.Strings(keys)
 		t.Fatalf("got %d results, want %d; missing %v", len(got), len(want), keys)
 	}
+}
+
+// Two instances of a job share a 6-partition input while orders keep arriving; instances are
+// stopped mid-transaction and restarted (rebalances that move partitions and their state) many
+// times. Every window's final result equals the batch aggregation, and none is emitted twice.
+func TestJobExactlyOnceAcrossRestartsAndRebalances(t *testing.T) {
+	_, _, opts, srcl := newJobFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const input = "shop.public.orders"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 6, 1, nil, input); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed(t), 12))
+	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var orders []order
+	for i := 0; i < 3000; i++ {
+		orders = append(orders, order{id: int64(i), customer: rng.Int64N(20), cents: rng.Int64N(100000),
+			at: base.Add(time.Duration(i*700) * time.Millisecond)})
+	}
+	want := map[[2]int64]*result{}
+	for _, o := range orders {
+		start := o.at.UnixMilli() / 60000 * 60000
+		k := [2]int64{o.customer, start}
+		r := want[k]
+		if r == nil {
+			r = &result{customer: o.customer, start: start, end: start + 60000, revenue: "0.00"}
+			want[k] = r
+		}
+		r.orders++
+		r.events++
+		sum, _ := new(big.Rat).SetString(r.revenue)
+		r.revenue = sum.Add(sum, big.NewRat(o.cents, 100)).FloatString(2)
+	}
+
+	// Windows close by stream time alone (no idle ticks: the event times are in the past, and
+	// the wall clock would close windows whose input is still coming): after the input, one
+	// order per customer a day later moves every partition's stream time past every window.
+	var flush []order
+	for c := int64(0); c < 20; c++ {
+		flush = append(flush, order{id: int64(-1 - c), customer: c, cents: 1, at: base.Add(24 * time.Hour)})
+	}
+	spec := ordersJob(input)
+	spec.IdleTimeout = 0
+	type instance struct {
+		stop func()
+		done chan error
+	}
+	start := func(id string) instance {
+		job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: id, Partitions: 6,
+			CommitInterval: 20 * time.Millisecond, Log: testLog(t, id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- job.Run(jctx) }()
+		return instance{stop, done}
+	}
+	halt := func(in instance) {
+		in.stop()
+		if err := <-in.done; err != nil {
+			t.Errorf("job: %v", err)
+		}
+	}
+	insts := []instance{start("a"), start("b")}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; i < len(orders); i += 300 {
+			produceOrders(t, ctx, cl, srcl, input, orders[i:min(i+300, len(orders))])
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	for k := 0; k < 6; k++ {
+		time.Sleep(time.Duration(200+rng.IntN(400)) * time.Millisecond)
+		i := rng.IntN(2)
+		halt(insts[i])
+		t.Logf("instance %d stopped and restarted (%d)", i, k+1)
+		insts[i] = start(fmt.Sprintf("%c", 'a'+i))
+	}
+	<-produced
+	// Stream time is per partition: the flush may only go in once every order is through
+	// the repartition topic, or it would make the orders still on their way late.
+	waitCaughtUp(t, ctx, opts, cl, GroupID(spec.Name), input, RepartitionTopic(spec.Name))
+	produceOrders(t, ctx, cl, srcl, input, flush)
+	got := readResults(t, ctx, opts, srcl, "orders_per_customer_1m", len(want), 2*time.Minute)
+	for _, l := range readLate(t, ctx, opts, spec.Output+".late") {
+		t.Errorf("late record: %s", l)
+	}
+	for _, in := range insts {
+		halt(in)
+	}
+	seen := map[[2]int64]bool{}
+	for _, g := range got {
+		k := [2]int64{g.customer, g.start}
+		if seen[k] {
+			t.Errorf("window %v emitted twice", k)
+		}
+		seen[k] = true
+		if w := want[k]; w == nil || *w != g {
+			t.Errorf("window %v: got %+v, want %+v", k, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d results, want %d", len(got), len(want))
+	}
+	if t.Failed() {
+		auditRepartition(t, ctx, opts, spec, len(orders)+len(flush))
+	}
+}
+
+// auditRepartition says, after a failure, whether every input change reached the repartition
+// topic exactly once (committed): it tells a loss in the first stage from one in the second.
+func auditRepartition(t *testing.T, ctx context.Context, opts []kgo.Opt, spec *Spec, inputs int) {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ConsumeTopics(RepartitionTopic(spec.Name)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[Origin]int{}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			rec, o, err := unmarshalRec(r.Value)
+			if err == nil && rec.Sign != 0 {
+				seen[o]++
+			}
+		})
+	}
+	dups := 0
+	for _, n := range seen {
+		if n > 1 {
+			dups++
+		}
+	}
+	t.Logf("repartition topic: %d distinct input changes of %d, %d repeated", len(seen), inputs, dups)
+}
+
+// waitCaughtUp waits until the group has consumed every record of the topics: its committed
+// offset is at the end, or only control records and aborted records lie between the two
+// (read_committed consumers never return those, so they are never committed past).
+func waitCaughtUp(t *testing.T, ctx context.Context, opts []kgo.Opt, cl *kgo.Client, group string, topics ...string) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	for {
+		ends, err := adm.ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := map[string]map[int32]kgo.Offset{}
+		want := map[string]map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			c, ok := offs.Lookup(o.Topic, o.Partition)
+			at := int64(0)
+			if ok {
+				at = c.At
+			}
+			if o.Offset > at {
+				if from[o.Topic] == nil {
+					from[o.Topic], want[o.Topic] = map[int32]kgo.Offset{}, map[int32]int64{}
+				}
+				from[o.Topic][o.Partition] = kgo.NewOffset().At(at)
+				want[o.Topic][o.Partition] = o.Offset
+			}
+		})
+		if len(from) == 0 || onlyControl(t, ctx, opts, from, want) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the job did not catch up")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// onlyControl reports whether the ranges [from, want) hold no committed data record: a
+// read_committed consumer from the committed offsets gets no data record within 2 s.
+func onlyControl(t *testing.T, ctx context.Context, opts []kgo.Opt, from map[string]map[int32]kgo.Offset, want map[string]map[int32]int64) bool {
+	rc, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ConsumePartitions(from),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for pctx.Err() == nil {
+		data := false
+		rc.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Topic][r.Partition]; ok && r.Offset < end {
+				data = true
+			}
+		})
+		if data {
+			return false
+		}
+	}
+	return true
+}
+
+// testLog is a job's logger: silent unless CDCD_TEST_VERBOSE is set.
+func testLog(t *testing.T, id string) *slog.Logger {
+	if os.Getenv("CDCD_TEST_VERBOSE") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", id)
+}
+
+// readLate returns what the late topic holds (read_committed), as text.
+func readLate(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []string
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			h := ""
+			for _, x := range r.Headers {
+				h += x.Key + "=" + string(x.Value) + " "
+			}
+			out = append(out, h+string(r.Value))
+		})
+	}
+	return out
 }

@@ -100,6 +100,14 @@ func NewProcessor(spec *Spec) *Processor {
 // StreamTime is the partition's stream time (µs) and whether any record set it.
 func (p *Processor) StreamTime() (int64, bool) { return p.streamTime, p.hasTime }
 
+// NextClose is the earliest close time (µs) of an open time window.
+func (p *Processor) NextClose() (int64, bool) {
+	if len(p.closing) == 0 {
+		return 0, false
+	}
+	return p.closing[0].closeAt, true
+}
+
 // OpenWindows is the number of windows held.
 func (p *Processor) OpenWindows() int { return p.nWins }
 
