@@ -23,6 +23,11 @@ var Classes = []string{ClassValueNotRepresentable, ClassSchemaRejected, ClassRec
 // decodeError is what sources return for a value they cannot decode.
 type decodeError interface{ Undecodable() bool }
 
+// notRepresentable is what sources return for a value they decoded but cannot carry unchanged
+// (an array whose lower bound is not 1, a timestamp past what a long holds): the value is
+// fine, the record format cannot hold it.
+type notRepresentable interface{ NotRepresentable() bool }
+
 // Classify is the one place that decides whether a failure to publish one change is a poison
 // record and of which class. ok is false for failures that retrying may fix.
 func Classify(err error) (class string, ok bool) {
@@ -35,6 +40,10 @@ func Classify(err error) (class string, ok bool) {
 	var ee *encode.Error
 	if errors.As(err, &ee) {
 		return string(ee.Class), true
+	}
+	var nr notRepresentable
+	if errors.As(err, &nr) && nr.NotRepresentable() {
+		return ClassValueNotRepresentable, true
 	}
 	var de decodeError
 	if errors.As(err, &de) && de.Undecodable() {
