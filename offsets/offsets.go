@@ -18,7 +18,11 @@ import (
 )
 
 // formatVersion of the stored JSON; a newer one is refused rather than misread.
-const formatVersion = 1
+//
+// Version 2: a Postgres position's in-transaction index counts every row change the server
+// sends (captured or not, two indexes each), where version 1 counted captured events only. A
+// complete position means the same in both; a partial one does not (see Unmarshal).
+const formatVersion = 2
 
 // Record is a pipeline's committed position.
 type Record struct {
@@ -75,6 +79,12 @@ func Unmarshal(b []byte) (Record, error) {
 	}
 	if r.Version > formatVersion {
 		return r, fmt.Errorf("offsets record has format version %d, newer than this cdcd understands (%d): upgrade cdcd", r.Version, formatVersion)
+	}
+	if r.Version < 2 && !r.Complete && r.Pos.Resume == "" {
+		// Resuming would skip or repeat events: the index of a version 1 record counts
+		// differently. Refuse rather than guess.
+		return r, fmt.Errorf("the committed position %s was recorded in the middle of a source transaction by an older cdcd, whose in-transaction index this version counts differently; "+
+			"fix: run the older cdcd until it commits the end of that transaction (its log says \"complete\": true), stop it with SIGTERM, then start this version", r.Pos)
 	}
 	return r, nil
 }

@@ -2,6 +2,7 @@ package offsets
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,22 @@ func TestLoad(t *testing.T) {
 	}
 	if got, ok, _ := Load(ctx, opts, "_off", "b"); !ok || got.Pos.Tx != 99 {
 		t.Fatalf("Load b = %+v", got)
+	}
+}
+
+// A partial position written by a version that counted only captured events cannot be
+// resumed exactly: it is refused with the fix. A complete one means the same in both.
+func TestPartialVersion1RecordRefused(t *testing.T) {
+	partial := []byte(`{"version":1,"pos":{"tx":4096,"index":7},"complete":false,"ack_lsn":100}`)
+	if _, err := Unmarshal(partial); err == nil || !strings.Contains(err.Error(), "older cdcd") {
+		t.Fatalf("a partial version 1 record: got %v, want a refusal naming the fix", err)
+	}
+	complete := []byte(`{"version":1,"pos":{"tx":4096,"index":7},"complete":true,"ack_lsn":5000}`)
+	r, err := Unmarshal(complete)
+	if err != nil || r.Pos.Tx != 4096 || !r.Complete {
+		t.Fatalf("a complete version 1 record: %+v, %v", r, err)
+	}
+	if r2, err := Unmarshal(r.Marshal()); err != nil || r2.Version != formatVersion {
+		t.Fatalf("round trip: %+v, %v", r2, err)
 	}
 }
