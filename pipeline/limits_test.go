@@ -38,9 +38,9 @@ func TestBacklogJustUnderTopicLimitCommits(t *testing.T) {
 	}
 	src := &fakeSource{txs: [][]change.Event{tx}, start: 50}
 	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
-	p.cfg.TopicPartitions = 1 // every record in one partition: the producer batches them
-	p.cfg.BatchMaxBytes = 64 << 20
-	p.cfg.DeadLetter, p.cfg.DLQTopic, p.cfg.DLQMaxMessageBytes = true, "p.dlq", 16<<20
+	p.cfg.Sink.TopicPartitions = 1 // every record in one partition: the producer batches them
+	p.cfg.Sink.BatchMaxBytes = 64 << 20
+	p.cfg.Sink.DeadLetter, p.cfg.Sink.DLQTopic, p.cfg.Sink.DLQMaxMessageBytes = true, "p.dlq", 16<<20
 
 	done, stop := runPipeline(p)
 	waitFor(t, "the transaction acknowledged", done, func() bool { return src.acked.Load() >= lsnOf(0)+1 })

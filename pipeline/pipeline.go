@@ -30,7 +30,6 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Source is what a pipeline needs of a database source.
@@ -44,32 +43,15 @@ type Source interface {
 // Config of one pipeline.
 type Config struct {
 	Name string
-	// KafkaOpts are the shared client options (brokers, TLS, SASL).
-	KafkaOpts          []kgo.Opt
-	OffsetsTopic       string
-	TransactionTimeout time.Duration
-	MaxMessageBytes    int
-	TopicPartitions    int32
-	TopicReplication   int16
-	ExactlyOnce        bool
-	Tombstones         bool
-	// DeadLetter: on_error dlq. Poison changes go to DLQTopic inside the batch's transaction
-	// instead of stopping the pipeline.
-	DeadLetter         bool
-	DLQTopic           string
-	DLQMaxMessageBytes int
-	// Version is cdcd's version, written to dead-letter headers.
-	Version        string
-	BatchMaxEvents int
-	BatchMaxBytes  int
-	BatchInterval  time.Duration
+	// Sink configures the Kafka transaction sink. Its Pipeline, Ack, OnCommit, Log and
+	// Metrics are filled in by the pipeline; its DrainTimeout bounds the final commit on
+	// shutdown (see DrainTimes).
+	Sink           publish.Config
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	MaxAttempts    int // 0 = forever
 	// StandbyInterval is how often a standby checks whether the slot became free.
 	StandbyInterval time.Duration
-	// DrainTimeout bounds the final commit on shutdown; see DrainTimes.
-	DrainTimeout time.Duration
 
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
@@ -116,24 +98,19 @@ func New(cfg Config, src Source, enc *encode.Encoder) *Pipeline {
 	if cfg.MaxBackoff < cfg.InitialBackoff {
 		cfg.MaxBackoff = 30 * time.Second
 	}
-	if cfg.DLQMaxMessageBytes < cfg.MaxMessageBytes {
-		cfg.DLQMaxMessageBytes = cfg.MaxMessageBytes
+	if cfg.Sink.DLQMaxMessageBytes < cfg.Sink.MaxMessageBytes {
+		cfg.Sink.DLQMaxMessageBytes = cfg.Sink.MaxMessageBytes
 	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout, _ = DrainTimes(10 * time.Second)
+	if cfg.Sink.DrainTimeout <= 0 {
+		cfg.Sink.DrainTimeout, _ = DrainTimes(10 * time.Second)
 	}
 	return &Pipeline{cfg: cfg, src: src, enc: enc, log: cfg.Log, mem: publish.NewMemory()}
 }
 
 func (p *Pipeline) sinkConfig() publish.Config {
-	c := p.cfg
-	return publish.Config{Pipeline: c.Name, KafkaOpts: c.KafkaOpts, OffsetsTopic: c.OffsetsTopic,
-		TransactionTimeout: c.TransactionTimeout, MaxMessageBytes: c.MaxMessageBytes,
-		TopicPartitions: c.TopicPartitions, TopicReplication: c.TopicReplication,
-		ExactlyOnce: c.ExactlyOnce, Tombstones: c.Tombstones,
-		DeadLetter: c.DeadLetter, DLQTopic: c.DLQTopic, DLQMaxMessageBytes: c.DLQMaxMessageBytes, Version: c.Version,
-		BatchMaxEvents: c.BatchMaxEvents, BatchMaxBytes: c.BatchMaxBytes, BatchInterval: c.BatchInterval,
-		DrainTimeout: c.DrainTimeout, Ack: p.src.Ack, OnCommit: p.committed, Log: p.log, Metrics: c.Metrics}
+	c := p.cfg.Sink
+	c.Pipeline, c.Ack, c.OnCommit, c.Log, c.Metrics = p.cfg.Name, p.src.Ack, p.committed, p.log, p.cfg.Metrics
+	return c
 }
 
 // Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.

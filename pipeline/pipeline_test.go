@@ -175,9 +175,9 @@ func newTestPipeline(t *testing.T, brokers []string, reg string, src Source) *Pi
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return New(Config{Name: "p", KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, OffsetsTopic: "_cdcd_offsets",
+	return New(Config{Name: "p", Sink: publish.Config{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, OffsetsTopic: "_cdcd_offsets",
 		TransactionTimeout: 10 * time.Second, MaxMessageBytes: 1 << 20, TopicPartitions: 3, TopicReplication: 1,
-		ExactlyOnce: true, Tombstones: true, BatchMaxEvents: 100, BatchMaxBytes: 1 << 20, BatchInterval: 20 * time.Millisecond,
+		ExactlyOnce: true, Tombstones: true, BatchMaxEvents: 100, BatchMaxBytes: 1 << 20, BatchInterval: 20 * time.Millisecond},
 		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Log: log}, src, enc)
 }
 
@@ -336,7 +336,7 @@ func TestAtLeastOnceLosesNothing(t *testing.T) {
 	txs, total := makeTxs(60, rand.New(rand.NewPCG(3, 4)))
 	src := &fakeSource{txs: txs, breakAt: map[int]int{1: 20}}
 	p := newTestPipeline(t, c.ListenAddrs(), reg.URL(), src)
-	p.cfg.ExactlyOnce = false
+	p.cfg.Sink.ExactlyOnce = false
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

@@ -26,7 +26,7 @@ type readiness struct {
 // quarter of the transaction timeout (15 s by default), well before the broker aborts the
 // transaction and long after a healthy commit (milliseconds).
 func (p *Pipeline) kafkaStallAfter() time.Duration {
-	return max(p.cfg.TransactionTimeout/4, time.Second)
+	return max(p.cfg.Sink.TransactionTimeout/4, time.Second)
 }
 
 // attemptFailed records that a session failed with err and will be retried.

@@ -9,6 +9,7 @@ import (
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -47,15 +48,16 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		return nil, err
 	}
 	pl := pipeline.New(pipeline.Config{
-		Name: p.Name, KafkaOpts: kopts, OffsetsTopic: cfg.Kafka.OffsetsTopic,
-		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, MaxMessageBytes: int(cfg.Kafka.MaxMessageBytes.N),
-		TopicPartitions: int32(cfg.Kafka.TopicPartitions), TopicReplication: int16(cfg.Kafka.TopicReplicationFactor),
-		ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
-		DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
-		BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
+		Name: p.Name,
+		Sink: publish.Config{KafkaOpts: kopts, OffsetsTopic: cfg.Kafka.OffsetsTopic,
+			TransactionTimeout: cfg.Kafka.TransactionTimeout.D, MaxMessageBytes: int(cfg.Kafka.MaxMessageBytes.N),
+			TopicPartitions: int32(cfg.Kafka.TopicPartitions), TopicReplication: int16(cfg.Kafka.TopicReplicationFactor),
+			ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
+			DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
+			BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
+			DrainTimeout: sinkDrain},
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
-		DrainTimeout: sinkDrain,
-		Log:          d.log, Metrics: d.metrics, Health: d.health,
+		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
 	r := &pipelineRunner{name: p.Name, run: pl.Run}
 	if pg := p.Source.Postgres; pg != nil {
