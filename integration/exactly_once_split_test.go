@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,21 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// splitSeed returns the seed of the kill schedule, from CDCD_TEST_SEED if set, and logs it so
-// a failure can be replayed.
-func splitSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CDCD_TEST_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CDCD_TEST_SEED=%q: %v", v, err)
-		}
-		seed = s
-	}
-	t.Logf("seed %d (replay with CDCD_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // TestExactlyOnceSplitTransactionsUnderSIGKILL: source transactions larger than
 // batch.max_events (50) are split across Kafka transactions, on a topic of 3 partitions. The
@@ -40,7 +23,7 @@ func splitSeed(t *testing.T) uint64 {
 // stop on a gap.
 func TestExactlyOnceSplitTransactionsUnderSIGKILL(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 10*time.Minute, "cdcd_split", kvDDL)
-	seed := splitSeed(t)
+	seed := loggedSeed(t, "kill schedule")
 	rng := rand.New(rand.NewPCG(seed, 11))
 	name := uniqueName("split")
 	yaml := pipelineYAML(s, name, dsn, []string{"public.kv"}, "    batch:\n      max_events: 50\n")
