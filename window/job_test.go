@@ -167,20 +167,7 @@ func TestJobTumblingMatchesBatch(t *testing.T) {
 	}
 	produceOrders(t, ctx, cl, srcl, input, orders)
 
-	want := map[[2]int64]*result{}
-	for _, o := range orders {
-		start := o.at.UnixMilli() / 60000 * 60000
-		k := [2]int64{o.customer, start}
-		r := want[k]
-		if r == nil {
-			r = &result{customer: o.customer, start: start, end: start + 60000, revenue: "0.00"}
-			want[k] = r
-		}
-		r.orders++
-		r.events++
-		sum, _ := new(big.Rat).SetString(r.revenue)
-		r.revenue = sum.Add(sum, big.NewRat(o.cents, 100)).FloatString(2)
-	}
+	want := batchPerCustomerMinute(orders)
 
 	job, err := New(Config{Spec: ordersJob(input), KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 4})
 	if err != nil {
@@ -245,20 +232,7 @@ func TestJobExactlyOnceAcrossRestartsAndRebalances(t *testing.T) {
 		orders = append(orders, order{id: int64(i), customer: rng.Int64N(20), cents: rng.Int64N(100000),
 			at: base.Add(time.Duration(i*700) * time.Millisecond)})
 	}
-	want := map[[2]int64]*result{}
-	for _, o := range orders {
-		start := o.at.UnixMilli() / 60000 * 60000
-		k := [2]int64{o.customer, start}
-		r := want[k]
-		if r == nil {
-			r = &result{customer: o.customer, start: start, end: start + 60000, revenue: "0.00"}
-			want[k] = r
-		}
-		r.orders++
-		r.events++
-		sum, _ := new(big.Rat).SetString(r.revenue)
-		r.revenue = sum.Add(sum, big.NewRat(o.cents, 100)).FloatString(2)
-	}
+	want := batchPerCustomerMinute(orders)
 
 	// Windows close by stream time alone (no idle ticks: the event times are in the past, and
 	// the wall clock would close windows whose input is still coming): after the input, one
@@ -463,4 +437,24 @@ func readLate(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) [
 		})
 	}
 	return out
+}
+
+// batchPerCustomerMinute is the oracle: orders and revenue per customer and minute, computed
+// over the whole input at once.
+func batchPerCustomerMinute(orders []order) map[[2]int64]*result {
+	want := map[[2]int64]*result{}
+	for _, o := range orders {
+		start := o.at.UnixMilli() / 60000 * 60000
+		k := [2]int64{o.customer, start}
+		r := want[k]
+		if r == nil {
+			r = &result{customer: o.customer, start: start, end: start + 60000, revenue: "0.00"}
+			want[k] = r
+		}
+		r.orders++
+		r.events++
+		sum, _ := new(big.Rat).SetString(r.revenue)
+		r.revenue = sum.Add(sum, big.NewRat(o.cents, 100)).FloatString(2)
+	}
+	return want
 }
