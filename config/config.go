@@ -180,11 +180,6 @@ type Retry struct {
 	MaxAttempts int `yaml:"max_attempts"`
 }
 
-// Window is a windowed aggregation job over cdcd topics.
-type Window struct {
-	Name string `yaml:"name"`
-}
-
 // Kind of the pipeline's source: "postgres" or "mysql".
 func (p *Pipeline) SourceKind() string {
 	switch {

@@ -108,7 +108,6 @@ pipelines:
 		{"unset variable", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${PG_DSN}", 1), "pipelines[0].source.postgres.dsn", 9, "export PG_DSN"},
 		{"missing secret file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${file:/nonexistent/pg}", 1), "pipelines[0].source.postgres.dsn", 9, "mount the secret"},
 		{"override of an uncaptured table", base + "    topics:\n      overrides:\n        public.nope: x\n", "pipelines[0].topics.overrides.public.nope", 13, "only tables listed"},
-		{"windows not available", base + "windows:\n  - name: w\n", "windows", 11, "remove the windows"},
 		{"duplicate key", base + "kafka: {}\n", "kafka", 11, "duplicate"},
 	}
 	if len(cases) < 12 {

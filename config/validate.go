@@ -67,6 +67,9 @@ func (c *Config) applyDefaults() {
 		c.Log.Format = "json"
 	}
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	for i := range c.Windows {
+		c.Windows[i].applyDefaults()
+	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		if p.Snapshot == "" {
@@ -200,10 +203,8 @@ func (c *Config) validate() []Problem {
 		ps.add("log.format", fmt.Sprintf("unknown log format %s", quote(c.Log.Format)), "use json or text")
 	}
 	checkDur(&ps, "shutdown_timeout", c.ShutdownTimeout, time.Second)
-	if len(c.Windows) > 0 {
-		ps.add("windows", "windowed jobs are not available in this version of cdcd", "remove the windows entries (or set windows: [])")
-	}
-	if len(c.Pipelines) == 0 {
+	c.validateWindows(&ps)
+	if len(c.Pipelines) == 0 && len(c.Windows) == 0 {
 		ps.add("pipelines", "no pipelines are configured", "add at least one pipeline with a postgres or mysql source (see config.example.yaml)")
 	}
 	names := map[string]int{}

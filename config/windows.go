@@ -1,0 +1,360 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/window"
+)
+
+// Window is a windowed aggregation job over cdcd topics: it reads change topics in a Kafka
+// consumer group and writes one aggregate per group and window to its output topic, exactly
+// once (see package window).
+type Window struct {
+	Name  string      `yaml:"name"`
+	Input WindowInput `yaml:"input"`
+	// Time is the event time: source.ts_ms (default), ts_ms, or after.<column>.
+	Time string `yaml:"time"`
+	// GroupBy are fields of the change; empty: one global group.
+	GroupBy    []string    `yaml:"group_by"`
+	Window     WindowShape `yaml:"window"`
+	Aggregates []Aggregate `yaml:"aggregates"`
+	Mode       string      `yaml:"mode"` // events (default) | table
+	Emit       string      `yaml:"emit"` // final (default) | updates
+	Output     WindowTopic `yaml:"output"`
+	Late       WindowTopic `yaml:"late"` // default <output>.late
+	// IdleTimeout: once the job has caught up with a partition that stays quiet this long, its
+	// stream time follows the wall clock so windows close (default 30s; 0s: only event time
+	// closes windows).
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// InstanceID makes this instance's transactional id unique; keep it stable across
+	// restarts and different between instances (default: the hostname).
+	InstanceID string `yaml:"instance_id"`
+	// Partitions of the job's internal topics (0: the largest input's partition count).
+	Partitions int `yaml:"partitions"`
+	// CommitInterval bounds how long one transaction collects input (default 100ms).
+	CommitInterval Duration `yaml:"commit_interval"`
+}
+
+// WindowInput names what a job reads.
+type WindowInput struct {
+	Topics []string `yaml:"topics"`
+	// Ops are the change ops counted: c, u, d, r (default all four).
+	Ops []string `yaml:"ops"`
+}
+
+// WindowShape is a job's window: tumbling {size}, hopping {size, advance}, session {gap},
+// count {events}; grace for all but count.
+type WindowShape struct {
+	Type    string   `yaml:"type"`
+	Size    Duration `yaml:"size"`
+	Advance Duration `yaml:"advance"`
+	Gap     Duration `yaml:"gap"`
+	Events  int      `yaml:"events"`
+	Grace   Duration `yaml:"grace"`
+}
+
+// Aggregate is one output column of a job.
+type Aggregate struct {
+	Name  string `yaml:"name"`
+	Fn    string `yaml:"fn"`
+	Field string `yaml:"field"` // not for count
+}
+
+// WindowTopic names a topic a job writes.
+type WindowTopic struct {
+	Topic string `yaml:"topic"`
+}
+
+// Window job defaults.
+const (
+	DefaultWindowTime           = "source.ts_ms"
+	DefaultWindowIdleTimeout    = 30 * time.Second
+	DefaultWindowCommitInterval = 100 * time.Millisecond
+)
+
+func (w *Window) applyDefaults() {
+	if w.Time == "" {
+		w.Time = DefaultWindowTime
+	}
+	if w.Mode == "" {
+		w.Mode = string(window.ModeEvents)
+	}
+	if w.Emit == "" {
+		w.Emit = "final"
+	}
+	if w.Late.Topic == "" && w.Output.Topic != "" {
+		w.Late.Topic = w.Output.Topic + ".late"
+	}
+	defDur(&w.IdleTimeout, DefaultWindowIdleTimeout)
+	defDur(&w.CommitInterval, DefaultWindowCommitInterval)
+}
+
+// Spec is the job as package window runs it. The configuration must have been validated
+// (Load and Parse do that); the error reports what does not map.
+func (w *Window) Spec() (*window.Spec, error) {
+	s := &window.Spec{Name: w.Name, Topics: append([]string(nil), w.Input.Topics...), Ops: strings.Join(w.Input.Ops, ""),
+		Mode: window.Mode(w.Mode), EmitUpdates: w.Emit == "updates", Output: w.Output.Topic, Late: w.Late.Topic,
+		IdleTimeout: w.IdleTimeout.D,
+		Window: window.WindowSpec{Type: window.WindowType(w.Window.Type), Size: w.Window.Size.D, Advance: w.Window.Advance.D,
+			Gap: w.Window.Gap.D, Events: w.Window.Events, Grace: w.Window.Grace.D}}
+	var errs []error
+	var err error
+	if s.Time, err = window.ParsePath(w.Time); err != nil {
+		errs = append(errs, fmt.Errorf("time: %w", err))
+	}
+	for i, g := range w.GroupBy {
+		p, err := window.ParsePath(g)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group_by[%d]: %w", i, err))
+		}
+		s.GroupBy = append(s.GroupBy, p)
+	}
+	for i, a := range w.Aggregates {
+		as := window.AggSpec{Name: a.Name, Fn: window.Fn(a.Fn)}
+		if a.Field != "" {
+			if as.Field, err = window.ParsePath(a.Field); err != nil {
+				errs = append(errs, fmt.Errorf("aggregates[%d].field: %w", i, err))
+			}
+		}
+		s.Aggs = append(s.Aggs, as)
+	}
+	return s, errors.Join(errs...)
+}
+
+var (
+	windowTypes = []string{string(window.Tumbling), string(window.Hopping), string(window.Session), string(window.Count)}
+	windowFns   = []string{"count", "sum", "min", "max", "avg", "count_distinct", "first", "last"}
+)
+
+// validateWindows checks every window job; names must be unique among jobs and pipelines
+// (both name Kafka groups, transactional ids and /readyz entries).
+func (c *Config) validateWindows(ps *problems) {
+	pipelines := map[string]int{}
+	for i, p := range c.Pipelines {
+		pipelines[p.Name] = i
+	}
+	names := map[string]int{}
+	outputs := map[string]string{}
+	for i := range c.Windows {
+		c.validateWindow(ps, i, pipelines, names, outputs)
+	}
+}
+
+func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string]int, outputs map[string]string) {
+	w := &c.Windows[i]
+	at := func(k string) string { return join(fmt.Sprintf("windows[%d]", i), k) }
+	// Problems found here; Spec.Validate's are added for paths not already reported.
+	var own problems
+	switch {
+	case w.Name == "":
+		own.add(at("name"), "the window job has no name", "set name: a short lowercase name such as orders_per_customer (it names the job's consumer group and internal topics)")
+	case !pipelineNameRE.MatchString(w.Name):
+		own.add(at("name"), fmt.Sprintf("%s is not a valid window job name", quote(w.Name)), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
+	default:
+		if j, dup := names[w.Name]; dup {
+			own.add(at("name"), fmt.Sprintf("window job name %s is already used by windows[%d]", quote(w.Name), j), "give every window job its own name")
+		} else {
+			names[w.Name] = i
+		}
+		if j, dup := pipelines[w.Name]; dup {
+			own.add(at("name"), fmt.Sprintf("window job name %s is already the name of pipelines[%d]", quote(w.Name), j), "give the job a name no pipeline has (both appear in /readyz, metrics and logs)")
+		}
+	}
+	if len(w.Input.Topics) == 0 {
+		own.add(at("input.topics"), "no input topics are listed", "name the cdcd change topics to read, e.g. topics: [shop.public.orders]")
+	}
+	for j, t := range w.Input.Topics {
+		if !topicRE.MatchString(t) {
+			own.add(at(fmt.Sprintf("input.topics[%d]", j)), fmt.Sprintf("%s is not a valid Kafka topic name", quote(t)), "use letters, digits, '.', '_' and '-' only")
+		}
+	}
+	for j, op := range w.Input.Ops {
+		if !oneOf(op, "c", "u", "d", "r") {
+			own.add(at(fmt.Sprintf("input.ops[%d]", j)), fmt.Sprintf("%s is not a change op", quote(op)), "use c (create), u (update), d (delete) or r (snapshot read)")
+		}
+	}
+	if !oneOf(w.Window.Type, windowTypes...) {
+		own.add(at("window.type"), fmt.Sprintf("unknown window type %s", quote(w.Window.Type)), "use tumbling {size}, hopping {size, advance}, session {gap} or count {events}")
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"window.size", w.Window.Size}, {"window.advance", w.Window.Advance}, {"window.gap", w.Window.Gap}, {"window.grace", w.Window.Grace}} {
+		if d.v.IsSet() {
+			checkDur(&own, at(d.key), d.v, 0)
+		}
+	}
+	// A key of another window type is a mistake that would be silently ignored.
+	if oneOf(w.Window.Type, windowTypes...) {
+		for _, k := range []struct {
+			key, types string
+			set        bool
+		}{{"size", "tumbling hopping", w.Window.Size.IsSet()}, {"advance", "hopping", w.Window.Advance.IsSet()},
+			{"gap", "session", w.Window.Gap.IsSet()}, {"events", "count", w.Window.Events != 0}, {"grace", "tumbling hopping session", w.Window.Grace.IsSet()}} {
+			if k.set && !strings.Contains(k.types, w.Window.Type) {
+				own.add(at("window."+k.key), fmt.Sprintf("%s does not apply to a %s window", k.key, w.Window.Type),
+					fmt.Sprintf("remove it; a %s window takes %s", w.Window.Type, windowKeys(w.Window.Type)))
+			}
+		}
+	}
+	if !oneOf(w.Mode, string(window.ModeEvents), string(window.ModeTable)) {
+		own.add(at("mode"), fmt.Sprintf("unknown mode %s", quote(w.Mode)), "use events (each change counts once) or table (an update retracts its before image and adds its after image)")
+	}
+	if !oneOf(w.Emit, "final", "updates") {
+		own.add(at("emit"), fmt.Sprintf("unknown emit %s", quote(w.Emit)), "use final (one result when the window closes) or updates (a result on every change)")
+	}
+	if len(w.Aggregates) == 0 {
+		own.add(at("aggregates"), "no aggregates are listed", "add at least one, e.g. - {name: orders, fn: count}")
+	}
+	for j, a := range w.Aggregates {
+		if !oneOf(a.Fn, windowFns...) {
+			own.add(at(fmt.Sprintf("aggregates[%d].fn", j)), fmt.Sprintf("unknown aggregate function %s", quote(a.Fn)), "use one of "+strings.Join(windowFns, ", "))
+		}
+		if a.Fn == "count" && a.Field != "" {
+			own.add(at(fmt.Sprintf("aggregates[%d].field", j)), "count takes no field (it counts the changes)", "remove field, or use count_distinct to count distinct values of a field")
+		}
+	}
+	if w.Output.Topic == "" {
+		own.add(at("output.topic"), "no output topic", "set output: {topic: <the topic for the results>}, e.g. shop.orders_per_customer_5m")
+	}
+	for _, t := range []struct{ key, topic string }{{"output.topic", w.Output.Topic}, {"late.topic", w.Late.Topic}} {
+		if t.topic != "" && !topicRE.MatchString(t.topic) {
+			own.add(at(t.key), fmt.Sprintf("%s is not a valid Kafka topic name", quote(t.topic)), "use letters, digits, '.', '_' and '-' only")
+		}
+		if t.topic == "" {
+			continue
+		}
+		if prev, dup := outputs[t.topic]; dup {
+			own.add(at(t.key), fmt.Sprintf("topic %s is already written by %s", t.topic, prev), "give every window job output and late topics of its own")
+		} else {
+			outputs[t.topic] = fmt.Sprintf("%s of window job %s", t.key, w.Name)
+		}
+	}
+	checkDur(&own, at("idle_timeout"), w.IdleTimeout, 0)
+	if !w.IdleTimeout.Bad && w.IdleTimeout.D > 0 && w.IdleTimeout.D < 100*time.Millisecond {
+		own.add(at("idle_timeout"), "is shorter than 100ms", "use 1s or more (30s is the default), or 0s to close windows by event time only")
+	}
+	checkDur(&own, at("commit_interval"), w.CommitInterval, time.Millisecond)
+	if w.Partitions < 0 {
+		own.add(at("partitions"), "must not be negative", "use 0 (the largest input topic's partition count) or a positive count")
+	}
+	if w.InstanceID != "" && !instanceIDRE.MatchString(w.InstanceID) {
+		own.add(at("instance_id"), fmt.Sprintf("%s is not a valid instance id", quote(w.InstanceID)), "use letters, digits, '.', '_' and '-' (it becomes part of a Kafka transactional id)")
+	}
+	spec, err := w.Spec()
+	for _, e := range unjoin(err) {
+		path, msg := splitKey(e.Error())
+		own.add(at(path), msg, "write after.<column>, before.<column>, source.<field>, ts_ms or op")
+	}
+	if err := spec.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			path, msg, fix := specProblem(strings.TrimPrefix(e.Error(), "window job "+w.Name+": "))
+			if !related(at(path), own) {
+				own.add(at(path), msg, fix)
+			}
+		}
+	}
+	*ps = append(*ps, own...)
+}
+
+// related reports whether a problem is already reported at path, above it or below it.
+func related(path string, ps []Problem) bool {
+	if coveredBy(path, ps) {
+		return true
+	}
+	for _, p := range ps {
+		if strings.HasPrefix(p.Path, path+".") || strings.HasPrefix(p.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+var instanceIDRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,200}$`)
+
+func windowKeys(typ string) string {
+	switch typ {
+	case "tumbling":
+		return "size and grace"
+	case "hopping":
+		return "size, advance and grace"
+	case "session":
+		return "gap and grace"
+	}
+	return "events"
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// splitKey splits "key: message" into the key and the message.
+func splitKey(s string) (string, string) {
+	k, msg, ok := strings.Cut(s, ": ")
+	if !ok || !specKeyRE.MatchString(k) {
+		return "", s
+	}
+	return k, msg
+}
+
+var specKeyRE = regexp.MustCompile(`^[a-z_]+(\[[0-9]+\])?(\.[a-z_]+)*$`)
+
+// specProblem maps one of window.Spec.Validate's messages to the job's key (the messages
+// start with the key they are about), a message and a fix.
+func specProblem(msg string) (path, message, fix string) {
+	key := msg
+	if i := strings.IndexAny(msg, " :"); i > 0 {
+		key = msg[:i]
+	}
+	switch {
+	case strings.HasPrefix(msg, "topic ") && strings.Contains(msg, "both an input and an output"):
+		return "output.topic", msg, "write the results to a topic the job does not read"
+	case strings.HasPrefix(msg, "mode table needs time"):
+		return "time", msg, "set time: after.<a timestamp column of the row>, e.g. after.created_at"
+	case strings.HasPrefix(msg, "mode table"):
+		return "mode", msg, "use mode: events, or a tumbling or hopping window"
+	case msg == "a job needs a name":
+		return "name", msg, "set name"
+	case strings.HasPrefix(msg, "window.size and window.advance"):
+		return "window.size", msg, "set size and advance, e.g. {type: hopping, size: 5m, advance: 1m}"
+	}
+	if strings.HasPrefix(key, "aggregates[") {
+		if i := strings.IndexByte(key, ']'); i > 0 {
+			key = key[:i+1]
+		}
+		switch {
+		case strings.Contains(msg, "needs a name"), strings.Contains(msg, "is already taken"):
+			key += ".name"
+		case strings.Contains(msg, ": fn "):
+			key += ".fn"
+		case strings.Contains(msg, "needs a field"):
+			key += ".field"
+		}
+	}
+	if !specKeyRE.MatchString(key) {
+		key = ""
+	}
+	switch {
+	case strings.HasPrefix(key, "window."):
+		fix = "see the window shapes in config.example.yaml: tumbling {size}, hopping {size, advance}, session {gap}, count {events}"
+	case strings.HasPrefix(key, "aggregates"):
+		fix = "give each aggregate a name of its own, a known fn and, except for count, a field"
+	default:
+		fix = "see the windows example in config.example.yaml"
+	}
+	return key, msg, fix
+}
