@@ -76,6 +76,8 @@ type Job struct {
 	// while it read.
 	assigned map[int32]uint64
 	revoked  map[int32]bool
+
+	stats stats // see Stats
 }
 
 // New prepares a job; Run connects.
@@ -421,7 +423,14 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		var perrMu sync.Mutex
 		var perr error
+		var counts txnCounts
 		produce := func(r *kgo.Record) {
+			switch r.Topic {
+			case j.spec.Output:
+				counts.out++
+			case j.spec.Late:
+				counts.late++
+			}
 			sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
 				perrMu.Lock()
 				defer perrMu.Unlock()
@@ -466,6 +475,7 @@ func (j *Job) loop(ctx context.Context) error {
 				}
 				return
 			}
+			counts.in++
 			out, err := j.fromInput(r, recs[:0])
 			if err != nil {
 				failure = err
@@ -506,6 +516,7 @@ func (j *Job) loop(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ending the transaction: %w", err)
 		}
+		j.ended(counts, committed)
 		if !committed {
 			// The consumer rewound to the committed offsets: so must the state.
 			j.log.Debug("transaction aborted; restoring state from the changelog")

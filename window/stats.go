@@ -1,0 +1,67 @@
+package window
+
+import (
+	"sync"
+	"time"
+)
+
+// Stats is what a job reports for metrics. Counters count what committed: records of an
+// aborted transaction are counted again when they are processed again.
+type Stats struct {
+	RecordsIn   uint64 // input change records consumed
+	RecordsOut  uint64 // results written
+	RecordsLate uint64 // records written to the late topic
+	Commits     uint64 // transactions committed
+	Aborts      uint64 // transactions aborted (they are retried from the committed offsets)
+	// Gauges over the partitions this instance owns, as of the last transaction.
+	OpenWindows int
+	StateBytes  int
+	// StreamTime of each owned repartition partition that has one.
+	StreamTime map[int32]time.Time
+}
+
+// txnCounts are one transaction's records, added to Stats when it commits.
+type txnCounts struct{ in, out, late uint64 }
+
+// stats is written by the run loop and read by Stats from any goroutine.
+type stats struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+// Stats returns a copy of the job's counters and gauges; safe for concurrent use.
+func (j *Job) Stats() Stats {
+	j.stats.mu.Lock()
+	defer j.stats.mu.Unlock()
+	s := j.stats.s
+	s.StreamTime = make(map[int32]time.Time, len(j.stats.s.StreamTime))
+	for p, t := range j.stats.s.StreamTime {
+		s.StreamTime[p] = t
+	}
+	return s
+}
+
+// ended records the end of a transaction and the owned partitions' gauges; called by the run
+// loop, which owns procs.
+func (j *Job) ended(c txnCounts, committed bool) {
+	open, bytes := 0, 0
+	st := make(map[int32]time.Time, len(j.procs))
+	for p, proc := range j.procs {
+		open += proc.OpenWindows()
+		bytes += proc.StateBytes()
+		if t, ok := proc.StreamTime(); ok {
+			st[p] = time.UnixMicro(t)
+		}
+	}
+	j.stats.mu.Lock()
+	defer j.stats.mu.Unlock()
+	if committed {
+		j.stats.s.Commits++
+		j.stats.s.RecordsIn += c.in
+		j.stats.s.RecordsOut += c.out
+		j.stats.s.RecordsLate += c.late
+	} else {
+		j.stats.s.Aborts++
+	}
+	j.stats.s.OpenWindows, j.stats.s.StateBytes, j.stats.s.StreamTime = open, bytes, st
+}
