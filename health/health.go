@@ -1,13 +1,16 @@
-// Package health tracks whether each pipeline is connected and streaming, for /readyz.
+// Package health tracks whether each pipeline is connected and streaming, and each window
+// job running, for /readyz.
 //
 // A pipeline is ready only while its supervisor says so: connected to its source and to Kafka
-// and making progress. Every not-ready state carries the reason an operator needs.
+// and making progress. A window job (entry window:<name>) is ready only while it runs:
+// restored and consuming. Every not-ready state carries the reason an operator needs.
 package health
 
 import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +72,26 @@ func (r *Registry) Set(pipeline string, ready bool, phase, reason string) {
 		s.Since = old.Since
 	}
 	r.states[pipeline] = s
+}
+
+// windowPrefix marks window jobs' entries.
+const windowPrefix = "window:"
+
+// WindowKey is the entry of window job name: window:<name>.
+func WindowKey(name string) string { return windowPrefix + name }
+
+// SetWindow records a window job's phase (starting | restoring | running | waiting |
+// retrying | failed) and why; it is ready only while running.
+func (r *Registry) SetWindow(job, phase, reason string) {
+	r.Set(WindowKey(job), phase == "running", phase, reason)
+}
+
+// describe names an entry for messages: "pipeline shop" or "window job orders".
+func describe(name string) string {
+	if job, ok := strings.CutPrefix(name, windowPrefix); ok {
+		return "window job " + job
+	}
+	return "pipeline " + name
 }
 
 // SetCondition records (reason != "") or clears (reason == "") a named condition.

@@ -17,7 +17,7 @@ func (r *Registry) Failed(d time.Duration) []string {
 	var out []string
 	for name, s := range r.states {
 		if s.Phase == "failed" && now.Sub(s.Since) >= d {
-			out = append(out, fmt.Sprintf("pipeline %s failed %s ago: %s", name, now.Sub(s.Since).Round(time.Second), s.Reason))
+			out = append(out, fmt.Sprintf("%s failed %s ago: %s", describe(name), now.Sub(s.Since).Round(time.Second), s.Reason))
 		}
 	}
 	sort.Strings(out)
