@@ -32,7 +32,11 @@ func validateCommand(path string, stdout io.Writer) error {
 		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	printWarnings(stdout, path, cfg)
-	fmt.Fprintf(stdout, "%s: valid (%d pipeline(s))\n", path, len(cfg.Pipelines))
+	if len(cfg.Windows) > 0 {
+		fmt.Fprintf(stdout, "%s: valid (%d pipeline(s), %d window job(s))\n", path, len(cfg.Pipelines), len(cfg.Windows))
+	} else {
+		fmt.Fprintf(stdout, "%s: valid (%d pipeline(s))\n", path, len(cfg.Pipelines))
+	}
 	return nil
 }
 
@@ -46,7 +50,7 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// runCommand runs every pipeline until SIGTERM/SIGINT, then drains within shutdown_timeout.
+// runCommand runs every pipeline and window job until SIGTERM/SIGINT, then drains within shutdown_timeout.
 func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -63,9 +67,13 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version)
-	names := make([]string, len(cfg.Pipelines))
-	for i, p := range cfg.Pipelines {
-		names[i] = p.Name
+	wm := metrics.NewWindowJobs(reg)
+	names := make([]string, 0, len(cfg.Pipelines)+len(cfg.Windows))
+	for _, p := range cfg.Pipelines {
+		names = append(names, p.Name)
+	}
+	for _, w := range cfg.Windows {
+		names = append(names, health.WindowKey(w.Name))
 	}
 	hr := health.NewRegistry(names...)
 	hr.SetRedactor(outputSecrets.String)
@@ -89,7 +97,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		_ = srv.Close()
 		_ = httpG.Wait()
 	}
-	log.Info("cdcd started", "version", version, "config", path, "http", ln.Addr().String(), "pipelines", len(cfg.Pipelines))
+	log.Info("cdcd started", "version", version, "config", path, "http", ln.Addr().String(), "pipelines", len(cfg.Pipelines), "window_jobs", len(cfg.Windows))
 
 	// Each pipeline runs under its own supervisor, which retries what is retriable. A pipeline
 	// that stops on a fatal error stays stopped and unready (/readyz says why) while the others
@@ -105,6 +113,18 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		}
 		runners[i] = r
 	}
+	// A window job retries what is retriable itself; one that stops on a fatal error stays
+	// stopped and unready, like a pipeline.
+	jobs := make([]*windowRunner, len(cfg.Windows))
+	for i := range cfg.Windows {
+		w := &cfg.Windows[i]
+		j, err := newWindowJob(cfg, w, log.With("window_job", w.Name), hr, wm)
+		if err != nil {
+			closeHTTP()
+			return fmt.Errorf("window job %s: %w", w.Name, err)
+		}
+		jobs[i] = j
+	}
 	var g errgroup.Group
 	for _, r := range runners {
 		for _, w := range r.watch {
@@ -119,8 +139,19 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		})
 	}
 
+	for _, j := range jobs {
+		g.Go(func() error { defer exitOnPanic(stderr); j.watch(ctx); return nil })
+		g.Go(func() error {
+			defer exitOnPanic(stderr)
+			if err := j.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("window job stopped; fix the cause and restart cdcd", "window_job", j.name, "err", err)
+			}
+			return nil
+		})
+	}
+
 	<-ctx.Done()
-	log.Info("shutting down: draining pipelines", "timeout", cfg.ShutdownTimeout.D.String())
+	log.Info("shutting down: draining pipelines and window jobs", "timeout", cfg.ShutdownTimeout.D.String())
 	drained := make(chan struct{})
 	go func() { _ = g.Wait(); close(drained) }()
 	timedOut := false

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/health"
+	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/window"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// windowLagInterval is how often a window job's consumer lag is measured against the brokers.
+const windowLagInterval = 10 * time.Second
+
+// windowRunner is one configured window job: the job (which retries what is retriable itself
+// and returns only on a fatal error or when ctx ends) and its lag watcher, which lives as long
+// as the process: lag matters most while the job is down.
+type windowRunner struct {
+	name  string
+	run   func(context.Context) error
+	watch func(context.Context)
+}
+
+// newWindowJob builds the runner of one configured window job.
+func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *health.Registry, wm *metrics.WindowJobs) (*windowRunner, error) {
+	kopts, err := kafkaOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := w.Spec()
+	if err != nil {
+		return nil, err
+	}
+	srcl, err := registryClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	instance := w.InstanceID
+	if instance == "" {
+		if instance, err = os.Hostname(); err != nil || instance == "" {
+			return nil, fmt.Errorf("window job %s: instance_id is not set and the hostname is unknown (%v) (fix: set instance_id, different for every instance)", w.Name, err)
+		}
+	}
+	hr.SetWindow(w.Name, "starting", "not connected yet")
+	wm.Ready.WithLabelValues(w.Name).Set(0)
+	wm.Failed.WithLabelValues(w.Name).Set(0)
+	job, err := window.New(window.Config{Spec: spec, KafkaOpts: kopts, Registry: srcl, InstanceID: instance,
+		Partitions: int32(w.Partitions), OutputPartitions: int32(cfg.Kafka.TopicPartitions), Replication: int16(cfg.Kafka.TopicReplicationFactor),
+		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D, Log: log,
+		OnState: func(phase, reason string) {
+			hr.SetWindow(w.Name, phase, reason)
+			wm.Ready.WithLabelValues(w.Name).Set(boolGauge(phase == "running"))
+			wm.Failed.WithLabelValues(w.Name).Set(boolGauge(phase == "failed"))
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("window job %s: %w", w.Name, err)
+	}
+	wm.Add(w.Name, func() metrics.WindowStats {
+		s := job.Stats()
+		return metrics.WindowStats{RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, RecordsLate: s.RecordsLate,
+			Commits: s.Commits, Aborts: s.Aborts, OpenWindows: s.OpenWindows, StateBytes: s.StateBytes, StreamTime: s.StreamTime}
+	})
+	lag := &lagWatcher{job: w.Name, topics: append(append([]string{}, spec.Topics...), window.RepartitionTopic(w.Name)),
+		kopts: kopts, metrics: wm, log: log, interval: windowLagInterval}
+	return &windowRunner{name: w.Name, run: job.Run, watch: lag.run}, nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// registryClient is the schema registry client, built as the pipelines' encoders build theirs.
+func registryClient(cfg *config.Config) (*sr.Client, error) {
+	srOpts := []sr.ClientOpt{sr.URLs(cfg.SchemaRegistry.URL), sr.HTTPClient(&http.Client{Timeout: cfg.SchemaRegistry.Timeout.D}),
+		sr.UserAgent("cdcd/" + version)}
+	if cfg.SchemaRegistry.Username != "" {
+		srOpts = append(srOpts, sr.BasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password))
+	}
+	srcl, err := sr.NewClient(srOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client: %w", err)
+	}
+	return srcl, nil
+}
+
+// lagWatcher measures a window job's consumer lag against the brokers, not the job, so a job
+// that is stuck, failed or not running at all still shows its lag growing.
+//
+// Records: per partition of the job's inputs and repartition topic, the last stable offset
+// minus the group's committed offset (kafka-consumer-groups' number, read_committed). A
+// read_committed consumer never commits past the commit markers and aborted records at the end
+// of a transactional topic, so a partition that stays at the same non-zero lag is checked once
+// for committed data in that range; if it holds none, its lag is 0.
+//
+// Seconds: how long ago the end offset stood where the committed offset is now (the time the
+// job is behind, estimated from the ends seen at earlier measurements); 0 when caught up.
+type lagWatcher struct {
+	job      string
+	topics   []string
+	kopts    []kgo.Opt
+	metrics  *metrics.WindowJobs
+	log      *slog.Logger
+	interval time.Duration
+
+	parts   map[lagPartition]*lagHistory
+	failing bool // the last measurement failed (logged once per streak)
+}
+
+type lagPartition struct {
+	topic     string
+	partition int32
+}
+
+type lagHistory struct {
+	ends           []lagEnd // earlier measurements, oldest first, at most lagHistoryLen
+	committed, end int64    // at the last measurement
+	empty          bool     // [committed, end) holds no committed data record
+}
+
+type lagEnd struct {
+	at  time.Time
+	end int64
+}
+
+// lagHistoryLen bounds the ends kept per partition: at windowLagInterval, an hour.
+const lagHistoryLen = 360
+
+func (l *lagWatcher) run(ctx context.Context) {
+	l.parts = map[lagPartition]*lagHistory{}
+	cl, err := kgo.NewClient(l.kopts...)
+	if err != nil {
+		l.log.Error("window job lag cannot be measured", "err", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		if err := l.measure(ctx, adm, time.Now()); err != nil {
+			if ctx.Err() == nil && !l.failing {
+				l.log.Warn("measuring the window job's consumer lag failed; cdcd_window_consumer_lag_* keep their last values", "err", err)
+			}
+			l.failing = true
+		} else {
+			l.failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Time) error {
+	mctx, cancel := context.WithTimeout(ctx, l.interval)
+	defer cancel()
+	group := window.GroupID(l.job)
+	offs, err := adm.FetchOffsetsForTopics(mctx, group, l.topics...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		offs, err = nil, nil // the job never committed: everything is still to read
+	}
+	if err != nil {
+		return fmt.Errorf("fetching the committed offsets of group %s: %w", group, err)
+	}
+	ends, err := adm.ListCommittedOffsets(mctx, l.topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("listing the end offsets of %v: %w", l.topics, err)
+	}
+	starts, err := adm.ListStartOffsets(mctx, l.topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("listing the start offsets of %v: %w", l.topics, err)
+	}
+	var list []kadm.ListedOffset
+	ends.Each(func(o kadm.ListedOffset) { list = append(list, o) })
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Topic != list[j].Topic {
+			return list[i].Topic < list[j].Topic
+		}
+		return list[i].Partition < list[j].Partition
+	})
+	var worst time.Duration
+	for _, e := range list {
+		committed := int64(-1)
+		if o, ok := offs.Lookup(e.Topic, e.Partition); ok {
+			committed = o.At
+		}
+		if committed < 0 { // nothing committed yet: everything there is to read
+			committed = 0
+			if s, ok := starts.Lookup(e.Topic, e.Partition); ok {
+				committed = s.Offset
+			}
+		}
+		key := lagPartition{e.Topic, e.Partition}
+		h := l.parts[key]
+		if h == nil {
+			h = &lagHistory{committed: -1}
+			l.parts[key] = h
+		}
+		if h.committed != committed || h.end != e.Offset {
+			h.empty = false
+		} else if !h.empty && e.Offset > committed {
+			// Unchanged since the last measurement: commit markers and aborted records only?
+			empty, err := noCommittedData(mctx, l.kopts, e.Topic, e.Partition, committed, e.Offset)
+			if err != nil {
+				return err
+			}
+			h.empty = empty
+		}
+		h.committed, h.end = committed, e.Offset
+		lag := max(e.Offset-committed, 0)
+		if h.empty {
+			lag = 0
+		}
+		l.metrics.ConsumerLag.WithLabelValues(l.job, e.Topic, strconv.Itoa(int(e.Partition))).Set(float64(lag))
+		if lag > 1 { // 1: the commit marker of a transaction that is still being read
+			var behind time.Duration // unknown at the first measurement
+			if len(h.ends) > 0 {
+				behind = now.Sub(h.ends[0].at) // at least as old as the oldest end seen, if none is reached
+			}
+			for i := len(h.ends) - 1; i >= 0; i-- {
+				if h.ends[i].end <= committed+1 {
+					behind = now.Sub(h.ends[i].at)
+					break
+				}
+			}
+			worst = max(worst, behind)
+		}
+		h.ends = append(h.ends, lagEnd{now, e.Offset})
+		if len(h.ends) > lagHistoryLen {
+			h.ends = h.ends[1:]
+		}
+	}
+	l.metrics.ConsumerLagSeconds.WithLabelValues(l.job).Set(worst.Seconds())
+	return nil
+}
+
+// noCommittedData reports whether [from, to) of a partition holds no committed data record:
+// a read_committed reader starting at from returns nothing below to.
+func noCommittedData(ctx context.Context, kopts []kgo.Opt, topic string, partition int32, from, to int64) (bool, error) {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, kopts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for pctx.Err() == nil {
+		data := false
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { data = data || r.Offset < to })
+		if data {
+			return false, nil
+		}
+	}
+	return ctx.Err() == nil, ctx.Err()
+}
