@@ -6,11 +6,12 @@
 // Invariants:
 //   - One goroutine (Run) owns the replication connection; Ack may be called from any
 //     goroutine and only stores the position the next status update reports.
-//   - The flush position reported to the server never exceeds the last acknowledged commit
-//     end LSN, except when nothing the server sent is buffered or in flight: then it is the
-//     walsender's sent position, as pg_recvlogical reports, so a fast shutdown of the server
-//     never waits for cdcd. write/flush/apply are always set explicitly, and the reported
-//     position never goes back.
+//   - The flush position reported to the server is only ever one the pipeline acknowledged
+//     (Ack), so the slot never moves past what an offsets record in Kafka says. When nothing
+//     the server sent is buffered or in flight, the walsender's sent position travels through
+//     the pipeline as a Commit without events, so an idle slot still advances and a fast
+//     shutdown of the server waits for one Kafka commit, not for cdcd's next change.
+//     write/flush/apply are always set explicitly, and the reported position never goes back.
 //   - A change's table shape (columns, nullability, key) is a function of the Relation
 //     message, and an event's index inside its transaction a function of the WAL, so
 //     replaying the same WAL later gives the same schemas, bytes and positions.
@@ -240,6 +241,9 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		out:  out,
 		rels: s.relations(conn),
 		bufs: newStreamBuffers(s.cfg.TxMemoryLimit, s.cfg.SpillDir),
+	}
+	if resume.Committed {
+		st.resumeTx = resume.Pos.Tx
 	}
 	if m := s.cfg.Metrics; m != nil {
 		st.rels.onNewVersion = func(t *change.Table) {

@@ -44,12 +44,16 @@ type stream struct {
 	inStream  bool
 	streamXid uint32
 
-	// Acknowledgement state (see statusLSN): the end LSN of the last Commit emitted, the
-	// walsender's sent position from its latest keepalive, and the flush position last
-	// reported (never lowered: not every server version refuses to move confirmed_flush back).
+	// Acknowledgement state (see statusLSN and idleCommit): the end LSN of the last Commit
+	// emitted (a transaction's or an idle position's), the walsender's sent position from its
+	// latest keepalive, the flush position last reported (never lowered: not every server
+	// version refuses to move confirmed_flush back), when the last idle Commit was emitted,
+	// and the commit LSN of the pipeline's resume position (idle Commits stay after it).
 	emittedAck uint64
 	sentLSN    uint64
 	reported   uint64
+	idleAt     time.Time
+	resumeTx   uint64
 
 	row rowMsg
 }
@@ -72,6 +76,9 @@ func (st *stream) run(ctx context.Context) error {
 	for {
 		now := time.Now()
 		if !now.Before(st.nextStatus) {
+			if err := st.idleCommit(ctx, now, false); err != nil {
+				return err
+			}
 			if err := st.sendStatus(ctx, false); err != nil {
 				return err
 			}
@@ -117,14 +124,8 @@ func (st *stream) run(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("parsing keepalive: %w", err)
 				}
-				// A keepalive's WAL end is the walsender's sent position (what it has
-				// decoded and sent), unlike XLogData's, which is the server's WAL end.
-				st.sentLSN = max(st.sentLSN, uint64(ka.ServerWALEnd))
-				st.noteWALEnd(uint64(ka.ServerWALEnd))
-				if ka.ReplyRequested {
-					if err := st.sendStatus(ctx, false); err != nil {
-						return err
-					}
+				if err := st.keepalive(ctx, uint64(ka.ServerWALEnd), ka.ReplyRequested); err != nil {
+					return err
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
@@ -150,6 +151,22 @@ func (st *stream) noteWALEnd(lsn uint64) {
 	}
 }
 
+// keepalive handles the walsender's keepalive: its WAL end is the walsender's sent position
+// (what it has decoded and sent, or skipped), unlike XLogData's, which is the server's WAL end.
+// A server that asks for a reply gets one at once (a fast shutdown waits for it), and an idle
+// stream moves its position there through the pipeline first.
+func (st *stream) keepalive(ctx context.Context, sent uint64, reply bool) error {
+	st.sentLSN = max(st.sentLSN, sent)
+	st.noteWALEnd(sent)
+	if err := st.idleCommit(ctx, time.Now(), reply); err != nil {
+		return err
+	}
+	if reply {
+		return st.sendStatus(ctx, false)
+	}
+	return nil
+}
+
 // idle reports whether nothing the server sent is buffered or in flight: no transaction is
 // open or partly streamed, the chunk is empty, and the pipeline acknowledged every Commit
 // emitted.
@@ -158,19 +175,47 @@ func (st *stream) idle() bool {
 		st.src.acked.Load() >= st.emittedAck
 }
 
-// statusLSN is the position the next status update reports as written, flushed and applied:
-// the last commit the pipeline acknowledged as durable in Kafka; or, when the stream is idle,
-// the walsender's sent position, as pg_recvlogical does. Everything the server sent up to
-// there is then durable or was of no interest, and confirming it lets a fast shutdown (and a
-// switchover) complete: the walsender waits until its client confirms what it sent. A
-// transaction still open on the server is re-sent whole after a reconnect, as the slot keeps
-// restart_lsn before it.
-func (st *stream) statusLSN() uint64 {
-	lsn := st.src.acked.Load()
-	if st.idle() {
-		lsn = max(lsn, st.sentLSN)
+// idleCommit moves an idle stream over WAL that holds nothing for the pipeline (other tables'
+// and databases' changes, aborted transactions): it emits a Commit without events at the
+// walsender's sent position S, which the pipeline commits with its offsets record and then
+// acknowledges. Only then does a status update confirm S (see statusLSN), so the slot never
+// moves past what an offsets record in Kafka says, and a restart finds no gap; and a fast
+// shutdown of the server, which waits until its client confirms everything sent, waits for
+// one Kafka commit.
+//
+// Its position is (S-1, 0), and it is strictly between every transaction emitted before and
+// every one after:
+//   - Every commit record the walsender decoded before S ends at or before S, since S is the
+//     end of the last record it decoded, and its transaction was sent before the keepalive
+//     that carries S (pgoutput sends a transaction while decoding its commit record, on the
+//     same connection). A record is longer than one byte, so that commit's LSN, a
+//     transaction's Tx, is below S-1. An earlier idle Commit has a smaller S.
+//   - Every later commit record starts at or after S, the end of the last record decoded.
+//   - A transaction in progress at S commits later, so it is after S; the slot keeps its
+//     restart_lsn before such a transaction's start and sends it whole after a reconnect.
+//
+// It is emitted once per new S, only when the stream is idle (an idle Commit in flight makes
+// it busy until acknowledged), at most once per status interval unless the server asked for
+// a reply, and never at or before the resume position: a transaction the pipeline published
+// only in part is sent again after it, and a Commit the committed state covers is
+// acknowledged at once, beyond the offsets record.
+func (st *stream) idleCommit(ctx context.Context, now time.Time, force bool) error {
+	s := st.sentLSN
+	if s <= st.emittedAck || s <= st.src.acked.Load() || s-1 <= st.resumeTx || !st.idle() {
+		return nil
 	}
-	return max(lsn, st.reported)
+	if !force && now.Before(st.idleAt.Add(st.src.cfg.StatusInterval)) {
+		return nil
+	}
+	st.emittedAck, st.idleAt = s, now
+	return st.emit(ctx, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: s - 1}, AckLSN: s, Time: now}})
+}
+
+// statusLSN is the position the next status update reports as written, flushed and applied:
+// the last position the pipeline acknowledged as durable in Kafka (a transaction's end, or an
+// idle position, see idleCommit), never what was merely received or sent. It never goes back.
+func (st *stream) statusLSN() uint64 {
+	return max(st.src.acked.Load(), st.reported)
 }
 
 func (st *stream) sendStatus(ctx context.Context, reply bool) error {

@@ -380,38 +380,133 @@ func TestStreamShapeFromRelationMessage(t *testing.T) {
 	}
 }
 
-// The status update confirms the last acknowledged commit while anything is in flight, and
-// the walsender's sent position once everything emitted is acknowledged and nothing is open
-// (what lets a fast shutdown of the server finish). The reported position never goes back.
+// The status update confirms only what the pipeline acknowledged: never the walsender's sent
+// position directly, idle or not, and never going back.
 func TestStreamStatusLSN(t *testing.T) {
 	st := testStream(t, []string{"public.a"}, nil, nil)
 	st.src.acked.Store(0x50)
 	st.sentLSN = 0x80
-	if got := st.statusLSN(); got != 0x80 {
-		t.Fatalf("idle at session start: status %X, want the sent position 80", got)
+	if got := st.statusLSN(); got != 0x50 {
+		t.Fatalf("idle at session start: status %X, want the acknowledged 50, not the sent position", got)
 	}
-	st.reported = st.statusLSN()
 	st.feed(t, beginMessage(0x600, 60), relationMessage(0, 5, "public", "a", 'd', colID, colN), insertMessage(0, 5, v("1"), v("1")))
 	st.sentLSN = 0x700
-	if got := st.statusLSN(); got != 0x80 {
-		t.Fatalf("inside a transaction: status %X, want 80", got)
+	if got := st.statusLSN(); got != 0x50 {
+		t.Fatalf("inside a transaction: status %X, want 50", got)
 	}
 	st.feed(t, commitMessage(0x600, 0x610))
-	if got := st.statusLSN(); got != 0x80 {
-		t.Fatalf("commit not yet handed over: status %X, want 80", got)
-	}
 	st.chunk = st.chunk[:0] // handed to the pipeline
-	if got := st.statusLSN(); got != 0x80 {
-		t.Fatalf("commit not yet acknowledged: status %X, want 80", got)
+	if got := st.statusLSN(); got != 0x50 {
+		t.Fatalf("commit not yet acknowledged: status %X, want 50", got)
 	}
 	st.src.Ack(0x610)
-	if got := st.statusLSN(); got != 0x700 {
-		t.Fatalf("all acknowledged: status %X, want the sent position 700", got)
+	if got := st.statusLSN(); got != 0x610 {
+		t.Fatalf("commit acknowledged: status %X, want 610", got)
 	}
-	st.reported = st.statusLSN()
+	st.reported = 0x700
+	if got := st.statusLSN(); got != 0x700 {
+		t.Fatalf("status %X went back from the reported 700", got)
+	}
+}
+
+// Regression: an idle stream confirmed the walsender's sent position straight to the slot, a
+// position no offsets record held, so after a restart the slot was ahead of Kafka and the
+// pipeline refused to go on (a false gap). Now an idle stream emits a Commit without events
+// at the sent position S, once per S, positioned between the transactions before and after;
+// the status update confirms S only once the pipeline acknowledged it.
+func TestStreamIdleCommit(t *testing.T) {
+	ctx := context.Background()
+	st := testStream(t, []string{"public.a"}, nil, nil)
+	st.src.acked.Store(0x50)
+	handOver := func() { st.chunk = st.chunk[:0] }
+	nextInterval := func() time.Time { return st.idleAt.Add(st.src.cfg.StatusInterval) }
+
+	if err := st.keepalive(ctx, 0x80, false); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st, "commit 7F#0 ack 80")
+	if c := st.chunk[0].Commit; c.Time.IsZero() {
+		t.Fatal("the idle Commit has no time")
+	}
+	if got := st.statusLSN(); got != 0x50 {
+		t.Fatalf("idle Commit not yet acknowledged: status %X, want 50", got)
+	}
+	// The same S again, before and after the hand-over, even when the server asks for a
+	// reply or the status interval passed: nothing more.
+	if err := st.keepalive(ctx, 0x80, false); err != nil {
+		t.Fatal(err)
+	}
+	handOver()
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	// A new S while the idle Commit is unacknowledged: the stream is not idle.
+	st.sentLSN = 0x90
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	st.src.Ack(0x80)
+	if got := st.statusLSN(); got != 0x80 {
+		t.Fatalf("idle Commit acknowledged: status %X, want 80", got)
+	}
+	// Acknowledged and a new S: within the status interval only if the server asks for a
+	// reply (a fast shutdown waits for it).
+	if err := st.idleCommit(ctx, st.idleAt, false); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	if err := st.idleCommit(ctx, st.idleAt, true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st, "commit 8F#0 ack 90")
+	handOver()
+	st.src.Ack(0x90)
+
+	// Not while a transaction is open, nor before its Commit is acknowledged; then after it.
+	st.feed(t, beginMessage(0x600, 60), relationMessage(0, 5, "public", "a", 'd', colID, colN), insertMessage(0, 5, v("1"), v("1")))
+	if err := st.keepalive(ctx, 0x5F0, false); err != nil {
+		t.Fatal(err)
+	}
+	st.feed(t, commitMessage(0x600, 0x610))
+	handOver()
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	st.src.Ack(0x610)
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil { // 5F0 is behind 610
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	st.sentLSN = 0x700
+	if err := st.idleCommit(ctx, nextInterval(), false); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st, "commit 6FF#0 ack 700")
+	handOver()
+	st.src.Ack(0x700)
+
+	// A streamed transaction is buffered: not idle.
 	st.feed(t, streamStart(70), insertMessage(70, 5, v("2"), v("2")), streamStop())
 	st.sentLSN = 0x800
-	if got := st.statusLSN(); got != 0x700 {
-		t.Fatalf("a streamed transaction is buffered: status %X, want 700 (never back)", got)
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
 	}
+	wantItems(t, st)
+	st.feed(t, streamAbort(70, 70))
+
+	// Never at or before the resume position: a transaction published in part comes again.
+	st.resumeTx = 0x900
+	st.sentLSN = 0x901
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st)
+	st.sentLSN = 0x902
+	if err := st.idleCommit(ctx, nextInterval(), true); err != nil {
+		t.Fatal(err)
+	}
+	wantItems(t, st, "commit 901#0 ack 902")
 }
