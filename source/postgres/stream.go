@@ -153,15 +153,17 @@ func (st *stream) noteWALEnd(lsn uint64) {
 
 // keepalive handles the walsender's keepalive: its WAL end is the walsender's sent position
 // (what it has decoded and sent, or skipped), unlike XLogData's, which is the server's WAL end.
-// A server that asks for a reply gets one at once (a fast shutdown waits for it), and an idle
-// stream moves its position there through the pipeline first.
+// An idle stream moves its position there through the pipeline. The keepalive is answered at
+// once when the server asks for a reply, or when the pipeline acknowledged more since the last
+// status update: a fast shutdown waits for the confirmation, and asks again after every reply
+// until it has it.
 func (st *stream) keepalive(ctx context.Context, sent uint64, reply bool) error {
 	st.sentLSN = max(st.sentLSN, sent)
 	st.noteWALEnd(sent)
 	if err := st.idleCommit(ctx, time.Now(), reply); err != nil {
 		return err
 	}
-	if reply {
+	if reply || st.src.acked.Load() > st.reported {
 		return st.sendStatus(ctx, false)
 	}
 	return nil
