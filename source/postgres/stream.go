@@ -187,20 +187,23 @@ func (st *stream) idle() bool {
 //
 // Its position is (S-1, 0), and it is strictly between every transaction emitted before and
 // every one after:
-//   - Every commit record the walsender decoded before S ends at or before S, since S is the
-//     end of the last record it decoded, and its transaction was sent before the keepalive
-//     that carries S (pgoutput sends a transaction while decoding its commit record, on the
-//     same connection). A record is longer than one byte, so that commit's LSN, a
-//     transaction's Tx, is below S-1. An earlier idle Commit has a smaller S.
-//   - Every later commit record starts at or after S, the end of the last record decoded.
+//   - S is the end of a record the walsender decoded: its sent position (the end of the last
+//     record decoded), or, for an empty transaction skipped under synchronous replication,
+//     that transaction's commit end. Every commit record decoded before S ends at or before
+//     S, and its transaction was sent before the keepalive that carries S (pgoutput sends a
+//     transaction while decoding its commit record, on the same connection). A WAL record
+//     is at least 24 bytes (its header), so that commit's LSN, a transaction's Tx, is below
+//     S-1. An earlier idle Commit has a smaller S.
+//   - Every later commit record starts at or after S, the end of a record already decoded.
 //   - A transaction in progress at S commits later, so it is after S; the slot keeps its
 //     restart_lsn before such a transaction's start and sends it whole after a reconnect.
 //
 // It is emitted once per new S, only when the stream is idle (an idle Commit in flight makes
 // it busy until acknowledged), at most once per status interval unless the server asked for
-// a reply, and never at or before the resume position: a transaction the pipeline published
-// only in part is sent again after it, and a Commit the committed state covers is
-// acknowledged at once, beyond the offsets record.
+// a reply, and never at or before the resume position. A transaction the pipeline published
+// only in part is sent again after that position, and the pipeline acknowledges a Commit its
+// committed state covers at once, writing nothing: an idle Commit there would move the slot
+// past the offsets record's ack_lsn.
 func (st *stream) idleCommit(ctx context.Context, now time.Time, force bool) error {
 	s := st.sentLSN
 	if s <= st.emittedAck || s <= st.src.acked.Load() || s-1 <= st.resumeTx || !st.idle() {
