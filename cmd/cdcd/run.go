@@ -118,7 +118,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	jobs := make([]*windowRunner, len(cfg.Windows))
 	for i := range cfg.Windows {
 		w := &cfg.Windows[i]
-		j, err := newWindowJob(cfg, w, log.With("window_job", w.Name), hr, wm)
+		j, err := newWindowJob(cfg, w, log, hr, wm)
 		if err != nil {
 			closeHTTP()
 			return fmt.Errorf("window job %s: %w", w.Name, err)

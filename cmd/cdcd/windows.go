@@ -58,7 +58,7 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 	wm.Failed.WithLabelValues(w.Name).Set(0)
 	job, err := window.New(window.Config{Spec: spec, KafkaOpts: kopts, Registry: srcl, InstanceID: instance,
 		Partitions: int32(w.Partitions), OutputPartitions: int32(cfg.Kafka.TopicPartitions), Replication: int16(cfg.Kafka.TopicReplicationFactor),
-		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D, Log: log,
+		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D, Log: log, // it adds window_job
 		OnState: func(phase, reason string) {
 			hr.SetWindow(w.Name, phase, reason)
 			wm.Ready.WithLabelValues(w.Name).Set(boolGauge(phase == "running"))
@@ -72,8 +72,8 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 		return metrics.WindowStats{RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, RecordsLate: s.RecordsLate,
 			Commits: s.Commits, Aborts: s.Aborts, OpenWindows: s.OpenWindows, StateBytes: s.StateBytes, StreamTime: s.StreamTime}
 	})
-	lag := &lagWatcher{job: w.Name, topics: append(append([]string{}, spec.Topics...), window.RepartitionTopic(w.Name)),
-		kopts: kopts, metrics: wm, log: log, interval: windowLagInterval}
+	lag := &lagWatcher{job: w.Name, log: log.With("window_job", w.Name), topics: append(append([]string{}, spec.Topics...), window.RepartitionTopic(w.Name)),
+		kopts: kopts, metrics: wm, interval: windowLagInterval}
 	return &windowRunner{name: w.Name, run: job.Run, watch: lag.run}, nil
 }
 
@@ -178,6 +178,9 @@ func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Tim
 	}
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		offs, err = nil, nil // the job never committed: everything is still to read
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil // the job has not created its topics yet (it waits for its input)
 	}
 	if err != nil {
 		return fmt.Errorf("fetching the committed offsets of group %s: %w", group, err)
