@@ -18,18 +18,19 @@ type WindowStats struct {
 	StreamTime                         map[int32]time.Time // per owned repartition partition
 }
 
-// WindowJobs exports window jobs' metrics. Counters and gauges are read from each job when
+// WindowJobs exports window jobs' metrics, labelled window_job (not job: Prometheus's target
+// label). Counters and gauges are read from each job when
 // Prometheus scrapes (so they are never older than the job's last transaction); consumer lag
 // is set by whoever measures it against the brokers (cmd/cdcd's lag watcher), because a job
 // that is stuck or down cannot report its own lag.
 type WindowJobs struct {
 	// ConsumerLag is the end offset (last stable offset) minus the group's committed offset,
 	// per input and repartition partition.
-	ConsumerLag *prometheus.GaugeVec // job, topic, partition
+	ConsumerLag *prometheus.GaugeVec // window_job, topic, partition
 	// ConsumerLagSeconds is how long ago the job was last caught up with every partition.
-	ConsumerLagSeconds *prometheus.GaugeVec // job
-	Ready              *prometheus.GaugeVec // job
-	Failed             *prometheus.GaugeVec // job
+	ConsumerLagSeconds *prometheus.GaugeVec // window_job
+	Ready              *prometheus.GaugeVec // window_job
+	Failed             *prometheus.GaugeVec // window_job
 
 	mu   sync.Mutex
 	jobs map[string]func() WindowStats
@@ -43,19 +44,19 @@ func NewWindowJobs(reg prometheus.Registerer) *WindowJobs {
 	w := &WindowJobs{
 		ConsumerLag: f.gauge("cdcd_window_consumer_lag_records",
 			"Records of a window job's input (and repartition) partition not yet consumed and committed: end offset minus committed offset. A caught-up partition of a transactional topic shows 1 (its last commit marker).",
-			"job", "topic", "partition"),
+			"window_job", "topic", "partition"),
 		ConsumerLagSeconds: f.gauge("cdcd_window_consumer_lag_seconds",
-			"Seconds since the window job was last seen caught up with every partition (lag of at most the commit marker); 0 while caught up.", "job"),
-		Ready:  f.gauge("cdcd_window_job_ready", "1 while the window job is running (restored and consuming), 0 otherwise.", "job"),
-		Failed: f.gauge("cdcd_window_job_failed", "1 once the window job stopped on an error retrying cannot fix (it stays stopped until cdcd restarts).", "job"),
+			"Seconds since the window job was last seen caught up with every partition (lag of at most the commit marker); 0 while caught up.", "window_job"),
+		Ready:  f.gauge("cdcd_window_job_ready", "1 while the window job is running (restored and consuming), 0 otherwise.", "window_job"),
+		Failed: f.gauge("cdcd_window_job_failed", "1 once the window job stopped on an error retrying cannot fix (it stays stopped until cdcd restarts).", "window_job"),
 		jobs:   map[string]func() WindowStats{},
-		in:     prometheus.NewDesc("cdcd_window_records_in_total", "Input change records a window job consumed in committed transactions.", []string{"job"}, nil),
-		out:    prometheus.NewDesc("cdcd_window_records_out_total", "Results a window job wrote in committed transactions.", []string{"job"}, nil),
-		late:   prometheus.NewDesc("cdcd_window_records_late_total", "Records a window job wrote to its late topic (too late for their window) in committed transactions.", []string{"job"}, nil),
-		txns:   prometheus.NewDesc("cdcd_window_transactions_total", "Kafka transactions a window job ended, by outcome (commit, abort).", []string{"job", "outcome"}, nil),
-		open:   prometheus.NewDesc("cdcd_window_open_windows", "Windows a window job holds open on this instance.", []string{"job"}, nil),
-		state:  prometheus.NewDesc("cdcd_window_state_bytes", "Estimated bytes of window state held on this instance (its changelog form).", []string{"job"}, nil),
-		stream: prometheus.NewDesc("cdcd_window_stream_time_seconds", "Stream time (unix seconds: the largest event time seen, or the wall clock once idle) of each repartition partition this instance owns.", []string{"job", "partition"}, nil),
+		in:     prometheus.NewDesc("cdcd_window_records_in_total", "Input change records a window job consumed in committed transactions.", []string{"window_job"}, nil),
+		out:    prometheus.NewDesc("cdcd_window_records_out_total", "Results a window job wrote in committed transactions.", []string{"window_job"}, nil),
+		late:   prometheus.NewDesc("cdcd_window_records_late_total", "Records a window job wrote to its late topic (too late for their window) in committed transactions.", []string{"window_job"}, nil),
+		txns:   prometheus.NewDesc("cdcd_window_transactions_total", "Kafka transactions a window job ended, by outcome (commit, abort).", []string{"window_job", "outcome"}, nil),
+		open:   prometheus.NewDesc("cdcd_window_open_windows", "Windows a window job holds open on this instance.", []string{"window_job"}, nil),
+		state:  prometheus.NewDesc("cdcd_window_state_bytes", "Estimated bytes of window state held on this instance (its changelog form).", []string{"window_job"}, nil),
+		stream: prometheus.NewDesc("cdcd_window_stream_time_seconds", "Stream time (unix seconds: the largest event time seen, or the wall clock once idle) of each repartition partition this instance owns.", []string{"window_job", "partition"}, nil),
 	}
 	reg.MustRegister(w)
 	return w

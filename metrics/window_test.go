@@ -20,20 +20,20 @@ func TestWindowJobMetrics(t *testing.T) {
 	want := `
 # HELP cdcd_window_records_in_total Input change records a window job consumed in committed transactions.
 # TYPE cdcd_window_records_in_total counter
-cdcd_window_records_in_total{job="orders"} 10
+cdcd_window_records_in_total{window_job="orders"} 10
 # HELP cdcd_window_records_late_total Records a window job wrote to its late topic (too late for their window) in committed transactions.
 # TYPE cdcd_window_records_late_total counter
-cdcd_window_records_late_total{job="orders"} 1
+cdcd_window_records_late_total{window_job="orders"} 1
 # HELP cdcd_window_transactions_total Kafka transactions a window job ended, by outcome (commit, abort).
 # TYPE cdcd_window_transactions_total counter
-cdcd_window_transactions_total{job="orders",outcome="abort"} 1
-cdcd_window_transactions_total{job="orders",outcome="commit"} 4
+cdcd_window_transactions_total{outcome="abort",window_job="orders"} 1
+cdcd_window_transactions_total{outcome="commit",window_job="orders"} 4
 # HELP cdcd_window_open_windows Windows a window job holds open on this instance.
 # TYPE cdcd_window_open_windows gauge
-cdcd_window_open_windows{job="orders"} 2
+cdcd_window_open_windows{window_job="orders"} 2
 # HELP cdcd_window_stream_time_seconds Stream time (unix seconds: the largest event time seen, or the wall clock once idle) of each repartition partition this instance owns.
 # TYPE cdcd_window_stream_time_seconds gauge
-cdcd_window_stream_time_seconds{job="orders",partition="1"} 1.7000000005e+09
+cdcd_window_stream_time_seconds{partition="1",window_job="orders"} 1.7000000005e+09
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cdcd_window_records_in_total", "cdcd_window_records_late_total",
 		"cdcd_window_transactions_total", "cdcd_window_open_windows", "cdcd_window_stream_time_seconds"); err != nil {
