@@ -19,13 +19,19 @@ import (
 // acknowledged up to X, beyond the last position cdcd committed to Kafka") for good. Now the
 // idle position goes through the pipeline as a Commit without events: the slot moves over the
 // other database's WAL only as far as an offsets record says, the restart streams on, and
-// nothing is lost or published twice. Heartbeats are off, so only the idle position can move
-// the slot.
+// nothing is lost or published twice. Without heartbeats only the idle position moves the
+// slot; with them (every second) heartbeat transactions and idle positions interleave.
 func TestPostgresIdleRestartNoGap(t *testing.T) {
+	for _, hb := range []string{"1h", "1s"} {
+		t.Run("heartbeat_"+hb, func(t *testing.T) { testIdleRestartNoGap(t, hb) })
+	}
+}
+
+func testIdleRestartNoGap(t *testing.T, heartbeat string) {
 	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_idlegap", kvDDL)
 	otherDSN := newDatabase(t, ctx, s, "cdcd_idlegap_other")
 	name := uniqueName("idlegap")
-	yaml := strings.Replace(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "heartbeat_interval: 1s", "heartbeat_interval: 1h", 1)
+	yaml := strings.Replace(pipelineYAML(s, name, dsn, []string{"public.kv"}, ""), "heartbeat_interval: 1s", "heartbeat_interval: "+heartbeat, 1)
 	d := startDaemon(t, yaml)
 	d.waitReady(90 * time.Second)
 	if _, err := db.Exec(ctx, `INSERT INTO kv VALUES (1, 1, 1, 1)`); err != nil {
