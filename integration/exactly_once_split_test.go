@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-
 // TestExactlyOnceSplitTransactionsUnderSIGKILL: source transactions larger than
 // batch.max_events (50) are split across Kafka transactions, on a topic of 3 partitions. The
 // pipeline is new and its first transaction (20,000 rows) is split; cdcd is killed in the

@@ -54,10 +54,12 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	b := &s.batch
 	if c := it.Commit; c != nil {
 		if s.committed.Covers(c.Pos, true) {
-			// Published by an earlier session: the source may confirm the server's WAL end
-			// only once everything it emitted is acknowledged.
+			// Published by an earlier session: acknowledge it, so the source sees everything it
+			// emitted acknowledged. Never beyond what the offsets record holds: the slot must
+			// not get ahead of Kafka (an empty position-only commit covered by a partial record
+			// could end past the record's ack_lsn).
 			if c.AckLSN > 0 {
-				s.cfg.Ack(c.AckLSN)
+				s.cfg.Ack(min(c.AckLSN, s.committed.AckLSN))
 			}
 			return nil
 		}
