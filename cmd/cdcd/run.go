@@ -17,7 +17,6 @@ import (
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
-	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -28,7 +27,7 @@ func validateCommand(path string, stdout io.Writer) error {
 	if err != nil {
 		return &exitError{1, err}
 	}
-	if err := topics.Check(cfg); err != nil {
+	if err := checkTopics(cfg); err != nil {
 		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	printWarnings(stdout, path, cfg)
@@ -56,7 +55,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{1, err}
 	}
-	if err := topics.Check(cfg); err != nil {
+	if err := checkTopics(cfg); err != nil {
 		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	log := newLogger(cfg.Log, stderr)

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/cdcd-dev/cdcd/window"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -283,4 +285,20 @@ func noCommittedData(ctx context.Context, kopts []kgo.Opt, topic string, partiti
 		}
 	}
 	return ctx.Err() == nil, ctx.Err()
+}
+
+// checkTopics refuses a configuration in which two writers share a topic: every pipeline
+// topic (package topics) and every topic a window job writes (results, late records and its
+// internal topics).
+func checkTopics(cfg *config.Config) error {
+	uses := topics.Uses(cfg)
+	for _, w := range cfg.Windows {
+		fix := fmt.Sprintf("give window job %s an output (and late) topic of its own", w.Name)
+		uses = append(uses,
+			encode.TopicUse{Topic: w.Output.Topic, What: fmt.Sprintf("the output of window job %s", w.Name), Fix: fix},
+			encode.TopicUse{Topic: w.Late.Topic, What: fmt.Sprintf("the late topic of window job %s", w.Name), Fix: fix},
+			encode.TopicUse{Topic: window.RepartitionTopic(w.Name), What: fmt.Sprintf("the repartition topic of window job %s", w.Name), Fix: "rename the other writer's topic: cdcd-window.* is cdcd's"},
+			encode.TopicUse{Topic: window.ChangelogTopic(w.Name), What: fmt.Sprintf("the changelog of window job %s", w.Name), Fix: "rename the other writer's topic: cdcd-window.* is cdcd's"})
+	}
+	return encode.CheckTopics(uses)
 }

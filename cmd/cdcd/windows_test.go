@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,4 +97,39 @@ func TestWindowLagWatcher(t *testing.T) {
 	commit(4)
 	check("the marker is left", t0.Add(40*time.Second), 1, 0)
 	check("the marker alone is caught up", t0.Add(50*time.Second), 0, 0)
+}
+
+// A window job writing a topic a pipeline writes (or another job's) is refused before anything
+// runs, naming both writers: results would mix with change records under one subject.
+func TestWindowOutputCollidesWithPipelineTopic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := `kafka:
+  brokers: ["127.0.0.1:19092"]
+schema_registry:
+  url: http://127.0.0.1:18081
+pipelines:
+  - name: shop
+    source:
+      postgres:
+        dsn: postgres://postgres@127.0.0.1:1/shop
+        tables: [public.orders, public.customers]
+windows:
+  - name: per_customer
+    input: {topics: [shop.public.orders]}
+    window: {type: tumbling, size: 1m}
+    aggregates: [{name: n, fn: count}]
+    output: {topic: shop.public.customers}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := validateCommand(path, io.Discard)
+	if err == nil {
+		t.Fatal("a window output on a pipeline's topic was accepted")
+	}
+	for _, want := range []string{"topic shop.public.customers", "table public.customers of pipeline shop", "the output of window job per_customer"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q: %v", want, err)
+		}
+	}
 }
