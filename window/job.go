@@ -324,7 +324,12 @@ func (j *Job) createTopics(ctx context.Context) error {
 		return fmt.Errorf("describing internal topics: %w", err)
 	}
 	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
-	if rp != cp || rp == 0 {
+	if rp == 0 || cp == 0 {
+		// Just created: the broker answering may not know the partitions yet. Retried.
+		return fmt.Errorf("topics %s (%d partitions) and %s (%d) are not visible yet after their creation",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
+	}
+	if rp != cp {
 		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: delete both (the job's state restarts) or give them equal counts",
 			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)}
 	}
