@@ -208,6 +208,26 @@ func TestWindowJobEndToEnd(t *testing.T) {
 	if n := d.metric("cdcd_window_job_ready"); n != 1 {
 		t.Errorf("cdcd_window_job_ready = %v, want 1", n)
 	}
+	// Caught up, the measured lag drops to 0 (commit markers at the ends of the transactional
+	// input and repartition partitions do not count), within two measurements (10 s each).
+	lagDeadline := time.Now().Add(45 * time.Second)
+	for {
+		records, secs := d.metric("cdcd_window_consumer_lag_records"), d.metric("cdcd_window_consumer_lag_seconds")
+		if records == 0 && secs == 0 {
+			break
+		}
+		if time.Now().After(lagDeadline) {
+			t.Errorf("caught up, the job still shows a lag of %v records, %v s", records, secs)
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	// SIGTERM drains the pipeline and the job within shutdown_timeout, and cdcd exits 0.
+	took := d.stop(syscall.SIGTERM)
+	t.Logf("SIGTERM: cdcd exited in %s (%v)", took.Round(time.Millisecond), d.err)
+	if d.err != nil {
+		t.Errorf("cdcd exited with %v after SIGTERM", d.err)
+	}
 	if t.Failed() {
 		sort.Slice(all, func(i, j int) bool { return all[i].tsMs < all[j].tsMs })
 		for _, c := range all {
