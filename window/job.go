@@ -759,7 +759,8 @@ func (j *Job) partitionOf(key []byte) int32 {
 }
 
 // idleTicks makes an idle tick for each owned repartition partition that had no record for
-// idle_timeout while it holds windows the wall clock would close.
+// idle_timeout while it holds windows the wall clock would close, once the whole job has
+// caught up with its input (see caughtUp).
 //
 // A tick is a record in the partition itself (Sign 0, T = now), not a change of state made on
 // the side: the owner processes it like any record, in a transaction that commits its offset
@@ -776,7 +777,7 @@ func (j *Job) idleTicks(now time.Time, fs kgo.Fetches) []*kgo.Record {
 			active[p.Partition] = true
 		}
 	})
-	var out []*kgo.Record
+	var due []int32
 	for p, proc := range j.procs {
 		if active[p] {
 			continue
@@ -788,7 +789,23 @@ func (j *Job) idleTicks(now time.Time, fs kgo.Fetches) []*kgo.Record {
 		if next, ok := proc.NextClose(); !ok || next > now.UnixMicro() {
 			continue
 		}
-		j.idle[p] = now // one tick per idle_timeout
+		j.idle[p] = now // one tick (or check) per idle_timeout
+		due = append(due, p)
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), j.spec.IdleTimeout+5*time.Second)
+	ok, err := j.caughtUp(ctx)
+	cancel()
+	if err != nil || !ok {
+		if err != nil {
+			j.log.Debug("idle check failed; no tick this time", "err", err)
+		}
+		return nil // input is still on its way: stream time waits for it
+	}
+	var out []*kgo.Record
+	for _, p := range due {
 		r := Rec{T: now.UnixMicro()}
 		out = append(out, &kgo.Record{Topic: RepartitionTopic(j.spec.Name), Partition: p, Value: marshalRec(nil, &r, Origin{})})
 	}

@@ -231,7 +231,7 @@ func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Tim
 			h.empty = false
 		} else if !h.empty && e.Offset > committed {
 			// Unchanged since the last measurement: commit markers and aborted records only?
-			empty, err := noCommittedData(mctx, l.kopts, e.Topic, e.Partition, committed, e.Offset)
+			empty, err := window.NoCommittedData(mctx, l.kopts, []window.Range{{Topic: e.Topic, Partition: e.Partition, From: committed, To: e.Offset}}, 2*time.Second)
 			if err != nil {
 				return err
 			}
@@ -263,28 +263,6 @@ func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Tim
 	}
 	l.metrics.ConsumerLagSeconds.WithLabelValues(l.job).Set(worst.Seconds())
 	return nil
-}
-
-// noCommittedData reports whether [from, to) of a partition holds no committed data record:
-// a read_committed reader starting at from returns nothing below to.
-func noCommittedData(ctx context.Context, kopts []kgo.Opt, topic string, partition int32, from, to int64) (bool, error) {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, kopts...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
-	if err != nil {
-		return false, err
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	for pctx.Err() == nil {
-		data := false
-		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { data = data || r.Offset < to })
-		if data {
-			return false, nil
-		}
-	}
-	return ctx.Err() == nil, ctx.Err()
 }
 
 // checkTopics refuses a configuration in which two writers share a topic: every pipeline
