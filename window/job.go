@@ -484,6 +484,12 @@ func (j *Job) loop(ctx context.Context) error {
 			out, err := j.fromInput(r, recs[:0])
 			if err != nil {
 				failure = err
+				var nb *ErrNeedBefore
+				var fe *fieldError
+				if errors.As(err, &nb) || errors.As(err, &fe) || errors.Is(err, errShort) {
+					// Retrying reads the same record again: stop with the fix instead.
+					failure = &FatalError{err}
+				}
 				return
 			}
 			recs = out

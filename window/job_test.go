@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -457,4 +459,49 @@ func batchPerCustomerMinute(orders []order) map[[2]int64]*result {
 		r.revenue = sum.Add(sum, big.NewRat(o.cents, 100)).FloatString(2)
 	}
 	return want
+}
+
+// A table-mode job that meets an update without a before image stops with the fix (retrying
+// would read the same record forever).
+func TestJobTableModeWithoutBeforeImageStops(t *testing.T) {
+	_, _, opts, srcl := newJobFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const input = "shop.public.orders"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, input); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
+	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",
+		TopicOverrides: map[string]string{"public.orders": input}}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An update under the default replica identity: no before image.
+	ev := change.Event{Op: change.OpUpdate, Table: ordersTable, Pos: change.Position{Tx: 9}, CommitTime: at, TxID: "2",
+		After: []change.Value{{State: change.Present, Int: 1}, {State: change.Present, Int: 1}, {State: change.Present, Str: "2.00"}}}
+	var rec encode.Record
+	if err := enc.Encode(ctx, &ev, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: input, Key: rec.Key, Value: rec.Value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	spec := ordersJob(input)
+	spec.Mode, spec.Ops, spec.Time = ModeTable, "", Path{"after", "id"} // an epoch-ms column
+	job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = job.Run(ctx)
+	var fe *FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
+		t.Fatalf("want the job stopped with the fix, got %v", err)
+	}
 }
