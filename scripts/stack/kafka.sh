@@ -152,7 +152,8 @@ start() {
   port_open "$KAFKA_SASL_SSL_PORT" && die "port $KAFKA_SASL_SSL_PORT (SASL_SSL) is taken by another process"
   if [ ! -f "$state/data/meta.properties" ]; then
     local cluster_id
-    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A base64url id may start with '-', which the tool's argument parser takes for an option.
+    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | sed 's/^-/A/')"
     log "formatting KRaft storage (cluster id $cluster_id)"
     kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >"$state/format.log" 2>&1 ||
       die "storage format failed; see $state/format.log"
