@@ -35,19 +35,30 @@ func NoCommittedData(ctx context.Context, kopts []kgo.Opt, ranges []Range, wait 
 		from[r.Topic][r.Partition] = kgo.NewOffset().At(r.From)
 		to[r.Topic][r.Partition] = r.To
 	}
+	// Control records are kept: the last offset of each range is a commit or abort marker
+	// (or committed data), so seeing it ends the read early; aborted data is never returned.
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, kopts...), kgo.ConsumePartitions(from),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return false, err
 	}
 	defer cl.Close()
+	left := len(ranges)
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	for pctx.Err() == nil {
+	for pctx.Err() == nil && left > 0 {
 		data := false
 		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			if end, ok := to[r.Topic][r.Partition]; ok && r.Offset < end {
+			end, ok := to[r.Topic][r.Partition]
+			if !ok {
+				return
+			}
+			if r.Offset < end && !r.Attrs.IsControl() {
 				data = true
+			}
+			if r.Offset+1 >= end {
+				delete(to[r.Topic], r.Partition)
+				left--
 			}
 		})
 		if data {
@@ -93,5 +104,5 @@ func (j *Job) caughtUp(ctx context.Context) (bool, error) {
 			behind = append(behind, Range{e.Topic, e.Partition, committed, e.Offset})
 		}
 	})
-	return NoCommittedData(ctx, j.cfg.KafkaOpts, behind, time.Second)
+	return NoCommittedData(ctx, j.cfg.KafkaOpts, behind, 3*time.Second)
 }
