@@ -137,6 +137,24 @@ func newJobFakes(t *testing.T) (*kfake.Cluster, *srfake.Registry, []kgo.Opt, *sr
 	return c, reg, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, srcl
 }
 
+// newOrdersInput starts the in-process Kafka and registry, creates the input topic with
+// partitions partitions, and returns a context bounded by timeout and a client.
+func newOrdersInput(t *testing.T, timeout time.Duration, input string, partitions int32) (context.Context, []kgo.Opt, *kgo.Client, *sr.Client) {
+	t.Helper()
+	_, _, opts, srcl := newJobFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, input); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, opts, cl, srcl
+}
+
 func ordersJob(input string) *Spec {
 	return &Spec{Name: "orders_per_customer", Topics: []string{input}, Ops: "c",
 		Time: Path{"source", "ts_ms"}, GroupBy: []Path{{"after", "customer_id"}},
@@ -148,18 +166,8 @@ func ordersJob(input string) *Spec {
 // A tumbling count+sum job over orders spread across 3 input partitions: every window's
 // result, read read_committed, equals a batch aggregation of the same input, exactly once.
 func TestJobTumblingMatchesBatch(t *testing.T) {
-	_, _, opts, srcl := newJobFakes(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const input = "shop.public.orders"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, input); err != nil {
-		t.Fatal(err)
-	}
+	ctx, opts, cl, srcl := newOrdersInput(t, 2*time.Minute, input, 3)
 	rng := rand.New(rand.NewPCG(seed(t), 11))
 	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	var orders []order
@@ -215,18 +223,8 @@ func TestJobTumblingMatchesBatch(t *testing.T) {
 // stopped mid-transaction and restarted (rebalances that move partitions and their state) many
 // times. Every window's final result equals the batch aggregation, and none is emitted twice.
 func TestJobExactlyOnceAcrossRestartsAndRebalances(t *testing.T) {
-	_, _, opts, srcl := newJobFakes(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const input = "shop.public.orders"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 6, 1, nil, input); err != nil {
-		t.Fatal(err)
-	}
+	ctx, opts, cl, srcl := newOrdersInput(t, 4*time.Minute, input, 6)
 	rng := rand.New(rand.NewPCG(seed(t), 12))
 	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	var orders []order
@@ -465,18 +463,8 @@ func batchPerCustomerMinute(orders []order) map[[2]int64]*result {
 // A table-mode job that meets an update without a before image stops with the fix (retrying
 // would read the same record forever).
 func TestJobTableModeWithoutBeforeImageStops(t *testing.T) {
-	_, _, opts, srcl := newJobFakes(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const input = "shop.public.orders"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, input); err != nil {
-		t.Fatal(err)
-	}
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
 	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
 	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",

@@ -4,26 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Stats counts what committed (one input partition, so the hour-later orders come last): every input change once, every result once, and the gauges
 // show the owned partitions' stream time.
 func TestJobStats(t *testing.T) {
-	_, _, opts, srcl := newJobFakes(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const input = "shop.public.orders"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, input); err != nil {
-		t.Fatal(err)
-	}
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
 	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	var orders []order
 	for i := 0; i < 40; i++ { // two customers, windows of 10:00 and 10:01, then one at 11:00
