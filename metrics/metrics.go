@@ -59,7 +59,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SourceLagBytes: f.gauge("cdcd_source_lag_bytes", "Source log bytes between the server's current position and the last committed position.", "pipeline"),
 		LastCommitted:  f.gauge("cdcd_last_committed_source_timestamp_seconds", "Commit time (unix seconds) of the last source transaction committed to Kafka.", "pipeline"),
 		Retries:        f.counter("cdcd_retries_total", "Retries after retriable failures, by cause.", "pipeline", "cause"),
-		ToastUnchanged: f.counter("cdcd_toast_unchanged_placeholders_total", "Unchanged TOAST values published as the documented placeholder.", "pipeline", "table"),
+		ToastUnchanged: f.counter("cdcd_toast_unchanged_placeholders_total", "Unchanged TOAST values published (as the placeholder, or as null listed in unchanged_toast).", "pipeline", "table"),
 		DeadLetters:    f.counter("cdcd_dead_letters_total", "Records written to the dead-letter topic, by error class.", "pipeline", "table", "class"),
 		RegistryErrors: f.counter("cdcd_schema_registry_errors_total", "Schema registry requests that failed, by kind (unavailable, rejected).", "pipeline", "kind"),
 		KafkaErrors:    f.counter("cdcd_kafka_errors_total", "Kafka produce/transaction failures, by kind.", "pipeline", "kind"),
