@@ -188,7 +188,7 @@ func (j *Job) prepare(ctx context.Context) error {
 			if errors.As(err, &re) && re.StatusCode == 404 {
 				return &waitError{fmt.Errorf("input topic %s has no schema yet (subject %s): waiting for the pipeline that writes it to publish its first change", t, sub)}
 			}
-			return fmt.Errorf("reading the schema of input topic %s (subject %s): %w", t, sub, err)
+			return fmt.Errorf("schema registry: reading the schema of input topic %s (subject %s): %w", t, sub, err)
 		}
 		s, err := avro.Parse(ss.Schema.Schema)
 		if err != nil {
@@ -288,7 +288,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 	adm := kadm.NewClient(cl)
 	tds, err := adm.ListTopics(ctx, j.spec.Topics...)
 	if err != nil {
-		return fmt.Errorf("describing input topics: %w", err)
+		return fmt.Errorf("kafka: describing input topics: %w", err)
 	}
 	parts := j.cfg.Partitions
 	for _, t := range j.spec.Topics {
@@ -306,7 +306,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("creating topic %s: %w", topic, err)
+			return fmt.Errorf("kafka: creating topic %s: %w", topic, err)
 		}
 		return nil
 	}
@@ -321,7 +321,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 	// must agree.
 	td, err := adm.ListTopics(ctx, RepartitionTopic(j.spec.Name), ChangelogTopic(j.spec.Name))
 	if err != nil {
-		return fmt.Errorf("describing internal topics: %w", err)
+		return fmt.Errorf("kafka: describing internal topics: %w", err)
 	}
 	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
 	if rp == 0 || cp == 0 {
@@ -397,7 +397,7 @@ func (j *Job) loop(ctx context.Context) error {
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
-		return fmt.Errorf("creating the job's consumer: %w", err)
+		return fmt.Errorf("kafka: creating the job's consumer: %w", err)
 	}
 	defer sess.Close()
 	j.cfg.OnState("running", "")
@@ -424,7 +424,7 @@ func (j *Job) loop(ctx context.Context) error {
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("beginning a transaction: %w", err)
+			return fmt.Errorf("kafka: beginning a transaction: %w", err)
 		}
 		var perrMu sync.Mutex
 		var perr error
@@ -510,7 +510,7 @@ func (j *Job) loop(ctx context.Context) error {
 			return failure
 		}
 		if err := sess.Client().Flush(ctx); err != nil {
-			return fmt.Errorf("flushing: %w", err)
+			return fmt.Errorf("kafka: flushing the transaction's records: %w", err)
 		}
 		commit := kgo.TryCommit
 		perrMu.Lock()
@@ -525,7 +525,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		committed, err := sess.End(ctx, commit)
 		if err != nil {
-			return fmt.Errorf("ending the transaction: %w", err)
+			return fmt.Errorf("kafka: ending the transaction: %w", err)
 		}
 		j.ended(counts, committed)
 		if !committed {
@@ -543,7 +543,7 @@ func fatalFetchErr(fs kgo.Fetches) error {
 			return
 		}
 		if out == nil && !kerr.IsRetriable(err) {
-			out = fmt.Errorf("fetching %s[%d]: %w", t, p, err)
+			out = fmt.Errorf("kafka: fetching %s[%d]: %w", t, p, err)
 		}
 	})
 	return out
@@ -636,7 +636,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		}
 		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
 			cl.Close()
-			return nil, 0, fmt.Errorf("waiting for the group's pending transactions: %w", err)
+			return nil, 0, fmt.Errorf("kafka: waiting for the group's pending transactions: %w", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -651,7 +651,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading the end of %s: %w", topic, err)
+		return nil, 0, fmt.Errorf("kafka: reading the end of %s: %w", topic, err)
 	}
 	procs := map[int32]*Processor{}
 	offs := map[int32]kgo.Offset{}
@@ -686,7 +686,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return nil, 0, fmt.Errorf("reading %s: %w", topic, ferr)
+			return nil, 0, fmt.Errorf("kafka: reading %s: %w", topic, ferr)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
