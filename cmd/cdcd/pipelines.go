@@ -32,6 +32,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 	}
 	sinkDrain, sourceDrain := pipeline.DrainTimes(cfg.ShutdownTimeout.D)
 	var src pipeline.Source
+	var watch []func(context.Context)
 	switch {
 	case p.Source.Postgres != nil:
 		pg := p.Source.Postgres
@@ -40,6 +41,10 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
 			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
 		})
+	case p.Source.MySQL != nil:
+		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
 	}
@@ -59,7 +64,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
 		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
-	r := &pipelineRunner{name: p.Name, run: pl.Run}
+	r := &pipelineRunner{name: p.Name, run: pl.Run, watch: watch}
 	if pg := p.Source.Postgres; pg != nil {
 		mon := postgres.MonitorConfig{Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Tables: pg.Tables,
 			Interval: pg.SlotStatsInterval.D, StallAfter: p.StallAfter.D, Published: pl.Published,
