@@ -66,6 +66,10 @@ type Processor struct {
 	changed map[*win]struct{}
 	purged  []WindowID
 	nWins   int
+	// bytes is the size of the changelog as compaction keeps it (keys and values), as of the
+	// last TakeChanges; metaSize is the meta record's share of it.
+	bytes    int
+	metaSize int
 }
 
 // WindowID identifies a window within a partition.
@@ -79,6 +83,7 @@ type group struct {
 	vals  []Value
 	wins  []*win // open windows, by start
 	count int64  // count windows: events seen in the group so far
+	csize int    // bytes of the group's counter record in the changelog (count windows)
 }
 
 type win struct {
@@ -89,6 +94,7 @@ type win struct {
 	events     int64
 	accs       []acc
 	heapIdx    int
+	size       int // bytes of its changelog record (key and value) as last written; 0: none
 }
 
 // NewProcessor returns an empty processor for spec.
@@ -336,6 +342,8 @@ func (p *Processor) drop(w *win) {
 	delete(p.changed, w)
 	p.purged = append(p.purged, w.id())
 	p.nWins--
+	p.bytes -= w.size
+	w.size = 0
 	// A count window's group keeps its event count (it numbers the next window); other groups
 	// go with their last window.
 	if len(g.wins) == 0 && p.spec.Window.Type != Count {

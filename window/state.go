@@ -23,15 +23,24 @@ func (p *Processor) TakeChanges() []KV {
 	}
 	p.purged = p.purged[:0]
 	for w := range p.changed {
-		out = append(out, KV{Key: windowKey(w.id()), Value: marshalWindow(w)})
+		kv := KV{Key: windowKey(w.id()), Value: marshalWindow(w)}
+		out = append(out, kv)
+		p.bytes += len(kv.Key) + len(kv.Value) - w.size
+		w.size = len(kv.Key) + len(kv.Value)
 		if p.spec.Window.Type == Count {
-			out = append(out, KV{Key: counterKey(w.g.key), Value: binary.AppendVarint([]byte{stateFormat}, w.g.count)})
+			kv := KV{Key: counterKey(w.g.key), Value: binary.AppendVarint([]byte{stateFormat}, w.g.count)}
+			out = append(out, kv)
+			p.bytes += len(kv.Key) + len(kv.Value) - w.g.csize
+			w.g.csize = len(kv.Key) + len(kv.Value)
 		}
 	}
 	clear(p.changed)
 	if p.metaDirty() {
-		out = append(out, KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime)})
+		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime)}
+		out = append(out, kv)
 		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+		p.bytes += len(kv.Key) + len(kv.Value) - p.metaSize
+		p.metaSize = len(kv.Key) + len(kv.Value)
 	}
 	return out
 }
@@ -56,9 +65,13 @@ func (p *Processor) Restore(key, value []byte) error {
 		p.hasTime = r.byte1() == 1
 		p.streamTime = r.varint()
 		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+		p.bytes += len(key) + len(value) - p.metaSize
+		p.metaSize = len(key) + len(value)
 		return r.err
 	case keyCounter:
 		g := p.restoreGroup(string(key[1:]), nil)
+		p.bytes -= g.csize
+		g.csize = 0
 		if value == nil {
 			g.count = 0
 			return nil
@@ -68,6 +81,8 @@ func (p *Processor) Restore(key, value []byte) error {
 			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
 		}
 		g.count = r.varint()
+		g.csize = len(key) + len(value)
+		p.bytes += g.csize
 		return r.err
 	case keyWindow:
 		kr := &buf{b: key[1:]}
@@ -93,7 +108,7 @@ func (p *Processor) Restore(key, value []byte) error {
 			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
 		}
 		vals := r.values()
-		w := &win{heapIdx: -1}
+		w := &win{heapIdx: -1, size: len(key) + len(value)}
 		ns := []*int64{&w.start, &w.end, &w.closeAt, &w.idx, &w.events}
 		for _, n := range ns {
 			*n = r.varint()
@@ -117,6 +132,7 @@ func (p *Processor) Restore(key, value []byte) error {
 			heap.Push(&p.closing, w)
 		}
 		p.nWins++
+		p.bytes += w.size
 		return nil
 	}
 	return fmt.Errorf("changelog key of unknown kind %d: written by a newer cdcd; upgrade every instance of the job", key[0])
@@ -134,15 +150,7 @@ func (p *Processor) restoreGroup(key string, vals []Value) *group {
 	return g
 }
 
-// StateBytes estimates the bytes of state held (for the state size metric): the size of its
-// changelog form.
-func (p *Processor) StateBytes() int {
-	n := 0
-	for _, g := range p.groups {
-		for _, w := range g.wins {
-			n += len(marshalWindow(w))
-		}
-		n += len(g.key)
-	}
-	return n
-}
+// StateBytes is the size of the processor's state in its changelog form (keys and values of
+// the latest record per key, as compaction keeps them) as of the last TakeChanges or Restore.
+// It is kept up to date as windows change: reading it costs nothing.
+func (p *Processor) StateBytes() int { return p.bytes }
