@@ -37,6 +37,25 @@ type Window struct {
 	Partitions int `yaml:"partitions"`
 	// CommitInterval bounds how long one transaction collects input (default 100ms).
 	CommitInterval Duration `yaml:"commit_interval"`
+	// StaticMembership joins the job's consumer group as a static member whose
+	// group.instance.id is instance_id (KIP-345): a restarted instance takes its partitions
+	// back at once, without a rebalance of the others; one that stays away longer than
+	// session_timeout loses them to the other instances. Needs instance_id stable per instance
+	// and different between instances (the hostname default is, on most deployments).
+	StaticMembership bool `yaml:"static_membership"`
+	// SessionTimeout is how long the group waits for an instance that stopped answering before
+	// it moves the instance's partitions (default 45s; the broker accepts
+	// group.min.session.timeout.ms..group.max.session.timeout.ms, 6s..30m by default).
+	SessionTimeout Duration    `yaml:"session_timeout"`
+	State          WindowState `yaml:"state"`
+}
+
+// WindowState bounds a job's in-memory window state.
+type WindowState struct {
+	// MaxBytes is the most window state (its changelog form) one instance of the job may hold
+	// (default 1GiB). A transaction that would take the state past it is aborted and the job
+	// stops with an error naming the size and the fix; it never swaps, spills or drops state.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 }
 
 // WindowInput names what a job reads.
@@ -74,6 +93,8 @@ const (
 	DefaultWindowTime           = "source.ts_ms"
 	DefaultWindowIdleTimeout    = 30 * time.Second
 	DefaultWindowCommitInterval = 100 * time.Millisecond
+	DefaultWindowSessionTimeout = 45 * time.Second
+	DefaultWindowStateMaxBytes  = 1 << 30
 )
 
 func (w *Window) applyDefaults() {
@@ -91,6 +112,8 @@ func (w *Window) applyDefaults() {
 	}
 	defDur(&w.IdleTimeout, DefaultWindowIdleTimeout)
 	defDur(&w.CommitInterval, DefaultWindowCommitInterval)
+	defDur(&w.SessionTimeout, DefaultWindowSessionTimeout)
+	defSize(&w.State.MaxBytes, DefaultWindowStateMaxBytes)
 }
 
 // Spec is the job as package window runs it. The configuration must have been validated
@@ -239,6 +262,8 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 		own.add(at("idle_timeout"), "is shorter than 100ms", "use 1s or more (30s is the default), or 0s to close windows by event time only")
 	}
 	checkDur(&own, at("commit_interval"), w.CommitInterval, time.Millisecond)
+	checkDur(&own, at("session_timeout"), w.SessionTimeout, time.Second)
+	checkSize(&own, at("state.max_bytes"), w.State.MaxBytes, 1)
 	if w.Partitions < 0 {
 		own.add(at("partitions"), "must not be negative", "use 0 (the largest input topic's partition count) or a positive count")
 	}

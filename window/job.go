@@ -37,6 +37,15 @@ type Config struct {
 	TransactionTimeout time.Duration
 	// CommitInterval bounds how long one transaction collects input.
 	CommitInterval time.Duration
+	// SessionTimeout is the group session timeout (0: franz-go's default, 45s): how long a
+	// member that stopped answering keeps its partitions.
+	SessionTimeout time.Duration
+	// StaticMembership joins the group with group.instance.id = InstanceID (KIP-345): a
+	// restarted instance gets its partitions back without a rebalance.
+	StaticMembership bool
+	// MaxStateBytes bounds the window state (changelog form) this instance holds; 0: no bound.
+	// Past it the transaction aborts and Run returns a *StateLimitError (a FatalError).
+	MaxStateBytes int64
 	Log            *slog.Logger
 	// OnState, if set, is told the job's phase ("restoring", "running", "failed") and a reason.
 	OnState func(phase, reason string)
@@ -168,6 +177,40 @@ type FatalError struct{ Err error }
 
 func (e *FatalError) Error() string { return e.Err.Error() }
 func (e *FatalError) Unwrap() error { return e.Err }
+
+// StateLimitError: the window state this instance holds grew past Config.MaxStateBytes
+// (state.max_bytes). The transaction that crossed the limit is aborted, so the state on record
+// stays within it; the job stops (it comes wrapped in a FatalError) rather than letting the
+// process run out of memory and take the pipelines with it. Pausing would not help: state
+// shrinks only when windows close, and windows close only as input is read.
+type StateLimitError struct {
+	Job          string
+	Bytes, Limit int64
+	Partitions   int // repartition partitions this instance held
+}
+
+func (e *StateLimitError) Error() string {
+	return fmt.Sprintf("window job %s: the window state on this instance (%d bytes over %d partitions) exceeds state.max_bytes (%d bytes); the job stopped without committing past it "+
+		"(fix: raise state.max_bytes if the memory is there, or run more instances of the job so each holds fewer partitions, "+
+		"or shorten window.size and window.grace so windows close and are purged sooner, or group by fewer distinct values)",
+		e.Job, e.Bytes, e.Partitions, e.Limit)
+}
+
+// checkStateLimit returns a FatalError wrapping a *StateLimitError when the owned partitions'
+// state exceeds the limit; the run loop owns procs.
+func (j *Job) checkStateLimit() error {
+	if j.cfg.MaxStateBytes <= 0 {
+		return nil
+	}
+	var n int64
+	for _, p := range j.procs {
+		n += int64(p.StateBytes())
+	}
+	if n <= j.cfg.MaxStateBytes {
+		return nil
+	}
+	return &FatalError{&StateLimitError{Job: j.spec.Name, Bytes: n, Limit: j.cfg.MaxStateBytes, Partitions: len(j.procs)}}
+}
 
 // waitError: the job waits for something that is expected to appear (an input topic, its
 // first schema).
@@ -377,6 +420,14 @@ func (j *Job) loop(ctx context.Context) error {
 		kgo.TransactionTimeout(j.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(partitioner{changelog: ChangelogTopic(j.spec.Name), repartition: repart, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(0),
+	)
+	if j.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(j.cfg.SessionTimeout))
+	}
+	if j.cfg.StaticMembership {
+		opts = append(opts, kgo.InstanceID(j.cfg.InstanceID))
+	}
+	opts = append(opts,
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			j.mu.Lock()
 			defer j.mu.Unlock()
@@ -505,6 +556,9 @@ func (j *Job) loop(ctx context.Context) error {
 		if failure == nil && !abort {
 			failure = j.flushOutputs(touched, produce)
 		}
+		if failure == nil && !abort {
+			failure = j.checkStateLimit()
+		}
 		if failure != nil {
 			_, _ = sess.End(context.WithoutCancel(ctx), kgo.TryAbort)
 			return failure
@@ -587,6 +641,9 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	}
 	j.mu.Unlock()
 	j.log.Info("window state restored", "partitions", restore, "keys", keys, "took", time.Since(t0).Round(time.Millisecond).String())
+	if err := j.checkStateLimit(); err != nil {
+		return err // the restored state alone is over the limit
+	}
 	j.cfg.OnState("running", "")
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,4 +512,88 @@ func stableFor(t *testing.T, ctx context.Context, adm *kadm.Client, group string
 		}
 	})
 	return same
+}
+
+// A job whose window state outgrows Config.MaxStateBytes stops with a *StateLimitError (a
+// FatalError: retrying would only fill the memory again) that names the size, the limit and
+// the fix, and the transaction that crossed the limit does not commit: the state on record
+// stays within it.
+func TestJobStopsWhenStateExceedsLimit(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 2)
+	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var orders []order
+	for i := 0; i < 400; i++ { // 400 customers: 400 open windows (grace is an hour)
+		orders = append(orders, order{id: int64(i), customer: int64(i), cents: 100, at: base.Add(time.Duration(i) * time.Millisecond)})
+	}
+	produceOrders(t, ctx, cl, srcl, input, orders)
+	const limit = 4000
+	var phases []string
+	var mu sync.Mutex
+	job, err := New(Config{Spec: ordersJob(input), KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 2, MaxStateBytes: limit,
+		OnState: func(phase, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			phases = append(phases, phase+": "+reason)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = job.Run(ctx)
+	var se *StateLimitError
+	var fe *FatalError
+	if !errors.As(err, &se) || !errors.As(err, &fe) {
+		t.Fatalf("Run returned %v, want a fatal *StateLimitError", err)
+	}
+	if se.Limit != limit || se.Bytes <= limit {
+		t.Errorf("StateLimitError{Bytes: %d, Limit: %d}, want Bytes > Limit = %d", se.Bytes, se.Limit, limit)
+	}
+	for _, s := range []string{"state.max_bytes", "fix:"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %q", err, s)
+		}
+	}
+	mu.Lock()
+	last := phases[len(phases)-1]
+	mu.Unlock()
+	if !strings.HasPrefix(last, "failed: ") || !strings.Contains(last, "state.max_bytes") {
+		t.Errorf("last phase %q, want failed with the reason", last)
+	}
+	// The changelog holds only what committed: at most the limit.
+	if n := changelogBytes(t, ctx, opts, ChangelogTopic("orders_per_customer")); n > limit {
+		t.Errorf("the committed changelog holds %d bytes, over the limit %d", n, limit)
+	}
+}
+
+// changelogBytes is the size of a changelog's latest record per key, read read_committed.
+func changelogBytes(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	latest := map[string]int{}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := fmt.Sprint(r.Partition, string(r.Key))
+			if r.Value == nil {
+				delete(latest, k)
+			} else {
+				latest[k] = len(r.Key) + len(r.Value)
+			}
+		})
+	}
+	n := 0
+	for _, v := range latest {
+		n += v
+	}
+	return n
 }

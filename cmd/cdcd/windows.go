@@ -60,7 +60,8 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 	wm.Failed.WithLabelValues(w.Name).Set(0)
 	job, err := window.New(window.Config{Spec: spec, KafkaOpts: kopts, Registry: srcl, InstanceID: instance,
 		Partitions: int32(w.Partitions), OutputPartitions: int32(cfg.Kafka.TopicPartitions), Replication: int16(cfg.Kafka.TopicReplicationFactor),
-		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D, Log: log, // it adds window_job
+		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D,
+		SessionTimeout: w.SessionTimeout.D, StaticMembership: w.StaticMembership, MaxStateBytes: w.State.MaxBytes.N, Log: log, // it adds window_job
 		OnState: func(phase, reason string) {
 			hr.SetWindow(w.Name, phase, reason)
 			wm.Ready.WithLabelValues(w.Name).Set(boolGauge(phase == "running"))
