@@ -46,7 +46,7 @@ type Config struct {
 	// MaxStateBytes bounds the window state (changelog form) this instance holds; 0: no bound.
 	// Past it the transaction aborts and Run returns a *StateLimitError (a FatalError).
 	MaxStateBytes int64
-	Log            *slog.Logger
+	Log           *slog.Logger
 	// OnState, if set, is told the job's phase ("restoring", "running", "failed") and a reason.
 	OnState func(phase, reason string)
 }
