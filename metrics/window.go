@@ -16,6 +16,12 @@ type WindowStats struct {
 	Commits, Aborts                    uint64
 	OpenWindows, StateBytes            int
 	StreamTime                         map[int32]time.Time // per owned repartition partition
+	// Restore progress: changelog records and bytes read so far (counters), partitions being
+	// restored and records the running restore has left (gauges).
+	RestoredRecords, RestoredBytes uint64
+	RestoringPartitions            int
+	RestoreRemaining               int64
+	StateMaxBytes                  int64 // state.max_bytes; 0: no limit
 }
 
 // WindowJobs exports window jobs' metrics, labelled window_job (not job: Prometheus's target
@@ -31,11 +37,15 @@ type WindowJobs struct {
 	ConsumerLagSeconds *prometheus.GaugeVec // window_job
 	Ready              *prometheus.GaugeVec // window_job
 	Failed             *prometheus.GaugeVec // window_job
+	// TxnDuration is how long each Kafka transaction took from its first record to its end
+	// (commit or abort), observed by ObserveTransaction.
+	TxnDuration *prometheus.HistogramVec // window_job, outcome
 
 	mu   sync.Mutex
 	jobs map[string]func() WindowStats
 
-	in, out, late, txns, open, state, stream *prometheus.Desc
+	in, out, late, txns, open, state, stream                         *prometheus.Desc
+	restoredRecords, restoredBytes, restoring, restoreLeft, stateMax *prometheus.Desc
 }
 
 // NewWindowJobs registers the window job metrics on reg.
@@ -49,14 +59,22 @@ func NewWindowJobs(reg prometheus.Registerer) *WindowJobs {
 			"Seconds since the window job was last seen caught up with every partition (lag of at most the commit marker); 0 while caught up.", "window_job"),
 		Ready:  f.gauge("cdcd_window_job_ready", "1 while the window job is running (restored and consuming), 0 otherwise.", "window_job"),
 		Failed: f.gauge("cdcd_window_job_failed", "1 once the window job stopped on an error retrying cannot fix (it stays stopped until cdcd restarts).", "window_job"),
-		jobs:   map[string]func() WindowStats{},
-		in:     prometheus.NewDesc("cdcd_window_records_in_total", "Input change records a window job consumed in committed transactions.", []string{"window_job"}, nil),
-		out:    prometheus.NewDesc("cdcd_window_records_out_total", "Results a window job wrote in committed transactions.", []string{"window_job"}, nil),
-		late:   prometheus.NewDesc("cdcd_window_records_late_total", "Records a window job wrote to its late topic (too late for their window) in committed transactions.", []string{"window_job"}, nil),
-		txns:   prometheus.NewDesc("cdcd_window_transactions_total", "Kafka transactions a window job ended, by outcome (commit, abort).", []string{"window_job", "outcome"}, nil),
-		open:   prometheus.NewDesc("cdcd_window_open_windows", "Windows a window job holds open on this instance.", []string{"window_job"}, nil),
-		state:  prometheus.NewDesc("cdcd_window_state_bytes", "Estimated bytes of window state held on this instance (its changelog form).", []string{"window_job"}, nil),
-		stream: prometheus.NewDesc("cdcd_window_stream_time_seconds", "Stream time (unix seconds: the largest event time seen, or the wall clock once idle) of each repartition partition this instance owns.", []string{"window_job", "partition"}, nil),
+		TxnDuration: f.histogram("cdcd_window_transaction_duration_seconds",
+			"Duration of a window job's Kafka transactions, from the first record produced in it to the end of the commit or abort, by outcome (commit, abort).",
+			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "window_job", "outcome"),
+		jobs:            map[string]func() WindowStats{},
+		in:              prometheus.NewDesc("cdcd_window_records_in_total", "Input change records a window job consumed in committed transactions.", []string{"window_job"}, nil),
+		out:             prometheus.NewDesc("cdcd_window_records_out_total", "Results a window job wrote in committed transactions.", []string{"window_job"}, nil),
+		late:            prometheus.NewDesc("cdcd_window_records_late_total", "Records a window job wrote to its late topic (too late for their window) in committed transactions.", []string{"window_job"}, nil),
+		txns:            prometheus.NewDesc("cdcd_window_transactions_total", "Kafka transactions a window job ended, by outcome (commit, abort).", []string{"window_job", "outcome"}, nil),
+		open:            prometheus.NewDesc("cdcd_window_open_windows", "Windows a window job holds open on this instance.", []string{"window_job"}, nil),
+		state:           prometheus.NewDesc("cdcd_window_state_bytes", "Estimated bytes of window state held on this instance (its changelog form).", []string{"window_job"}, nil),
+		restoredRecords: prometheus.NewDesc("cdcd_window_restore_records_total", "Changelog records a window job read to restore its state (on assignment, after an aborted transaction).", []string{"window_job"}, nil),
+		restoredBytes:   prometheus.NewDesc("cdcd_window_restore_bytes_total", "Bytes of changelog records (keys and values) a window job read to restore its state.", []string{"window_job"}, nil),
+		restoring:       prometheus.NewDesc("cdcd_window_restoring_partitions", "Partitions whose state the window job is restoring now (it processes none of their records until done).", []string{"window_job"}, nil),
+		restoreLeft:     prometheus.NewDesc("cdcd_window_restore_remaining_records", "Changelog records the running restore still has to read (an upper bound: compaction may have removed some).", []string{"window_job"}, nil),
+		stateMax:        prometheus.NewDesc("cdcd_window_state_max_bytes", "The window job's state.max_bytes: the job stops when its state on this instance exceeds it.", []string{"window_job"}, nil),
+		stream:          prometheus.NewDesc("cdcd_window_stream_time_seconds", "Stream time (unix seconds: the largest event time seen, or the wall clock once idle) of each repartition partition this instance owns.", []string{"window_job", "partition"}, nil),
 	}
 	reg.MustRegister(w)
 	return w
@@ -69,9 +87,19 @@ func (w *WindowJobs) Add(job string, stats func() WindowStats) {
 	w.jobs[job] = stats
 }
 
+// ObserveTransaction records one ended transaction of a job and how long it took.
+func (w *WindowJobs) ObserveTransaction(job string, committed bool, took time.Duration) {
+	outcome := "abort"
+	if committed {
+		outcome = "commit"
+	}
+	w.TxnDuration.WithLabelValues(job, outcome).Observe(took.Seconds())
+}
+
 // Describe implements prometheus.Collector.
 func (w *WindowJobs) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{w.in, w.out, w.late, w.txns, w.open, w.state, w.stream} {
+	for _, d := range []*prometheus.Desc{w.in, w.out, w.late, w.txns, w.open, w.state, w.stream,
+		w.restoredRecords, w.restoredBytes, w.restoring, w.restoreLeft, w.stateMax} {
 		ch <- d
 	}
 }
@@ -98,6 +126,13 @@ func (w *WindowJobs) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(w.txns, prometheus.CounterValue, float64(s.Aborts), job, "abort")
 		ch <- prometheus.MustNewConstMetric(w.open, prometheus.GaugeValue, float64(s.OpenWindows), job)
 		ch <- prometheus.MustNewConstMetric(w.state, prometheus.GaugeValue, float64(s.StateBytes), job)
+		ch <- prometheus.MustNewConstMetric(w.restoredRecords, prometheus.CounterValue, float64(s.RestoredRecords), job)
+		ch <- prometheus.MustNewConstMetric(w.restoredBytes, prometheus.CounterValue, float64(s.RestoredBytes), job)
+		ch <- prometheus.MustNewConstMetric(w.restoring, prometheus.GaugeValue, float64(s.RestoringPartitions), job)
+		ch <- prometheus.MustNewConstMetric(w.restoreLeft, prometheus.GaugeValue, float64(s.RestoreRemaining), job)
+		if s.StateMaxBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(w.stateMax, prometheus.GaugeValue, float64(s.StateMaxBytes), job)
+		}
 		for p, t := range s.StreamTime {
 			ch <- prometheus.MustNewConstMetric(w.stream, prometheus.GaugeValue, float64(t.UnixMilli())/1000, job, strconv.Itoa(int(p)))
 		}

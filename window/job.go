@@ -49,6 +49,9 @@ type Config struct {
 	Log           *slog.Logger
 	// OnState, if set, is told the job's phase ("restoring", "running", "failed") and a reason.
 	OnState func(phase, reason string)
+	// OnTransaction, if set, is told of every transaction that ended: whether it committed
+	// and how long it took from its beginning to the end of the commit or abort.
+	OnTransaction func(committed bool, took time.Duration)
 }
 
 // Topic names of a job's internal topics.
@@ -108,6 +111,9 @@ func New(cfg Config) (*Job, error) {
 	}
 	if cfg.OnState == nil {
 		cfg.OnState = func(string, string) {}
+	}
+	if cfg.OnTransaction == nil {
+		cfg.OnTransaction = func(bool, time.Duration) {}
 	}
 	if cfg.Spec.Late == "" {
 		cfg.Spec.Late = cfg.Spec.Output + ".late" // late records are never dropped
@@ -477,6 +483,7 @@ func (j *Job) loop(ctx context.Context) error {
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("kafka: beginning a transaction: %w", err)
 		}
+		began := time.Now()
 		var perrMu sync.Mutex
 		var perr error
 		var counts txnCounts
@@ -561,6 +568,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		if failure != nil {
 			_, _ = sess.End(context.WithoutCancel(ctx), kgo.TryAbort)
+			j.cfg.OnTransaction(false, time.Since(began))
 			return failure
 		}
 		if err := sess.Client().Flush(ctx); err != nil {
@@ -578,6 +586,7 @@ func (j *Job) loop(ctx context.Context) error {
 			commit = kgo.TryAbort
 		}
 		committed, err := sess.End(ctx, commit)
+		j.cfg.OnTransaction(committed && err == nil, time.Since(began))
 		if err != nil {
 			return fmt.Errorf("kafka: ending the transaction: %w", err)
 		}
@@ -627,7 +636,9 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	sort.Slice(restore, func(a, b int) bool { return restore[a] < restore[b] })
 	j.cfg.OnState("restoring", fmt.Sprintf("partitions %v", restore))
 	t0 := time.Now()
+	j.restoring(len(restore), 0)
 	procs, keys, err := j.restore(ctx, restore)
+	j.restoring(0, 0)
 	if err != nil {
 		return err
 	}
@@ -732,9 +743,18 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 	}
 	defer rc.Close()
 	latest := map[int32]map[string][]byte{}
+	read := map[int32]int64{} // next offset per partition
+	left := func() int64 {
+		var n int64
+		for p, end := range want {
+			n += end - read[p]
+		}
+		return n
+	}
 	for p := range want {
 		latest[p] = map[string][]byte{}
 	}
+	j.restoring(len(parts), left())
 	for len(want) > 0 {
 		fs := rc.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -745,14 +765,19 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		if ferr != nil {
 			return nil, 0, fmt.Errorf("kafka: reading %s: %w", topic, ferr)
 		}
+		var n, bytes uint64
 		fs.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
 				latest[r.Partition][string(r.Key)] = r.Value
+				n++
+				bytes += uint64(len(r.Key) + len(r.Value))
 			}
+			read[r.Partition] = r.Offset + 1
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
+		j.restored(n, bytes, left())
 	}
 	keys := 0
 	for p, kvs := range latest {

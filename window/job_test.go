@@ -597,3 +597,68 @@ func changelogBytes(t *testing.T, ctx context.Context, opts []kgo.Opt, topic str
 	}
 	return n
 }
+
+// Every ended transaction is reported with its outcome and duration, and a restore reports
+// its progress: a second instance that takes over the job's partitions counts the changelog
+// records and bytes it read, and shows no partition restoring once done.
+func TestJobReportsTransactionsAndRestoreProgress(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 2)
+	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var orders []order
+	for i := 0; i < 50; i++ {
+		orders = append(orders, order{id: int64(i), customer: int64(i % 10), cents: 100, at: base.Add(time.Duration(i) * time.Second)})
+	}
+	produceOrders(t, ctx, cl, srcl, input, orders)
+	spec := ordersJob(input)
+	spec.IdleTimeout = 0
+	var mu sync.Mutex
+	commits := 0
+	run := func(id string) (*Job, func()) {
+		job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: id, Partitions: 2,
+			OnTransaction: func(committed bool, took time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				if committed && took > 0 {
+					commits++
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- job.Run(jctx) }()
+		return job, func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("job %s: %v", id, err)
+			}
+		}
+	}
+	a, stopA := run("a")
+	for a.Stats().Commits == 0 && ctx.Err() == nil { // its topics exist from then on
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitCaughtUp(t, ctx, opts, cl, GroupID(spec.Name), input, RepartitionTopic(spec.Name))
+	stopA()
+	mu.Lock()
+	n := commits
+	mu.Unlock()
+	if s := a.Stats(); n == 0 || uint64(n) != s.Commits {
+		t.Errorf("OnTransaction told of %d commits, Stats counts %d", n, s.Commits)
+	}
+	b, stopB := run("b")
+	defer stopB()
+	for ctx.Err() == nil {
+		s := b.Stats()
+		if s.RestoredRecords > 0 && s.RestoringPartitions == 0 {
+			if s.RestoredBytes < s.RestoredRecords || s.RestoreRemaining != 0 {
+				t.Errorf("restored %d records, %d bytes, %d left: want bytes >= records and none left", s.RestoredRecords, s.RestoredBytes, s.RestoreRemaining)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the second instance never reported a finished restore: %+v", b.Stats())
+}

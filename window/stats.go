@@ -18,6 +18,12 @@ type Stats struct {
 	StateBytes  int
 	// StreamTime of each owned repartition partition that has one.
 	StreamTime map[int32]time.Time
+	// Restore progress: changelog records and bytes read by every restore so far; partitions
+	// being restored now and the records their restore has still to read (an upper bound:
+	// compaction may have removed some).
+	RestoredRecords, RestoredBytes uint64
+	RestoringPartitions            int
+	RestoreRemaining               int64
 }
 
 // txnCounts are one transaction's records, added to Stats when it commits.
@@ -64,4 +70,21 @@ func (j *Job) ended(c txnCounts, committed bool) {
 		j.stats.s.Aborts++
 	}
 	j.stats.s.OpenWindows, j.stats.s.StateBytes, j.stats.s.StreamTime = open, bytes, st
+}
+
+// restoring records the start (n partitions, left records to read) or, with n = 0, the end
+// of a restore.
+func (j *Job) restoring(n int, left int64) {
+	j.stats.mu.Lock()
+	defer j.stats.mu.Unlock()
+	j.stats.s.RestoringPartitions, j.stats.s.RestoreRemaining = n, left
+}
+
+// restored counts changelog records read by a restore.
+func (j *Job) restored(records, bytes uint64, left int64) {
+	j.stats.mu.Lock()
+	defer j.stats.mu.Unlock()
+	j.stats.s.RestoredRecords += records
+	j.stats.s.RestoredBytes += bytes
+	j.stats.s.RestoreRemaining = left
 }

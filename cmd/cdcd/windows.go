@@ -62,6 +62,7 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 		Partitions: int32(w.Partitions), OutputPartitions: int32(cfg.Kafka.TopicPartitions), Replication: int16(cfg.Kafka.TopicReplicationFactor),
 		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D,
 		SessionTimeout: w.SessionTimeout.D, StaticMembership: w.StaticMembership, MaxStateBytes: w.State.MaxBytes.N, Log: log, // it adds window_job
+		OnTransaction: func(committed bool, took time.Duration) { wm.ObserveTransaction(w.Name, committed, took) },
 		OnState: func(phase, reason string) {
 			hr.SetWindow(w.Name, phase, reason)
 			wm.Ready.WithLabelValues(w.Name).Set(boolGauge(phase == "running"))
@@ -73,7 +74,9 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 	wm.Add(w.Name, func() metrics.WindowStats {
 		s := job.Stats()
 		return metrics.WindowStats{RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, RecordsLate: s.RecordsLate,
-			Commits: s.Commits, Aborts: s.Aborts, OpenWindows: s.OpenWindows, StateBytes: s.StateBytes, StreamTime: s.StreamTime}
+			Commits: s.Commits, Aborts: s.Aborts, OpenWindows: s.OpenWindows, StateBytes: s.StateBytes, StreamTime: s.StreamTime,
+			RestoredRecords: s.RestoredRecords, RestoredBytes: s.RestoredBytes, RestoringPartitions: s.RestoringPartitions,
+			RestoreRemaining: s.RestoreRemaining, StateMaxBytes: w.State.MaxBytes.N}
 	})
 	lag := &lagWatcher{job: w.Name, log: log.With("window_job", w.Name), topics: append(append([]string{}, spec.Topics...), window.RepartitionTopic(w.Name)),
 		kopts: kopts, metrics: wm, interval: windowLagInterval}
