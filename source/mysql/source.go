@@ -1,0 +1,410 @@
+// Package mysql is the MySQL/MariaDB binlog source: it checks the server's prerequisites,
+// reads the binlog as a replica (go-mysql's BinlogSyncer), takes each change's table shape
+// from its TABLE_MAP event (binlog_row_metadata=FULL) and emits whole committed transactions
+// as change.Items with positions that are a function of the binlog alone.
+//
+// Invariants:
+//   - One goroutine (Run) owns the stream state; go-mysql's reader hands events over through
+//     a bounded channel. Ack may be called from any goroutine.
+//   - A change's table shape comes from the TABLE_MAP event written with it, never from the
+//     catalog: replaying the binlog later, after more DDL, gives the same schemas and bytes.
+//   - Positions (see position.go) increase strictly; a session restarts at the start of the
+//     committed transaction, so nothing the committed position does not cover is skipped.
+//   - A committed position whose binlog is gone (purged, or the server's binlogs were reset)
+//     stops the pipeline with the fix; it is never skipped silently.
+//   - cdcd writes nothing to the server: no heartbeat table, no replica state.
+//
+// Files by role: source.go (setup and the session loop), stream.go (the event state
+// machine), tables.go (table versions from TABLE_MAP), columns.go and decode.go (types and
+// values, shared with snapshots reading rows with SELECT), position.go (positions and resume
+// tokens), preflight.go (the checks `cdcd check` and every start run), monitor.go (binlog
+// lag and retention metrics).
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// Config of one MySQL/MariaDB source.
+type Config struct {
+	Pipeline string
+	DSN      string
+	// ServerID is the replica id cdcd registers with; no server or other replica may use it.
+	ServerID uint32
+	Tables   []string
+	// Flavor is "mysql" or "mariadb"; empty detects it from the server's version.
+	Flavor string
+	// HeartbeatInterval is the server heartbeat period (the server sends a heartbeat event
+	// when it has had nothing to send for that long) and the longest time the committed
+	// position lags behind transactions of tables that are not captured. Default 5s.
+	HeartbeatInterval time.Duration
+	Log               *slog.Logger
+	// OnEvent, if set, is called by the stream goroutine with each binlog event's header and
+	// file (for lag metrics; it must not block).
+	OnEvent func(h *replication.EventHeader, file string)
+}
+
+// FatalError is a failure retrying cannot fix (a prerequisite, a purged position).
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Fatal tells the pipeline's supervisor not to retry.
+func (e *FatalError) Fatal() bool { return true }
+
+// Source streams one server's binlog.
+type Source struct {
+	cfg   Config
+	log   *slog.Logger
+	acked atomic.Uint64 // Tx of the last transaction durable in Kafka (for metrics)
+
+	// tables outlives sessions (only Run's goroutine uses it), so table versions stay the
+	// same *change.Table across reconnects.
+	tables *tables
+}
+
+// New returns a source; nothing connects until Run.
+func New(cfg Config) (*Source, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	switch cfg.Flavor {
+	case "", gomysql.MySQLFlavor, gomysql.MariaDBFlavor:
+	default:
+		return nil, fmt.Errorf("flavor %q: must be mysql or mariadb (or empty to detect it)", cfg.Flavor)
+	}
+	t, err := newTables(cfg.Tables)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, log: cfg.Log, tables: t}, nil
+}
+
+// Ack records that every transaction at or before Tx lsn is durable in Kafka. The binlog
+// needs no acknowledgement (the server keeps binlogs by time, not by replica); the value
+// feeds the retention metrics.
+func (s *Source) Ack(lsn uint64) {
+	for {
+		cur := s.acked.Load()
+		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+// Acked is the Tx of the last transaction durable in Kafka (0 before the first).
+func (s *Source) Acked() uint64 { return s.acked.Load() }
+
+// Run checks the server, then streams the binlog from the committed position (or from the
+// server's current position on a pipeline's first start) until ctx ends or the stream fails.
+func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+	conn, err := Connect(ctx, s.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	var rep checks.Report
+	Preflight(conn, s.cfg.ServerID, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
+	if err := rep.Errors(); err != nil {
+		return &FatalError{err}
+	}
+	for _, w := range rep.Results {
+		if w.Status == checks.Warn {
+			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
+		}
+	}
+	flavor := s.cfg.Flavor
+	if flavor == "" {
+		flavor = detectFlavor(conn)
+	}
+	csum, err := variable(conn, "binlog_checksum")
+	if err != nil {
+		return err
+	}
+	csumLen := 0
+	if strings.EqualFold(csum, "CRC32") {
+		csumLen = 4
+	}
+
+	start, err := s.startPoint(conn, flavor, resume)
+	if err != nil {
+		return err
+	}
+	if resume.Committed {
+		if err := checkPurged(conn, start, resume.Pos); err != nil {
+			return err
+		}
+	}
+
+	d, err := config.ParseMySQLDSN(s.cfg.DSN)
+	if err != nil {
+		return &FatalError{err}
+	}
+	host, portText, _ := strings.Cut(d.Addr, ":")
+	port, _ := strconv.ParseUint(cmpOr(portText, "3306"), 10, 16)
+
+	evs := make(chan *replication.BinlogEvent, 1024)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	captured := s.tables.captured
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
+		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
+		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
+		Logger: slog.New(slog.DiscardHandler), Localhost: "cdcd-" + s.cfg.Pipeline,
+		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
+			// Rows of tables that are not captured are not decoded at all.
+			pos, err := re.DecodeHeader(data)
+			if err != nil {
+				return err
+			}
+			if re.Table != nil && !captured[string(re.Table.Schema)+"."+string(re.Table.Table)] {
+				return nil
+			}
+			return re.DecodeData(pos, data)
+		},
+		SynchronousEventHandler: handlerFunc(func(e *replication.BinlogEvent) error {
+			select {
+			case evs <- e:
+				return nil
+			case <-stopped:
+				return errors.New("stream stopped")
+			}
+		}),
+	})
+	defer syncer.Close()
+
+	var streamer *replication.BinlogStreamer
+	if start.GTIDs != "" {
+		gs, err := gomysql.ParseGTIDSet(flavor, start.GTIDs)
+		if err != nil {
+			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+		}
+		streamer, err = syncer.StartSyncGTID(gs)
+		if err != nil {
+			return fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
+		}
+	} else {
+		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
+		if err != nil {
+			return fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
+		}
+	}
+	// In synchronous mode the streamer carries only the reader's error.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := streamer.GetEvent(context.Background())
+		errc <- err
+	}()
+	defer func() {
+		syncer.Close()
+		<-errc
+	}()
+
+	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent}
+	if start.GTIDs != "" || hasGTIDs(conn, flavor) {
+		if st.gset, err = gomysql.ParseGTIDSet(flavor, start.GTIDs); err != nil {
+			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
+		}
+	}
+	streaming := false
+	for {
+		var outC chan<- []change.Item
+		if len(st.chunk) > 0 && len(evs) == 0 {
+			outC = out // the binlog went quiet: hand over what is there
+		}
+		select {
+		case ev := <-evs:
+			if !streaming {
+				streaming = true
+				s.log.Info("streaming binlog", "flavor", flavor, "from", start.describeStart(), "gtids", start.GTIDs, "server_id", s.cfg.ServerID)
+				if resume.OnStreaming != nil {
+					resume.OnStreaming(change.Streaming{})
+				}
+			}
+			if err := st.handle(ctx, ev); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		case outC <- st.chunk:
+			st.chunk = nil
+		case err := <-errc:
+			errc <- err // for the deferred wait
+			return classifyStreamError(err, start)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+type handlerFunc func(*replication.BinlogEvent) error
+
+func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// startPoint is where the session starts: the committed transaction's start, or the
+// server's current position on a pipeline's first start.
+func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resume) (Token, error) {
+	if resume.Committed {
+		t, err := ParseToken(resume.Pos.Resume)
+		if err != nil {
+			return t, &FatalError{err}
+		}
+		if t.Flavor != flavor {
+			return t, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
+		}
+		return t, nil
+	}
+	file, pos, err := masterStatus(conn)
+	if err != nil {
+		return Token{}, err
+	}
+	t := Token{Flavor: flavor, File: file, Pos: pos}
+	if hasGTIDs(conn, flavor) {
+		name := "gtid_binlog_pos"
+		if flavor == gomysql.MySQLFlavor {
+			name = "gtid_executed"
+		}
+		if t.GTIDs, err = variable(conn, name); err != nil {
+			return t, err
+		}
+		t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
+	}
+	return t, nil
+}
+
+func detectFlavor(conn *client.Conn) string {
+	if v, err := variable(conn, "version"); err == nil && strings.Contains(strings.ToLower(v), "mariadb") {
+		return gomysql.MariaDBFlavor
+	}
+	return gomysql.MySQLFlavor
+}
+
+// hasGTIDs: MariaDB always has GTIDs; MySQL when gtid_mode is ON.
+func hasGTIDs(conn *client.Conn, flavor string) bool {
+	if flavor == gomysql.MariaDBFlavor {
+		return true
+	}
+	v, err := variable(conn, "gtid_mode")
+	return err == nil && strings.EqualFold(v, "ON")
+}
+
+func variable(conn *client.Conn, name string) (string, error) {
+	vars, err := variables(conn, name)
+	if err != nil {
+		return "", fmt.Errorf("reading @@%s: %w", name, err)
+	}
+	return vars[name], nil
+}
+
+// masterStatus is the server's current binlog file and offset.
+func masterStatus(conn *client.Conn) (string, uint32, error) {
+	r, err := conn.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return "", 0, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
+	}
+	if r.RowNumber() == 0 {
+		return "", 0, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
+	}
+	file, _ := r.GetString(0, 0)
+	pos, _ := r.GetUint(0, 1)
+	return file, uint32(pos), nil
+}
+
+// binlogFiles lists the server's binlogs, oldest first, with their sizes.
+func binlogFiles(conn *client.Conn) ([]string, []uint64, error) {
+	r, err := conn.Execute("SHOW BINARY LOGS")
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing binlogs (SHOW BINARY LOGS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
+	}
+	names := make([]string, r.RowNumber())
+	sizes := make([]uint64, r.RowNumber())
+	for i := range names {
+		names[i], _ = r.GetString(i, 0)
+		sizes[i], _ = r.GetUint(i, 1)
+	}
+	return names, sizes, nil
+}
+
+// PurgedError: the committed position's binlog is no longer on the server.
+type PurgedError struct {
+	Pos            change.Position
+	File           string
+	Oldest, Newest string
+}
+
+func (e *PurgedError) Error() string {
+	if e.Newest != "" && e.File > e.Newest {
+		return fmt.Sprintf("the committed position %s is in binlog %s, beyond the server's newest binlog %s: the server's binlogs were reset (RESET MASTER) or the DSN points at another server; resuming would skip or repeat changes; "+
+			"fix: point the DSN at the server the pipeline captured, or re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`", describe(e.Pos), e.File, e.Newest)
+	}
+	return fmt.Sprintf("the committed position %s is in binlog %s, which the server has purged (oldest binlog present: %s): the changes since then are lost to cdcd; "+
+		"fix: re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer than any outage (binlog_expire_logs_seconds) and watch cdcd_mysql_binlog_purge_distance_bytes", describe(e.Pos), e.File, cmpOr(e.Oldest, "none"))
+}
+
+// Fatal: retrying cannot bring a purged binlog back.
+func (e *PurgedError) Fatal() bool { return true }
+
+// checkPurged refuses a committed position whose binlog file is gone.
+func checkPurged(conn *client.Conn, start Token, pos change.Position) error {
+	names, _, err := binlogFiles(conn)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == start.File {
+			return nil
+		}
+	}
+	e := &PurgedError{Pos: pos, File: start.File}
+	if len(names) > 0 {
+		e.Oldest, e.Newest = names[0], names[len(names)-1]
+	}
+	return e
+}
+
+// classifyStreamError turns the reader's error into what the supervisor should do.
+func classifyStreamError(err error, start Token) error {
+	var me *gomysql.MyError
+	if errors.As(err, &me) {
+		switch me.Code {
+		case gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
+			// 1236: purged binlog, GTID not in the binlogs, or server_id conflicts.
+			return &FatalError{fmt.Errorf("the server refused to send the binlog from %s: %s; fix: if the binlog was purged, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer (binlog_expire_logs_seconds)", start.String(), me.Message)}
+		case gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, gomysql.ER_ACCESS_DENIED_ERROR, gomysql.ER_DBACCESS_DENIED_ERROR:
+			return &FatalError{fmt.Errorf("reading the binlog: %s; fix: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user", me.Message)}
+		}
+	}
+	return fmt.Errorf("reading the binlog: %w", err)
+}
+
+// describeStart spells a start point for logs.
+func (t Token) describeStart() string { return t.File + ":" + strconv.FormatUint(uint64(t.Pos), 10) }

@@ -1,0 +1,369 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// stream turns binlog events into Items. One goroutine (Source.Run's) owns it.
+//
+// Transaction boundaries, for both flavours:
+//   - a GTID event (MariaDB GTID, MySQL GTID or anonymous GTID) or a BEGIN query starts a
+//     transaction; a MariaDB GTID without the standalone flag is its own BEGIN;
+//   - an XID event, or a COMMIT/ROLLBACK query, ends it; so does any other query (DDL) in a
+//     transaction that has not begun with BEGIN (MySQL DDL, MariaDB standalone GTID);
+//   - a query outside any transaction (no GTIDs) is a transaction of its own.
+//
+// Rows of captured tables are emitted as they arrive (the binlog holds committed
+// transactions only), the Commit at the transaction's end. A transaction without captured
+// rows is not emitted, but its end is remembered: it goes out as a Commit without events
+// when the server sends a heartbeat (nothing else to read) or when nothing was emitted for a
+// heartbeat interval, so the committed position follows the binlog while captured tables are
+// idle.
+type stream struct {
+	src     *Source
+	out     chan<- []change.Item
+	chunk   []change.Item
+	tables  *tables
+	byID    map[uint64]*tableVersion
+	flavor  string
+	file    string
+	seq     uint32
+	gset    gomysql.GTIDSet // GTIDs before the next transaction; nil without GTIDs
+	csumLen int             // checksum bytes at the end of each event
+
+	inTx     bool
+	began    bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
+	txTx     uint64
+	txToken  string
+	txGTID   string
+	txTime   time.Time
+	txIndex  uint32
+	txEvents int
+
+	pending  *change.Commit // end of the last transaction without captured rows, not yet emitted
+	lastEmit time.Time
+	// onEvent, if set, is called with each event's header (lag metrics).
+	onEvent func(h *replication.EventHeader, file string)
+}
+
+// indexStride: each row change owns two indexes, the second for the create of a key change
+// (a delete of the old key followed by a create of the new one), so whether an update changes
+// the key never shifts later indexes.
+const indexStride = 2
+
+func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	if st.onEvent != nil {
+		st.onEvent(h, st.file)
+	}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		name := string(e.NextLogName)
+		seq, err := fileSeq(name)
+		if err != nil {
+			return &FatalError{err}
+		}
+		st.file, st.seq = name, seq
+	case *replication.MariadbGTIDEvent:
+		gtid := e.GTID
+		if err := st.begin(ctx, h, fmt.Sprintf("%d-%d-%d", gtid.DomainID, gtid.ServerID, gtid.SequenceNumber)); err != nil {
+			return err
+		}
+		st.began = !e.IsStandalone()
+	case *replication.GTIDEvent:
+		gtid := ""
+		if !bytes.Equal(e.SID, make([]byte, len(e.SID))) { // anonymous: no GTID
+			u, err := uuidString(e.SID)
+			if err != nil {
+				return err
+			}
+			gtid = u + ":" + strconv.FormatInt(e.GNO, 10)
+		}
+		if err := st.begin(ctx, h, gtid); err != nil {
+			return err
+		}
+	case *replication.QueryEvent:
+		q := strings.TrimSpace(string(e.Query))
+		switch {
+		case strings.EqualFold(q, "BEGIN"):
+			if !st.inTx {
+				if err := st.begin(ctx, h, ""); err != nil {
+					return err
+				}
+			}
+			st.began = true
+		case hasPrefixFold(q, "COMMIT"), hasPrefixFold(q, "ROLLBACK"):
+			if st.inTx {
+				return st.end(ctx, h)
+			}
+		case !st.inTx:
+			if err := st.begin(ctx, h, ""); err != nil {
+				return err
+			}
+			return st.end(ctx, h)
+		case !st.began:
+			return st.end(ctx, h)
+		}
+	case *replication.XIDEvent:
+		if st.inTx {
+			return st.end(ctx, h)
+		}
+	case *replication.TableMapEvent:
+		body := ev.RawData
+		if len(body) >= replication.EventHeaderSize+st.csumLen {
+			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
+		}
+		st.byID[e.TableID] = st.tables.version(e, body)
+	case *replication.RowsEvent:
+		if !st.inTx {
+			if err := st.begin(ctx, h, ""); err != nil {
+				return err
+			}
+			st.began = true
+		}
+		return st.rows(ctx, h, e)
+	default:
+		switch h.EventType {
+		case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
+			if !st.inTx && st.pending != nil {
+				if err := st.emitPending(ctx); err != nil {
+					return err
+				}
+			}
+			return st.flush(ctx, true)
+		}
+	}
+	return nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) && (len(s) == len(prefix) || s[len(prefix)] == ' ' || s[len(prefix)] == ';')
+}
+
+func uuidString(b []byte) (string, error) {
+	if len(b) != 16 {
+		return "", fmt.Errorf("GTID event with a %d-byte server uuid", len(b))
+	}
+	const hexd = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexd[c>>4], hexd[c&0xf])
+	}
+	return string(out), nil
+}
+
+// begin starts a transaction at the event h (its first event).
+func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid string) error {
+	if st.inTx {
+		// A transaction without its end (the server crashed mid-write and the binlog was
+		// truncated on recovery is never sent; this is a corrupt stream).
+		return fmt.Errorf("binlog %s:%d starts a transaction while the one at %s is open; the binlog stream is inconsistent", st.file, h.LogPos-h.EventSize, describe(change.Position{Resume: st.txToken}))
+	}
+	if st.file == "" {
+		return fmt.Errorf("binlog stream sent a transaction before naming its file (no ROTATE event)")
+	}
+	start := h.LogPos - h.EventSize
+	tok := Token{Flavor: st.flavor, File: st.file, Pos: start}
+	if st.gset != nil {
+		tok.GTIDs = st.gset.String()
+		if gtid != "" {
+			if err := st.gset.Update(gtid); err != nil {
+				return fmt.Errorf("tracking GTID %s: %w", gtid, err)
+			}
+		}
+	}
+	st.inTx, st.began = true, false
+	st.txTx, st.txToken, st.txGTID = txOf(st.seq, start), tok.String(), gtid
+	st.txTime = time.Unix(int64(h.Timestamp), 0)
+	st.txIndex, st.txEvents = 0, 0
+	return nil
+}
+
+// end closes the transaction at the event h.
+func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
+	st.inTx = false
+	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: st.txIndex, Resume: st.txToken}, AckLSN: st.txTx,
+		Time: time.Unix(int64(h.Timestamp), 0)}
+	if st.txEvents == 0 {
+		st.pending = c
+		if time.Since(st.lastEmit) >= st.src.cfg.HeartbeatInterval {
+			if err := st.emitPending(ctx); err != nil {
+				return err
+			}
+			return st.flush(ctx, false)
+		}
+		return nil
+	}
+	st.pending = nil
+	if err := st.emit(ctx, change.Item{Commit: c}); err != nil {
+		return err
+	}
+	return st.flush(ctx, false)
+}
+
+func (st *stream) emitPending(ctx context.Context) error {
+	c := st.pending
+	st.pending = nil
+	return st.emit(ctx, change.Item{Commit: c})
+}
+
+// rows emits the row changes of a rows event of a captured table.
+func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	tv := st.byID[e.TableID]
+	if tv == nil {
+		return nil // not captured (its rows were not even decoded)
+	}
+	var op change.Op
+	step := 1
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		op = change.OpCreate
+	case replication.EnumRowsEventTypeUpdate:
+		op, step = change.OpUpdate, 2
+	case replication.EnumRowsEventTypeDelete:
+		op = change.OpDelete
+	default:
+		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, h.EventType)
+	}
+	if step == 2 && len(e.Rows)%2 != 0 {
+		return fmt.Errorf("binlog %s:%d: update rows event with an odd number of row images", st.file, h.LogPos)
+	}
+	for i := 0; i < len(e.Rows); i += step {
+		if st.txIndex > math.MaxUint32-indexStride {
+			return &FatalError{fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
+		}
+		index := st.txIndex
+		st.txIndex += indexStride
+		ev := change.Event{Op: op, Table: tv.table, Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken},
+			CommitTime: st.txTime, TxID: st.txGTID}
+		if tv.err != nil {
+			ev.Err = tv.err
+			ev.After = undecodableRow(tv.table, e.Rows[i])
+			if err := st.emit(ctx, change.Item{Event: ev}); err != nil {
+				return err
+			}
+			continue
+		}
+		var before, after []change.Value
+		var decErr error
+		switch op {
+		case change.OpCreate:
+			after, decErr = decodeRow(tv, e.Rows[i])
+		case change.OpDelete:
+			before, decErr = decodeRow(tv, e.Rows[i])
+		case change.OpUpdate:
+			var err2 error
+			before, decErr = decodeRow(tv, e.Rows[i])
+			after, err2 = decodeRow(tv, e.Rows[i+1])
+			if decErr == nil {
+				decErr = err2
+			}
+		}
+		ev.Before, ev.After, ev.Err = before, after, decErr
+		if op == change.OpUpdate && decErr == nil && keyChanged(tv.table, before, after) {
+			del := ev
+			del.Op, del.After = change.OpDelete, nil
+			if err := st.emit(ctx, change.Item{Event: del}); err != nil {
+				return err
+			}
+			ev.Op, ev.Before = change.OpCreate, nil
+			ev.Pos.Index = index + 1
+		}
+		if err := st.emit(ctx, change.Item{Event: ev}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeRow decodes one row image; the first undecodable value's error is returned with the
+// row (its value kept as Undecodable), so the change becomes one poison record.
+func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
+	t := tv.table
+	if len(row) != len(t.Columns) {
+		return undecodableRow(t, row), fmt.Errorf("table %s: row image has %d columns, its TABLE_MAP %d (binlog_row_image must be FULL)", t.QualifiedName(), len(row), len(t.Columns))
+	}
+	vals := make([]change.Value, len(row))
+	var first error
+	for i := range row {
+		v, err := DecodeBinlog(&tv.specs[i], t.Columns[i].Kind, row[i])
+		if err != nil && first == nil {
+			first = fmt.Errorf("table %s: %w", t.QualifiedName(), err)
+		}
+		vals[i] = v
+	}
+	return vals, first
+}
+
+func undecodableRow(t *change.Table, row []any) []change.Value {
+	vals := make([]change.Value, len(t.Columns))
+	for i := range vals {
+		if i < len(row) {
+			vals[i] = change.Value{State: change.Undecodable, Str: fmt.Sprint(row[i])}
+		} else {
+			vals[i] = change.Value{State: change.Absent}
+		}
+	}
+	return vals
+}
+
+func keyChanged(t *change.Table, before, after []change.Value) bool {
+	for _, k := range t.KeyColumns {
+		a, b := &before[k], &after[k]
+		if a.State != b.State || a.Int != b.Int || a.Uint != b.Uint || a.Float != b.Float || a.Str != b.Str || !bytes.Equal(a.Bytes, b.Bytes) {
+			return true
+		}
+	}
+	return false
+}
+
+// emit appends an item to the chunk, handing the chunk over when it is full.
+func (st *stream) emit(ctx context.Context, it change.Item) error {
+	if st.chunk == nil {
+		st.chunk = change.GetChunk()
+	}
+	st.chunk = append(st.chunk, it)
+	st.lastEmit = time.Now()
+	if len(st.chunk) == cap(st.chunk) {
+		return st.flush(ctx, true)
+	}
+	return nil
+}
+
+// flush hands the chunk to the pipeline. Unless wait, it only does so when the pipeline can
+// take it at once: while the pipeline is busy, chunks keep filling (fewer, fuller hand-offs
+// when catching up) and the next transaction end or heartbeat tries again; the source's
+// select in Run flushes a chunk left behind when the binlog goes quiet.
+func (st *stream) flush(ctx context.Context, wait bool) error {
+	if len(st.chunk) == 0 {
+		return nil
+	}
+	if !wait {
+		select {
+		case st.out <- st.chunk:
+			st.chunk = nil
+		default:
+		}
+		return nil
+	}
+	select {
+	case st.out <- st.chunk:
+		st.chunk = nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,170 @@
+package mysql
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// errNoRowMetadata: a TABLE_MAP without column names, i.e. binlog_row_metadata is not FULL
+// (now, or when that part of the binlog was written).
+var errNoRowMetadata = errors.New("the binlog carries no column names for it: binlog_row_metadata was not FULL when this change was written; " +
+	"fix: SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf; changes written before that cannot be decoded exactly, so re-snapshot the table after the change")
+
+// tableVersion is one shape of a captured table, as a TABLE_MAP event described it.
+type tableVersion struct {
+	table *change.Table
+	specs []ColumnSpec
+	// err is set when the shape cannot be captured (no row metadata, an unsupported type):
+	// every change of the table is then a poison record that names the cause.
+	err error
+	// meta is the TABLE_MAP body after the table id: equal bytes mean the same shape.
+	meta []byte
+}
+
+// tables maps TABLE_MAP events to table versions. A table's shape is taken from the event
+// alone, never from the catalog, so a change decodes with the columns it was written with
+// however far cdcd lags behind later DDL. It outlives sessions (only the stream goroutine
+// uses it), so a table version stays the same *change.Table across reconnects.
+type tables struct {
+	captured map[string]bool // "db.table"
+	byName   map[string]*tableVersion
+	versions map[string]int
+	// onNewVersion, if set, is called for each new table version.
+	onNewVersion func(*change.Table)
+}
+
+func newTables(list []string) (*tables, error) {
+	t := &tables{captured: map[string]bool{}, byName: map[string]*tableVersion{}, versions: map[string]int{}}
+	for _, name := range list {
+		db, tbl, err := change.ParseTableName(name)
+		if err != nil {
+			return nil, fmt.Errorf("table %q: %w", name, err)
+		}
+		t.captured[db+"."+tbl] = true
+	}
+	return t, nil
+}
+
+// isCaptured reports whether changes of db.table are captured.
+func (t *tables) isCaptured(db, table []byte) bool {
+	return t.captured[string(db)+"."+string(table)]
+}
+
+// version returns the table version a TABLE_MAP event describes (nil for tables not
+// captured). body is the event's post-header and payload (for the shape comparison).
+func (t *tables) version(ev *replication.TableMapEvent, body []byte) *tableVersion {
+	key := string(ev.Schema) + "." + string(ev.Table)
+	if !t.captured[key] {
+		return nil
+	}
+	meta := body
+	if len(meta) > 6 {
+		meta = meta[6:] // skip the table id, which changes with each table open
+	}
+	if cur := t.byName[key]; cur != nil && bytes.Equal(cur.meta, meta) {
+		return cur
+	}
+	v := buildVersion(ev)
+	v.meta = bytes.Clone(meta)
+	t.versions[key]++
+	v.table.Version = t.versions[key]
+	if prev := t.byName[key]; prev != nil && prev.err == nil && v.err == nil && prev.table.SameShape(v.table) {
+		v.table = prev.table // only metadata cdcd does not publish changed (e.g. a charset)
+	} else if t.onNewVersion != nil && v.err == nil {
+		t.onNewVersion(v.table)
+	}
+	t.byName[key] = v
+	return v
+}
+
+// buildVersion derives the table version of one TABLE_MAP event.
+func buildVersion(ev *replication.TableMapEvent) *tableVersion {
+	db, name := string(ev.Schema), string(ev.Table)
+	v := &tableVersion{table: &change.Table{Database: db, Schema: db, Name: name, FullIdentity: true}}
+	specs, err := SpecsFromTableMap(ev)
+	if err != nil {
+		v.err = fmt.Errorf("table %s.%s: %w", db, name, err)
+		return v
+	}
+	v.specs = specs
+	cols := make([]change.Column, len(specs))
+	for i := range specs {
+		if cols[i], err = specs[i].Column(); err != nil {
+			v.err = fmt.Errorf("table %s.%s: %w", db, name, err)
+			return v
+		}
+	}
+	for _, k := range ev.PrimaryKey {
+		if int(k) < len(cols) {
+			cols[k].Key = true
+			v.table.KeyColumns = append(v.table.KeyColumns, int(k))
+		}
+	}
+	v.table.Columns = cols
+	return v
+}
+
+// SpecsFromTableMap reads the column specs of a TABLE_MAP event written with
+// binlog_row_metadata=FULL.
+func SpecsFromTableMap(ev *replication.TableMapEvent) ([]ColumnSpec, error) {
+	names := ev.ColumnNameString()
+	if len(names) != int(ev.ColumnCount) {
+		return nil, errNoRowMetadata
+	}
+	unsigned := ev.UnsignedMap()
+	collations := ev.CollationMap()
+	enums := ev.EnumStrValueMap()
+	sets := ev.SetStrValueMap()
+	specs := make([]ColumnSpec, ev.ColumnCount)
+	for i := range specs {
+		s := &specs[i]
+		s.Name = names[i]
+		s.Type, s.Meta = realType(ev.ColumnType[i], ev.ColumnMeta[i])
+		s.Unsigned = unsigned[i]
+		_, s.Nullable = ev.Nullable(i)
+		s.Collation = collations[i]
+		switch s.Type {
+		case gomysql.MYSQL_TYPE_ENUM:
+			s.Values = enums[i]
+		case gomysql.MYSQL_TYPE_SET:
+			s.Values = sets[i]
+		case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING, gomysql.MYSQL_TYPE_BLOB:
+			if _, ok := collations[i]; !ok {
+				return nil, fmt.Errorf("column %s: the binlog carries no character set for it (binlog_row_metadata is not FULL)", s.Name)
+			}
+		}
+	}
+	return specs, nil
+}
+
+// realType resolves TABLE_MAP's STRING encoding: ENUM and SET hide behind it, and CHAR
+// lengths over 255 borrow bits of the type byte (see Field_string::do_save_field_metadata).
+func realType(typ byte, meta uint16) (byte, uint16) {
+	if typ != gomysql.MYSQL_TYPE_STRING || meta < 256 {
+		return typ, meta
+	}
+	b0, b1 := byte(meta>>8), byte(meta&0xff)
+	if b0&0x30 != 0x30 {
+		return b0 | 0x30, uint16(b1) | uint16((b0&0x30)^0x30)<<4
+	}
+	switch b0 {
+	case gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET:
+		return b0, uint16(b1)
+	}
+	return b0, uint16(b1)
+}
+
+// qualified is db.table for messages.
+func qualified(db, table []byte) string {
+	var b strings.Builder
+	b.Write(db)
+	b.WriteByte('.')
+	b.Write(table)
+	return b.String()
+}
