@@ -47,7 +47,9 @@ type Config struct {
 	// Past it the transaction aborts and Run returns a *StateLimitError (a FatalError).
 	MaxStateBytes int64
 	Log           *slog.Logger
-	// OnState, if set, is told the job's phase ("restoring", "running", "failed") and a reason.
+	// OnState, if set, is told the job's phase and a reason: "starting", "waiting" (for an input
+	// topic or its schema), "joining" (the group), "restoring" (state of assigned partitions),
+	// "running" (assigned and restored), "retrying" or "failed".
 	OnState func(phase, reason string)
 	// OnTransaction, if set, is told of every transaction that ended: whether it committed
 	// and how long it took from its beginning to the end of the commit or abort.
@@ -88,6 +90,10 @@ type Job struct {
 	// while it read.
 	assigned map[int32]uint64
 	revoked  map[int32]bool
+	// joined: the group has assigned this member its partitions (perhaps none) at least once
+	// in this attempt. Until then the job is not running.
+	joined bool
+	phase  string // the phase last reported (owned by the run loop)
 
 	stats stats // see Stats
 }
@@ -128,7 +134,7 @@ func New(cfg Config) (*Job, error) {
 func (j *Job) Run(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for {
-		j.cfg.OnState("starting", "")
+		j.setPhase("starting", "")
 		started := time.Now()
 		err := j.prepare(ctx)
 		if err == nil {
@@ -139,7 +145,7 @@ func (j *Job) Run(ctx context.Context) error {
 		}
 		var fe *FatalError
 		if errors.As(err, &fe) {
-			j.cfg.OnState("failed", err.Error())
+			j.setPhase("failed", err.Error())
 			j.log.Error("window job stopped: not retriable", "err", err)
 			return err
 		}
@@ -148,10 +154,10 @@ func (j *Job) Run(ctx context.Context) error {
 		}
 		var we *waitError
 		if errors.As(err, &we) {
-			j.cfg.OnState("waiting", err.Error())
+			j.setPhase("waiting", err.Error())
 			j.log.Info("window job waiting", "cause", err.Error(), "next_attempt_in", backoff.String())
 		} else {
-			j.cfg.OnState("retrying", err.Error())
+			j.setPhase("retrying", err.Error())
 			j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", backoff.String())
 		}
 		j.reset()
@@ -175,6 +181,16 @@ func (j *Job) reset() {
 	clear(j.toRestore)
 	clear(j.revoked)
 	clear(j.assigned)
+	j.joined = false
+}
+
+// setPhase reports a phase change to OnState (once per change).
+func (j *Job) setPhase(phase, reason string) {
+	if phase == j.phase && reason == "" {
+		return
+	}
+	j.phase = phase
+	j.cfg.OnState(phase, reason)
 }
 
 // FatalError stops a job: retrying cannot help (a field the input does not have, a changed
@@ -437,6 +453,7 @@ func (j *Job) loop(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			j.mu.Lock()
 			defer j.mu.Unlock()
+			j.joined = true
 			for _, p := range m[repart] {
 				j.toRestore[p] = true
 				j.assigned[p]++
@@ -457,13 +474,20 @@ func (j *Job) loop(ctx context.Context) error {
 		return fmt.Errorf("kafka: creating the job's consumer: %w", err)
 	}
 	defer sess.Close()
-	j.cfg.OnState("running", "")
-	j.log.Info("window job running", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
+	j.setPhase("joining", "waiting for the consumer group "+GroupID(j.spec.Name)+" to assign partitions")
+	j.log.Info("window job joining its group", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
 
 	var recs []Rec
 	for {
 		if err := j.applyAssignment(ctx); err != nil {
 			return err
+		}
+		j.mu.Lock()
+		ready := j.joined && len(j.toRestore) == 0
+		j.mu.Unlock()
+		if ready && j.phase != "running" {
+			j.setPhase("running", "")
+			j.log.Info("window job running", "partitions", j.owned())
 		}
 		pctx, cancel := context.WithTimeout(ctx, j.cfg.CommitInterval)
 		fs := sess.PollFetches(pctx)
@@ -634,7 +658,7 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 		return nil
 	}
 	sort.Slice(restore, func(a, b int) bool { return restore[a] < restore[b] })
-	j.cfg.OnState("restoring", fmt.Sprintf("partitions %v", restore))
+	j.setPhase("restoring", fmt.Sprintf("restoring the state of partitions %v from %s", restore, ChangelogTopic(j.spec.Name)))
 	t0 := time.Now()
 	j.restoring(len(restore), 0)
 	procs, keys, err := j.restore(ctx, restore)
@@ -655,8 +679,17 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	if err := j.checkStateLimit(); err != nil {
 		return err // the restored state alone is over the limit
 	}
-	j.cfg.OnState("running", "")
 	return nil
+}
+
+// owned lists the repartition partitions whose state this instance holds.
+func (j *Job) owned() []int32 {
+	out := make([]int32, 0, len(j.procs))
+	for p := range j.procs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out
 }
 
 // stale reports whether partition p was assigned (again) since its state was restored.

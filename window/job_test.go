@@ -662,3 +662,58 @@ func TestJobReportsTransactionsAndRestoreProgress(t *testing.T) {
 	}
 	t.Fatalf("the second instance never reported a finished restore: %+v", b.Stats())
 }
+
+// /readyz follows OnState: a job reports "running" only once the group assigned its
+// partitions and their state is restored (before, it is "joining", then "restoring"), so an
+// instance that is still joining or restoring is not ready.
+func TestJobRunningOnlyAfterAssignmentAndRestore(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 2)
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}})
+	var mu sync.Mutex
+	var phases []string
+	running := make(chan struct{})
+	job, err := New(Config{Spec: ordersJob(input), KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 2,
+		OnState: func(phase, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(phases) > 0 && phases[len(phases)-1] == phase {
+				return
+			}
+			phases = append(phases, phase)
+			if phase == "running" && len(phases) > 0 {
+				select {
+				case <-running:
+				default:
+					close(running)
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- job.Run(jctx) }()
+	select {
+	case <-running:
+	case <-ctx.Done():
+		t.Fatal("the job never reported running")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	first := -1
+	for i, p := range phases {
+		if p == "running" {
+			first = i
+			break
+		}
+	}
+	if first < 2 || phases[first-1] != "restoring" || phases[first-2] != "joining" {
+		t.Errorf("phases %v: want joining, then restoring, before the first running", phases)
+	}
+}
