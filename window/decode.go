@@ -123,14 +123,18 @@ func compileReader(schema avro.Schema, refs []fieldRef, nslots int) (*reader, er
 		}
 		rd.steps = append(rd.steps, st)
 	}
-	for _, r := range refs {
-		if found[r.path] {
-			continue
+	// The paths the job names first: an after.<c> ref also reads before.<c>, and a missing
+	// column should be reported as the user wrote it.
+	for _, pass := range []bool{false, true} {
+		for _, r := range refs {
+			if found[r.path] || (r.path.Root == "before") != pass {
+				continue
+			}
+			if r.path.Root == "" && (r.path.Field == "ts_ms" || r.path.Field == "op") {
+				continue
+			}
+			return nil, &fieldError{path: r.path, reason: "is not in the topic's schema", have: fieldNames(env, r.path.Root, envNames)}
 		}
-		if r.path.Root == "" && (r.path.Field == "ts_ms" || r.path.Field == "op") {
-			continue
-		}
-		return nil, &fieldError{path: r.path, reason: "is not in the topic's schema", have: fieldNames(env, r.path.Root, envNames)}
 	}
 	return rd, nil
 }

@@ -58,6 +58,7 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 			_ = conn.Close()
 		}
 	}
+	checkWindows(ctx, cfg, &rep)
 	rep.Print(stdout)
 	if rep.Failed() {
 		return &exitError{1, errors.New("some checks failed; see the fixes above")}

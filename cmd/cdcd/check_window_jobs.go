@@ -1,0 +1,185 @@
+// The file is not named check_windows.go: a _windows.go suffix would build it on Windows only.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/topics"
+	"github.com/cdcd-dev/cdcd/window"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// checkWindows checks every window job against the brokers and the registry, as the job
+// itself would find them when it starts: its input topics exist, their value schemas are
+// registered and hold the job's fields, the result schemas it would register fit what its
+// output subjects already hold, and the topics it writes exist or can be created (internal
+// topics with equal partition counts). An input a pipeline of this configuration writes but
+// has not created yet is a warning: the job waits for it.
+func checkWindows(ctx context.Context, cfg *config.Config, rep *checks.Report) {
+	if len(cfg.Windows) == 0 {
+		return
+	}
+	kopts, err := kafkaOpts(cfg)
+	if err != nil {
+		rep.Scoped("window jobs").Fail("kafka client", err.Error(), "fix the kafka section")
+		return
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		rep.Scoped("window jobs").Fail("kafka client", err.Error(), "fix the kafka section")
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	srcl, err := registryClient(cfg)
+	if err != nil {
+		rep.Scoped("window jobs").Fail("registry client", err.Error(), "fix the schema_registry section")
+		return
+	}
+	writers := map[string]string{} // topic -> the pipeline writing it
+	for _, u := range topics.Uses(cfg) {
+		writers[u.Topic] = u.What
+	}
+	for i := range cfg.Windows {
+		checkWindow(ctx, cfg, &cfg.Windows[i], adm, srcl, writers, rep.Scoped("window job "+cfg.Windows[i].Name))
+	}
+}
+
+func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm *kadm.Client, srcl *sr.Client, writers map[string]string, rep *checks.Scoped) {
+	spec, err := w.Spec()
+	if err != nil {
+		rep.Fail("configuration", err.Error(), "run cdcd validate and fix what it reports")
+		return
+	}
+	internal := []string{window.RepartitionTopic(w.Name), window.ChangelogTopic(w.Name)}
+	all := append(append(append([]string{}, w.Input.Topics...), w.Output.Topic, w.Late.Topic), internal...)
+	tds, err := adm.ListTopics(ctx, all...)
+	if err != nil {
+		rep.Fail("topics", "describing the job's topics failed: "+err.Error(), "check that the principal may DESCRIBE the topics")
+		return
+	}
+	exists := func(t string) (kadm.TopicDetail, bool) {
+		td, ok := tds[t]
+		return td, ok && td.Err == nil && len(td.Partitions) > 0
+	}
+
+	// Inputs: the topic and its value schema, and the job's fields in that schema.
+	var resultKey, resultValue string
+	inputParts := 0
+	for _, t := range w.Input.Topics {
+		writer, ours := writers[t]
+		if td, ok := exists(t); ok {
+			rep.OK("input "+t, fmt.Sprintf("exists (%d partitions)", len(td.Partitions)))
+			inputParts = max(inputParts, len(td.Partitions))
+		} else if ours {
+			rep.Warn("input "+t, "does not exist yet", fmt.Sprintf("none needed: %s creates it with its first change, and the job waits until then", writer))
+		} else {
+			rep.Fail("input "+t, "does not exist, and no pipeline of this configuration writes it",
+				"check the topic name in input.topics (cdcd names change topics <prefix>.<schema>.<table>) or start the pipeline that writes it")
+			continue
+		}
+		subject := t + "-value"
+		ss, err := srcl.SchemaByVersion(ctx, subject, -1)
+		if err != nil {
+			var re *sr.ResponseError
+			switch {
+			case errors.As(err, &re) && re.StatusCode == 404 && ours:
+				rep.Warn("schema "+subject, "not registered yet; the job's fields cannot be checked until it is",
+					fmt.Sprintf("none needed: %s registers it with its first change; run cdcd check again then", writer))
+			case errors.As(err, &re) && re.StatusCode == 404:
+				rep.Fail("schema "+subject, "not registered: the job cannot decode the topic", "window jobs read cdcd change topics (Avro through the registry, TopicNameStrategy); point input.topics at one")
+			default:
+				rep.Fail("schema "+subject, "reading it from the registry failed: "+err.Error(), "check schema_registry.url and credentials")
+			}
+			continue
+		}
+		k, v, err := window.CheckInput(spec, ss.Schema.Schema)
+		if err != nil {
+			rep.Fail("fields in "+subject, err.Error(), "change time, group_by and aggregates[].field to fields the topic has (after.<column>, before.<column>, source.<field>, ts_ms, op)")
+			continue
+		}
+		rep.OK("fields in "+subject, fmt.Sprintf("version %d holds every field the job reads", ss.Version))
+		if resultKey == "" {
+			resultKey, resultValue = k, v
+		}
+	}
+
+	// Results: the schemas the job registers must fit what the output subjects hold.
+	for _, s := range []struct{ subject, schema string }{{w.Output.Topic + "-key", resultKey}, {w.Output.Topic + "-value", resultValue}} {
+		if s.schema == "" {
+			break // no input schema to derive them from (reported above)
+		}
+		var re *sr.ResponseError
+		if _, err := srcl.SchemaByVersion(ctx, s.subject, -1); errors.As(err, &re) && re.StatusCode == 404 {
+			rep.OK("schema "+s.subject, "not registered yet: the job registers it")
+			continue
+		}
+		res, err := srcl.CheckCompatibility(ctx, s.subject, -1, sr.Schema{Schema: s.schema, Type: sr.TypeAvro})
+		switch {
+		case errors.As(err, &re) && re.StatusCode == 404:
+			rep.OK("schema "+s.subject, "not registered yet: the job registers it")
+		case err != nil:
+			rep.Fail("schema "+s.subject, "checking the result schema's compatibility failed: "+err.Error(), "check schema_registry.url and credentials")
+		case !res.Is:
+			rep.Fail("schema "+s.subject, fmt.Sprintf("the job's result schema is not compatible with the subject's latest version: %s", strings.Join(res.Messages, "; ")),
+				"if the job's group_by or aggregates changed, write its results to a new output topic (and give the job a new name: its state cannot carry over)")
+		default:
+			rep.OK("schema "+s.subject, "the job's result schema is compatible with the registered one")
+		}
+	}
+
+	// Topics the job writes: they exist, or the brokers would create them.
+	parts := int32(w.Partitions)
+	if parts == 0 {
+		parts = int32(inputParts)
+	}
+	create := func(topic string, n int32, cfgs map[string]*string) {
+		if td, ok := exists(topic); ok {
+			rep.OK("topic "+topic, fmt.Sprintf("exists (%d partitions)", len(td.Partitions)))
+			return
+		}
+		if n <= 0 {
+			n = -1 // the broker's default, as the job does
+		}
+		rf := int16(cfg.Kafka.TopicReplicationFactor)
+		if rf == 0 {
+			rf = 1 // as the job does
+		}
+		resps, err := adm.ValidateCreateTopics(ctx, n, rf, cfgs, topic)
+		if err == nil {
+			if r, ok := resps[topic]; ok {
+				err = r.Err
+			}
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			rep.Fail("topic "+topic, "the job could not create it: "+err.Error(),
+				"let the principal CREATE topics (or create it yourself), and keep kafka.topic_replication_factor no larger than the brokers available")
+			return
+		}
+		rep.OK("topic "+topic, "does not exist yet; the job can create it")
+	}
+	if parts > 0 {
+		create(window.RepartitionTopic(w.Name), parts, nil)
+		create(window.ChangelogTopic(w.Name), parts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+	}
+	rp, rok := exists(internal[0])
+	cp, cok := exists(internal[1])
+	if rok && cok && len(rp.Partitions) != len(cp.Partitions) {
+		rep.Fail("internal topics", fmt.Sprintf("%s has %d partitions and %s %d: the job refuses to start", internal[0], len(rp.Partitions), internal[1], len(cp.Partitions)),
+			"delete both (the job's state restarts) or give them equal partition counts")
+	}
+	outParts := int32(cfg.Kafka.TopicPartitions)
+	create(w.Output.Topic, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+	if w.Late.Topic != "" {
+		create(w.Late.Topic, outParts, nil)
+	}
+}
