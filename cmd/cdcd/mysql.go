@@ -10,9 +10,9 @@ import (
 )
 
 // newMySQLSource builds the binlog source of a MySQL/MariaDB pipeline and the watchers that
-// live as long as the process (binlog retention metrics).
+// live as long as the process (binlog lag and retention metrics).
 func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.Source, []func(context.Context), error) {
-	_ = drain // the binlog needs no final acknowledgement
+	_ = drain // the binlog needs no final acknowledgement: the server keeps binlogs by time
 	my := p.Source.MySQL
 	src, err := mysql.New(mysql.Config{
 		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor, Log: d.log,
@@ -20,5 +20,10 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 	if err != nil {
 		return nil, nil, err
 	}
-	return src, nil, nil
+	var watch []func(context.Context)
+	if d.mysql != nil {
+		mon := mysql.MonitorConfig{Pipeline: p.Name, DSN: my.DSN, Source: src, Metrics: d.mysql, Log: d.log}
+		watch = append(watch, func(ctx context.Context) { mysql.Monitor(ctx, mon) })
+	}
+	return src, watch, nil
 }

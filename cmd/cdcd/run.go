@@ -67,6 +67,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version)
 	wm := metrics.NewWindowJobs(reg)
+	mym := metrics.NewMySQL(reg)
 	names := make([]string, 0, len(cfg.Pipelines)+len(cfg.Windows))
 	for _, p := range cfg.Pipelines {
 		names = append(names, p.Name)
@@ -105,7 +106,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	runners := make([]*pipelineRunner, len(cfg.Pipelines))
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
-		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, health: hr})
+		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, mysql: mym, health: hr})
 		if err != nil {
 			closeHTTP()
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
@@ -203,6 +204,7 @@ func healthcheckCommand(args []string, stderr io.Writer) error {
 type deps struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	mysql   *metrics.MySQL // binlog metrics of MySQL pipelines
 	health  *health.Registry
 }
 

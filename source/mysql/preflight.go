@@ -30,6 +30,17 @@ func Connect(ctx context.Context, dsn string) (*client.Conn, error) {
 
 // Preflight checks binlog settings, privileges and tables. It never changes the server.
 func Preflight(conn *client.Conn, serverID uint32, tables []string, rep *checks.Scoped) {
+	PreflightFor(conn, "", serverID, tables, rep)
+}
+
+// ReplicaHost is the host name a pipeline's binlog connection reports to the server (SHOW
+// SLAVE HOSTS), so checks can tell its own connection from another replica's.
+func ReplicaHost(pipeline string) string { return "cdcd-" + pipeline }
+
+// PreflightFor is Preflight for one pipeline: a replica using the pipeline's server_id is
+// a conflict unless it is the pipeline's own connection (another instance of it, which
+// waits as a standby).
+func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []string, rep *checks.Scoped) {
 	vars, err := variables(conn, "version", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
 		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days")
 	if err != nil {
@@ -61,6 +72,7 @@ func Preflight(conn *client.Conn, serverID uint32, tables []string, rep *checks.
 	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
 		rep.Fail("server_id", fmt.Sprintf("the pipeline's server_id %d equals the server's own", serverID), "choose a server_id no server or replica uses")
 	}
+	checkReplicaIDs(conn, pipeline, serverID, rep)
 	retention := retentionSeconds(vars)
 	switch {
 	case retention == 0:
@@ -82,6 +94,14 @@ func Preflight(conn *client.Conn, serverID uint32, tables []string, rep *checks.
 		} else {
 			rep.Fail("replication privileges", "missing REPLICATION SLAVE or REPLICATION CLIENT", "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user")
 		}
+		for _, t := range tables {
+			db, name, err := change.ParseTableName(t)
+			if err == nil && !canSelect(grants, db, name) {
+				rep.Fail("select privilege "+t, "the user may not SELECT from "+t+" (snapshots and checks read it)", fmt.Sprintf("GRANT SELECT ON `%s`.* TO the cdcd user", db))
+			}
+		}
+	} else {
+		rep.Fail("privileges", "cannot read the user's grants: "+err.Error(), "connect as a user that may run SHOW GRANTS")
 	}
 	for _, t := range tables {
 		db, name, err := change.ParseTableName(t)
@@ -131,4 +151,45 @@ func retentionSeconds(vars map[string]string) int64 {
 		return int64(d * 86400)
 	}
 	return 0
+}
+
+// canSelect reports whether SHOW GRANTS output (upper-cased, one grant a line) allows SELECT
+// on db.table: globally, on the database or on the table.
+func canSelect(grants, db, table string) bool {
+	on := []string{" ON *.*", " ON `" + strings.ToUpper(db) + "`.*", " ON `" + strings.ToUpper(db) + "`.`" + strings.ToUpper(table) + "`"}
+	for _, line := range strings.Split(grants, "\n") {
+		if !strings.Contains(line, "SELECT") && !strings.Contains(line, "ALL PRIVILEGES") {
+			continue
+		}
+		for _, o := range on {
+			if strings.Contains(line, o+" TO") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkReplicaIDs fails when a connected replica other than this pipeline's own uses its
+// server_id: the server would drop one of the two connections whenever the other connects.
+func checkReplicaIDs(conn *client.Conn, pipeline string, serverID uint32, rep *checks.Scoped) {
+	r, err := conn.Execute("SHOW SLAVE HOSTS")
+	if err != nil {
+		rep.Warn("server_id", "cannot list replicas (SHOW SLAVE HOSTS): "+err.Error(), "GRANT REPLICATION CLIENT (MariaDB: REPLICATION MASTER ADMIN) to the cdcd user so cdcd can check its server_id is unique")
+		return
+	}
+	for i := range r.Values {
+		id, _ := r.GetUint(i, 0)
+		host, _ := r.GetString(i, 1)
+		if uint32(id) != serverID {
+			continue
+		}
+		if pipeline != "" && host == ReplicaHost(pipeline) || pipeline == "" && strings.HasPrefix(host, "cdcd-") {
+			rep.OK("server_id", fmt.Sprintf("%d is used by this pipeline's own binlog connection (%s)", serverID, host))
+			return
+		}
+		rep.Fail("server_id", fmt.Sprintf("server_id %d is already used by the replica at %q", serverID, host), "choose a server_id no server or replica uses (source.mysql.server_id)")
+		return
+	}
+	rep.OK("server_id", fmt.Sprintf("%d is not used by any connected replica", serverID))
 }

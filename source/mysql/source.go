@@ -72,6 +72,10 @@ type Source struct {
 	cfg   Config
 	log   *slog.Logger
 	acked atomic.Uint64 // Tx of the last transaction durable in Kafka (for metrics)
+	// read is the position of the last binlog event read (file seq<<32 | end offset) and
+	// readTime its server timestamp (Unix seconds), for the lag metrics.
+	read     atomic.Uint64
+	readTime atomic.Int64
 
 	// tables outlives sessions (only Run's goroutine uses it), so table versions stay the
 	// same *change.Table across reconnects.
@@ -123,7 +127,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	defer conn.Close()
 
 	var rep checks.Report
-	Preflight(conn, s.cfg.ServerID, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
+	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
 		return &FatalError{err}
 	}
@@ -150,6 +154,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		return err
 	}
 	if resume.Committed {
+		s.Ack(resume.Pos.Tx)
 		if err := checkPurged(conn, start, resume.Pos); err != nil {
 			return err
 		}
@@ -170,7 +175,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
 		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
 		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
-		Logger: slog.New(slog.DiscardHandler), Localhost: "cdcd-" + s.cfg.Pipeline,
+		Logger: slog.New(slog.DiscardHandler), Localhost: ReplicaHost(s.cfg.Pipeline),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
 			// Rows of tables that are not captured are not decoded at all.
 			pos, err := re.DecodeHeader(data)

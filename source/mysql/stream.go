@@ -66,6 +66,10 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 	if st.onEvent != nil {
 		st.onEvent(h, st.file)
 	}
+	if h.LogPos > 0 && h.Timestamp > 0 {
+		st.src.read.Store(txOf(st.seq, h.LogPos))
+		st.src.readTime.Store(int64(h.Timestamp))
+	}
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		name := string(e.NextLogName)
