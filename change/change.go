@@ -69,6 +69,9 @@ type Event struct {
 	// Err is set when the source could not decode a value of the row: the value is kept as
 	// State Undecodable with the source's raw text, and the change is a poison record.
 	Err error
+	// SnapshotLast marks the last row a snapshot of the table emits (op r only): the
+	// envelope's source.snapshot is then "last" instead of "true".
+	SnapshotLast bool
 }
 
 // Commit ends a source transaction in a stream of Items: every Event of the transaction came
@@ -81,6 +84,10 @@ type Commit struct {
 	// (Postgres: the end LSN of the commit record). Zero for sources that do not ack by LSN.
 	AckLSN uint64
 	Time   time.Time
+	// State, if set, is the source's own progress to record with this position (the snapshot
+	// engine's state, see package snapshot). The offsets record keeps the latest State of the
+	// Commits it covers, so a restart resumes it exactly when it resumes the position.
+	State []byte
 }
 
 // Item is one element of a source's output: an Event, or the Commit closing a transaction.
@@ -136,6 +143,8 @@ type Resume struct {
 	Pos Position
 	// AckLSN is the end LSN of the last fully published Postgres transaction.
 	AckLSN uint64
+	// State is the source's progress committed with Pos (Commit.State), nil if none.
+	State []byte
 	// OnStreaming, if set, is called once the source holds its replication stream (the slot
 	// or binlog connection is ours), before the first Item is sent. The pipeline initializes
 	// its transactional producer only then, so a standby never fences the active instance.

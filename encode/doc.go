@@ -33,8 +33,8 @@
 //
 // op is c, u, d, r (snapshot read) or t (truncate); ts_ms is the encoder's clock
 // (Config.Now). source carries version, connector, name (the pipeline), ts_ms (the source
-// commit time; 0 when unknown), snapshot ("true" for op r, else "false"; "last" is never
-// written because an Event does not say it ends a snapshot), db, schema, table, txId (a
+// commit time; 0 when unknown), snapshot ("true" for op r, "last" for the last row of a
+// table's snapshot, else "false"), db, schema, table, txId (a
 // numeric transaction id: the Postgres xid), lsn (Postgres only: the commit LSN,
 // Position.Tx), gtid (a non-numeric transaction id: a MySQL or MariaDB GTID) and sequence
 // (the event's cdcd Position as {"tx":N,"index":I}, which totally orders a pipeline's

@@ -395,7 +395,9 @@ func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 		ts = ev.CommitTime.UnixMilli()
 	}
 	v = appendLong(v, ts)
-	if ev.Op == change.OpRead {
+	if ev.Op == change.OpRead && ev.SnapshotLast {
+		v = appendString(v, "last")
+	} else if ev.Op == change.OpRead {
 		v = appendString(v, "true")
 	} else {
 		v = appendString(v, "false")

@@ -42,6 +42,9 @@ type Record struct {
 	// DeadKeys remembers the most recent keys that have a dead letter (intended topic + "\x00" +
 	// key JSON -> the dead letter's position), so later changes of those keys are marked.
 	DeadKeys map[string]string `json:"dead_keys,omitempty"`
+	// Snapshot is the source's progress (change.Commit.State) as of Pos: the snapshot engine's
+	// state, committed in the same transaction as the rows it accounts for.
+	Snapshot json.RawMessage `json:"snapshot,omitempty"`
 }
 
 // MaxDeadKeys bounds Record.DeadKeys.

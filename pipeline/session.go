@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +43,7 @@ func (p *Pipeline) session(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error {
 		defer close(srcDone)
-		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckLSN: first.AckLSN,
+		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckLSN: first.AckLSN, State: first.Snapshot,
 			OnStreaming: func(st change.Streaming) { streaming <- st }}, items)
 		return nil // the sink loop watches srcDone and reports the source's error
 	})
@@ -82,6 +84,11 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 	}
 	sink.Resume(committed)
 	if committed.Pos.Compare(first.Pos) != 0 {
+		if !bytes.Equal(committed.Snapshot, first.Snapshot) {
+			// The source started from the snapshot progress it was given: begin again from
+			// the newer one rather than re-read what the older instance published.
+			return fmt.Errorf("an older instance committed snapshot progress after start-up (position %s); starting again from it", committed.Pos)
+		}
 		p.log.Info("an older instance committed after start-up; resuming after its position", "position", committed.Pos.String())
 	}
 	p.streamStarted()

@@ -24,9 +24,11 @@ type batch struct {
 	tailBytes    int
 	lastPos      change.Position
 	lastComplete *change.Commit
-	commitTimes  []time.Time
-	counts       map[countKey]*count
-	deadLetters  []deadLetterCount
+	// state is the State of the batch's last Commit that carried one.
+	state       []byte
+	commitTimes []time.Time
+	counts      map[countKey]*count
+	deadLetters []deadLetterCount
 }
 
 type countKey struct {
@@ -41,7 +43,7 @@ type count struct {
 type deadLetterCount struct{ table, class string }
 
 func (b *batch) reset() {
-	b.open, b.events, b.bytes, b.tail, b.tailBytes, b.lastComplete = false, 0, 0, 0, 0, nil
+	b.open, b.events, b.bytes, b.tail, b.tailBytes, b.lastComplete, b.state = false, 0, 0, 0, 0, nil, nil
 	b.commitTimes = b.commitTimes[:0]
 	b.deadLetters = b.deadLetters[:0]
 	clear(b.counts)
@@ -69,6 +71,9 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 			}
 		}
 		b.lastComplete, b.lastPos, b.tail, b.tailBytes = c, c.Pos, 0, 0
+		if c.State != nil {
+			b.state = c.State
+		}
 		if !c.Time.IsZero() {
 			b.commitTimes = append(b.commitTimes, c.Time)
 			if m := s.cfg.Metrics; m != nil {
@@ -138,8 +143,9 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	}
 	s.account(ev, size)
 	// A single source transaction larger than a batch is split: the offsets record then names
-	// its last published event so a restart resumes exactly after it.
-	if b.tail >= s.cfg.BatchMaxEvents || b.tailBytes >= s.cfg.BatchMaxBytes {
+	// its last published event so a restart resumes exactly after it. A snapshot chunk is never
+	// split: its progress commits with its last row, and the source bounds its size.
+	if ev.Op != change.OpRead && (b.tail >= s.cfg.BatchMaxEvents || b.tailBytes >= s.cfg.BatchMaxBytes) {
 		return s.Commit(ctx)
 	}
 	return nil

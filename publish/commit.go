@@ -21,7 +21,10 @@ func (s *Sink) Commit(ctx context.Context) error {
 		return nil
 	}
 	off := offsets.Record{Pos: b.lastPos, Complete: b.tail == 0, AckLSN: s.committed.AckLSN, CommitTime: s.committed.CommitTime,
-		WrittenAt: time.Now().UTC(), DeadKeys: s.deadKeys}
+		WrittenAt: time.Now().UTC(), DeadKeys: s.deadKeys, Snapshot: s.committed.Snapshot}
+	if b.state != nil {
+		off.Snapshot = b.state
+	}
 	if c := b.lastComplete; c != nil {
 		off.AckLSN, off.CommitTime = max(c.AckLSN, s.committed.AckLSN), c.Time
 	}
