@@ -38,6 +38,8 @@ type Metrics struct {
 	SlotActive        *prometheus.GaugeVec // pipeline, slot
 	SlotMaxKeepBytes  *prometheus.GaugeVec // pipeline, slot
 	SlotWALStatus     *prometheus.GaugeVec // pipeline, slot, status (1 for the current one)
+
+	Snapshot *Snapshot
 }
 
 // New registers every collector on reg.
@@ -73,6 +75,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SlotMaxKeepBytes:  f.gauge("cdcd_postgres_max_slot_wal_keep_size_bytes", "The server's max_slot_wal_keep_size (NaN when unlimited).", "pipeline", "slot"),
 		SlotWALStatus:     f.gauge("cdcd_postgres_slot_wal_status", "1 for the slot's current wal_status (reserved, extended, unreserved, lost).", "pipeline", "slot", "status"),
 	}
+	m.Snapshot = newSnapshot(f)
 	bi := f.gauge("cdcd_build_info", "Build information; always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
