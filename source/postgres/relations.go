@@ -52,7 +52,10 @@ type relations struct {
 	// IDENTITY FULL table, read once.
 	fullKeys map[uint32][]string
 	// primaryKey reads a table's primary key columns (key order) from the catalog.
-	primaryKey   func(ctx context.Context, relid uint32) ([]string, error)
+	primaryKey func(ctx context.Context, relid uint32) ([]string, error)
+	// detached: per relation id, the table version snapshot chunks used when their shape
+	// differed from the stream's (see snapshotTable).
+	detached     map[uint32]*change.Table
 	log          *slog.Logger
 	onNewVersion func(*change.Table)
 }
@@ -91,11 +94,76 @@ func (rs *relations) get(id uint32) (*relation, error) {
 
 // apply updates the cache from a Relation message.
 func (rs *relations) apply(ctx context.Context, m relationMsg) error {
+	r, err := rs.build(ctx, m)
+	if err != nil {
+		return err
+	}
+	if r.table == nil {
+		rs.byID[m.id] = r
+		return nil
+	}
+	t, qn := r.table, m.namespace+"."+m.name
+	if old, ok := rs.byID[m.id]; ok && old.table != nil && old.table.SameShape(t) && old.table.FullIdentity == t.FullIdentity {
+		r.table = old.table
+	} else {
+		rs.versions[qn]++
+		t.Version = rs.versions[qn]
+		r.table = t
+		if rs.onNewVersion != nil {
+			rs.onNewVersion(t)
+		}
+	}
+	rs.byID[m.id] = r
+	return nil
+}
+
+// snapshotTable is the table version a snapshot chunk's rows are emitted with: the stream's
+// own when the chunk's shape (m, as the chunk's snapshot saw the catalog) equals it, or when
+// the stream has not described the relation yet (m then becomes its description; the
+// server's Relation message precedes the relation's next change anyway). A chunk read after
+// DDL the stream has not reached gets a version of its own shape, kept apart from the one
+// the stream decodes with.
+func (rs *relations) snapshotTable(ctx context.Context, m relationMsg) (*change.Table, error) {
+	cur, ok := rs.byID[m.id]
+	if !ok || cur.table == nil {
+		if err := rs.apply(ctx, m); err != nil {
+			return nil, err
+		}
+		if r := rs.byID[m.id]; r.table != nil {
+			return r.table, nil
+		}
+		return nil, fmt.Errorf("table %s.%s is not captured", m.namespace, m.name)
+	}
+	r, err := rs.build(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	t := r.table
+	if cur.table.SameShape(t) && cur.table.FullIdentity == t.FullIdentity {
+		return cur.table, nil
+	}
+	if d := rs.detached[m.id]; d != nil && d.SameShape(t) && d.FullIdentity == t.FullIdentity {
+		return d, nil
+	}
+	qn := m.namespace + "." + m.name
+	rs.versions[qn]++
+	t.Version = rs.versions[qn]
+	if rs.detached == nil {
+		rs.detached = map[uint32]*change.Table{}
+	}
+	rs.detached[m.id] = t
+	if rs.onNewVersion != nil {
+		rs.onNewVersion(t)
+	}
+	return t, nil
+}
+
+// build makes a relation (with an unversioned table when captured) from a Relation message.
+func (rs *relations) build(ctx context.Context, m relationMsg) (*relation, error) {
 	qn := m.namespace + "." + m.name
 	r := &relation{identity: m.identity, captured: rs.captured[qn]}
 	if !r.captured {
-		rs.byID[m.id] = r
-		return nil
+		return r, nil
 	}
 	t := &change.Table{Database: rs.database, Schema: m.namespace, Name: m.name, FullIdentity: m.identity == 'f'}
 	r.types = make([]*typeInfo, len(m.cols))
@@ -105,9 +173,9 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 			err = fmt.Errorf("table %s: %w", qn, err)
 			if errors.Is(err, errUnsupportedType) {
 				// Retrying cannot help; the table cannot be captured as it is.
-				return &FatalError{fmt.Errorf("%w; fix: change the column's type or stop capturing the table", err)}
+				return nil, &FatalError{fmt.Errorf("%w; fix: change the column's type or stop capturing the table", err)}
 			}
-			return err
+			return nil, err
 		}
 		col.Nullable = true
 		r.types[i] = ti
@@ -116,7 +184,7 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 	if m.identity == 'f' {
 		key, err := rs.fullIdentityKey(ctx, m, qn)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		t.KeyColumns = key
 	} else {
@@ -130,18 +198,8 @@ func (rs *relations) apply(ctx context.Context, m relationMsg) error {
 		t.Columns[i].Key = true
 		t.Columns[i].Nullable = false
 	}
-	if old, ok := rs.byID[m.id]; ok && old.table != nil && old.table.SameShape(t) && old.table.FullIdentity == t.FullIdentity {
-		r.table = old.table
-	} else {
-		rs.versions[qn]++
-		t.Version = rs.versions[qn]
-		r.table = t
-		if rs.onNewVersion != nil {
-			rs.onNewVersion(t)
-		}
-	}
-	rs.byID[m.id] = r
-	return nil
+	r.table = t
+	return r, nil
 }
 
 // fullIdentityKey returns the key column indexes of a REPLICA IDENTITY FULL table: its

@@ -38,6 +38,7 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/metrics"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -62,6 +63,17 @@ type Config struct {
 	SpillDir      string
 	Log           *slog.Logger
 	Metrics       *metrics.Metrics // may be nil in tests
+	Snapshot      SnapshotConfig
+}
+
+// SnapshotConfig configures the source's snapshots (see package snapshot).
+type SnapshotConfig struct {
+	Mode        snapshot.Mode
+	Parallelism int
+	ChunkRows   int
+	ChunkBytes  int64
+	// Progress, if set, receives every table's progress when it changes.
+	Progress func([]snapshot.Progress)
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
@@ -92,6 +104,8 @@ type Source struct {
 
 	serverWALEnd atomic.Uint64 // latest WAL end the server reported
 
+	recent xidRing // xids of the last transactions the stream carried (see snapshot.go)
+
 	// rels outlives sessions (only Run's goroutine uses it), so table versions stay the same
 	// *change.Table across reconnects and the encoder's caches stay small and warm.
 	rels *relations
@@ -113,6 +127,15 @@ func New(cfg Config) *Source {
 	}
 	if cfg.SpillDir == "" {
 		cfg.SpillDir = os.TempDir()
+	}
+	if cfg.Snapshot.Mode == "" {
+		cfg.Snapshot.Mode = snapshot.Never
+	}
+	if cfg.Snapshot.ChunkRows <= 0 {
+		cfg.Snapshot.ChunkRows = snapshot.DefaultChunkRows
+	}
+	if cfg.Snapshot.ChunkBytes <= 0 {
+		cfg.Snapshot.ChunkBytes = snapshot.DefaultChunkBytes
 	}
 	return &Source{cfg: cfg, log: cfg.Log}
 }
@@ -235,12 +258,17 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}()
 	}
 
+	eng, err := s.snapshotEngine(resume)
+	if err != nil {
+		return err
+	}
 	st := &stream{
 		src:  s,
 		conn: repl,
 		out:  out,
 		rels: s.relations(conn),
 		bufs: newStreamBuffers(s.cfg.TxMemoryLimit, s.cfg.SpillDir),
+		snap: eng,
 	}
 	if resume.Committed {
 		st.resumeTx = resume.Pos.Tx
@@ -252,7 +280,45 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		st.bufs.onSpill = func() { m.TxSpilled.WithLabelValues(s.cfg.Pipeline).Inc() }
 	}
 	defer st.bufs.closeAll()
-	return st.run(ctx)
+
+	// The snapshot engine reads chunks beside the stream; either failing ends the session.
+	sctx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	var engErr error
+	engDone := make(chan struct{})
+	go func() {
+		defer close(engDone)
+		if err := eng.Run(sctx); err != nil {
+			engErr = err
+			stopStream()
+		}
+	}()
+	err = st.run(sctx)
+	stopStream()
+	<-engDone
+	if engErr != nil && ctx.Err() == nil {
+		return engErr
+	}
+	return err
+}
+
+// snapshotEngine builds the session's snapshot engine from the committed progress.
+func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) {
+	tables := make([]string, len(s.cfg.Tables))
+	for i, t := range s.cfg.Tables {
+		tables[i] = normalizeTable(t)
+	}
+	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: tables,
+		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
+		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+	if s.cfg.Metrics != nil && s.cfg.Metrics.Snapshot != nil {
+		c.Metrics = s.cfg.Metrics.Snapshot
+	}
+	eng, err := snapshot.New(c, resume.Committed, resume.State, s.openSnapshotWorker)
+	if err != nil {
+		return nil, &FatalError{err}
+	}
+	return eng, nil
 }
 
 func (s *Source) relations(conn *pgx.Conn) *relations {

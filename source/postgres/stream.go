@@ -3,13 +3,16 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -22,6 +25,12 @@ type stream struct {
 	out  chan<- []change.Item
 	rels *relations
 	bufs *streamBuffers
+	snap *snapshot.Engine
+
+	// Watermark tokens and snapshot signals of the transaction being decoded, handled at its
+	// commit (see snapshotAtCommit).
+	hw      []string
+	signals [][]byte
 
 	chunk      []change.Item
 	nextStatus time.Time
@@ -303,6 +312,7 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 	case 'B':
 		b := parseBegin(r)
 		st.inTx, st.txLSN, st.txTime, st.txXid, st.txIndex = true, b.finalLSN, b.time, b.xid, 0
+		st.hw, st.signals = st.hw[:0], st.signals[:0]
 	case 'C':
 		c := parseCommit(r)
 		if r.err == nil {
@@ -326,9 +336,18 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 			err = st.truncate(ctx, m)
 		}
 	case 'M':
-		// Logical messages (cdcd's heartbeats among them) carry no row change: a heartbeat
-		// transaction is an empty transaction whose Commit moves the acknowledged position.
-		_ = parseMessage(r, replay)
+		// Logical messages carry no row change: a heartbeat transaction is an empty
+		// transaction whose Commit moves the acknowledged position. A snapshot chunk's
+		// watermark and an on-demand snapshot request take effect at their commit.
+		m := parseMessage(r, replay)
+		if r.err == nil && m.transactional {
+			switch m.prefix {
+			case snapshotWatermarkPrefix:
+				st.hw = append(st.hw, string(m.content))
+			case SignalPrefix:
+				st.signals = append(st.signals, slices.Clone(m.content))
+			}
+		}
 	case 'S':
 		st.inStream, st.streamXid = true, parseStreamStart(r).xid
 	case 'E':
@@ -359,13 +378,103 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 }
 
 func (st *stream) commit(ctx context.Context, c commitMsg) error {
+	st.src.recent.add(st.txXid)
+	var state []byte
+	if st.snap != nil {
+		var err error
+		if state, err = st.snapshotAtCommit(ctx); err != nil {
+			return err
+		}
+		// The snapshot's progress rides on Commits the pipeline publishes; those at or
+		// before the resume position are dropped as covered, so it waits for a later one.
+		if state == nil && c.commitLSN > st.resumeTx {
+			state = st.snap.StateIfDirty()
+		}
+	}
 	st.inTx = false
 	st.emittedAck = max(st.emittedAck, c.endLSN)
 	return st.emit(ctx, change.Item{Commit: &change.Commit{
 		Pos:    change.Position{Tx: c.commitLSN, Index: st.txIndex},
 		AckLSN: c.endLSN,
 		Time:   c.time,
+		State:  state,
 	}})
+}
+
+// Signal is an on-demand snapshot request (`cdcd snapshot`), the JSON content of a logical
+// message with prefix SignalPrefix.
+type Signal struct {
+	Pipeline string `json:"pipeline"`
+	Table    string `json:"table"`
+	Where    string `json:"where,omitempty"`
+	ID       string `json:"id"`
+}
+
+// snapshotAtCommit takes the transaction's snapshot requests, and emits the rows of the
+// chunks whose watermark it is, inside it: their position is the watermark's commit LSN.
+// It returns the engine's state when a chunk was emitted (the Commit carries it).
+func (st *stream) snapshotAtCommit(ctx context.Context) ([]byte, error) {
+	for _, b := range st.signals {
+		var sig Signal
+		if err := json.Unmarshal(b, &sig); err != nil {
+			st.src.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
+			continue
+		}
+		if sig.Pipeline != st.src.cfg.Pipeline {
+			continue
+		}
+		if err := st.snap.Request(normalizeTable(sig.Table), sig.Where, sig.ID); err != nil {
+			st.src.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
+		}
+	}
+	st.signals = st.signals[:0]
+	var state []byte
+	for _, tok := range st.hw {
+		m := st.snap.Take(tok)
+		if m == nil {
+			continue // another pipeline's, or an earlier session's
+		}
+		shape := m.Shape.(*snapShape)
+		t, err := st.rels.snapshotTable(ctx, shape.msg)
+		if err != nil {
+			return nil, err
+		}
+		for i := range m.Rows {
+			row := &m.Rows[i]
+			index, err := st.nextRow()
+			if err != nil {
+				return nil, err
+			}
+			ev := change.Event{Op: change.OpRead, Table: t, After: row.Vals, Pos: change.Position{Tx: st.txLSN, Index: index},
+				CommitTime: st.txTime, SnapshotLast: m.Last && i == len(m.Rows)-1}
+			if row.Err != nil {
+				ev.Err = &DecodeError{Table: t.QualifiedName(), Pos: ev.Pos, Err: row.Err}
+			}
+			if err := st.emit(ctx, change.Item{Event: ev}); err != nil {
+				return nil, err
+			}
+		}
+		state = m.State
+	}
+	st.hw = st.hw[:0]
+	return state, nil
+}
+
+// track tells the snapshot engine which keys the stream changed (see package snapshot).
+func (st *stream) track(t *change.Table, before, after []change.Value) {
+	if st.snap == nil || len(t.KeyColumns) == 0 {
+		return
+	}
+	k := st.snap.Tracked(t.QualifiedName())
+	if k == nil {
+		return
+	}
+	if before != nil {
+		k.Touch(snapshot.KeyOf(before, t.KeyColumns), uint64(st.txXid))
+	}
+	if after != nil {
+		k.Touch(snapshot.KeyOf(after, t.KeyColumns), uint64(st.txXid))
+	}
 }
 
 func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
@@ -444,6 +553,7 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 			decErr = cmp.Or(decErr, err)
 		}
 	}
+	st.track(t, before, after)
 	if decErr != nil {
 		// An undecodable value is never part of a key comparison or split: one poison event.
 		op := map[byte]change.Op{'I': change.OpCreate, 'U': change.OpUpdate, 'D': change.OpDelete}[m.op]
@@ -571,6 +681,11 @@ func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
 		}
 		if !rel.captured {
 			continue
+		}
+		if st.snap != nil {
+			if k := st.snap.Tracked(rel.table.QualifiedName()); k != nil {
+				k.Truncate(uint64(st.txXid))
+			}
 		}
 		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table, index)}); err != nil {
 			return err
