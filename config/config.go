@@ -8,6 +8,7 @@ package config
 
 import (
 	"fmt"
+	"gopkg.in/yaml.v3"
 	"strings"
 	"time"
 )
@@ -97,14 +98,14 @@ type Log struct {
 
 // Pipeline is one source database streamed into Kafka.
 type Pipeline struct {
-	Name     string `yaml:"name"`
-	Source   Source `yaml:"source"`
-	Snapshot string `yaml:"snapshot"`
-	Topics   Topics `yaml:"topics"`
-	Delivery string `yaml:"delivery"`
-	OnError  string `yaml:"on_error"`
-	DLQ      DLQ    `yaml:"dlq"`
-	Batch    Batch  `yaml:"batch"`
+	Name     string   `yaml:"name"`
+	Source   Source   `yaml:"source"`
+	Snapshot Snapshot `yaml:"snapshot"`
+	Topics   Topics   `yaml:"topics"`
+	Delivery string   `yaml:"delivery"`
+	OnError  string   `yaml:"on_error"`
+	DLQ      DLQ      `yaml:"dlq"`
+	Batch    Batch    `yaml:"batch"`
 	// Tombstones: a delete is followed by a null-valued record with the same key (default true).
 	Tombstones *bool `yaml:"tombstones"`
 	// Retry bounds the backoff of retriable failures.
@@ -113,6 +114,31 @@ type Pipeline struct {
 	// for it (rows of its tables changed, or WAL grew past its position) is unready and
 	// cdcd_pipeline_stalled is 1 (default 5m).
 	StallAfter Duration `yaml:"stall_after"`
+}
+
+// Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone
+// (snapshot: initial) or a mapping with the mode and the tuning knobs.
+type Snapshot struct {
+	// Mode: initial (every table at the pipeline's first start; the default), when_needed
+	// (initial, plus each table added to tables: later), never.
+	Mode string `yaml:"mode"`
+	// Parallelism is how many chunks are read at once (default 2).
+	Parallelism int `yaml:"parallelism"`
+	// ChunkSize is how many rows a chunk plans to hold (default 8192).
+	ChunkSize int `yaml:"chunk_size"`
+	// ChunkMaxBytes bounds the row data of one chunk (default 32MiB): a chunk of huge rows
+	// ends early and the rest of its key range becomes the next chunk.
+	ChunkMaxBytes ByteSize `yaml:"chunk_max_bytes"`
+}
+
+// UnmarshalYAML accepts the mode alone or the mapping.
+func (s *Snapshot) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		s.Mode = n.Value
+		return nil
+	}
+	type plain Snapshot
+	return n.Decode((*plain)(s))
 }
 
 // Source names exactly one database.

@@ -43,7 +43,10 @@ func TestMinimalFileGetsDefaults(t *testing.T) {
 		{"dlq", p.DLQ.Topic, "shop.dlq"},
 		{"delivery", p.Delivery, "exactly_once"},
 		{"on_error", p.OnError, "fail"},
-		{"snapshot", p.Snapshot, "never"},
+		{"snapshot", p.Snapshot.Mode, "initial"},
+		{"snapshot parallelism", p.Snapshot.Parallelism, 2},
+		{"snapshot chunk", p.Snapshot.ChunkSize, 8192},
+		{"snapshot chunk bytes", p.Snapshot.ChunkMaxBytes.N, int64(32 << 20)},
 		{"batch", p.Batch.MaxEvents, 10000},
 		{"batch bytes", p.Batch.MaxBytes.N, int64(16 << 20)},
 		{"compat", cfg.SchemaRegistry.Compatibility, "BACKWARD"},
@@ -109,6 +112,10 @@ pipelines:
 		{"missing secret file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${file:/nonexistent/pg}", 1), "pipelines[0].source.postgres.dsn", 9, "mount the secret"},
 		{"override of an uncaptured table", base + "    topics:\n      overrides:\n        public.nope: x\n", "pipelines[0].topics.overrides.public.nope", 13, "only tables listed"},
 		{"duplicate key", base + "kafka: {}\n", "kafka", 11, "duplicate"},
+		{"unknown snapshot mode", base + "    snapshot: always\n", "pipelines[0].snapshot", 11, "when_needed"},
+		{"unknown snapshot key", base + "    snapshot:\n      mode: initial\n      paralelism: 4\n", "pipelines[0].snapshot.paralelism", 13, `did you mean "parallelism"`},
+		{"snapshot parallelism out of range", base + "    snapshot: {mode: initial, parallelism: 100}\n", "pipelines[0].snapshot.parallelism", 11, "1 to 64"},
+		{"snapshot chunk too small", base + "    snapshot: {chunk_max_bytes: 1KiB}\n", "pipelines[0].snapshot.chunk_max_bytes", 11, "64KiB"},
 	}
 	if len(cases) < 12 {
 		t.Fatal("keep at least 12 bad files")
@@ -296,4 +303,28 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// snapshot: is the mode alone or a mapping with the tuning knobs.
+func TestSnapshotForms(t *testing.T) {
+	for _, c := range []struct {
+		yaml        string
+		mode        string
+		parallelism int
+		chunk       int
+	}{
+		{"    snapshot: when_needed\n", "when_needed", 2, 8192},
+		{"    snapshot: never\n", "never", 2, 8192},
+		{"    snapshot:\n      mode: initial\n      parallelism: 4\n      chunk_size: 1000\n", "initial", 4, 1000},
+		{"    snapshot: {chunk_size: 500}\n", "initial", 2, 500},
+	} {
+		cfg, err := Parse("c.yaml", []byte(base+c.yaml), noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		s := cfg.Pipelines[0].Snapshot
+		if s.Mode != c.mode || s.Parallelism != c.parallelism || s.ChunkSize != c.chunk {
+			t.Errorf("%q: got %+v", c.yaml, s)
+		}
+	}
 }

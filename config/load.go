@@ -462,6 +462,9 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string, depth int)
 	if isNull(n) {
 		return // an empty value: the zero value, checked by validation
 	}
+	if t == reflect.TypeOf(Snapshot{}) && n.Kind == yaml.ScalarNode {
+		return // the mode alone (snapshot: initial)
+	}
 	if scalarTypes[t] {
 		if n.Kind != yaml.ScalarNode {
 			l.typeProblem(n, t, path)

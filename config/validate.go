@@ -16,24 +16,28 @@ import (
 
 // Defaults, in one place. Documented in config.example.yaml.
 const (
-	DefaultOffsetsTopic       = "_cdcd_offsets"
-	DefaultCompatibility      = "BACKWARD"
-	DefaultHTTPListen         = "127.0.0.1:9187"
-	DefaultShutdownTimeout    = 10 * time.Second
-	DefaultHeartbeatInterval  = 10 * time.Second
-	DefaultStatusInterval     = 5 * time.Second
-	DefaultSlotStatsInterval  = 15 * time.Second
-	DefaultTxMemoryLimit      = 64 << 20
-	DefaultBatchMaxEvents     = 10000
-	DefaultBatchMaxBytes      = 16 << 20
-	DefaultBatchInterval      = 100 * time.Millisecond
-	DefaultMaxMessageBytes    = 1 << 20
-	DefaultDLQMaxMessageBytes = 16 << 20
-	DefaultTransactionTimeout = 60 * time.Second
-	DefaultRegistryTimeout    = 10 * time.Second
-	DefaultInitialBackoff     = 500 * time.Millisecond
-	DefaultMaxBackoff         = 30 * time.Second
-	DefaultStallAfter         = 5 * time.Minute
+	DefaultOffsetsTopic      = "_cdcd_offsets"
+	DefaultCompatibility     = "BACKWARD"
+	DefaultHTTPListen        = "127.0.0.1:9187"
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultStatusInterval    = 5 * time.Second
+	DefaultSlotStatsInterval = 15 * time.Second
+	DefaultTxMemoryLimit     = 64 << 20
+	DefaultBatchMaxEvents    = 10000
+
+	DefaultSnapshotParallelism   = 2
+	DefaultSnapshotChunkSize     = 8192
+	DefaultSnapshotChunkMaxBytes = 32 << 20
+	DefaultBatchMaxBytes         = 16 << 20
+	DefaultBatchInterval         = 100 * time.Millisecond
+	DefaultMaxMessageBytes       = 1 << 20
+	DefaultDLQMaxMessageBytes    = 16 << 20
+	DefaultTransactionTimeout    = 60 * time.Second
+	DefaultRegistryTimeout       = 10 * time.Second
+	DefaultInitialBackoff        = 500 * time.Millisecond
+	DefaultMaxBackoff            = 30 * time.Second
+	DefaultStallAfter            = 5 * time.Minute
 )
 
 func (c *Config) applyDefaults() {
@@ -72,9 +76,19 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
-		if p.Snapshot == "" {
-			p.Snapshot = "never"
+		if p.Snapshot.Mode == "" {
+			p.Snapshot.Mode = "initial"
+			if p.Source.MySQL != nil {
+				p.Snapshot.Mode = "never" // until the MySQL source reads snapshots
+			}
 		}
+		if p.Snapshot.Parallelism == 0 {
+			p.Snapshot.Parallelism = DefaultSnapshotParallelism
+		}
+		if p.Snapshot.ChunkSize == 0 {
+			p.Snapshot.ChunkSize = DefaultSnapshotChunkSize
+		}
+		defSize(&p.Snapshot.ChunkMaxBytes, DefaultSnapshotChunkMaxBytes)
 		if p.Topics.Prefix == "" {
 			p.Topics.Prefix = p.Name
 		}
@@ -241,13 +255,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	case p.Source.MySQL != nil:
 		validateMySQL(ps, at("source.mysql"), p.Source.MySQL, serverIDs, i)
 	}
-	switch p.Snapshot {
-	case "never":
-	case "initial":
-		ps.add(at("snapshot"), "initial snapshots are not available in this version of cdcd", "set snapshot: never (the pipeline then streams changes made from its first start on)")
-	default:
-		ps.add(at("snapshot"), fmt.Sprintf("unknown snapshot mode %s", quote(p.Snapshot)), "use initial or never")
-	}
+	validateSnapshot(ps, at("snapshot"), p)
 	if !oneOf(p.Delivery, "exactly_once", "at_least_once") {
 		ps.add(at("delivery"), fmt.Sprintf("unknown delivery %s", quote(p.Delivery)), "use exactly_once (Kafka transactions) or at_least_once (clusters without transactions)")
 	}
@@ -450,4 +458,29 @@ func redactMySQL(s string) string {
 		return u + ":***" + s[at:]
 	}
 	return s
+}
+
+func validateSnapshot(ps *problems, at string, p *Pipeline) {
+	s := &p.Snapshot
+	switch s.Mode {
+	case "never":
+	case "initial", "when_needed":
+		if p.Source.MySQL != nil {
+			ps.add(at, fmt.Sprintf("snapshot %s is not available for MySQL pipelines in this version of cdcd", s.Mode),
+				"set snapshot: never (the pipeline then streams changes made from its first start on)")
+		}
+	default:
+		ps.add(at, fmt.Sprintf("unknown snapshot mode %s", quote(s.Mode)), "use initial (existing rows at the first start), when_needed (also tables added later) or never")
+	}
+	if s.Parallelism < 1 || s.Parallelism > 64 {
+		ps.add(at+".parallelism", fmt.Sprintf("parallelism %d is out of range", s.Parallelism), "use 1 to 64 chunks read at once (default 2)")
+	}
+	if s.ChunkSize < 1 || s.ChunkSize > 1_000_000 {
+		ps.add(at+".chunk_size", fmt.Sprintf("chunk_size %d is out of range", s.ChunkSize), "use 1 to 1000000 rows (default 8192)")
+	}
+	if s.ChunkMaxBytes.Bad {
+		ps.add(at+".chunk_max_bytes", fmt.Sprintf("%s is not a size", quote(s.ChunkMaxBytes.Raw)), "write it as bytes or with a unit, e.g. 32MiB")
+	} else if s.ChunkMaxBytes.N < 64<<10 {
+		ps.add(at+".chunk_max_bytes", fmt.Sprintf("chunk_max_bytes %d is too small", s.ChunkMaxBytes.N), "use at least 64KiB (default 32MiB)")
+	}
 }

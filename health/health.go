@@ -26,6 +26,21 @@ type State struct {
 	// Conditions are problems found by watchers while the pipeline runs (e.g. "stalled":
 	// delivering nothing); any condition makes the pipeline unready.
 	Conditions map[string]string `json:"conditions,omitempty"`
+	// Snapshot lists the tables whose snapshot is queued or being read; while it is not
+	// empty a streaming pipeline's phase is "snapshotting" (it stays ready: the stream flows).
+	Snapshot []SnapshotTable `json:"snapshot,omitempty"`
+}
+
+// SnapshotTable is one table's snapshot progress.
+type SnapshotTable struct {
+	Table         string    `json:"table"`
+	Reason        string    `json:"reason"` // initial | added | requested
+	Where         string    `json:"where,omitempty"`
+	Rows          uint64    `json:"rows"`
+	RowsEstimated int64     `json:"rows_estimated"`
+	Chunks        uint64    `json:"chunks"`
+	ChunksPending int       `json:"chunks_pending"`
+	Started       time.Time `json:"started"`
 }
 
 // Registry holds the state of every pipeline. Safe for concurrent use.
@@ -67,7 +82,7 @@ func (r *Registry) Set(pipeline string, ready bool, phase, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, ok := r.states[pipeline]
-	s := State{Ready: ready, Phase: phase, Reason: r.clean(reason), Since: r.now(), Conditions: old.Conditions}
+	s := State{Ready: ready, Phase: phase, Reason: r.clean(reason), Since: r.now(), Conditions: old.Conditions, Snapshot: old.Snapshot}
 	if ok && old.Ready == ready && old.Phase == phase {
 		s.Since = old.Since
 	}
@@ -110,6 +125,15 @@ func (r *Registry) SetCondition(pipeline, name, reason string) {
 	r.states[pipeline] = s
 }
 
+// SetSnapshot records a pipeline's snapshot progress (nil or empty: no snapshot runs).
+func (r *Registry) SetSnapshot(pipeline string, tables []SnapshotTable) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.states[pipeline]
+	s.Snapshot = append([]SnapshotTable(nil), tables...)
+	r.states[pipeline] = s
+}
+
 // Snapshot returns a copy of every pipeline's state and whether all are ready.
 func (r *Registry) Snapshot() (map[string]State, bool) {
 	r.mu.Lock()
@@ -124,6 +148,12 @@ func (r *Registry) Snapshot() (map[string]State, bool) {
 			}
 			v.Conditions = c
 			v.Ready = false
+		}
+		if len(v.Snapshot) > 0 {
+			v.Snapshot = append([]SnapshotTable(nil), v.Snapshot...)
+			if v.Phase == "streaming" {
+				v.Phase = "snapshotting"
+			}
 		}
 		out[k] = v
 		all = all && v.Ready

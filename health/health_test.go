@@ -64,3 +64,23 @@ func TestConditionMakesUnready(t *testing.T) {
 		t.Fatal("cleared condition still unready")
 	}
 }
+
+// A streaming pipeline with a snapshot running is "snapshotting", still ready, with the
+// per-table progress.
+func TestSnapshottingIsReadyWithProgress(t *testing.T) {
+	r := NewRegistry("shop")
+	r.Set("shop", true, "streaming", "")
+	r.SetSnapshot("shop", []SnapshotTable{{Table: "public.orders", Rows: 10, RowsEstimated: 100}})
+	st, all := r.Snapshot()
+	if !all || st["shop"].Phase != "snapshotting" || len(st["shop"].Snapshot) != 1 || st["shop"].Snapshot[0].Rows != 10 {
+		t.Fatalf("got %+v (all ready %v)", st["shop"], all)
+	}
+	r.Set("shop", true, "streaming", "") // a later Set keeps the progress
+	if st, _ := r.Snapshot(); st["shop"].Phase != "snapshotting" {
+		t.Fatalf("progress lost on Set: %+v", st["shop"])
+	}
+	r.SetSnapshot("shop", nil)
+	if st, _ := r.Snapshot(); st["shop"].Phase != "streaming" || st["shop"].Snapshot != nil {
+		t.Fatalf("after the snapshot: %+v", st["shop"])
+	}
+}

@@ -8,8 +8,10 @@ import (
 
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/publish"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -40,6 +42,8 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Publication: pg.Publication, Tables: pg.Tables,
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
 			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
+			Snapshot: postgres.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
+				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name)},
 		})
 	case p.Source.MySQL != nil:
 		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {
@@ -72,6 +76,21 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		r.watch = append(r.watch, func(ctx context.Context) { postgres.Monitor(ctx, mon) })
 	}
 	return r, nil
+}
+
+// snapshotProgress reports a pipeline's snapshot progress on /readyz.
+func snapshotProgress(d deps, pipeline string) func([]snapshot.Progress) {
+	return func(ps []snapshot.Progress) {
+		if d.health == nil {
+			return
+		}
+		tables := make([]health.SnapshotTable, len(ps))
+		for i, p := range ps {
+			tables[i] = health.SnapshotTable{Table: p.Table, Reason: p.Reason, Where: p.Where, Rows: p.Rows,
+				RowsEstimated: p.Estimated, Chunks: p.Chunks, ChunksPending: p.Pending, Started: p.Started}
+		}
+		d.health.SetSnapshot(pipeline, tables)
+	}
 }
 
 // newEncoder builds the encoder of a pipeline, with its schema registry client.
