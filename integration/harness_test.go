@@ -80,7 +80,11 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 }
 
 // pipelineYAML is one Postgres pipeline's configuration; extra is appended at pipeline level.
+// Tests of the stream read no existing rows (snapshot: never) unless extra sets snapshot.
 func pipelineYAML(s stack, name, dsn string, tables []string, extra string) string {
+	if !strings.Contains(extra, "snapshot:") {
+		extra = "    snapshot: never\n" + extra
+	}
 	return fmt.Sprintf(`kafka:
   brokers: [%q]
   topic_partitions: 3
