@@ -114,6 +114,7 @@ type latencyConsumer struct {
 	reg     *sr.Client
 	firstID int64
 	n       int
+	format  recordFormat
 
 	mu       sync.Mutex
 	recv     []int64 // receipt, ns since epoch, per row
@@ -125,7 +126,7 @@ type latencyConsumer struct {
 }
 
 // newLatencyConsumer starts reading topic at its current end, read_committed.
-func newLatencyConsumer(ctx context.Context, broker, registry, topic string, firstID int64, n int) (*latencyConsumer, error) {
+func newLatencyConsumer(ctx context.Context, broker, registry, topic string, firstID int64, n int, format recordFormat) (*latencyConsumer, error) {
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(broker))
 	if err != nil {
 		return nil, err
@@ -151,7 +152,7 @@ func newLatencyConsumer(ctx context.Context, broker, registry, topic string, fir
 		cl.Close()
 		return nil, err
 	}
-	return &latencyConsumer{cl: cl, reg: reg, firstID: firstID, n: n, recv: make([]int64, n), srcTime: make([]int64, n), schemas: map[int]avro.Schema{}}, nil
+	return &latencyConsumer{cl: cl, reg: reg, firstID: firstID, n: n, format: format, recv: make([]int64, n), srcTime: make([]int64, n), schemas: map[int]avro.Schema{}}, nil
 }
 
 // run consumes until every row arrived or ctx ends.
@@ -179,7 +180,7 @@ func (c *latencyConsumer) run(ctx context.Context) error {
 			if r.Value == nil {
 				return
 			}
-			id, err := keyID(r.Key)
+			id, err := recordID(c.format, r.Key)
 			if err != nil {
 				c.noteErr(err)
 				return
@@ -220,6 +221,9 @@ func (c *latencyConsumer) received() int {
 
 // sourceTime decodes after.c of a Debezium-style envelope.
 func (c *latencyConsumer) sourceTime(ctx context.Context, v []byte) (int64, error) {
+	if c.format == formatJSON {
+		return jsonSourceTime(v)
+	}
 	if len(v) < 5 || v[0] != 0 {
 		return 0, errors.New("value is not Confluent-framed Avro")
 	}

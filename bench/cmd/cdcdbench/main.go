@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -65,6 +66,23 @@ type options struct {
 	pipelineExtra  string
 	partitions     int
 	cdcdEnv        string
+
+	// -suite: cdcd against Debezium and the sources' limits
+	suite         bool
+	scenarios     string
+	noDebezium    bool
+	rates         []int
+	bigTxRows     int
+	snapRows      int
+	mysqlRows     int
+	windowEvents  int
+	mysqlDSN      string
+	connectPort   string
+	connectHeap   string
+	connectExtra  string
+	debeziumExtra string
+	latest        string
+	suiteTimeout  time.Duration
 }
 
 func main() {
@@ -92,7 +110,32 @@ func main() {
 	flag.StringVar(&o.pipelineExtra, "pipeline-extra", "", "YAML appended at pipeline level (e.g. \"    batch:\\n      max_events: 50000\\n\")")
 	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
 	flag.StringVar(&o.cdcdEnv, "cdcd-env", "", "extra environment of the cdcd process, comma-separated K=V (e.g. GOGC=400)")
+	flag.BoolVar(&o.suite, "suite", false, "run the comparison suite (cdcd vs Debezium vs the limit, scenarios 1-6) and write -latest with charts")
+	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window); default all")
+	flag.BoolVar(&o.noDebezium, "no-debezium", false, "suite: measure cdcd and the limits only")
+	rates := flag.String("rates", "1000,5000,20000", "suite, scenario 2: steady rates in rows/s")
+	flag.IntVar(&o.bigTxRows, "bigtx-rows", 2_000_000, "suite, scenario 4: rows of the one big transaction")
+	flag.IntVar(&o.snapRows, "snapshot-rows", 5_000_000, "suite, scenario 3: rows of the snapshotted table")
+	flag.IntVar(&o.mysqlRows, "mysql-rows", 1_000_000, "suite, scenario 5: MariaDB backlog rows")
+	flag.IntVar(&o.windowEvents, "window-events", 2_000_000, "suite, scenario 6: input change events of the window job")
+	flag.StringVar(&o.mysqlDSN, "mysql-dsn", envOr("CDCD_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:33306)/"), "MariaDB DSN (user:password@tcp(host:port)/)")
+	flag.StringVar(&o.connectPort, "connect-port", "18083", "suite: Kafka Connect REST port (empty: any free port)")
+	flag.StringVar(&o.connectHeap, "connect-heap", "2g", "suite: -Xmx of the Kafka Connect and Kafka Streams JVMs")
+	flag.StringVar(&o.connectExtra, "connect-extra", "", "suite: extra Kafka Connect worker settings, comma-separated k=v (e.g. producer.linger.ms=0)")
+	flag.StringVar(&o.debeziumExtra, "debezium-extra", "", "suite: extra Debezium connector settings, comma-separated k=v (e.g. poll.interval.ms=1)")
+	flag.StringVar(&o.latest, "latest", "bench/results/latest.md", "suite: the report (charts are written next to it)")
+	flag.DurationVar(&o.suiteTimeout, "suite-timeout", 40*time.Minute, "suite: stop everything after this long and report what did not run")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.suite && !set["latency-duration"] {
+		o.latDur = 20 * time.Second // 12 steady phases: keep the suite within its bound
+	}
+	for _, r := range strings.Split(*rates, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(r)); err == nil && v > 0 {
+			o.rates = append(o.rates, v)
+		}
+	}
 
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "cdcdbench:", err)
@@ -144,6 +187,9 @@ func run(o options) error {
 		o.recvlogical = findRecvlogical(env.pgMajor)
 	}
 	env.recvlogical = o.recvlogical
+	if o.suite {
+		return runSuite(ctx, o, env)
+	}
 
 	var rounds []*roundResult
 	for i := 1; i <= o.repeat; i++ {

@@ -576,7 +576,7 @@ func measureLatency(ctx context.Context, o options, d *daemon, dsn, name string)
 	w := &latencyWriter{dsn: dsn, firstID: firstID, rate: o.rate, dur: o.latDur, conns: o.latConns, txRows: o.latTxRows}
 	n := w.total()
 	logf("latency: %d single-row transactions at %d/s over %d connections, cdcd caught up", n, o.rate, o.latConns)
-	lc, err := newLatencyConsumer(ctx, o.kafka, o.registry, name+".public."+benchTable, firstID, n)
+	lc, err := newLatencyConsumer(ctx, o.kafka, o.registry, name+".public."+benchTable, firstID, n, formatAvro)
 	if err != nil {
 		return nil, err
 	}

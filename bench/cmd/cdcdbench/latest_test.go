@@ -1,0 +1,71 @@
+package main
+
+import (
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The report and its charts render from a suite's results, including scenarios whose cdcd part
+// is not built and failed tools (which must be shown, never dropped).
+func TestSuiteReportRenders(t *testing.T) {
+	dir := t.TempDir()
+	if d := os.Getenv("BENCH_REPORT_TEST_DIR"); d != "" {
+		dir = d // keep the output to look at
+	}
+	q := func(p50, p95, p99 int) *quantiles {
+		return &quantiles{P50: time.Duration(p50) * time.Millisecond, P95: time.Duration(p95) * time.Millisecond, P99: time.Duration(p99) * time.Millisecond, N: 100}
+	}
+	s := &suite{
+		o:       options{latest: filepath.Join(dir, "latest.md"), rates: []int{1000, 5000}, latDur: 20 * time.Second, repo: "."},
+		env:     &benchEnv{cpus: 2, cpuModel: "test cpu", pgVersion: "PostgreSQL 15"},
+		dir:     dir,
+		started: time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC), finished: time.Date(2026, 12, 1, 5, 25, 0, 0, time.UTC),
+		settings: map[string][]string{"cdcd (PostgreSQL streaming)": {"batch: default"}},
+		scenarios: []*scenarioResult{
+			{ID: "1", Kind: "throughput", Title: "catch-up",
+				CDCD:     &toolResult{Tool: "cdcd", Rows: 1_000_000, Took: 10 * time.Second, Bytes: 80 << 20, PeakRSSKB: 70 << 10, CPU: 9},
+				Debezium: &toolResult{Tool: "Debezium", Rows: 1_000_000, Took: 50 * time.Second, Bytes: 300 << 20, PeakRSSKB: 700 << 10, CPU: 60},
+				Limit:    &toolResult{Tool: "pg_recvlogical", Rows: 1_000_000, Took: 7 * time.Second, CPU: 2}},
+			{ID: "2-5000x1", Kind: "latency", Title: "steady 5k",
+				CDCD:     &toolResult{Tool: "cdcd", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(20, 40, 61), PeakRSSKB: 60 << 10, CPU: 12},
+				Debezium: &toolResult{Tool: "Debezium", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(15, 90, 300), PeakRSSKB: 800 << 10, CPU: 20},
+				Limit:    &toolResult{Tool: "bare slot consumer", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(3, 9, 30), CPU: -1}},
+			{ID: "3", Kind: "throughput", Title: "snapshot",
+				CDCD:     notBuilt("cdcd", "`cdcd validate` refuses `snapshot: initial`"),
+				Debezium: failed("Debezium", os.ErrDeadlineExceeded)},
+		},
+	}
+	if err := s.write(); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(s.o.latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 1 | catch-up | cdcd | 1000000 | 10.00 s | 100000 |",
+		"| catch-up ≥ 4× Debezium | 5.00× | met |",
+		"| p99 < 50 ms at 5k single-row tx/s | 61.0 ms | **not met** |",
+		"cdcd part not built yet",
+		"| 3 | snapshot | Debezium | failed:",
+		"![throughput](throughput.png)",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("latest.md lacks %q:\n%s", want, md)
+		}
+	}
+	for _, name := range []string{"throughput.png", "latency.png", "rss.png"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := png.Decode(f); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		f.Close()
+	}
+}

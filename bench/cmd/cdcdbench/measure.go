@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// recordFormat is how a tool writes its records: cdcd Confluent-framed Avro, Debezium JSON
+// without schemas (JsonConverter, schemas.enable=false).
+type recordFormat int
+
+const (
+	formatAvro recordFormat = iota
+	formatJSON
+)
+
+// recordID is the id column of a record's key.
+func recordID(f recordFormat, key []byte) (int64, error) {
+	if f == formatAvro {
+		return keyID(key)
+	}
+	var k struct {
+		ID *int64 `json:"id"`
+	}
+	if err := json.Unmarshal(key, &k); err != nil || k.ID == nil {
+		return 0, fmt.Errorf("key is not JSON {\"id\": n}: %.60q", key)
+	}
+	return *k.ID, nil
+}
+
+// jsonSourceTime is after.c of a Debezium JSON envelope (a timestamptz is an ISO-8601 string).
+func jsonSourceTime(v []byte) (int64, error) {
+	var env struct {
+		After *struct {
+			C string `json:"c"`
+		} `json:"after"`
+	}
+	if err := json.Unmarshal(v, &env); err != nil {
+		return 0, fmt.Errorf("decoding JSON value: %w", err)
+	}
+	if env.After == nil {
+		return 0, errors.New("value has no after")
+	}
+	t, err := time.Parse(time.RFC3339Nano, env.After.C)
+	if err != nil {
+		return 0, fmt.Errorf("after.c %q: %w", env.After.C, err)
+	}
+	return t.UnixNano(), nil
+}
+
+// idCounter reads a topic read_committed from the start (or from its current end) and notes
+// the receipt of each id in [firstID, firstID+n): what a downstream consumer sees.
+type idCounter struct {
+	topic   string
+	format  recordFormat
+	firstID int64
+	n       int
+
+	mu       sync.Mutex
+	seen     []bool
+	unique   int
+	dups     int
+	records  int
+	bytes    int64
+	first    time.Time // first wanted id received
+	last     time.Time // last new wanted id received
+	errFirst error
+}
+
+// runIDCounter consumes until every id arrived, ctx ends, or timeout passes.
+func runIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bool, timeout time.Duration) error {
+	c.seen = make([]bool, c.n)
+	opts := []kgo.Opt{kgo.SeedBrokers(broker), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(64 << 20), kgo.FetchMaxWait(100 * time.Millisecond), kgo.MetadataMinAge(250 * time.Millisecond),
+		kgo.MetadataMaxAge(time.Second)}
+	if fromEnd {
+		ends, err := endOffsets(ctx, broker, c.topic)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, kgo.ConsumePartitions(ends.KOffsets()))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(c.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		if c.done() {
+			return nil
+		}
+		if cctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("topic %s: %d of %d records arrived within %s", c.topic, c.count(), c.n, timeout)
+		}
+		fs := cl.PollFetches(cctx)
+		now := time.Now()
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) && ferr == nil {
+				ferr = fmt.Errorf("fetching %s[%d]: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		c.mu.Lock()
+		fs.EachRecord(func(r *kgo.Record) {
+			c.records++
+			c.bytes += int64(len(r.Key) + len(r.Value))
+			if r.Value == nil {
+				return
+			}
+			id, err := recordID(c.format, r.Key)
+			if err != nil {
+				if c.errFirst == nil {
+					c.errFirst = err
+				}
+				return
+			}
+			i := id - c.firstID
+			if i < 0 || i >= int64(c.n) {
+				return
+			}
+			if c.seen[i] {
+				c.dups++
+				return
+			}
+			c.seen[i] = true
+			c.unique++
+			if c.first.IsZero() {
+				c.first = now
+			}
+			c.last = now
+		})
+		c.mu.Unlock()
+	}
+}
+
+func (c *idCounter) done() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unique >= c.n
+}
+
+func (c *idCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unique
+}
+
+func endOffsets(ctx context.Context, broker, topic string) (kadm.ListedOffsets, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
+	}
+	return ends, nil
+}
+
+// procWatch samples a process's CPU time and resident memory while a scenario runs.
+type procWatch struct {
+	pid    int
+	cpu    cpuMeter
+	maxRSS int64 // kB, sampled VmRSS
+	hwm    int64 // kB, VmHWM since the peak was reset (or the process started)
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// watchProc starts sampling pid every 200 ms. fresh: the process started within the
+// measured interval (all of its CPU counts); otherwise its peak RSS is reset first.
+func watchProc(pid int, fresh bool) *procWatch {
+	w := &procWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	if fresh {
+		w.cpu.attachNew(pid)
+	} else {
+		// Linux: writing 5 to clear_refs resets VmHWM to the current RSS.
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+		w.cpu.attach(pid)
+	}
+	go func() {
+		defer close(w.done)
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			w.sample()
+			select {
+			case <-w.stop:
+				w.sample()
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *procWatch) sample() {
+	w.cpu.read()
+	if v, err := procStatusKB(w.pid, "VmRSS"); err == nil && v > w.maxRSS {
+		w.maxRSS = v
+	}
+	if v, err := procStatusKB(w.pid, "VmHWM"); err == nil {
+		w.hwm = v
+	}
+}
+
+// finish stops sampling and returns CPU seconds and peak RSS in kB.
+func (w *procWatch) finish() (cpu float64, peakKB int64) {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	return w.cpu.used(), max(w.maxRSS, w.hwm)
+}

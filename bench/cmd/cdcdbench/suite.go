@@ -1,0 +1,660 @@
+package main
+
+// The comparison suite (-suite): cdcd against Debezium (Kafka Connect) and against the
+// source's own limit, scenario by scenario, on the same stack in one run. Every tool runs
+// alone while it is measured; each tool gets its own database, slot, publication and topics.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// toolResult is one tool's numbers in one scenario (or why there are none).
+type toolResult struct {
+	Tool   string
+	Status string // "" = measured; otherwise why not ("cdcd part not built yet: ...", "failed: ...")
+	Rows   int
+	Took   time.Duration // the scenario's measured interval
+	// bytes the consumer read (keys + values, the tool's own format)
+	Bytes     int64
+	Lat       *quantiles // receipt - c (c = clock_timestamp() at the insert)
+	LatAck    *quantiles // receipt - the writer's commit acknowledgement
+	Achieved  float64    // steady scenarios: rows/s the writer achieved
+	PeakRSSKB int64
+	CPU       float64 // seconds, user+system, of the tool's process (all threads)
+	Notes     []string
+}
+
+func (r *toolResult) ok() bool { return r != nil && r.Status == "" }
+
+func (r *toolResult) rowsPerSec() float64 {
+	if !r.ok() || r.Took <= 0 {
+		return 0
+	}
+	return float64(r.Rows) / r.Took.Seconds()
+}
+
+func (r *toolResult) mbPerSec() float64 {
+	if !r.ok() || r.Took <= 0 || r.Bytes == 0 {
+		return 0
+	}
+	return float64(r.Bytes) / (1 << 20) / r.Took.Seconds()
+}
+
+func (r *toolResult) cpuPerMRows() float64 {
+	if !r.ok() || r.Rows == 0 || r.CPU < 0 {
+		return -1
+	}
+	return r.CPU / float64(r.Rows) * 1e6
+}
+
+// scenarioResult is one scenario: cdcd, Debezium and the limit.
+type scenarioResult struct {
+	ID       string // "1", "2-5000x1", ...
+	Title    string
+	Kind     string // throughput | latency | bigtx | window
+	CDCD     *toolResult
+	Debezium *toolResult
+	Limit    *toolResult
+	Notes    []string
+}
+
+// suite is everything one -suite run measured.
+type suite struct {
+	o         options
+	env       *benchEnv
+	paths     *toolPaths
+	dir       string
+	stamp     string
+	started   time.Time
+	finished  time.Time
+	scenarios []*scenarioResult
+	settings  map[string][]string // tool label -> settings (the last run's)
+	cleanups  []func(context.Context)
+}
+
+func (s *suite) has(id string) bool {
+	for _, sc := range s.scenarios {
+		if sc.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *suite) add(sc *scenarioResult) *scenarioResult {
+	s.scenarios = append(s.scenarios, sc)
+	return sc
+}
+
+func (s *suite) noteSettings(t streamTool, scenario string) {
+	key := t.label() + " (" + scenario + ")"
+	s.settings[key] = t.settings()
+}
+
+func failed(tool string, err error) *toolResult {
+	return &toolResult{Tool: tool, Status: "failed: " + err.Error()}
+}
+
+func notBuilt(tool, why string) *toolResult {
+	return &toolResult{Tool: tool, Status: "cdcd part not built yet: " + why}
+}
+
+func runSuite(ctx context.Context, o options, env *benchEnv) error {
+	ctx, cancel := context.WithTimeout(ctx, o.suiteTimeout)
+	defer cancel()
+	s := &suite{o: o, env: env, started: time.Now(), settings: map[string][]string{}}
+	s.stamp = s.started.Format("150405")
+	s.dir = filepath.Join(o.outDir, "suite-"+s.started.Format("20060102-150405"))
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+		defer cancel()
+		for i := len(s.cleanups) - 1; i >= 0; i-- {
+			s.cleanups[i](cctx)
+		}
+	}()
+	var err error
+	if !o.noDebezium {
+		if s.paths, err = installTools(ctx, o.repo); err != nil {
+			return err
+		}
+	}
+	want := func(id string) bool { return o.scenarios == "" || strings.Contains(","+o.scenarios+",", ","+id+",") }
+	if want("1") || want("2") || want("4") {
+		s.pgStreaming(ctx, want)
+	}
+	if want("3") && ctx.Err() == nil {
+		s.snapshot(ctx)
+	}
+	if want("5") && ctx.Err() == nil {
+		s.mysql(ctx)
+	}
+	if want("6") && ctx.Err() == nil {
+		s.window(ctx)
+	}
+	s.finished = time.Now()
+	if ctx.Err() != nil {
+		for _, sc := range s.scenarios {
+			sc.Notes = append(sc.Notes, fmt.Sprintf("the suite stopped at -suite-timeout %s (or was interrupted): unmeasured parts say so", o.suiteTimeout))
+		}
+		for _, id := range []string{"3", "5", "6"} {
+			if want(id) && !s.has(id) {
+				s.add(&scenarioResult{ID: id, Title: "not run", Kind: "throughput", CDCD: &toolResult{Tool: "cdcd", Status: "not run: the suite reached -suite-timeout " + o.suiteTimeout.String()}})
+			}
+		}
+	}
+	return s.write()
+}
+
+// pgStreaming runs scenarios 1 (catch-up), 2 (steady rates) and 4 (one big transaction) for
+// each tool in its own database, one tool at a time.
+func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
+	o := s.o
+	sc1 := &scenarioResult{ID: "1", Kind: "throughput", Title: fmt.Sprintf("PostgreSQL backlog catch-up, %s inserts in %d-row transactions", human(o.rows), o.txRows)}
+	if want("1") {
+		s.add(sc1)
+	}
+	type steadyKey struct{ rate, txRows int }
+	steady := map[steadyKey]*scenarioResult{}
+	if want("2") {
+		for _, txRows := range []int{1, 10} {
+			for _, rate := range o.rates {
+				k := steadyKey{rate, txRows}
+				steady[k] = s.add(&scenarioResult{ID: fmt.Sprintf("2-%dx%d", rate, txRows), Kind: "latency",
+					Title: fmt.Sprintf("steady %s rows/s in %s", human(rate), txShape(txRows))})
+			}
+		}
+	}
+	sc4 := &scenarioResult{ID: "4", Kind: "bigtx", Title: fmt.Sprintf("one %s-row transaction (commit to last record)", human(o.bigTxRows))}
+	if want("4") {
+		s.add(sc4)
+	}
+	tools := []string{"cdcd", "Debezium"}
+	if o.noDebezium {
+		tools = tools[:1]
+	}
+	if want("2") && !o.noBaseline {
+		defer s.steadyLimit(ctx, func(yield func(rate, txRows int, sc *scenarioResult)) {
+			for _, txRows := range []int{1, 10} {
+				for _, rate := range o.rates {
+					yield(rate, txRows, steady[steadyKey{rate, txRows}])
+				}
+			}
+		})
+	}
+	for _, tool := range tools {
+		if ctx.Err() != nil {
+			return
+		}
+		name := safeName(fmt.Sprintf("bench_%s_%s", s.stamp, strings.ToLower(tool)))
+		db := "cdcdbench_" + name
+		res := func(sc *scenarioResult, r *toolResult) {
+			if tool == "cdcd" {
+				sc.CDCD = r
+			} else {
+				sc.Debezium = r
+			}
+		}
+		fail := func(err error) {
+			logf("%s: FAILED: %v", tool, err)
+			for _, sc := range append([]*scenarioResult{sc1, sc4}, mapValues(steady)...) {
+				if tool == "cdcd" && sc.CDCD == nil || tool == "Debezium" && sc.Debezium == nil {
+					res(sc, failed(tool, err))
+				}
+			}
+		}
+		if err := createDatabase(ctx, o.pgDSN, db); err != nil {
+			fail(err)
+			continue
+		}
+		t, err := s.pgTool(tool, name, db, "never")
+		if err != nil {
+			fail(err)
+			s.cleanupPG(ctx, db, nil)
+			continue
+		}
+		err = func() error {
+			defer t.stop()
+			logf("%s: creating the slot and publication (start until ready, then stop)", tool)
+			if err := t.start(ctx); err != nil {
+				return err
+			}
+			if err := t.waitReady(ctx); err != nil {
+				return fmt.Errorf("first start: %w", err)
+			}
+			t.stop()
+			dsn, _ := dbDSN(o.pgDSN, db)
+			recvSlot := name + "_recv"
+			baseline := tool == "cdcd" && !o.noBaseline && want("1")
+			if baseline {
+				if err := createRecvSlot(ctx, dsn, recvSlot); err != nil {
+					return err
+				}
+			}
+			if want("1") {
+				logf("%s: writing the backlog: %d rows in transactions of %d", tool, o.rows, o.txRows)
+				bl, err := writeBacklog(ctx, dsn, backlogFirstID, o.rows, o.txRows)
+				if err != nil {
+					return err
+				}
+				if baseline {
+					logf("limit: pg_recvlogical draining the backlog")
+					b, err := runRecvlogical(ctx, s.env.recvlogical, dsn, recvSlot, name, bl.endLSN, o.rows)
+					if err != nil {
+						sc1.Limit = failed("pg_recvlogical", err)
+					} else {
+						sc1.Limit = &toolResult{Tool: "pg_recvlogical", Rows: o.rows, Took: b.Took, CPU: b.RecvCPU, PeakRSSKB: -1,
+							Notes: []string{fmt.Sprintf("walsender CPU %.1f s; output to /dev/null; proto_version=1", b.WalsenderCPU)}}
+					}
+					if err := dropSlot(ctx, dsn, recvSlot); err != nil {
+						logf("%v", err)
+					}
+				}
+				logf("%s: catch-up of %d rows", tool, o.rows)
+				r := measureCatchupOf(ctx, o, t, backlogFirstID, o.rows, o.catchupTimeout)
+				res(sc1, r)
+				s.noteSettings(t, "PostgreSQL streaming")
+				logResult(sc1, r)
+			}
+			if !t.alive() {
+				if err := t.start(ctx); err != nil {
+					return err
+				}
+			}
+			if err := t.waitReady(ctx); err != nil {
+				return err
+			}
+			nextID := int64(100_000_000)
+			for _, txRows := range []int{1, 10} {
+				for _, rate := range o.rates {
+					sc := steady[steadyKey{rate, txRows}]
+					if sc == nil || ctx.Err() != nil {
+						continue
+					}
+					logf("%s: steady %d rows/s in %s for %s", tool, rate, txShape(txRows), o.latDur)
+					r := measureSteady(ctx, o, t, dsn, nextID, rate, txRows)
+					nextID += 10_000_000
+					res(sc, r)
+					s.noteSettings(t, "PostgreSQL streaming")
+					logResult(sc, r)
+					if !t.alive() {
+						return fmt.Errorf("%s exited during the steady phase", tool)
+					}
+				}
+			}
+			if want("4") && ctx.Err() == nil {
+				// A fresh process, so its peak RSS is this scenario's.
+				t.stop()
+				if err := t.start(ctx); err != nil {
+					return err
+				}
+				if err := t.waitReady(ctx); err != nil {
+					return err
+				}
+				logf("%s: one transaction of %d rows", tool, o.bigTxRows)
+				r := measureBigTx(ctx, o, t, dsn, 1_000_000_000, o.bigTxRows)
+				res(sc4, r)
+				logResult(sc4, r)
+			}
+			return nil
+		}()
+		if err != nil {
+			fail(err)
+		}
+		topics := []string{}
+		if t != nil {
+			topics = append(topics, t.topic(), "__debezium-heartbeat."+name)
+		}
+		s.cleanupPG(ctx, db, topics)
+	}
+}
+
+// steadyLimit runs the steady phases against a bare consumer of a slot (the probe), alone, in
+// a database of its own: the latency PostgreSQL itself gives at each load.
+func (s *suite) steadyLimit(ctx context.Context, phases func(yield func(rate, txRows int, sc *scenarioResult))) {
+	o := s.o
+	name := safeName(fmt.Sprintf("bench_%s_probe", s.stamp))
+	db := "cdcdbench_" + name
+	defer s.cleanupPG(ctx, db, nil)
+	dsn, _ := dbDSN(o.pgDSN, db)
+	err := createDatabase(ctx, o.pgDSN, db)
+	if err == nil {
+		err = execSQL(ctx, dsn, "CREATE PUBLICATION "+name+" FOR TABLE public."+benchTable)
+	}
+	nextID := int64(100_000_000)
+	i := 0
+	phases(func(rate, txRows int, sc *scenarioResult) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			sc.Limit = failed("bare slot consumer", err)
+			return
+		}
+		logf("limit: bare slot consumer, steady %d rows/s in %s", rate, txShape(txRows))
+		sc.Limit = measureProbe(ctx, o, dsn, fmt.Sprintf("%s_%d", name, i), name, nextID, rate, txRows)
+		logResult(sc, sc.Limit)
+		nextID += 10_000_000
+		i++
+	})
+}
+
+// pgTool prepares cdcd or Debezium for database db (which holds the benchmark table).
+func (s *suite) pgTool(tool, name, db, snapshot string) (streamTool, error) {
+	o := s.o
+	dsn, err := dbDSN(o.pgDSN, db)
+	if err != nil {
+		return nil, err
+	}
+	if tool == "cdcd" {
+		httpAddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		cfg := pipelineConfig(o, name, dsn, httpAddr)
+		if snapshot != "never" {
+			cfg += "    snapshot: " + snapshot + "\n"
+		}
+		return newCDCDTool(o, s.dir, name, cfg, httpAddr)
+	}
+	rest, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if s.o.connectPort != "" {
+		rest = "127.0.0.1:" + s.o.connectPort
+	}
+	mode := "no_data"
+	if snapshot == "initial" {
+		mode = "initial"
+	}
+	conn, err := debeziumPGConnector(o, name, db, benchTable, mode)
+	if err != nil {
+		return nil, err
+	}
+	offsets := filepath.Join(s.dir, name+".offsets")
+	return &dbzTool{paths: s.paths, dir: s.dir, name: name, topic_: name + ".public." + benchTable,
+		s: connectSettings{Worker: debeziumWorkerSettings(o, s.paths, rest, offsets), Connector: conn, JVM: jvmArgs(o)}}, nil
+}
+
+func jvmArgs(o options) []string {
+	a := []string{"-Xms256m", "-Xmx" + o.connectHeap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"}
+	return a
+}
+
+func (s *suite) cleanupPG(ctx context.Context, db string, topics []string) {
+	if s.o.keep {
+		logf("-keep: leaving database %s and topics %v", db, topics)
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
+	defer cancel()
+	if err := dropDatabase(cctx, s.o.pgDSN, db); err != nil {
+		logf("cleanup: %v", err)
+	}
+	if err := deleteTopicsAndSubjects(cctx, s.o.kafka, s.o.registry, topics); err != nil {
+		logf("cleanup: %v", err)
+	}
+}
+
+// measureCatchupOf starts t (stopped, with a backlog waiting) and measures until a
+// read_committed consumer received every id of [firstID, firstID+n).
+func measureCatchupOf(ctx context.Context, o options, t streamTool, firstID int64, n int, timeout time.Duration) *toolResult {
+	r := &toolResult{Tool: t.label(), Rows: n}
+	c := &idCounter{topic: t.topic(), format: t.format(), firstID: firstID, n: n}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runIDCounter(cctx, o.kafka, c, false, timeout) }()
+	t0 := time.Now()
+	if err := t.start(ctx); err != nil {
+		return failed(t.label(), err)
+	}
+	w := watchProc(t.pid(), true)
+	var err error
+	tk := time.NewTicker(500 * time.Millisecond)
+	defer tk.Stop()
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tk.C:
+			if !t.alive() {
+				err = fmt.Errorf("%s exited after %d of %d records", t.label(), c.count(), n)
+				cancel()
+				<-done
+				break wait
+			}
+		}
+	}
+	r.CPU, r.PeakRSSKB = w.finish()
+	if err != nil {
+		return failed(t.label(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.Took = c.last.Sub(t0)
+	r.Bytes = c.bytes
+	r.Notes = append(r.Notes, fmt.Sprintf("from process start; first record after %.1f s", c.first.Sub(t0).Seconds()))
+	if c.dups > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d duplicate record(s) read", c.dups))
+	}
+	return r
+}
+
+// measureSteady writes rate rows/s in txRows-row transactions for -latency-duration while t
+// runs caught up, and measures receipt latency by a read_committed consumer.
+func measureSteady(ctx context.Context, o options, t streamTool, dsn string, firstID int64, rate, txRows int) *toolResult {
+	r := &toolResult{Tool: t.label()}
+	wr := &latencyWriter{dsn: dsn, firstID: firstID, rate: rate, dur: o.latDur, conns: o.latConns, txRows: txRows}
+	n := wr.total()
+	lc, err := newLatencyConsumer(ctx, o.kafka, o.registry, t.topic(), firstID, n, t.format())
+	if err != nil {
+		return failed(t.label(), err)
+	}
+	w := watchProc(t.pid(), false)
+	cctx, cancel := context.WithTimeout(ctx, o.latDur+5*time.Minute)
+	defer cancel()
+	consumed := make(chan error, 1)
+	go func() { consumed <- lc.run(cctx) }()
+	time.Sleep(500 * time.Millisecond) // the consumer's first fetch
+	werr := wr.run(ctx)
+	var cerr error
+	if werr != nil {
+		cancel()
+		<-consumed
+	} else {
+		progress, lastGot := time.Now(), lc.received()
+		tk := time.NewTicker(250 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case cerr = <-consumed:
+				break wait
+			case <-tk.C:
+				if got := lc.received(); got != lastGot {
+					progress, lastGot = time.Now(), got
+				} else if time.Since(progress) > 30*time.Second {
+					cancel()
+					cerr = <-consumed
+					if cerr == nil {
+						cerr = fmt.Errorf("only %d of %d records arrived; none for 30 s", lc.received(), n)
+					}
+					break wait
+				}
+			}
+		}
+		tk.Stop()
+	}
+	r.CPU, r.PeakRSSKB = w.finish()
+	if werr != nil {
+		return failed(t.label(), werr)
+	}
+	if cerr != nil {
+		return failed(t.label(), cerr)
+	}
+	r.Rows = n
+	r.Took = wr.finished.Sub(wr.started)
+	r.Achieved = float64(wr.sent) / r.Took.Seconds()
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var fromIns, fromAck []time.Duration
+	for i := 0; i < n; i++ {
+		if rv := lc.recv[i]; rv != 0 {
+			if lc.srcTime[i] != 0 {
+				fromIns = append(fromIns, time.Duration(rv-lc.srcTime[i]))
+			}
+			if a := wr.ack[i]; a != 0 {
+				fromAck = append(fromAck, time.Duration(rv-a))
+			}
+		}
+	}
+	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
+	r.Lat, r.LatAck = &q1, &q2
+	if lc.decodeEr != nil {
+		r.Notes = append(r.Notes, "decode error: "+lc.decodeEr.Error())
+	}
+	if lc.dups > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d duplicate record(s)", lc.dups))
+	}
+	if wr.late > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("writer: %d transaction(s) started >10 ms behind schedule", wr.late))
+	}
+	return r
+}
+
+// measureBigTx commits n rows in one transaction (COPY) while t runs, and measures from the
+// commit to the receipt of the last row.
+func measureBigTx(ctx context.Context, o options, t streamTool, dsn string, firstID int64, n int) *toolResult {
+	r := &toolResult{Tool: t.label(), Rows: n}
+	c := &idCounter{topic: t.topic(), format: t.format(), firstID: firstID, n: n}
+	w := watchProc(t.pid(), false)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runIDCounter(cctx, o.kafka, c, true, o.catchupTimeout) }()
+	time.Sleep(500 * time.Millisecond)
+	t0 := time.Now()
+	bl, err := writeBacklog(ctx, dsn, firstID, n, n)
+	if err != nil {
+		cancel()
+		<-done
+		w.finish()
+		return failed(t.label(), err)
+	}
+	committed := t0.Add(bl.took)
+	tk := time.NewTicker(500 * time.Millisecond)
+	defer tk.Stop()
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tk.C:
+			if !t.alive() {
+				err = fmt.Errorf("%s exited after %d of %d records", t.label(), c.count(), n)
+				cancel()
+				<-done
+				break wait
+			}
+		}
+	}
+	r.CPU, r.PeakRSSKB = w.finish()
+	if err != nil {
+		return failed(t.label(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.Took = c.last.Sub(committed)
+	r.Bytes = c.bytes
+	r.Notes = append(r.Notes, fmt.Sprintf("the transaction took %.1f s to write; first record %.1f s after its commit; peak RSS since the process started", bl.took.Seconds(), c.first.Sub(committed).Seconds()))
+	return r
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	c, err := connect(ctx, dsn, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
+
+func logResult(sc *scenarioResult, r *toolResult) {
+	if !r.ok() {
+		logf("scenario %s, %s: %s", sc.ID, r.Tool, r.Status)
+		return
+	}
+	lat := ""
+	if r.Lat != nil {
+		lat = fmt.Sprintf(", p50 %s p95 %s p99 %s", ms(r.Lat.P50), ms(r.Lat.P95), ms(r.Lat.P99))
+	}
+	logf("scenario %s, %s: %d rows in %.2f s = %.0f rows/s, %.1f MB/s%s, peak RSS %.0f MiB, %.1f CPU s", sc.ID, r.Tool, r.Rows,
+		r.Took.Seconds(), r.rowsPerSec(), r.mbPerSec(), lat, float64(r.PeakRSSKB)/1024, r.CPU)
+}
+
+func txShape(txRows int) string {
+	if txRows == 1 {
+		return "single-row transactions"
+	}
+	return fmt.Sprintf("%d-row transactions", txRows)
+}
+
+func human(n int) string {
+	switch {
+	case n >= 1_000_000 && n%100_000 == 0:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e6), ".0") + "M"
+	case n >= 1000 && n%100 == 0:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e3), ".0") + "k"
+	}
+	return fmt.Sprint(n)
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// cdcdRefuses runs `cdcd validate` on cfg; a refusal's message is returned ("" = accepted).
+func cdcdRefuses(ctx context.Context, o options, dir, name, cfg string) (string, error) {
+	path := filepath.Join(dir, name+".validate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return "", err
+	}
+	out, err := execOutput(ctx, o.cdcdBin, "validate", "--config", path)
+	if err == nil {
+		return "", nil
+	}
+	var ee interface{ ExitCode() int }
+	if errors.As(err, &ee) {
+		return strings.TrimSpace(out), nil
+	}
+	return "", err
+}
+
+var _ = pgx.Identifier{}
+
+func execOutput(ctx context.Context, bin string, args ...string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
