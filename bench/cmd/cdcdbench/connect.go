@@ -128,8 +128,9 @@ func (p *javaProc) stop(timeout time.Duration) time.Duration {
 // connectWorker is a Kafka Connect standalone worker running one Debezium connector.
 type connectWorker struct {
 	*javaProc
-	rest      string
-	connector string
+	rest       string
+	connector  string
+	connectLog string
 }
 
 // connectSettings are the worker and connector settings of one Debezium run. Every value ends
@@ -261,7 +262,7 @@ func startConnect(paths *toolPaths, dir, name string, s connectSettings) (*conne
 	if err != nil {
 		return nil, err
 	}
-	return &connectWorker{javaProc: p, rest: "http://" + strings.TrimPrefix(s.Worker["listeners"], "http://"), connector: s.Connector["name"]}, nil
+	return &connectWorker{javaProc: p, connectLog: filepath.Join(dir, name+".connect.log"), rest: "http://" + strings.TrimPrefix(s.Worker["listeners"], "http://"), connector: s.Connector["name"]}, nil
 }
 
 // waitRunning polls the connector's status until its task is RUNNING.
@@ -271,7 +272,7 @@ func (w *connectWorker) waitRunning(ctx context.Context, timeout time.Duration) 
 	last := ""
 	for time.Now().Before(deadline) {
 		if !w.alive() {
-			return 0, fmt.Errorf("the Kafka Connect worker exited (%v); last lines of %s:\n%s", w.waitErr, w.logPath, tail(w.logPath, 15))
+			return 0, fmt.Errorf("the Kafka Connect worker exited (%v): %s", w.waitErr, connectCause(w.connectLog))
 		}
 		resp, err := hc.Get(w.rest + "/connectors/" + w.connector + "/status")
 		if err == nil {
@@ -347,4 +348,26 @@ func firstLines(s string, n int) string {
 		out = append(out, sc.Text())
 	}
 	return strings.Join(out, "\n")
+}
+
+// connectCause is the most telling error line of a Connect worker's log: the first
+// exception message Debezium or Connect wrote, else the first ERROR line.
+func connectCause(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return err.Error()
+	}
+	var firstErr string
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.Index(l, "Exception: "); i >= 0 && !strings.HasPrefix(strings.TrimSpace(l), "at ") {
+			return strings.TrimSpace(l[i+len("Exception: "):]) + " (see " + logPath + ")"
+		}
+		if firstErr == "" && strings.Contains(l, " ERROR ") {
+			firstErr = l
+		}
+	}
+	if firstErr != "" {
+		return firstErr + " (see " + logPath + ")"
+	}
+	return "no error in " + logPath
 }

@@ -138,6 +138,9 @@ func (s *suite) markdown(charts []string) string {
 	p("Every tool runs alone while it is measured, on the same PostgreSQL, MariaDB, Kafka and schema registry; ")
 	p("*limit* is what the source's own reader does with the same work (nothing can be faster than the source). ")
 	p("Numbers are from one run on a shared 2-core machine: read them with the load average below in mind.\n\n")
+	if s.stopped != "" {
+		p("**%s**\n\n", s.stopped)
+	}
 	for _, c := range charts {
 		p("![%s](%s)\n", strings.TrimSuffix(filepath.Base(c), ".png"), filepath.Base(c))
 	}

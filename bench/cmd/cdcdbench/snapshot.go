@@ -56,7 +56,7 @@ func (s *suite) snapshot(ctx context.Context) {
 		case err != nil:
 			sc.CDCD = failed("cdcd", err)
 		case refusal != "" && strings.Contains(refusal, "snapshot"):
-			sc.CDCD = notBuilt("cdcd", "`cdcd validate` refuses `snapshot: initial`: "+firstLine(refusal))
+			sc.CDCD = notBuilt("cdcd", "`cdcd validate` refuses `snapshot: initial`: "+lineWith(refusal, "snapshot"))
 		case refusal != "":
 			sc.CDCD = failed("cdcd", fmt.Errorf("cdcd validate: %s", refusal))
 		default:
@@ -108,3 +108,13 @@ type countWriter struct{ n int64 }
 func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
 
 var _ io.Writer = (*countWriter)(nil)
+
+// lineWith is the first line of s that contains sub (or its first line).
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return firstLine(s)
+}

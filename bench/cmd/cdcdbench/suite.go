@@ -79,6 +79,7 @@ type suite struct {
 	scenarios []*scenarioResult
 	settings  map[string][]string // tool label -> settings (the last run's)
 	cleanups  []func(context.Context)
+	stopped   string // why the suite ended early ("" = it ran to the end)
 }
 
 func (s *suite) has(id string) bool {
@@ -145,9 +146,7 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	}
 	s.finished = time.Now()
 	if ctx.Err() != nil {
-		for _, sc := range s.scenarios {
-			sc.Notes = append(sc.Notes, fmt.Sprintf("the suite stopped at -suite-timeout %s (or was interrupted): unmeasured parts say so", o.suiteTimeout))
-		}
+		s.stopped = fmt.Sprintf("The suite stopped early (-suite-timeout %s, or interrupted): the parts it did not measure say so.", o.suiteTimeout)
 		for _, id := range []string{"3", "5", "6"} {
 			if want(id) && !s.has(id) {
 				s.add(&scenarioResult{ID: id, Title: "not run", Kind: "throughput", CDCD: &toolResult{Tool: "cdcd", Status: "not run: the suite reached -suite-timeout " + o.suiteTimeout.String()}})
@@ -465,6 +464,11 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		return failed(t.label(), err)
 	}
 	w := watchProc(t.pid(), false)
+	ct, _ := t.(*cdcdTool)
+	var before metricSet
+	if ct != nil {
+		before, _ = ct.d.scrape(ctx)
+	}
 	cctx, cancel := context.WithTimeout(ctx, o.latDur+5*time.Minute)
 	defer cancel()
 	consumed := make(chan error, 1)
@@ -532,7 +536,40 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	if wr.late > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("writer: %d transaction(s) started >10 ms behind schedule", wr.late))
 	}
+	if ct != nil && before != nil {
+		if after, err := ct.d.scrape(ctx); err == nil {
+			r.Notes = append(r.Notes, kafkaTxnNote(before, after, ct.name, n))
+		}
+	}
 	return r
+}
+
+// kafkaTxnNote summarizes cdcd's Kafka transactions between two scrapes: how many, how big,
+// how long a flush+commit took, and cdcd's own end-to-end histogram (source commit -> Kafka
+// commit): where the latency tail comes from.
+func kafkaTxnNote(before, after metricSet, pipeline string, rows int) string {
+	match := map[string]string{"pipeline": pipeline}
+	commit := map[string]string{"pipeline": pipeline, "outcome": "commit"}
+	txns := after.sum("cdcd_kafka_transactions_total", commit) - before.sum("cdcd_kafka_transactions_total", commit)
+	cd := after.histogram("cdcd_kafka_transaction_commit_duration_seconds", match).sub(before.histogram("cdcd_kafka_transaction_commit_duration_seconds", match))
+	e2e := after.histogram("cdcd_end_to_end_latency_seconds", match).sub(before.histogram("cdcd_end_to_end_latency_seconds", match))
+	msq := func(h histogram, q float64) string {
+		v := h.quantile(q)
+		if v < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f ms", v*1000)
+	}
+	mean := "n/a"
+	if cd.count > 0 {
+		mean = fmt.Sprintf("%.1f ms", cd.sum/cd.count*1000)
+	}
+	per := 0.0
+	if txns > 0 {
+		per = float64(rows) / txns
+	}
+	return fmt.Sprintf("cdcd: %.0f Kafka transactions (%.1f rows each); flush+commit mean %s, p50 %s, p99 %s; cdcd_end_to_end_latency_seconds p50 %s, p99 %s",
+		txns, per, mean, msq(cd, 0.5), msq(cd, 0.99), msq(e2e, 0.5), msq(e2e, 0.99))
 }
 
 // measureBigTx commits n rows in one transaction (COPY) while t runs, and measures from the
