@@ -72,6 +72,7 @@ type options struct {
 	scenarios     string
 	noDebezium    bool
 	rates         []int
+	txShapes      []int
 	bigTxRows     int
 	snapRows      int
 	mysqlRows     int
@@ -114,6 +115,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window); default all")
 	flag.BoolVar(&o.noDebezium, "no-debezium", false, "suite: measure cdcd and the limits only")
 	rates := flag.String("rates", "1000,5000,20000", "suite, scenario 2: steady rates in rows/s")
+	shapes := flag.String("tx-shapes", "1,10", "suite, scenario 2: rows per transaction of the steady phases")
 	flag.IntVar(&o.bigTxRows, "bigtx-rows", 2_000_000, "suite, scenario 4: rows of the one big transaction")
 	flag.IntVar(&o.snapRows, "snapshot-rows", 5_000_000, "suite, scenario 3: rows of the snapshotted table")
 	flag.IntVar(&o.mysqlRows, "mysql-rows", 1_000_000, "suite, scenario 5: MariaDB backlog rows")
@@ -131,11 +133,7 @@ func main() {
 	if o.suite && !set["latency-duration"] {
 		o.latDur = 20 * time.Second // 12 steady phases: keep the suite within its bound
 	}
-	for _, r := range strings.Split(*rates, ",") {
-		if v, err := strconv.Atoi(strings.TrimSpace(r)); err == nil && v > 0 {
-			o.rates = append(o.rates, v)
-		}
-	}
+	o.rates, o.txShapes = positiveInts(*rates), positiveInts(*shapes)
 
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "cdcdbench:", err)
@@ -237,4 +235,14 @@ func run(o options) error {
 		return fmt.Errorf("%d round(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
 	return nil
+}
+
+func positiveInts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -159,3 +159,26 @@ func cdcdStacks(path string) string {
 	}
 	return strings.Join(keep, "\n\n")
 }
+
+// traceView turns an execution trace into a pprof profile of one kind of waiting (sched: time
+// runnable but not running; net: blocked on the network; sync: on channels and mutexes;
+// syscall) and returns its top entries.
+func traceView(ctx context.Context, trace, kind string) string {
+	prof := trace + "." + kind + ".pprof"
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	f, err := os.Create(prof)
+	if err != nil {
+		return err.Error()
+	}
+	cmd := exec.CommandContext(cctx, "go", "tool", "trace", "-pprof="+kind, trace)
+	cmd.Stdout = f
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	f.Close()
+	if err != nil {
+		return fmt.Sprintf("(go tool trace -pprof=%s failed: %v: %s)", kind, err, stderr.String())
+	}
+	return pprofTop(ctx, prof, "-cum", "-nodecount=25")
+}

@@ -338,6 +338,16 @@ func (rp *report) roundSection(b *strings.Builder, r *roundResult) {
 	if r.StallDump != "" {
 		p("\n<details><summary>goroutines of cdcd 1.5 s after ready, nothing committed yet</summary>\n\n```\n%s\n```\n\n</details>\n", r.StallDump)
 	}
+	for _, tv := range []struct{ title, body string }{
+		{"runnable but not running (CPU contention), cumulative", r.TraceSched},
+		{"blocked on the network, cumulative", r.TraceNet},
+		{"blocked on channels and mutexes, cumulative", r.TraceSync},
+		{"in system calls, cumulative", r.TraceSyscall},
+	} {
+		if tv.body != "" {
+			p("\n### Execution trace of the latency phase: time %s\n\n```\n%s\n```\n", tv.title, tv.body)
+		}
+	}
 	if r.LatCPUTop != "" {
 		p("\n### CPU profile of cdcd during the latency phase (flat)\n\n```\n%s\n```\n\n### Cumulative\n\n```\n%s\n```\n", r.LatCPUTop, r.LatCPUCum)
 	}

@@ -47,6 +47,8 @@ type roundResult struct {
 	StallDump  string
 	LatCPUTop  string
 	LatCPUCum  string
+	// go tool trace -pprof views of an execution trace taken inside the latency phase
+	TraceSched, TraceNet, TraceSync, TraceSyscall string
 }
 
 // disturbed lists what happened to the shared stack while the round measured.
@@ -349,7 +351,32 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 					r.warn("CPU profile of the latency phase: %v", err)
 				}
 			}
+			var traced chan struct{}
+			if spec.profile {
+				// An execution trace of the middle of the phase: where goroutines wait (for the
+				// CPU, the network, each other) explains a latency tail that a CPU profile does not.
+				traced = make(chan struct{})
+				go func() {
+					defer close(traced)
+					secs := max(1, int(o.latDur.Seconds())-4)
+					select {
+					case <-time.After(2 * time.Second):
+					case <-ctx.Done():
+						return
+					}
+					path := filepath.Join(spec.logDir, r.Name+".latency.trace")
+					if err := fetchTo(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", pprofAddr, secs), path, time.Duration(secs+30)*time.Second); err != nil {
+						r.warn("execution trace of the latency phase: %v", err)
+						return
+					}
+					r.TraceSched, r.TraceNet = traceView(ctx, path, "sched"), traceView(ctx, path, "net")
+					r.TraceSync, r.TraceSyscall = traceView(ctx, path, "sync"), traceView(ctx, path, "syscall")
+				}()
+			}
 			lr, err := measureLatency(ctx, o, d, dsn, r.Name)
+			if traced != nil {
+				<-traced
+			}
 			if spec.profile {
 				cpu := filepath.Join(spec.logDir, r.Name+".latency.cpu.pprof")
 				if err := fetchTo(ctx, "http://"+pprofAddr+"/bench/cpu/stop", cpu, 30*time.Second); err != nil {

@@ -167,7 +167,7 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 	type steadyKey struct{ rate, txRows int }
 	steady := map[steadyKey]*scenarioResult{}
 	if want("2") {
-		for _, txRows := range []int{1, 10} {
+		for _, txRows := range o.txShapes {
 			for _, rate := range o.rates {
 				k := steadyKey{rate, txRows}
 				steady[k] = s.add(&scenarioResult{ID: fmt.Sprintf("2-%dx%d", rate, txRows), Kind: "latency",
@@ -185,7 +185,7 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 	}
 	if want("2") && !o.noBaseline {
 		defer s.steadyLimit(ctx, func(yield func(rate, txRows int, sc *scenarioResult)) {
-			for _, txRows := range []int{1, 10} {
+			for _, txRows := range o.txShapes {
 				for _, rate := range o.rates {
 					yield(rate, txRows, steady[steadyKey{rate, txRows}])
 				}
@@ -274,8 +274,20 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 			if err := t.waitReady(ctx); err != nil {
 				return err
 			}
+			if len(steady) > 0 {
+				// The topic exists and the tool has seen rows before the first measured phase
+				// (without scenario 1 nothing was published yet).
+				logf("%s: warm-up: 1000 rows", tool)
+				if _, err := writeBacklog(ctx, dsn, 50_000_000, 1000, 10); err != nil {
+					return err
+				}
+				c := &idCounter{topic: t.topic(), format: t.format(), firstID: 50_000_000, n: 1000}
+				if err := runIDCounter(ctx, o.kafka, c, false, 3*time.Minute); err != nil {
+					return fmt.Errorf("warm-up: %w", err)
+				}
+			}
 			nextID := int64(100_000_000)
-			for _, txRows := range []int{1, 10} {
+			for _, txRows := range o.txShapes {
 				for _, rate := range o.rates {
 					sc := steady[steadyKey{rate, txRows}]
 					if sc == nil || ctx.Err() != nil {
