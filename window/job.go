@@ -732,7 +732,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		if err == nil {
 			err = offs.Error()
 		}
-		if err == nil {
+		if err == nil || errors.Is(err, kerr.GroupIDNotFound) { // a group that never committed has nothing pending
 			break
 		}
 		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
@@ -746,13 +746,10 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	ends, err := j.settledEnds(ctx, adm, topic, parts)
 	cl.Close()
-	if err == nil {
-		err = ends.Error()
-	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("kafka: reading the end of %s: %w", topic, err)
+		return nil, 0, err
 	}
 	procs := map[int32]*Processor{}
 	offs := map[int32]kgo.Offset{}
@@ -767,6 +764,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 	if len(offs) == 0 {
 		return procs, 0, nil
 	}
+
 	rc, err := kgo.NewClient(append(append([]kgo.Opt{}, j.cfg.KafkaOpts...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -826,6 +824,59 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		}
 	}
 	return procs, keys, nil
+}
+
+// settledEnds waits until no transaction is open on the changelog partitions parts (their
+// last stable offset equals their high watermark) and returns their last stable offsets.
+//
+// RequireStable alone is not enough: the coordinator writes a commit's markers to each
+// partition of the transaction independently, so the group's offsets can be stable while the
+// changelog's marker has not landed yet, and reading up to that last stable offset would miss
+// the state of the very transaction whose offsets the group now holds. Once the last stable
+// offset reaches the high watermark, every transaction that wrote the partition has ended;
+// one a previous owner still has open ends by abort (the group fences its offset commit)
+// within the transaction timeout, and the same open transaction holds back the repartition
+// records this instance would process anyway.
+func (j *Job) settledEnds(ctx context.Context, adm *kadm.Client, topic string, parts []int32) (kadm.ListedOffsets, error) {
+	start := time.Now()
+	logged := false
+	for {
+		lso, err := adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = lso.Error()
+		}
+		var hw kadm.ListedOffsets
+		if err == nil {
+			hw, err = adm.ListEndOffsets(ctx, topic)
+		}
+		if err == nil {
+			err = hw.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kafka: reading the end of %s: %w", topic, err)
+		}
+		var open []int32
+		for _, p := range parts {
+			l, _ := lso.Lookup(topic, p)
+			h, _ := hw.Lookup(topic, p)
+			if h.Offset > l.Offset {
+				open = append(open, p)
+			}
+		}
+		if len(open) == 0 {
+			return lso, nil
+		}
+		if !logged && time.Since(start) > 5*time.Second {
+			logged = true
+			j.log.Info("restore waits for a transaction still open on the changelog (a previous owner's: it ends within the transaction timeout)",
+				"topic", topic, "partitions", open)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // fromInput turns an input change record into Recs.

@@ -717,3 +717,71 @@ func TestJobRunningOnlyAfterAssignmentAndRestore(t *testing.T) {
 		t.Errorf("phases %v: want joining, then restoring, before the first running", phases)
 	}
 }
+
+// Regression: a restore read the changelog up to its last stable offset as soon as the
+// group's offsets were stable. But a commit's markers land on each partition independently:
+// the group's offsets can already include a transaction whose changelog records are not yet
+// visible, and the restore then lost that transaction's state (a benchmark on the real broker
+// restored 1,669 of 10,000 keys right after the writer's commit). A restore now waits until
+// no transaction is open on its changelog partitions, so a transaction that commits while it
+// waits is restored in full.
+func TestRestoreWaitsForOpenChangelogTransaction(t *testing.T) {
+	_, _, opts, _ := newJobFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spec := ordersJob("in")
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID("writer"), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, topic := range []string{ChangelogTopic(spec.Name), RepartitionTopic(spec.Name)} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := NewProcessor(spec)
+	for i := 0; i < 10; i++ {
+		if err := p.Add(Rec{Group: []Value{Long(int64(i))}, T: int64(i), Sign: 1, Vals: []Value{Null, Null}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range p.TakeChanges() {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: ChangelogTopic(spec.Name), Partition: 0, Key: kv.Key, Value: kv.Value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := New(Config{Spec: spec, KafkaOpts: opts, InstanceID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.parts = 1
+	type result struct {
+		keys int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, keys, err := j.restore(ctx, []int32{0})
+		done <- result{keys, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("the restore ended (%d keys, %v) while a transaction was open on the changelog", r.keys, r.err)
+	case <-time.After(300 * time.Millisecond): // ordering only: the restore has begun waiting
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.keys != 11 { // ten windows and the stream time
+		t.Fatalf("restored %d keys, want the committed transaction's 11", r.keys)
+	}
+}
