@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -82,6 +84,11 @@ func toInt64(t *testing.T, v any) int64 {
 // newer change), and that no key has two committed snapshot reads (a finished chunk read
 // again). It returns the number of snapshot reads.
 func checkAgainstTable(t *testing.T, ctx context.Context, db *pgx.Conn, table string, recs []snapRecord) int {
+	return checkAgainstTableReads(t, ctx, db, table, recs, func(int64) int { return 1 })
+}
+
+// checkAgainstTableReads is checkAgainstTable with the most snapshot reads a key may have.
+func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, table string, recs []snapRecord, maxReads func(k int64) int) int {
 	t.Helper()
 	latest := map[int64]snapRecord{}
 	maxV := map[int64]int64{}
@@ -107,7 +114,7 @@ func checkAgainstTable(t *testing.T, ctx context.Context, db *pgx.Conn, table st
 		}
 	}
 	for k, n := range reads {
-		if n > 1 {
+		if n > maxReads(k) {
 			t.Errorf("key %d has %d committed snapshot reads: a published chunk was read again", k, n)
 			break
 		}
@@ -153,7 +160,7 @@ func checkAgainstTable(t *testing.T, ctx context.Context, db *pgx.Conn, table st
 
 // hammer runs writers that update, delete and re-insert random keys of [0, keys) (v from the
 // sequence ver, so versions only grow) until ctx ends. It returns the transactions committed.
-func hammer(ctx context.Context, t *testing.T, dsn string, writers, keys int, seed uint64) func() int64 {
+func hammer(ctx context.Context, t *testing.T, dsn, table string, writers, keys int, seed uint64) func() int64 {
 	t.Helper()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
@@ -177,11 +184,11 @@ func hammer(ctx context.Context, t *testing.T, dsn string, writers, keys int, se
 					var sql string
 					switch rng.IntN(10) {
 					case 0, 1:
-						sql = "DELETE FROM snap WHERE k = $1"
+						sql = "DELETE FROM " + table + " WHERE k = $1"
 					case 2, 3:
-						sql = "INSERT INTO snap VALUES ($1, nextval('ver'), 'w') ON CONFLICT (k) DO UPDATE SET v = nextval('ver')"
+						sql = "INSERT INTO " + table + " VALUES ($1, nextval('ver'), 'w') ON CONFLICT (k) DO UPDATE SET v = nextval('ver')"
 					default:
-						sql = "UPDATE snap SET v = nextval('ver') WHERE k = $1"
+						sql = "UPDATE " + table + " SET v = nextval('ver') WHERE k = $1"
 					}
 					if _, err := tx.Exec(ctx, sql, k); err != nil {
 						ok = false
@@ -206,6 +213,9 @@ func waitFor(t *testing.T, d *daemon, what string, timeout time.Duration, cond f
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
+		if strings.Contains(d.Logs(), `msg="pipeline stopped`) {
+			t.Fatalf("the pipeline stopped while waiting for %s\n%s", what, d.Logs())
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s\n%s", what, d.Logs())
 		}
@@ -237,7 +247,7 @@ func TestSnapshotConsistentUnderWritersAndSIGKILL(t *testing.T) {
 
 	wctx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
-	writes := hammer(wctx, t, dsn, 3, rows+rows/10, seed)
+	writes := hammer(wctx, t, dsn, "snap", 3, rows+rows/10, seed)
 
 	snapshotted := func() float64 { return metricOrZero(d, "cdcd_snapshot_rows_total") }
 	for i, frac := range []float64{0.3, 0.7} {
@@ -309,4 +319,298 @@ func metricOrZero(d *daemon, name string) float64 {
 	return d.metric(name)
 }
 
-var _ = kgo.Record{}
+
+func countLines(logs, must, also string) int {
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, must) && strings.Contains(l, also) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSnapshotOnDemandAndAddedTable: `cdcd snapshot --where` re-reads part of a captured table
+// while writers change it, and the result still equals the table; a table added to tables:
+// under when_needed is snapshotted alone at the next start.
+func TestSnapshotOnDemandAndAddedTable(t *testing.T) {
+	s, ctx, dsn, db := setup(t, 8*time.Minute, "cdcd_snap_req", `CREATE SEQUENCE ver;
+		CREATE TABLE a (k int PRIMARY KEY, v bigint NOT NULL, pad text NOT NULL);
+		CREATE TABLE b (k int PRIMARY KEY, v bigint NOT NULL, pad text NOT NULL);
+		INSERT INTO a SELECT g, 0, 'a' FROM generate_series(0, 19999) g;
+		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(0, 4999) g;`)
+	name := uniqueName("snapreq")
+	opts := "    snapshot: {mode: when_needed, chunk_size: 1000}\n"
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.a"}, opts))
+	waitFor(t, d, "the initial snapshot of a", 3*time.Minute, func() bool { return countLines(d.Logs(), `msg="snapshot finished"`, "table=public.a") == 1 })
+
+	wctx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	writes := hammer(wctx, t, dsn, "a", 2, 25_000, loggedSeed(t, "writers"))
+	time.Sleep(500 * time.Millisecond)
+	out := runCLI(t, "snapshot", "--config", d.cfg, "--pipeline", name, "--table", "public.a", "--where", "k < 5000")
+	t.Log(strings.TrimSpace(out))
+	waitFor(t, d, "the requested snapshot of a", 3*time.Minute, func() bool { return countLines(d.Logs(), `msg="snapshot finished"`, "table=public.a") == 2 })
+	if countLines(d.Logs(), `msg="snapshot finished"`, `where="k < 5000"`) != 1 {
+		t.Fatalf("the requested snapshot did not run with its condition\n%s", d.Logs())
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopWriters()
+	t.Logf("writers committed %d transactions", writes())
+
+	var na int
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM a").Scan(&na); err != nil {
+		t.Fatal(err)
+	}
+	recs := readSnapTopic(t, s, name+".public.a", na, 2*time.Minute)
+	reads := checkAgainstTableReads(t, ctx, db, "a", recs, func(k int64) int {
+		if k < 5000 {
+			return 2 // the initial snapshot and the request
+		}
+		return 1
+	})
+	requested := 0
+	seen := map[int64]bool{}
+	for _, r := range recs {
+		if r.op == "r" && seen[r.k] {
+			requested++
+			if r.k >= 5000 {
+				t.Fatalf("key %d was read again although the request said k < 5000", r.k)
+			}
+		}
+		if r.op == "r" {
+			seen[r.k] = true
+		}
+	}
+	if requested < 1000 {
+		t.Fatalf("the requested snapshot read only %d keys again (of %d reads)", requested, reads)
+	}
+	t.Logf("a: %d records, %d snapshot reads, %d of them by the request", len(recs), reads, requested)
+
+	// Add b: only b is snapshotted at the next start.
+	d.stop(syscall.SIGTERM)
+	yaml := strings.ReplaceAll(pipelineYAML(s, name, dsn, []string{"public.a", "public.b"}, opts), "HTTP_ADDR", d.http)
+	if err := os.WriteFile(d.cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.restart()
+	waitFor(t, d, "the snapshot of the added table b", 3*time.Minute, func() bool { return countLines(d.Logs(), `msg="snapshot finished"`, "table=public.b") == 1 })
+	if countLines(d.Logs(), `msg="snapshot started"`, "table=public.a") != 2 || countLines(d.Logs(), `msg="snapshot started" pipeline=`+name+` component=snapshot table=public.b`, "reason=added") != 1 {
+		t.Fatalf("want two snapshots of a (initial, requested) and one of b (added)\n%s", d.Logs())
+	}
+	brecs := readSnapTopic(t, s, name+".public.b", 5000, 2*time.Minute)
+	if n := checkAgainstTable(t, ctx, db, "b", brecs); n != 5000 {
+		t.Fatalf("b: %d snapshot reads, want 5000", n)
+	}
+	data := 0
+	for _, r := range recs {
+		if r.op != "" {
+			data++
+		}
+	}
+	arecs := readSnapTopic(t, s, name+".public.a", data, time.Minute)
+	if len(arecs) != len(recs) {
+		t.Fatalf("a got %d more records after b was added", len(arecs)-len(recs))
+	}
+}
+
+// TestSnapshotKeyShapes: a table without a key (read by page ranges), a composite key of text
+// and int, and 1 MB rows (chunks end early by chunk_max_bytes) are each snapshotted whole.
+func TestSnapshotKeyShapes(t *testing.T) {
+	s, ctx, dsn, db := setup(t, 6*time.Minute, "cdcd_snap_shapes", `
+		CREATE TABLE nokey (a int NOT NULL, b text);
+		ALTER TABLE nokey REPLICA IDENTITY FULL;
+		INSERT INTO nokey SELECT g % 7000, md5(g::text) FROM generate_series(1, 30000) g;
+		CREATE TABLE comp (region text, id int, v int NOT NULL, PRIMARY KEY (region, id));
+		INSERT INTO comp SELECT (ARRAY['eu','us','ap','z''q'])[1 + g % 4], g, g * 2 FROM generate_series(1, 20000) g;
+		CREATE TABLE huge (id int PRIMARY KEY, blob text NOT NULL);
+		ALTER TABLE huge ALTER COLUMN blob SET STORAGE EXTERNAL;
+		INSERT INTO huge SELECT g, (SELECT string_agg(md5((g * 100000 + i)::text), '') FROM generate_series(1, 32768) i) FROM generate_series(1, 12) g;
+		ANALYZE;`)
+	name := uniqueName("shapes")
+	// 1 MB records need topics and a producer that take them.
+	adm := kadmClient(t, s)
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": ptr("4194304")}, name+".public.huge"); err != nil {
+		t.Fatal(err)
+	}
+	yaml := pipelineYAML(s, name, dsn, []string{"public.nokey", "public.comp", "public.huge"},
+		"    snapshot: {mode: initial, chunk_size: 1000, chunk_max_bytes: 3MiB}\n")
+	yaml = strings.Replace(yaml, "  topic_partitions: 3\n", "  topic_partitions: 3\n  max_message_bytes: 4MiB\n", 1)
+	d := startDaemon(t, yaml)
+	waitFor(t, d, "three snapshots", 4*time.Minute, func() bool { return strings.Count(d.Logs(), `msg="snapshot finished"`) == 3 })
+	if countLines(d.Logs(), `msg="snapshot started"`, "table=public.nokey") != 1 || !strings.Contains(d.Logs(), "page ranges") {
+		t.Fatalf("nokey was not read by page ranges\n%s", d.Logs())
+	}
+
+	// nokey: the multiset of rows.
+	c, recs := readKV(t, s, name+".public.nokey", 30000, 2*time.Minute)
+	got := map[string]int{}
+	n := 0
+	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue
+		}
+		if r.Key != nil {
+			t.Fatalf("a keyless table's record has a key: %x", r.Key)
+		}
+		after := unwrapAll(asMap(c.decode(t, r.Value)["after"]))
+		got[fmt.Sprint(after["a"], "/", after["b"])]++
+		n++
+	}
+	rows, err := db.Query(ctx, "SELECT a, b FROM nokey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var a int
+		var b string
+		if err := rows.Scan(&a, &b); err != nil {
+			t.Fatal(err)
+		}
+		got[fmt.Sprint(a, "/", b)]--
+	}
+	for k, v := range got {
+		if v != 0 {
+			t.Fatalf("nokey row %s: %+d records compared with the table (%d records)", k, v, n)
+		}
+	}
+	if chunks := d.metricLabel("cdcd_snapshot_chunks_total", `table="public.nokey"`); chunks < 2 {
+		t.Errorf("nokey was read in %v chunks; want several page ranges", chunks)
+	}
+
+	// comp: every (region, id) once with its value.
+	c, recs = readKV(t, s, name+".public.comp", 20000, 2*time.Minute)
+	keys := map[string]int64{}
+	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue
+		}
+		k := unwrapAll(c.decode(t, r.Key))
+		after := unwrapAll(asMap(c.decode(t, r.Value)["after"]))
+		keys[fmt.Sprint(k["region"], "/", k["id"])] = toInt64(t, after["v"])
+	}
+	if len(keys) != 20000 {
+		t.Fatalf("comp: %d distinct keys, want 20000", len(keys))
+	}
+	if keys["z'q/3"] != 6 || keys["eu/4000"] != 8000 {
+		t.Fatalf("comp values wrong: z'q/3=%d eu/4000=%d", keys["z'q/3"], keys["eu/4000"])
+	}
+
+	// huge: 12 rows of 1 MiB, in chunks that ended early.
+	c, recs = readKV(t, s, name+".public.huge", 12, 2*time.Minute)
+	var sizes []int
+	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue
+		}
+		after := unwrapAll(asMap(c.decode(t, r.Value)["after"]))
+		blob, _ := after["blob"].(string)
+		var want string
+		if err := db.QueryRow(ctx, "SELECT blob FROM huge WHERE id = $1", toInt64(t, after["id"])).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if blob != want {
+			t.Fatalf("huge row %v differs from the table (%d vs %d bytes)", after["id"], len(blob), len(want))
+		}
+		sizes = append(sizes, len(blob))
+	}
+	if len(sizes) != 12 || sizes[0] != 1<<20 {
+		t.Fatalf("huge: %d records, sizes %v", len(sizes), sizes)
+	}
+	if chunks := d.metricLabel("cdcd_snapshot_chunks_total", `table="public.huge"`); chunks < 4 {
+		t.Errorf("huge was read in %v chunks; 3MiB chunks of 1MiB rows must end early", chunks)
+	}
+}
+
+// metricLabel sums the series of a metric whose labels contain match.
+func (d *daemon) metricLabel(name, match string) float64 {
+	d.t.Helper()
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		d.t.Fatalf("scraping /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestSnapshotStreamParity: a row gives the same key bytes, the same value schema and the same
+// after image whether it comes from the snapshot or from the stream, for every supported type.
+func TestSnapshotStreamParity(t *testing.T) {
+	s, ctx, dsn, db := setup(t, 5*time.Minute, "cdcd_snap_parity", everythingDDL+`
+		INSERT INTO everything VALUES (1, true, -32768, 2147483647, -9223372036854775808, 'NaN', '-Infinity',
+		-12345678.90, 'NaN', 'héllo ✓ 世界', '', 'ab', '\x00ff', '0001-01-01', '24:00:00', '10:11:12.5+02',
+		'9999-12-31 23:59:59.999999', 'infinity', '1 year 2 mons 3 days 04:05:06.5',
+		'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": null}', '192.168.0.1/24', '10.0.0.0/8',
+		'08:00:2b:01:02:03', 'happy', 5, '{1,NULL,3}', '{"a,b",NULL,"",x}');
+		INSERT INTO everything (id) VALUES (2);
+		INSERT INTO everything (id, t, f4, f8, n, ts, tstz, d, by) VALUES (3, 'x', 1.5, 2.25, 0.01, '2024-02-29 12:00:00.5', '1999-12-31 23:59:59+00', '2000-01-01', '\x');`)
+	name := uniqueName("parity")
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.everything"}, "    snapshot: initial\n"))
+	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
+	// The same rows again through the stream: an update that changes nothing (REPLICA
+	// IDENTITY FULL sends every column).
+	if _, err := db.Exec(ctx, "UPDATE everything SET b = b"); err != nil {
+		t.Fatal(err)
+	}
+	c, recs := readKV(t, s, name+".public.everything", 6, time.Minute)
+	type seen struct {
+		key, schema []byte
+		after       map[string]any
+	}
+	snap, stream := map[string]seen{}, map[string]seen{}
+	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue
+		}
+		v := c.decode(t, r.Value)
+		sv := seen{key: r.Key, schema: r.Value[1:5], after: unwrapAll(asMap(v["after"]))}
+		id := fmt.Sprint(sv.after["id"])
+		switch v["op"] {
+		case "r":
+			snap[id] = sv
+		case "u":
+			stream[id] = sv
+		}
+	}
+	if len(snap) != 3 || len(stream) != 3 {
+		t.Fatalf("want 3 snapshot reads and 3 updates, got %d and %d", len(snap), len(stream))
+	}
+	for id, a := range snap {
+		b := stream[id]
+		if string(a.key) != string(b.key) {
+			t.Errorf("row %s: key bytes differ: snapshot %x, stream %x", id, a.key, b.key)
+		}
+		if string(a.schema) != string(b.schema) {
+			t.Errorf("row %s: value schema id differs: snapshot %x, stream %x", id, a.schema, b.schema)
+		}
+		for col, va := range a.after {
+			if !equalValue(va, b.after[col]) && !(fmt.Sprint(va) == "NaN" && fmt.Sprint(b.after[col]) == "NaN") {
+				t.Errorf("row %s column %s: snapshot %#v, stream %#v", id, col, va, b.after[col])
+			}
+		}
+	}
+}
+
+// kadmClient is an admin client of the stack's Kafka.
+func kadmClient(t *testing.T, s stack) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}

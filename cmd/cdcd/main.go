@@ -111,6 +111,9 @@ Usage:
   cdcd reset-offsets --config FILE --pipeline NAME
                                 forget a pipeline's committed position (after a slot was
                                 recreated on purpose); its next start follows the slot
+  cdcd snapshot --config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]
+                                ask a running pipeline to snapshot a table (or the rows
+                                matching SQL) while it keeps streaming
   cdcd healthcheck [--url URL]  probe a running cdcd's /healthz (for container HEALTHCHECK)
   cdcd version                  print the version
 `
@@ -144,6 +147,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return dlqCommand(ctx, rest, stdout, stderr)
 	case "reset-offsets":
 		return resetOffsetsCommand(ctx, rest, stdout, stderr)
+	case "snapshot":
+		return snapshotCommand(ctx, rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCommand(rest, stderr)
 	case "version", "--version", "-v":
