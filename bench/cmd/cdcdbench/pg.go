@@ -289,6 +289,9 @@ type latencyWriter struct {
 	dur     time.Duration
 	conns   int
 	txRows  int
+	// hardStop: stop sending when the duration (plus 5 s) is over, even if not every row was
+	// sent (a load the machine cannot sustain); only the acknowledged rows count then.
+	hardStop bool
 
 	// per row (index = id - firstID), nanoseconds since the Unix epoch
 	sched, ack []int64
@@ -322,7 +325,11 @@ func (w *latencyWriter) run(ctx context.Context) error {
 		}
 		conns = append(conns, c)
 	}
-	wctx, cancel := context.WithTimeout(ctx, w.dur+2*time.Minute)
+	limit := w.dur + 2*time.Minute
+	if w.hardStop {
+		limit = w.dur + 5*time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	jobs := make(chan int, n)
 	var (
@@ -400,6 +407,14 @@ pace:
 	wg.Wait()
 	w.sent = sent
 	w.finished = time.Now()
+	if w.hardStop && ctx.Err() == nil && errors.Is(wctx.Err(), context.DeadlineExceeded) {
+		if werr != nil && errors.Is(werr, context.DeadlineExceeded) {
+			werr = nil // the hard stop cut a transaction short: it is not acknowledged
+		}
+		if werr == nil {
+			return nil
+		}
+	}
 	if werr != nil {
 		return werr
 	}
@@ -420,4 +435,15 @@ func safeName(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// acked is the number of rows whose transaction was acknowledged.
+func (w *latencyWriter) acked() int {
+	n := 0
+	for _, a := range w.ack {
+		if a != 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -145,6 +145,12 @@ func (p *slotProbe) note(id, now int64, ts time.Time) {
 	}
 }
 
+func (p *slotProbe) received() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.got
+}
+
 func (p *slotProbe) done() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,7 +160,7 @@ func (p *slotProbe) done() bool {
 // measureProbe is measureSteady with the slot probe in place of a tool.
 func measureProbe(ctx context.Context, o options, dsn, slot, publication string, firstID int64, rate, txRows int) *toolResult {
 	const tool = "bare slot consumer"
-	wr := &latencyWriter{dsn: dsn, firstID: firstID, rate: rate, dur: o.latDur, conns: o.latConns, txRows: txRows}
+	wr := &latencyWriter{dsn: dsn, firstID: firstID, rate: rate, dur: o.latDur, conns: o.latConns, txRows: txRows, hardStop: true}
 	p := &slotProbe{firstID: firstID, n: wr.total()}
 	cctx, cancel := context.WithTimeout(ctx, o.latDur+2*time.Minute)
 	defer cancel()
@@ -171,21 +177,36 @@ func measureProbe(ctx context.Context, o options, dsn, slot, publication string,
 		<-done
 		return failed(tool, err)
 	}
+	acked := wr.acked()
 	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		cancel()
-		err = <-done
-		if err == nil {
-			err = fmt.Errorf("only %d of %d rows arrived", p.got, p.n)
+	deadline := time.After(30 * time.Second)
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tk.C:
+			if p.received() >= acked && acked < p.n {
+				cancel()
+				err = <-done
+				break wait
+			}
+		case <-deadline:
+			cancel()
+			err = <-done
+			if err == nil {
+				err = fmt.Errorf("only %d of %d rows arrived", p.received(), acked)
+			}
+			break wait
 		}
 	}
 	if err != nil {
 		return failed(tool, err)
 	}
-	r := &toolResult{Tool: tool, Rows: p.n, Took: wr.finished.Sub(wr.started), CPU: -1}
-	r.Achieved = float64(wr.sent) / r.Took.Seconds()
+	r := &toolResult{Tool: tool, Rows: acked, Took: wr.finished.Sub(wr.started), CPU: -1}
+	r.Achieved = float64(acked) / r.Took.Seconds()
 	var fromIns, fromAck []time.Duration
 	for i := 0; i < p.n; i++ {
 		if rv := p.recv[i]; rv != 0 {
@@ -200,5 +221,8 @@ func measureProbe(ctx context.Context, o options, dsn, slot, publication string,
 	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
 	r.Lat, r.LatAck = &q1, &q2
 	r.Notes = []string{"pglogrepl on a temporary pgoutput slot, rows stamped on receipt: PostgreSQL's part of the latency"}
+	if acked < p.n {
+		r.Notes = append(r.Notes, fmt.Sprintf("the writer reached only %d of %d rows within %s (+5 s)", acked, p.n, o.latDur))
+	}
 	return r
 }

@@ -61,7 +61,7 @@ func (s *suite) snapshot(ctx context.Context) {
 			sc.CDCD = failed("cdcd", fmt.Errorf("cdcd validate: %s", refusal))
 		default:
 			logf("snapshot: cdcd")
-			sc.CDCD = measureCatchupOf(ctx, o, t, backlogFirstID, o.snapRows, o.catchupTimeout)
+			sc.CDCD = measureCatchupOf(ctx, o, t, backlogFirstID, o.snapRows, max(o.catchupTimeout, 15*time.Minute))
 			s.noteSettings(t, "snapshot")
 			t.stop()
 		}
@@ -78,7 +78,7 @@ func (s *suite) snapshot(ctx context.Context) {
 	}
 	topics = append(topics, t.topic(), "__debezium-heartbeat."+dname)
 	logf("snapshot: Debezium")
-	sc.Debezium = measureCatchupOf(ctx, o, t, backlogFirstID, o.snapRows, o.catchupTimeout)
+	sc.Debezium = measureCatchupOf(ctx, o, t, backlogFirstID, o.snapRows, max(o.catchupTimeout, 15*time.Minute))
 	s.noteSettings(t, "snapshot")
 	t.stop()
 	logResult(sc, sc.Debezium)

@@ -469,7 +469,7 @@ wait:
 // runs caught up, and measures receipt latency by a read_committed consumer.
 func measureSteady(ctx context.Context, o options, t streamTool, dsn string, firstID int64, rate, txRows int) *toolResult {
 	r := &toolResult{Tool: t.label()}
-	wr := &latencyWriter{dsn: dsn, firstID: firstID, rate: rate, dur: o.latDur, conns: o.latConns, txRows: txRows}
+	wr := &latencyWriter{dsn: dsn, firstID: firstID, rate: rate, dur: o.latDur, conns: o.latConns, txRows: txRows, hardStop: true}
 	n := wr.total()
 	lc, err := newLatencyConsumer(ctx, o.kafka, o.registry, t.topic(), firstID, n, t.format())
 	if err != nil {
@@ -492,6 +492,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		cancel()
 		<-consumed
 	} else {
+		acked := wr.acked()
 		progress, lastGot := time.Now(), lc.received()
 		tk := time.NewTicker(250 * time.Millisecond)
 	wait:
@@ -500,7 +501,12 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 			case cerr = <-consumed:
 				break wait
 			case <-tk.C:
-				if got := lc.received(); got != lastGot {
+				if got := lc.received(); got >= acked && acked < n {
+					// The writer stopped short (hard stop): every acknowledged row arrived.
+					cancel()
+					cerr = <-consumed
+					break wait
+				} else if got != lastGot {
 					progress, lastGot = time.Now(), got
 				} else if time.Since(progress) > 30*time.Second {
 					cancel()
@@ -521,9 +527,12 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	if cerr != nil {
 		return failed(t.label(), cerr)
 	}
-	r.Rows = n
+	r.Rows = wr.acked()
 	r.Took = wr.finished.Sub(wr.started)
-	r.Achieved = float64(wr.sent) / r.Took.Seconds()
+	r.Achieved = float64(r.Rows) / r.Took.Seconds()
+	if r.Rows < n {
+		r.Notes = append(r.Notes, fmt.Sprintf("the writer reached only %d of %d rows within %s (+5 s): this machine could not sustain %d rows/s in %s", r.Rows, n, o.latDur, rate, txShape(txRows)))
+	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	var fromIns, fromAck []time.Duration
