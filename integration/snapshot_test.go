@@ -614,3 +614,66 @@ func kadmClient(t *testing.T, s stack) *kadm.Client {
 	t.Cleanup(cl.Close)
 	return kadm.NewClient(cl)
 }
+
+// TestSnapshotWaitsOutCommitsNotYetVisible: the race between a transaction's commit record and
+// its visibility. A transaction T is held after its commit record is written (it waits for a
+// synchronous standby that does not exist), so the stream carries T's change while T is still
+// invisible to every snapshot. A snapshot requested then must not read the row as it was
+// before T and publish it after T's change: the latest record must end up as T left the row.
+func TestSnapshotWaitsOutCommitsNotYetVisible(t *testing.T) {
+	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_snap_race", `CREATE TABLE race (k int PRIMARY KEY, v bigint NOT NULL);
+		INSERT INTO race SELECT g, 0 FROM generate_series(1, 100) g;`)
+	name := uniqueName("race")
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.race"}, "    snapshot: never\n"))
+	d.waitReady(90 * time.Second)
+
+	admin := pgConnect(t, ctx, s.pgDSN)
+	release := func() {
+		_, _ = admin.Exec(context.Background(), "ALTER SYSTEM RESET synchronous_standby_names")
+		_, _ = admin.Exec(context.Background(), "ALTER SYSTEM RESET synchronous_commit")
+		_, _ = admin.Exec(context.Background(), "SELECT pg_reload_conf()")
+	}
+	t.Cleanup(release)
+	// Only sessions that ask for synchronous commit wait; everyone else commits locally.
+	for _, q := range []string{"ALTER SYSTEM SET synchronous_commit = 'local'", "ALTER SYSTEM SET synchronous_standby_names = 'cdcd_test_nobody'", "SELECT pg_reload_conf()"} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	held := pgConnect(t, ctx, dsn)
+	done := make(chan error, 1)
+	go func() {
+		_, err := held.Exec(ctx, "SET synchronous_commit = on; UPDATE race SET v = 999 WHERE k = 1")
+		done <- err
+	}()
+	// The stream publishes T's change while T is invisible.
+	c := newConsumer(t, s, name+".public.race")
+	got := false
+	for deadline := time.Now().Add(time.Minute); !got && time.Now().Before(deadline); {
+		for _, r := range c.read(t, 1, 2*time.Second, 0) {
+			if v := c.decode(t, r.Value); v["op"] == "u" {
+				got = true
+			}
+		}
+	}
+	if !got {
+		t.Fatalf("the held transaction's update was not published\n%s", d.Logs())
+	}
+	var v int64
+	if err := db.QueryRow(ctx, "SELECT v FROM race WHERE k = 1").Scan(&v); err != nil || v != 0 {
+		t.Fatalf("the held transaction is visible already (v=%d, %v): the test cannot show the race", v, err)
+	}
+	t.Log(strings.TrimSpace(runCLI(t, "snapshot", "--config", d.cfg, "--pipeline", name, "--table", "public.race")))
+	time.Sleep(3 * time.Second) // a snapshot that does not wait reads and publishes now
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("held transaction: %v", err)
+	}
+	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
+	recs := readSnapTopic(t, s, name+".public.race", 101, time.Minute)
+	if n := checkAgainstTable(t, ctx, db, "race", recs); n != 100 {
+		t.Fatalf("%d snapshot reads, want 100", n)
+	}
+}

@@ -1,0 +1,328 @@
+package snapshot
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+)
+
+// fakeDB is a table of int keys 1..n; its snapshots see transactions below visibleBelow.
+type fakeDB struct {
+	mu           sync.Mutex
+	keys         []int
+	visibleBelow uint64
+	reads        [][2]int // (lo, hi] of every chunk read (0 / -1: open)
+	restAfter    int      // Read stops after this many rows (0: never)
+	watermarks   chan string
+}
+
+type fakeWorker struct{ db *fakeDB }
+
+func (w fakeWorker) Describe(context.Context, *Task) (bool, int64, error) {
+	return false, int64(len(w.db.keys)), nil
+}
+func (w fakeWorker) Prepare(context.Context, *Task) error { return nil }
+func (w fakeWorker) Close()                               {}
+
+func keyBound(b []string) int {
+	if b == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(b[0])
+	return n
+}
+
+func (w fakeWorker) Plan(_ context.Context, t *Task, rows int) ([]string, bool, error) {
+	lo := keyBound(t.Next)
+	var in []int
+	for _, k := range w.db.keys {
+		if k > lo {
+			in = append(in, k)
+		}
+	}
+	if len(in) <= rows {
+		return nil, true, nil
+	}
+	return []string{strconv.Itoa(in[rows-1])}, false, nil
+}
+
+func (w fakeWorker) Read(_ context.Context, t *Task, c Chunk, _ int64) (*Read, error) {
+	w.db.mu.Lock()
+	defer w.db.mu.Unlock()
+	lo, hi := keyBound(c.Lo), keyBound(c.Hi)
+	if c.Hi == nil {
+		hi = -1
+	}
+	w.db.reads = append(w.db.reads, [2]int{lo, hi})
+	vis := w.db.visibleBelow
+	rd := &Read{Visible: func(tx uint64) bool { return tx < vis }, Horizon: vis}
+	for _, k := range w.db.keys {
+		if k > lo && (hi < 0 || k <= hi) {
+			vals := []change.Value{{Int: int64(k)}}
+			rd.Rows = append(rd.Rows, Row{Key: KeyOf(vals, []int{0}), Vals: vals})
+			if w.db.restAfter > 0 && len(rd.Rows) == w.db.restAfter {
+				rd.Rest = []string{strconv.Itoa(k)}
+				break
+			}
+		}
+	}
+	return rd, nil
+}
+
+func (w fakeWorker) Watermark(_ context.Context, token string) error {
+	w.db.watermarks <- token
+	return nil
+}
+
+func newFakeDB(n int) *fakeDB {
+	db := &fakeDB{visibleBelow: 100, watermarks: make(chan string, 64)}
+	for k := 1; k <= n; k++ {
+		db.keys = append(db.keys, k)
+	}
+	return db
+}
+
+func startEngine(t *testing.T, db *fakeDB, cfg Config, committed bool, prev []byte) *Engine {
+	t.Helper()
+	if cfg.Pipeline == "" {
+		cfg.Pipeline = "p"
+	}
+	if len(cfg.Tables) == 0 {
+		cfg.Tables = []string{"public.t"}
+	}
+	e, err := New(cfg, committed, prev, func(context.Context) (Worker, error) { return fakeWorker{db}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+func take(t *testing.T, e *Engine, db *fakeDB) *Merged {
+	t.Helper()
+	select {
+	case tok := <-db.watermarks:
+		m := e.Take(tok)
+		if m == nil {
+			t.Fatalf("Take(%s) = nil", tok)
+		}
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no watermark")
+	}
+	return nil
+}
+
+func rowKeys(rows []Row) []int64 {
+	var out []int64
+	for _, r := range rows {
+		out = append(out, r.Vals[0].Int)
+	}
+	return out
+}
+
+// A chunk row whose key the stream changed by a transaction the chunk's snapshot did not see
+// is dropped (the stream's change is newer); a change the snapshot saw keeps the row.
+func TestTakeDropsRowsNewerInTheStream(t *testing.T) {
+	db := newFakeDB(10)
+	e := startEngine(t, db, Config{Mode: Initial, ChunkRows: 100}, false, nil)
+	k := e.Tracked("public.t")
+	if k == nil {
+		t.Fatal("a table under snapshot is not tracked from the start")
+	}
+	key := func(n int64) string { return KeyOf([]change.Value{{Int: n}}, []int{0}) }
+	k.Touch(key(3), 150) // not visible to the chunk's snapshot
+	k.Touch(key(4), 50)  // visible
+	m := take(t, e, db)
+	if got := rowKeys(m.Rows); !slices.Equal(got, []int64{1, 2, 4, 5, 6, 7, 8, 9, 10}) || m.Dropped != 1 {
+		t.Fatalf("rows %v (dropped %d), want every key but 3", got, m.Dropped)
+	}
+	if !m.Last {
+		t.Fatal("the only chunk is not the last")
+	}
+	st, err := ParseState(m.State)
+	if err != nil || len(st.Queue) != 0 || !slices.Equal(st.Done, []string{"public.t"}) {
+		t.Fatalf("state after the last chunk: %+v (%v)", st, err)
+	}
+	if e.Tracked("public.t") != nil {
+		t.Fatal("still tracking a table whose snapshot finished")
+	}
+}
+
+// A truncate the snapshot did not see drops the whole chunk.
+func TestTakeDropsChunkAfterUnseenTruncate(t *testing.T) {
+	db := newFakeDB(5)
+	e := startEngine(t, db, Config{Mode: Initial, ChunkRows: 100}, false, nil)
+	e.Tracked("public.t").Truncate(120)
+	if m := take(t, e, db); len(m.Rows) != 0 {
+		t.Fatalf("rows after a truncate the snapshot did not see: %v", rowKeys(m.Rows))
+	}
+}
+
+// A restart from the state committed with a chunk reads only what was not published.
+func TestResumeReadsOnlyUnpublishedChunks(t *testing.T) {
+	db := newFakeDB(20)
+	e := startEngine(t, db, Config{Mode: Initial, ChunkRows: 4, Parallelism: 1}, false, nil)
+	var published []int64
+	var state []byte
+	for i := 0; i < 2; i++ {
+		m := take(t, e, db)
+		published = append(published, rowKeys(m.Rows)...)
+		state = m.State
+	}
+	// A new session from that state (the first engine's later chunks never committed).
+	db2 := newFakeDB(20)
+	e2 := startEngine(t, db2, Config{Mode: Initial, ChunkRows: 4, Parallelism: 2}, true, state)
+	seen := map[int64]bool{}
+	for _, k := range published {
+		seen[k] = true
+	}
+	for {
+		m := take(t, e2, db2)
+		for _, k := range rowKeys(m.Rows) {
+			if seen[k] {
+				t.Fatalf("key %d was read again after its chunk was published", k)
+			}
+			seen[k] = true
+		}
+		if m.Last {
+			break
+		}
+	}
+	if len(seen) != 20 {
+		t.Fatalf("after the resumed snapshot %d of 20 keys were read", len(seen))
+	}
+}
+
+// A read that stops early (chunk_max_bytes) publishes what it read, and the rest of its range
+// is read as a new chunk.
+func TestEarlyStopRequeuesTheRest(t *testing.T) {
+	db := newFakeDB(10)
+	db.restAfter = 3
+	e := startEngine(t, db, Config{Mode: Initial, ChunkRows: 100}, false, nil)
+	var all []int64
+	for {
+		m := take(t, e, db)
+		if len(m.Rows) > 3 {
+			t.Fatalf("a chunk of %d rows; reads stop after 3", len(m.Rows))
+		}
+		all = append(all, rowKeys(m.Rows)...)
+		if m.Last {
+			break
+		}
+	}
+	if !slices.Equal(all, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("keys %v", all)
+	}
+}
+
+// Changes are forgotten only once every snapshot in use sees them.
+func TestPruneKeepsWhatASnapshotInUseMisses(t *testing.T) {
+	e, err := New(Config{Pipeline: "p", Mode: Initial, Tables: []string{"public.t"}}, false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := e.Tracked("public.t")
+	k.Touch("a", 100)
+	k.Touch("b", 300)
+	e.horizon, e.hasHoriz = 500, true
+	e.inflight["x"] = bound{h: 150, known: true} // a chunk whose snapshot's xmin is 150
+	e.prune()
+	if _, ok := k.m["a"]; ok {
+		t.Fatal("a change every snapshot sees was kept")
+	}
+	if _, ok := k.m["b"]; !ok {
+		t.Fatal("a change the in-flight snapshot may miss was forgotten")
+	}
+	e.inflight["y"] = bound{} // a chunk about to take its snapshot, horizon unknown
+	e.prune()
+	delete(e.inflight, "x")
+	e.prune()
+	if _, ok := k.m["b"]; !ok {
+		t.Fatal("pruned while a snapshot's horizon was unknown")
+	}
+}
+
+// Requests delivered twice (a restart replays the log) are queued once.
+func TestRequestOnce(t *testing.T) {
+	e, err := New(Config{Pipeline: "p", Mode: Never, Tables: []string{"public.t"}}, true, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Request("public.x", "", "r1"); err == nil {
+		t.Fatal("a request for a table the pipeline does not capture was accepted")
+	}
+	for i := 0; i < 2; i++ {
+		if err := e.Request("public.t", "k < 10", "r1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := ParseState(e.StateIfDirty())
+	if len(st.Queue) != 1 || st.Queue[0].Where != "k < 10" || st.Queue[0].Reason != "requested" {
+		t.Fatalf("queue %+v", st.Queue)
+	}
+	if e.Tracked("public.t") == nil {
+		t.Fatal("a requested table is not tracked before its snapshot starts")
+	}
+	if e.StateIfDirty() != nil {
+		t.Fatal("state handed out twice without a change")
+	}
+}
+
+func TestPlanModes(t *testing.T) {
+	now := time.Now()
+	tables := []string{"public.a", "public.b"}
+	queued := func(s *State) []string {
+		var out []string
+		for _, t := range s.Queue {
+			out = append(out, t.Table+":"+t.Reason)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name      string
+		mode      Mode
+		committed bool
+		prev      *State
+		want      []string
+	}{
+		{"initial, new pipeline", Initial, false, nil, []string{"public.a:initial", "public.b:initial"}},
+		{"when_needed, new pipeline", WhenNeeded, false, nil, []string{"public.a:initial", "public.b:initial"}},
+		{"never", Never, false, nil, nil},
+		{"initial, existing pipeline without state", Initial, true, nil, nil},
+		{"when_needed, existing pipeline without state", WhenNeeded, true, nil, nil},
+		{"when_needed, b added", WhenNeeded, true, &State{Captured: []string{"public.a"}}, []string{"public.b:added"}},
+		{"initial, b added", Initial, true, &State{Captured: []string{"public.a"}}, nil},
+		{"unfinished work of a dropped table", Initial, true, &State{Captured: []string{"public.a", "public.c"},
+			Queue: []*Task{{ID: 1, Table: "public.c"}, {ID: 2, Table: "public.a", Reason: "initial"}}}, []string{"public.a:initial"}},
+	} {
+		s := Plan(c.mode, tables, c.committed, c.prev, now)
+		if got := queued(s); !slices.Equal(got, c.want) {
+			t.Errorf("%s: queued %v, want %v", c.name, got, c.want)
+		}
+		if !slices.Equal(s.Captured, tables) {
+			t.Errorf("%s: captured %v", c.name, s.Captured)
+		}
+	}
+}
+
+func TestKeyOfDistinguishesValues(t *testing.T) {
+	a := KeyOf([]change.Value{{Str: "ab"}, {Str: "c"}}, []int{0, 1})
+	b := KeyOf([]change.Value{{Str: "a"}, {Str: "bc"}}, []int{0, 1})
+	c := KeyOf([]change.Value{{State: change.Null}}, []int{0})
+	d := KeyOf([]change.Value{{}}, []int{0})
+	if a == b || c == d {
+		t.Fatal("different keys share an identity")
+	}
+	if KeyOf([]change.Value{{Int: 7}, {Str: "x"}}, []int{0}) != KeyOf([]change.Value{{Int: 7}}, []int{0}) {
+		t.Fatal("identity depends on non-key columns")
+	}
+}
