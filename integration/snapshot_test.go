@@ -319,7 +319,6 @@ func metricOrZero(d *daemon, name string) float64 {
 	return d.metric(name)
 }
 
-
 func countLines(logs, must, also string) int {
 	n := 0
 	for _, l := range strings.Split(logs, "\n") {
