@@ -55,6 +55,9 @@ type Processor struct {
 	savedHas  bool
 	groups    map[string]*group
 	closing   closeHeap
+	// heapStale: Restore appended to closing without keeping the heap order (one heap.Init
+	// afterwards is O(n), a push per window O(n log n)); settle restores it before use.
+	heapStale bool
 	keyBuf    []byte
 	scratch   []byte
 
@@ -108,6 +111,7 @@ func (p *Processor) StreamTime() (int64, bool) { return p.streamTime, p.hasTime 
 
 // NextClose is the earliest close time (µs) of an open time window.
 func (p *Processor) NextClose() (int64, bool) {
+	p.settle()
 	if len(p.closing) == 0 {
 		return 0, false
 	}
@@ -117,8 +121,17 @@ func (p *Processor) NextClose() (int64, bool) {
 // OpenWindows is the number of windows held.
 func (p *Processor) OpenWindows() int { return p.nWins }
 
+// settle re-establishes the close heap after a restore.
+func (p *Processor) settle() {
+	if p.heapStale {
+		heap.Init(&p.closing)
+		p.heapStale = false
+	}
+}
+
 // Add processes one record.
 func (p *Processor) Add(r Rec) error {
+	p.settle()
 	if !p.hasTime || r.T > p.streamTime {
 		p.streamTime, p.hasTime = r.T, true
 	}
@@ -155,6 +168,7 @@ func (p *Processor) Add(r Rec) error {
 // AdvanceTo moves stream time forward to t (µs) without a record, closing what is due: an idle
 // partition's stream time follows the wall clock this way.
 func (p *Processor) AdvanceTo(t int64) {
+	p.settle()
 	if p.hasTime && t <= p.streamTime {
 		return
 	}
@@ -390,8 +404,15 @@ func (g *group) find(start int64) *win {
 	return nil
 }
 
+// sortWins restores the order of g.wins by start after one window was appended or moved:
+// an insertion pass, without the allocations of sort.Slice (a restore calls it per window).
 func sortWins(g *group) {
-	sort.Slice(g.wins, func(i, j int) bool { return g.wins[i].start < g.wins[j].start })
+	ws := g.wins
+	for i := 1; i < len(ws); i++ {
+		for k := i; k > 0 && ws[k].start < ws[k-1].start; k-- {
+			ws[k], ws[k-1] = ws[k-1], ws[k]
+		}
+	}
 }
 
 func floorDiv(a, b int64) int64 {

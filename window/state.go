@@ -1,7 +1,6 @@
 package window
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 )
@@ -129,7 +128,9 @@ func (p *Processor) Restore(key, value []byte) error {
 		g.wins = append(g.wins, w)
 		sortWins(g)
 		if w.closeAt != neverClose {
-			heap.Push(&p.closing, w)
+			w.heapIdx = len(p.closing)
+			p.closing = append(p.closing, w) // ordered by settle, once
+			p.heapStale = true
 		}
 		p.nWins++
 		p.bytes += w.size
