@@ -25,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ ! -x bin/cdcd ]]; then
+if [[ ! -x bin/cdcd && " $* " != *" -cdcd "* ]]; then
 	echo "bench: bin/cdcd missing; building it (make build)" >&2
 	make build
 fi

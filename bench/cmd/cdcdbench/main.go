@@ -173,9 +173,6 @@ func run(o options) error {
 	started := time.Now()
 	stamp := started.Format("20060102-150405")
 	logDir := filepath.Join(o.outDir, "run-"+stamp)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return err
-	}
 
 	env, err := probeEnv(ctx, o)
 	if err != nil {
@@ -187,6 +184,9 @@ func run(o options) error {
 	env.recvlogical = o.recvlogical
 	if o.suite {
 		return runSuite(ctx, o, env)
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
 	}
 
 	var rounds []*roundResult
