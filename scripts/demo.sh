@@ -4,10 +4,12 @@
 #  1. (re)creates the `shop` database with public.orders and public.customers, and clears
 #     what an earlier run left (the slot cdcd_shop, the shop.* topics, the pipeline's
 #     committed position in _cdcd_offsets), so every run starts clean;
-#  2. starts `bin/cdcd run --config config.example.yaml` in the background and waits for
-#     /readyz;
+#  2. starts `bin/cdcd run` on config.example.yaml plus one window job (orders and revenue
+#     per customer over 10-second tumbling windows of shop.public.orders) in the background,
+#     and waits until the pipeline streams;
 #  3. writes to the tables for DEMO_SECONDS (default 30) seconds while a watcher prints every
-#     record of shop.public.orders as a read_committed consumer decodes it;
+#     record of shop.public.orders, and every window result of shop.orders_per_customer_10s
+#     as its window closes, as a read_committed consumer decodes them;
 #  4. on the end or Ctrl-C: prints the cdcd_events_published_total series, stops cdcd with
 #     SIGTERM (it drains), and says where the logs are.
 #
@@ -27,6 +29,9 @@ rate="${DEMO_RATE:-4}"
 demo_dir="${CDCD_STACK_DIR:-$repo/.stack}/demo"
 log_file="$demo_dir/cdcd.log"
 topic=shop.public.orders
+window_job=orders_per_customer
+results=shop.orders_per_customer_10s
+config="$demo_dir/cdcd.yaml"
 
 # config.example.yaml reads these, so the demo follows the stack's port overrides.
 export CDCD_PG_DSN="postgres://postgres@127.0.0.1:$pg_port/shop"
@@ -85,7 +90,28 @@ SQL
 say "clearing what the last run left in Kafka: the topics shop.* and the pipeline's position"
 # The slot is new, so a position committed by the last run would be a gap, and cdcd would
 # refuse to start: the position goes too (as `cdcd reset-offsets` does).
-"$demo_dir/reset" --brokers "$kafka" --prefix shop --pipeline shop --offsets-topic _cdcd_offsets
+"$demo_dir/reset" --brokers "$kafka" --prefix shop --pipeline shop --offsets-topic _cdcd_offsets --window-job "$window_job"
+
+say "writing $config: config.example.yaml with window job $window_job"
+# A tumbling window closes once the partition's event time passes its end plus grace, or,
+# when the input goes quiet, idle_timeout after the job caught up (the wall clock then moves
+# stream time): the last windows close a few seconds after the writes stop.
+window_yaml="windows:
+  - name: $window_job
+    input:
+      topics: [$topic]
+      ops: [c]
+    group_by: [after.customer_id]
+    window: {type: tumbling, size: 10s, grace: 1s}
+    aggregates:
+      - {name: orders, fn: count}
+      - {name: revenue, fn: sum, field: after.total}
+      - {name: biggest, fn: max, field: after.total}
+    output: {topic: $results}
+    idle_timeout: 2s
+    instance_id: demo"
+grep -q '^windows: \[\]$' config.example.yaml || die "config.example.yaml has no 'windows: []' line to put the demo's window job in"
+awk -v w="$window_yaml" '$0 == "windows: []" { print w; next } { print }' config.example.yaml >"$config"
 
 # The terminal's stdout and stderr, for cleanup: a Ctrl-C can land while a command's output
 # is redirected (the writer's psql >/dev/null), and the traps would run with that redirection.
@@ -126,27 +152,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "[demo] interrupted" >&3; exit 130' INT TERM
 
-say "starting bin/cdcd run --config config.example.yaml (logs: $log_file)"
+say "starting bin/cdcd run --config $config (logs: $log_file)"
 # setsid: a Ctrl-C in the terminal reaches the script, which then stops cdcd in order (metrics
 # first, then SIGTERM), instead of reaching cdcd directly.
-setsid bin/cdcd run --config config.example.yaml >"$log_file" 2>&1 3>&- 4>&- &
+setsid bin/cdcd run --config "$config" >"$log_file" 2>&1 3>&- 4>&- &
 cdcd_pid=$!
 echo "$cdcd_pid" >"$demo_dir/cdcd.pid"
 ready=0
 for _ in $(seq 1 300); do
   kill -0 "$cdcd_pid" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "cdcd exited during start-up (logs above)"; }
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$http/readyz")" = 200 ]; then ready=1; break; fi
+  # The pipeline first: the window job waits for its input's first change (its schema), which
+  # the writes below make.
+  if curl -s "$http/readyz" | grep -q '"name":"shop","ready":true'; then ready=1; break; fi
   sleep 0.2
 done
 if [ "$ready" != 1 ]; then
   curl -s "$http/readyz" >&2 || true
   tail -n 30 "$log_file" >&2
-  die "cdcd was not ready within 60s (its /readyz and logs are above)"
+  die "the pipeline was not streaming within 60s (cdcd's /readyz and logs are above)"
 fi
 echo "[demo] $http/readyz: $(curl -s "$http/readyz")"
 
-say "watching $topic (the same, by hand: go run ./scripts/demo/watch --brokers $kafka --registry $registry --topic $topic)"
-setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic" 3>&- 4>&- &
+say "watching $topic and the window results in $results (the same, by hand: go run ./scripts/demo/watch --brokers $kafka --registry $registry --topic $topic,$results)"
+setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic,$results" 3>&- 4>&- &
 watch_pid=$!
 
 say "writing to shop for ${seconds}s, about $rate changes a second (Ctrl-C stops early)"
@@ -170,5 +198,8 @@ while [ "$SECONDS" -lt "$end" ]; do
   kill -0 "$cdcd_pid" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "cdcd stopped (logs above)"; }
   sleep "$pause"
 done
-say "wrote $writes statements; waiting for the last records"
-sleep 2
+say "wrote $writes statements; waiting for the last records and the last windows to close (idle_timeout 2s)"
+sleep 8
+echo "[demo] $http/readyz: $(curl -s "$http/readyz")"
+results_n=$(curl -s "$http/metrics" | awk '/^cdcd_window_records_out_total/ { n += $2 } END { print n + 0 }')
+echo "[demo] window job $window_job committed $results_n result(s) to $results"

@@ -9,7 +9,10 @@
 //     transactional id (cdcd-<pipeline>), which also fences a producer a killed run left
 //     behind and aborts its open transaction. The demo recreates the replication slot on every
 //     run, and a new slot under an old position is a gap cdcd refuses to start on. Unlike
-//     `cdcd reset-offsets`, it also works when the offsets topic does not exist yet.
+//     `cdcd reset-offsets`, it also works when the offsets topic does not exist yet;
+//   - with --window-job, it deletes that window job's internal topics (cdcd-window.<job>.*)
+//     and its consumer group, so the job starts with no state and no committed offsets (its
+//     output topic is under the prefix).
 //
 // Usage:
 //
@@ -18,6 +21,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -26,6 +30,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -34,12 +39,16 @@ func main() {
 	prefix := flag.String("prefix", "shop", "topic prefix: every topic named <prefix>.* is deleted")
 	pipeline := flag.String("pipeline", "shop", "pipeline whose committed position to forget")
 	offsetsTopic := flag.String("offsets-topic", "_cdcd_offsets", "the offsets topic (kafka.offsets_topic)")
+	windowJob := flag.String("window-job", "", "a window job whose internal topics and consumer group to delete")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bs := strings.Split(*brokers, ",")
 	err := deleteTopics(ctx, bs, *prefix+".")
+	if err == nil && *windowJob != "" {
+		err = forgetWindowJob(ctx, bs, *windowJob)
+	}
 	if err == nil {
 		err = forgetPosition(ctx, bs, *offsetsTopic, *pipeline)
 	}
@@ -133,5 +142,28 @@ func deleteTopics(ctx context.Context, brokers []string, prefix string) error {
 		}
 	}
 	fmt.Printf("deleted topics %s\n", strings.Join(doomed, " "))
+	return nil
+}
+
+// forgetWindowJob deletes a window job's consumer group (cdcd-window-<job>) and internal
+// topics (cdcd-window.<job>.*): names as package window gives them.
+func forgetWindowJob(ctx context.Context, brokers []string, job string) error {
+	if err := deleteTopics(ctx, brokers, "cdcd-window."+job+"."); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	group := "cdcd-window-" + job
+	resp, err := kadm.NewClient(cl).DeleteGroups(ctx, group)
+	if err != nil {
+		return fmt.Errorf("deleting consumer group %s: %w", group, err)
+	}
+	if r, ok := resp[group]; ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+		return fmt.Errorf("deleting consumer group %s: %w (fix: stop every cdcd running the job first)", group, r.Err)
+	}
+	fmt.Printf("forgot window job %s: its internal topics and consumer group %s\n", job, group)
 	return nil
 }

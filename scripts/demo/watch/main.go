@@ -137,6 +137,17 @@ func (d *decoder) describe(ctx context.Context, r *kgo.Record) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("value is not an envelope record")
 	}
+	if env.get("window_start") != nil {
+		// A window job's result: the group, the window and its aggregates.
+		state := "update"
+		for _, h := range r.Headers {
+			if h.Key == "cdcd.window.final" && string(h.Value) == "true" {
+				state = "FINAL"
+			}
+		}
+		fmt.Fprintf(&b, "window %s result=%s", state, render(v))
+		return b.String(), nil
+	}
 	op, _ := env.get("op").(string)
 	fmt.Fprintf(&b, "op=%s key=%s", op, key)
 	if src, ok := env.get("source").(record); ok {
@@ -277,6 +288,8 @@ func readPrimitive(r *avro.Reader, s *avro.PrimitiveSchema) any {
 			return text(t.Format("2006-01-02T15:04:05.999999"))
 		case avro.TimeMicros:
 			return text(time.UnixMicro(v).UTC().Format("15:04:05.999999"))
+		case avro.TimestampMillis: // window results' window_start and window_end
+			return text(time.UnixMilli(v).UTC().Format("2006-01-02T15:04:05.999Z07:00"))
 		}
 		return text(strconv.FormatInt(v, 10))
 	case avro.Float:
