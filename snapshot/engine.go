@@ -89,6 +89,10 @@ type Worker interface {
 // ErrTableGone is returned by a Worker when the table no longer exists: its snapshot ends.
 var ErrTableGone = errors.New("table no longer exists")
 
+// ErrInvalidCondition is returned by a Worker when the database refuses a requested
+// snapshot's condition (--where): that request ends, the pipeline goes on.
+var ErrInvalidCondition = errors.New("the database refused the snapshot's condition")
+
 // Read is a chunk's rows as one snapshot saw them.
 type Read struct {
 	Rows []Row
@@ -355,7 +359,7 @@ func (e *Engine) worker(ctx context.Context) error {
 		case jobRead:
 			err = e.read(ctx, w, j)
 		}
-		if errors.Is(err, ErrTableGone) {
+		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) {
 			e.drop(j.id, err)
 			continue
 		}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -325,4 +326,38 @@ func TestKeyOfDistinguishesValues(t *testing.T) {
 	if KeyOf([]change.Value{{Int: 7}, {Str: "x"}}, []int{0}) != KeyOf([]change.Value{{Int: 7}}, []int{0}) {
 		t.Fatal("identity depends on non-key columns")
 	}
+}
+
+// A requested snapshot whose condition the database refuses ends; the pipeline goes on.
+func TestInvalidConditionEndsTheRequestOnly(t *testing.T) {
+	e, err := New(Config{Pipeline: "p", Mode: Never, Tables: []string{"public.t"}}, true, nil,
+		func(context.Context) (Worker, error) { return badWorker{}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Request("public.t", "nonsense(", "r1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused request is still queued")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("the engine failed: %v", err)
+	}
+}
+
+type badWorker struct{ fakeWorker }
+
+func (badWorker) Describe(context.Context, *Task) (bool, int64, error) { return false, 1, nil }
+func (badWorker) Prepare(context.Context, *Task) error                 { return nil }
+func (badWorker) Plan(context.Context, *Task, int) ([]string, bool, error) {
+	return nil, false, fmt.Errorf("%w: syntax error", ErrInvalidCondition)
 }

@@ -183,6 +183,20 @@ func isUndefinedTable(err error) bool {
 	return errors.As(err, &pg) && (pg.Code == "42P01" || pg.Code == "3F000")
 }
 
+// queryError names what failed and, where it can, the fix.
+func queryError(t *snapshot.Task, what string, err error) error {
+	var pg *pgconn.PgError
+	switch {
+	case isUndefinedTable(err):
+		return fmt.Errorf("%s: %w", t.Table, snapshot.ErrTableGone)
+	case errors.As(err, &pg) && pg.Code == "42501":
+		return fmt.Errorf("%s %s: %w; fix: GRANT SELECT ON %s TO the role cdcd connects as", what, t.Table, err, t.Table)
+	case t.Where != "" && errors.As(err, &pg) && strings.HasPrefix(pg.Code, "42"):
+		return fmt.Errorf("%w %q on %s: %v", snapshot.ErrInvalidCondition, t.Where, t.Table, err)
+	}
+	return fmt.Errorf("%s %s: %w", what, t.Table, err)
+}
+
 // describe reads the table's shape as pgoutput would describe it (columns in attnum order
 // without dropped and generated ones, replica identity flags) and its chunking key.
 func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, error) {
@@ -405,10 +419,7 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 	q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " OFFSET " + strconv.Itoa(max(rows-1, 0)) + " LIMIT 1"
 	res := w.conn.PgConn().ExecParams(ctx, q, args, nil, nil, nil).Read()
 	if res.Err != nil {
-		if isUndefinedTable(res.Err) {
-			return nil, false, fmt.Errorf("%s: %w", t.Table, snapshot.ErrTableGone)
-		}
-		return nil, false, fmt.Errorf("planning a chunk of %s: %w", t.Table, res.Err)
+		return nil, false, queryError(t, "planning a chunk of", res.Err)
 	}
 	if len(res.Rows) == 0 {
 		return nil, true, nil
@@ -430,10 +441,7 @@ func (w *snapWorker) planPages(ctx context.Context, d *snapTable, t *snapshot.Ta
 	}
 	var pages int64
 	if err := w.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int8", d.ident).Scan(&pages); err != nil {
-		if isUndefinedTable(err) {
-			return nil, false, fmt.Errorf("%s: %w", t.Table, snapshot.ErrTableGone)
-		}
-		return nil, false, fmt.Errorf("planning a chunk of %s: %w", t.Table, err)
+		return nil, false, queryError(t, "planning a chunk of", err)
 	}
 	perPage := 100.0
 	if d.pages > 0 && d.tuples > 0 {
@@ -538,10 +546,7 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 		}
 	}
 	if _, err := rr.Close(); err != nil {
-		if isUndefinedTable(err) {
-			return nil, fmt.Errorf("%s: %w", t.Table, snapshot.ErrTableGone)
-		}
-		return nil, fmt.Errorf("reading a chunk of %s: %w", t.Table, err)
+		return nil, queryError(t, "reading a chunk of", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("ending the chunk's transaction: %w", err)

@@ -218,6 +218,10 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		// messages carry the heartbeats; both options need PostgreSQL 14.
 		args = append(args, "proto_version '2'", "streaming 'on'", "messages 'true'")
 	} else {
+		if s.cfg.Snapshot.Mode != snapshot.Never || (resume.State != nil && len(resume.State) > 0) {
+			// A chunk's watermark is a logical message, which pgoutput sends from version 14.
+			return &FatalError{fmt.Errorf("snapshots need PostgreSQL 14 or later (this server is %d); fix: set snapshot: never for pipeline %s, or upgrade the server", version, s.cfg.Pipeline)}
+		}
 		args = append(args, "proto_version '1'")
 		if s.cfg.HeartbeatInterval > 0 {
 			s.log.Warn("heartbeats need PostgreSQL 14 (pgoutput logical messages); the slot advances only with changes of the captured tables", "server_version_num", version)
