@@ -167,3 +167,35 @@ func TestWindowJobProblemsAllAtOnce(t *testing.T) {
 		t.Errorf("got %d problems, want 4:\n%v", len(ce.Problems), err)
 	}
 }
+
+// Group membership and the state bound: session_timeout (default 45s, at least 1s),
+// static_membership (default off) and state.max_bytes (default 1GiB, a size) are parsed,
+// defaulted and checked with the key's path.
+func TestWindowJobMembershipAndStateLimit(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(windowsBase), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.Windows[0]
+	if w.SessionTimeout.D != 45*time.Second || w.StaticMembership || w.State.MaxBytes.N != 1<<30 {
+		t.Errorf("defaults: session_timeout %s, static_membership %v, state.max_bytes %d; want 45s, false, 1GiB", w.SessionTimeout.D, w.StaticMembership, w.State.MaxBytes.N)
+	}
+	set := windowsBase + "    session_timeout: 6s\n    static_membership: true\n    instance_id: a\n    state: {max_bytes: 64MiB}\n"
+	if cfg, err = Parse("c.yaml", []byte(set), noEnv); err != nil {
+		t.Fatal(err)
+	}
+	w = cfg.Windows[0]
+	if w.SessionTimeout.D != 6*time.Second || !w.StaticMembership || w.State.MaxBytes.N != 64<<20 {
+		t.Errorf("set: session_timeout %s, static_membership %v, state.max_bytes %d", w.SessionTimeout.D, w.StaticMembership, w.State.MaxBytes.N)
+	}
+	for _, c := range []struct{ extra, path, msg string }{
+		{"    session_timeout: 500ms\n", "windows[0].session_timeout", "too short"},
+		{"    state: {max_bytes: lots}\n", "windows[0].state.max_bytes", "not a size"},
+		{"    state: {max_bytes: 0}\n", "windows[0].state.max_bytes", "too small"},
+	} {
+		_, err := Parse("c.yaml", []byte(windowsBase+c.extra), noEnv)
+		if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%q: got %v, want a problem at %s saying %q", c.extra, err, c.path, c.msg)
+		}
+	}
+}
