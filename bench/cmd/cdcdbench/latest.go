@@ -26,6 +26,7 @@ func (s *suite) write() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	sort.SliceStable(s.scenarios, func(i, j int) bool { return s.scenarios[i].ID[0] < s.scenarios[j].ID[0] })
 	charts, cerr := s.charts(dir)
 	if cerr != nil {
 		logf("charts: %v", cerr)
@@ -35,6 +36,10 @@ func (s *suite) write() error {
 		return err
 	}
 	_ = os.WriteFile(filepath.Join(s.dir, filepath.Base(s.o.latest)), []byte(md), 0o644)
+	fmt.Println("\ntargets:")
+	for _, t := range s.targets() {
+		fmt.Printf("  %-50s %-10s %s\n", t[0], t[1], strings.Trim(t[2], "*"))
+	}
 	fmt.Printf("\nreport: %s\ncharts: %s\nlogs:   %s\n", s.o.latest, strings.Join(charts, ", "), s.dir)
 	return cerr
 }
@@ -56,7 +61,7 @@ func (s *suite) charts(dir string) ([]string, error) {
 	if len(labels) > 0 {
 		p := filepath.Join(dir, "throughput.png")
 		if err := groupedBars(p, "Throughput per scenario (rows/s, log scale; no bar = not measured)", "rows/s", labels,
-			[]barGroup{{"cdcd", colCDCD, c}, {"Debezium", colDebezium, d}, {"limit (source's own reader)", colLimit, l}}, true); err != nil {
+			[]barGroup{{"cdcd", colCDCD, c}, {"Debezium (#6: Kafka Streams)", colDebezium, d}, {"limit (source's own reader)", colLimit, l}}, true); err != nil {
 			return out, err
 		}
 		out = append(out, p)
@@ -97,7 +102,7 @@ func (s *suite) charts(dir string) ([]string, error) {
 	if len(labels) > 0 {
 		p := filepath.Join(dir, "rss.png")
 		if err := groupedBars(p, "Peak resident memory per scenario (MiB)", "MiB", labels,
-			[]barGroup{{"cdcd", colCDCD, c}, {"Debezium (JVM)", colDebezium, d}}, false); err != nil {
+			[]barGroup{{"cdcd", colCDCD, c}, {"Debezium (#6: Kafka Streams)", colDebezium, d}}, false); err != nil {
 			return out, err
 		}
 		out = append(out, p)
@@ -268,6 +273,9 @@ func (s *suite) targets() [][3]string {
 	}
 	worst := math.NaN()
 	for _, sc := range s.scenarios {
+		if sc.Kind == "window" {
+			continue // Kafka Streams, not Debezium
+		}
 		if v := rssMiB(sc.CDCD) / rssMiB(sc.Debezium); !math.IsNaN(v) && (math.IsNaN(worst) || v > worst) {
 			worst = v
 		}

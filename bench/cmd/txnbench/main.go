@@ -11,11 +11,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -66,6 +70,9 @@ func run(broker string, txns, rate, records, partitions int, prereg bool) error 
 	if rate > 0 {
 		interval = time.Second / time.Duration(rate)
 	}
+	kafkaPID := findProcess("kafka.Kafka")
+	brokerCPU0, selfCPU0 := procCPU(kafkaPID), procCPU(os.Getpid())
+	started := time.Now()
 	next := time.Now()
 	for i := 0; i < txns; i++ {
 		if interval > 0 {
@@ -98,9 +105,47 @@ func run(broker string, txns, rate, records, partitions int, prereg bool) error 
 		at := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))] }
 		return fmt.Sprintf("p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  max %6.2f ms", ms(at(0.5)), ms(at(0.95)), ms(at(0.99)), ms(ds[len(ds)-1]))
 	}
+	took := time.Since(started)
+	brokerCPU, selfCPU := procCPU(kafkaPID)-brokerCPU0, procCPU(os.Getpid())-selfCPU0
 	fmt.Printf("%d transactions at %d/s, %d records over %d partitions + 1 offsets record, preregister=%v\n", txns, rate, records, partitions, prereg)
+	fmt.Printf("  in %.1f s: broker CPU %.2f s (%.2f ms per transaction, %.2f cores), this producer %.2f s (%.2f ms per transaction)\n",
+		took.Seconds(), brokerCPU, brokerCPU/float64(txns)*1000, brokerCPU/took.Seconds(), selfCPU, selfCPU/float64(txns)*1000)
 	fmt.Printf("  flush (incl. offsets record): %s\n  end transaction:              %s\n  flush + commit:               %s\n", q(flushD), q(endD), q(totalD))
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// procCPU is a process's user+system CPU seconds (0 when unknown).
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return float64(ut+st) / 100
+}
+
+// findProcess returns the pid of the first process whose command line contains s, or 0.
+func findProcess(s string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile(d + "/cmdline"); err == nil && bytes.Contains(b, []byte(s)) {
+			return pid
+		}
+	}
+	return 0
+}
