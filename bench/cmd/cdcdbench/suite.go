@@ -399,9 +399,12 @@ func (s *suite) pgTool(tool, name, db, snapshot string) (streamTool, error) {
 		s: connectSettings{Worker: debeziumWorkerSettings(o, s.paths, rest, offsets), Connector: conn, JVM: jvmArgs(o)}}, nil
 }
 
+// jvmArgs are what Kafka's own scripts give a Connect worker (connect-standalone.sh:
+// KAFKA_HEAP_OPTS -Xms256M -Xmx2G, KAFKA_JVM_PERFORMANCE_OPTS), with the heap ceiling from
+// -connect-heap.
 func jvmArgs(o options) []string {
-	a := []string{"-Xms256m", "-Xmx" + o.connectHeap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"}
-	return a
+	return []string{"-Xms256m", "-Xmx" + o.connectHeap, "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+		"-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"}
 }
 
 func (s *suite) cleanupPG(ctx context.Context, db string, topics []string) {
