@@ -250,6 +250,17 @@ func TestSnapshotConsistentUnderWritersAndSIGKILL(t *testing.T) {
 	writes := hammer(wctx, t, dsn, "snap", 3, rows+rows/10, seed)
 
 	snapshotted := func() float64 { return metricOrZero(d, "cdcd_snapshot_rows_total") }
+	// While the snapshot runs the pipeline is ready, in phase snapshotting, with its progress.
+	waitFor(t, d, "/readyz to show the snapshot", 2*time.Minute, func() bool {
+		resp, err := http.Get("http://" + d.http + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"phase":"snapshotting"`) &&
+			strings.Contains(string(b), `"table":"public.snap"`) && strings.Contains(string(b), `"rows_estimated":2000000`)
+	})
 	for i, frac := range []float64{0.3, 0.7} {
 		// Rows counted since this process started: the resumed run starts from zero.
 		base := 0.0
