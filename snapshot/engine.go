@@ -682,6 +682,10 @@ func (e *Engine) track(table string) {
 // Tracked returns the key tracker of a table under snapshot, nil if none (stream goroutine).
 func (e *Engine) Tracked(table string) *Keys { return e.tracked[table] }
 
+// Tracking reports whether any table is tracked, so the stream skips the per-row lookup when
+// no snapshot runs (stream goroutine).
+func (e *Engine) Tracking() bool { return len(e.tracked) > 0 }
+
 // Keys remembers, per key, the transaction of the latest change the stream carried.
 type Keys struct {
 	m         map[string]uint64

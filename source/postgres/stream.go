@@ -462,7 +462,7 @@ func (st *stream) snapshotAtCommit(ctx context.Context) ([]byte, error) {
 
 // track tells the snapshot engine which keys the stream changed (see package snapshot).
 func (st *stream) track(t *change.Table, before, after []change.Value) {
-	if st.snap == nil || len(t.KeyColumns) == 0 {
+	if st.snap == nil || len(t.KeyColumns) == 0 || !st.snap.Tracking() {
 		return
 	}
 	k := st.snap.Tracked(t.QualifiedName())
@@ -682,7 +682,7 @@ func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
 		if !rel.captured {
 			continue
 		}
-		if st.snap != nil {
+		if st.snap != nil && st.snap.Tracking() {
 			if k := st.snap.Tracked(rel.table.QualifiedName()); k != nil {
 				k.Truncate(uint64(st.txXid))
 			}
