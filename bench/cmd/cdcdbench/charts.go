@@ -79,7 +79,7 @@ func groupedBars(path, title, yLabel string, labels []string, groups []barGroup,
 	p.NominalX(labels...)
 	p.Y.Min = 0
 	if logY {
-		p.Y.Max = math.Ceil(top + 0.3) // room for the legend
+		p.Y.Max = math.Ceil(top + 0.3 + 0.15*float64(len(groups))) // room for the legend
 	} else {
 		p.Y.Max = top * 1.25
 	}

@@ -488,6 +488,21 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	defer cancel()
 	consumed := make(chan error, 1)
 	go func() { consumed <- lc.run(cctx) }()
+	// -probe-beside: a bare consumer of a second slot on the same publication, under the same
+	// load at the same time, splits the latency between PostgreSQL and the tool.
+	var probe *slotProbe
+	probeDone := make(chan error, 1)
+	if o.probeBeside && ct != nil {
+		probe = &slotProbe{firstID: firstID, n: n}
+		ready := make(chan struct{})
+		go func() { probeDone <- probe.run(cctx, dsn, ct.name+"_beside", ct.name, ready) }()
+		select {
+		case <-ready:
+		case err := <-probeDone:
+			logf("probe beside cdcd: %v", err)
+			probe = nil
+		}
+	}
 	time.Sleep(500 * time.Millisecond) // the consumer's first fetch
 	werr := wr.run(ctx)
 	var cerr error
@@ -524,11 +539,32 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		tk.Stop()
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	var probeNote string
+	if probe != nil {
+		cancel()
+		if err := <-probeDone; err != nil {
+			probeNote = "bare slot consumer beside cdcd: " + err.Error()
+		} else {
+			var ds []time.Duration
+			probe.mu.Lock()
+			for i := range probe.recv {
+				if probe.recv[i] != 0 && probe.srcTime[i] != 0 {
+					ds = append(ds, time.Duration(probe.recv[i]-probe.srcTime[i]))
+				}
+			}
+			probe.mu.Unlock()
+			q := computeQuantiles(ds)
+			probeNote = fmt.Sprintf("a bare slot consumer beside cdcd, same rows at the same time (%d received): p50 %s, p95 %s, p99 %s", q.N, ms(q.P50), ms(q.P95), ms(q.P99))
+		}
+	}
 	if werr != nil {
 		return failed(t.label(), werr)
 	}
 	if cerr != nil {
 		return failed(t.label(), cerr)
+	}
+	if probeNote != "" {
+		r.Notes = append(r.Notes, probeNote)
 	}
 	r.Rows = wr.acked()
 	r.Took = wr.finished.Sub(wr.started)
