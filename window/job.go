@@ -474,6 +474,13 @@ func (j *Job) loop(ctx context.Context) error {
 		return fmt.Errorf("kafka: creating the job's consumer: %w", err)
 	}
 	defer sess.Close()
+	// Initialize the transactional producer now, before any restore: InitProducerID fences
+	// this instance's previous incarnation and aborts a transaction it left open (a crash, a
+	// SIGKILL), which would otherwise hold the changelog's last stable offset, and with it
+	// the restore of every partition that transaction wrote, until the transaction timeout.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		return fmt.Errorf("kafka: initializing the job's transactional producer %s: %w", "cdcd-window-"+j.spec.Name+"-"+j.cfg.InstanceID, err)
+	}
 	j.setPhase("joining", "waiting for the consumer group "+GroupID(j.spec.Name)+" to assign partitions")
 	j.log.Info("window job joining its group", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
 
