@@ -31,6 +31,7 @@ build:
 ## integration) with -race.
 test: stack-up vet fmt-check alerts-test
 	go test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	cd bench && go test -count=1 ./...
 
 ## alerts-test: promtool check and unit-test the shipped alert rules.
 alerts-test:
@@ -39,12 +40,14 @@ alerts-test:
 ## unit: tests that need no stack.
 unit:
 	CDCD_TEST_STACK= go test -race -count=1 $$(go list ./... | grep -v /integration)
+	cd bench && go test -count=1 ./...
 
 integration: stack-up
 	go test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./integration/...
 
 vet:
 	go vet ./...
+	cd bench && go vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
