@@ -169,7 +169,6 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 
 	evs := make(chan *replication.BinlogEvent, 1024)
 	stopped := make(chan struct{})
-	defer close(stopped)
 	captured := s.tables.captured
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
@@ -196,8 +195,6 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			}
 		}),
 	})
-	defer syncer.Close()
-
 	var streamer *replication.BinlogStreamer
 	if start.GTIDs != "" {
 		gs, err := gomysql.ParseGTIDSet(flavor, start.GTIDs)
@@ -206,11 +203,13 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 		streamer, err = syncer.StartSyncGTID(gs)
 		if err != nil {
+			syncer.Close()
 			return fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
 		}
 	} else {
 		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
 		if err != nil {
+			syncer.Close()
 			return fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
 		}
 	}
@@ -221,8 +220,12 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		errc <- err
 	}()
 	defer func() {
+		// Unblock the reader's hand-off first: Close waits for the reader goroutine.
+		close(stopped)
+		t0 := time.Now()
 		syncer.Close()
 		<-errc
+		s.log.Debug("binlog stream closed", "took", time.Since(t0))
 	}()
 
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,

@@ -230,16 +230,11 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 	if tv == nil {
 		return nil // not captured (its rows were not even decoded)
 	}
-	var op change.Op
-	step := 1
-	switch e.Type() {
-	case replication.EnumRowsEventTypeInsert:
-		op = change.OpCreate
-	case replication.EnumRowsEventTypeUpdate:
-		op, step = change.OpUpdate, 2
-	case replication.EnumRowsEventTypeDelete:
-		op = change.OpDelete
-	default:
+	op, step := opOf(h.EventType)
+	switch {
+	case h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT:
+		// Its after images may hold JSON diffs; decodeRow refuses those values one by one.
+	case op == 0:
 		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, h.EventType)
 	}
 	if step == 2 && len(e.Rows)%2 != 0 {
@@ -293,6 +288,20 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 	return nil
 }
 
+// opOf maps a rows event type to its op, and how many row images one change takes.
+func opOf(t replication.EventType) (change.Op, int) {
+	switch t {
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2, replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
+		return change.OpCreate, 1
+	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
+		replication.PARTIAL_UPDATE_ROWS_EVENT:
+		return change.OpUpdate, 2
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2, replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		return change.OpDelete, 1
+	}
+	return 0, 1
+}
+
 // decodeRow decodes one row image; the first undecodable value's error is returned with the
 // row (its value kept as Undecodable), so the change becomes one poison record.
 func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
@@ -336,6 +345,9 @@ func keyChanged(t *change.Table, before, after []change.Value) bool {
 
 // emit appends an item to the chunk, handing the chunk over when it is full.
 func (st *stream) emit(ctx context.Context, it change.Item) error {
+	if it.Commit == nil {
+		st.txEvents++
+	}
 	if st.chunk == nil {
 		st.chunk = change.GetChunk()
 	}
