@@ -84,7 +84,7 @@ func TestMySQLExactlyOnceUnderSIGKILL(t *testing.T) {
 	s, ctx, db, dsn, conn := mysqlSetup(t, 10*time.Minute, "cdcd_mycrash",
 		`CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL, tx BIGINT NOT NULL, txsize INT NOT NULL)`)
 	name := uniqueName("mycrash")
-	d := startDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, "    batch:\n      max_events: 50\n"))
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, "    batch:\n      max_events: 50\n"))
 	d.waitReady(60 * time.Second)
 
 	const total = 200_000

@@ -15,7 +15,7 @@ import (
 func TestMySQLAlterWhileStoppedAndBehind(t *testing.T) {
 	s, _, db, dsn, conn := mysqlSetup(t, 4*time.Minute, "cdcd_ddl", `CREATE TABLE t (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(10))`)
 	name := uniqueName("myddl")
-	d := startDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, "    on_error: dlq\n"))
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, "    on_error: dlq\n"))
 	d.waitReady(60 * time.Second)
 	mysqlExec(t, conn, "INSERT INTO t VALUES (0, 0, 'x')")
 	topic := name + "." + db + ".t"

@@ -13,7 +13,7 @@ import (
 func TestMySQLPurgedPositionStops(t *testing.T) {
 	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_purge", `CREATE TABLE t (id INT PRIMARY KEY, v INT)`)
 	name := uniqueName("mypurge")
-	d := startDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
 	d.waitReady(60 * time.Second)
 	mysqlExec(t, conn, "INSERT INTO t VALUES (1, 1)")
 	c := newConsumer(t, s, name+"."+db+".t")
@@ -59,7 +59,7 @@ func TestMySQLPrerequisitesRefused(t *testing.T) {
 	if err == nil || !strings.Contains(out, "missing REPLICATION SLAVE or REPLICATION CLIENT") || !strings.Contains(out, "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*") {
 		t.Errorf("check without replication privileges: want a failure with the GRANT fix, got %v:\n%s", err, out)
 	}
-	d := startDaemon(t, yaml)
+	d := startMySQLDaemon(t, yaml)
 	d.waitUnready(60*time.Second, "failed", "GRANT REPLICATION SLAVE")
 	d.stop(syscall.SIGTERM)
 
@@ -77,6 +77,6 @@ func TestMySQLPrerequisitesRefused(t *testing.T) {
 			t.Errorf("check with binlog_format MIXED and binlog_row_metadata MINIMAL: want %q, got %v:\n%s", want, err, out)
 		}
 	}
-	d = startDaemon(t, yaml)
+	d = startMySQLDaemon(t, yaml)
 	d.waitUnready(60*time.Second, "failed", "binlog_format", "binlog_row_metadata")
 }

@@ -24,7 +24,7 @@ func TestMySQLGTIDTwoDomains(t *testing.T) {
 	conn2 := mysqlConn(t, ctx, strings.TrimSuffix(s.mysqlDSN, "/")+"/"+db)
 	mysqlExec(t, conn2, "SET SESSION gtid_domain_id = 1")
 	name := uniqueName("mygtid")
-	d := startDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, "    batch:\n      max_events: 30\n"))
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, "    batch:\n      max_events: 30\n"))
 	d.waitReady(60 * time.Second)
 
 	seed := loggedSeed(t, "writers and kill schedule")

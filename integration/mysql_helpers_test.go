@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,6 +68,7 @@ func mysqlPipelineYAML(s stack, name, dsn string, serverID uint32, tables []stri
 	return fmt.Sprintf(`kafka:
   brokers: [%q]
   topic_partitions: 3
+  transaction_timeout: 10s
 schema_registry:
   url: %q
 http:
@@ -86,4 +88,14 @@ pipelines:
     topics:
       prefix: %s
 %s`, s.kafka[0], s.registry, name, dsn, serverID, strings.Join(tables, ", "), name, extra)
+}
+
+// startMySQLDaemon is startDaemon for MySQL tests: at the end of the test cdcd gets SIGTERM
+// before the harness's SIGKILL, so it leaves no open Kafka transaction in the shared offsets
+// topic that would hold back read_committed readers of later tests.
+func startMySQLDaemon(t *testing.T, yaml string) *daemon {
+	t.Helper()
+	d := startDaemon(t, yaml)
+	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
+	return d
 }

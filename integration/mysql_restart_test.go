@@ -133,7 +133,7 @@ func TestMySQLServerRestartMidStream(t *testing.T) {
 	conn.Close()
 	name := uniqueName("myrestart")
 	yaml := mysqlPipelineYAML(s, name, m.dsn+"r", nextServerID(), []string{"r.kv"}, "    batch:\n      max_events: 100\n    retry:\n      initial_backoff: 200ms\n      max_backoff: 1s\n")
-	d := startDaemon(t, yaml)
+	d := startMySQLDaemon(t, yaml)
 	d.waitReady(60 * time.Second)
 
 	var want []kvChange

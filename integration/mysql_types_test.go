@@ -31,7 +31,7 @@ const mysqlTypesDDL = `CREATE TABLE t (
 func TestMySQLTypesRoundTrip(t *testing.T) {
 	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_types", mysqlTypesDDL)
 	name := uniqueName("mytypes")
-	d := startDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
 	d.waitReady(60 * time.Second)
 	mysqlExec(t, conn, "SET time_zone = '+05:30'")
 	mysqlExec(t, conn, "SET sql_mode = 'ALLOW_INVALID_DATES'")
