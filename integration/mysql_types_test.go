@@ -1,11 +1,16 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/source/mysql"
+	gomysqlpkg "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 const mysqlTypesDDL = `CREATE TABLE t (
@@ -25,6 +30,16 @@ const mysqlTypesDDL = `CREATE TABLE t (
   zd DATE NULL
 )`
 
+const mysqlTypesInsert = `INSERT INTO t (id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, dec65, dec52, f, d, b1, b12, b64, bo,
+	  y, dt, dtm, dtm3, dtm6, ts, ts6, tm, tm6, c, vc, tx, l1, vbin, bn, vb, bl, e, st, j, g, zd) VALUES
+	  (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
+	   '-12345678901234567890123456789012345.123456789012345678901234567890', '-999.99', 1.5, -2.25e300, b'1', b'101010101010', b'1111111111111111111111111111111111111111111111111111111111111111', TRUE,
+	   2155, '9999-12-31', '1000-01-01 00:00:00', '2024-02-29 23:59:59.123', '1970-01-01 00:00:00.000001', '2038-01-19 08:44:07', '2001-02-03 09:35:06.654321',
+	   '-838:59:59', '100:00:00.000001', 'ab', 'héllo wörld 😀', 'long text', 'café', x'00ff', x'0102', x'00ff10', x'deadbeef',
+	   'medium', 'a,c', '{"k": [1, 2.5, "x"]}', ST_GeomFromText('POINT(1 2)'), '0000-00-00'),
+	  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
+
 // TestMySQLTypesRoundTrip: every supported MariaDB type goes from the binlog through Avro and
 // the registry to the value the server holds. The server's time_zone is not UTC, so a
 // TIMESTAMP read as local time would show.
@@ -35,15 +50,7 @@ func TestMySQLTypesRoundTrip(t *testing.T) {
 	d.waitReady(60 * time.Second)
 	mysqlExec(t, conn, "SET time_zone = '+05:30'")
 	mysqlExec(t, conn, "SET sql_mode = 'ALLOW_INVALID_DATES'")
-	mysqlExec(t, conn, `INSERT INTO t (id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, dec65, dec52, f, d, b1, b12, b64, bo,
-	  y, dt, dtm, dtm3, dtm6, ts, ts6, tm, tm6, c, vc, tx, l1, vbin, bn, vb, bl, e, st, j, g, zd) VALUES
-	  (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
-	   '-12345678901234567890123456789012345.123456789012345678901234567890', '-999.99', 1.5, -2.25e300, b'1', b'101010101010', b'1111111111111111111111111111111111111111111111111111111111111111', TRUE,
-	   2155, '9999-12-31', '1000-01-01 00:00:00', '2024-02-29 23:59:59.123', '1970-01-01 00:00:00.000001', '2038-01-19 08:44:07', '2001-02-03 09:35:06.654321',
-	   '-838:59:59', '100:00:00.000001', 'ab', 'héllo wörld 😀', 'long text', 'café', x'00ff', x'0102', x'00ff10', x'deadbeef',
-	   'medium', 'a,c', '{"k": [1, 2.5, "x"]}', ST_GeomFromText('POINT(1 2)'), '0000-00-00'),
-	  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-	   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+	mysqlExec(t, conn, mysqlTypesInsert)
 
 	c := newConsumer(t, s, name+"."+db+".t")
 	recs := c.read(t, 2, 60*time.Second, time.Second)
@@ -96,4 +103,107 @@ func show(v any) string {
 		return x.UTC().Format(time.RFC3339Nano)
 	}
 	return fmt.Sprintf("%v", v)
+}
+
+// TestMySQLSnapshotDecodeMatchesBinlog: the same rows read from the binlog (the source's
+// TABLE_MAP shape and decoder) and with SELECT (TableFromCatalog and DecodeText, what a
+// snapshot uses) give the same columns and the same values, so both publish the same bytes.
+// The reading session's time_zone is not UTC before PrepareSnapshotSession, and the writer's
+// is not either.
+func TestMySQLSnapshotDecodeMatchesBinlog(t *testing.T) {
+	s, ctx, db, dsn, conn := mysqlSetup(t, 2*time.Minute, "cdcd_snapdec", mysqlTypesDDL)
+	src, err := mysql.New(mysql.Config{Pipeline: "snapdec", DSN: dsn, ServerID: nextServerID(), Tables: []string{db + ".t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan []change.Item, 16)
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	streaming := make(chan struct{})
+	go func() {
+		done <- src.Run(sctx, change.Resume{OnStreaming: func(change.Streaming) { close(streaming) }}, out)
+	}()
+	defer func() { stop(); <-done }()
+	select {
+	case <-streaming:
+	case err := <-done:
+		t.Fatalf("source: %v", err)
+	}
+	mysqlExec(t, conn, "SET time_zone = '-07:00'")
+	mysqlExec(t, conn, "SET sql_mode = 'ALLOW_INVALID_DATES'")
+	mysqlExec(t, conn, mysqlTypesInsert)
+
+	binlog := map[string]change.Event{}
+	var tbl *change.Table
+	for len(binlog) < 2 {
+		select {
+		case chunk := <-out:
+			for _, it := range chunk {
+				if it.Commit == nil {
+					if it.Event.Err != nil {
+						t.Fatalf("binlog row: %v", it.Event.Err)
+					}
+					tbl = it.Event.Table
+					binlog[fmt.Sprint(it.Event.After[0].Int)] = it.Event
+				}
+			}
+		case err := <-done:
+			t.Fatalf("source: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("only %d rows from the binlog", len(binlog))
+		}
+	}
+
+	reader := mysqlConn(t, ctx, strings.TrimSuffix(s.mysqlDSN, "/")+"/"+db)
+	mysqlExec(t, reader, "SET time_zone = '+09:00'")
+	if err := mysql.PrepareSnapshotSession(reader); err != nil {
+		t.Fatal(err)
+	}
+	ctbl, specs, err := mysql.TableFromCatalog(reader, db, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ctbl.SameShape(tbl) {
+		for i := range tbl.Columns {
+			if i < len(ctbl.Columns) && tbl.Columns[i] != ctbl.Columns[i] {
+				t.Errorf("column %d: binlog %+v, catalog %+v", i, tbl.Columns[i], ctbl.Columns[i])
+			}
+		}
+		t.Fatalf("catalog shape differs from the binlog's: keys %v / %v", ctbl.KeyColumns, tbl.KeyColumns)
+	}
+	r, err := reader.Execute("SELECT * FROM t ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range r.RowDatas {
+		var vals []change.Value
+		b := []byte(row)
+		for i := range specs {
+			raw, isNull, n, err := gomysqlpkg.LengthEncodedString(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = b[n:]
+			if isNull {
+				raw = nil
+			} else if raw == nil {
+				raw = []byte{}
+			}
+			v, err := mysql.DecodeText(&specs[i], ctbl.Columns[i].Kind, raw)
+			if err != nil {
+				t.Fatalf("column %s: %v", specs[i].Name, err)
+			}
+			vals = append(vals, v)
+		}
+		ev, ok := binlog[fmt.Sprint(vals[0].Int)]
+		if !ok {
+			t.Fatalf("row %d not in the binlog", vals[0].Int)
+		}
+		for i := range vals {
+			a, w := vals[i], ev.After[i]
+			if a.State != w.State || a.Int != w.Int || a.Uint != w.Uint || a.Float != w.Float || a.Str != w.Str || string(a.Bytes) != string(w.Bytes) {
+				t.Errorf("row %d column %s: SELECT gives %+v, the binlog %+v", vals[0].Int, specs[i].Name, a, w)
+			}
+		}
+	}
 }

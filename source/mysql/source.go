@@ -174,6 +174,9 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
 		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
 		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
+		// MariaDB 11.4+ may send events without their end position; go-mysql then computes it
+		// (which needs the ANNOTATE_ROWS events too, so only there).
+		FillZeroLogPos: flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
 		Logger: slog.New(slog.DiscardHandler), Localhost: ReplicaHost(s.cfg.Pipeline),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
 			// Rows of tables that are not captured are not decoded at all.
@@ -307,6 +310,19 @@ func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resu
 		t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
 	}
 	return t, nil
+}
+
+// versionAtLeast reports whether the server's version is major.minor or newer.
+func versionAtLeast(conn *client.Conn, major, minor int) bool {
+	v, err := variable(conn, "version")
+	if err != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(v, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 func detectFlavor(conn *client.Conn) string {

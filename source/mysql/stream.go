@@ -127,7 +127,18 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		if len(body) >= replication.EventHeaderSize+st.csumLen {
 			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
 		}
-		st.byID[e.TableID] = st.tables.version(e, body)
+		st.byID[e.TableID] = st.tables.version(e, body, st.flavor)
+	case *replication.TransactionPayloadEvent:
+		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
+		// Their headers carry no positions; the transaction's GTID event came before.
+		for _, inner := range e.Events {
+			if err := st.handle(ctx, inner); err != nil {
+				return err
+			}
+		}
+		if st.inTx {
+			return fmt.Errorf("binlog %s:%d: a compressed transaction payload did not end its transaction", st.file, h.LogPos)
+		}
 	case *replication.RowsEvent:
 		if !st.inTx {
 			if err := st.begin(ctx, h, ""); err != nil {

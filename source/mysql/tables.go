@@ -58,7 +58,7 @@ func (t *tables) isCaptured(db, table []byte) bool {
 
 // version returns the table version a TABLE_MAP event describes (nil for tables not
 // captured). body is the event's post-header and payload (for the shape comparison).
-func (t *tables) version(ev *replication.TableMapEvent, body []byte) *tableVersion {
+func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor string) *tableVersion {
 	key := string(ev.Schema) + "." + string(ev.Table)
 	if !t.captured[key] {
 		return nil
@@ -70,7 +70,7 @@ func (t *tables) version(ev *replication.TableMapEvent, body []byte) *tableVersi
 	if cur := t.byName[key]; cur != nil && bytes.Equal(cur.meta, meta) {
 		return cur
 	}
-	v := buildVersion(ev)
+	v := buildVersion(ev, flavor)
 	v.meta = bytes.Clone(meta)
 	t.versions[key]++
 	v.table.Version = t.versions[key]
@@ -84,10 +84,10 @@ func (t *tables) version(ev *replication.TableMapEvent, body []byte) *tableVersi
 }
 
 // buildVersion derives the table version of one TABLE_MAP event.
-func buildVersion(ev *replication.TableMapEvent) *tableVersion {
+func buildVersion(ev *replication.TableMapEvent, flavor string) *tableVersion {
 	db, name := string(ev.Schema), string(ev.Table)
 	v := &tableVersion{table: &change.Table{Database: db, Schema: db, Name: name, FullIdentity: true}}
-	specs, err := SpecsFromTableMap(ev)
+	specs, err := SpecsFromTableMap(ev, flavor)
 	if err != nil {
 		v.err = fmt.Errorf("table %s.%s: %w", db, name, err)
 		return v
@@ -111,13 +111,13 @@ func buildVersion(ev *replication.TableMapEvent) *tableVersion {
 }
 
 // SpecsFromTableMap reads the column specs of a TABLE_MAP event written with
-// binlog_row_metadata=FULL.
-func SpecsFromTableMap(ev *replication.TableMapEvent) ([]ColumnSpec, error) {
+// binlog_row_metadata=FULL by a server of the flavor ("mysql" or "mariadb").
+func SpecsFromTableMap(ev *replication.TableMapEvent, flavor string) ([]ColumnSpec, error) {
 	names := ev.ColumnNameString()
 	if len(names) != int(ev.ColumnCount) {
 		return nil, errNoRowMetadata
 	}
-	unsigned := ev.UnsignedMap()
+	unsigned := unsignedMap(ev, flavor)
 	collations := ev.CollationMap()
 	enums := ev.EnumStrValueMap()
 	sets := ev.SetStrValueMap()
@@ -167,4 +167,24 @@ func qualified(db, table []byte) string {
 	b.WriteByte('.')
 	b.Write(table)
 	return b.String()
+}
+
+// unsignedMap reads TABLE_MAP's signedness bitmap: one bit per numeric column, most
+// significant first. MariaDB counts YEAR among the numeric columns (it is UNSIGNED there),
+// MySQL does not; go-mysql's UnsignedMap follows MySQL, which shifts every later column's
+// bit on MariaDB.
+func unsignedMap(ev *replication.TableMapEvent, flavor string) map[int]bool {
+	out := map[int]bool{}
+	bit := 0
+	for i := 0; i < int(ev.ColumnCount); i++ {
+		numeric := ev.IsNumericColumn(i) || flavor == gomysql.MariaDBFlavor && ev.ColumnType[i] == gomysql.MYSQL_TYPE_YEAR
+		if !numeric {
+			continue
+		}
+		if bit/8 < len(ev.SignednessBitmap) {
+			out[i] = ev.SignednessBitmap[bit/8]&(0x80>>(bit%8)) != 0
+		}
+		bit++
+	}
+	return out
 }

@@ -1,0 +1,189 @@
+package mysql
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// TableFromCatalog reads a table's shape from information_schema, for reading its rows with
+// SELECT (snapshots). It gives the same change.Table (columns, kinds, source types, key) and
+// the same ColumnSpecs the binlog's TABLE_MAP gives for the table as it is now, so rows read
+// with SELECT and decoded with DecodeText encode to the bytes the binlog's rows do. The
+// stream never uses it: a change's shape comes from its own TABLE_MAP.
+//
+// Read rows on a session prepared with PrepareSnapshotSession, and select FLOAT columns as
+// binary (e.g. with a prepared statement) or CAST(col AS DOUBLE): the text protocol prints a
+// FLOAT with 6 significant digits, which is not always the stored value.
+func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []ColumnSpec, error) {
+	r, err := conn.Execute(`SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.NUMERIC_PRECISION, 0), COALESCE(c.NUMERIC_SCALE, 0),
+		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0)
+		FROM information_schema.COLUMNS c LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME
+		WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION`, db, table)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
+	}
+	if r.RowNumber() == 0 {
+		return nil, nil, fmt.Errorf("table %s.%s does not exist (or the user may not see it: GRANT SELECT)", db, table)
+	}
+	specs := make([]ColumnSpec, r.RowNumber())
+	for i := range specs {
+		name, _ := r.GetString(i, 0)
+		dataType, _ := r.GetString(i, 1)
+		colType, _ := r.GetString(i, 2)
+		nullable, _ := r.GetString(i, 3)
+		prec, _ := r.GetUint(i, 4)
+		scale, _ := r.GetUint(i, 5)
+		fsp, _ := r.GetUint(i, 6)
+		octets, _ := r.GetUint(i, 7)
+		collation, _ := r.GetUint(i, 8)
+		s, err := specFromCatalog(name, strings.ToLower(dataType), colType, prec, scale, fsp, octets, collation)
+		if err != nil {
+			return nil, nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+		}
+		s.Nullable = nullable == "YES"
+		specs[i] = s
+	}
+	t := &change.Table{Database: db, Schema: db, Name: table, FullIdentity: true, Columns: make([]change.Column, len(specs))}
+	for i := range specs {
+		if t.Columns[i], err = specs[i].Column(); err != nil {
+			return nil, nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+		}
+	}
+	k, err := conn.Execute(`SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, db, table)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the primary key of %s.%s: %w", db, table, err)
+	}
+	for i := 0; i < k.RowNumber(); i++ {
+		name, _ := k.GetString(i, 0)
+		for j := range specs {
+			if specs[j].Name == name {
+				t.KeyColumns = append(t.KeyColumns, j)
+				t.Columns[j].Key = true
+			}
+		}
+	}
+	return t, specs, nil
+}
+
+// PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4 and
+// TIMESTAMP values in UTC.
+func PrepareSnapshotSession(conn *client.Conn) error {
+	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'"} {
+		if _, err := conn.Execute(q); err != nil {
+			return fmt.Errorf("preparing the snapshot session (%s): %w", q, err)
+		}
+	}
+	return nil
+}
+
+func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, collation uint64) (ColumnSpec, error) {
+	s := ColumnSpec{Name: name, Unsigned: strings.Contains(strings.ToLower(colType), "unsigned"), Collation: collation}
+	textSize := func() uint16 {
+		switch {
+		case strings.HasPrefix(dataType, "tiny"):
+			return 1
+		case strings.HasPrefix(dataType, "medium"):
+			return 3
+		case strings.HasPrefix(dataType, "long"):
+			return 4
+		}
+		return 2
+	}
+	switch dataType {
+	case "tinyint", "bool", "boolean":
+		s.Type = gomysql.MYSQL_TYPE_TINY
+	case "smallint":
+		s.Type = gomysql.MYSQL_TYPE_SHORT
+	case "mediumint":
+		s.Type = gomysql.MYSQL_TYPE_INT24
+	case "int", "integer":
+		s.Type = gomysql.MYSQL_TYPE_LONG
+	case "bigint":
+		s.Type = gomysql.MYSQL_TYPE_LONGLONG
+	case "decimal", "numeric":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_NEWDECIMAL, uint16(prec)<<8|uint16(scale)
+	case "float":
+		s.Type = gomysql.MYSQL_TYPE_FLOAT
+	case "double", "real", "double precision":
+		s.Type = gomysql.MYSQL_TYPE_DOUBLE
+	case "bit":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_BIT, uint16(prec/8)<<8|uint16(prec%8)
+	case "year":
+		s.Type = gomysql.MYSQL_TYPE_YEAR
+	case "date":
+		s.Type = gomysql.MYSQL_TYPE_DATE
+	case "datetime":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_DATETIME2, uint16(fsp)
+	case "timestamp":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_TIMESTAMP2, uint16(fsp)
+	case "time":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_TIME2, uint16(fsp)
+	case "char":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_STRING, uint16(octets)
+	case "varchar":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_VARCHAR, uint16(octets)
+	case "binary":
+		s.Type, s.Meta, s.Collation = gomysql.MYSQL_TYPE_STRING, uint16(octets), collationBinary
+	case "varbinary":
+		s.Type, s.Meta, s.Collation = gomysql.MYSQL_TYPE_VARCHAR, uint16(octets), collationBinary
+	case "tinytext", "text", "mediumtext", "longtext":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_BLOB, textSize()
+	case "tinyblob", "blob", "mediumblob", "longblob":
+		s.Type, s.Meta, s.Collation = gomysql.MYSQL_TYPE_BLOB, textSize(), collationBinary
+	case "enum", "set":
+		s.Type = gomysql.MYSQL_TYPE_ENUM
+		if dataType == "set" {
+			s.Type = gomysql.MYSQL_TYPE_SET
+		}
+		vals, err := parseLabels(colType)
+		if err != nil {
+			return s, fmt.Errorf("column %s: %w", name, err)
+		}
+		s.Values = vals
+	case "json":
+		s.Type = gomysql.MYSQL_TYPE_JSON
+	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+		s.Type, s.Meta = gomysql.MYSQL_TYPE_GEOMETRY, 4
+	default:
+		return s, fmt.Errorf("column %s: type %s is not supported by cdcd", name, colType)
+	}
+	return s, nil
+}
+
+// parseLabels reads the labels of enum('a','it''s') / set(...).
+func parseLabels(colType string) ([]string, error) {
+	open := strings.IndexByte(colType, '(')
+	if open < 0 {
+		return nil, fmt.Errorf("cannot read the labels of %s", colType)
+	}
+	var labels []string
+	var cur strings.Builder
+	in := false
+	for i := open + 1; i < len(colType); i++ {
+		c := colType[i]
+		switch {
+		case !in && c == '\'':
+			in = true
+			cur.Reset()
+		case in && c == '\'' && i+1 < len(colType) && colType[i+1] == '\'':
+			cur.WriteByte('\'')
+			i++
+		case in && c == '\'':
+			in = false
+			labels = append(labels, cur.String())
+		case in && c == '\\' && i+1 < len(colType):
+			cur.WriteByte(colType[i+1])
+			i++
+		case in:
+			cur.WriteByte(c)
+		}
+	}
+	if in {
+		return nil, fmt.Errorf("cannot read the labels of %s", colType)
+	}
+	return labels, nil
+}
