@@ -154,7 +154,7 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 	return s, nil
 }
 
-// parseLabels reads the labels of enum('a','it''s') / set(...).
+// parseLabels reads the labels of enum('a','it”s') / set(...).
 func parseLabels(colType string) ([]string, error) {
 	open := strings.IndexByte(colType, '(')
 	if open < 0 {
