@@ -154,7 +154,8 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 	return s, nil
 }
 
-// parseLabels reads the labels of enum('a','it”s') / set(...).
+// parseLabels reads the labels of an ENUM or SET column type such as enum('a','b'); a
+// quote inside a label is doubled.
 func parseLabels(colType string) ([]string, error) {
 	open := strings.IndexByte(colType, '(')
 	if open < 0 {

@@ -177,7 +177,8 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		// MariaDB 11.4+ may send events without their end position; go-mysql then computes it
 		// (which needs the ANNOTATE_ROWS events too, so only there).
 		FillZeroLogPos: flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
-		Logger:         slog.New(slog.DiscardHandler), Localhost: ReplicaHost(s.cfg.Pipeline),
+		Logger:         slog.New(slog.DiscardHandler),
+		Localhost:      ReplicaHost(s.cfg.Pipeline),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
 			// Rows of tables that are not captured are not decoded at all.
 			pos, err := re.DecodeHeader(data)
