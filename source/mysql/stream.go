@@ -114,8 +114,14 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			if err := st.begin(ctx, h, ""); err != nil {
 				return err
 			}
+			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+				return err
+			}
 			return st.end(ctx, h)
 		case !st.began:
+			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+				return err
+			}
 			return st.end(ctx, h)
 		}
 	case *replication.XIDEvent:
@@ -297,6 +303,50 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 		}
 	}
 	return nil
+}
+
+// truncate emits a truncate event when the DDL statement q (run with default database db)
+// is TRUNCATE TABLE of a captured table. The event carries the table's last shape seen in the
+// binlog; a table whose rows cdcd has not seen since it started has none, and its truncate is
+// logged instead (its topic's consumers then miss it).
+func (st *stream) truncate(ctx context.Context, db, q string) error {
+	tdb, name, ok := parseTruncate(q, db)
+	if !ok || !st.tables.captured[tdb+"."+name] {
+		return nil
+	}
+	tv := st.tables.byName[tdb+"."+name]
+	if tv == nil || tv.err != nil {
+		st.src.log.Warn("TRUNCATE of a captured table whose shape cdcd has not seen since it started: no truncate record is published", "table", tdb+"."+name, "position", describe(change.Position{Resume: st.txToken}))
+		return nil
+	}
+	index := st.txIndex
+	st.txIndex += indexStride
+	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: tv.table,
+		Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}})
+}
+
+// parseTruncate recognises "TRUNCATE [TABLE] [db.]table" (names optionally back-quoted).
+func parseTruncate(q, db string) (string, string, bool) {
+	f := strings.Fields(q)
+	if len(f) < 2 || !strings.EqualFold(f[0], "TRUNCATE") {
+		return "", "", false
+	}
+	name := f[1]
+	if strings.EqualFold(name, "TABLE") {
+		if len(f) < 3 {
+			return "", "", false
+		}
+		name = f[2]
+	}
+	name = strings.TrimSuffix(name, ";")
+	var parts []string
+	for _, p := range strings.SplitN(name, ".", 2) {
+		parts = append(parts, strings.Trim(p, "`"))
+	}
+	if len(parts) == 2 {
+		return parts[0], parts[1], true
+	}
+	return db, parts[0], db != ""
 }
 
 // opOf maps a rows event type to its op, and how many row images one change takes.

@@ -137,3 +137,23 @@ func TestStreamUncapturedTransactionsCommitOnHeartbeat(t *testing.T) {
 		t.Fatalf("got %+v, want one Commit at the second transaction", items)
 	}
 }
+
+// TestStreamTruncate: TRUNCATE TABLE of a captured table (a DDL transaction of its own) is a
+// truncate event followed by its Commit.
+func TestStreamTruncate(t *testing.T) {
+	st, out := testStream(t)
+	st.tables.byName["db.t"] = st.byID[7]
+	mariaGTID := gtidEv(1042, 11)
+	mariaGTID.Event.(*replication.MariadbGTIDEvent).Flags = replication.BINLOG_MARIADB_FL_STANDALONE
+	feed(t, st, mariaGTID, &replication.BinlogEvent{Header: hdr(replication.QUERY_EVENT, 1100, 58),
+		Event: &replication.QueryEvent{Schema: []byte("db"), Query: []byte("truncate table `t`")}})
+	items := drain(st, out)
+	if len(items) != 2 || items[0].Event.Op != change.OpTruncate || items[0].Event.Table.Name != "t" || items[1].Commit == nil {
+		t.Fatalf("got %+v", items)
+	}
+	for _, q := range []string{"TRUNCATE other", "ALTER TABLE t ADD c INT", "TRUNCATE TABLE db2.t"} {
+		if db, name, ok := parseTruncate(q, "db"); ok && db+"."+name == "db.t" {
+			t.Errorf("%q taken for a truncate of db.t", q)
+		}
+	}
+}
