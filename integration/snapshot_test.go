@@ -33,29 +33,49 @@ type snapRecord struct {
 	offset int64
 }
 
-// readSnapTopic reads a topic (read_committed) until it is quiet, and decodes every data record.
+// readSnapTopic reads a topic (read_committed) until at least atLeast data records arrived and
+// it is quiet, decoding each record as it arrives (only the decoded fields are kept: millions
+// of raw records would not fit the test's memory under -race).
 func readSnapTopic(t *testing.T, s stack, topic string, atLeast int, timeout time.Duration) []snapRecord {
 	t.Helper()
-	c, recs := readKV(t, s, topic, atLeast, timeout)
-	var out []snapRecord
-	for _, r := range recs {
-		if r.Attrs.IsControl() {
-			continue
-		}
-		key := c.decode(t, r.Key)
-		sr := snapRecord{k: toInt64(t, key["k"]), v: -1, offset: r.Offset}
-		if r.Value != nil {
-			m := c.decode(t, r.Value)
-			sr.op, _ = m["op"].(string)
-			if after := asMap(m["after"]); after != nil {
-				sr.v = toInt64(t, unwrapAll(after)["v"])
-			}
-			if src := asMap(m["source"]); src != nil {
-				sr.last = src["snapshot"] == "last"
-			}
-		}
-		out = append(out, sr)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer cl.Close()
+	c := newConsumer(t, s, topic)
+	var out []snapRecord
+	data := 0
+	poll := func(ctx context.Context) {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			key := c.decode(t, r.Key)
+			sr := snapRecord{k: toInt64(t, key["k"]), v: -1, offset: r.Offset}
+			if r.Value != nil {
+				data++
+				m := c.decode(t, r.Value)
+				sr.op, _ = m["op"].(string)
+				if after := asMap(m["after"]); after != nil {
+					sr.v = toInt64(t, unwrapAll(after)["v"])
+				}
+				if src := asMap(m["source"]); src != nil {
+					sr.last = src["snapshot"] == "last"
+				}
+			}
+			out = append(out, sr)
+		})
+	}
+	deadline := time.Now().Add(timeout)
+	for data < atLeast && time.Now().Before(deadline) {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		poll(ctx)
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	for ctx.Err() == nil {
+		poll(ctx)
+	}
+	cancel()
 	return out
 }
 
