@@ -42,7 +42,7 @@ func ReplicaHost(pipeline string) string { return "cdcd-" + pipeline }
 // waits as a standby).
 func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []string, rep *checks.Scoped) {
 	vars, err := variables(conn, "version", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
-		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days")
+		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days", "binlog_row_value_options")
 	if err != nil {
 		rep.Fail("server", "cannot read server variables: "+err.Error(), "connect as a user that can run SHOW VARIABLES")
 		return
@@ -64,6 +64,10 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 	want("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW' and set it in my.cnf (binlog_format=ROW)")
 	want("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf")
 	want("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (MySQL 8.0.1+/MariaDB 10.5+): column names come from the binlog, not the current schema")
+	if !mariadb && strings.Contains(strings.ToUpper(vars["binlog_row_value_options"]), "PARTIAL_JSON") {
+		rep.Fail("binlog_row_value_options", "PARTIAL_JSON: updates of JSON columns carry only the change, not the document cdcd must publish",
+			"SET GLOBAL binlog_row_value_options = '' and remove it from my.cnf")
+	}
 	if !mariadb {
 		want("gtid_mode", "ON", "enable GTIDs: gtid_mode=ON and enforce_gtid_consistency=ON")
 	} else {
