@@ -69,7 +69,12 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 			"SET GLOBAL binlog_row_value_options = '' and remove it from my.cnf")
 	}
 	if !mariadb {
-		want("gtid_mode", "ON", "enable GTIDs: gtid_mode=ON and enforce_gtid_consistency=ON")
+		if strings.EqualFold(vars["gtid_mode"], "ON") {
+			rep.OK("gtid_mode", "ON: positions carry GTID sets")
+		} else {
+			rep.Warn("gtid_mode", fmt.Sprintf("gtid_mode is %q: positions are binlog file and offset, which only this server knows", vars["gtid_mode"]),
+				"enable GTIDs (gtid_mode=ON, enforce_gtid_consistency=ON) so positions name transactions")
+		}
 	} else {
 		rep.OK("gtid", "MariaDB GTIDs are always on (gtid_strict_mode="+vars["gtid_strict_mode"]+")")
 	}
