@@ -21,7 +21,7 @@ import (
 //
 // The same applies to rows read by a snapshot, so both paths give the same records.
 
-// errZeroDate marks a zero or invalid date in a NOT NULL column.
+// zeroDateError marks a zero or invalid date in a NOT NULL column.
 type zeroDateError struct{ col, raw string }
 
 func (e *zeroDateError) Error() string {

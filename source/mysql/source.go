@@ -22,6 +22,7 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,7 +166,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		return &FatalError{err}
 	}
 	host, portText, _ := strings.Cut(d.Addr, ":")
-	port, _ := strconv.ParseUint(cmpOr(portText, "3306"), 10, 16)
+	port, _ := strconv.ParseUint(cmp.Or(portText, "3306"), 10, 16)
 
 	evs := make(chan *replication.BinlogEvent, 1024)
 	stopped := make(chan struct{})
@@ -274,13 +275,6 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 type handlerFunc func(*replication.BinlogEvent) error
 
 func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
 
 // startPoint is where the session starts: the committed transaction's start, or the
 // server's current position on a pipeline's first start.
@@ -392,7 +386,7 @@ func (e *PurgedError) Error() string {
 			"fix: point the DSN at the server the pipeline captured, or re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`", describe(e.Pos), e.File, e.Newest)
 	}
 	return fmt.Sprintf("the committed position %s is in binlog %s, which the server has purged (oldest binlog present: %s): the changes since then are lost to cdcd; "+
-		"fix: re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer than any outage (binlog_expire_logs_seconds) and watch cdcd_mysql_binlog_purge_distance_bytes", describe(e.Pos), e.File, cmpOr(e.Oldest, "none"))
+		"fix: re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer than any outage (binlog_expire_logs_seconds) and watch cdcd_mysql_binlog_purge_distance_bytes", describe(e.Pos), e.File, cmp.Or(e.Oldest, "none"))
 }
 
 // Fatal: retrying cannot bring a purged binlog back.
