@@ -110,32 +110,41 @@ func checkAgainstTable(t *testing.T, ctx context.Context, db *pgx.Conn, table st
 // checkAgainstTableReads is checkAgainstTable with the most snapshot reads a key may have.
 func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, table string, recs []snapRecord, maxReads func(k int64) int) int {
 	t.Helper()
-	latest := map[int64]snapRecord{}
-	maxV := map[int64]int64{}
-	reads := map[int64]int{}
+	type keyState struct {
+		latest    snapRecord
+		hasLatest bool
+		maxV      int64
+		reads     int
+	}
+	keys := make(map[int64]*keyState, len(recs))
 	backInTime := 0
 	nreads := 0
 	for _, r := range recs { // per key, records are in one partition: in offset order
+		ks := keys[r.k]
+		if ks == nil {
+			ks = &keyState{}
+			keys[r.k] = ks
+		}
 		if r.op == "r" {
-			reads[r.k]++
+			ks.reads++
 			nreads++
 		}
 		if r.v >= 0 {
-			if r.v < maxV[r.k] {
+			if r.v < ks.maxV {
 				if backInTime < 5 {
-					t.Errorf("key %d went back in time: %s record with v=%d after v=%d", r.k, r.op, r.v, maxV[r.k])
+					t.Errorf("key %d went back in time: %s record with v=%d after v=%d", r.k, r.op, r.v, ks.maxV)
 				}
 				backInTime++
 			}
-			maxV[r.k] = max(maxV[r.k], r.v)
+			ks.maxV = max(ks.maxV, r.v)
 		}
 		if r.op != "" { // a tombstone follows its delete
-			latest[r.k] = r
+			ks.latest, ks.hasLatest = r, true
 		}
 	}
-	for k, n := range reads {
-		if n > maxReads(k) {
-			t.Errorf("key %d has %d committed snapshot reads: a published chunk was read again", k, n)
+	for k, ks := range keys {
+		if ks.reads > maxReads(k) {
+			t.Errorf("key %d has %d committed snapshot reads: a published chunk was read again", k, ks.reads)
 			break
 		}
 	}
@@ -156,7 +165,11 @@ func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, tab
 	}
 	mismatch := 0
 	for k, v := range want {
-		r, ok := latest[k]
+		var r snapRecord
+		ok := false
+		if ks := keys[k]; ks != nil && ks.hasLatest {
+			r, ok = ks.latest, true
+		}
 		if !ok || r.op == "d" || r.v != v {
 			if mismatch < 5 {
 				t.Errorf("key %d: table has v=%d, topic's latest is %+v (present %v)", k, v, r, ok)
@@ -164,8 +177,9 @@ func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, tab
 			mismatch++
 		}
 	}
-	for k, r := range latest {
-		if _, ok := want[k]; !ok && r.op != "d" {
+	for k, ks := range keys {
+		r := ks.latest
+		if _, ok := want[k]; !ok && ks.hasLatest && r.op != "d" {
 			if mismatch < 5 {
 				t.Errorf("key %d is not in the table, but the topic's latest record is %+v", k, r)
 			}
