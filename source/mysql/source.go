@@ -254,6 +254,14 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 				if resume.OnStreaming != nil {
 					resume.OnStreaming(change.Streaming{})
 				}
+				if !resume.Committed {
+					// A new pipeline records where it starts at once: a restart before
+					// any change of its tables resumes here instead of at the server's
+					// position then, which would skip what was written in between.
+					if err := st.startCommit(ctx, start); err != nil {
+						return err
+					}
+				}
 			}
 			if err := st.handle(ctx, ev); err != nil {
 				if ctx.Err() != nil {

@@ -235,6 +235,21 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	return st.flush(ctx, false)
 }
 
+// startCommit emits a Commit without events at a new pipeline's starting point, just before
+// the first transaction it can read (which starts at or after that offset).
+func (st *stream) startCommit(ctx context.Context, start Token) error {
+	seq, err := fileSeq(start.File)
+	if err != nil {
+		return &FatalError{err}
+	}
+	tx := txOf(seq, start.Pos) - 1
+	c := &change.Commit{Pos: change.Position{Tx: tx, Resume: start.String()}, AckLSN: tx, Time: time.Now()}
+	if err := st.emit(ctx, change.Item{Commit: c}); err != nil {
+		return err
+	}
+	return st.flush(ctx, false)
+}
+
 func (st *stream) emitPending(ctx context.Context) error {
 	c := st.pending
 	st.pending = nil
