@@ -103,10 +103,11 @@ type Item struct {
 // Position orders everything a pipeline emits. Positions are compared by (Tx, Index).
 //
 // Tx orders source transactions: for Postgres the LSN of the commit record; for MySQL the
-// binlog file sequence number in the high 32 bits and the offset of the transaction's end in
-// the low 32 bits (binlog offsets are 32-bit). Index is the event's index inside its
-// transaction. Resume is an opaque, source-specific token needed to restart the source there
-// (the MySQL GTID set after the transaction); Postgres leaves it empty.
+// binlog file sequence number in the high 32 bits and the offset of the transaction's start
+// (its GTID or BEGIN event) in the low 32 bits (binlog offsets are 32-bit). Index is the
+// event's index inside its transaction. Resume is an opaque, source-specific token needed to
+// restart the source there (MySQL: the file, start offset and GTID set before the
+// transaction); Postgres leaves it empty.
 type Position struct {
 	Tx     uint64 `json:"tx"`
 	Index  uint32 `json:"index"`

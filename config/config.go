@@ -173,6 +173,9 @@ type MySQL struct {
 	Tables   []string `yaml:"tables"`
 	// Flavor is mysql or mariadb (default: detected).
 	Flavor string `yaml:"flavor"`
+	// HeartbeatInterval is the period of the server's heartbeat events, and the longest the
+	// committed position lags transactions of tables not captured (default 5s).
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
 }
 
 // Topics names the Kafka topics of a pipeline.

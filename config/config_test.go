@@ -112,6 +112,13 @@ pipelines:
 		{"missing secret file", strings.Replace(base, "postgres://postgres@127.0.0.1:55432/shop", "${file:/nonexistent/pg}", 1), "pipelines[0].source.postgres.dsn", 9, "mount the secret"},
 		{"override of an uncaptured table", base + "    topics:\n      overrides:\n        public.nope: x\n", "pipelines[0].topics.overrides.public.nope", 13, "only tables listed"},
 		{"duplicate key", base + "kafka: {}\n", "kafka", 11, "duplicate"},
+		{"mysql heartbeat too short", strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        server_id: 7
+        heartbeat_interval: 1ms
+        tables: [inventory.items]`, 1), "pipelines[0].source.mysql.heartbeat_interval", 11, "100ms to 1h"},
 		{"unknown snapshot mode", base + "    snapshot: always\n", "pipelines[0].snapshot", 11, "when_needed"},
 		{"unknown snapshot key", base + "    snapshot:\n      mode: initial\n      paralelism: 4\n", "pipelines[0].snapshot.paralelism", 13, `did you mean "parallelism"`},
 		{"snapshot parallelism out of range", base + "    snapshot: {mode: initial, parallelism: 100}\n", "pipelines[0].snapshot.parallelism", 11, "1 to 64"},

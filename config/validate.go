@@ -26,6 +26,8 @@ const (
 	DefaultTxMemoryLimit     = 64 << 20
 	DefaultBatchMaxEvents    = 10000
 
+	DefaultMySQLHeartbeatInterval = 5 * time.Second
+
 	DefaultSnapshotParallelism   = 2
 	DefaultSnapshotChunkSize     = 8192
 	DefaultSnapshotChunkMaxBytes = 32 << 20
@@ -110,6 +112,9 @@ func (c *Config) applyDefaults() {
 		defDur(&p.Retry.InitialBackoff, DefaultInitialBackoff)
 		defDur(&p.Retry.MaxBackoff, DefaultMaxBackoff)
 		defDur(&p.StallAfter, DefaultStallAfter)
+		if my := p.Source.MySQL; my != nil {
+			defDur(&my.HeartbeatInterval, DefaultMySQLHeartbeatInterval)
+		}
 		if pg := p.Source.Postgres; pg != nil {
 			if pg.Slot == "" {
 				pg.Slot = "cdcd_" + identPart(p.Name)
@@ -354,6 +359,11 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 		ps.add(at+".server_id", fmt.Sprintf("server_id %d is already used by pipelines[%d]", my.ServerID, j), "give every MySQL pipeline its own server_id")
 	} else {
 		serverIDs[my.ServerID] = i
+	}
+	if my.HeartbeatInterval.Bad {
+		ps.add(at+".heartbeat_interval", fmt.Sprintf("%s is not a duration", quote(my.HeartbeatInterval.Raw)), "write it like 5s")
+	} else if my.HeartbeatInterval.D < 100*time.Millisecond || my.HeartbeatInterval.D > time.Hour {
+		ps.add(at+".heartbeat_interval", fmt.Sprintf("heartbeat_interval %s is out of range", my.HeartbeatInterval.D), "use 100ms to 1h (default 5s)")
 	}
 	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
 		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %s", quote(my.Flavor)), "use mysql or mariadb, or leave it out to detect it")

@@ -15,7 +15,8 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 	_ = drain // the binlog needs no final acknowledgement: the server keeps binlogs by time
 	my := p.Source.MySQL
 	src, err := mysql.New(mysql.Config{
-		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor, Log: d.log,
+		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor,
+		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log,
 	})
 	if err != nil {
 		return nil, nil, err
