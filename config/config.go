@@ -176,6 +176,9 @@ type MySQL struct {
 	// HeartbeatInterval is the period of the server's heartbeat events, and the longest the
 	// committed position lags transactions of tables not captured (default 5s).
 	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// SignalTable is db.table of the table snapshots write their watermarks and requests
+	// into (created if missing). Default: cdcd_signal in the first table's database.
+	SignalTable string `yaml:"signal_table"`
 }
 
 // Topics names the Kafka topics of a pipeline.

@@ -80,9 +80,6 @@ func (c *Config) applyDefaults() {
 		p := &c.Pipelines[i]
 		if p.Snapshot.Mode == "" {
 			p.Snapshot.Mode = "initial"
-			if p.Source.MySQL != nil {
-				p.Snapshot.Mode = "never" // until the MySQL source reads snapshots
-			}
 		}
 		if p.Snapshot.Parallelism == 0 {
 			p.Snapshot.Parallelism = DefaultSnapshotParallelism
@@ -365,6 +362,11 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 	} else if my.HeartbeatInterval.D < 100*time.Millisecond || my.HeartbeatInterval.D > time.Hour {
 		ps.add(at+".heartbeat_interval", fmt.Sprintf("heartbeat_interval %s is out of range", my.HeartbeatInterval.D), "use 100ms to 1h (default 5s)")
 	}
+	if my.SignalTable != "" {
+		if _, _, err := change.ParseTableName(my.SignalTable); err != nil || strings.Count(my.SignalTable, ".") != 1 {
+			ps.add(at+".signal_table", fmt.Sprintf("%s is not database.table", quote(my.SignalTable)), "name the signal table as database.table, e.g. inventory.cdcd_signal")
+		}
+	}
 	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
 		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %s", quote(my.Flavor)), "use mysql or mariadb, or leave it out to detect it")
 	}
@@ -475,10 +477,6 @@ func validateSnapshot(ps *problems, at string, p *Pipeline) {
 	switch s.Mode {
 	case "never":
 	case "initial", "when_needed":
-		if p.Source.MySQL != nil {
-			ps.add(at, fmt.Sprintf("snapshot %s is not available for MySQL pipelines in this version of cdcd", s.Mode),
-				"set snapshot: never (the pipeline then streams changes made from its first start on)")
-		}
 	default:
 		ps.add(at, fmt.Sprintf("unknown snapshot mode %s", quote(s.Mode)), "use initial (existing rows at the first start), when_needed (also tables added later) or never")
 	}

@@ -107,8 +107,35 @@ func checkAgainstTable(t *testing.T, ctx context.Context, db *pgx.Conn, table st
 	return checkAgainstTableReads(t, ctx, db, table, recs, func(int64) int { return 1 })
 }
 
+// pgTableKV reads k -> v of a table.
+func pgTableKV(t *testing.T, ctx context.Context, db *pgx.Conn, table string) map[int64]int64 {
+	t.Helper()
+	rows, err := db.Query(ctx, "SELECT k, v FROM "+table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]int64{}
+	for rows.Next() {
+		var k, v int64
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	return want
+}
+
 // checkAgainstTableReads is checkAgainstTable with the most snapshot reads a key may have.
 func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, table string, recs []snapRecord, maxReads func(k int64) int) int {
+	t.Helper()
+	return checkAgainstKV(t, pgTableKV(t, ctx, db, table), recs, maxReads)
+}
+
+// checkAgainstKV is checkAgainstTableReads against the table's rows k -> v.
+func checkAgainstKV(t *testing.T, want map[int64]int64, recs []snapRecord, maxReads func(k int64) int) int {
 	t.Helper()
 	type keyState struct {
 		latest    snapRecord
@@ -147,21 +174,6 @@ func checkAgainstTableReads(t *testing.T, ctx context.Context, db *pgx.Conn, tab
 			t.Errorf("key %d has %d committed snapshot reads: a published chunk was read again", k, ks.reads)
 			break
 		}
-	}
-	rows, err := db.Query(ctx, "SELECT k, v FROM "+table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int64]int64{}
-	for rows.Next() {
-		var k, v int64
-		if err := rows.Scan(&k, &v); err != nil {
-			t.Fatal(err)
-		}
-		want[k] = v
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
 	}
 	mismatch := 0
 	for k, v := range want {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 )
 
@@ -17,9 +18,15 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 	src, err := mysql.New(mysql.Config{
 		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor,
 		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log,
+		Snapshot: mysql.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
+			ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
+			SignalTable: my.SignalTable},
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if d.metrics != nil && d.metrics.Snapshot != nil {
+		src.SetSnapshotMetrics(d.metrics.Snapshot)
 	}
 	var watch []func(context.Context)
 	if d.mysql != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 )
 
@@ -37,9 +39,9 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		if p.Name != *name {
 			continue
 		}
-		pg := p.Source.Postgres
-		if pg == nil {
-			return fmt.Errorf("pipeline %s: on-demand snapshots of %s pipelines are not available in this version of cdcd", p.Name, p.SourceKind())
+		pg, my := p.Source.Postgres, p.Source.MySQL
+		if my != nil {
+			return requestMySQLSnapshot(ctx, p, *table, *where, stdout)
 		}
 		s, n, err := change.ParseTableName(*table)
 		if err != nil {
@@ -65,4 +67,35 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return nil
 	}
 	return fmt.Errorf("no pipeline named %q in %s (pipelines: %v)", *name, *path, names)
+}
+
+// requestMySQLSnapshot writes the request into the pipeline's signal table.
+func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where string, stdout io.Writer) error {
+	my := p.Source.MySQL
+	db, name, err := change.ParseTableName(table)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as database.table)", table, err)}
+	}
+	qn := db + "." + name
+	var captured []string
+	for _, t := range my.Tables {
+		if d, n, err := change.ParseTableName(t); err == nil {
+			captured = append(captured, d+"."+n)
+		}
+	}
+	if !slices.Contains(captured, qn) {
+		return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: add the table to source.mysql.tables, or name a captured table", p.Name, qn, captured)
+	}
+	signal := my.SignalTable
+	if signal == "" {
+		signal = mysql.DefaultSignalTable(captured)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	id, err := mysql.RequestSnapshot(ctx, my.DSN, signal, p.Name, qn, where)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "snapshot of %s requested (request %s, through %s); pipeline %s reads it while it streams: follow /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, signal, p.Name)
+	return nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -57,6 +58,9 @@ type Config struct {
 	// OnEvent, if set, is called by the stream goroutine with each binlog event's header and
 	// file (for lag metrics; it must not block).
 	OnEvent func(h *replication.EventHeader, file string)
+	// Snapshot configures snapshots (see snapshot.go); SnapshotMetrics may be nil.
+	Snapshot        SnapshotConfig
+	SnapshotMetrics snapshot.Metrics
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a purged position).
@@ -81,6 +85,8 @@ type Source struct {
 	// tables outlives sessions (only Run's goroutine uses it), so table versions stay the
 	// same *change.Table across reconnects.
 	tables *tables
+	// snapSignal is the signal table (db.table) of this session's snapshots.
+	snapSignal string
 }
 
 // New returns a source; nothing connects until Run.
@@ -90,6 +96,15 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.Snapshot.Mode == "" {
+		cfg.Snapshot.Mode = snapshot.Never
+	}
+	if cfg.Snapshot.ChunkRows <= 0 {
+		cfg.Snapshot.ChunkRows = snapshot.DefaultChunkRows
+	}
+	if cfg.Snapshot.ChunkBytes <= 0 {
+		cfg.Snapshot.ChunkBytes = snapshot.DefaultChunkBytes
 	}
 	switch cfg.Flavor {
 	case "", gomysql.MySQLFlavor, gomysql.MariaDBFlavor:
@@ -161,6 +176,12 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 	}
 
+	eng, err := s.snapshotEngine(conn, flavor, resume)
+	if err != nil {
+		return err
+	}
+	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
+
 	d, err := config.ParseMySQLDSN(s.cfg.DSN)
 	if err != nil {
 		return &FatalError{err}
@@ -186,7 +207,8 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			if err != nil {
 				return err
 			}
-			if re.Table != nil && !captured[string(re.Table.Schema)+"."+string(re.Table.Table)] {
+			if re.Table != nil && !captured[string(re.Table.Schema)+"."+string(re.Table.Table)] &&
+				!(string(re.Table.Schema) == signalDB && string(re.Table.Table) == signalName) {
 				return nil
 			}
 			return re.DecodeData(pos, data)
@@ -234,7 +256,15 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}()
 
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent}
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName}
+	if resume.Committed {
+		st.resumeTx = resume.Pos.Tx
+	}
+	// The snapshot engine reads chunks beside the stream; either failing ends the session.
+	engCtx, stopEng := context.WithCancel(ctx)
+	engErr := make(chan error, 1)
+	go func() { engErr <- eng.Run(engCtx) }()
+	defer func() { stopEng(); <-engErr }()
 	if start.GTIDs != "" || hasGTIDs(conn, flavor) {
 		if st.gset, err = gomysql.ParseGTIDSet(flavor, start.GTIDs); err != nil {
 			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
@@ -274,6 +304,12 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		case err := <-errc:
 			errc <- err // for the deferred wait
 			return classifyStreamError(err, start)
+		case err := <-engErr:
+			engErr <- err // for the deferred wait
+			if err == nil {
+				return nil // the session ends
+			}
+			return err
 		case <-ctx.Done():
 			return nil
 		}

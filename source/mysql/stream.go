@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
@@ -52,6 +54,18 @@ type stream struct {
 
 	pending  *change.Commit // end of the last transaction without captured rows, not yet emitted
 	lastEmit time.Time
+
+	// Snapshots (see snapshot.go): the engine, the signal table and its TABLE_MAP id, the
+	// watermarks and requests of the transaction being read, and the committed position's Tx
+	// (Commits at or before it are dropped as covered, so the engine's state waits for a
+	// later one).
+	snap                 *snapshot.Engine
+	signalDB, signalName string
+	signalID             uint64
+	hasSignalID          bool
+	hw                   []string
+	signals              []string
+	resumeTx             uint64
 	// onEvent, if set, is called with each event's header (lag metrics).
 	onEvent func(h *replication.EventHeader, file string)
 }
@@ -129,6 +143,9 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return st.end(ctx, h)
 		}
 	case *replication.TableMapEvent:
+		if st.snap != nil && string(e.Schema) == st.signalDB && string(e.Table) == st.signalName {
+			st.signalID, st.hasSignalID = e.TableID, true
+		}
 		body := ev.RawData
 		if len(body) >= replication.EventHeaderSize+st.csumLen {
 			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
@@ -151,6 +168,10 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 				return err
 			}
 			st.began = true
+		}
+		if st.hasSignalID && e.TableID == st.signalID {
+			st.signalRows(e)
+			return nil
 		}
 		return st.rows(ctx, h, e)
 	default:
@@ -207,6 +228,7 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 		}
 	}
 	st.inTx, st.began = true, false
+	st.hw, st.signals = st.hw[:0], st.signals[:0]
 	st.txTx, st.txToken, st.txGTID = txOf(st.seq, start), tok.String(), gtid
 	st.txTime = time.Unix(int64(h.Timestamp), 0)
 	st.txIndex, st.txEvents = 0, 0
@@ -216,9 +238,19 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 // end closes the transaction at the event h.
 func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	st.inTx = false
+	var state []byte
+	if st.snap != nil {
+		var err error
+		if state, err = st.snapshotAtEnd(ctx, h); err != nil {
+			return err
+		}
+		if state == nil && st.txTx > st.resumeTx {
+			state = st.snap.StateIfDirty()
+		}
+	}
 	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: st.txIndex, Resume: st.txToken}, AckLSN: st.txTx,
-		Time: time.Unix(int64(h.Timestamp), 0)}
-	if st.txEvents == 0 {
+		Time: time.Unix(int64(h.Timestamp), 0), State: state}
+	if st.txEvents == 0 && state == nil {
 		st.pending = c
 		if time.Since(st.lastEmit) >= st.src.cfg.HeartbeatInterval {
 			if err := st.emitPending(ctx); err != nil {
@@ -248,6 +280,84 @@ func (st *stream) startCommit(ctx context.Context, start Token) error {
 		return err
 	}
 	return st.flush(ctx, false)
+}
+
+// signalRows collects the watermarks and snapshot requests a transaction inserts into the
+// signal table (id, kind, data).
+func (st *stream) signalRows(e *replication.RowsEvent) {
+	if e.Type() != replication.EnumRowsEventTypeInsert {
+		return
+	}
+	text := func(v any) string {
+		switch x := v.(type) {
+		case string:
+			return x
+		case []byte:
+			return string(x)
+		}
+		return ""
+	}
+	for _, row := range e.Rows {
+		if len(row) < 3 {
+			continue
+		}
+		switch text(row[1]) {
+		case signalKindWatermark:
+			st.hw = append(st.hw, text(row[2]))
+		case signalKindSnapshot:
+			st.signals = append(st.signals, text(row[2]))
+		}
+	}
+}
+
+// snapshotAtEnd takes the transaction's snapshot requests, and emits the rows of the chunks
+// whose watermark it holds, inside it (their position is its Tx). It returns the engine's
+// state when a chunk was emitted.
+func (st *stream) snapshotAtEnd(ctx context.Context, h *replication.EventHeader) ([]byte, error) {
+	for _, b := range st.signals {
+		var sig Signal
+		if err := json.Unmarshal([]byte(b), &sig); err != nil {
+			st.src.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
+			continue
+		}
+		if sig.Pipeline != st.src.cfg.Pipeline {
+			continue
+		}
+		table := sig.Table
+		if db, name, err := change.ParseTableName(sig.Table); err == nil {
+			table = db + "." + name
+		}
+		if err := st.snap.Request(table, sig.Where, sig.ID); err != nil {
+			st.src.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
+		}
+	}
+	st.signals = st.signals[:0]
+	var state []byte
+	for _, tok := range st.hw {
+		m := st.snap.Take(tok)
+		if m == nil {
+			continue // another pipeline's, or an earlier session's
+		}
+		t := st.tables.snapshotTable(m.Shape.(*change.Table))
+		for i := range m.Rows {
+			row := &m.Rows[i]
+			if st.txIndex > math.MaxUint32-indexStride {
+				return nil, &FatalError{fmt.Errorf("a snapshot chunk of %s has more rows than a position can index; fix: lower snapshot.chunk_size", t.QualifiedName())}
+			}
+			index := st.txIndex
+			st.txIndex += indexStride
+			ev := change.Event{Op: change.OpRead, Table: t, After: row.Vals, Err: row.Err,
+				Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: time.Unix(int64(h.Timestamp), 0),
+				SnapshotLast: m.Last && i == len(m.Rows)-1}
+			st.txEvents++
+			if err := st.emit(ctx, change.Item{Event: ev}); err != nil {
+				return nil, err
+			}
+		}
+		state = m.State
+	}
+	st.hw = st.hw[:0]
+	return state, nil
 }
 
 func (st *stream) emitPending(ctx context.Context) error {
@@ -304,6 +414,16 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 			}
 		}
 		ev.Before, ev.After, ev.Err = before, after, decErr
+		if st.snap != nil && st.snap.Tracking() && len(tv.table.KeyColumns) > 0 {
+			if k := st.snap.Tracked(tv.table.QualifiedName()); k != nil {
+				if before != nil {
+					k.Touch(snapshot.KeyOf(before, tv.table.KeyColumns), st.txTx)
+				}
+				if after != nil {
+					k.Touch(snapshot.KeyOf(after, tv.table.KeyColumns), st.txTx)
+				}
+			}
+		}
 		if op == change.OpUpdate && decErr == nil && keyChanged(tv.table, before, after) {
 			del := ev
 			del.Op, del.After = change.OpDelete, nil
@@ -336,6 +456,11 @@ func (st *stream) truncate(ctx context.Context, db, q string) error {
 	}
 	index := st.txIndex
 	st.txIndex += indexStride
+	if st.snap != nil && st.snap.Tracking() {
+		if k := st.snap.Tracked(tv.table.QualifiedName()); k != nil {
+			k.Truncate(st.txTx)
+		}
+	}
 	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: tv.table,
 		Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}})
 }

@@ -35,6 +35,10 @@ type tables struct {
 	captured map[string]bool // "db.table"
 	byName   map[string]*tableVersion
 	versions map[string]int
+	list     []string // captured tables, "db.table", in configuration order
+	// detached: per table, the version snapshot rows used when the catalog's shape differed
+	// from the stream's (see snapshotTable).
+	detached map[string]*change.Table
 	// onNewVersion, if set, is called for each new table version.
 	onNewVersion func(*change.Table)
 }
@@ -47,6 +51,7 @@ func newTables(list []string) (*tables, error) {
 			return nil, fmt.Errorf("table %q: %w", name, err)
 		}
 		t.captured[db+"."+tbl] = true
+		t.list = append(t.list, db+"."+tbl)
 	}
 	return t, nil
 }
@@ -187,4 +192,29 @@ func unsignedMap(ev *replication.TableMapEvent, flavor string) map[int]bool {
 		bit++
 	}
 	return out
+}
+
+// snapshotTable is the table version a snapshot chunk's rows are emitted with: the stream's
+// latest when the catalog's shape (what the chunk read) equals it, else a version of the
+// catalog's shape kept apart from the stream's (the stream has not reached the DDL yet, or has
+// not seen the table in this session).
+func (t *tables) snapshotTable(cat *change.Table) *change.Table {
+	key := cat.Schema + "." + cat.Name
+	if cur := t.byName[key]; cur != nil && cur.err == nil && cur.table.SameShape(cat) {
+		return cur.table
+	}
+	if d := t.detached[key]; d != nil && d.SameShape(cat) {
+		return d
+	}
+	if t.detached == nil {
+		t.detached = map[string]*change.Table{}
+	}
+	c := *cat
+	t.versions[key]++
+	c.Version = t.versions[key]
+	t.detached[key] = &c
+	if t.onNewVersion != nil {
+		t.onNewVersion(&c)
+	}
+	return &c
 }
