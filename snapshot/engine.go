@@ -128,7 +128,8 @@ type Merged struct {
 	// watermark's transaction carries it.
 	State []byte
 	Shape any
-	// Dropped counts rows dropped because the stream carried newer changes of their keys.
+	// Dropped counts rows dropped because the stream carried their keys' changes (newer, or
+	// the same state already published).
 	Dropped int
 }
 
@@ -675,7 +676,7 @@ func (e *Engine) report() {
 // track starts tracking a table's keys (stream goroutine, or before the stream starts).
 func (e *Engine) track(table string) {
 	if e.tracked[table] == nil {
-		e.tracked[table] = &Keys{m: map[string]uint64{}}
+		e.tracked[table] = &Keys{m: map[string]keyChange{}}
 	}
 }
 
@@ -686,15 +687,22 @@ func (e *Engine) Tracked(table string) *Keys { return e.tracked[table] }
 // no snapshot runs (stream goroutine).
 func (e *Engine) Tracking() bool { return len(e.tracked) > 0 }
 
-// Keys remembers, per key, the transaction of the latest change the stream carried.
+// Keys remembers, per key, the latest change the stream carried: its transaction, and whether
+// it carried the key's whole new row.
 type Keys struct {
-	m         map[string]uint64
+	m         map[string]keyChange
 	truncated bool
 	truncTx   uint64
 }
 
-// Touch records a change of key by transaction tx.
-func (k *Keys) Touch(key string, tx uint64) { k.m[key] = tx }
+type keyChange struct {
+	tx   uint64
+	full bool
+}
+
+// Touch records a change of key by transaction tx; full says the change published the key's
+// whole new row (every column's value: no unchanged TOAST placeholder, not a delete).
+func (k *Keys) Touch(key string, tx uint64, full bool) { k.m[key] = keyChange{tx, full} }
 
 // Truncate records a truncate of the table by transaction tx.
 func (k *Keys) Truncate(tx uint64) {
@@ -712,9 +720,13 @@ func (k *Keys) filter(rows []Row, visible func(uint64) bool) ([]Row, int) {
 	if len(k.m) == 0 {
 		return rows, 0
 	}
+	// A change the snapshot did not see is newer than the row: the row is dropped. A change it
+	// saw is the last one before the watermark (a later one it saw would come after it, and
+	// every one it saw comes before the watermark), so the row equals that change's new row:
+	// when the stream published it whole, the row would only repeat it, and is dropped too.
 	out := rows[:0]
 	for _, r := range rows {
-		if tx, ok := k.m[r.Key]; ok && !visible(tx) {
+		if c, ok := k.m[r.Key]; ok && (!visible(c.tx) || c.full) {
 			continue
 		}
 		out = append(out, r)
@@ -723,8 +735,8 @@ func (k *Keys) filter(rows []Row, visible func(uint64) bool) ([]Row, int) {
 }
 
 func (k *Keys) prune(h uint64, precedes func(a, b uint64) bool) {
-	for key, tx := range k.m {
-		if precedes(tx, h) {
+	for key, c := range k.m {
+		if precedes(c.tx, h) {
 			delete(k.m, key)
 		}
 	}

@@ -140,11 +140,13 @@ func TestTakeDropsRowsNewerInTheStream(t *testing.T) {
 		t.Fatal("a table under snapshot is not tracked from the start")
 	}
 	key := func(n int64) string { return KeyOf([]change.Value{{Int: n}}, []int{0}) }
-	k.Touch(key(3), 150) // not visible to the chunk's snapshot
-	k.Touch(key(4), 50)  // visible
+	k.Touch(key(3), 150, true)  // not visible to the chunk's snapshot: newer than the row
+	k.Touch(key(4), 50, false)  // visible, published without its whole row: the row completes it
+	k.Touch(key(5), 60, true)   // visible and published whole: the row would only repeat it
+	k.Touch(key(6), 160, false) // not visible
 	m := take(t, e, db)
-	if got := rowKeys(m.Rows); !slices.Equal(got, []int64{1, 2, 4, 5, 6, 7, 8, 9, 10}) || m.Dropped != 1 {
-		t.Fatalf("rows %v (dropped %d), want every key but 3", got, m.Dropped)
+	if got := rowKeys(m.Rows); !slices.Equal(got, []int64{1, 2, 4, 7, 8, 9, 10}) || m.Dropped != 3 {
+		t.Fatalf("rows %v (dropped %d), want every key but 3, 5 and 6", got, m.Dropped)
 	}
 	if !m.Last {
 		t.Fatal("the only chunk is not the last")
@@ -232,8 +234,8 @@ func TestPruneKeepsWhatASnapshotInUseMisses(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := e.Tracked("public.t")
-	k.Touch("a", 100)
-	k.Touch("b", 300)
+	k.Touch("a", 100, false)
+	k.Touch("b", 300, false)
 	e.horizon, e.hasHoriz = 500, true
 	e.inflight["x"] = bound{h: 150, known: true} // a chunk whose snapshot's xmin is 150
 	e.prune()

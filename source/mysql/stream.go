@@ -417,10 +417,11 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 		if st.snap != nil && st.snap.Tracking() && len(tv.table.KeyColumns) > 0 {
 			if k := st.snap.Tracked(tv.table.QualifiedName()); k != nil {
 				if before != nil {
-					k.Touch(snapshot.KeyOf(before, tv.table.KeyColumns), st.txTx)
+					k.Touch(snapshot.KeyOf(before, tv.table.KeyColumns), st.txTx, false)
 				}
 				if after != nil {
-					k.Touch(snapshot.KeyOf(after, tv.table.KeyColumns), st.txTx)
+					// binlog_row_image=FULL: an after image is the whole row unless undecodable.
+					k.Touch(snapshot.KeyOf(after, tv.table.KeyColumns), st.txTx, decErr == nil)
 				}
 			}
 		}

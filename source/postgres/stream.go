@@ -470,11 +470,22 @@ func (st *stream) track(t *change.Table, before, after []change.Value) {
 		return
 	}
 	if before != nil {
-		k.Touch(snapshot.KeyOf(before, t.KeyColumns), uint64(st.txXid))
+		k.Touch(snapshot.KeyOf(before, t.KeyColumns), uint64(st.txXid), false)
 	}
 	if after != nil {
-		k.Touch(snapshot.KeyOf(after, t.KeyColumns), uint64(st.txXid))
+		k.Touch(snapshot.KeyOf(after, t.KeyColumns), uint64(st.txXid), wholeRow(after))
 	}
+}
+
+// wholeRow reports whether a new row holds every column's value (no unchanged TOAST
+// placeholder, nothing undecodable): publishing it published the row's whole state.
+func wholeRow(vals []change.Value) bool {
+	for i := range vals {
+		if s := vals[i].State; s != change.Present && s != change.Null {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
