@@ -185,6 +185,7 @@ pipelines:
         dsn: %q
         server_id: %d
         tables: [%s.%s]
+    snapshot: never
     topics:
       prefix: %s
 %s`, o.kafka, o.partitions, o.registry, httpAddr, name, dsn, serverID, db, benchTable, name, o.pipelineExtra)

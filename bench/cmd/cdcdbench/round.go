@@ -214,7 +214,7 @@ func runRound(ctx context.Context, o options, env *benchEnv, r *roundResult, spe
 			return err
 		}
 		cfgPath := filepath.Join(spec.logDir, r.Name+".yaml")
-		if err := os.WriteFile(cfgPath, []byte(pipelineConfig(o, r.Name, dsn, httpAddr)), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(pipelineConfig(o, r.Name, dsn, httpAddr)+"    snapshot: never\n"), 0o600); err != nil {
 			return err
 		}
 		logPath := filepath.Join(spec.logDir, r.Name+".cdcd.log")

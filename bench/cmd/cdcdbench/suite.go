@@ -373,10 +373,8 @@ func (s *suite) pgTool(tool, name, db, snapshot string) (streamTool, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg := pipelineConfig(o, name, dsn, httpAddr)
-		if snapshot != "never" {
-			cfg += "    snapshot: " + snapshot + "\n"
-		}
+		// Always explicit: cdcd's default is initial, Debezium's streaming runs use no_data.
+		cfg := pipelineConfig(o, name, dsn, httpAddr) + "    snapshot: " + snapshot + "\n"
 		return newCDCDTool(o, s.dir, name, cfg, httpAddr)
 	}
 	rest, err := freeAddr()
