@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -163,6 +165,7 @@ type Engine struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
+	reportMu sync.Mutex // serializes report
 	cond     *sync.Cond
 	st       *State
 	runs     map[uint64]*taskRun
@@ -170,8 +173,8 @@ type Engine struct {
 	inflight map[string]bound // token -> horizon bound while its snapshot is in use
 	horizon  uint64
 	hasHoriz bool
-	dirty    bool
-	buffered int // chunks read or being read, not yet taken
+	dirty    atomic.Bool // the state changed since it was last handed out (written under mu)
+	buffered int         // chunks read or being read, not yet taken
 	closed   bool
 
 	// stream goroutine only
@@ -208,7 +211,7 @@ func New(cfg Config, committed bool, prev []byte, open func(context.Context) (Wo
 		runs: map[uint64]*taskRun{}, ready: map[string]*readyChunk{}, inflight: map[string]bound{},
 		tracked: map[string]*Keys{}}
 	e.cond = sync.NewCond(&e.mu)
-	e.dirty = string(st.Marshal()) != string(prev)
+	e.dirty.Store(string(st.Marshal()) != string(prev))
 	for _, t := range st.Queue {
 		e.track(t.Table)
 		e.runs[t.ID] = &taskRun{reading: map[uint64]bool{}}
@@ -494,6 +497,7 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 
 // drop ends a task whose table is gone.
 func (e *Engine) drop(id uint64, cause error) {
+	defer e.report()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.task(id)
@@ -503,7 +507,7 @@ func (e *Engine) drop(id uint64, cause error) {
 	e.log.Warn("snapshot abandoned: "+cause.Error(), "table", t.Table, "rows_done", t.Rows)
 	e.st.Queue = slices.DeleteFunc(e.st.Queue, func(x *Task) bool { return x.ID == id })
 	delete(e.runs, id)
-	e.dirty = true
+	e.dirty.Store(true)
 	e.cond.Broadcast()
 }
 
@@ -546,7 +550,6 @@ func (e *Engine) Take(token string) *Merged {
 	}
 
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	t.Rows += uint64(len(rows))
 	t.Chunks++
 	m := &Merged{Table: table, Rows: rows, Shape: rc.read.Shape, Dropped: dropped}
@@ -563,9 +566,10 @@ func (e *Engine) Take(token string) *Merged {
 		e.prune()
 	}
 	m.State = e.st.Marshal()
-	e.dirty = false
+	e.dirty.Store(false)
 	e.cond.Broadcast()
-	go e.report()
+	e.mu.Unlock()
+	e.report() // on this goroutine, so reports arrive in order and the last one is the newest
 	return m
 }
 
@@ -617,8 +621,8 @@ func (e *Engine) Request(table, where, id string) error {
 		return fmt.Errorf("table %s is not captured by pipeline %s (its tables: %s)", table, e.cfg.Pipeline, strings.Join(e.cfg.Tables, ", "))
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if id != "" && slices.Contains(e.st.Requests, id) {
+		e.mu.Unlock()
 		return nil
 	}
 	e.track(table) // before the task exists: Prepare runs after this point (fact 3)
@@ -632,22 +636,63 @@ func (e *Engine) Request(table, where, id string) error {
 			e.st.Requests = e.st.Requests[len(e.st.Requests)-maxRequestIDs:]
 		}
 	}
-	e.dirty = true
+	e.dirty.Store(true)
 	e.log.Info("snapshot requested", "table", table, "where", where, "request", id)
 	e.cond.Broadcast()
-	go e.report()
+	e.mu.Unlock()
+	e.report()
 	return nil
+}
+
+// Signal is an on-demand snapshot request (`cdcd snapshot`) as a source carries it through its
+// log: JSON in a logical message (Postgres) or a signal table row (MySQL).
+type Signal struct {
+	Pipeline string `json:"pipeline"`
+	Table    string `json:"table"`
+	Where    string `json:"where,omitempty"`
+	ID       string `json:"id"`
+}
+
+// NewSignal encodes a request for pipeline, with a fresh id.
+func NewSignal(pipeline, table, where string) (id string, content []byte) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id = hex.EncodeToString(b[:])
+	content, _ = json.Marshal(Signal{Pipeline: pipeline, Table: table, Where: where, ID: id})
+	return id, content
+}
+
+// HandleSignal queues the request a source found in its log (stream goroutine). Requests of
+// other pipelines are ignored; a request that cannot be taken (not JSON, a table the pipeline
+// does not capture) is logged and dropped: it carries no change, and `cdcd snapshot` checked
+// it before writing it. normalize turns the request's table name into the form of
+// Config.Tables.
+func (e *Engine) HandleSignal(content []byte, normalize func(string) string) {
+	var sig Signal
+	if err := json.Unmarshal(content, &sig); err != nil {
+		e.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
+		return
+	}
+	if sig.Pipeline != e.cfg.Pipeline {
+		return
+	}
+	if err := e.Request(normalize(sig.Table), sig.Where, sig.ID); err != nil {
+		e.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
+	}
 }
 
 // StateIfDirty returns the state when it changed since it was last handed out (for the next
 // Commit the stream emits after its resume position), else nil.
 func (e *Engine) StateIfDirty() []byte {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.dirty {
+	if !e.dirty.Load() { // every Commit of the stream asks: no lock unless there is news
 		return nil
 	}
-	e.dirty = false
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.dirty.Load() {
+		return nil
+	}
+	e.dirty.Store(false)
 	return e.st.Marshal()
 }
 
@@ -663,7 +708,12 @@ func (e *Engine) Progress() []Progress {
 	return out
 }
 
+// report publishes the progress; reports are serialized and each reads the state when it runs,
+// so the last one always shows the newest state whichever goroutine made it. Never called with
+// e.mu held.
 func (e *Engine) report() {
+	e.reportMu.Lock()
+	defer e.reportMu.Unlock()
 	p := e.Progress()
 	if m := e.cfg.Metrics; m != nil {
 		m.SetRunning(e.cfg.Pipeline, len(p) > 0)
@@ -683,9 +733,42 @@ func (e *Engine) track(table string) {
 // Tracked returns the key tracker of a table under snapshot, nil if none (stream goroutine).
 func (e *Engine) Tracked(table string) *Keys { return e.tracked[table] }
 
-// Tracking reports whether any table is tracked, so the stream skips the per-row lookup when
-// no snapshot runs (stream goroutine).
-func (e *Engine) Tracking() bool { return len(e.tracked) > 0 }
+// Changed tells the engine about a row change the stream carried (stream goroutine): before
+// and after are the old and new rows (nil when absent), tx the change's transaction. It costs
+// nothing while no snapshot runs.
+func (e *Engine) Changed(t *change.Table, before, after []change.Value, tx uint64) {
+	if len(e.tracked) == 0 || len(t.KeyColumns) == 0 {
+		return
+	}
+	k := e.tracked[t.QualifiedName()]
+	if k == nil {
+		return
+	}
+	if before != nil {
+		k.Touch(KeyOf(before, t.KeyColumns), tx, false)
+	}
+	if after != nil {
+		k.Touch(KeyOf(after, t.KeyColumns), tx, wholeRow(after))
+	}
+}
+
+// Truncated tells the engine the stream carried a truncate of t by tx (stream goroutine).
+func (e *Engine) Truncated(t *change.Table, tx uint64) {
+	if k := e.tracked[t.QualifiedName()]; k != nil {
+		k.Truncate(tx)
+	}
+}
+
+// wholeRow reports whether a new row holds every column's value (no unchanged TOAST
+// placeholder, nothing undecodable): publishing it published the row's whole state.
+func wholeRow(vals []change.Value) bool {
+	for i := range vals {
+		if s := vals[i].State; s != change.Present && s != change.Null {
+			return false
+		}
+	}
+	return true
+}
 
 // Keys remembers, per key, the latest change the stream carried: its transaction, and whether
 // it carried the key's whole new row.

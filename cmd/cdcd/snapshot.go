@@ -48,12 +48,7 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as schema.table)", *table, err)}
 		}
 		qn := s + "." + n
-		var captured []string
-		for _, t := range pg.Tables {
-			if ts, tn, err := change.ParseTableName(t); err == nil {
-				captured = append(captured, ts+"."+tn)
-			}
-		}
+		captured := qualified(pg.Tables)
 		if !slices.Contains(captured, qn) {
 			return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: add the table to source.postgres.tables (with snapshot: when_needed a restart snapshots it), or name a captured table", p.Name, qn, captured)
 		}
@@ -77,12 +72,7 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 		return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as database.table)", table, err)}
 	}
 	qn := db + "." + name
-	var captured []string
-	for _, t := range my.Tables {
-		if d, n, err := change.ParseTableName(t); err == nil {
-			captured = append(captured, d+"."+n)
-		}
-	}
+	captured := qualified(my.Tables)
 	if !slices.Contains(captured, qn) {
 		return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: add the table to source.mysql.tables, or name a captured table", p.Name, qn, captured)
 	}
@@ -98,4 +88,15 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 	}
 	fmt.Fprintf(stdout, "snapshot of %s requested (request %s, through %s); pipeline %s reads it while it streams: follow /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, signal, p.Name)
 	return nil
+}
+
+// qualified spells configured tables as schema.table (quotes removed), as requests name them.
+func qualified(tables []string) []string {
+	var out []string
+	for _, t := range tables {
+		if s, n, err := change.ParseTableName(t); err == nil {
+			out = append(out, s+"."+n)
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -48,14 +47,6 @@ const (
 	signalKindWatermark = "watermark"
 	signalKindSnapshot  = "snapshot"
 )
-
-// Signal is an on-demand snapshot request, the data of a signal table row of kind snapshot.
-type Signal struct {
-	Pipeline string `json:"pipeline"`
-	Table    string `json:"table"`
-	Where    string `json:"where,omitempty"`
-	ID       string `json:"id"`
-}
 
 func signalDDL(table string) string {
 	return "CREATE TABLE IF NOT EXISTS " + quoteTable(table) + ` (
@@ -108,10 +99,10 @@ func RequestSnapshot(ctx context.Context, dsn, signalTable, pipeline, table, whe
 	if _, err := conn.Execute(q + " LIMIT 0"); err != nil {
 		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition the server accepts in a WHERE clause", table, where, err)
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	content, _ := json.Marshal(Signal{Pipeline: pipeline, Table: table, Where: where, ID: id})
+	if err := ensureSignalTable(conn, signalTable); err != nil {
+		return "", err
+	}
+	id, content := snapshot.NewSignal(pipeline, table, where)
 	if err := writeSignal(conn, signalTable, signalKindSnapshot, string(content)); err != nil {
 		return "", fmt.Errorf("writing the snapshot request into %s: %w", signalTable, err)
 	}
@@ -408,11 +399,12 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	if s.snapSignal == "" {
 		s.snapSignal = DefaultSignalTable(s.cfg.Tables)
 	}
-	if err := ensureSignalTable(conn, s.snapSignal); err != nil {
-		if s.cfg.Snapshot.Mode != snapshot.Never {
+	// With snapshot: never the table is created by the first `cdcd snapshot` request instead:
+	// the stream recognises it by name whenever it appears.
+	if s.cfg.Snapshot.Mode != snapshot.Never {
+		if err := ensureSignalTable(conn, s.snapSignal); err != nil {
 			return nil, &FatalError{err}
 		}
-		s.log.Warn("on-demand snapshots are not available: "+err.Error(), "pipeline", s.cfg.Pipeline)
 	}
 	if flavor != gomysql.MariaDBFlavor && s.cfg.Snapshot.Mode != snapshot.Never && !resume.Committed {
 		return nil, &FatalError{errors.New("snapshots of MySQL pipelines need MariaDB in this version of cdcd (MySQL reports no binlog position for a consistent snapshot); fix: set snapshot: never for the pipeline")}

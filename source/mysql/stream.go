@@ -3,7 +3,6 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -315,21 +314,7 @@ func (st *stream) signalRows(e *replication.RowsEvent) {
 // state when a chunk was emitted.
 func (st *stream) snapshotAtEnd(ctx context.Context, h *replication.EventHeader) ([]byte, error) {
 	for _, b := range st.signals {
-		var sig Signal
-		if err := json.Unmarshal([]byte(b), &sig); err != nil {
-			st.src.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
-			continue
-		}
-		if sig.Pipeline != st.src.cfg.Pipeline {
-			continue
-		}
-		table := sig.Table
-		if db, name, err := change.ParseTableName(sig.Table); err == nil {
-			table = db + "." + name
-		}
-		if err := st.snap.Request(table, sig.Where, sig.ID); err != nil {
-			st.src.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
-		}
+		st.snap.HandleSignal([]byte(b), normalizeTable)
 	}
 	st.signals = st.signals[:0]
 	var state []byte
@@ -414,16 +399,8 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 			}
 		}
 		ev.Before, ev.After, ev.Err = before, after, decErr
-		if st.snap != nil && st.snap.Tracking() && len(tv.table.KeyColumns) > 0 {
-			if k := st.snap.Tracked(tv.table.QualifiedName()); k != nil {
-				if before != nil {
-					k.Touch(snapshot.KeyOf(before, tv.table.KeyColumns), st.txTx, false)
-				}
-				if after != nil {
-					// binlog_row_image=FULL: an after image is the whole row unless undecodable.
-					k.Touch(snapshot.KeyOf(after, tv.table.KeyColumns), st.txTx, decErr == nil)
-				}
-			}
+		if st.snap != nil {
+			st.snap.Changed(tv.table, before, after, st.txTx)
 		}
 		if op == change.OpUpdate && decErr == nil && keyChanged(tv.table, before, after) {
 			del := ev
@@ -457,10 +434,8 @@ func (st *stream) truncate(ctx context.Context, db, q string) error {
 	}
 	index := st.txIndex
 	st.txIndex += indexStride
-	if st.snap != nil && st.snap.Tracking() {
-		if k := st.snap.Tracked(tv.table.QualifiedName()); k != nil {
-			k.Truncate(st.txTx)
-		}
+	if st.snap != nil {
+		st.snap.Truncated(tv.table, st.txTx)
 	}
 	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: tv.table,
 		Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}})
@@ -584,4 +559,12 @@ func (st *stream) flush(ctx context.Context, wait bool) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// normalizeTable spells a requested table as db.table, as the pipeline's tables are.
+func normalizeTable(t string) string {
+	if db, name, err := change.ParseTableName(t); err == nil {
+		return db + "." + name
+	}
+	return t
 }

@@ -2,9 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,43 +49,33 @@ import (
 const (
 	snapshotWatermarkPrefix = "cdcd_snapshot"
 	// SignalPrefix is the logical message prefix of on-demand snapshot requests
-	// (`cdcd snapshot`): a transactional message whose content is a Signal in JSON.
+	// (`cdcd snapshot`): a transactional message whose content is a snapshot.Signal in JSON.
 	SignalPrefix = "cdcd_signal"
 )
 
 // xidPrecedes compares 32-bit xids modulo 2^32, as PostgreSQL does for normal xids.
 func xidPrecedes(a, b uint64) bool { return int32(uint32(a)-uint32(b)) < 0 }
 
-// xidRing remembers the xids of the last transactions the stream carried (fact 3).
+// xidRing remembers the xids of the last transactions the stream carried (fact 3). add runs
+// once per transaction on the stream's path and only stores; has, run once per transaction
+// in a snapshot's xip list when a table's snapshot starts, scans.
 type xidRing struct {
 	mu   sync.Mutex
 	ring [1 << 16]uint32
 	n    int
-	set  map[uint32]int
 }
 
 func (r *xidRing) add(x uint32) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.set == nil {
-		r.set = map[uint32]int{}
-	}
-	i := r.n % len(r.ring)
-	if r.n >= len(r.ring) {
-		old := r.ring[i]
-		if r.set[old]--; r.set[old] <= 0 {
-			delete(r.set, old)
-		}
-	}
-	r.ring[i] = x
-	r.set[x]++
+	r.ring[r.n%len(r.ring)] = x
 	r.n++
+	r.mu.Unlock()
 }
 
 func (r *xidRing) has(x uint32) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.set[x] > 0
+	return slices.Contains(r.ring[:min(r.n, len(r.ring))], x)
 }
 
 // pgSnapshot is a parsed pg_current_snapshot().
@@ -582,10 +569,7 @@ func RequestSnapshot(ctx context.Context, dsn, pipeline, table, where string) (s
 	if _, err := conn.Exec(ctx, q+" LIMIT 0"); err != nil {
 		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition PostgreSQL accepts in a WHERE clause", table, where, err)
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	content, _ := json.Marshal(Signal{Pipeline: pipeline, Table: table, Where: where, ID: id})
+	id, content := snapshot.NewSignal(pipeline, table, where)
 	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", SignalPrefix, string(content)); err != nil {
 		return "", fmt.Errorf("writing the snapshot request: %w", err)
 	}

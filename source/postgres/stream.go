@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -401,31 +400,12 @@ func (st *stream) commit(ctx context.Context, c commitMsg) error {
 	}})
 }
 
-// Signal is an on-demand snapshot request (`cdcd snapshot`), the JSON content of a logical
-// message with prefix SignalPrefix.
-type Signal struct {
-	Pipeline string `json:"pipeline"`
-	Table    string `json:"table"`
-	Where    string `json:"where,omitempty"`
-	ID       string `json:"id"`
-}
-
 // snapshotAtCommit takes the transaction's snapshot requests, and emits the rows of the
 // chunks whose watermark it is, inside it: their position is the watermark's commit LSN.
 // It returns the engine's state when a chunk was emitted (the Commit carries it).
 func (st *stream) snapshotAtCommit(ctx context.Context) ([]byte, error) {
 	for _, b := range st.signals {
-		var sig Signal
-		if err := json.Unmarshal(b, &sig); err != nil {
-			st.src.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
-			continue
-		}
-		if sig.Pipeline != st.src.cfg.Pipeline {
-			continue
-		}
-		if err := st.snap.Request(normalizeTable(sig.Table), sig.Where, sig.ID); err != nil {
-			st.src.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
-		}
+		st.snap.HandleSignal(b, normalizeTable)
 	}
 	st.signals = st.signals[:0]
 	var state []byte
@@ -458,34 +438,6 @@ func (st *stream) snapshotAtCommit(ctx context.Context) ([]byte, error) {
 	}
 	st.hw = st.hw[:0]
 	return state, nil
-}
-
-// track tells the snapshot engine which keys the stream changed (see package snapshot).
-func (st *stream) track(t *change.Table, before, after []change.Value) {
-	if st.snap == nil || len(t.KeyColumns) == 0 || !st.snap.Tracking() {
-		return
-	}
-	k := st.snap.Tracked(t.QualifiedName())
-	if k == nil {
-		return
-	}
-	if before != nil {
-		k.Touch(snapshot.KeyOf(before, t.KeyColumns), uint64(st.txXid), false)
-	}
-	if after != nil {
-		k.Touch(snapshot.KeyOf(after, t.KeyColumns), uint64(st.txXid), wholeRow(after))
-	}
-}
-
-// wholeRow reports whether a new row holds every column's value (no unchanged TOAST
-// placeholder, nothing undecodable): publishing it published the row's whole state.
-func wholeRow(vals []change.Value) bool {
-	for i := range vals {
-		if s := vals[i].State; s != change.Present && s != change.Null {
-			return false
-		}
-	}
-	return true
 }
 
 func (st *stream) streamCommit(ctx context.Context, c commitMsg) error {
@@ -564,7 +516,9 @@ func (st *stream) rowEvents(ctx context.Context, m *rowMsg) error {
 			decErr = cmp.Or(decErr, err)
 		}
 	}
-	st.track(t, before, after)
+	if st.snap != nil {
+		st.snap.Changed(t, before, after, uint64(st.txXid))
+	}
 	if decErr != nil {
 		// An undecodable value is never part of a key comparison or split: one poison event.
 		op := map[byte]change.Op{'I': change.OpCreate, 'U': change.OpUpdate, 'D': change.OpDelete}[m.op]
@@ -693,10 +647,8 @@ func (st *stream) truncate(ctx context.Context, m truncateMsg) error {
 		if !rel.captured {
 			continue
 		}
-		if st.snap != nil && st.snap.Tracking() {
-			if k := st.snap.Tracked(rel.table.QualifiedName()); k != nil {
-				k.Truncate(uint64(st.txXid))
-			}
+		if st.snap != nil {
+			st.snap.Truncated(rel.table, uint64(st.txXid))
 		}
 		if err := st.emit(ctx, change.Item{Event: st.event(change.OpTruncate, rel.table, index)}); err != nil {
 			return err
