@@ -135,12 +135,24 @@ func (s *Source) Acked() uint64 { return s.acked.Load() }
 
 // Run checks the server, then streams the binlog from the committed position (or from the
 // server's current position on a pipeline's first start) until ctx ends or the stream fails.
-func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) (err error) {
 	conn, err := Connect(ctx, s.cfg.DSN)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	defer func() {
+		// A check or statement that failed because the connection broke (the server
+		// restarting, a network cut) says nothing about the server: retry, and let the
+		// next session decide on a working connection.
+		var f *FatalError
+		if errors.As(err, &f) {
+			_ = conn.Conn.SetDeadline(time.Now().Add(5 * time.Second)) // conn closes right after
+			if perr := conn.Ping(); perr != nil {
+				err = fmt.Errorf("the connection to the server broke (%w) while: %v", perr, f.Err)
+			}
+		}
+	}()
 
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))

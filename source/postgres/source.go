@@ -156,12 +156,25 @@ func (s *Source) ServerWALEnd() uint64 { return s.serverWALEnd.Load() }
 
 // Run prepares the publication and slot, then streams until ctx ends or the connection
 // fails, sending chunks of Items to out. A chunk belongs to the receiver once sent.
-func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) (err error) {
 	conn, err := connectCatalog(ctx, s.cfg.DSN)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	defer func() {
+		// A check or statement that failed because the connection broke (the server
+		// restarting, a network cut) says nothing about the server: retry, and let the
+		// next session decide on a working connection.
+		var f *FatalError
+		if errors.As(err, &f) {
+			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if perr := conn.Ping(pctx); perr != nil {
+				err = fmt.Errorf("the connection to PostgreSQL broke (%w) while: %v", perr, f.Err)
+			}
+		}
+	}()
 
 	var rep checks.Report
 	Preflight(ctx, conn, s.cfg.Slot, s.cfg.Publication, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
