@@ -179,6 +179,11 @@ type MySQL struct {
 	// SignalTable is db.table of the table snapshots write their watermarks and requests
 	// into (created if missing). Default: cdcd_signal in the first table's database.
 	SignalTable string `yaml:"signal_table"`
+	// SnapshotConsistency is how a snapshot chunk is placed in the binlog: binlog_snapshot
+	// (the binlog position MariaDB reports for a consistent snapshot; MariaDB only),
+	// watermarks (a low watermark row written before each chunk; any server), or auto (the
+	// default: binlog_snapshot on MariaDB, watermarks on MySQL).
+	SnapshotConsistency string `yaml:"snapshot_consistency"`
 }
 
 // Topics names the Kafka topics of a pipeline.

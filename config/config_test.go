@@ -119,6 +119,13 @@ pipelines:
         server_id: 7
         heartbeat_interval: 1ms
         tables: [inventory.items]`, 1), "pipelines[0].source.mysql.heartbeat_interval", 11, "100ms to 1h"},
+		{"mysql unknown snapshot consistency", strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        server_id: 7
+        snapshot_consistency: dblog
+        tables: [inventory.items]`, 1), "pipelines[0].source.mysql.snapshot_consistency", 11, "auto (the default), binlog_snapshot (MariaDB only) or watermarks"},
 		{"unknown snapshot mode", base + "    snapshot: always\n", "pipelines[0].snapshot", 11, "when_needed"},
 		{"unknown snapshot key", base + "    snapshot:\n      mode: initial\n      paralelism: 4\n", "pipelines[0].snapshot.paralelism", 13, `did you mean "parallelism"`},
 		{"snapshot parallelism out of range", base + "    snapshot: {mode: initial, parallelism: 100}\n", "pipelines[0].snapshot.parallelism", 11, "1 to 64"},
@@ -177,6 +184,34 @@ pipelines:
 	for i := 1; i < len(ce.Problems); i++ {
 		if ce.Problems[i].Line < ce.Problems[i-1].Line {
 			t.Errorf("problems not in line order: %v", err)
+		}
+	}
+}
+
+// source.mysql.snapshot_consistency defaults to auto and takes each mode.
+func TestMySQLSnapshotConsistency(t *testing.T) {
+	mysqlBase := strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        server_id: 7
+        tables: [inventory.items]`, 1)
+	cfg, err := Parse("c.yaml", []byte(mysqlBase), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Source.MySQL.SnapshotConsistency; got != "auto" {
+		t.Errorf("default snapshot_consistency = %q, want auto", got)
+	}
+	for _, mode := range []string{"auto", "binlog_snapshot", "watermarks"} {
+		y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        snapshot_consistency: "+mode+"\n", 1)
+		cfg, err := Parse("c.yaml", []byte(y), noEnv)
+		if err != nil {
+			t.Errorf("%s: %v", mode, err)
+			continue
+		}
+		if got := cfg.Pipelines[0].Source.MySQL.SnapshotConsistency; got != mode {
+			t.Errorf("snapshot_consistency = %q, want %q", got, mode)
 		}
 	}
 }

@@ -111,6 +111,9 @@ func (c *Config) applyDefaults() {
 		defDur(&p.StallAfter, DefaultStallAfter)
 		if my := p.Source.MySQL; my != nil {
 			defDur(&my.HeartbeatInterval, DefaultMySQLHeartbeatInterval)
+			if my.SnapshotConsistency == "" {
+				my.SnapshotConsistency = "auto"
+			}
 		}
 		if pg := p.Source.Postgres; pg != nil {
 			if pg.Slot == "" {
@@ -366,6 +369,10 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 		if _, _, err := change.ParseTableName(my.SignalTable); err != nil || strings.Count(my.SignalTable, ".") != 1 {
 			ps.add(at+".signal_table", fmt.Sprintf("%s is not database.table", quote(my.SignalTable)), "name the signal table as database.table, e.g. inventory.cdcd_signal")
 		}
+	}
+	if !oneOf(my.SnapshotConsistency, "auto", "binlog_snapshot", "watermarks") {
+		ps.add(at+".snapshot_consistency", fmt.Sprintf("unknown snapshot consistency mode %s", quote(my.SnapshotConsistency)),
+			"use auto (the default), binlog_snapshot (MariaDB only) or watermarks")
 	}
 	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
 		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %s", quote(my.Flavor)), "use mysql or mariadb, or leave it out to detect it")

@@ -54,7 +54,8 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 				continue
 			}
 			scope.OK("connect", "connected")
-			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, scope)
+			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables,
+				mysql.SnapshotChecks{Consistency: p.Source.MySQL.SnapshotConsistency, Snapshots: p.Snapshot.Mode != "never"}, scope)
 			_ = conn.Close()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // Connect opens a plain client connection for the DSN.
@@ -28,9 +29,19 @@ func Connect(ctx context.Context, dsn string) (*client.Conn, error) {
 	return conn, nil
 }
 
-// Preflight checks binlog settings, privileges and tables. It never changes the server.
-func Preflight(conn *client.Conn, serverID uint32, tables []string, rep *checks.Scoped) {
-	PreflightFor(conn, "", serverID, tables, rep)
+// SnapshotChecks is what the prerequisite checks need to know of a pipeline's snapshots.
+type SnapshotChecks struct {
+	// Consistency is the configured source.mysql.snapshot_consistency (empty: auto).
+	Consistency string
+	// Snapshots: the pipeline snapshots at start (its snapshot mode is not never); without,
+	// only on-demand requests snapshot, and a setting they need is a warning, not a failure.
+	Snapshots bool
+}
+
+// Preflight checks binlog settings, privileges, tables and what snapshots need. It never
+// changes the server.
+func Preflight(conn *client.Conn, serverID uint32, tables []string, snap SnapshotChecks, rep *checks.Scoped) {
+	PreflightFor(conn, "", serverID, tables, snap, rep)
 }
 
 // ReplicaHost is the host name a pipeline's binlog connection reports to the server (SHOW
@@ -40,9 +51,10 @@ func ReplicaHost(pipeline string) string { return "cdcd-" + pipeline }
 // PreflightFor is Preflight for one pipeline: a replica using the pipeline's server_id is
 // a conflict unless it is the pipeline's own connection (another instance of it, which
 // waits as a standby).
-func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []string, rep *checks.Scoped) {
+func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []string, snap SnapshotChecks, rep *checks.Scoped) {
 	vars, err := variables(conn, "version", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
-		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days", "binlog_row_value_options")
+		"server_id", "gtid_mode", "gtid_strict_mode", "binlog_expire_logs_seconds", "expire_logs_days", "binlog_row_value_options",
+		"binlog_order_commits")
 	if err != nil {
 		rep.Fail("server", "cannot read server variables: "+err.Error(), "connect as a user that can run SHOW VARIABLES")
 		return
@@ -78,6 +90,7 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 	} else {
 		rep.OK("gtid", "MariaDB GTIDs are always on (gtid_strict_mode="+vars["gtid_strict_mode"]+")")
 	}
+	checkSnapshotConsistency(vars, mariadb, snap, rep)
 	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
 		rep.Fail("server_id", fmt.Sprintf("the pipeline's server_id %d equals the server's own", serverID), "choose a server_id no server or replica uses")
 	}
@@ -201,4 +214,39 @@ func checkReplicaIDs(conn *client.Conn, pipeline string, serverID uint32, rep *c
 		return
 	}
 	rep.OK("server_id", fmt.Sprintf("%d is not used by any connected replica", serverID))
+}
+
+// checkSnapshotConsistency checks what the snapshot consistency mode needs of the server
+// (vars: its global variables, lower-case names): binlog_snapshot needs MariaDB; watermarks
+// needs commits in binlog order (binlog_order_commits=ON where the server has the variable;
+// MariaDB has none and always commits in binlog order).
+func checkSnapshotConsistency(vars map[string]string, mariadb bool, snap SnapshotChecks, rep *checks.Scoped) {
+	flavor := gomysql.MySQLFlavor
+	if mariadb {
+		flavor = gomysql.MariaDBFlavor
+	}
+	mode, err := ResolveConsistency(snap.Consistency, flavor)
+	if err != nil {
+		msg, fix, _ := strings.Cut(err.Error(), "; fix: ")
+		rep.Fail("snapshot consistency", msg, fix)
+		return
+	}
+	if mode == ConsistencyBinlogSnapshot {
+		rep.OK("snapshot consistency", "binlog_snapshot: chunks are placed in the binlog by the position MariaDB reports for their snapshot")
+		return
+	}
+	v, ok := vars["binlog_order_commits"]
+	switch {
+	case !ok:
+		rep.OK("snapshot consistency", "watermarks: the server has no binlog_order_commits setting and commits in binlog order")
+	case strings.EqualFold(v, "ON"):
+		rep.OK("snapshot consistency", "watermarks: binlog_order_commits is ON")
+	default:
+		msg, fix, _ := strings.Cut(binlogOrderCommitsOff, "; fix: ")
+		if snap.Snapshots {
+			rep.Fail("binlog_order_commits", msg, fix)
+		} else {
+			rep.Warn("binlog_order_commits", msg+" (on-demand snapshots, `cdcd snapshot`, would stop the pipeline)", fix)
+		}
+	}
 }

@@ -17,19 +17,85 @@ import (
 
 // The MySQL side of the snapshot engine (package snapshot).
 //
-// A chunk is read in `START TRANSACTION WITH CONSISTENT SNAPSHOT`. MariaDB reports the binlog
-// position that snapshot corresponds to (Binlog_snapshot_file / Binlog_snapshot_position, taken
-// under the lock that orders commits in the binlog and in InnoDB, as mariabackup and mysqldump
+// Each chunk is read in `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`. What tells
+// which binlog transactions that snapshot sees depends on the consistency mode
+// (source.mysql.snapshot_consistency):
+//
+// binlog_snapshot (MariaDB only; the default there). MariaDB reports the binlog position the
+// snapshot corresponds to (Binlog_snapshot_file / Binlog_snapshot_position, taken under the
+// lock that orders commits in the binlog and in InnoDB, as mariabackup and mysqldump
 // --single-transaction rely on): a transaction is visible to the snapshot exactly when it
 // starts before that position. So fact 1 of the engine holds (the watermark, written after the
 // snapshot was taken, is after every visible transaction in the binlog), fact 3 needs no wait
 // (every transaction the stream carried before it began tracking a table is before a later
-// snapshot's position), and Tx order is visibility order. MySQL itself has no such status
-// variable: snapshots of MySQL (not MariaDB) pipelines are refused.
+// snapshot's position), and Tx order is visibility order. MySQL has no such status.
 //
-// The watermark is a row inserted into the signal table (kind "watermark"); on-demand requests
-// are rows of kind "snapshot" (`cdcd snapshot`). The stream takes them up at their
-// transaction's end.
+// watermarks (any server; the default on MySQL), the DBLog way. Before the chunk's
+// transaction the worker inserts a low watermark row L (kind "low") in its own autocommit
+// transaction: when the INSERT returns, L is committed. Then it reads the chunk and rolls
+// back, then waits until the stream took up L and learned its Tx (lowMarks). The chunk's
+// snapshot S counts a transaction as visible exactly when it starts before L in the binlog,
+// and L is its horizon. Why that is right:
+//   - With binlog_order_commits=ON (MySQL's default; MariaDB always commits in binlog order
+//     in its group commit) InnoDB commits in binlog order, so every transaction before L in
+//     the binlog committed before L did, before S began: counted visible, and visible. The
+//     prerequisite checks refuse binlog_order_commits=OFF.
+//   - A transaction after L is counted not visible, although S may have seen it (it committed
+//     between L and S). If it changed a chunk key before the high watermark W, the row is
+//     dropped. That is safe even when S saw it: with binlog_row_image=FULL the stream
+//     published the change's whole row, and every change of the key that S saw precedes W
+//     (fact 1), so the stream's last change of the key before W is at least as new as the
+//     row (fact 2).
+//   - Fact 1: a transaction becomes visible only after it is written to the binlog (InnoDB
+//     commits after the binlog write), and W is written after S's SELECT ended: everything S
+//     sees is before W; nothing after W can be visible to S.
+//   - Fact 2: writers of one row wait for each other's commit (row locks), which follows their
+//     binlog write: their binlog order is their visibility order, whichever snapshot looks.
+//   - Fact 3: Prepare needs no wait: L is written after the stream began tracking the table
+//     (at the session's start, or when it took up the snapshot request), so every transaction
+//     the stream carried before tracking began precedes L and is visible.
+//   - Fact 4: the engine prunes the tracker by the smallest horizon of the snapshots in use,
+//     counting a chunk still being read at the largest horizon returned so far; that one's L
+//     was committed before this chunk's L was written, so it is not after this chunk's L:
+//     the bound holds.
+//
+// The cost of watermarks mode: one more signal row per chunk, and the wait for the stream to
+// reach it (the stream's lag) before the chunk is handed to the engine.
+//
+// Watermarks are rows inserted into the signal table (kinds "low" and "watermark", the high
+// one); on-demand requests are rows of kind "snapshot" (`cdcd snapshot`). The stream takes them
+// up at their transaction's end; kinds it does not know are ignored, so versions of cdcd that
+// share a signal table ignore each other's new kinds.
+
+// Snapshot consistency modes (source.mysql.snapshot_consistency; see above).
+const (
+	// ConsistencyAuto is binlog_snapshot on MariaDB and watermarks on MySQL.
+	ConsistencyAuto = "auto"
+	// ConsistencyBinlogSnapshot reads the snapshot's binlog position (MariaDB only).
+	ConsistencyBinlogSnapshot = "binlog_snapshot"
+	// ConsistencyWatermarks brackets each chunk by a low watermark (any server).
+	ConsistencyWatermarks = "watermarks"
+)
+
+// ResolveConsistency is the consistency mode a pipeline configured with mode uses on a
+// server of flavor; binlog_snapshot on MySQL is refused with the fix.
+func ResolveConsistency(mode, flavor string) (string, error) {
+	switch mode {
+	case "", ConsistencyAuto:
+		if flavor == gomysql.MariaDBFlavor {
+			return ConsistencyBinlogSnapshot, nil
+		}
+		return ConsistencyWatermarks, nil
+	case ConsistencyBinlogSnapshot:
+		if flavor != gomysql.MariaDBFlavor {
+			return "", errors.New("source.mysql.snapshot_consistency is binlog_snapshot, which needs MariaDB (it reads the binlog position MariaDB reports for a consistent snapshot; MySQL reports none); fix: set snapshot_consistency: watermarks (or auto, which picks it on MySQL)")
+		}
+		return mode, nil
+	case ConsistencyWatermarks:
+		return mode, nil
+	}
+	return "", fmt.Errorf("source.mysql.snapshot_consistency %q is not a mode; fix: use auto, binlog_snapshot or watermarks", mode)
+}
 
 // SnapshotConfig configures the source's snapshots.
 type SnapshotConfig struct {
@@ -41,11 +107,14 @@ type SnapshotConfig struct {
 	// SignalTable is db.table of the table cdcd writes watermarks and requests into (created
 	// if missing). Default: cdcd_signal in the first captured table's database.
 	SignalTable string
+	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
+	Consistency string
 }
 
 const (
-	signalKindWatermark = "watermark"
-	signalKindSnapshot  = "snapshot"
+	signalKindLow       = "low"       // a chunk's low watermark (watermarks mode)
+	signalKindWatermark = "watermark" // a chunk's high watermark
+	signalKindSnapshot  = "snapshot"  // an on-demand request
 )
 
 func signalDDL(table string) string {
@@ -73,11 +142,19 @@ func ensureSignalTable(conn *client.Conn, table string) error {
 	return nil
 }
 
-// writeSignal inserts a signal row in its own transaction, and drops rows older than a day.
-func writeSignal(conn *client.Conn, table, kind, data string) error {
+// insertSignal inserts a signal row in its own (autocommit) transaction: when it returns, the
+// row is committed.
+func insertSignal(conn *client.Conn, table, kind, data string) error {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	if _, err := conn.Execute("INSERT INTO "+quoteTable(table)+" (id, kind, data) VALUES (?, ?, ?)", hex.EncodeToString(b[:]), kind, data); err != nil {
+	_, err := conn.Execute("INSERT INTO "+quoteTable(table)+" (id, kind, data) VALUES (?, ?, ?)", hex.EncodeToString(b[:]), kind, data)
+	return err
+}
+
+// writeSignal inserts a signal row, and drops rows of every kind older than a day (a low
+// watermark is inserted alone: the high one of its chunk follows and cleans up).
+func writeSignal(conn *client.Conn, table, kind, data string) error {
+	if err := insertSignal(conn, table, kind, data); err != nil {
 		return err
 	}
 	_, err := conn.Execute("DELETE FROM " + quoteTable(table) + " WHERE created < NOW(6) - INTERVAL 1 DAY")
@@ -131,12 +208,13 @@ type myTable struct {
 }
 
 type snapWorker struct {
-	src   *Source
-	conn  *client.Conn
-	descs map[string]*myTable
+	src         *Source
+	conn        *client.Conn
+	consistency string // resolved: binlog_snapshot or watermarks
+	descs       map[string]*myTable
 }
 
-func (s *Source) openSnapshotWorker(ctx context.Context) (snapshot.Worker, error) {
+func (s *Source) openSnapshotWorker(ctx context.Context, consistency string) (snapshot.Worker, error) {
 	conn, err := Connect(ctx, s.cfg.DSN)
 	if err != nil {
 		return nil, err
@@ -145,8 +223,13 @@ func (s *Source) openSnapshotWorker(ctx context.Context) (snapshot.Worker, error
 		conn.Close()
 		return nil, err
 	}
-	return &snapWorker{src: s, conn: conn, descs: map[string]*myTable{}}, nil
+	return &snapWorker{src: s, conn: conn, consistency: consistency, descs: map[string]*myTable{}}, nil
 }
+
+// binlogOrderCommitsOff is the refusal of watermarks mode on a server that may commit out of
+// binlog order.
+const binlogOrderCommitsOff = "binlog_order_commits is OFF: InnoDB may then commit transactions out of binlog order, and snapshots with snapshot_consistency watermarks could miss rows; " +
+	"fix: SET GLOBAL binlog_order_commits = ON and set binlog_order_commits=ON in my.cnf"
 
 func (w *snapWorker) Close() { w.conn.Close() }
 
@@ -195,8 +278,23 @@ func (w *snapWorker) Describe(_ context.Context, t *snapshot.Task) (bool, int64,
 	return !d.keyed, d.rows, nil
 }
 
-// Prepare has nothing to wait for on MariaDB (see the comment at the top of this file).
-func (w *snapWorker) Prepare(context.Context, *snapshot.Task) error { return nil }
+// Prepare has nothing to wait for in either consistency mode (fact 3, see the comment at the
+// top of this file). In watermarks mode it checks that the server commits in binlog order:
+// the checks at start do too, but with snapshot: never the first snapshot is a request, maybe
+// long after, and the setting is dynamic. It logs the mode the table's snapshot reads with.
+func (w *snapWorker) Prepare(_ context.Context, t *snapshot.Task) error {
+	if w.consistency == ConsistencyWatermarks {
+		vars, err := variables(w.conn, "binlog_order_commits")
+		if err != nil {
+			return fmt.Errorf("reading @@binlog_order_commits: %w", err)
+		}
+		if v, ok := vars["binlog_order_commits"]; ok && !strings.EqualFold(v, "ON") {
+			return &FatalError{errors.New(binlogOrderCommitsOff)}
+		}
+	}
+	w.src.log.Info("snapshot consistency", "table", t.Table, "consistency", w.consistency, "where", t.Where)
+	return nil
+}
 
 // literal renders a key value read as text back as SQL that compares like the column.
 func literal(s *ColumnSpec, raw string) string {
@@ -298,7 +396,7 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 		}
 	}
 	if file == "" || pos == 0 {
-		return 0, &FatalError{errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file): snapshots of MySQL pipelines need MariaDB in this version of cdcd; fix: set snapshot: never for the pipeline")}
+		return 0, &FatalError{errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file), which snapshot_consistency binlog_snapshot needs (MariaDB reports it, MySQL does not); fix: set source.mysql.snapshot_consistency: watermarks")}
 	}
 	seq, err := fileSeq(file)
 	if err != nil {
@@ -307,18 +405,54 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 	return txOf(seq, uint32(pos)), nil
 }
 
-func (w *snapWorker) Read(_ context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (*snapshot.Read, error) {
+// Read reads a chunk in a consistent snapshot and tells which binlog transactions that
+// snapshot saw (see the comment at the top of this file).
+func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (*snapshot.Read, error) {
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, err
 	}
+	var low string
+	var lowTx <-chan uint64
+	if w.consistency == ConsistencyWatermarks {
+		low = newLowToken(w.src.cfg.Pipeline)
+		lowTx = w.src.lows.expect(low) // before the row exists: the stream cannot pass it unseen
+		if err := insertSignal(w.conn, w.src.snapSignal, signalKindLow, low); err != nil {
+			w.src.lows.forget(low)
+			return nil, fmt.Errorf("writing the low watermark: %w", err)
+		}
+	}
+	at, rd, err := w.readChunk(t, d, c, maxBytes)
+	if err != nil {
+		if low != "" {
+			w.src.lows.forget(low)
+		}
+		return nil, err
+	}
+	if low != "" {
+		// After the rollback: no read view is held while the stream catches up.
+		if at, err = w.src.lows.wait(ctx, low, lowTx); err != nil {
+			return nil, fmt.Errorf("waiting for the stream to reach the chunk's low watermark: %w", err)
+		}
+	}
+	rd.Visible = func(tx uint64) bool { return tx < at }
+	rd.Horizon = at
+	return rd, nil
+}
+
+// readChunk reads the chunk's rows in one consistent snapshot, and in binlog_snapshot mode the
+// binlog position that snapshot corresponds to.
+func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, maxBytes int64) (uint64, *snapshot.Read, error) {
 	if _, err := w.conn.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
-		return nil, fmt.Errorf("beginning the chunk's transaction: %w", err)
+		return 0, nil, fmt.Errorf("beginning the chunk's transaction: %w", err)
 	}
 	defer func() { _, _ = w.conn.Execute("ROLLBACK") }()
-	at, err := w.snapshotPos()
-	if err != nil {
-		return nil, err
+	var at uint64
+	if w.consistency == ConsistencyBinlogSnapshot {
+		var err error
+		if at, err = w.snapshotPos(); err != nil {
+			return 0, nil, err
+		}
 	}
 	var conds []string
 	limit := 0
@@ -343,9 +477,9 @@ func (w *snapWorker) Read(_ context.Context, t *snapshot.Task, c snapshot.Chunk,
 	}
 	r, err := w.conn.Execute(q)
 	if err != nil {
-		return nil, queryError(t, "reading a chunk of", err)
+		return 0, nil, queryError(t, "reading a chunk of", err)
 	}
-	rd := &snapshot.Read{Visible: func(tx uint64) bool { return tx < at }, Horizon: at, Shape: d.table}
+	rd := &snapshot.Read{Shape: d.table}
 	var size int64
 	for n, row := range r.RowDatas {
 		b := []byte(row)
@@ -355,7 +489,7 @@ func (w *snapWorker) Read(_ context.Context, t *snapshot.Task, c snapshot.Chunk,
 		for i := range d.specs {
 			raw, isNull, m, err := gomysql.LengthEncodedString(b)
 			if err != nil {
-				return nil, fmt.Errorf("reading a chunk of %s: %w", t.Table, err)
+				return 0, nil, fmt.Errorf("reading a chunk of %s: %w", t.Table, err)
 			}
 			b = b[m:]
 			size += int64(len(raw))
@@ -386,7 +520,7 @@ func (w *snapWorker) Read(_ context.Context, t *snapshot.Task, c snapshot.Chunk,
 			break
 		}
 	}
-	return rd, nil
+	return at, rd, nil
 }
 
 func (w *snapWorker) Watermark(_ context.Context, token string) error {
@@ -395,6 +529,10 @@ func (w *snapWorker) Watermark(_ context.Context, token string) error {
 
 // snapshotEngine builds the session's snapshot engine, creating the signal table if needed.
 func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.Resume) (*snapshot.Engine, error) {
+	consistency, err := ResolveConsistency(s.cfg.Snapshot.Consistency, flavor)
+	if err != nil {
+		return nil, &FatalError{err}
+	}
 	s.snapSignal = s.cfg.Snapshot.SignalTable
 	if s.snapSignal == "" {
 		s.snapSignal = DefaultSignalTable(s.cfg.Tables)
@@ -406,16 +544,14 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 			return nil, &FatalError{err}
 		}
 	}
-	if flavor != gomysql.MariaDBFlavor && s.cfg.Snapshot.Mode != snapshot.Never && !resume.Committed {
-		return nil, &FatalError{errors.New("snapshots of MySQL pipelines need MariaDB in this version of cdcd (MySQL reports no binlog position for a consistent snapshot); fix: set snapshot: never for the pipeline")}
-	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
 		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}
-	eng, err := snapshot.New(c, resume.Committed, resume.State, s.openSnapshotWorker)
+	open := func(ctx context.Context) (snapshot.Worker, error) { return s.openSnapshotWorker(ctx, consistency) }
+	eng, err := snapshot.New(c, resume.Committed, resume.State, open)
 	if err != nil {
 		return nil, &FatalError{err}
 	}

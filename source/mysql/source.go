@@ -12,13 +12,14 @@
 //     committed transaction, so nothing the committed position does not cover is skipped.
 //   - A committed position whose binlog is gone (purged, or the server's binlogs were reset)
 //     stops the pipeline with the fix; it is never skipped silently.
-//   - cdcd writes nothing to the server: no heartbeat table, no replica state.
+//   - cdcd writes nothing to the server but snapshot signal rows (snapshot.go): no heartbeat
+//     table, no replica state.
 //
 // Files by role: source.go (setup and the session loop), stream.go (the event state
 // machine), tables.go (table versions from TABLE_MAP), columns.go and decode.go (types and
 // values, shared with snapshots reading rows with SELECT), position.go (positions and resume
 // tokens), preflight.go (the checks `cdcd check` and every start run), monitor.go (binlog
-// lag and retention metrics).
+// lag and retention metrics), snapshot.go and lowmark.go (the snapshot engine's worker).
 package mysql
 
 import (
@@ -87,6 +88,9 @@ type Source struct {
 	tables *tables
 	// snapSignal is the signal table (db.table) of this session's snapshots.
 	snapSignal string
+	// lows hands low watermarks' positions from the stream to snapshot workers (watermarks
+	// consistency); it locks itself.
+	lows *lowMarks
 }
 
 // New returns a source; nothing connects until Run.
@@ -115,7 +119,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, log: cfg.Log, tables: t}, nil
+	return &Source{cfg: cfg, log: cfg.Log, tables: t, lows: newLowMarks()}, nil
 }
 
 // Ack records that every transaction at or before Tx lsn is durable in Kafka. The binlog
@@ -155,7 +159,8 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}()
 
 	var rep checks.Report
-	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
+	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
+		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
 		return &FatalError{err}
 	}

@@ -55,7 +55,8 @@ type stream struct {
 	lastEmit time.Time
 
 	// Snapshots (see snapshot.go): the engine, the signal table and its TABLE_MAP id, the
-	// watermarks and requests of the transaction being read, and the committed position's Tx
+	// high and low watermarks and requests of the transaction being read, and the committed
+	// position's Tx
 	// (Commits at or before it are dropped as covered, so the engine's state waits for a
 	// later one).
 	snap                 *snapshot.Engine
@@ -63,6 +64,7 @@ type stream struct {
 	signalID             uint64
 	hasSignalID          bool
 	hw                   []string
+	lows                 []string
 	signals              []string
 	resumeTx             uint64
 	// onEvent, if set, is called with each event's header (lag metrics).
@@ -169,7 +171,7 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			st.began = true
 		}
 		if st.hasSignalID && e.TableID == st.signalID {
-			st.signalRows(e)
+			st.signalRows(h, e)
 			return nil
 		}
 		return st.rows(ctx, h, e)
@@ -227,7 +229,7 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 		}
 	}
 	st.inTx, st.began = true, false
-	st.hw, st.signals = st.hw[:0], st.signals[:0]
+	st.hw, st.lows, st.signals = st.hw[:0], st.lows[:0], st.signals[:0]
 	st.txTx, st.txToken, st.txGTID = txOf(st.seq, start), tok.String(), gtid
 	st.txTime = time.Unix(int64(h.Timestamp), 0)
 	st.txIndex, st.txEvents = 0, 0
@@ -237,6 +239,10 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 // end closes the transaction at the event h.
 func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	st.inTx = false
+	for _, tok := range st.lows {
+		st.src.lows.reached(tok, st.txTx) // committed: its Tx is the chunk's horizon
+	}
+	st.lows = st.lows[:0]
 	var state []byte
 	if st.snap != nil {
 		var err error
@@ -281,10 +287,10 @@ func (st *stream) startCommit(ctx context.Context, start Token) error {
 	return st.flush(ctx, false)
 }
 
-// signalRows collects the watermarks and snapshot requests a transaction inserts into the
-// signal table (id, kind, data).
-func (st *stream) signalRows(e *replication.RowsEvent) {
-	if e.Type() != replication.EnumRowsEventTypeInsert {
+// signalRows collects the watermarks (high and low) and snapshot requests a transaction
+// inserts into the signal table (id, kind, data); other kinds are ignored.
+func (st *stream) signalRows(h *replication.EventHeader, e *replication.RowsEvent) {
+	if op, _ := opOf(h.EventType); op != change.OpCreate {
 		return
 	}
 	text := func(v any) string {
@@ -303,6 +309,8 @@ func (st *stream) signalRows(e *replication.RowsEvent) {
 		switch text(row[1]) {
 		case signalKindWatermark:
 			st.hw = append(st.hw, text(row[2]))
+		case signalKindLow:
+			st.lows = append(st.lows, text(row[2]))
 		case signalKindSnapshot:
 			st.signals = append(st.signals, text(row[2]))
 		}
