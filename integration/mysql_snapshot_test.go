@@ -85,20 +85,41 @@ func mysqlKV(t *testing.T, conn *client.Conn, table string) map[int64]int64 {
 // TestMySQLSnapshotUnderWritersAndSIGKILL: a MariaDB table is snapshotted through the same
 // engine as Postgres while writers change its keys, and cdcd is killed in the middle: the
 // latest record per key equals the table, no key goes back in time, no published chunk is read
-// again. Then `cdcd snapshot --where` re-reads part of it through the signal table.
+// again. Then `cdcd snapshot --where` re-reads part of it through the signal table. Chunks are
+// placed in the binlog by the position MariaDB reports for their snapshot (the default there).
 func TestMySQLSnapshotUnderWritersAndSIGKILL(t *testing.T) {
-	const rows = 200_000
+	mysqlSnapshotUnderWriters(t, "", 200_000, 4096)
+}
+
+// TestMySQLSnapshotWatermarksUnderWritersAndSIGKILL is the same with snapshot_consistency
+// watermarks, the mode MySQL servers use: each chunk is placed in the binlog by a low
+// watermark row written before its snapshot, and nothing server-specific. There is no MySQL
+// server in the local stack; MariaDB commits in binlog order as MySQL does with
+// binlog_order_commits=ON, which is what the mode relies on.
+func TestMySQLSnapshotWatermarksUnderWritersAndSIGKILL(t *testing.T) {
+	mysqlSnapshotUnderWriters(t, "watermarks", 100_000, 1024)
+}
+
+// mysqlSnapshotUnderWriters runs the snapshot of a table of rows rows under writers, with a
+// SIGKILL midway and an on-demand snapshot at the end, with source.mysql.snapshot_consistency
+// set to consistency (empty: left out, auto), and compares the topic with the table.
+func mysqlSnapshotUnderWriters(t *testing.T, consistency string, rows, chunk int) {
 	s, ctx, db, dsn, conn := mysqlSetup(t, 8*time.Minute, "cdcd_mysnap", "CREATE SEQUENCE ver;\nCREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL)")
 	mysqlExec(t, conn, fmt.Sprintf("INSERT INTO kv SELECT seq, 0 FROM seq_0_to_%d", rows-1))
 	name := uniqueName("mysnap")
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, ""),
-		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 4096}\n", 1)
+		"    snapshot: never\n", fmt.Sprintf("    snapshot: {mode: initial, chunk_size: %d}\n", chunk), 1)
+	want := "binlog_snapshot" // what auto picks on MariaDB
+	if consistency != "" {
+		yaml = strings.Replace(yaml, "        tables: [", "        snapshot_consistency: "+consistency+"\n        tables: [", 1)
+		want = consistency
+	}
 	d := startMySQLDaemon(t, yaml)
 
 	wctx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
 	writes := mysqlHammer(wctx, t, dsn, "kv", 2, rows+rows/10, loggedSeed(t, "writers"))
-	waitFor(t, d, "half of the snapshot", 3*time.Minute, func() bool { return metricOrZero(d, "cdcd_snapshot_rows_total") >= rows/2 })
+	waitFor(t, d, "half of the snapshot", 3*time.Minute, func() bool { return metricOrZero(d, "cdcd_snapshot_rows_total") >= float64(rows/2) })
 	d.stop(syscall.SIGKILL)
 	d.restart()
 	waitFor(t, d, "the snapshot to finish", 4*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
@@ -112,15 +133,29 @@ func TestMySQLSnapshotUnderWritersAndSIGKILL(t *testing.T) {
 	stopWriters()
 	t.Logf("writers committed %d transactions", writes())
 
-	want := mysqlKV(t, conn, "kv")
-	recs := readSnapTopic(t, s, name+"."+db+".kv", len(want), 3*time.Minute)
-	reads := checkAgainstKV(t, want, recs, func(k int64) int {
+	// Every table snapshot of both runs, the requested one included, read with the mode.
+	logs := d.Logs()
+	if n, other := strings.Count(logs, `msg="snapshot consistency"`), strings.Count(logs, "consistency="+want); n < 2 || other != n {
+		t.Fatalf("%d snapshot consistency lines, %d naming consistency=%s\n%s", n, other, want, logs)
+	}
+	r, err := conn.Execute("SELECT COUNT(*) FROM cdcd_signal WHERE kind = 'low'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lows, _ := r.GetInt(0, 0)
+	if (lows > 0) != (want == "watermarks") {
+		t.Fatalf("%d low watermark rows in the signal table with consistency %s", lows, want)
+	}
+
+	kv := mysqlKV(t, conn, "kv")
+	recs := readSnapTopic(t, s, name+"."+db+".kv", len(kv), 3*time.Minute)
+	reads := checkAgainstKV(t, kv, recs, func(k int64) int {
 		if k < 1000 {
 			return 2
 		}
 		return 1
 	})
-	t.Logf("%d records, %d snapshot reads, %d rows in the table", len(recs), reads, len(want))
+	t.Logf("%d records, %d snapshot reads, %d rows in the table, %d low watermarks", len(recs), reads, len(kv), lows)
 	if reads < rows/2 {
 		t.Fatalf("only %d snapshot reads of %d rows", reads, rows)
 	}
