@@ -21,6 +21,11 @@ type streamBuffers struct {
 	dir     string
 	inMem   int64
 	byXid   map[uint32]*txBuffer
+	// free holds emptied blocks (written to a spill file, or of a finished transaction) for
+	// reuse, at most what the buffers may hold in memory: a transaction far larger than the limit then cycles
+	// through the same blocks instead of leaving a limit's worth of garbage per spill, which
+	// would let the heap (and RSS) grow to twice the limit between collections.
+	free    [][]byte
 	onSpill func()
 	// create opens a new spill file (os.CreateTemp; tests inject failing disks).
 	create func(dir, pattern string) (spillFile, error)
@@ -67,7 +72,7 @@ func (s *streamBuffers) add(xid uint32, msg []byte) error {
 	b := s.get(xid)
 	need := 4 + len(msg)
 	if n := len(b.mem); n == 0 || cap(b.mem[n-1])-len(b.mem[n-1]) < need {
-		b.mem = append(b.mem, make([]byte, 0, max(blockSize, need)))
+		b.mem = append(b.mem, s.block(need))
 	}
 	last := &b.mem[len(b.mem)-1]
 	*last = binary.BigEndian.AppendUint32(*last, uint32(len(msg)))
@@ -92,6 +97,27 @@ func (s *streamBuffers) add(xid uint32, msg []byte) error {
 	return nil
 }
 
+// block returns an empty block that holds need bytes, reusing a free one if it can.
+func (s *streamBuffers) block(need int) []byte {
+	if n := len(s.free); n > 0 && need <= blockSize {
+		blk := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		return blk
+	}
+	return make([]byte, 0, max(blockSize, need))
+}
+
+// recycle keeps emptied blocks of the standard size for reuse, as many as the buffers may
+// hold in memory (the limit plus the block being filled).
+func (s *streamBuffers) recycle(blks [][]byte) {
+	for _, blk := range blks {
+		if cap(blk) == blockSize && int64(len(s.free))*blockSize <= s.limit {
+			s.free = append(s.free, blk[:0])
+		}
+	}
+}
+
 func (s *streamBuffers) spill(b *txBuffer) error {
 	if b.file == nil {
 		f, err := s.create(s.dir, fmt.Sprintf("cdcd-tx-%d-*.spill", b.xid))
@@ -114,6 +140,7 @@ func (s *streamBuffers) spill(b *txBuffer) error {
 	}
 	b.spilled += int64(b.memLen)
 	s.inMem -= int64(b.memLen)
+	s.recycle(b.mem)
 	b.mem, b.memLen = nil, 0
 	return nil
 }
@@ -140,6 +167,7 @@ func (s *streamBuffers) drop(xid uint32) {
 		return
 	}
 	s.inMem -= int64(b.memLen)
+	s.recycle(b.mem)
 	if b.file != nil {
 		_ = b.file.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,5 +114,45 @@ func TestStreamBuffersSpillWriteFailure(t *testing.T) {
 	}
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "spill_dir") {
 		t.Fatalf("error %q does not keep the cause and say how to fix it (spill_dir)", err)
+	}
+}
+
+// A transaction many times larger than the memory limit spills block after block without
+// allocating a new block each time: the blocks written to disk are reused, so the Go heap
+// does not churn (and the process's RSS does not double) while a huge transaction streams.
+func TestStreamBuffersReuseSpilledBlocks(t *testing.T) {
+	const limit = 4 * blockSize
+	bufs := newStreamBuffers(limit, t.TempDir())
+	t.Cleanup(bufs.closeAll)
+	msg := inStreamMsg('I', 7, strings.Repeat("x", 1000))
+	added := 0
+	add := func(bytes int) {
+		for n := 0; n < bytes; n += len(msg) + 4 {
+			if err := bufs.add(7, msg); err != nil {
+				t.Fatal(err)
+			}
+			added++
+		}
+	}
+	add(2 * limit) // warm up: the first blocks and the spill file exist
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	add(10 * limit)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > limit/2 {
+		t.Fatalf("adding %d MiB through a %d MiB buffer allocated %d MiB: spilled blocks are not reused", 10*limit>>20, limit>>20, grew>>20)
+	}
+	n := 0
+	if err := bufs.replay(7, func(m []byte) error {
+		if string(m) != string(msg) {
+			return fmt.Errorf("message %d differs", n)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != added {
+		t.Fatalf("replayed %d messages, added %d", n, added)
 	}
 }
