@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -83,10 +84,15 @@ func runIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bool
 		kgo.MetadataMaxAge(time.Second)}
 	if fromEnd {
 		ends, err := endOffsets(ctx, broker, c.topic)
-		if err != nil {
+		switch {
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			// The tool creates its topic with its first record: all of it is new.
+			opts = append(opts, kgo.ConsumeTopics(c.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		case err != nil:
 			return err
+		default:
+			opts = append(opts, kgo.ConsumePartitions(ends.KOffsets()))
 		}
-		opts = append(opts, kgo.ConsumePartitions(ends.KOffsets()))
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(c.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
@@ -171,7 +177,11 @@ func endOffsets(ctx context.Context, broker, topic string) (kadm.ListedOffsets, 
 	defer cl.Close()
 	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, topic)
+	adm := kadm.NewClient(cl)
+	if md, err := adm.ListTopics(lctx, topic); err == nil && !md.Has(topic) {
+		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, kerr.UnknownTopicOrPartition)
+	}
+	ends, err := adm.ListEndOffsets(lctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
