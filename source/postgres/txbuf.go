@@ -17,10 +17,10 @@ import (
 // written to a file in dir and its memory released. A buffer's file holds its oldest
 // messages; its memory the newest.
 type streamBuffers struct {
-	limit   int64
-	dir     string
-	inMem   int64
-	byXid   map[uint32]*txBuffer
+	limit int64
+	dir   string
+	inMem int64
+	byXid map[uint32]*txBuffer
 	// free holds emptied blocks (written to a spill file, or of a finished transaction) for
 	// reuse, at most what the buffers may hold in memory: a transaction far larger than the limit then cycles
 	// through the same blocks instead of leaving a limit's worth of garbage per spill, which
