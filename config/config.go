@@ -159,7 +159,7 @@ type Postgres struct {
 	// StatusInterval: how often standby status is sent to the server (default 5s).
 	StatusInterval Duration `yaml:"status_interval"`
 	// TxMemoryLimit bounds memory used to buffer one in-progress transaction; beyond it the
-	// transaction is spilled to SpillDir (default 64MiB).
+	// transaction is spilled to SpillDir (default 16MiB).
 	TxMemoryLimit ByteSize `yaml:"tx_memory_limit"`
 	SpillDir      string   `yaml:"spill_dir"`
 	// SlotStatsInterval: how often slot statistics are polled for metrics (default 15s).

@@ -216,12 +216,37 @@ func tuneGC(cfg *config.Config) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := int64(160 << 20)
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(memoryBudget(cfg))
+}
+
+// Parts of the memory budget (see memoryBudget).
+const (
+	memBase          = 64 << 20 // the runtime, clients, registry caches, metrics
+	memPerMySQL      = 16 << 20 // binlog events read ahead of the pipeline
+	memPerPipeline   = 16 << 20 // changes in flight between the source and the sink
+	memPerWindowJob  = 96 << 20 // open windows and their groups
+	memSnapshotCopies = 2        // a chunk's rows as read, and decoded
+)
+
+// memoryBudget is the soft memory limit cdcd runs under: what its configuration lets it hold
+// at once (each pipeline's transaction buffer, the records of an open Kafka transaction, the
+// snapshot chunks being read, the window jobs' state) plus a base. Under it the garbage
+// collector runs rarely (GOGC=400) and the heap stays near what is live instead of growing
+// to a multiple of it.
+func memoryBudget(cfg *config.Config) int64 {
+	limit := int64(memBase)
 	for _, p := range cfg.Pipelines {
-		if p.Source.Postgres != nil {
+		limit += memPerPipeline + p.Batch.MaxBytes.N
+		switch {
+		case p.Source.Postgres != nil:
 			limit += p.Source.Postgres.TxMemoryLimit.N
+		case p.Source.MySQL != nil:
+			limit += memPerMySQL
+		}
+		if p.Snapshot.Mode != "never" {
+			limit += int64(max(p.Snapshot.Parallelism, 1)) * p.Snapshot.ChunkMaxBytes.N * memSnapshotCopies
 		}
 	}
-	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(limit)
+	return limit + int64(len(cfg.Windows))*memPerWindowJob
 }

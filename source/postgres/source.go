@@ -123,7 +123,7 @@ func New(cfg Config) *Source {
 		cfg.DrainTimeout = 2 * time.Second
 	}
 	if cfg.TxMemoryLimit <= 0 {
-		cfg.TxMemoryLimit = 64 << 20
+		cfg.TxMemoryLimit = 16 << 20
 	}
 	if cfg.SpillDir == "" {
 		cfg.SpillDir = os.TempDir()
