@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // snapshot is scenario 3: an initial snapshot of -snapshot-rows existing rows by cdcd
@@ -66,6 +70,12 @@ func (s *suite) snapshot(ctx context.Context) {
 			t.stop()
 		}
 		logResult(sc, sc.CDCD)
+		if sc.CDCD.ok() && sc.Limit.ok() && ctx.Err() == nil {
+			kt := name + "_kafka"
+			topics = append(topics, kt)
+			logf("snapshot: Kafka's own limit: a bare transactional producer")
+			sc.Notes = append(sc.Notes, kafkaLimitNote(ctx, o.kafka, kt, sc.CDCD, sc.Limit))
+		}
 	}
 	if o.noDebezium || ctx.Err() != nil {
 		return
@@ -117,4 +127,57 @@ func lineWith(s, sub string) string {
 		}
 	}
 	return firstLine(s)
+}
+
+// kafkaLimitNote measures what the broker accepts on this machine from a bare transactional
+// producer writing as many records as cdcd did, of cdcd's average size, in 10,000-record
+// transactions to a 3-partition topic (cdcd's batch and partitions), nothing else running:
+// what any snapshot into Kafka here could reach at best. It compares that with half of COPY.
+func kafkaLimitNote(ctx context.Context, broker, topic string, cdcd, copyLimit *toolResult) string {
+	size := int(cdcd.Bytes / int64(max(cdcd.Rows, 1)))
+	rate, cpu, err := kafkaProduceLimit(ctx, broker, topic, cdcd.Rows, max(size, 16))
+	if err != nil {
+		return "Kafka's own limit: " + err.Error()
+	}
+	half := copyLimit.rowsPerSec() / 2
+	verdict := "above half of COPY"
+	if rate < half {
+		verdict = fmt.Sprintf("below half of COPY (%.0f rows/s): on this machine no snapshot into Kafka reaches that", half)
+	}
+	return fmt.Sprintf("Kafka's own limit: a bare transactional producer (franz-go, no source, no encoding) wrote %d pre-built records of cdcd's average size (%d bytes) in 10,000-record transactions to a 3-partition topic at %.0f rows/s (%.1f CPU s in the producer): %s; cdcd reached %.0f%% of it",
+		cdcd.Rows, size, rate, cpu, verdict, 100*cdcd.rowsPerSec()/rate)
+}
+
+func kafkaProduceLimit(ctx context.Context, broker, topic string, rows, size int) (rate, cpu float64, err error) {
+	if err := createTopic(ctx, broker, topic, 3); err != nil {
+		return 0, 0, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.TransactionalID(topic), kgo.DefaultProduceTopic(topic),
+		kgo.MaxBufferedRecords(20_000), kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	var m cpuMeter
+	m.attach(os.Getpid())
+	value := make([]byte, max(size-8, 1))
+	t0 := time.Now()
+	for sent := 0; sent < rows; {
+		if err := cl.BeginTransaction(); err != nil {
+			return 0, 0, err
+		}
+		for n := 0; n < 10_000 && sent < rows; n, sent = n+1, sent+1 {
+			key := binary.BigEndian.AppendUint64(nil, uint64(sent))
+			cl.Produce(ctx, &kgo.Record{Key: key, Value: value}, nil)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return 0, 0, err
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return 0, 0, err
+		}
+	}
+	took := time.Since(t0)
+	m.read()
+	return float64(rows) / took.Seconds(), m.used(), nil
 }
