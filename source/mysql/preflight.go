@@ -48,6 +48,31 @@ func Preflight(conn *client.Conn, serverID uint32, tables []string, snap Snapsho
 // SLAVE HOSTS), so checks can tell its own connection from another replica's.
 func ReplicaHost(pipeline string) string { return "cdcd-" + pipeline }
 
+// ownsReplicaHost reports whether a replica's host name is one of the pipeline's binlog
+// connections (of any instance): ReplicaHost(pipeline), then "@" and the instance.
+func ownsReplicaHost(pipeline, host string) bool {
+	base := ReplicaHost(pipeline)
+	return host == base || strings.HasPrefix(host, base+"@")
+}
+
+// otherInstance returns the host name of a replica with serverID that is another instance of
+// the pipeline (self is this instance's host name), or "" when there is none. A replica with
+// serverID that is not the pipeline's is left to the prerequisite checks, which refuse it.
+func otherInstance(conn *client.Conn, pipeline, self string, serverID uint32) (string, error) {
+	r, err := conn.Execute("SHOW SLAVE HOSTS")
+	if err != nil {
+		return "", nil // the prerequisite checks report it (a warning: no privilege to list replicas)
+	}
+	for i := range r.Values {
+		id, _ := r.GetUint(i, 0)
+		host, _ := r.GetString(i, 1)
+		if uint32(id) == serverID && host != self && ownsReplicaHost(pipeline, host) {
+			return host, nil
+		}
+	}
+	return "", nil
+}
+
 // PreflightFor is Preflight for one pipeline: a replica using the pipeline's server_id is
 // a conflict unless it is the pipeline's own connection (another instance of it, which
 // waits as a standby).
@@ -206,7 +231,7 @@ func checkReplicaIDs(conn *client.Conn, pipeline string, serverID uint32, rep *c
 		if uint32(id) != serverID {
 			continue
 		}
-		if pipeline != "" && host == ReplicaHost(pipeline) || pipeline == "" && strings.HasPrefix(host, "cdcd-") {
+		if pipeline != "" && ownsReplicaHost(pipeline, host) || pipeline == "" && strings.HasPrefix(host, "cdcd-") {
 			rep.OK("server_id", fmt.Sprintf("%d is used by this pipeline's own binlog connection (%s)", serverID, host))
 			return
 		}

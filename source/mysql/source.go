@@ -25,6 +25,7 @@ package mysql
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +89,9 @@ type Source struct {
 	tables *tables
 	// snapSignal is the signal table (db.table) of this session's snapshots.
 	snapSignal string
+	// instance tells this process's binlog connections from another instance's (both report
+	// the pipeline's replica host name; see replicaHost).
+	instance string
 	// lows hands low watermarks' positions from the stream to snapshot workers (watermarks
 	// consistency); it locks itself.
 	lows *lowMarks
@@ -119,8 +123,11 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, log: cfg.Log, tables: t, lows: newLowMarks()}, nil
+	return &Source{cfg: cfg, log: cfg.Log, tables: t, lows: newLowMarks(), instance: rand.Text()[:8]}, nil
 }
+
+// replicaHost is the host name this instance's binlog connection reports to the server.
+func (s *Source) replicaHost() string { return ReplicaHost(s.cfg.Pipeline) + "@" + s.instance }
 
 // Ack records that every transaction at or before Tx lsn is durable in Kafka. The binlog
 // needs no acknowledgement (the server keeps binlogs by time, not by replica); the value
@@ -158,6 +165,11 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 	}()
 
+	if other, err := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); err != nil {
+		return err
+	} else if other != "" {
+		return &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
+	}
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
 		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
@@ -217,7 +229,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		// (which needs the ANNOTATE_ROWS events too, so only there).
 		FillZeroLogPos: flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
 		Logger:         slog.New(slog.DiscardHandler),
-		Localhost:      ReplicaHost(s.cfg.Pipeline),
+		Localhost:      s.replicaHost(),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
 			// Rows of tables that are not captured are not decoded at all.
 			pos, err := re.DecodeHeader(data)
@@ -471,10 +483,32 @@ func checkPurged(conn *client.Conn, start Token, pos change.Position) error {
 	return e
 }
 
+// ReplicaBusyError: another instance of the pipeline holds the binlog connection (a replica
+// with the pipeline's server_id is connected, or it just replaced this one). The pipeline waits
+// as a standby and retries: two instances that connected anyway would replace each other at
+// the server back and forth, fencing each other's Kafka transactions.
+type ReplicaBusyError struct{ Detail string }
+
+func (e *ReplicaBusyError) Error() string {
+	return "another instance of this pipeline holds the binlog connection (" + e.Detail + ")"
+}
+
+// Standby tells the supervisor to wait rather than count a failure.
+func (e *ReplicaBusyError) Standby() bool { return true }
+
+// sameServerID reports the server's error for a replica replaced by another one with the same
+// server_id (MariaDB 4052; MySQL 1236 with this text).
+func sameServerID(me *gomysql.MyError) bool {
+	return me.Code == 4052 || strings.Contains(me.Message, "same server_uuid/server_id")
+}
+
 // classifyStreamError turns the reader's error into what the supervisor should do.
 func classifyStreamError(err error, start Token) error {
 	var me *gomysql.MyError
 	if errors.As(err, &me) {
+		if sameServerID(me) {
+			return &ReplicaBusyError{Detail: "the server replaced this connection: " + me.Message}
+		}
 		switch me.Code {
 		case gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 			// 1236: purged binlog, GTID not in the binlogs, or server_id conflicts.

@@ -1,0 +1,81 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMySQLStandbyTakeover: a second daemon on the same MySQL pipeline waits as a standby (its
+// binlog connection would take the first one's place at the server, which would then take it
+// back: the two would steal the stream from each other and fence each other's Kafka
+// transactions) and takes over when the first stops, with no loss and no duplicates.
+func TestMySQLStandbyTakeover(t *testing.T) {
+	s, _, db, dsn, conn := mysqlSetup(t, 6*time.Minute, "cdcd_mystandby",
+		"CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL, tx BIGINT NOT NULL, txsize INT NOT NULL)")
+	name := uniqueName("mystandby")
+	yaml := mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"},
+		"    retry:\n      initial_backoff: 200ms\n      max_backoff: 1s\n")
+	yaml = strings.Replace(yaml, "        tables:", "        heartbeat_interval: 1s\n        tables:", 1)
+	a := startMySQLDaemon(t, yaml)
+	a.waitReady(90 * time.Second)
+	b := startMySQLDaemon(t, yaml)
+
+	var want []kvChange
+	var v, tx int64
+	write := func(txs int) {
+		for i := 0; i < txs; i++ {
+			tx++
+			size := 1 + int(tx%7)
+			var q strings.Builder
+			q.WriteString("INSERT INTO kv VALUES ")
+			for j := 0; j < size; j++ {
+				v++
+				k := int(v*7919) % 300
+				if j > 0 {
+					q.WriteByte(',')
+				}
+				fmt.Fprintf(&q, "(%d,%d,%d,%d)", k, v, tx, size)
+				want = append(want, kvChange{k, v, tx, size})
+			}
+			q.WriteString(" ON DUPLICATE KEY UPDATE v = VALUES(v), tx = VALUES(tx), txsize = VALUES(txsize)")
+			mysqlExec(t, conn, q.String())
+		}
+	}
+
+	// b must report standby, not ready, while a streams undisturbed.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		body, code := get(t, "http://"+b.http+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "standby") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second daemon is not a standby: %d %s\n%s", code, body, b.Logs())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		write(50)
+		time.Sleep(500 * time.Millisecond)
+	}
+	if _, code := get(t, "http://"+a.http+"/readyz"); code != http.StatusOK {
+		t.Fatalf("the active daemon lost readiness while a standby waited\n%s", a.Logs())
+	}
+	if strings.Contains(a.Logs(), "retrying") {
+		t.Fatalf("the active daemon was disturbed by the standby:\n%s", a.Logs())
+	}
+	a.stop(syscall.SIGKILL)
+	write(200)
+	b.waitReady(90 * time.Second)
+	write(200)
+
+	c, recs := readKV(t, s, name+"."+db+".kv", len(want), 2*time.Minute)
+	verifySplit(t, c, recs, want)
+	if !strings.Contains(b.Logs(), "standby") {
+		t.Errorf("standby never logged its state")
+	}
+}
