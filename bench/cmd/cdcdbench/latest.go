@@ -265,7 +265,17 @@ func (s *suite) targets() [][3]string {
 	}
 	if sc := find("2-5000x1"); sc != nil {
 		v := latMs(sc.CDCD, 99)
-		out = append(out, [3]string{"p99 < 50 ms at 5k single-row tx/s", fmt.Sprintf("%.1f ms", v), verdict(v < 50, !math.IsNaN(v))})
+		measured, verd := fmt.Sprintf("%.1f ms", v), verdict(v < 50, !math.IsNaN(v))
+		if b := sc.CDCD; b.ok() && b.Beside != nil && b.Beside.N > 0 {
+			// PostgreSQL's own delivery of the same rows at the same time bounds what any
+			// consumer of the slot could reach under this load.
+			pg := float64(b.Beside.P99) / float64(time.Millisecond)
+			measured += fmt.Sprintf(" (PostgreSQL's own delivery of the same rows, beside it: p99 %.1f ms)", pg)
+			if v >= 50 && pg >= 50 {
+				verd += ": out of reach on this machine at this load, PostgreSQL alone exceeds 50 ms"
+			}
+		}
+		out = append(out, [3]string{"p99 < 50 ms at 5k single-row tx/s", measured, verd})
 	}
 	if sc := find("3"); sc != nil {
 		v := rate(sc.CDCD) / rate(sc.Debezium)

@@ -31,7 +31,7 @@ func TestSuiteReportRenders(t *testing.T) {
 				Debezium: &toolResult{Tool: "Debezium", Rows: 1_000_000, Took: 50 * time.Second, Bytes: 300 << 20, PeakRSSKB: 700 << 10, CPU: 60},
 				Limit:    &toolResult{Tool: "pg_recvlogical", Rows: 1_000_000, Took: 7 * time.Second, CPU: 2}},
 			{ID: "2-5000x1", Kind: "latency", Title: "steady 5k",
-				CDCD:     &toolResult{Tool: "cdcd", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(20, 40, 61), PeakRSSKB: 60 << 10, CPU: 12},
+				CDCD:     &toolResult{Tool: "cdcd", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(20, 40, 61), Beside: q(4, 30, 70), PeakRSSKB: 60 << 10, CPU: 12},
 				Debezium: &toolResult{Tool: "Debezium", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(15, 90, 300), PeakRSSKB: 800 << 10, CPU: 20},
 				Limit:    &toolResult{Tool: "bare slot consumer", Rows: 100000, Took: 20 * time.Second, Achieved: 4990, Lat: q(3, 9, 30), CPU: -1}},
 			{ID: "3", Kind: "throughput", Title: "snapshot",
@@ -49,7 +49,7 @@ func TestSuiteReportRenders(t *testing.T) {
 	for _, want := range []string{
 		"| 1 | catch-up | cdcd | 1000000 | 10.00 s | 100000 |",
 		"| catch-up ≥ 4× Debezium | 5.00× | met |",
-		"| p99 < 50 ms at 5k single-row tx/s | 61.0 ms | **not met** |",
+		"| p99 < 50 ms at 5k single-row tx/s | 61.0 ms (PostgreSQL's own delivery of the same rows, beside it: p99 70.0 ms) | **not met**: out of reach on this machine at this load, PostgreSQL alone exceeds 50 ms |",
 		"cdcd part not built yet",
 		"| 3 | snapshot | Debezium | failed:",
 		"![throughput](throughput.png)",

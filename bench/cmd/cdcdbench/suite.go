@@ -24,10 +24,13 @@ type toolResult struct {
 	Rows   int
 	Took   time.Duration // the scenario's measured interval
 	// bytes the consumer read (keys + values, the tool's own format)
-	Bytes     int64
-	Lat       *quantiles // receipt - c (c = clock_timestamp() at the insert)
-	LatAck    *quantiles // receipt - the writer's commit acknowledgement
-	Achieved  float64    // steady scenarios: rows/s the writer achieved
+	Bytes  int64
+	Lat    *quantiles // receipt - c (c = clock_timestamp() at the insert)
+	LatAck *quantiles // receipt - the writer's commit acknowledgement
+	// Beside: a bare slot consumer's latency measured beside the tool, on the same rows at the
+	// same time (-probe-beside): PostgreSQL's own part of the tool's latency under that load.
+	Beside    *quantiles
+	Achieved  float64 // steady scenarios: rows/s the writer achieved
 	PeakRSSKB int64
 	CPU       float64 // seconds, user+system, of the tool's process (all threads)
 	Notes     []string
@@ -538,6 +541,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
 	var probeNote string
+	var beside *quantiles
 	if probe != nil {
 		cancel()
 		if err := <-probeDone; err != nil {
@@ -552,6 +556,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 			}
 			probe.mu.Unlock()
 			q := computeQuantiles(ds)
+			beside = &q
 			probeNote = fmt.Sprintf("a bare slot consumer beside cdcd, same rows at the same time (%d received): p50 %s, p95 %s, p99 %s", q.N, ms(q.P50), ms(q.P95), ms(q.P99))
 		}
 	}
@@ -564,6 +569,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	if probeNote != "" {
 		r.Notes = append(r.Notes, probeNote)
 	}
+	r.Beside = beside
 	r.Rows = wr.acked()
 	r.Took = wr.finished.Sub(wr.started)
 	r.Achieved = float64(r.Rows) / r.Took.Seconds()
