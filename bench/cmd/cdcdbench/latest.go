@@ -16,7 +16,10 @@ const (
 	targetCatchupVsDebezium = 4.0  // cdcd catch-up rows/s ≥ 4× Debezium's
 	targetCatchupVsLimit    = 0.60 // ≥ 60 % of pg_recvlogical
 	targetSnapshotVsDbz     = 5.0
-	targetRSSFraction       = 0.2 // cdcd peak RSS ≤ 1/5 of Debezium's
+	targetRSSFraction       = 0.2     // cdcd peak RSS ≤ 1/5 of Debezium's
+	targetSnapshotRate      = 200_000 // rows/s, PostgreSQL and MariaDB snapshots of 5M rows
+	targetSnapshotVsCopy    = 0.5     // ≥ half of COPY (FORMAT binary)
+	targetBinlogRate        = 150_000 // rows/s, MariaDB binlog catch-up
 )
 
 // write renders bench/results/latest.md (or -latest) and its charts, and a copy of both in the
@@ -280,6 +283,18 @@ func (s *suite) targets() [][3]string {
 	if sc := find("3"); sc != nil {
 		v := rate(sc.CDCD) / rate(sc.Debezium)
 		out = append(out, [3]string{"snapshot ≥ 5× Debezium", fmtRatio(v), verdict(v >= targetSnapshotVsDbz, !math.IsNaN(v))})
+		v = rate(sc.CDCD)
+		out = append(out, [3]string{"snapshot ≥ 200k rows/s", fmtRate(v), verdict(v >= targetSnapshotRate, !math.IsNaN(v))})
+		v = rate(sc.CDCD) / rate(sc.Limit)
+		out = append(out, [3]string{"snapshot ≥ 50 % of COPY binary", fmtPct(v), verdict(v >= targetSnapshotVsCopy, !math.IsNaN(v))})
+	}
+	if sc := find("5"); sc != nil {
+		v := rate(sc.CDCD)
+		out = append(out, [3]string{"MariaDB binlog catch-up ≥ 150k rows/s", fmtRate(v) + " (" + fmtPct(v/rate(sc.Limit)) + " of BinlogSyncer)", verdict(v >= targetBinlogRate, !math.IsNaN(v))})
+	}
+	if sc := find("7"); sc != nil {
+		v := rate(sc.CDCD)
+		out = append(out, [3]string{"MariaDB snapshot ≥ 200k rows/s", fmtRate(v), verdict(v >= targetSnapshotRate, !math.IsNaN(v))})
 	}
 	worst := math.NaN()
 	for _, sc := range s.scenarios {
@@ -292,6 +307,13 @@ func (s *suite) targets() [][3]string {
 	}
 	out = append(out, [3]string{"peak RSS ≤ 1/5 of Debezium's (worst scenario)", fmtPct(worst), verdict(worst <= targetRSSFraction, !math.IsNaN(worst))})
 	return out
+}
+
+func fmtRate(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f rows/s", v)
 }
 
 func cpuRow(r *toolResult) float64 {

@@ -147,10 +147,13 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	if want("6") && ctx.Err() == nil {
 		s.window(ctx)
 	}
+	if want("7") && ctx.Err() == nil {
+		s.mysqlSnapshot(ctx)
+	}
 	s.finished = time.Now()
 	if ctx.Err() != nil {
 		s.stopped = fmt.Sprintf("The suite stopped early (-suite-timeout %s, or interrupted): the parts it did not measure say so.", o.suiteTimeout)
-		for _, id := range []string{"3", "5", "6"} {
+		for _, id := range []string{"3", "5", "6", "7"} {
 			if want(id) && !s.has(id) {
 				s.add(&scenarioResult{ID: id, Title: "not run", Kind: "throughput", CDCD: &toolResult{Tool: "cdcd", Status: "not run: the suite reached -suite-timeout " + o.suiteTimeout.String()}})
 			}
