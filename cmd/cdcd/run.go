@@ -222,7 +222,7 @@ func tuneGC(cfg *config.Config) {
 
 // Parts of the memory budget (see memoryBudget).
 const (
-	memBase           = 64 << 20 // the runtime, clients, registry caches, metrics
+	memBase           = 48 << 20 // the runtime, clients, registry caches, metrics
 	memPerMySQL       = 16 << 20 // binlog events read ahead of the pipeline
 	memPerPipeline    = 16 << 20 // changes in flight between the source and the sink
 	memPerWindowJob   = 96 << 20 // open windows and their groups

@@ -129,7 +129,7 @@ func main() {
 	flag.StringVar(&o.connectExtra, "connect-extra", "", "suite: extra Kafka Connect worker settings, comma-separated k=v (e.g. producer.linger.ms=0)")
 	flag.StringVar(&o.debeziumExtra, "debezium-extra", "", "suite: extra Debezium connector settings, comma-separated k=v (e.g. poll.interval.ms=1)")
 	flag.StringVar(&o.latest, "latest", "bench/results/latest.md", "suite: the report (charts are written next to it)")
-	flag.BoolVar(&o.probeBeside, "probe-beside", true, "suite, scenario 2: run a bare slot consumer beside cdcd during its steady phases (same rows, same time): PostgreSQL's share of cdcd's latency under that load (it adds its own load to cdcd's runs, not to Debezium's)")
+	flag.BoolVar(&o.probeBeside, "probe-beside", false, "suite, scenario 2: run a bare slot consumer beside cdcd during its steady phases (same rows, same time): PostgreSQL's share of cdcd's latency under that load (it adds its own load to cdcd's runs, not to Debezium's, so it is off by default)")
 	flag.DurationVar(&o.suiteTimeout, "suite-timeout", 40*time.Minute, "suite: stop everything after this long and report what did not run")
 	flag.Parse()
 	set := map[string]bool{}
