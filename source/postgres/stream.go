@@ -37,6 +37,10 @@ type stream struct {
 	// arrived (or when full), so small transactions travel together.
 	pendingCommit bool
 	pendingSince  time.Time
+	// the receive context, reused while its deadline stays the same
+	rctx      context.Context
+	rcancel   context.CancelFunc
+	rdeadline time.Time
 
 	// the transaction being emitted
 	inTx    bool
@@ -67,15 +71,12 @@ const chunkLinger = time.Millisecond
 
 func (st *stream) run(ctx context.Context) error {
 	st.chunk = change.GetChunk()
-	// Reads wait under a read deadline on the connection, not under a context: pgconn watches a
-	// read's context with allocations on every call (a third of all allocations while
-	// streaming). The session's end interrupts a read through one AfterFunc instead.
-	netConn := st.conn.Conn()
-	stopWake := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
-	defer stopWake()
 	// On the way out, report the last durable position once more, so a restart or a deploy
 	// does not replay what the pipeline already committed.
 	defer func() {
+		if st.rcancel != nil {
+			st.rcancel()
+		}
 		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), st.src.cfg.DrainTimeout)
 		defer cancel()
 		_ = st.sendStatus(c, false)
@@ -103,14 +104,14 @@ func (st *stream) run(ctx context.Context) error {
 				deadline = due
 			}
 		}
-		if err := netConn.SetReadDeadline(deadline); err != nil {
-			return fmt.Errorf("receiving from slot %s: %w", st.src.cfg.Slot, err)
+		if st.rctx == nil || !deadline.Equal(st.rdeadline) {
+			if st.rcancel != nil {
+				st.rcancel()
+			}
+			st.rctx, st.rcancel = context.WithDeadline(ctx, deadline)
+			st.rdeadline = deadline
 		}
-		if ctx.Err() != nil {
-			// Cancelled before the deadline above replaced the wake-up's: stop here.
-			return ctx.Err()
-		}
-		msg, err := st.conn.ReceiveMessage(context.Background())
+		msg, err := st.conn.ReceiveMessage(st.rctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

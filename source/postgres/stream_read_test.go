@@ -14,9 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// The stream waits for the server under a read deadline on the connection, not under a
-// context (which pgconn watches with allocations on every read): a session that ends while
-// the server is silent must still stop the read at once, not at the next status update.
+// A session that ends while the server is silent stops the stream's read at once, not at the
+// next status update.
 func TestStreamStopsWhileTheServerIsSilent(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
@@ -57,7 +56,9 @@ func TestStreamStopsWhileTheServerIsSilent(t *testing.T) {
 }
 
 // BenchmarkStreamReceive reads keepalive messages through the stream's receive loop, one per
-// op: what receiving costs apart from decoding.
+// op: what receiving costs apart from decoding. (Waiting under a read deadline instead of a
+// context cut it from 727 to 287 ns and 3 allocations to none here, but made a real catch-up
+// slower, 5.6 against 5.0 CPU s per million rows over three pairs of runs: kept as it is.)
 func BenchmarkStreamReceive(b *testing.B) {
 	client, server := net.Pipe()
 	defer server.Close()
