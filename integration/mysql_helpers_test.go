@@ -99,3 +99,33 @@ func startMySQLDaemon(t *testing.T, yaml string) *daemon {
 	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
 	return d
 }
+
+// mysqlUpserts writes bursts of transactions of 1..maxSize upserts into a kv table (k, v, tx,
+// txsize) over keys keys, synchronously, and keeps every change it wrote for verifySplit (the
+// crash test's mysqlKVWriter is the paced, random writer that runs beside a daemon instead).
+type mysqlUpserts struct {
+	keys, maxSize int
+	v, tx         int64
+	want          []kvChange
+}
+
+func (w *mysqlUpserts) write(t *testing.T, conn *client.Conn, txs int) {
+	t.Helper()
+	for i := 0; i < txs; i++ {
+		w.tx++
+		size := 1 + int(w.tx%int64(w.maxSize))
+		var q strings.Builder
+		q.WriteString("INSERT INTO kv VALUES ")
+		for j := 0; j < size; j++ {
+			w.v++
+			k := int(w.v*7919) % w.keys
+			if j > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "(%d,%d,%d,%d)", k, w.v, w.tx, size)
+			w.want = append(w.want, kvChange{k, w.v, w.tx, size})
+		}
+		q.WriteString(" ON DUPLICATE KEY UPDATE v = VALUES(v), tx = VALUES(tx), txsize = VALUES(txsize)")
+		mysqlExec(t, conn, q.String())
+	}
+}

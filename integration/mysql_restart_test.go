@@ -136,28 +136,11 @@ func TestMySQLServerRestartMidStream(t *testing.T) {
 	d := startMySQLDaemon(t, yaml)
 	d.waitReady(60 * time.Second)
 
-	var want []kvChange
-	var v, tx int64
+	w := &mysqlUpserts{keys: 500, maxSize: 50}
 	write := func(txs int) {
 		c := mysqlConn(t, ctx, m.dsn+"r")
 		defer c.Close()
-		for i := 0; i < txs; i++ {
-			tx++
-			size := 1 + int(tx%50)
-			var q strings.Builder
-			q.WriteString("INSERT INTO kv VALUES ")
-			for j := 0; j < size; j++ {
-				v++
-				k := int(v*7919) % 500
-				if j > 0 {
-					q.WriteByte(',')
-				}
-				fmt.Fprintf(&q, "(%d,%d,%d,%d)", k, v, tx, size)
-				want = append(want, kvChange{k, v, tx, size})
-			}
-			q.WriteString(" ON DUPLICATE KEY UPDATE v = VALUES(v), tx = VALUES(tx), txsize = VALUES(txsize)")
-			mysqlExec(t, c, q.String())
-		}
+		w.write(t, c, txs)
 	}
 	write(200)
 	m.stop() // cdcd is reading the burst above when the server goes away
@@ -167,8 +150,8 @@ func TestMySQLServerRestartMidStream(t *testing.T) {
 	m.start()
 	write(100)
 
-	c, recs := readKV(t, s, name+".r.kv", len(want), 2*time.Minute)
-	verifySplit(t, c, recs, want)
+	c, recs := readKV(t, s, name+".r.kv", len(w.want), 2*time.Minute)
+	verifySplit(t, c, recs, w.want)
 	d.waitReady(60 * time.Second)
 	if !strings.Contains(d.Logs(), "retrying") {
 		t.Errorf("the pipeline never noticed the restarts (no retry in the log)")

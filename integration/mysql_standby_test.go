@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -24,40 +23,11 @@ func TestMySQLStandbyTakeover(t *testing.T) {
 	a.waitReady(90 * time.Second)
 	b := startMySQLDaemon(t, yaml)
 
-	var want []kvChange
-	var v, tx int64
-	write := func(txs int) {
-		for i := 0; i < txs; i++ {
-			tx++
-			size := 1 + int(tx%7)
-			var q strings.Builder
-			q.WriteString("INSERT INTO kv VALUES ")
-			for j := 0; j < size; j++ {
-				v++
-				k := int(v*7919) % 300
-				if j > 0 {
-					q.WriteByte(',')
-				}
-				fmt.Fprintf(&q, "(%d,%d,%d,%d)", k, v, tx, size)
-				want = append(want, kvChange{k, v, tx, size})
-			}
-			q.WriteString(" ON DUPLICATE KEY UPDATE v = VALUES(v), tx = VALUES(tx), txsize = VALUES(txsize)")
-			mysqlExec(t, conn, q.String())
-		}
-	}
+	w := &mysqlUpserts{keys: 300, maxSize: 7}
+	write := func(txs int) { w.write(t, conn, txs) }
 
 	// b must report standby, not ready, while a streams undisturbed.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		body, code := get(t, "http://"+b.http+"/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "standby") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second daemon is not a standby: %d %s\n%s", code, body, b.Logs())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitStandby(t, b, 60*time.Second)
 	for i := 0; i < 10; i++ {
 		write(50)
 		time.Sleep(500 * time.Millisecond)
@@ -73,8 +43,8 @@ func TestMySQLStandbyTakeover(t *testing.T) {
 	b.waitReady(90 * time.Second)
 	write(200)
 
-	c, recs := readKV(t, s, name+"."+db+".kv", len(want), 2*time.Minute)
-	verifySplit(t, c, recs, want)
+	c, recs := readKV(t, s, name+"."+db+".kv", len(w.want), 2*time.Minute)
+	verifySplit(t, c, recs, w.want)
 	if !strings.Contains(b.Logs(), "standby") {
 		t.Errorf("standby never logged its state")
 	}

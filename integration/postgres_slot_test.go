@@ -86,17 +86,7 @@ func TestPostgresStandbyTakeover(t *testing.T) {
 	b := startDaemon(t, yaml)
 
 	// b must report standby, not ready, and must not disturb a.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		body, code := get(t, "http://"+b.http+"/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "standby") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second daemon is not a standby: %d %s\n%s", code, body, b.Logs())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitStandby(t, b, 60*time.Second)
 
 	w := &kvWriter{}
 	wctx, cancel := context.WithCancel(ctx)
@@ -119,6 +109,22 @@ func TestPostgresStandbyTakeover(t *testing.T) {
 	verifyKV(t, c, recs, w.changes)
 	if !strings.Contains(b.Logs(), "standby") {
 		t.Errorf("standby never logged its state")
+	}
+}
+
+// waitStandby waits until d reports phase standby (not ready) on /readyz.
+func waitStandby(t *testing.T, d *daemon, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		body, code := get(t, "http://"+d.http+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "standby") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second daemon is not a standby: %d %s\n%s", code, body, d.Logs())
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

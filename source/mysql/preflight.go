@@ -58,19 +58,31 @@ func ownsReplicaHost(pipeline, host string) bool {
 // otherInstance returns the host name of a replica with serverID that is another instance of
 // the pipeline (self is this instance's host name), or "" when there is none. A replica with
 // serverID that is not the pipeline's is left to the prerequisite checks, which refuse it.
-func otherInstance(conn *client.Conn, pipeline, self string, serverID uint32) (string, error) {
+func otherInstance(conn *client.Conn, pipeline, self string, serverID uint32) string {
+	hosts, _ := replicaHosts(conn, serverID) // an error is the prerequisite checks' warning
+	for _, host := range hosts {
+		if host != self && ownsReplicaHost(pipeline, host) {
+			return host
+		}
+	}
+	return ""
+}
+
+// replicaHosts lists the host names of the connected replicas that use serverID.
+func replicaHosts(conn *client.Conn, serverID uint32) ([]string, error) {
 	r, err := conn.Execute("SHOW SLAVE HOSTS")
 	if err != nil {
-		return "", nil // the prerequisite checks report it (a warning: no privilege to list replicas)
+		return nil, err
 	}
+	var hosts []string
 	for i := range r.Values {
 		id, _ := r.GetUint(i, 0)
 		host, _ := r.GetString(i, 1)
-		if uint32(id) == serverID && host != self && ownsReplicaHost(pipeline, host) {
-			return host, nil
+		if uint32(id) == serverID {
+			hosts = append(hosts, host)
 		}
 	}
-	return "", nil
+	return hosts, nil
 }
 
 // PreflightFor is Preflight for one pipeline: a replica using the pipeline's server_id is
@@ -220,17 +232,12 @@ func canSelect(grants, db, table string) bool {
 // checkReplicaIDs fails when a connected replica other than this pipeline's own uses its
 // server_id: the server would drop one of the two connections whenever the other connects.
 func checkReplicaIDs(conn *client.Conn, pipeline string, serverID uint32, rep *checks.Scoped) {
-	r, err := conn.Execute("SHOW SLAVE HOSTS")
+	hosts, err := replicaHosts(conn, serverID)
 	if err != nil {
 		rep.Warn("server_id", "cannot list replicas (SHOW SLAVE HOSTS): "+err.Error(), "GRANT REPLICATION CLIENT (MariaDB: REPLICATION MASTER ADMIN) to the cdcd user so cdcd can check its server_id is unique")
 		return
 	}
-	for i := range r.Values {
-		id, _ := r.GetUint(i, 0)
-		host, _ := r.GetString(i, 1)
-		if uint32(id) != serverID {
-			continue
-		}
+	for _, host := range hosts {
 		if pipeline != "" && ownsReplicaHost(pipeline, host) || pipeline == "" && strings.HasPrefix(host, "cdcd-") {
 			rep.OK("server_id", fmt.Sprintf("%d is used by this pipeline's own binlog connection (%s)", serverID, host))
 			return

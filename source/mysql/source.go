@@ -160,14 +160,12 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		if errors.As(err, &f) {
 			_ = conn.Conn.SetDeadline(time.Now().Add(5 * time.Second)) // conn closes right after
 			if perr := conn.Ping(); perr != nil {
-				err = fmt.Errorf("the connection to the server broke (%w) while: %v", perr, f.Err)
+				err = fmt.Errorf("lost the connection to the server (%w), so this failure says nothing about the server; retrying. It read: %v", perr, f.Err)
 			}
 		}
 	}()
 
-	if other, err := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); err != nil {
-		return err
-	} else if other != "" {
+	if other := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); other != "" {
 		return &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
 	}
 	var rep checks.Report

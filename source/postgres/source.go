@@ -171,7 +171,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if perr := conn.Ping(pctx); perr != nil {
-				err = fmt.Errorf("the connection to PostgreSQL broke (%w) while: %v", perr, f.Err)
+				err = fmt.Errorf("lost the connection to PostgreSQL (%w), so this failure says nothing about the server; retrying. It read: %v", perr, f.Err)
 			}
 		}
 	}()

@@ -21,45 +21,16 @@ import (
 func (s *suite) mysql(ctx context.Context) {
 	o := s.o
 	sc := s.add(&scenarioResult{ID: "5", Kind: "throughput", Title: fmt.Sprintf("MariaDB binlog catch-up, %s inserts in %d-row transactions", human(o.mysqlRows), o.txRows)})
-	my, err := parseMySQLDSN(o.mysqlDSN)
-	if err != nil {
-		sc.CDCD, sc.Debezium, sc.Limit = failed("cdcd", err), failed("Debezium", err), failed("BinlogSyncer", err)
-		return
-	}
-	addr := my.host + ":" + my.port
 	name := safeName(fmt.Sprintf("bench_%s_my", s.stamp))
 	db := "cdcdbench_" + name
 	var topics []string
-	admin, err := client.Connect(addr, my.user, my.password, "")
+	admin, my, cleanup, err := s.mysqlBenchDB(ctx, db, &topics)
 	if err != nil {
-		err = fmt.Errorf("connecting to MariaDB at %s: %w (is the stack up?)", addr, err)
 		sc.CDCD, sc.Debezium, sc.Limit = failed("cdcd", err), failed("Debezium", err), failed("BinlogSyncer", err)
 		return
 	}
-	defer admin.Close()
-	defer func() {
-		if o.keep {
-			return
-		}
-		if _, err := admin.Execute("DROP DATABASE IF EXISTS `" + db + "`"); err != nil {
-			logf("cleanup: dropping MariaDB database %s: %v", db, err)
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := deleteTopicsAndSubjects(cctx, o.kafka, o.registry, topics); err != nil {
-			logf("cleanup: %v", err)
-		}
-	}()
-	if _, err := admin.Execute("CREATE DATABASE `" + db + "`"); err != nil {
-		err = fmt.Errorf("creating MariaDB database %s: %w", db, err)
-		sc.CDCD, sc.Debezium, sc.Limit = failed("cdcd", err), failed("Debezium", err), failed("BinlogSyncer", err)
-		return
-	}
-	if _, err := admin.Execute("CREATE TABLE `" + db + "`." + benchTable + " (id bigint PRIMARY KEY, a int NOT NULL, b varchar(64) NOT NULL, c timestamp(6) NOT NULL)"); err != nil {
-		err = fmt.Errorf("creating the table: %w", err)
-		sc.CDCD, sc.Debezium, sc.Limit = failed("cdcd", err), failed("Debezium", err), failed("BinlogSyncer", err)
-		return
-	}
+	defer cleanup()
+	addr := my.host + ":" + my.port
 	serverID := 40000 + int(time.Now().Unix()%10000)
 
 	// cdcd: start once (as for the slot on PostgreSQL); a build without the MySQL source
@@ -164,6 +135,43 @@ func (s *suite) mysql(ctx context.Context) {
 		dt.stop()
 		logResult(sc, sc.Debezium)
 	}
+}
+
+// mysqlBenchDB connects to MariaDB as the admin and creates database db with the bench table;
+// cleanup (unless -keep) drops it and deletes the topics listed in *topics by then.
+func (s *suite) mysqlBenchDB(ctx context.Context, db string, topics *[]string) (*client.Conn, myAddr, func(), error) {
+	o := s.o
+	my, err := parseMySQLDSN(o.mysqlDSN)
+	if err != nil {
+		return nil, my, nil, err
+	}
+	addr := my.host + ":" + my.port
+	admin, err := client.Connect(addr, my.user, my.password, "")
+	if err != nil {
+		return nil, my, nil, fmt.Errorf("connecting to MariaDB at %s: %w (is the stack up?)", addr, err)
+	}
+	cleanup := func() {
+		defer admin.Close()
+		if o.keep {
+			return
+		}
+		if _, err := admin.Execute("DROP DATABASE IF EXISTS `" + db + "`"); err != nil {
+			logf("cleanup: dropping MariaDB database %s: %v", db, err)
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := deleteTopicsAndSubjects(cctx, o.kafka, o.registry, *topics); err != nil {
+			logf("cleanup: %v", err)
+		}
+	}
+	for _, q := range []string{"CREATE DATABASE `" + db + "`",
+		"CREATE TABLE `" + db + "`." + benchTable + " (id bigint PRIMARY KEY, a int NOT NULL, b varchar(64) NOT NULL, c timestamp(6) NOT NULL)"} {
+		if _, err := admin.Execute(q); err != nil {
+			cleanup()
+			return nil, my, nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return admin, my, cleanup, nil
 }
 
 func mysqlPipelineConfig(o options, name, dsn, db string, serverID int, httpAddr string) string {

@@ -20,42 +20,17 @@ func (s *suite) mysqlSnapshot(ctx context.Context) {
 	sc := s.add(&scenarioResult{ID: "7", Kind: "throughput", Title: fmt.Sprintf("MariaDB initial snapshot of %s rows", human(rows))})
 	sc.Debezium = &toolResult{Tool: "Debezium", Status: "not available: Debezium's MySQL connector does not support MariaDB (scenario 5)"}
 	fail := func(err error) { sc.CDCD, sc.Limit = failed("cdcd", err), failed("SELECT", err) }
-	my, err := parseMySQLDSN(o.mysqlDSN)
+	name := safeName(fmt.Sprintf("bench_%s_mysnap", s.stamp))
+	db := "cdcdbench_" + name
+	var topics []string
+	admin, my, cleanup, err := s.mysqlBenchDB(ctx, db, &topics)
 	if err != nil {
 		fail(err)
 		return
 	}
+	defer cleanup()
 	addr := my.host + ":" + my.port
-	name := safeName(fmt.Sprintf("bench_%s_mysnap", s.stamp))
-	db := "cdcdbench_" + name
-	var topics []string
-	admin, err := client.Connect(addr, my.user, my.password, "")
-	if err != nil {
-		fail(fmt.Errorf("connecting to MariaDB at %s: %w (is the stack up?)", addr, err))
-		return
-	}
-	defer admin.Close()
-	defer func() {
-		if o.keep {
-			return
-		}
-		if _, err := admin.Execute("DROP DATABASE IF EXISTS `" + db + "`"); err != nil {
-			logf("cleanup: dropping MariaDB database %s: %v", db, err)
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := deleteTopicsAndSubjects(cctx, o.kafka, o.registry, topics); err != nil {
-			logf("cleanup: %v", err)
-		}
-	}()
 	table := "`" + db + "`." + benchTable
-	for _, q := range []string{"CREATE DATABASE `" + db + "`",
-		"CREATE TABLE " + table + " (id bigint PRIMARY KEY, a int NOT NULL, b varchar(64) NOT NULL, c timestamp(6) NOT NULL)"} {
-		if _, err := admin.Execute(q); err != nil {
-			fail(fmt.Errorf("%s: %w", q, err))
-			return
-		}
-	}
 	logf("mysql snapshot: writing %d rows", rows)
 	// The sequence engine fills the table server-side, in 500k-row statements.
 	for first := 0; first < rows; first += 500_000 {
