@@ -26,6 +26,12 @@ type Window struct {
 	Emit       string      `yaml:"emit"` // final (default) | updates
 	Output     WindowTopic `yaml:"output"`
 	Late       WindowTopic `yaml:"late"` // default <output>.late
+	// OnError is what happens to an input record the job can never process (an update without
+	// a before image in table mode, a field a new schema lacks, a record that is not cdcd's
+	// Avro): fail (default) stops the job with the fix; dlq writes it to DLQ.Topic, in the
+	// same transaction as the job's progress, and goes on.
+	OnError string      `yaml:"on_error"`
+	DLQ     WindowTopic `yaml:"dlq"` // default <output>.dlq
 	// IdleTimeout: once the job has caught up with a partition that stays quiet this long, its
 	// stream time follows the wall clock so windows close (default 30s; 0s: only event time
 	// closes windows).
@@ -110,6 +116,12 @@ func (w *Window) applyDefaults() {
 	if w.Late.Topic == "" && w.Output.Topic != "" {
 		w.Late.Topic = w.Output.Topic + ".late"
 	}
+	if w.OnError == "" {
+		w.OnError = "fail"
+	}
+	if w.OnError == "dlq" && w.DLQ.Topic == "" && w.Output.Topic != "" {
+		w.DLQ.Topic = w.Output.Topic + ".dlq"
+	}
 	defDur(&w.IdleTimeout, DefaultWindowIdleTimeout)
 	defDur(&w.CommitInterval, DefaultWindowCommitInterval)
 	defDur(&w.SessionTimeout, DefaultWindowSessionTimeout)
@@ -121,6 +133,7 @@ func (w *Window) applyDefaults() {
 func (w *Window) Spec() (*window.Spec, error) {
 	s := &window.Spec{Name: w.Name, Topics: append([]string(nil), w.Input.Topics...), Ops: strings.Join(w.Input.Ops, ""),
 		Mode: window.Mode(w.Mode), EmitUpdates: w.Emit == "updates", Output: w.Output.Topic, Late: w.Late.Topic,
+		DeadLetter:  w.DLQ.Topic,
 		IdleTimeout: w.IdleTimeout.D,
 		Window: window.WindowSpec{Type: window.WindowType(w.Window.Type), Size: w.Window.Size.D, Advance: w.Window.Advance.D,
 			Gap: w.Window.Gap.D, Events: w.Window.Events, Grace: w.Window.Grace.D}}
@@ -244,7 +257,12 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 	if w.Output.Topic == "" {
 		own.add(at("output.topic"), "no output topic", "set output: {topic: <the topic for the results>}, e.g. shop.orders_per_customer_5m")
 	}
-	for _, t := range []struct{ key, topic string }{{"output.topic", w.Output.Topic}, {"late.topic", w.Late.Topic}} {
+	if !oneOf(w.OnError, "fail", "dlq") {
+		own.add(at("on_error"), fmt.Sprintf("unknown on_error %s", quote(w.OnError)), "use fail (stop the job on a record it can never process) or dlq (dead-letter the record and go on)")
+	} else if w.OnError == "fail" && w.DLQ.Topic != "" {
+		own.add(at("dlq.topic"), "is set, but on_error is fail, so nothing would be written to it", "set on_error: dlq, or remove dlq")
+	}
+	for _, t := range []struct{ key, topic string }{{"output.topic", w.Output.Topic}, {"late.topic", w.Late.Topic}, {"dlq.topic", w.DLQ.Topic}} {
 		if t.topic != "" && !topicRE.MatchString(t.topic) {
 			own.add(at(t.key), fmt.Sprintf("%s is not a valid Kafka topic name", quote(t.topic)), "use letters, digits, '.', '_' and '-' only")
 		}

@@ -92,6 +92,25 @@ func TestWindowJobsGood(t *testing.T) {
 			}
 		})
 	}
+	// on_error: fail by default (no dead-letter topic); dlq dead-letters to <output>.dlq unless
+	// dlq.topic names another.
+	for _, c := range []struct{ yaml, want string }{
+		{windowsBase, ""},
+		{windowsBase + "    on_error: dlq\n", "shop.orders_per_customer_5m.dlq"},
+		{windowsBase + "    on_error: dlq\n    dlq: {topic: bad_orders}\n", "bad_orders"},
+	} {
+		cfg, err := Parse("c.yaml", []byte(c.yaml), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := cfg.Windows[0].Spec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.DeadLetter != c.want {
+			t.Errorf("dead-letter topic %q, want %q, for:\n%s", spec.DeadLetter, c.want, c.yaml)
+		}
+	}
 	cfg, _ := Parse("c.yaml", []byte(windowsBase+"    idle_timeout: 0s\n"), noEnv)
 	if cfg.Windows[0].IdleTimeout.D != 0 {
 		t.Errorf("idle_timeout: 0s became %s", cfg.Windows[0].IdleTimeout.D)
@@ -131,6 +150,9 @@ func TestWindowJobsBad(t *testing.T) {
 		{"negative partitions", windowsBase + "    partitions: -1\n", "windows[0].partitions", 22, "positive"},
 		{"type error", windowsBase + "    partitions: many\n", "windows[0].partitions", 22, "whole number"},
 		{"bad instance id", windowsBase + "    instance_id: \"a b\"\n", "windows[0].instance_id", 22, "transactional id"},
+		{"unknown on_error", windowsBase + "    on_error: skip\n", "windows[0].on_error", 22, "dlq (dead-letter"},
+		{"dlq without on_error dlq", windowsBase + "    dlq: {topic: bad_orders}\n", "windows[0].dlq.topic", 22, "set on_error: dlq"},
+		{"dlq is the output", windowsBase + "    on_error: dlq\n    dlq: {topic: shop.orders_per_customer_5m}\n", "windows[0].dlq.topic", 23, "topics of its own"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

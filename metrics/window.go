@@ -13,6 +13,7 @@ import (
 // count what committed.
 type WindowStats struct {
 	RecordsIn, RecordsOut, RecordsLate uint64
+	DeadLetters                        uint64
 	Commits, Aborts                    uint64
 	OpenWindows, StateBytes            int
 	StreamTime                         map[int32]time.Time // per owned repartition partition
@@ -44,7 +45,7 @@ type WindowJobs struct {
 	mu   sync.Mutex
 	jobs map[string]func() WindowStats
 
-	in, out, late, txns, open, state, stream                         *prometheus.Desc
+	in, out, late, dlq, txns, open, state, stream                    *prometheus.Desc
 	restoredRecords, restoredBytes, restoring, restoreLeft, stateMax *prometheus.Desc
 }
 
@@ -66,6 +67,7 @@ func NewWindowJobs(reg prometheus.Registerer) *WindowJobs {
 		in:              prometheus.NewDesc("cdcd_window_records_in_total", "Input change records a window job consumed in committed transactions.", []string{"window_job"}, nil),
 		out:             prometheus.NewDesc("cdcd_window_records_out_total", "Results a window job wrote in committed transactions.", []string{"window_job"}, nil),
 		late:            prometheus.NewDesc("cdcd_window_records_late_total", "Records a window job wrote to its late topic (too late for their window) in committed transactions.", []string{"window_job"}, nil),
+		dlq:             prometheus.NewDesc("cdcd_window_dead_letters_total", "Input records a window job could never process (on_error: dlq) and wrote to its dead-letter topic in committed transactions.", []string{"window_job"}, nil),
 		txns:            prometheus.NewDesc("cdcd_window_transactions_total", "Kafka transactions a window job ended, by outcome (commit, abort).", []string{"window_job", "outcome"}, nil),
 		open:            prometheus.NewDesc("cdcd_window_open_windows", "Windows a window job holds open on this instance.", []string{"window_job"}, nil),
 		state:           prometheus.NewDesc("cdcd_window_state_bytes", "Estimated bytes of window state held on this instance (its changelog form).", []string{"window_job"}, nil),
@@ -98,7 +100,7 @@ func (w *WindowJobs) ObserveTransaction(job string, committed bool, took time.Du
 
 // Describe implements prometheus.Collector.
 func (w *WindowJobs) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{w.in, w.out, w.late, w.txns, w.open, w.state, w.stream,
+	for _, d := range []*prometheus.Desc{w.in, w.out, w.late, w.dlq, w.txns, w.open, w.state, w.stream,
 		w.restoredRecords, w.restoredBytes, w.restoring, w.restoreLeft, w.stateMax} {
 		ch <- d
 	}
@@ -122,6 +124,7 @@ func (w *WindowJobs) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(w.in, prometheus.CounterValue, float64(s.RecordsIn), job)
 		ch <- prometheus.MustNewConstMetric(w.out, prometheus.CounterValue, float64(s.RecordsOut), job)
 		ch <- prometheus.MustNewConstMetric(w.late, prometheus.CounterValue, float64(s.RecordsLate), job)
+		ch <- prometheus.MustNewConstMetric(w.dlq, prometheus.CounterValue, float64(s.DeadLetters), job)
 		ch <- prometheus.MustNewConstMetric(w.txns, prometheus.CounterValue, float64(s.Commits), job, "commit")
 		ch <- prometheus.MustNewConstMetric(w.txns, prometheus.CounterValue, float64(s.Aborts), job, "abort")
 		ch <- prometheus.MustNewConstMetric(w.open, prometheus.GaugeValue, float64(s.OpenWindows), job)

@@ -13,7 +13,7 @@ func TestWindowJobMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	w := NewWindowJobs(reg)
 	w.Add("orders", func() WindowStats {
-		return WindowStats{RecordsIn: 10, RecordsOut: 3, RecordsLate: 1, Commits: 4, Aborts: 1, OpenWindows: 2, StateBytes: 300,
+		return WindowStats{RecordsIn: 10, RecordsOut: 3, RecordsLate: 1, DeadLetters: 2, Commits: 4, Aborts: 1, OpenWindows: 2, StateBytes: 300,
 			StreamTime: map[int32]time.Time{1: time.UnixMilli(1_700_000_000_500)}}
 	})
 	w.ConsumerLag.WithLabelValues("orders", "shop.public.orders", "0").Set(5)
@@ -24,6 +24,9 @@ cdcd_window_records_in_total{window_job="orders"} 10
 # HELP cdcd_window_records_late_total Records a window job wrote to its late topic (too late for their window) in committed transactions.
 # TYPE cdcd_window_records_late_total counter
 cdcd_window_records_late_total{window_job="orders"} 1
+# HELP cdcd_window_dead_letters_total Input records a window job could never process (on_error: dlq) and wrote to its dead-letter topic in committed transactions.
+# TYPE cdcd_window_dead_letters_total counter
+cdcd_window_dead_letters_total{window_job="orders"} 2
 # HELP cdcd_window_transactions_total Kafka transactions a window job ended, by outcome (commit, abort).
 # TYPE cdcd_window_transactions_total counter
 cdcd_window_transactions_total{outcome="abort",window_job="orders"} 1
@@ -35,7 +38,7 @@ cdcd_window_open_windows{window_job="orders"} 2
 # TYPE cdcd_window_stream_time_seconds gauge
 cdcd_window_stream_time_seconds{partition="1",window_job="orders"} 1.7000000005e+09
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cdcd_window_records_in_total", "cdcd_window_records_late_total",
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cdcd_window_records_in_total", "cdcd_window_records_late_total", "cdcd_window_dead_letters_total",
 		"cdcd_window_transactions_total", "cdcd_window_open_windows", "cdcd_window_stream_time_seconds"); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,10 @@ type Config struct {
 	// MaxStateBytes bounds the window state (changelog form) this instance holds; 0: no bound.
 	// Past it the transaction aborts and Run returns a *StateLimitError (a FatalError).
 	MaxStateBytes int64
-	Log           *slog.Logger
+	// MaxMessageBytes is the largest record the job's dead-letter topic takes (its
+	// max.message.bytes, as cdcd's change topics); 0: the broker's default.
+	MaxMessageBytes int
+	Log             *slog.Logger
 	// OnState, if set, is told the job's phase and a reason: "starting", "waiting" (for an input
 	// topic or its schema), "joining" (the group), "restoring" (state of assigned partitions),
 	// "running" (assigned and restored), "retrying" or "failed".
@@ -411,7 +414,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return j.createDeadLetterTopic(ctx, create)
 }
 
 // partitioner sends changelog and repartition records to the partition set on them (the
@@ -572,12 +575,16 @@ func (j *Job) loop(ctx context.Context) error {
 			counts.in++
 			out, err := j.fromInput(r, recs[:0])
 			if err != nil {
-				failure = err
-				var nb *ErrNeedBefore
-				var fe *fieldError
-				if errors.As(err, &nb) || errors.As(err, &fe) || errors.Is(err, errShort) {
+				class := unprocessable(err)
+				switch {
+				case class == "":
+					failure = err // a service failed: retried
+				case j.spec.DeadLetter == "":
 					// Retrying reads the same record again: stop with the fix instead.
-					failure = &FatalError{err}
+					failure = &FatalError{fmt.Errorf("%w (or set on_error: dlq to send such records to a dead-letter topic and go on)", err)}
+				default:
+					counts.dlq++
+					produce(j.deadLetter(r, class, err, now))
 				}
 				return
 			}
@@ -899,7 +906,7 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 		return out, nil // a tombstone: the delete before it carried the change
 	}
 	if len(r.Value) < 5 || r.Value[0] != 0 {
-		return out, fmt.Errorf("%s[%d]@%d is not in the schema registry's wire format", r.Topic, r.Partition, r.Offset)
+		return out, &wireFormatError{fmt.Sprintf("window job %s: %s[%d]@%d is not in the schema registry's wire format (a zero byte, a 4-byte schema id, then Avro), so it was not written by cdcd; fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset)}
 	}
 	id := int(binary.BigEndian.Uint32(r.Value[1:5]))
 	p := j.x.plans[id]
@@ -912,13 +919,16 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 		}
 		s, err := avro.Parse(ss.Schema)
 		if err != nil {
-			return out, fmt.Errorf("parsing schema %d: %w", id, err)
+			return out, &wireFormatError{fmt.Sprintf("window job %s: %s[%d]@%d names schema %d, which is not an Avro schema cdcd can read (%v); fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset, id, err)}
 		}
 		if p, err = j.x.compile(id, s); err != nil {
 			return out, fmt.Errorf("window job %s: topic %s changed schema (id %d): %w; fix: change the job to fields that exist, under a new job name", j.spec.Name, r.Topic, id, err)
 		}
 	}
 	out, err := j.x.extract(p, r.Value[5:], uint64(r.Offset), out)
+	if errors.Is(err, errShort) {
+		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w; fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
+	}
 	if err != nil {
 		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
 	}

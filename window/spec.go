@@ -60,6 +60,10 @@ type Spec struct {
 	EmitUpdates bool
 	Output      string
 	Late        string
+	// DeadLetter is the topic for input records the job can never process (an update without
+	// a before image in table mode, a field a new schema lacks, a record that is not Avro in
+	// the registry's wire format); "" stops the job on such a record instead.
+	DeadLetter string
 	// IdleTimeout: once the job has caught up with an input partition and no record arrived
 	// for this long, that partition's stream time follows the wall clock (so windows close).
 	IdleTimeout time.Duration
@@ -139,8 +143,11 @@ func (s *Spec) Validate() error {
 	if s.Output != "" && s.Output == s.Late {
 		bad("late.topic must differ from output.topic")
 	}
+	if s.DeadLetter != "" && (s.DeadLetter == s.Output || s.DeadLetter == s.Late) {
+		bad("dlq.topic must differ from output.topic and late.topic")
+	}
 	for _, t := range s.Topics {
-		if t == s.Output || t == s.Late {
+		if t == s.Output || t == s.Late || t == s.DeadLetter {
 			bad("topic %s is both an input and an output", t)
 		}
 	}

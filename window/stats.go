@@ -11,6 +11,7 @@ type Stats struct {
 	RecordsIn   uint64 // input change records consumed
 	RecordsOut  uint64 // results written
 	RecordsLate uint64 // records written to the late topic
+	DeadLetters uint64 // input records written to the dead-letter topic
 	Commits     uint64 // transactions committed
 	Aborts      uint64 // transactions aborted (they are retried from the committed offsets)
 	// Gauges over the partitions this instance owns, as of the last transaction.
@@ -27,7 +28,7 @@ type Stats struct {
 }
 
 // txnCounts are one transaction's records, added to Stats when it commits.
-type txnCounts struct{ in, out, late uint64 }
+type txnCounts struct{ in, out, late, dlq uint64 }
 
 // stats is written by the run loop and read by Stats from any goroutine.
 type stats struct {
@@ -66,6 +67,7 @@ func (j *Job) ended(c txnCounts, committed bool) {
 		j.stats.s.RecordsIn += c.in
 		j.stats.s.RecordsOut += c.out
 		j.stats.s.RecordsLate += c.late
+		j.stats.s.DeadLetters += c.dlq
 	} else {
 		j.stats.s.Aborts++
 	}

@@ -62,6 +62,9 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	}
 	internal := []string{window.RepartitionTopic(w.Name), window.ChangelogTopic(w.Name)}
 	all := append(append(append([]string{}, w.Input.Topics...), w.Output.Topic, w.Late.Topic), internal...)
+	if w.DLQ.Topic != "" {
+		all = append(all, w.DLQ.Topic)
+	}
 	tds, err := adm.ListTopics(ctx, all...)
 	if err != nil {
 		rep.Fail("topics", "describing the job's topics failed: "+err.Error(), "check that the principal may DESCRIBE the topics")
@@ -181,5 +184,8 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	create(w.Output.Topic, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
 	if w.Late.Topic != "" {
 		create(w.Late.Topic, outParts, nil)
+	}
+	if w.DLQ.Topic != "" {
+		create(w.DLQ.Topic, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")})
 	}
 }

@@ -61,7 +61,8 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 	job, err := window.New(window.Config{Spec: spec, KafkaOpts: kopts, Registry: srcl, InstanceID: instance,
 		Partitions: int32(w.Partitions), OutputPartitions: int32(cfg.Kafka.TopicPartitions), Replication: int16(cfg.Kafka.TopicReplicationFactor),
 		TransactionTimeout: cfg.Kafka.TransactionTimeout.D, CommitInterval: w.CommitInterval.D,
-		SessionTimeout: w.SessionTimeout.D, StaticMembership: w.StaticMembership, MaxStateBytes: w.State.MaxBytes.N, Log: log, // it adds window_job
+		SessionTimeout: w.SessionTimeout.D, StaticMembership: w.StaticMembership, MaxStateBytes: w.State.MaxBytes.N,
+		MaxMessageBytes: int(cfg.Kafka.MaxMessageBytes.N), Log: log, // it adds window_job
 		OnTransaction: func(committed bool, took time.Duration) { wm.ObserveTransaction(w.Name, committed, took) },
 		OnState: func(phase, reason string) {
 			hr.SetWindow(w.Name, phase, reason)
@@ -73,7 +74,7 @@ func newWindowJob(cfg *config.Config, w *config.Window, log *slog.Logger, hr *he
 	}
 	wm.Add(w.Name, func() metrics.WindowStats {
 		s := job.Stats()
-		return metrics.WindowStats{RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, RecordsLate: s.RecordsLate,
+		return metrics.WindowStats{RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, RecordsLate: s.RecordsLate, DeadLetters: s.DeadLetters,
 			Commits: s.Commits, Aborts: s.Aborts, OpenWindows: s.OpenWindows, StateBytes: s.StateBytes, StreamTime: s.StreamTime,
 			RestoredRecords: s.RestoredRecords, RestoredBytes: s.RestoredBytes, RestoringPartitions: s.RestoringPartitions,
 			RestoreRemaining: s.RestoreRemaining, StateMaxBytes: w.State.MaxBytes.N}
@@ -275,12 +276,15 @@ func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Tim
 func checkTopics(cfg *config.Config) error {
 	uses := topics.Uses(cfg)
 	for _, w := range cfg.Windows {
-		fix := fmt.Sprintf("give window job %s an output (and late) topic of its own", w.Name)
+		fix := fmt.Sprintf("give window job %s output, late and dead-letter topics of its own", w.Name)
 		uses = append(uses,
 			encode.TopicUse{Topic: w.Output.Topic, What: fmt.Sprintf("the output of window job %s", w.Name), Fix: fix},
 			encode.TopicUse{Topic: w.Late.Topic, What: fmt.Sprintf("the late topic of window job %s", w.Name), Fix: fix},
 			encode.TopicUse{Topic: window.RepartitionTopic(w.Name), What: fmt.Sprintf("the repartition topic of window job %s", w.Name), Fix: "rename the other writer's topic: cdcd-window.* is cdcd's"},
 			encode.TopicUse{Topic: window.ChangelogTopic(w.Name), What: fmt.Sprintf("the changelog of window job %s", w.Name), Fix: "rename the other writer's topic: cdcd-window.* is cdcd's"})
+		if w.DLQ.Topic != "" {
+			uses = append(uses, encode.TopicUse{Topic: w.DLQ.Topic, What: fmt.Sprintf("the dead-letter topic of window job %s", w.Name), Fix: fix})
+		}
 	}
 	return encode.CheckTopics(uses)
 }
