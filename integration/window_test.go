@@ -67,23 +67,8 @@ func TestWindowJobEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The pipeline captures changes made once its slot exists; the job waits for its input's
-	// first schema, so the first change makes the daemon ready.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var body []byte
-		if resp, err := http.Get("http://" + d.http + "/readyz"); err == nil {
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		if strings.Contains(string(body), `"name":"`+name+`","ready":true`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pipeline not streaming: %s\n%s", body, d.Logs())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// The job waits for its input's first schema, so the first change makes the daemon ready.
+	waitPipelineStreaming(t, d, name)
 	insert(0)
 	d.waitReady(90 * time.Second)
 	if _, body := readyz(t, d); !strings.Contains(body, `"name":"window:`+job+`"`) || !strings.Contains(body, `"phase":"running"`) {
@@ -156,7 +141,7 @@ func TestWindowJobEndToEnd(t *testing.T) {
 			covered++
 		}
 	}
-	deadline = time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for covered < total && time.Now().Before(deadline) {
 		poll(time.Second)
 	}
@@ -233,6 +218,27 @@ func TestWindowJobEndToEnd(t *testing.T) {
 		for _, c := range all {
 			t.Logf("change %s id %d customer %d ts %d total %s late %d", c.origin, c.id, c.customer, c.tsMs, c.total.FloatString(2), late[c.origin])
 		}
+	}
+}
+
+// waitPipelineStreaming waits until pipeline name is ready in /readyz: its slot exists, so
+// every change made from now on is captured.
+func waitPipelineStreaming(t *testing.T, d *daemon, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var body []byte
+		if resp, err := http.Get("http://" + d.http + "/readyz"); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if strings.Contains(string(body), `"name":"`+name+`","ready":true`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline not streaming: %s\n%s", body, d.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
