@@ -59,6 +59,9 @@ type Config struct {
 	OnTransaction func(committed bool, took time.Duration)
 }
 
+// jobFetchMaxBytes bounds one fetch of a job's consumer.
+const jobFetchMaxBytes = 16 << 20
+
 // Topic names of a job's internal topics.
 func RepartitionTopic(job string) string { return "cdcd-window." + job + ".repartition" }
 func ChangelogTopic(job string) string   { return "cdcd-window." + job + ".changelog" }
@@ -445,6 +448,11 @@ func (j *Job) loop(ctx context.Context) error {
 		kgo.TransactionTimeout(j.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(partitioner{changelog: ChangelogTopic(j.spec.Name), repartition: repart, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(0),
+		// Backpressure: the loop takes a fetch, produces and commits it before it takes the
+		// next, and the client keeps at most one fetch buffered per broker, so fetching
+		// pauses while producing or committing lags. This bounds that one fetch (1 MiB per
+		// partition by default) within the job's share of the memory budget.
+		kgo.FetchMaxBytes(jobFetchMaxBytes),
 	)
 	if j.cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(j.cfg.SessionTimeout))
