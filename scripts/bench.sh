@@ -6,7 +6,9 @@
 #   1 PostgreSQL backlog catch-up (pg_recvlogical beside it)   2 steady 1k/5k/20k rows/s, single-
 #   row and 10-row transactions (latency)   3 initial snapshot (COPY binary beside it)   4 one big
 #   transaction   5 MariaDB binlog catch-up (go-mysql BinlogSyncer beside it)   6 window stage vs
-#   Kafka Streams   7 MariaDB initial snapshot (a plain SELECT beside it).
+#   Kafka Streams, state bytes per key, and the restore of -restore-keys (1M) keys of window state
+#   (window.BenchmarkRestore; CDCD_BENCH_RESTORE_KEYS sets the default)   7 MariaDB initial
+#   snapshot (a plain SELECT beside it).
 # Writes bench/results/latest.md with throughput.png, latency.png and rss.png next to it; logs
 # and every configuration in bench/results/suite-<stamp>/. Kafka Connect, Debezium and Kafka
 # Streams are installed on first use by scripts/bench/debezium.sh (cached in ~/.cache/cdcd-bench).

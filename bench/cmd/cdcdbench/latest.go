@@ -217,11 +217,14 @@ func (s *suite) markdown(charts []string) string {
 	p("- **peak RSS**: the tool's process VmHWM (JVM included for Debezium), for scenarios on a running process reset at the scenario's start (`/proc/<pid>/clear_refs`), plus sampled VmRSS every 200 ms.\n")
 	p("- **CPU s / M rows**: user+system CPU seconds of the tool's process (all threads) over the interval ÷ rows × 1,000,000. The broker's, PostgreSQL's and the consumer's CPU are not in it.\n")
 	p("- **Delivery**: cdcd runs `exactly_once` (Kafka transactions, offsets in the same transaction). Debezium runs in Kafka Connect *standalone*, which has no exactly-once source support (that needs a distributed worker): it is at-least-once with an idempotent producer, so it does *less* work per record than cdcd.\n")
+	if s.has("6") {
+		p("- **State bytes per key (6)**: a key is one group's window. cdcd: `cdcd_window_state_bytes` (its state in changelog form: keys and values of the latest record per key) ÷ `cdcd_window_open_windows`, scraped from /metrics every %d ms during its run, at the sample with the most state bytes (1 s windows with no grace: little is open at a time). Both tools' changelog topics are read to their end after the run (read_committed): bytes per record with a value (one key's state as a restore reads it, key + value) and bytes written per key (every record, tombstones included, ÷ distinct keys). Kafka Streams: also its state directory (RocksDB files) after the run ÷ the keys of its window store's changelog. **Restore**: `window.BenchmarkRestore` (window/restore_bench_test.go, `go test -bench BenchmarkRestore -benchtime 1x -benchmem` in the cdcd module, CDCD_TEST_KAFKA = the stack's broker) writes -restore-keys keys of state to a changelog and times a new job's restore of it; state = the restored state in changelog form, as the benchmark logs it (whole MiB).\n", stateSampleEvery.Milliseconds())
+	}
 	p("- **Record format**: cdcd Avro through the schema registry. Debezium: JSON without schemas (JsonConverter, `schemas.enable=false`). The Apicurio Avro converter on Maven Central for this registry's version (3.0.9) cannot be resolved (its parent POM is not published); the 2.6.x converter resolves but speaks Apicurio's own wire format, not the Confluent framing cdcd's consumers read, so the comparison uses Debezium's cheapest converter: this favours Debezium.\n")
 
 	p("\n## Settings\n\n")
-	p("Harness flags: rows=%d tx-rows=%d rates=%v latency-duration=%s latency-conns=%d bigtx-rows=%d snapshot-rows=%d mysql-rows=%d window-events=%d partitions=%d.\n\n",
-		o.rows, o.txRows, o.rates, o.latDur, o.latConns, o.bigTxRows, o.snapRows, o.mysqlRows, o.windowEvents, o.partitions)
+	p("Harness flags: rows=%d tx-rows=%d rates=%v latency-duration=%s latency-conns=%d bigtx-rows=%d snapshot-rows=%d mysql-rows=%d window-events=%d restore-keys=%d partitions=%d.\n\n",
+		o.rows, o.txRows, o.rates, o.latDur, o.latConns, o.bigTxRows, o.snapRows, o.mysqlRows, o.windowEvents, o.restoreKeys, o.partitions)
 	keys := make([]string, 0, len(s.settings))
 	for k := range s.settings {
 		keys = append(keys, k)

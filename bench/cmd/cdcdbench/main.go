@@ -78,6 +78,7 @@ type options struct {
 	mysqlRows     int
 	mysqlSnapRows int
 	windowEvents  int
+	restoreKeys   int
 	mysqlDSN      string
 	connectPort   string
 	connectHeap   string
@@ -114,7 +115,7 @@ func main() {
 	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
 	flag.StringVar(&o.cdcdEnv, "cdcd-env", "", "extra environment of the cdcd process, comma-separated K=V (e.g. GOGC=400)")
 	flag.BoolVar(&o.suite, "suite", false, "run the comparison suite (cdcd vs Debezium vs the limit, scenarios 1-7) and write -latest with charts")
-	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window, 7 MariaDB snapshot); default all")
+	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window job and state restore, 7 MariaDB snapshot); default all")
 	flag.BoolVar(&o.noDebezium, "no-debezium", false, "suite: measure cdcd and the limits only")
 	rates := flag.String("rates", "1000,5000,20000", "suite, scenario 2: steady rates in rows/s")
 	shapes := flag.String("tx-shapes", "1,10", "suite, scenario 2: rows per transaction of the steady phases")
@@ -123,6 +124,7 @@ func main() {
 	flag.IntVar(&o.mysqlRows, "mysql-rows", 1_000_000, "suite, scenario 5: MariaDB backlog rows")
 	flag.IntVar(&o.mysqlSnapRows, "mysql-snapshot-rows", 5_000_000, "suite, scenario 7: rows of the snapshotted MariaDB table")
 	flag.IntVar(&o.windowEvents, "window-events", 2_000_000, "suite, scenario 6: input change events of the window job")
+	flag.IntVar(&o.restoreKeys, "restore-keys", envInt("CDCD_BENCH_RESTORE_KEYS", 1_000_000), "suite, scenario 6: keys of window state that window.BenchmarkRestore writes to a changelog and restores, timed (default $CDCD_BENCH_RESTORE_KEYS, else 1000000; 0: skip)")
 	flag.StringVar(&o.mysqlDSN, "mysql-dsn", envOr("CDCD_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:33306)/"), "MariaDB DSN (user:password@tcp(host:port)/)")
 	flag.StringVar(&o.connectPort, "connect-port", "18083", "suite: Kafka Connect REST port (empty: any free port)")
 	flag.StringVar(&o.connectHeap, "connect-heap", "2g", "suite: -Xmx of the Kafka Connect and Kafka Streams JVMs")
@@ -147,6 +149,13 @@ func main() {
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
 		return v
 	}
 	return def

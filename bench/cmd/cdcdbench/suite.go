@@ -146,6 +146,7 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	}
 	if want("6") && ctx.Err() == nil {
 		s.window(ctx)
+		s.windowRestore(ctx)
 	}
 	if want("7") && ctx.Err() == nil {
 		s.mysqlSnapshot(ctx)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // windowSize is the tumbling window of scenario 6: small enough that a backlog written in
@@ -21,7 +24,9 @@ const windowSize = time.Second
 // (bench/streams/WindowBench.java): ops c, event time source.ts_ms, group by after.a (1,000
 // groups), count and sum(after.id) in tumbling windows, final results, exactly once. The input
 // is a cdcd change topic of -window-events inserts. Each side is timed from its process start
-// until its consumer group has committed the input's end offsets.
+// until its consumer group has committed the input's end offsets. Beside the rate: cdcd's state
+// gauges sampled during its run, each side's changelog read after its run, Kafka Streams'
+// state directory (windowstate.go); runSuite then adds the restore (windowRestore).
 func (s *suite) window(ctx context.Context) {
 	o := s.o
 	sc := s.add(&scenarioResult{ID: "6", Kind: "window", Title: fmt.Sprintf("tumbling %s count+sum over %s change events (window stage vs Kafka Streams)", windowSize, human(o.windowEvents))})
@@ -85,12 +90,18 @@ func (s *suite) window(ctx context.Context) {
 		var wt *cdcdTool
 		if wt, err = newCDCDTool(o, s.dir, name+"_window", cfg, httpAddr); err == nil {
 			logf("window: cdcd window job")
+			var sampler *windowStateSampler
+			var peak windowStatePeak
 			sc.CDCD = measureGroup(ctx, o, "cdcd window stage", func() (procHandle, error) {
 				if err := wt.start(ctx); err != nil {
 					return nil, err
 				}
+				sampler = sampleWindowState(ctx, wt.d, job)
 				return wt.d, nil
-			}, wt.stop, "cdcd-window-"+job, input, ends, o.windowEvents)
+			}, func() { peak = sampler.finish(); wt.stop() }, "cdcd-window-"+job, input, ends, o.windowEvents)
+			if sc.CDCD.ok() {
+				sc.CDCD.Notes = append(sc.CDCD.Notes, s.cdcdStateNotes(ctx, peak, job)...)
+			}
 			s.settings["cdcd window stage"] = wt.settings()
 		}
 	}
@@ -122,6 +133,9 @@ func (s *suite) window(ctx context.Context) {
 		jp, err = startJava(jvm, s.paths.StreamsLibs+"/*:"+classes, "WindowBench", args, filepath.Join(s.dir, appID+".out.log"))
 		return jp, err
 	}, func() { jp.stop(30 * time.Second) }, appID, input, ends, o.windowEvents)
+	if sc.Debezium.ok() {
+		sc.Debezium.Notes = append(sc.Debezium.Notes, s.streamsStateNotes(ctx, appID, filepath.Join(s.dir, "kstreams-"+appID))...)
+	}
 	s.settings["Kafka Streams"] = []string{
 		"java " + strings.Join(jvm, " ") + " WindowBench " + strings.Join(args, " "),
 		"processing.guarantee=exactly_once_v2, commit.interval.ms=100, num.stream.threads=1, statestore.cache.max.bytes=64 MiB,",
@@ -272,8 +286,25 @@ func (s *suite) cleanupWindow(ctx context.Context, groups []string, appID string
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if _, err := adm.DeleteGroups(cctx, groups...); err != nil {
+	res, err := adm.DeleteGroups(cctx, groups...)
+	if err != nil {
 		logf("cleanup: deleting groups %v: %v", groups, err)
+	}
+	for _, r := range res {
+		if errors.Is(r.Err, kerr.NonEmptyGroup) {
+			// Kafka Streams' consumer does not leave its group on close: its member would stay
+			// until its session times out. Remove it, then delete the group.
+			if err = removeMembers(cctx, cl, adm, r.Group); err == nil {
+				var again kadm.DeleteGroupResponses
+				if again, err = adm.DeleteGroups(cctx, r.Group); err == nil {
+					err = again.Error()
+				}
+			}
+			r.Err = err
+		}
+		if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+			logf("cleanup: deleting group %s: %v", r.Group, r.Err)
+		}
 	}
 	if ts, err := adm.ListTopics(cctx); err == nil {
 		var internal []string
@@ -288,4 +319,32 @@ func (s *suite) cleanupWindow(ctx context.Context, groups []string, appID string
 			}
 		}
 	}
+}
+
+// removeMembers removes every member of group from it (LeaveGroup on their behalf).
+func removeMembers(ctx context.Context, cl *kgo.Client, adm *kadm.Client, group string) error {
+	d, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = group
+	for _, m := range d[group].Members {
+		mi := kmsg.NewLeaveGroupRequestMember()
+		mi.MemberID = m.MemberID
+		req.Members = append(req.Members, mi)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return err
+	}
+	for _, m := range resp.Members {
+		if err := kerr.ErrorForCode(m.ErrorCode); err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+			return fmt.Errorf("removing member %s: %w", m.MemberID, err)
+		}
+	}
+	return nil
 }
