@@ -20,6 +20,7 @@ const (
 	targetSnapshotRate      = 200_000 // rows/s, PostgreSQL and MariaDB snapshots of 5M rows
 	targetSnapshotVsCopy    = 0.5     // ≥ half of COPY (FORMAT binary)
 	targetBinlogRate        = 150_000 // rows/s, MariaDB binlog catch-up
+	targetWindowRate        = 200_000 // events/s consumed and committed by a window job
 )
 
 // write renders bench/results/latest.md (or -latest) and its charts, and a copy of both in the
@@ -298,6 +299,11 @@ func (s *suite) targets() [][3]string {
 	if sc := find("7"); sc != nil {
 		v := rate(sc.CDCD)
 		out = append(out, [3]string{"MariaDB snapshot ≥ 200k rows/s", fmtRate(v), verdict(v >= targetSnapshotRate, !math.IsNaN(v))})
+	}
+	if sc := find("6"); sc != nil {
+		v := rate(sc.CDCD)
+		out = append(out, [3]string{"window job ≥ 200k events/s (2M events, tumbling count+sum)",
+			fmt.Sprintf("%.0f events/s (%s Kafka Streams)", v, fmtRatio(v/rate(sc.Debezium))), verdict(v >= targetWindowRate, !math.IsNaN(v))})
 	}
 	worst := math.NaN()
 	for _, sc := range s.scenarios {
