@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,7 +96,8 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	if ev.Err != nil {
 		return s.poison(ctx, ev, ev.Err)
 	}
-	if s.mem.isTooLarge(ev.Pos) {
+	refused := s.mem.refused(ev.Pos)
+	if refused == refusedAlone {
 		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
 			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.enc.Topic(ev.Table))})
 	}
@@ -128,18 +128,33 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
 			Err: fmt.Errorf("record of %d bytes does not fit topic %s (limit %d bytes: the smaller of the topic's max.message.bytes and kafka.max_message_bytes, less %d bytes of batch overhead); raise both", size, s.rec.Topic, limit, recordOverhead)})
 	}
-	rec := &kgo.Record{Topic: s.rec.Topic, Key: bytes.Clone(s.rec.Key), Value: bytes.Clone(s.rec.Value)}
+	// A record whose batch the broker refused before goes in a batch of its own, so that a
+	// refusal now names it alone (and its neighbours of then are not dead-lettered with it).
+	alone := refused == refusedInBatch
+	rec := s.newDataRecord(ev.Pos, alone)
+	rec.Topic, rec.Key, rec.Value = s.rec.Topic, s.copyBytes(s.rec.Key), s.copyBytes(s.rec.Value)
 	if len(s.deadKeys) > 0 {
 		if pos, ok := s.deadKeys[deadKey(s.rec.Topic, ev)]; ok {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAfterDeadLetter, Value: []byte(pos)})
 		}
 	}
-	s.produceData(rec, ev.Pos)
-	if s.cfg.Tombstones {
-		if t, ok := s.rec.Tombstone(); ok {
-			s.produceData(&kgo.Record{Topic: t.Topic, Key: t.Key, Headers: rec.Headers}, ev.Pos)
-			size += len(t.Key)
+	if alone {
+		if err := s.flush(ctx); err != nil {
+			return err
 		}
+	}
+	s.produce(rec)
+	if alone {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Tombstones && s.rec.Op == change.OpDelete && rec.Key != nil {
+		// The delete's tombstone: the same topic and key (never written again), no value.
+		t := s.newDataRecord(ev.Pos, false)
+		t.Topic, t.Key, t.Headers = rec.Topic, rec.Key, rec.Headers
+		s.produce(t)
+		size += len(t.Key)
 	}
 	s.account(ev, size)
 	// A single source transaction larger than a batch is split: the offsets record then names
@@ -147,6 +162,15 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	// split: its progress commits with its last row, and the source bounds its size.
 	if ev.Op != change.OpRead && (b.tail >= s.cfg.BatchMaxEvents || b.tailBytes >= s.cfg.BatchMaxBytes) {
 		return s.Commit(ctx)
+	}
+	return nil
+}
+
+// flush waits until every record produced so far was answered (inside the transaction).
+func (s *Sink) flush(ctx context.Context) error {
+	if err := s.cl.Flush(ctx); err != nil {
+		s.countKafkaError("flush")
+		return &KafkaError{fmt.Errorf("flushing records: %w", err)}
 	}
 	return nil
 }
@@ -167,32 +191,26 @@ func (s *Sink) account(ev *change.Event, size int) {
 	b.lastPos = ev.Pos
 }
 
-type posKey struct{}
-
-// produceData produces a data record; a broker refusal as too large is remembered by position.
-func (s *Sink) produceData(r *kgo.Record, pos change.Position) {
-	r.Context = context.WithValue(s.prodCtx, posKey{}, pos)
-	s.produce(r)
-}
-
 // produce produces r under the sink's produce context, which survives the session's (see
 // Sink.prodCtx); it blocks while the producer's buffer is full.
 func (s *Sink) produce(r *kgo.Record) {
-	s.cl.Produce(s.prodCtx, r, func(r *kgo.Record, err error) {
-		if err == nil {
-			return
-		}
-		if r.Context != nil {
-			if pos, ok := r.Context.Value(posKey{}).(change.Position); ok && errors.Is(err, kerr.MessageTooLarge) {
-				s.mem.markTooLarge(pos)
-			}
-		}
-		s.errMu.Lock()
-		if s.firstErr == nil {
-			s.firstErr = err
-		}
-		s.errMu.Unlock()
-	})
+	s.cl.Produce(s.prodCtx, r, s.onProduced)
+}
+
+// produced is every record's promise (one func value for all, see Open). A data record the
+// broker refuses as too large is remembered by its change's position.
+func (s *Sink) produced(r *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	if pos, alone, ok := positionOf(r); ok && errors.Is(err, kerr.MessageTooLarge) {
+		s.mem.markTooLarge(pos, alone)
+	}
+	s.errMu.Lock()
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
+	s.errMu.Unlock()
 }
 
 // keyString renders an event's key for error messages, e.g. {id=42, region="eu"}.

@@ -12,10 +12,12 @@ import (
 // noted; the rest belongs to the session goroutine (one session at a time).
 type Memory struct {
 	// tooLarge holds positions the broker refused as too large (MESSAGE_TOO_LARGE arrives
-	// after the record was produced, failing its transaction); the next session dead-letters
-	// them up front. Written by produce callbacks, read by the session goroutine.
+	// after the record was produced, failing its transaction). The broker refuses a whole
+	// producer batch, so a refusal only makes its records suspects; the next session produces
+	// each suspect in a batch of its own, and a record refused alone is confirmed, then
+	// dead-lettered up front. Written by produce callbacks, read by the session goroutine.
 	tooLargeMu sync.Mutex
-	tooLarge   map[change.Position]bool
+	tooLarge   map[change.Position]refusal
 	tooLargeN  atomic.Int32 // len(tooLarge)
 
 	published atomic.Uint64 // events committed to Kafka (dead letters included)
@@ -24,23 +26,38 @@ type Memory struct {
 }
 
 // NewMemory returns an empty memory.
-func NewMemory() *Memory { return &Memory{tooLarge: map[change.Position]bool{}} }
+func NewMemory() *Memory { return &Memory{tooLarge: map[change.Position]refusal{}} }
+
+// refusal is what the broker said of a position's record: nothing, that a batch holding it
+// was too large, or that the record alone was.
+type refusal uint8
+
+const (
+	notRefused refusal = iota
+	refusedInBatch
+	refusedAlone
+)
 
 // Published is how many events were committed to Kafka (safe for concurrent use).
 func (m *Memory) Published() uint64 { return m.published.Load() }
 
-func (m *Memory) isTooLarge(pos change.Position) bool {
+func (m *Memory) refused(pos change.Position) refusal {
 	if m.tooLargeN.Load() == 0 { // the common case, without a lock per event
-		return false
+		return notRefused
 	}
 	m.tooLargeMu.Lock()
 	defer m.tooLargeMu.Unlock()
 	return m.tooLarge[pos]
 }
 
-func (m *Memory) markTooLarge(pos change.Position) {
+// markTooLarge records a refusal of pos's record: alone, or in a batch with others.
+func (m *Memory) markTooLarge(pos change.Position, alone bool) {
 	m.tooLargeMu.Lock()
-	m.tooLarge[pos] = true
+	if alone {
+		m.tooLarge[pos] = refusedAlone
+	} else if m.tooLarge[pos] != refusedAlone {
+		m.tooLarge[pos] = refusedInBatch
+	}
 	m.tooLargeN.Store(int32(len(m.tooLarge)))
 	m.tooLargeMu.Unlock()
 }

@@ -108,6 +108,11 @@ type Sink struct {
 
 	batch batch
 	rec   encode.Record
+	// Data records come from chunks and their bytes from shared buffers (see records.go);
+	// onProduced is every record's promise.
+	chunk      *recChunk
+	arena      []byte
+	onProduced func(*kgo.Record, error)
 	// pendingSince is when the oldest work not yet committed arrived (unix nanos; 0: none).
 	// Written by the session goroutine, read by watchers (PendingSince).
 	pendingSince atomic.Int64
@@ -133,6 +138,7 @@ func Open(ctx context.Context, cfg Config, mem *Memory, enc *encode.Encoder) (*S
 		cfg.DLQMaxMessageBytes = cfg.MaxMessageBytes
 	}
 	s := &Sink{cfg: cfg, mem: mem, enc: enc, log: cfg.Log, topics: map[string]int{}, batch: batch{counts: map[countKey]*count{}}}
+	s.onProduced = s.produced
 	var err error
 	s.admCl, err = kgo.NewClient(append(append([]kgo.Opt{}, cfg.KafkaOpts...), offsets.ReaderOpts()...)...)
 	if err != nil {

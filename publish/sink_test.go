@@ -2,25 +2,36 @@ package publish
 
 import (
 	"context"
+	"encoding/hex"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
-func newSink(t *testing.T, cfg Config) (*Sink, *kfake.Cluster) {
+func newSink(t testing.TB, cfg Config) (*Sink, *kfake.Cluster) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	return openSink(t, c, cfg, NewMemory()), c
+}
+
+// openSink opens a sink (a session) on cluster c with the pipeline's memory mem.
+func openSink(t testing.TB, c *kfake.Cluster, cfg Config, mem *Memory) *Sink {
+	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
@@ -35,7 +46,7 @@ func newSink(t *testing.T, cfg Config) (*Sink, *kfake.Cluster) {
 	cfg.TransactionTimeout, cfg.MaxMessageBytes, cfg.TopicPartitions, cfg.TopicReplication = 10*time.Second, 1<<20, 1, 1
 	cfg.ExactlyOnce, cfg.BatchMaxEvents, cfg.BatchMaxBytes, cfg.BatchInterval = true, 100, 1<<20, time.Millisecond
 	ctx := context.Background()
-	s, err := Open(ctx, cfg, NewMemory(), enc)
+	s, err := Open(ctx, cfg, mem, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +56,7 @@ func newSink(t *testing.T, cfg Config) (*Sink, *kfake.Cluster) {
 		t.Fatal(err)
 	}
 	s.Resume(rec)
-	return s, c
+	return s
 }
 
 // A dead letter carries every named header, in the batch's transaction with its position.
@@ -118,4 +129,158 @@ func TestBatchLimitPerTopic(t *testing.T) {
 	if got := s.batchLimit("never-seen"); got != 1<<20 {
 		t.Errorf("batch cap of an unknown topic = %d, want kafka.max_message_bytes", got)
 	}
+}
+
+// docsTx adds one source transaction of two creates to the sink, a small row and a large one
+// (that does not compress: the broker measures batches as compressed), and commits it.
+func docsTx(ctx context.Context, s *Sink) (small, large string, err error) {
+	docs := &change.Table{Schema: "public", Name: "docs", Version: 1, KeyColumns: []int{0},
+		Columns: []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}, {Name: "body", Kind: change.KindString, Nullable: true}}}
+	noise := make([]byte, 5_000)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	small, large = strings.Repeat("s", 100), hex.EncodeToString(noise)
+	for i, body := range []string{small, large} {
+		if err := s.Add(ctx, &change.Item{Event: change.Event{Op: change.OpCreate, Table: docs, Pos: change.Position{Tx: 7, Index: uint32(i)},
+			After: []change.Value{{State: change.Present, Int: int64(i + 1)}, {State: change.Present, Str: body}}}}); err != nil {
+			return small, large, err
+		}
+	}
+	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 7, Index: 2}, AckLSN: 7}}); err != nil {
+		return small, large, err
+	}
+	return small, large, s.Commit(ctx)
+}
+
+// readCommitted returns what topic holds, read_committed.
+func readCommitted(t *testing.T, c *kfake.Cluster, topic string) []*kgo.Record {
+	t.Helper()
+	rcl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer rcl.Close()
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for rctx.Err() == nil {
+		rcl.PollFetches(rctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// checkOnlyLargeDeadLettered: the small row is in its topic once, the large one in the
+// dead-letter topic, as record_too_large.
+func checkOnlyLargeDeadLettered(t *testing.T, c *kfake.Cluster, small, large string) {
+	t.Helper()
+	if got := readCommitted(t, c, "p.public.docs"); len(got) != 1 || !strings.Contains(string(got[0].Value), small) {
+		t.Errorf("p.public.docs holds %d records, want the small change alone", len(got))
+	}
+	letters := readCommitted(t, c, "p.dlq")
+	if len(letters) != 1 || !strings.Contains(string(letters[0].Value), large) {
+		t.Fatalf("p.dlq holds %d records, want the large change alone", len(letters))
+	}
+	for _, h := range letters[0].Headers {
+		if h.Key == HeaderErrorClass && string(h.Value) != "record_too_large" {
+			t.Errorf("dead letter class %s, want record_too_large", h.Value)
+		}
+	}
+}
+
+// When the broker refuses a producer batch as too large (MESSAGE_TOO_LARGE), every record in
+// it fails, not only the large one. The next session must dead-letter only the record that is
+// too large: a small change that shared its batch goes to its topic.
+func TestBrokerRefusalDeadLettersOnlyTheLargeRecord(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	const topic = "p.public.docs"
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kadm.StringPtr("100000")}, topic); err != nil {
+		t.Fatal(err)
+	}
+	mem := NewMemory()
+	cfg := Config{DeadLetter: true, DLQTopic: "p.dlq", DLQMaxMessageBytes: 1 << 20}
+
+	// Session 1 learns the topic's limit (100,000), then the topic is changed to 3,000: the
+	// broker refuses the transaction's batch, both records in it.
+	s1 := openSink(t, c, cfg, mem)
+	if _, err := s1.topicLimit(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr("3000")}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := docsTx(ctx, s1); err == nil || !strings.Contains(err.Error(), "MESSAGE_TOO_LARGE") {
+		t.Fatalf("session 1: want the commit refused as too large, got %v", err)
+	}
+	s1.Close()
+
+	// Session 2, the same pipeline: the small change to its topic, the large one dead-lettered.
+	small, large, err := docsTx(ctx, openSink(t, c, cfg, mem))
+	if err != nil {
+		t.Fatalf("session 2: %v", err)
+	}
+	checkOnlyLargeDeadLettered(t, c, small, large)
+}
+
+// A broker that refuses a record its topic's settings admit (the size cdcd reads says it
+// fits): the record that shared the refused batch is produced alone next time and passes;
+// the large one, refused alone, is dead-lettered by the session after.
+func TestBrokerRefusalOfARecordThatSeemsToFit(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	defer cl.Close()
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "p.public.docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The broker refuses every produce request carrying more than 4,000 bytes for the docs
+	// topic (its default max.message.bytes admits them).
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		big := false
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				big = big || (t.Topic == created.Topic || t.TopicID == created.ID) && len(p.Records) > 4000
+			}
+		}
+		if !big {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.MessageTooLarge.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	mem := NewMemory()
+	cfg := Config{DeadLetter: true, DLQTopic: "p.dlq", DLQMaxMessageBytes: 1 << 20}
+	for session := 1; session <= 2; session++ {
+		s := openSink(t, c, cfg, mem)
+		if _, _, err := docsTx(ctx, s); err == nil || !strings.Contains(err.Error(), "MESSAGE_TOO_LARGE") {
+			t.Fatalf("session %d: want the commit refused as too large, got %v", session, err)
+		}
+		s.Close()
+	}
+	small, large, err := docsTx(ctx, openSink(t, c, cfg, mem))
+	if err != nil {
+		t.Fatalf("session 3: %v", err)
+	}
+	checkOnlyLargeDeadLettered(t, c, small, large)
 }
