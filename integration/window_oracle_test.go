@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"math/rand/v2"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -185,21 +183,7 @@ func startOracle(t *testing.T, prefix string, jobs func(name string) []*oracleJo
 	pipeline = strings.Replace(pipeline, "topic_partitions: 3\n", "topic_partitions: 1\n", 1)
 	r.d = startDaemon(t, pipeline+yaml.String())
 	// The jobs wait for their input's first schema, which the first change registers.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var body []byte
-		if resp, err := http.Get("http://" + r.d.http + "/readyz"); err == nil {
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		if strings.Contains(string(body), `"name":"`+name+`","ready":true`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pipeline not streaming: %s\n%s", body, r.d.Logs())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitPipelineStreaming(t, r.d, name)
 	r.out = newOracleOutputs(t, s, r.jobs)
 	return r
 }

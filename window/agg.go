@@ -40,6 +40,7 @@ type input struct {
 	v    Value
 	t    int64  // event time, µs
 	seq  uint64 // arrival order within the partition (first/last ties)
+	row  uint64 // the input row (Rec.Row)
 	sign int64
 }
 
@@ -104,11 +105,16 @@ func (a *acc) addSum(v Value, sign int64) error {
 }
 
 // addMulti counts in's value in the multiset; byValue keys entries by value alone
-// (count_distinct, min, max), otherwise by event time and value (first, last).
+// (count_distinct, min, max), otherwise by value, event time and row (first, last: each row
+// is an entry of its own, with the arrival of its current image, so ties between rows of one
+// time go by that arrival and a retraction removes its own row).
 func (a *acc) addMulti(in input, scratch *[]byte, byValue bool) {
 	key := appendKey((*scratch)[:0], in.v)
 	if !byValue {
 		key = binary.BigEndian.AppendUint64(key, uint64(in.t))
+		if in.row != 0 {
+			key = binary.BigEndian.AppendUint64(key, in.row)
+		}
 	}
 	*scratch = key
 	if a.multiset == nil {

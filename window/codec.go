@@ -13,7 +13,8 @@ import (
 // both start with a format byte so a future layout can be told apart.
 
 const (
-	recFormat   = 1
+	// recFormat 2 adds Rec.Row at the end; format 1 records (without it) are still read.
+	recFormat   = 2
 	stateFormat = 1
 )
 
@@ -167,12 +168,13 @@ func marshalRec(dst []byte, r *Rec, o Origin) []byte {
 	dst = append(dst, o.Topic...)
 	dst = binary.AppendVarint(dst, int64(o.Partition))
 	dst = binary.AppendVarint(dst, o.Offset)
-	return dst
+	return binary.AppendUvarint(dst, r.Row)
 }
 
 func unmarshalRec(b []byte) (Rec, Origin, error) {
 	r := &buf{b: b}
-	if f := r.byte1(); f != recFormat {
+	f := r.byte1()
+	if f != recFormat && f != 1 {
 		return Rec{}, Origin{}, fmt.Errorf("repartition record of format %d: written by a newer cdcd; upgrade every instance of the job", f)
 	}
 	var rec Rec
@@ -184,6 +186,9 @@ func unmarshalRec(b []byte) (Rec, Origin, error) {
 	o.Topic = string(r.bytes())
 	o.Partition = int32(r.varint())
 	o.Offset = r.varint()
+	if f >= 2 {
+		rec.Row = r.uvarint()
+	}
 	return rec, o, r.err
 }
 

@@ -933,7 +933,13 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 			return out, fmt.Errorf("window job %s: topic %s changed schema (id %d): %w; fix: change the job to fields that exist, under a new job name", j.spec.Name, r.Topic, id, err)
 		}
 	}
+	n := len(out)
 	out, err := j.x.extract(p, r.Value[5:], uint64(r.Offset), out)
+	if row := rowID(r.Key); row != 0 && j.spec.Mode == ModeTable {
+		for i := n; i < len(out); i++ {
+			out[i].Row = row
+		}
+	}
 	if errors.Is(err, errShort) {
 		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w; fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
 	}
@@ -941,6 +947,21 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
 	}
 	return out, nil
+}
+
+// rowID identifies an input row by its key: a hash of the key's Avro body (past the
+// registry's 5-byte header, so a new key schema id alone does not change it); 0 for a table
+// without a key. The same on every instance and across restarts (FNV-1a).
+func rowID(key []byte) uint64 {
+	if len(key) <= 5 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range key[5:] {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return max(h, 1)
 }
 
 // groupKey is the repartition key: the group's canonical bytes (one partition per group).

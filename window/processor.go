@@ -15,6 +15,9 @@ type Rec struct {
 	Sign  int64   // +1 adds the row, -1 retracts it (table mode)
 	Vals  []Value // one per aggregate (Null for count)
 	Seq   uint64  // arrival order within the partition
+	// Row identifies the input row (a hash of its key; 0: unknown, a table without one): in
+	// table mode first and last track rows, so a retraction removes its own row.
+	Row uint64
 	// Origin is the input change the record came from (for late records).
 	Origin Origin
 }
@@ -22,7 +25,7 @@ type Rec struct {
 // Result is one window's aggregate.
 type Result struct {
 	Group      []Value
-	Start, End int64 // µs; [Start, End) for time windows, first and last event for count windows
+	Start, End int64 // µs; [Start, End) for time windows; the earliest and latest event time for session and count windows
 	Aggs       []Value
 	Index      int64 // count windows: the window's index within its group
 	Events     int64 // records counted (in table mode: rows currently in the window)
@@ -303,7 +306,7 @@ func (p *Processor) setClose(w *win, closeAt int64) {
 
 func (p *Processor) apply(w *win, r Rec) error {
 	for i := range p.spec.Aggs {
-		in := input{v: r.Vals[i], t: r.T, seq: r.Seq, sign: r.Sign}
+		in := input{v: r.Vals[i], t: r.T, seq: r.Seq, row: r.Row, sign: r.Sign}
 		if err := w.accs[i].add(p.spec.Aggs[i].Fn, in, p.table, &p.scratch); err != nil {
 			return fmt.Errorf("aggregate %s: %w", p.spec.Aggs[i].Name, err)
 		}

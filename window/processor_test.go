@@ -507,3 +507,93 @@ func TestParsePath(t *testing.T) {
 		}
 	}
 }
+
+// In table mode first and last follow rows: among rows of equal event time the one whose
+// current image came first (last) wins, and retracting a row removes that row, not another
+// with the same value and time. Rows carry their identity (Rec.Row, from the input's key).
+func TestTableModeFirstLastFollowRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(seed(t), 7))
+	s := &Spec{Name: "j", Topics: []string{"in"}, Time: Path{"after", "created_at"}, GroupBy: []Path{{"after", "shop"}},
+		Window: WindowSpec{Type: Tumbling, Size: time.Minute, Grace: time.Hour}, Mode: ModeTable, Output: "out",
+		Aggs: []AggSpec{{Name: "first", Fn: FnFirst, Field: Path{"after", "v"}}, {Name: "last", Fn: FnLast, Field: Path{"after", "v"}}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		shop, t int64
+		v       string
+		seq     uint64 // of the change that wrote the current image
+	}
+	base := int64(1_700_000_000) * sec
+	check := func(name string, p *Processor, table map[int]row) {
+		t.Helper()
+		p.AdvanceTo(base + 100*60*sec)
+		res, _ := p.TakeResults()
+		got := map[string]string{}
+		for _, r := range res {
+			if r.Events > 0 {
+				got[resultKey(r.Group, r.Start)] = valuesText(r.Aggs)
+			}
+		}
+		first, last := map[string]row{}, map[string]row{}
+		for _, r := range table {
+			k := resultKey([]Value{Long(r.shop)}, floorDiv(r.t, 60*sec)*60*sec)
+			if f, ok := first[k]; !ok || r.t < f.t || r.t == f.t && r.seq < f.seq {
+				first[k] = r
+			}
+			if l, ok := last[k]; !ok || r.t > l.t || r.t == l.t && r.seq > l.seq {
+				last[k] = r
+			}
+		}
+		want := map[string]string{}
+		for k := range first {
+			want[k] = valuesText([]Value{String(first[k].v), String(last[k].v)})
+		}
+		t.Run(name, func(t *testing.T) { compareResults(t, got, want) })
+	}
+	run := func(name string, ops func(add func(id int, r row), del func(id int))) {
+		p := NewProcessor(s)
+		table := map[int]row{}
+		seq := uint64(0)
+		rec := func(id int, r row, sign int64) {
+			seq++
+			if err := p.Add(Rec{Group: []Value{Long(r.shop)}, T: r.t, Sign: sign, Seq: seq, Row: uint64(id) + 1,
+				Vals: []Value{String(r.v), String(r.v)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		del := func(id int) {
+			if old, ok := table[id]; ok {
+				rec(id, old, -1)
+				delete(table, id)
+			}
+		}
+		add := func(id int, r row) { // insert, or update (retract the old image first)
+			del(id)
+			rec(id, r, 1)
+			r.seq = seq
+			table[id] = r
+		}
+		ops(add, del)
+		check(name, p, table)
+	}
+	// Rows x, y, x of one time: last is the second x; without the first x, first is y.
+	run("ties", func(add func(int, row), del func(int)) {
+		for id, v := range []string{"x", "y", "x"} {
+			add(id, row{shop: 1, t: base, v: v})
+			add(10+id, row{shop: 2, t: base, v: v})
+		}
+		del(10)
+	})
+	// Random inserts, updates and deletes over few times and values: ties everywhere.
+	run("random", func(add func(int, row), del func(int)) {
+		for i := 0; i < 3000; i++ {
+			id := rng.IntN(200)
+			if rng.IntN(4) == 0 {
+				del(id)
+				continue
+			}
+			add(id, row{shop: rng.Int64N(3), t: base + rng.Int64N(6)*20*sec, v: string(rune('a' + rng.IntN(3)))})
+		}
+	})
+}

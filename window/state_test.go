@@ -104,14 +104,21 @@ func TestRestoreFromChangelogContinuesExactly(t *testing.T) {
 func TestRecCodecRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed(t), 10))
 	for _, r := range genEvents(rng, 200, sec) {
+		r.Row = rng.Uint64()
 		o := Origin{Topic: "shop.public.orders", Partition: 3, Offset: int64(r.Seq) * 7}
 		b := marshalRec(nil, &r, o)
 		got, go2, err := unmarshalRec(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.T != r.T || got.Sign != r.Sign || valuesText(got.Group) != valuesText(r.Group) || valuesText(got.Vals) != valuesText(r.Vals) || go2 != o {
+		if got.T != r.T || got.Sign != r.Sign || got.Row != r.Row || valuesText(got.Group) != valuesText(r.Group) || valuesText(got.Vals) != valuesText(r.Vals) || go2 != o {
 			t.Fatalf("round trip: %+v / %+v, want %+v / %+v", got, go2, r, o)
+		}
+		// A record of format 1 (written before rows were carried) reads with no row.
+		v1 := append([]byte{1}, marshalRec(nil, &Rec{T: r.T, Sign: r.Sign, Group: r.Group, Vals: r.Vals}, o)[1:]...)
+		v1 = v1[:len(v1)-1] // its row (0) is one byte
+		if got, go1, err := unmarshalRec(v1); err != nil || got.Row != 0 || got.T != r.T || go1 != o {
+			t.Fatalf("format 1: %+v / %+v, %v", got, go1, err)
 		}
 		for n := 0; n < len(b); n++ {
 			if _, _, err := unmarshalRec(b[:n]); err == nil {
