@@ -23,7 +23,7 @@ const (
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultStatusInterval    = 5 * time.Second
 	DefaultSlotStatsInterval = 15 * time.Second
-	DefaultTxMemoryLimit     = 16 << 20
+	DefaultTxMemoryLimit     = 8 << 20
 	DefaultBatchMaxEvents    = 10000
 
 	DefaultMySQLHeartbeatInterval = 5 * time.Second

@@ -32,10 +32,10 @@ pipelines:
 		yaml string
 		want int64
 	}{
-		{"streaming postgres", head + one("a", "    snapshot: never\n"), 48*MiB + 16*MiB + 16*MiB + 16*MiB},
-		{"postgres with snapshots", head + one("a", ""), 48*MiB + 16*MiB + 16*MiB + 16*MiB + 2*32*MiB*2},
+		{"streaming postgres", head + one("a", "    snapshot: never\n"), 48*MiB + 16*MiB + 16*MiB + 8*MiB},
+		{"postgres with snapshots", head + one("a", ""), 48*MiB + 16*MiB + 16*MiB + 8*MiB + 2*32*MiB*2},
 		{"two pipelines, one tuned", head + one("a", "    snapshot: never\n") + one("b", "    snapshot: never\n    batch: {max_bytes: 4MiB}\n"),
-			48*MiB + 2*(16*MiB+16*MiB) + 16*MiB + 4*MiB},
+			48*MiB + 2*(16*MiB+8*MiB) + 16*MiB + 4*MiB},
 		{"mysql", head + "  - name: m\n    source: {mysql: {dsn: \"u@tcp(h:3306)/db\", server_id: 77, tables: [db.t]}}\n    snapshot: never\n",
 			48*MiB + 16*MiB + 16*MiB + 16*MiB},
 	}
