@@ -139,15 +139,11 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 		}
 	}
 	if alone {
-		if err := s.flush(ctx); err != nil {
+		if err := s.produceAlone(ctx, rec); err != nil {
 			return err
 		}
-	}
-	s.produce(rec)
-	if alone {
-		if err := s.flush(ctx); err != nil {
-			return err
-		}
+	} else {
+		s.produce(rec)
 	}
 	if s.cfg.Tombstones && s.rec.Op == change.OpDelete && rec.Key != nil {
 		// The delete's tombstone: the same topic and key (never written again), no value.
@@ -166,7 +162,17 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	return nil
 }
 
-// flush waits until every record produced so far was answered (inside the transaction).
+// produceAlone produces r in a producer batch of its own: it flushes what was produced before
+// it, then r itself (inside the transaction).
+func (s *Sink) produceAlone(ctx context.Context, r *kgo.Record) error {
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	s.produce(r)
+	return s.flush(ctx)
+}
+
+// flush waits until every record produced so far was answered.
 func (s *Sink) flush(ctx context.Context) error {
 	if err := s.cl.Flush(ctx); err != nil {
 		s.countKafkaError("flush")

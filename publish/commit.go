@@ -40,9 +40,8 @@ func (s *Sink) Commit(ctx context.Context) error {
 	if s.cfg.ExactlyOnce {
 		s.produce(offRec)
 	}
-	if err := s.cl.Flush(ctx); err != nil {
-		s.countKafkaError("flush")
-		return &KafkaError{fmt.Errorf("flushing records: %w", err)}
+	if err := s.flush(ctx); err != nil {
+		return err
 	}
 	s.errMu.Lock()
 	perr := s.firstErr

@@ -21,12 +21,24 @@ import (
 
 func newSink(t testing.TB, cfg Config) (*Sink, *kfake.Cluster) {
 	t.Helper()
+	c, _ := newCluster(t)
+	return openSink(t, c, cfg, NewMemory()), c
+}
+
+// newCluster starts an in-process Kafka and returns an admin client of it.
+func newCluster(t testing.TB) (*kfake.Cluster, *kadm.Client) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return openSink(t, c, cfg, NewMemory()), c
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, kadm.NewClient(cl)
 }
 
 // openSink opens a sink (a session) on cluster c with the pipeline's memory mem.
@@ -188,15 +200,8 @@ func checkOnlyLargeDeadLettered(t *testing.T, c *kfake.Cluster, small, large str
 // it fails, not only the large one. The next session must dead-letter only the record that is
 // too large: a small change that shared its batch goes to its topic.
 func TestBrokerRefusalDeadLettersOnlyTheLargeRecord(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, adm := newCluster(t)
 	ctx := context.Background()
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	const topic = "p.public.docs"
 	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kadm.StringPtr("100000")}, topic); err != nil {
 		t.Fatal(err)
@@ -230,15 +235,9 @@ func TestBrokerRefusalDeadLettersOnlyTheLargeRecord(t *testing.T) {
 // fits): the record that shared the refused batch is produced alone next time and passes;
 // the large one, refused alone, is dead-lettered by the session after.
 func TestBrokerRefusalOfARecordThatSeemsToFit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, adm := newCluster(t)
 	ctx := context.Background()
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	defer cl.Close()
-	created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "p.public.docs")
+	created, err := adm.CreateTopic(ctx, 1, 1, nil, "p.public.docs")
 	if err != nil {
 		t.Fatal(err)
 	}

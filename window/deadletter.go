@@ -1,7 +1,6 @@
 package window
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -65,15 +64,13 @@ func (j *Job) deadLetter(r *kgo.Record, class string, cause error, now time.Time
 	return &kgo.Record{Topic: j.spec.DeadLetter, Key: r.Key, Value: r.Value, Headers: headers}
 }
 
-// createDeadLetterTopic creates the job's dead-letter topic if it does not exist: one
-// partition (one order), kept forever, as the pipelines' dead-letter topics.
-func (j *Job) createDeadLetterTopic(ctx context.Context, create func(topic string, n int32, cfg map[string]*string) error) error {
-	if j.spec.DeadLetter == "" {
-		return nil
-	}
+// DeadLetterTopicConfig is the configuration a job's dead-letter topic is created with (it
+// has one partition, one order): kept forever, as the pipelines' dead-letter topics, taking
+// records up to maxMessageBytes (0: the broker's default).
+func DeadLetterTopicConfig(maxMessageBytes int) map[string]*string {
 	cfg := map[string]*string{"retention.ms": kadm.StringPtr("-1")}
-	if j.cfg.MaxMessageBytes > 0 {
-		cfg["max.message.bytes"] = kadm.StringPtr(strconv.Itoa(j.cfg.MaxMessageBytes))
+	if maxMessageBytes > 0 {
+		cfg["max.message.bytes"] = kadm.StringPtr(strconv.Itoa(maxMessageBytes))
 	}
-	return create(j.spec.DeadLetter, 1, cfg)
+	return cfg
 }

@@ -18,6 +18,23 @@ import (
 // in the registry's wire format, and one whose Avro body ends early.
 func produceUnprocessable(t *testing.T, ctx context.Context, cl *kgo.Client, srcl *sr.Client, input string, at time.Time) {
 	t.Helper()
+	rec := updateWithoutBefore(t, ctx, srcl, input, at)
+	short := append([]byte{}, rec.Value[:8]...)
+	for _, r := range []*kgo.Record{
+		{Topic: input, Key: rec.Key, Value: rec.Value},
+		{Topic: input, Key: []byte("k"), Value: []byte(`{"not":"avro"}`)},
+		{Topic: input, Key: []byte("k"), Value: short},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// updateWithoutBefore encodes, as cdcd would, an update of order 1 under the default replica
+// identity: no before image.
+func updateWithoutBefore(t *testing.T, ctx context.Context, srcl *sr.Client, input string, at time.Time) encode.Record {
+	t.Helper()
 	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",
 		TopicOverrides: map[string]string{"public.orders": input}}, encode.NewSRRegistry(srcl))
 	if err != nil {
@@ -29,16 +46,7 @@ func produceUnprocessable(t *testing.T, ctx context.Context, cl *kgo.Client, src
 	if err := enc.Encode(ctx, &ev, &rec); err != nil {
 		t.Fatal(err)
 	}
-	short := append([]byte{}, rec.Value[:8]...)
-	for _, r := range []*kgo.Record{
-		{Topic: input, Key: rec.Key, Value: rec.Value},
-		{Topic: input, Key: []byte("k"), Value: []byte(`{"not":"avro"}`)},
-		{Topic: input, Key: []byte("k"), Value: short},
-	} {
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return rec
 }
 
 // With a dead-letter topic, a table-mode job sends the records it can never process there,

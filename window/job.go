@@ -100,6 +100,8 @@ type Job struct {
 	// in this attempt. Until then the job is not running.
 	joined bool
 	phase  string // the phase last reported (owned by the run loop)
+	// dlqLogged is when dead letters were last logged (owned by the run loop).
+	dlqLogged time.Time
 
 	stats stats // see Stats
 }
@@ -417,7 +419,10 @@ func (j *Job) createTopics(ctx context.Context) error {
 			return err
 		}
 	}
-	return j.createDeadLetterTopic(ctx, create)
+	if j.spec.DeadLetter != "" {
+		return create(j.spec.DeadLetter, 1, DeadLetterTopicConfig(j.cfg.MaxMessageBytes))
+	}
+	return nil
 }
 
 // partitioner sends changelog and repartition records to the partition set on them (the
@@ -592,6 +597,9 @@ func (j *Job) loop(ctx context.Context) error {
 					failure = &FatalError{fmt.Errorf("%w (or set on_error: dlq to send such records to a dead-letter topic and go on)", err)}
 				default:
 					counts.dlq++
+					if counts.dlqCause == nil {
+						counts.dlqCause = err
+					}
 					produce(j.deadLetter(r, class, err, now))
 				}
 				return
@@ -637,6 +645,12 @@ func (j *Job) loop(ctx context.Context) error {
 			return fmt.Errorf("kafka: ending the transaction: %w", err)
 		}
 		j.ended(counts, committed)
+		if committed && counts.dlq > 0 && now.Sub(j.dlqLogged) >= time.Minute {
+			// One line a minute at most: a schema change can dead-letter every record.
+			j.dlqLogged = now
+			j.log.Warn("window job dead-lettered input records it can never process; they count in no window (cdcd_window_dead_letters_total counts them all)",
+				"records", counts.dlq, "topic", j.spec.DeadLetter, "first_cause", counts.dlqCause.Error())
+		}
 		if !committed {
 			// The consumer rewound to the committed offsets: so must the state.
 			j.log.Debug("transaction aborted; restoring state from the changelog")
@@ -935,16 +949,19 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 	}
 	n := len(out)
 	out, err := j.x.extract(p, r.Value[5:], uint64(r.Offset), out)
-	if row := rowID(r.Key); row != 0 && j.spec.Mode == ModeTable {
-		for i := n; i < len(out); i++ {
-			out[i].Row = row
-		}
-	}
-	if errors.Is(err, errShort) {
-		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w; fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
-	}
 	if err != nil {
-		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w", j.spec.Name, r.Topic, r.Partition, r.Offset, err)
+		fix := ""
+		if errors.Is(err, errShort) {
+			fix = "; fix: keep other writers off cdcd's change topics"
+		}
+		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w%s", j.spec.Name, r.Topic, r.Partition, r.Offset, err, fix)
+	}
+	if j.spec.Mode == ModeTable { // first and last follow rows there (see Rec.Row)
+		if row := rowID(r.Key); row != 0 {
+			for i := n; i < len(out); i++ {
+				out[i].Row = row
+			}
+		}
 	}
 	return out, nil
 }

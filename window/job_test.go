@@ -468,18 +468,7 @@ func TestJobTableModeWithoutBeforeImageStops(t *testing.T) {
 	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
 	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
-	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",
-		TopicOverrides: map[string]string{"public.orders": input}}, encode.NewSRRegistry(srcl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// An update under the default replica identity: no before image.
-	ev := change.Event{Op: change.OpUpdate, Table: ordersTable, Pos: change.Position{Tx: 9}, CommitTime: at, TxID: "2",
-		After: []change.Value{{State: change.Present, Int: 1}, {State: change.Present, Int: 1}, {State: change.Present, Str: "2.00"}}}
-	var rec encode.Record
-	if err := enc.Encode(ctx, &ev, &rec); err != nil {
-		t.Fatal(err)
-	}
+	rec := updateWithoutBefore(t, ctx, srcl, input, at)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: input, Key: rec.Key, Value: rec.Value}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,10 @@ type Stats struct {
 }
 
 // txnCounts are one transaction's records, added to Stats when it commits.
-type txnCounts struct{ in, out, late, dlq uint64 }
+type txnCounts struct {
+	in, out, late, dlq uint64
+	dlqCause           error // the transaction's first dead letter's cause
+}
 
 // stats is written by the run loop and read by Stats from any goroutine.
 type stats struct {

@@ -186,6 +186,6 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 		create(w.Late.Topic, outParts, nil)
 	}
 	if w.DLQ.Topic != "" {
-		create(w.DLQ.Topic, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")})
+		create(w.DLQ.Topic, 1, window.DeadLetterTopicConfig(int(cfg.Kafka.MaxMessageBytes.N)))
 	}
 }

@@ -273,8 +273,9 @@ func createTopic(ctx context.Context, broker, topic string, partitions int) erro
 	return nil
 }
 
-// cleanupWindow deletes the consumer groups and Kafka Streams' internal topics.
-func (s *suite) cleanupWindow(ctx context.Context, groups []string, appID string) {
+// kafkaCleanup runs fn with an admin client, for a minute at most and even after ctx ended,
+// unless -keep.
+func (s *suite) kafkaCleanup(ctx context.Context, fn func(cctx context.Context, cl *kgo.Client, adm *kadm.Client)) {
 	if s.o.keep {
 		return
 	}
@@ -282,43 +283,50 @@ func (s *suite) cleanupWindow(ctx context.Context, groups []string, appID string
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.o.kafka))
 	if err != nil {
+		logf("cleanup: %v", err)
 		return
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	res, err := adm.DeleteGroups(cctx, groups...)
-	if err != nil {
-		logf("cleanup: deleting groups %v: %v", groups, err)
-	}
-	for _, r := range res {
-		if errors.Is(r.Err, kerr.NonEmptyGroup) {
-			// Kafka Streams' consumer does not leave its group on close: its member would stay
-			// until its session times out. Remove it, then delete the group.
-			if err = removeMembers(cctx, cl, adm, r.Group); err == nil {
-				var again kadm.DeleteGroupResponses
-				if again, err = adm.DeleteGroups(cctx, r.Group); err == nil {
-					err = again.Error()
+	fn(cctx, cl, kadm.NewClient(cl))
+}
+
+// cleanupWindow deletes the consumer groups and Kafka Streams' internal topics.
+func (s *suite) cleanupWindow(ctx context.Context, groups []string, appID string) {
+	s.kafkaCleanup(ctx, func(cctx context.Context, cl *kgo.Client, adm *kadm.Client) {
+		res, err := adm.DeleteGroups(cctx, groups...)
+		if err != nil {
+			logf("cleanup: deleting groups %v: %v", groups, err)
+		}
+		for _, r := range res {
+			if errors.Is(r.Err, kerr.NonEmptyGroup) {
+				// Kafka Streams' consumer does not leave its group on close: its member would stay
+				// until its session times out. Remove it, then delete the group.
+				if err = removeMembers(cctx, cl, adm, r.Group); err == nil {
+					var again kadm.DeleteGroupResponses
+					if again, err = adm.DeleteGroups(cctx, r.Group); err == nil {
+						err = again.Error()
+					}
+				}
+				r.Err = err
+			}
+			if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+				logf("cleanup: deleting group %s: %v", r.Group, r.Err)
+			}
+		}
+		if ts, err := adm.ListTopics(cctx); err == nil {
+			var internal []string
+			for _, t := range ts.Names() {
+				if strings.HasPrefix(t, appID+"-") {
+					internal = append(internal, t)
 				}
 			}
-			r.Err = err
-		}
-		if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
-			logf("cleanup: deleting group %s: %v", r.Group, r.Err)
-		}
-	}
-	if ts, err := adm.ListTopics(cctx); err == nil {
-		var internal []string
-		for _, t := range ts.Names() {
-			if strings.HasPrefix(t, appID+"-") {
-				internal = append(internal, t)
+			if len(internal) > 0 {
+				if _, err := adm.DeleteTopics(cctx, internal...); err != nil {
+					logf("cleanup: deleting %v: %v", internal, err)
+				}
 			}
 		}
-		if len(internal) > 0 {
-			if _, err := adm.DeleteTopics(cctx, internal...); err != nil {
-				logf("cleanup: deleting %v: %v", internal, err)
-			}
-		}
-	}
+	})
 }
 
 // removeMembers removes every member of group from it (LeaveGroup on their behalf).

@@ -493,36 +493,27 @@ func (s *suite) runRestoreBench(ctx context.Context) (restoreResult, error) {
 // cleanupRestoreTopics deletes BenchmarkRestore's topics whose job was named between from and to
 // (the benchmark names its job restore_bench_<UnixNano>), left by a run that did not finish.
 func (s *suite) cleanupRestoreTopics(ctx context.Context, from, to time.Time) {
-	if s.o.keep {
-		return
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.o.kafka))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ts, err := adm.ListTopics(cctx)
-	if err != nil {
-		logf("cleanup: listing topics: %v", err)
-		return
-	}
-	var del []string
-	for _, t := range ts.Names() {
-		if m := restoreTopicRe.FindStringSubmatch(t); m != nil {
-			if ns, err := strconv.ParseInt(m[1], 10, 64); err == nil && ns >= from.UnixNano() && ns <= to.UnixNano() {
-				del = append(del, t)
+	s.kafkaCleanup(ctx, func(cctx context.Context, _ *kgo.Client, adm *kadm.Client) {
+		ts, err := adm.ListTopics(cctx)
+		if err != nil {
+			logf("cleanup: listing topics: %v", err)
+			return
+		}
+		var del []string
+		for _, t := range ts.Names() {
+			if m := restoreTopicRe.FindStringSubmatch(t); m != nil {
+				if ns, err := strconv.ParseInt(m[1], 10, 64); err == nil && ns >= from.UnixNano() && ns <= to.UnixNano() {
+					del = append(del, t)
+				}
 			}
 		}
-	}
-	if len(del) > 0 {
-		logf("cleanup: deleting %v", del)
-		if _, err := adm.DeleteTopics(cctx, del...); err != nil {
-			logf("cleanup: deleting %v: %v", del, err)
+		if len(del) > 0 {
+			logf("cleanup: deleting %v", del)
+			if _, err := adm.DeleteTopics(cctx, del...); err != nil {
+				logf("cleanup: deleting %v: %v", del, err)
+			}
 		}
-	}
+	})
 }
 
 // fmtBytes: "812 B", "3.4 KiB", "12.0 MiB", "1.20 GiB".
