@@ -4,7 +4,8 @@
 # Default (BENCH_MODE=suite): cdcd side by side with Debezium 3.6.1 (Kafka Connect standalone)
 # and Kafka Streams, and with each source's own reader as the limit, scenario by scenario:
 #   1 PostgreSQL backlog catch-up (pg_recvlogical beside it)   2 steady 1k/5k/20k rows/s, single-
-#   row and 10-row transactions (latency)   3 initial snapshot (COPY binary beside it)   4 one big
+#   row and 10-row transactions (latency; beside it a bare slot consumer alone, then writing
+#   straight to Kafka with and without transactions: -no-bare skips those two)   3 initial snapshot (COPY binary beside it)   4 one big
 #   transaction   5 MariaDB binlog catch-up (go-mysql BinlogSyncer beside it)   6 window stage vs
 #   Kafka Streams, state bytes per key, and the restore of -restore-keys (1M) keys of window state
 #   (window.BenchmarkRestore; CDCD_BENCH_RESTORE_KEYS sets the default)   7 MariaDB initial

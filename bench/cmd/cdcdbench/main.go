@@ -58,6 +58,7 @@ type options struct {
 	repeat     int
 	profile    bool
 	noBaseline bool
+	noBare     bool
 	noLatency  bool
 	verify     bool
 	keep       bool
@@ -107,6 +108,7 @@ func main() {
 	flag.IntVar(&o.repeat, "repeat", 2, "measured rounds")
 	flag.BoolVar(&o.profile, "profile", false, "add one catch-up round with a CPU/heap-profiling build of cdcd")
 	flag.BoolVar(&o.noBaseline, "no-baseline", false, "skip the pg_recvlogical baseline")
+	flag.BoolVar(&o.noBare, "no-bare", false, "suite, scenario 2: skip the bare slot consumer → Kafka pipelines (transactional and not) beside the bare slot consumer")
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the latency phase")
 	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")
 	flag.BoolVar(&o.keep, "keep", false, "keep databases, slots, topics and subjects (for inspection)")

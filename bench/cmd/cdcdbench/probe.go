@@ -20,6 +20,8 @@ import (
 type slotProbe struct {
 	firstID int64
 	n       int
+	// bare, if set, gets every row on receipt (measureBare).
+	bare *barePipeline
 
 	mu      sync.Mutex
 	recv    []int64
@@ -120,6 +122,9 @@ func (p *slotProbe) run(ctx context.Context, dsn, slot, publication string, read
 					continue
 				}
 				ts, _ := time.Parse("2006-01-02 15:04:05.999999-07", string(m.Tuple.Columns[cCol].Data))
+				if p.bare != nil {
+					p.bare.add(id, string(m.Tuple.Columns[cCol].Data))
+				}
 				p.note(id, now, ts)
 			case *pglogrepl.CommitMessage:
 				flushed = m.TransactionEndLSN

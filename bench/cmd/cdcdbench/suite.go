@@ -67,7 +67,10 @@ type scenarioResult struct {
 	CDCD     *toolResult
 	Debezium *toolResult
 	Limit    *toolResult
-	Notes    []string
+	// Bare: scenario 2's bare slot consumer followed by a bare Kafka producer, transactional
+	// and not (measureBare): what Kafka adds at that load, with and without transactions.
+	Bare  []*toolResult
+	Notes []string
 }
 
 // suite is everything one -suite run measured.
@@ -365,6 +368,17 @@ func (s *suite) steadyLimit(ctx context.Context, phases func(yield func(rate, tx
 		logResult(sc, sc.Limit)
 		nextID += 10_000_000
 		i++
+		for _, txn := range []bool{true, false} {
+			if o.noBare || ctx.Err() != nil {
+				break
+			}
+			logf("limit: bare slot consumer → Kafka (transactional %v), steady %d rows/s in %s", txn, rate, txShape(txRows))
+			r := measureBare(ctx, o, dsn, fmt.Sprintf("%s_%d", name, i), name, nextID, rate, txRows, txn)
+			sc.Bare = append(sc.Bare, r)
+			logResult(sc, r)
+			nextID += 10_000_000
+			i++
+		}
 	})
 }
 
