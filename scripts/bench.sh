@@ -46,4 +46,9 @@ if [[ "${BENCH_MODE:-suite}" == rounds ]]; then
 	"$tmp/cdcdbench" "${args[@]}" "$@"
 	exit 0
 fi
-"$tmp/cdcdbench" -suite -suite-timeout "${BENCH_TIMEOUT:-40m}" "$@"
+# The stack's broker, so the steady phases can note its JVM's pauses (jstat).
+kafka_pid=""
+if [[ -f "${CDCD_STACK_DIR:-.stack}/kafka/kafka.pid" ]]; then
+	kafka_pid=$(cat "${CDCD_STACK_DIR:-.stack}/kafka/kafka.pid")
+fi
+"$tmp/cdcdbench" -suite -suite-timeout "${BENCH_TIMEOUT:-40m}" -kafka-pid "${kafka_pid:-0}" "$@"

@@ -184,6 +184,7 @@ func measureBare(ctx context.Context, o options, dsn, slot, publication string, 
 		return failed(tool, err)
 	}
 	time.Sleep(500 * time.Millisecond) // the consumer's first fetch
+	gc0, gcAt := sampleBrokerGC(ctx, o.kafkaPID), time.Now()
 	if err := wr.run(ctx); err != nil {
 		return failed(tool, err)
 	}
@@ -208,6 +209,7 @@ wait:
 			break wait
 		}
 	}
+	gcNote := brokerGCNote(gc0, sampleBrokerGC(ctx, o.kafkaPID), time.Since(gcAt))
 	cancel()
 	<-consumed
 	if got := lc.received(); got < acked {
@@ -243,6 +245,9 @@ wait:
 	}
 	if acked < n {
 		r.Notes = append(r.Notes, fmt.Sprintf("the writer reached only %d of %d rows within %s (+5 s)", acked, n, o.latDur))
+	}
+	if gcNote != "" {
+		r.Notes = append(r.Notes, gcNote)
 	}
 	return r
 }

@@ -59,6 +59,7 @@ type options struct {
 	profile    bool
 	noBaseline bool
 	noBare     bool
+	kafkaPID   int
 	noLatency  bool
 	verify     bool
 	keep       bool
@@ -108,6 +109,7 @@ func main() {
 	flag.IntVar(&o.repeat, "repeat", 2, "measured rounds")
 	flag.BoolVar(&o.profile, "profile", false, "add one catch-up round with a CPU/heap-profiling build of cdcd")
 	flag.BoolVar(&o.noBaseline, "no-baseline", false, "skip the pg_recvlogical baseline")
+	flag.IntVar(&o.kafkaPID, "kafka-pid", 0, "suite, scenario 2: the broker's process id; each steady phase then notes its JVM's garbage-collection pauses (jstat), 0 = none")
 	flag.BoolVar(&o.noBare, "no-bare", false, "suite, scenario 2: skip the bare slot consumer → Kafka pipelines (transactional and not) beside the bare slot consumer")
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the latency phase")
 	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")

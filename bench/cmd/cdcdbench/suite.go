@@ -523,6 +523,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // the consumer's first fetch
+	gc0, gcAt := sampleBrokerGC(ctx, o.kafkaPID), time.Now()
 	werr := wr.run(ctx)
 	var cerr error
 	if werr != nil {
@@ -558,6 +559,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		tk.Stop()
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	gcNote := brokerGCNote(gc0, sampleBrokerGC(ctx, o.kafkaPID), time.Since(gcAt))
 	var probeNote string
 	var beside *quantiles
 	if probe != nil {
@@ -622,6 +624,9 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		if after, err := ct.d.scrape(ctx); err == nil {
 			r.Notes = append(r.Notes, kafkaTxnNote(before, after, ct.name, n))
 		}
+	}
+	if gcNote != "" {
+		r.Notes = append(r.Notes, gcNote)
 	}
 	return r
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// Output of `jstat -gc` on the stack's broker (Java 17, G1).
+const jstatSample = `    S0C         S1C         S0U         S1U          EC           EU           OC           OU          MC         MU       CCSC      CCSU     YGC     YGCT     FGC    FGCT     CGC    CGCT       GCT   
+        0.0      3072.0         0.0      2504.0     201728.0       9216.0     319488.0     258886.5    60352.0    59103.0    7488.0    6687.2    724    15.516     0     0.000   129     2.453    17.969
+`
+
+func TestParseJstatGC(t *testing.T) {
+	s := parseJstatGC(jstatSample)
+	if !s.ok || s.young != 724 || s.youngS != 15.516 || s.full != 0 || s.conc != 129 || s.conS != 2.453 {
+		t.Fatalf("parsed %+v", s)
+	}
+	for _, bad := range []string{"", "YGC YGCT\n", "YGC YGCT FGC FGCT CGC CGCT\n1 x 0 0 0 0\n", "YGC YGCT\n1\n"} {
+		if s := parseJstatGC(bad); s.ok {
+			t.Errorf("%q parsed as %+v", bad, s)
+		}
+	}
+}
+
+func TestBrokerGCNote(t *testing.T) {
+	a := gcSample{ok: true, young: 724, youngS: 15.516, conc: 129, conS: 2.453}
+	b := gcSample{ok: true, young: 734, youngS: 15.806, full: 1, fullS: 0.1, conc: 130, conS: 2.463}
+	want := "broker JVM during the phase: 10 young collections (mean pause 29 ms), 1 full, stopped 400 ms in all (2.0 % of the phase)"
+	if got := brokerGCNote(a, b, 20*time.Second); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := brokerGCNote(gcSample{}, b, time.Second); got != "" {
+		t.Errorf("without a first sample: %q", got)
+	}
+}
