@@ -283,3 +283,31 @@ func TestBrokerRefusalOfARecordThatSeemsToFit(t *testing.T) {
 	}
 	checkOnlyLargeDeadLettered(t, c, small, large)
 }
+
+// A failed produce is retried after 10 ms at first (franz-go's default is 250 ms, paid by every
+// transaction whose first produce meets CONCURRENT_TRANSACTIONS), doubling up to 5 s.
+func TestProduceRetryBackoff(t *testing.T) {
+	b := produceRetryBackoff()
+	within := func(fails int, want time.Duration) {
+		t.Helper()
+		for range 50 {
+			if d := b(fails); d < want*8/10 || d > want*12/10 {
+				t.Fatalf("after %d failures: %v, want %v ±20 %%", fails, d, want)
+			}
+		}
+	}
+	within(0, 10*time.Millisecond)
+	within(1, 10*time.Millisecond)
+	within(2, 20*time.Millisecond)
+	within(5, 160*time.Millisecond)
+	within(9, 2560*time.Millisecond)
+	within(10, 5*time.Second)
+	within(1000, 5*time.Second)
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		seen[b(3)] = true
+	}
+	if len(seen) < 2 {
+		t.Error("no jitter: every retry of the same count waits the same")
+	}
+}
