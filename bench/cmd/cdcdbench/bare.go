@@ -32,12 +32,11 @@ type barePipeline struct {
 	pending []bareRow
 	wake    chan struct{}
 	rounds  int
-	err     error
 }
 
 type bareRow struct {
 	id int64
-	c  string // pgoutput's text of the timestamptz
+	c  time.Time // the row's column c (its insert's clock_timestamp())
 }
 
 // bareRecordBytes is about the size of cdcd's records of the benchmark table (key + value).
@@ -50,7 +49,7 @@ func (b *barePipeline) label() string {
 	return "bare slot consumer → Kafka, no transactions"
 }
 
-func (b *barePipeline) add(id int64, c string) {
+func (b *barePipeline) add(id int64, c time.Time) {
 	b.mu.Lock()
 	b.pending = append(b.pending, bareRow{id, c})
 	b.mu.Unlock()
@@ -72,11 +71,19 @@ func (b *barePipeline) run(ctx context.Context) error {
 			errMu.Unlock()
 		}
 	}
+	failedProduce := func() error {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return ferr
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-b.wake:
+		}
+		if err := failedProduce(); err != nil {
+			return err // without transactions, a failed record is seen at the next round
 		}
 		b.mu.Lock()
 		batch, b.pending = b.pending, batch[:0]
@@ -91,11 +98,10 @@ func (b *barePipeline) run(ctx context.Context) error {
 		}
 		var last int64
 		for _, r := range batch {
-			ts, err := time.Parse("2006-01-02 15:04:05.999999-07", r.c)
-			if err != nil {
-				return fmt.Errorf("row %d: column c %q: %w", r.id, r.c, err)
+			if r.c.IsZero() {
+				return fmt.Errorf("row %d: column c could not be read as a timestamptz in pgoutput's text format", r.id)
 			}
-			v, _ := json.Marshal(map[string]any{"after": map[string]string{"c": ts.Format(time.RFC3339Nano)}, "pad": b.pad})
+			v, _ := json.Marshal(map[string]any{"after": map[string]string{"c": r.c.Format(time.RFC3339Nano)}, "pad": b.pad})
 			b.cl.Produce(ctx, &kgo.Record{Topic: b.topic, Key: fmt.Appendf(nil, `{"id":%d}`, r.id), Value: v}, promise)
 			last = r.id
 		}
@@ -106,10 +112,7 @@ func (b *barePipeline) run(ctx context.Context) error {
 		if err := b.cl.Flush(ctx); err != nil {
 			return err
 		}
-		errMu.Lock()
-		err := ferr
-		errMu.Unlock()
-		if err != nil {
+		if err := failedProduce(); err != nil {
 			return err
 		}
 		if err := b.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
@@ -219,19 +222,7 @@ wait:
 	r.Achieved = float64(acked) / r.Took.Seconds()
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	var fromIns, fromAck []time.Duration
-	for i := 0; i < n; i++ {
-		if rv := lc.recv[i]; rv != 0 {
-			if lc.srcTime[i] != 0 {
-				fromIns = append(fromIns, time.Duration(rv-lc.srcTime[i]))
-			}
-			if a := wr.ack[i]; a != 0 {
-				fromAck = append(fromAck, time.Duration(rv-a))
-			}
-		}
-	}
-	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
-	r.Lat, r.LatAck = &q1, &q2
+	r.setLatencies(lc.recv, lc.srcTime, wr.ack)
 	if lc.decodeEr != nil {
 		r.Notes = append(r.Notes, "decode error: "+lc.decodeEr.Error())
 	}

@@ -98,18 +98,8 @@ func TestLatencyTargetAgainstBareConsumer(t *testing.T) {
 		s := &suite{scenarios: []*scenarioResult{{ID: "2-5000x1", Kind: "latency", Title: "steady 5k",
 			CDCD:  &toolResult{Tool: "cdcd", Rows: 100, Took: time.Second, Lat: q(549)},
 			Limit: &toolResult{Tool: "bare slot consumer", Rows: 100, Took: time.Second, Lat: q(c.bare)}}}}
-		found := false
-		for _, row := range s.targets() {
-			line := "| " + strings.Join(row[:], " | ") + " |"
-			if strings.HasPrefix(line, "| p99") {
-				found = true
-				if line != c.want {
-					t.Errorf("got  %s\nwant %s", line, c.want)
-				}
-			}
-		}
-		if !found {
-			t.Error("no latency target")
+		if got := latencyTargetRow(t, s); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
 		}
 	}
 }
@@ -137,18 +127,20 @@ func TestLatencyTargetAgainstBareKafkaPipelines(t *testing.T) {
 				{Tool: "bare slot consumer → Kafka, transactional", Rows: 100, Took: time.Second, Lat: q(c.txn)},
 				{Tool: "bare slot consumer → Kafka, no transactions", Rows: 100, Took: time.Second, Lat: q(c.plain)},
 			}}}}
-		found := false
-		for _, row := range s.targets() {
-			line := "| " + strings.Join(row[:], " | ") + " |"
-			if strings.HasPrefix(line, "| p99") {
-				found = true
-				if line != c.want {
-					t.Errorf("got  %s\nwant %s", line, c.want)
-				}
-			}
-		}
-		if !found {
-			t.Error("no latency target")
+		if got := latencyTargetRow(t, s); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
 		}
 	}
+}
+
+// latencyTargetRow is the latency target's row of s's targets table, as the report prints it.
+func latencyTargetRow(t *testing.T, s *suite) string {
+	t.Helper()
+	for _, row := range s.targets() {
+		if line := "| " + strings.Join(row[:], " | ") + " |"; strings.HasPrefix(line, "| p99") {
+			return line
+		}
+	}
+	t.Fatal("no latency target")
+	return ""
 }

@@ -123,7 +123,7 @@ func (p *slotProbe) run(ctx context.Context, dsn, slot, publication string, read
 				}
 				ts, _ := time.Parse("2006-01-02 15:04:05.999999-07", string(m.Tuple.Columns[cCol].Data))
 				if p.bare != nil {
-					p.bare.add(id, string(m.Tuple.Columns[cCol].Data))
+					p.bare.add(id, ts)
 				}
 				p.note(id, now, ts)
 			case *pglogrepl.CommitMessage:
@@ -212,19 +212,7 @@ wait:
 	}
 	r := &toolResult{Tool: tool, Rows: acked, Took: wr.finished.Sub(wr.started), CPU: -1}
 	r.Achieved = float64(acked) / r.Took.Seconds()
-	var fromIns, fromAck []time.Duration
-	for i := 0; i < p.n; i++ {
-		if rv := p.recv[i]; rv != 0 {
-			if p.srcTime[i] != 0 {
-				fromIns = append(fromIns, time.Duration(rv-p.srcTime[i]))
-			}
-			if a := wr.ack[i]; a != 0 {
-				fromAck = append(fromAck, time.Duration(rv-a))
-			}
-		}
-	}
-	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
-	r.Lat, r.LatAck = &q1, &q2
+	r.setLatencies(p.recv, p.srcTime, wr.ack)
 	r.Notes = []string{"pglogrepl on a temporary pgoutput slot, rows stamped on receipt: PostgreSQL's part of the latency"}
 	if acked < p.n {
 		r.Notes = append(r.Notes, fmt.Sprintf("the writer reached only %d of %d rows within %s (+5 s)", acked, p.n, o.latDur))

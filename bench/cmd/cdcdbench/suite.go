@@ -38,6 +38,26 @@ type toolResult struct {
 
 func (r *toolResult) ok() bool { return r != nil && r.Status == "" }
 
+// setLatencies sets r's latency quantiles from per-row receipt times (index = id - firstID, 0 =
+// not received): from the insert's clock_timestamp() (srcTime) and from the writer's commit
+// acknowledgement (ack). All in nanoseconds since the Unix epoch.
+func (r *toolResult) setLatencies(recv, srcTime, ack []int64) {
+	var fromIns, fromAck []time.Duration
+	for i, rv := range recv {
+		if rv == 0 {
+			continue
+		}
+		if srcTime[i] != 0 {
+			fromIns = append(fromIns, time.Duration(rv-srcTime[i]))
+		}
+		if a := ack[i]; a != 0 {
+			fromAck = append(fromAck, time.Duration(rv-a))
+		}
+	}
+	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
+	r.Lat, r.LatAck = &q1, &q2
+}
+
 func (r *toolResult) rowsPerSec() float64 {
 	if !r.ok() || r.Took <= 0 {
 		return 0
@@ -598,19 +618,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	var fromIns, fromAck []time.Duration
-	for i := 0; i < n; i++ {
-		if rv := lc.recv[i]; rv != 0 {
-			if lc.srcTime[i] != 0 {
-				fromIns = append(fromIns, time.Duration(rv-lc.srcTime[i]))
-			}
-			if a := wr.ack[i]; a != 0 {
-				fromAck = append(fromAck, time.Duration(rv-a))
-			}
-		}
-	}
-	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
-	r.Lat, r.LatAck = &q1, &q2
+	r.setLatencies(lc.recv, lc.srcTime, wr.ack)
 	if lc.decodeEr != nil {
 		r.Notes = append(r.Notes, "decode error: "+lc.decodeEr.Error())
 	}
