@@ -20,16 +20,17 @@ export CDCD_TEST_REGISTRY_AUTH ?= http://127.0.0.1:$(or $(CDCD_REGISTRY_AUTH_POR
 export CDCD_TEST_TLS_DIR ?= $(or $(CDCD_STACK_DIR),$(CURDIR)/.stack)/tls
 GOTEST_TIMEOUT ?= 45m
 
-.PHONY: all build test unit integration vet fmt-check alerts-test stack-up stack-down stack-status demo bench clean
+.PHONY: all build test unit integration vet fmt-check alerts-test stack-up stack-down stack-status demo demo-smoke bench clean
 
 all: build
 
 build:
 	$(GO_BUILD_FLAGS) -o bin/cdcd ./cmd/cdcd
 
-## test: bring the stack up if needed, then vet, the alert rules, and every test (unit +
-## integration) with -race.
-test: stack-up vet fmt-check alerts-test
+## test: bring the stack up if needed, run the demo briefly on it (a fresh stack in CI: the
+## first run a new user makes), then vet, the alert rules, and every test (unit + integration)
+## with -race.
+test: stack-up demo-smoke vet fmt-check alerts-test
 	go test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 	cd bench && go test -count=1 ./...
 
@@ -65,6 +66,11 @@ stack-status:
 ## demo: the stack, a demo database with writes, and cdcd streaming them; watch the records.
 demo: build stack-up
 	scripts/demo.sh
+
+## demo-smoke: the demo for a few seconds, failing unless the watcher read every change event
+## cdcd committed and the window job committed results.
+demo-smoke: build stack-up
+	DEMO_SECONDS=$${DEMO_SECONDS:-6} DEMO_CHECK=1 scripts/demo.sh
 
 bench: build stack-up
 	go test -run '^$$' -bench . -benchmem ./encode/ ./source/postgres/

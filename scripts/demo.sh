@@ -15,6 +15,9 @@
 #
 # Environment: CDCD_PG_PORT, CDCD_KAFKA_PORT, CDCD_REGISTRY_PORT, CDCD_STACK_DIR (as the stack),
 # CDCD_HTTP_LISTEN (default 127.0.0.1:9187), DEMO_SECONDS, DEMO_RATE (writes per second).
+# DEMO_CHECK=1 (`make demo-smoke`, part of `make test`): the demo fails unless the watcher read
+# exactly the change events of public.orders cdcd committed (at least one), the window job
+# committed at least one result, and cdcd exited cleanly.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +29,7 @@ registry="http://127.0.0.1:${CDCD_REGISTRY_PORT:-18081}/apis/ccompat/v7"
 listen="${CDCD_HTTP_LISTEN:-127.0.0.1:9187}"
 seconds="${DEMO_SECONDS:-30}"
 rate="${DEMO_RATE:-4}"
+check="${DEMO_CHECK:-0}"
 demo_dir="${CDCD_STACK_DIR:-$repo/.stack}/demo"
 log_file="$demo_dir/cdcd.log"
 topic=shop.public.orders
@@ -118,8 +122,14 @@ awk -v w="$window_yaml" '$0 == "windows: []" { print w; next } { print }' config
 exec 3>&1 4>&2
 cdcd_pid=""
 watch_pid=""
+watch_log="$demo_dir/watch.summary"
 cleaned=0
+orders=""
+results_n=""
+cdcd_clean=0
+watch_clean=0
 cleanup() {
+  local status=$?
   exec 1>&3 2>&4
   [ "$cleaned" = 1 ] && return
   cleaned=1
@@ -137,17 +147,41 @@ cleanup() {
       echo "[demo] cdcd did not exit within 15s; killing it"
       kill -KILL "$cdcd_pid" 2>/dev/null || true
     fi
-    wait "$cdcd_pid" 2>/dev/null && echo "[demo] cdcd exited cleanly" || echo "[demo] cdcd exited with status $?"
+    if wait "$cdcd_pid" 2>/dev/null; then
+      echo "[demo] cdcd exited cleanly"
+      cdcd_clean=1
+    else
+      echo "[demo] cdcd exited with status $?"
+    fi
     rm -f "$demo_dir/cdcd.pid"
   fi
   if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
     sleep 1 # let the watcher print the last committed records
     kill -TERM "$watch_pid" 2>/dev/null || true
   fi
-  if [ -n "$watch_pid" ] && ! wait "$watch_pid" 2>/dev/null; then
-    echo "[demo] the watcher failed (its error is above)"
+  if [ -n "$watch_pid" ]; then
+    if wait "$watch_pid" 2>/dev/null; then
+      watch_clean=1
+    else
+      echo "[demo] the watcher failed (its error is above)"
+    fi
   fi
   say "cdcd logs: $log_file"
+  if [ "$check" = 1 ] && [ "$status" = 0 ]; then
+    smoke_check || exit 1
+  fi
+}
+# smoke_check (DEMO_CHECK=1): what the watcher read against what cdcd committed.
+smoke_check() {
+  local seen
+  seen=$(awk -v t="$topic" '$1 == t { print $2 }' "$watch_log" 2>/dev/null)
+  say "smoke check: cdcd committed ${orders:-?} change event(s) of public.orders, the watcher read ${seen:-?}; ${results_n:-0} window result(s)"
+  [ "$cdcd_clean" = 1 ] || { echo "[demo] FAIL: cdcd did not exit cleanly (logs: $log_file)" >&2; return 1; }
+  [ "$watch_clean" = 1 ] || { echo "[demo] FAIL: the watcher failed (its error is above)" >&2; return 1; }
+  [ -n "$orders" ] && [ "$orders" -gt 0 ] || { echo "[demo] FAIL: cdcd committed no change event of public.orders" >&2; return 1; }
+  [ "$seen" = "$orders" ] || { echo "[demo] FAIL: the watcher read ${seen:-nothing}, cdcd committed $orders" >&2; return 1; }
+  [ -n "$results_n" ] && [ "$results_n" -gt 0 ] || { echo "[demo] FAIL: the window job committed no result" >&2; return 1; }
+  echo "[demo] smoke check passed"
 }
 trap cleanup EXIT
 trap 'echo "[demo] interrupted" >&3; exit 130' INT TERM
@@ -174,7 +208,9 @@ fi
 echo "[demo] $http/readyz: $(curl -s "$http/readyz")"
 
 say "watching $topic and the window results in $results (the same, by hand: go run ./scripts/demo/watch --brokers $kafka --registry $registry --topic $topic,$results)"
-setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic,$results" 3>&- 4>&- &
+# --summary: the watcher writes its counts there when it stops (the smoke check reads them).
+rm -f "$watch_log"
+setsid "$demo_dir/watch" --brokers "$kafka" --registry "$registry" --topic "$topic,$results" --summary "$watch_log" 3>&- 4>&- &
 watch_pid=$!
 
 say "writing to shop for ${seconds}s, about $rate changes a second (Ctrl-C stops early)"

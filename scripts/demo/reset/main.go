@@ -157,13 +157,48 @@ func forgetWindowJob(ctx context.Context, brokers []string, job string) error {
 	}
 	defer cl.Close()
 	group := "cdcd-window-" + job
-	resp, err := kadm.NewClient(cl).DeleteGroups(ctx, group)
-	if err != nil {
-		return fmt.Errorf("deleting consumer group %s: %w", group, err)
-	}
-	if r, ok := resp[group]; ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
-		return fmt.Errorf("deleting consumer group %s: %w (fix: stop every cdcd running the job first)", group, r.Err)
+	// A brand-new broker has no group coordinator until it created its offsets topic: the
+	// lookup and the deletion answer COORDINATOR_NOT_AVAILABLE (or LOADING) for a while, and
+	// kgo does not retry those. Retry any retriable error until the deadline.
+	for {
+		err := deleteGroup(ctx, kadm.NewClient(cl), group)
+		if err == nil {
+			break
+		}
+		if !retriable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (still retrying when the deadline passed: %v)", err, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	fmt.Printf("forgot window job %s: its internal topics and consumer group %s\n", job, group)
 	return nil
+}
+
+// deleteGroup deletes one consumer group; a group that does not exist is already deleted.
+func deleteGroup(ctx context.Context, adm *kadm.Client, group string) error {
+	resp, err := adm.DeleteGroups(ctx, group)
+	if err != nil {
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return nil
+		}
+		return fmt.Errorf("deleting consumer group %s: %w", group, err)
+	}
+	if r, ok := resp[group]; ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+		if retriable(r.Err) {
+			return fmt.Errorf("deleting consumer group %s: %w", group, r.Err)
+		}
+		return fmt.Errorf("deleting consumer group %s: %w (fix: stop every cdcd running the job first)", group, r.Err)
+	}
+	return nil
+}
+
+// retriable reports whether err holds a Kafka error the broker marks retriable (a coordinator
+// not available yet or loading, a leader moving).
+func retriable(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && ke.Retriable
 }

@@ -33,21 +33,33 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:19092", "comma-separated bootstrap brokers")
 	registry := flag.String("registry", "http://127.0.0.1:18081/apis/ccompat/v7", "Confluent-compatible schema registry URL")
 	topic := flag.String("topic", "shop.public.orders", "comma-separated topics to watch")
+	summary := flag.String("summary", "", "a file to write, on stop, one line per topic: TOPIC EVENTS TOMBSTONES")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var c counts
-	err := watch(ctx, strings.Split(*brokers, ","), *registry, strings.Split(*topic, ","), &c)
-	fmt.Printf("[watch] stopped: read %d change event(s) and %d tombstone(s)\n", c.events, c.tombstones)
+	topics := strings.Split(*topic, ",")
+	c := counts{events: map[string]int{}, tombstones: map[string]int{}}
+	err := watch(ctx, strings.Split(*brokers, ","), *registry, topics, &c)
+	var sum strings.Builder
+	for _, t := range topics {
+		fmt.Printf("[watch] stopped: %s: %d change event(s), %d tombstone(s)\n", t, c.events[t], c.tombstones[t])
+		fmt.Fprintf(&sum, "%s %d %d\n", t, c.events[t], c.tombstones[t])
+	}
+	if *summary != "" {
+		// scripts/demo.sh (DEMO_CHECK=1) compares it with what cdcd committed.
+		if werr := os.WriteFile(*summary, []byte(sum.String()), 0o644); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "[watch]", err)
 		os.Exit(1)
 	}
 }
 
-// counts are what the watcher read.
-type counts struct{ events, tombstones int }
+// counts are what the watcher read, by topic.
+type counts struct{ events, tombstones map[string]int }
 
 func watch(ctx context.Context, brokers []string, registry string, topics []string, c *counts) error {
 	cl, err := kgo.NewClient(
@@ -96,9 +108,9 @@ func watch(ctx context.Context, brokers []string, registry string, topics []stri
 				return
 			}
 			if r.Value == nil {
-				c.tombstones++
+				c.tombstones[r.Topic]++
 			} else {
-				c.events++
+				c.events[r.Topic]++
 			}
 			fmt.Println(line)
 		})
