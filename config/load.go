@@ -103,6 +103,7 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, &Error{File: name, Problems: append(l.probs, Problem{Line: doc.Line, Message: "the top level must be a mapping of keys (kafka, schema_registry, pipelines, ...)", Fix: "start from config.example.yaml"})}
 	}
 	l.expand(doc, "")
+	splitBrokers(doc)
 	l.checkKeys(doc, reflect.TypeOf(Config{}), "", 0)
 	var cfg Config
 	if err := doc.Decode(&cfg); err != nil {
@@ -715,4 +716,53 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	b.set(n.Value)
 	return nil
+}
+
+// splitBrokers lets kafka.brokers come from one comma-separated value (the usual container
+// pattern, brokers: ${KAFKA_BROKERS}): a scalar becomes a list, and each element of a list
+// that holds commas becomes several.
+func splitBrokers(doc *yaml.Node) {
+	var kafka *yaml.Node
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "kafka" && doc.Content[i+1].Kind == yaml.MappingNode {
+			kafka = doc.Content[i+1]
+		}
+	}
+	if kafka == nil {
+		return
+	}
+	for i := 0; i+1 < len(kafka.Content); i += 2 {
+		n := kafka.Content[i+1]
+		if kafka.Content[i].Value != "brokers" {
+			continue
+		}
+		var items []*yaml.Node
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if n.Tag == "!!null" || (n.Tag == "" && n.Value == "") {
+				continue
+			}
+			items = []*yaml.Node{n}
+		case yaml.SequenceNode:
+			items = n.Content
+		default:
+			continue
+		}
+		var out []*yaml.Node
+		for _, it := range items {
+			if it.Kind != yaml.ScalarNode || !strings.Contains(it.Value, ",") {
+				out = append(out, it)
+				continue
+			}
+			for _, b := range strings.Split(it.Value, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					out = append(out, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: b, Line: it.Line, Column: it.Column})
+				}
+			}
+		}
+		if n.Kind == yaml.ScalarNode && len(out) == 1 && out[0] == n {
+			out = []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: n.Value, Line: n.Line, Column: n.Column}}
+		}
+		*n = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle, Content: out, Line: n.Line, Column: n.Column}
+	}
 }

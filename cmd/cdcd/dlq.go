@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -10,44 +9,29 @@ import (
 	"github.com/cdcd-dev/cdcd/dlq"
 )
 
-// dlqCommand: cdcd dlq replay --config F --pipeline P [--from OFFSET] [--class C]
-func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]"
-	if len(args) == 0 || args[0] != "replay" {
-		fmt.Fprintln(stderr, usage)
-		return &exitError{2, errUsageShown}
-	}
-	fs := flag.NewFlagSet("cdcd dlq replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	name := fs.String("pipeline", "", "pipeline whose dead letters to replay")
-	from := fs.Int64("from", 0, "first dead-letter offset to consider")
-	class := fs.String("class", "", "replay only this error class: "+fmt.Sprint(dlq.Classes))
-	if err := fs.Parse(args[1:]); err != nil || *path == "" || *name == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, usage)
-		return &exitError{2, errUsageShown}
-	}
-	if *class != "" {
+// dlqReplay re-publishes the dead letters of pipeline name (cdcd dlq replay).
+func dlqReplay(ctx context.Context, path, name string, from int64, class string, stdout, stderr io.Writer) error {
+	if class != "" {
 		known := false
 		for _, c := range dlq.Classes {
-			known = known || c == *class
+			known = known || c == class
 		}
 		if !known {
-			return &exitError{2, fmt.Errorf("unknown class %q; use one of %v", *class, dlq.Classes)}
+			return &exitError{2, fmt.Errorf("unknown class %q; use one of %v", class, dlq.Classes)}
 		}
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	var p *config.Pipeline
 	for i := range cfg.Pipelines {
-		if cfg.Pipelines[i].Name == *name {
+		if cfg.Pipelines[i].Name == name {
 			p = &cfg.Pipelines[i]
 		}
 	}
 	if p == nil {
-		return fmt.Errorf("no pipeline named %q in %s", *name, *path)
+		return fmt.Errorf("no pipeline named %q in %s", name, path)
 	}
 	log := newLogger(cfg.Log, stderr)
 	enc, err := newEncoder(cfg, p, connectorName(p), log)
@@ -59,7 +43,7 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	st, err := dlq.Replay(ctx, dlq.ReplayConfig{Pipeline: p.Name, KafkaOpts: opts, DLQTopic: p.DLQ.Topic, OffsetsTopic: cfg.Kafka.OffsetsTopic,
-		From: *from, Class: *class, Tombstones: p.TombstonesEnabled(), TransactionTimeout: cfg.Kafka.TransactionTimeout.D, Encoder: enc,
+		From: from, Class: class, Tombstones: p.TombstonesEnabled(), TransactionTimeout: cfg.Kafka.TransactionTimeout.D, Encoder: enc,
 		Log: log.With("pipeline", p.Name)})
 	fmt.Fprintf(stdout, "pipeline %s: replayed %d dead letter(s) from %s; %d already replayed earlier; %d of other classes\n",
 		p.Name, st.Replayed, p.DLQ.Topic, st.AlreadyDone, st.Filtered)

@@ -1,12 +1,7 @@
 // Command cdcd streams committed row changes from PostgreSQL and MySQL/MariaDB into Kafka,
 // exactly once, as Avro records whose schemas a schema registry accepted.
 //
-//	cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
-//	cdcd validate --config FILE   check the file without connecting
-//	cdcd check    --config FILE   connect and check every prerequisite, with fixes
-//	cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]
-//	cdcd reset-offsets --config FILE --pipeline NAME
-//	cdcd version
+// Its subcommands are in commands (cdcd --help lists them, cdcd COMMAND --help describes one).
 package main
 
 import (
@@ -20,8 +15,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/dlq"
 	"github.com/cdcd-dev/cdcd/redact"
 )
 
@@ -100,82 +98,264 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 
 var errUsageShown = errors.New("usage shown")
 
-const usage = `cdcd streams database changes into Kafka exactly once.
+// commands are cdcd's subcommands, in the order cdcd --help lists them.
+var commands = []*command{
+	{
+		name: "run", args: "--config FILE",
+		summary: "run every pipeline and window job until SIGTERM/SIGINT, then drain",
+		help: `Runs every pipeline and window job of the configuration: each pipeline streams its
+source's committed changes into Kafka (snapshotting tables first as configured), and the HTTP
+port serves the status page (/), /healthz, /readyz and /metrics. On SIGTERM or SIGINT it
+commits the open batch, acknowledges it to the source, and exits within shutdown_timeout.`,
+		example: "cdcd run --config /etc/cdcd/cdcd.yaml\nCDCD_CONFIG=/etc/cdcd/cdcd.yaml cdcd run",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			return func(ctx context.Context, _, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "run")
+				if err != nil {
+					return err
+				}
+				return runCommand(ctx, path, stderr)
+			}
+		},
+	},
+	{
+		name: "validate", args: "--config FILE",
+		summary: "check the configuration file without connecting",
+		help: `Reads, expands and checks the configuration file without connecting to anything: every
+problem with its line and fix, and the warnings (valid but unwise settings). Exits 1 when
+the file has a problem.`,
+		example: "cdcd validate --config cdcd.yaml",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			return func(_ context.Context, stdout, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "validate")
+				if err != nil {
+					return err
+				}
+				return validateCommand(path, stdout)
+			}
+		},
+	},
+	{
+		name: "check", args: "--config FILE",
+		summary: "validate, then connect and check every prerequisite, with fixes",
+		help: `Everything validate checks, then connects to the brokers, the schema registry and every
+source, and checks each prerequisite (server version and settings, grants, slot,
+publication, binlog format, transactions, topics), printing a fix for each that fails.
+Exits 1 when any check fails; warnings do not fail it.`,
+		example: "cdcd check --config cdcd.yaml",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			return func(ctx context.Context, stdout, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "check")
+				if err != nil {
+					return err
+				}
+				return checkCommand(ctx, path, stdout)
+			}
+		},
+	},
+	{
+		name: "dlq replay", args: "--config FILE --pipeline NAME [--from OFFSET] [--class CLASS]",
+		summary: "re-publish a pipeline's dead letters to their topics, once",
+		help: `Re-publishes the dead letters of a pipeline (its dlq topic) to the topics they were meant
+for, each exactly once: a replay that stops can be run again. Fix the cause first (a schema
+the registry refused, a value the encoder could not write).`,
+		example: "cdcd dlq replay --config cdcd.yaml --pipeline shop --class schema_rejected",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			name := fs.String("pipeline", "", "the `NAME` of the pipeline whose dead letters to replay (required)")
+			from := fs.Int64("from", 0, "the first dead-letter `OFFSET` to consider")
+			class := fs.String("class", "", "replay only this error `CLASS`: "+strings.Join(dlq.Classes, ", "))
+			return func(ctx context.Context, stdout, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "dlq replay")
+				if err != nil {
+					return err
+				}
+				if *name == "" {
+					return requireFlag(stderr, "dlq replay", "--pipeline NAME")
+				}
+				return dlqReplay(ctx, path, *name, *from, *class, stdout, stderr)
+			}
+		},
+	},
+	{
+		name: "reset-offsets", args: "--config FILE --pipeline NAME [--accept-slot LSN]",
+		summary: "forget a pipeline's committed position (after a slot was recreated on purpose)",
+		help: `Forgets a pipeline's committed position, so its next start follows the replication slot
+from where the slot is (after the slot was recreated on purpose). It also fences a running
+instance of the pipeline, which restarts and sees the reset. With --accept-slot it keeps the
+position and only accepts the slot's confirmed position, as a gap error advises: nothing is
+then published twice.`,
+		example: "cdcd reset-offsets --config cdcd.yaml --pipeline shop --accept-slot 0/16B3748",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			name := fs.String("pipeline", "", "the `NAME` of the pipeline whose committed position to forget (required)")
+			acceptSlot := fs.String("accept-slot", "", "keep the committed position and accept the slot's confirmed position `LSN` (e.g. 0/16B3748), as a gap error advises")
+			return func(ctx context.Context, stdout, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "reset-offsets")
+				if err != nil {
+					return err
+				}
+				if *name == "" {
+					return requireFlag(stderr, "reset-offsets", "--pipeline NAME")
+				}
+				return resetOffsets(ctx, path, *name, *acceptSlot, stdout)
+			}
+		},
+	},
+	{
+		name: "snapshot", args: "--config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]",
+		summary: "ask a running pipeline to snapshot a table while it keeps streaming",
+		help: `Asks a running pipeline to snapshot a table (or the rows matching --where) while it keeps
+streaming. The request travels through the database's log, so the pipeline sees it in order
+with the changes and takes it up again after a restart; follow it on the status page (/),
+/readyz (phase snapshotting) and cdcd_snapshot_rows_total.`,
+		example: "cdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --where \"created_at > now() - interval '1 day'\"",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			cfgPath := configFlag(fs)
+			name := fs.String("pipeline", "", "the `NAME` of the pipeline that captures the table (required)")
+			table := fs.String("table", "", "the table to snapshot, as `SCHEMA.TABLE` (database.table for MySQL) (required)")
+			where := fs.String("where", "", "only the rows matching this `SQL` condition")
+			return func(ctx context.Context, stdout, stderr io.Writer) error {
+				path, err := cfgPath(stderr, "snapshot")
+				if err != nil {
+					return err
+				}
+				if *name == "" {
+					return requireFlag(stderr, "snapshot", "--pipeline NAME")
+				}
+				if *table == "" {
+					return requireFlag(stderr, "snapshot", "--table SCHEMA.TABLE")
+				}
+				return requestSnapshot(ctx, path, *name, *table, *where, stdout)
+			}
+		},
+	},
+	{
+		name: "healthcheck", args: "[--url URL]",
+		summary: "probe a running cdcd's /healthz (for a container HEALTHCHECK)",
+		help: `Probes the /healthz endpoint of a running cdcd and exits 0 when it answers 200, 1
+otherwise: the container image has no curl. The URL comes from --url, else
+$CDCD_HEALTHCHECK_URL, else http://127.0.0.1:9187/healthz.`,
+		example: "cdcd healthcheck --url=http://127.0.0.1:9187/healthz",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			url := fs.String("url", "", "the `URL` to probe (default: $CDCD_HEALTHCHECK_URL, else http://127.0.0.1:9187/healthz)")
+			return func(context.Context, io.Writer, io.Writer) error {
+				u := *url
+				if u == "" {
+					u = os.Getenv("CDCD_HEALTHCHECK_URL")
+				}
+				if u == "" {
+					u = "http://127.0.0.1:9187/healthz"
+				}
+				return healthcheck(u)
+			}
+		},
+	},
+	{
+		name: "version", args: "",
+		summary: "print the version, commit and build of this binary",
+		help:    `Prints the module version, the commit it was built from (and its time), the Go version and the platform.`,
+		example: "cdcd version",
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
+			return func(_ context.Context, stdout, _ io.Writer) error {
+				fmt.Fprintln(stdout, versionLine())
+				return nil
+			}
+		},
+	},
+}
 
-Usage:
-  cdcd run      --config FILE   run every pipeline until SIGTERM/SIGINT, then drain
-  cdcd validate --config FILE   check the configuration file without connecting
-  cdcd check    --config FILE   connect and check every prerequisite, with fixes
-  cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]
-                                re-publish dead letters to their topics, once
-  cdcd reset-offsets --config FILE --pipeline NAME
-                                forget a pipeline's committed position (after a slot was
-                                recreated on purpose); its next start follows the slot
-  cdcd snapshot --config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]
-                                ask a running pipeline to snapshot a table (or the rows
-                                matching SQL) while it keeps streaming
-  cdcd healthcheck [--url URL]  probe a running cdcd's /healthz (for container HEALTHCHECK)
-  cdcd version                  print the version
-`
+// usage is what cdcd --help prints.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("cdcd streams database changes into Kafka exactly once.\n\nUsage:\n  cdcd COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  cdcd %-14s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'cdcd COMMAND --help' for a command's flags and an example.\n" +
+		"The configuration file comes from --config, else $CDCD_CONFIG.\n")
+	return b.String()
+}
+
+func lookupCommand(args []string) (*command, []string) {
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c, args[len(words):]
+		}
+	}
+	return nil, nil
+}
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return &exitError{2, errUsageShown}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		path, err := configFlag(cmd, rest, stderr)
-		if err != nil {
-			return err
+	switch args[0] {
+	case "--version", "-v":
+		args = []string{"version"}
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && args[0] == "help" {
+			if c, _ := lookupCommand(args[1:]); c != nil {
+				return runCmd(ctx, c, []string{"--help"}, stdout, stderr)
+			}
 		}
-		return runCommand(ctx, path, stderr)
-	case "validate":
-		path, err := configFlag(cmd, rest, stderr)
-		if err != nil {
-			return err
-		}
-		return validateCommand(path, stdout)
-	case "check":
-		path, err := configFlag(cmd, rest, stderr)
-		if err != nil {
-			return err
-		}
-		return checkCommand(ctx, path, stdout)
+		fmt.Fprint(stdout, usage())
+		return nil
 	case "dlq":
-		return dlqCommand(ctx, rest, stdout, stderr)
-	case "reset-offsets":
-		return resetOffsetsCommand(ctx, rest, stdout, stderr)
-	case "snapshot":
-		return snapshotCommand(ctx, rest, stdout, stderr)
-	case "healthcheck":
-		return healthcheckCommand(rest, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "cdcd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		if len(args) < 2 || args[1] != "replay" {
+			if len(args) >= 2 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+				fmt.Fprintln(stdout, "Usage: cdcd dlq replay --config FILE --pipeline NAME [--from OFFSET] [--class CLASS]\n\nRun 'cdcd dlq replay --help' for its flags and an example.")
+				return nil
+			}
+			return usageError(stderr, "dlq", "the only dlq command is replay: cdcd dlq replay --config FILE --pipeline NAME")
+		}
 	}
-	fmt.Fprintf(stderr, "cdcd: unknown command %q\n\n%s", cmd, usage)
-	return &exitError{2, errUsageShown}
+	c, rest := lookupCommand(args)
+	if c == nil {
+		fmt.Fprintf(stderr, "cdcd: unknown command %q\n\n%s", args[0], usage())
+		return &exitError{2, errUsageShown}
+	}
+	return runCmd(ctx, c, rest, stdout, stderr)
 }
 
-func configFlag(cmd string, args []string, stderr io.Writer) (string, error) {
-	fs := flag.NewFlagSet("cdcd "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return "", &exitError{2, errUsageShown}
+// versionLine describes the binary from its build information: the module version (or the
+// one -X main.version stamped), the VCS commit and its time, the Go version and platform.
+func versionLine() string {
+	v := version
+	var rev, at string
+	modified := false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
 	}
-	if *path == "" {
-		fmt.Fprintf(stderr, "cdcd %s: --config FILE is required\n", cmd)
-		return "", &exitError{2, errUsageShown}
+	line := "cdcd " + v
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if modified {
+			rev += "-dirty"
+		}
+		line += " commit " + rev
+		if at != "" {
+			line += " (" + at + ")"
+		}
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cdcd %s: unexpected arguments %v\n", cmd, fs.Args())
-		return "", &exitError{2, errUsageShown}
-	}
-	return *path, nil
+	return fmt.Sprintf("%s %s %s/%s", line, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

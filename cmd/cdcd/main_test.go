@@ -90,9 +90,10 @@ func TestVersionPrintsTheStampedVersion(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("cdcd %s: exit %d, stderr %q", arg, r.code, r.stderr)
 		}
-		want := fmt.Sprintf("cdcd %s %s %s/%s\n", testVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		if r.stdout != want {
-			t.Errorf("cdcd %s printed %q, want %q", arg, r.stdout, want)
+		// cdcd VERSION [commit REV (TIME)] GO OS/ARCH: the commit where the build recorded one.
+		if !strings.HasPrefix(r.stdout, "cdcd "+testVersion+" ") ||
+			!strings.HasSuffix(r.stdout, fmt.Sprintf(" %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)) {
+			t.Errorf("cdcd %s printed %q, want cdcd %s ... %s %s/%s", arg, r.stdout, testVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		}
 	}
 }
@@ -107,7 +108,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"no command", nil, []string{"Usage:", "cdcd validate"}},
 		{"run without --config", []string{"run"}, []string{"--config FILE is required"}},
 		{"validate with extra arguments", []string{"validate", "--config", "x.yaml", "extra"}, []string{"unexpected arguments"}},
-		{"unknown flag", []string{"check", "--conf", "x.yaml"}, []string{"flag provided but not defined: -conf"}},
+		{"unknown flag", []string{"check", "--conf", "x.yaml"}, []string{"unknown flag --conf", "cdcd check --help"}},
+		{"unknown flag of healthcheck", []string{"healthcheck", "--uri", "http://x"}, []string{"unknown flag --uri"}},
+		{"unknown flag of dlq replay", []string{"dlq", "replay", "--config", "x.yaml", "--pipline", "p"}, []string{"unknown flag --pipline"}},
+		{"snapshot without --table", []string{"snapshot", "--config", "x.yaml", "--pipeline", "p"}, []string{"--table SCHEMA.TABLE is required"}},
+		{"dlq without replay", []string{"dlq"}, []string{"cdcd dlq replay"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -121,6 +126,56 @@ func TestUsageErrorsExit2(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every command's --help describes it, lists its flags and gives an example, on stdout, exit 0,
+// without doing anything (healthcheck --help does not probe).
+func TestEveryHelpExitsZero(t *testing.T) {
+	dead := "http://" + freeAddr(t) + "/healthz"
+	for _, c := range commands {
+		for _, help := range []string{"--help", "-h"} {
+			args := append(strings.Fields(c.name), help)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				r := cdcd(t, []string{"CDCD_HEALTHCHECK_URL=" + dead}, args...)
+				if r.code != 0 {
+					t.Fatalf("exit %d, want 0 (stdout %q, stderr %q)", r.code, r.stdout, r.stderr)
+				}
+				for _, w := range []string{"Usage: cdcd " + c.name, c.help[:20], "Example:\n  cdcd " + c.name} {
+					if !strings.Contains(r.stdout, w) {
+						t.Errorf("stdout does not contain %q:\n%s", w, r.stdout)
+					}
+				}
+				if c.name != "version" && !strings.Contains(r.stdout, "Flags:\n  --") {
+					t.Errorf("stdout lists no flags:\n%s", r.stdout)
+				}
+				if r.stderr != "" {
+					t.Errorf("stderr %q, want nothing", r.stderr)
+				}
+			})
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"help", "run"}} {
+		r := cdcd(t, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "cdcd run") {
+			t.Errorf("cdcd %v: exit %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
+}
+
+// The configuration path can come from CDCD_CONFIG (a container's environment).
+func TestConfigFromTheEnvironment(t *testing.T) {
+	r := cdcd(t, []string{"CDCD_CONFIG=../../config.example.yaml"}, "validate")
+	if r.code != 0 || !strings.Contains(r.stdout, "config.example.yaml: valid") {
+		t.Fatalf("validate with CDCD_CONFIG: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = cdcd(t, []string{"CDCD_CONFIG=/nonexistent.yaml"}, "validate", "--config", "../../config.example.yaml")
+	if r.code != 0 {
+		t.Fatalf("--config does not win over CDCD_CONFIG: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = cdcd(t, nil, "validate")
+	if r.code != 2 || !strings.Contains(r.stderr, "CDCD_CONFIG") {
+		t.Fatalf("validate with neither: exit %d, stderr %q; want 2 naming CDCD_CONFIG", r.code, r.stderr)
 	}
 }
 
@@ -330,6 +385,8 @@ func TestHealthcheck(t *testing.T) {
 		wantErr string
 	}{
 		{"live --url", nil, []string{"--url", ok.URL + "/healthz"}, 0, ""},
+		{"live --url=", nil, []string{"--url=" + ok.URL + "/healthz"}, 0, ""},
+		{"dead --url=", []string{"CDCD_HEALTHCHECK_URL=" + ok.URL + "/healthz"}, []string{"--url=" + dead}, 1, "connection refused"},
 		{"live from CDCD_HEALTHCHECK_URL", []string{"CDCD_HEALTHCHECK_URL=" + ok.URL + "/healthz"}, nil, 0, ""},
 		{"--url wins over the environment", []string{"CDCD_HEALTHCHECK_URL=" + dead}, []string{"--url", ok.URL + "/healthz"}, 0, ""},
 		{"unhealthy", nil, []string{"--url", sick.URL + "/healthz"}, 1, "503 Service Unavailable"},

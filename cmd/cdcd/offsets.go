@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// resetOffsetsCommand forgets a pipeline's committed position, so its next start follows the
+// resetOffsets forgets a pipeline's committed position, so its next start follows the
 // replication slot from where the slot is. It writes a tombstone for the pipeline in the
 // offsets topic inside a transaction of the pipeline's own transactional id, which also fences
 // a running instance of the pipeline (it restarts and sees the reset).
@@ -23,34 +22,25 @@ import (
 // the slot and still drops what Kafka already holds, so nothing is published twice. Forgetting
 // the position instead republishes whatever the slot resends (a crash between the Kafka commit
 // and the slot's confirmation, or the published part of a split transaction).
-func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cdcd reset-offsets", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	name := fs.String("pipeline", "", "pipeline whose committed position to forget")
-	acceptSlot := fs.String("accept-slot", "", "keep the committed position and accept the slot's confirmed position `LSN` (e.g. 0/16B3748), as a gap error advises")
-	if err := fs.Parse(args); err != nil || *path == "" || *name == "" {
-		fmt.Fprintln(stderr, "usage: cdcd reset-offsets --config FILE --pipeline NAME [--accept-slot LSN]")
-		return &exitError{2, errUsageShown}
-	}
+func resetOffsets(ctx context.Context, path, name, acceptSlot string, stdout io.Writer) error {
 	var accept uint64
-	if *acceptSlot != "" {
-		lsn, err := pglogrepl.ParseLSN(*acceptSlot)
+	if acceptSlot != "" {
+		lsn, err := pglogrepl.ParseLSN(acceptSlot)
 		if err != nil {
-			return &exitError{2, fmt.Errorf("--accept-slot %q: %w (fix: give the LSN the gap error names, e.g. 0/16B3748)", *acceptSlot, err)}
+			return &exitError{2, fmt.Errorf("--accept-slot %q: %w (fix: give the LSN the gap error names, e.g. 0/16B3748)", acceptSlot, err)}
 		}
 		accept = uint64(lsn)
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	found := false
 	for _, p := range cfg.Pipelines {
-		found = found || p.Name == *name
+		found = found || p.Name == name
 	}
 	if !found {
-		return fmt.Errorf("no pipeline named %q in %s", *name, *path)
+		return fmt.Errorf("no pipeline named %q in %s", name, path)
 	}
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
@@ -58,15 +48,15 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	prev, had, err := offsets.Load(ctx, opts, cfg.Kafka.OffsetsTopic, *name)
+	prev, had, err := offsets.Load(ctx, opts, cfg.Kafka.OffsetsTopic, name)
 	if err != nil {
 		return err
 	}
 	if !had {
-		fmt.Fprintf(stdout, "pipeline %s has no committed position; nothing to reset\n", *name)
+		fmt.Fprintf(stdout, "pipeline %s has no committed position; nothing to reset\n", name)
 		return nil
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(pipeline.TransactionalID(*name)),
+	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(pipeline.TransactionalID(name)),
 		kgo.TransactionTimeout(cfg.Kafka.TransactionTimeout.D))...)
 	if err != nil {
 		return err
@@ -75,11 +65,11 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 	if err := cl.BeginTransaction(); err != nil {
 		return err
 	}
-	rec := &kgo.Record{Topic: cfg.Kafka.OffsetsTopic, Key: []byte(*name), Partition: 0}
+	rec := &kgo.Record{Topic: cfg.Kafka.OffsetsTopic, Key: []byte(name), Partition: 0}
 	if accept > 0 {
 		next := prev
 		next.AckLSN, next.WrittenAt = max(prev.AckLSN, accept), time.Now().UTC()
-		rec = next.KafkaRecord(cfg.Kafka.OffsetsTopic, *name)
+		rec = next.KafkaRecord(cfg.Kafka.OffsetsTopic, name)
 	}
 	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		_ = cl.EndTransaction(ctx, kgo.TryAbort)
@@ -90,10 +80,10 @@ func resetOffsetsCommand(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	if accept > 0 {
 		fmt.Fprintf(stdout, "pipeline %s: kept committed position %s and accepted the slot's position %s (was %s); its next start follows the slot and drops what Kafka already holds\n",
-			*name, prev.Pos, pglogrepl.LSN(max(prev.AckLSN, accept)), pglogrepl.LSN(prev.AckLSN))
+			name, prev.Pos, pglogrepl.LSN(max(prev.AckLSN, accept)), pglogrepl.LSN(prev.AckLSN))
 		return nil
 	}
 	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %s); its next start follows the slot, and publishes again whatever the slot still holds from before that position (use --accept-slot to keep the position instead)\n",
-		*name, prev.Pos, pglogrepl.LSN(prev.AckLSN))
+		name, prev.Pos, pglogrepl.LSN(prev.AckLSN))
 	return nil
 }

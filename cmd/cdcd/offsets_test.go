@@ -61,7 +61,7 @@ pipelines:
 `, c.ListenAddrs()[0]))
 	run := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer
-		err := resetOffsetsCommand(ctx, append([]string{"--config", path, "--pipeline", "shop"}, args...), &out, &errb)
+		err := runMain(ctx, append([]string{"reset-offsets", "--config", path, "--pipeline", "shop"}, args...), &out, &errb)
 		return out.String() + errb.String(), err
 	}
 	var ee *exitError

@@ -181,13 +181,7 @@ func opsMux(reg *prometheus.Registry, hr *health.Registry, failLivenessAfter tim
 }
 
 // healthcheckCommand probes /healthz of a running cdcd: a minimal container image has no curl.
-func healthcheckCommand(args []string, stderr io.Writer) error {
-	url := "http://127.0.0.1:9187/healthz"
-	if len(args) == 2 && args[0] == "--url" {
-		url = args[1]
-	} else if v := os.Getenv("CDCD_HEALTHCHECK_URL"); v != "" {
-		url = v
-	}
+func healthcheck(url string) error {
 	c := &http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {

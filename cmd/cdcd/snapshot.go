@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -14,38 +13,28 @@ import (
 	"github.com/cdcd-dev/cdcd/source/postgres"
 )
 
-// snapshotCommand requests an on-demand snapshot of a table of a running pipeline. The request
+// requestSnapshot requests an on-demand snapshot of a table of a running pipeline. The request
 // travels through the database's log (a logical message for Postgres), so the pipeline sees
 // it in order with the changes, records it with its committed position, and takes it up
 // again after a restart; nothing talks to the daemon directly.
-func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cdcd snapshot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	name := fs.String("pipeline", "", "pipeline that captures the table")
-	table := fs.String("table", "", "table to snapshot, as schema.table")
-	where := fs.String("where", "", "only the rows matching this SQL condition (e.g. \"created_at > now() - interval '1 day'\")")
-	if err := fs.Parse(args); err != nil || *path == "" || *name == "" || *table == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: cdcd snapshot --config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]")
-		return &exitError{2, errUsageShown}
-	}
-	cfg, err := loadConfig(*path)
+func requestSnapshot(ctx context.Context, path, name, table, where string, stdout io.Writer) error {
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	var names []string
 	for _, p := range cfg.Pipelines {
 		names = append(names, p.Name)
-		if p.Name != *name {
+		if p.Name != name {
 			continue
 		}
 		pg, my := p.Source.Postgres, p.Source.MySQL
 		if my != nil {
-			return requestMySQLSnapshot(ctx, p, *table, *where, stdout)
+			return requestMySQLSnapshot(ctx, p, table, where, stdout)
 		}
-		s, n, err := change.ParseTableName(*table)
+		s, n, err := change.ParseTableName(table)
 		if err != nil {
-			return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as schema.table)", *table, err)}
+			return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as schema.table)", table, err)}
 		}
 		qn := s + "." + n
 		captured := qualified(pg.Tables)
@@ -54,14 +43,14 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		id, err := postgres.RequestSnapshot(ctx, pg.DSN, p.Name, qn, *where)
+		id, err := postgres.RequestSnapshot(ctx, pg.DSN, p.Name, qn, where)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "snapshot of %s requested (request %s); pipeline %s reads it while it streams: follow /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, p.Name)
 		return nil
 	}
-	return fmt.Errorf("no pipeline named %q in %s (pipelines: %v)", *name, *path, names)
+	return fmt.Errorf("no pipeline named %q in %s (pipelines: %v)", name, path, names)
 }
 
 // requestMySQLSnapshot writes the request into the pipeline's signal table.
