@@ -20,9 +20,9 @@ import (
 // checkCommand connects to everything the configuration names and checks each prerequisite.
 // It exits 1 when any check fails; warnings do not fail it.
 func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
-	cfg, err := loadConfig(path)
+	cfg, err := loadValid(path)
 	if err != nil {
-		return &exitError{1, err}
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

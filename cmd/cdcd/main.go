@@ -82,6 +82,20 @@ func loadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// loadValid loads the configuration and applies every rule validate applies (the file's own,
+// and the topics no two writers may share). validate, check and run all start here, so check
+// passes nothing validate refuses.
+func loadValid(path string) (*config.Config, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, &exitError{1, err}
+	}
+	if err := checkTopics(cfg); err != nil {
+		return nil, &exitError{1, fmt.Errorf("%s: %w", path, err)}
+	}
+	return cfg, nil
+}
+
 // printWarnings lists what is valid but unwise in the file, each with its fix.
 func printWarnings(w io.Writer, path string, cfg *config.Config) {
 	for _, p := range cfg.Warnings() {

@@ -23,12 +23,9 @@ import (
 )
 
 func validateCommand(path string, stdout io.Writer) error {
-	cfg, err := loadConfig(path)
+	cfg, err := loadValid(path)
 	if err != nil {
-		return &exitError{1, err}
-	}
-	if err := checkTopics(cfg); err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
+		return err
 	}
 	printWarnings(stdout, path, cfg)
 	if len(cfg.Windows) > 0 {
@@ -51,12 +48,9 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 
 // runCommand runs every pipeline and window job until SIGTERM/SIGINT, then drains within shutdown_timeout.
 func runCommand(ctx context.Context, path string, stderr io.Writer) error {
-	cfg, err := loadConfig(path)
+	cfg, err := loadValid(path)
 	if err != nil {
-		return &exitError{1, err}
-	}
-	if err := checkTopics(cfg); err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", path, err)}
+		return err
 	}
 	log := newLogger(cfg.Log, stderr)
 	logWarnings(log, cfg)

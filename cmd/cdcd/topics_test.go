@@ -7,7 +7,7 @@ import (
 
 // TestValidateRefusesTopicCollision: a table "q r" and a table named like its sanitized form
 // (q_r_efae7932) shared topic shop.public.q_r_efae7932, and a delete in one wrote a tombstone
-// that erased the other's row. validate (and run, through the same check) must refuse the
+// that erased the other's row. validate (and check and run, through the same check) must refuse the
 // configuration, naming both tables and the fix.
 func TestValidateRefusesTopicCollision(t *testing.T) {
 	path := writeFile(t, "collide.yaml", `kafka:
@@ -21,7 +21,7 @@ pipelines:
         dsn: postgres://postgres@127.0.0.1:1/shop
         tables: [public."q r", public.q_r_efae7932]
 `)
-	for _, cmd := range []string{"validate", "run"} {
+	for _, cmd := range []string{"validate", "check", "run"} {
 		r := cdcd(t, nil, cmd, "--config", path)
 		if r.code != 1 {
 			t.Fatalf("%s: exit %d, want 1; stdout %q stderr %q", cmd, r.code, r.stdout, r.stderr)

@@ -27,11 +27,11 @@ func Preflight(ctx context.Context, conn *pgx.Conn, slot, publication string, ta
 	}
 	switch {
 	case version < 100000:
-		rep.Fail("server version", fmt.Sprintf("PostgreSQL %d is older than 10: pgoutput is not available", version/10000), "upgrade to PostgreSQL 14 or later")
+		rep.Fail("server version", fmt.Sprintf("PostgreSQL %s is older than 10: pgoutput is not available", serverVersion(version)), "upgrade to PostgreSQL 14 or later")
 	case version < 140000:
-		rep.Warn("server version", fmt.Sprintf("PostgreSQL %d.%d: pgoutput protocol v1 only, large transactions are decoded on the server before they are sent", version/10000, version%10000/100), "upgrade to PostgreSQL 14+ for streamed in-progress transactions")
+		rep.Warn("server version", fmt.Sprintf("PostgreSQL %s: pgoutput protocol v1 only, large transactions are decoded on the server before they are sent", serverVersion(version)), "upgrade to PostgreSQL 14+ for streamed in-progress transactions")
 	default:
-		rep.OK("server version", fmt.Sprintf("PostgreSQL %d.%d (streamed in-progress transactions available)", version/10000, version%10000/100))
+		rep.OK("server version", fmt.Sprintf("PostgreSQL %s (streamed in-progress transactions available)", serverVersion(version)))
 	}
 	if walLevel != "logical" {
 		rep.Fail("wal_level", fmt.Sprintf("wal_level is %q", walLevel), "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group; Cloud SQL: cloudsql.logical_decoding = on)")
@@ -313,4 +313,13 @@ func CheckReplicationConnection(ctx context.Context, dsn string, rep *checks.Sco
 	}
 	_ = conn.Close(ctx)
 	rep.OK("replication connection", "accepted")
+}
+
+// serverVersion spells server_version_num as PostgreSQL does: major.minor since 10 (150018 is
+// 15.18), major.minor.patch before (90624 is 9.6.24).
+func serverVersion(num int) string {
+	if num >= 100000 {
+		return fmt.Sprintf("%d.%d", num/10000, num%10000)
+	}
+	return fmt.Sprintf("%d.%d.%d", num/10000, num/100%100, num%100)
 }
