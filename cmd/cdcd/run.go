@@ -164,13 +164,14 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	return nil
 }
 
-// opsMux serves /metrics, /readyz and /healthz; liveness fails once a pipeline has been failed
+// opsMux serves the status page (/), /metrics, /readyz and /healthz; liveness fails once a pipeline has been failed
 // for failLivenessAfter (http.fail_liveness_after; 0: never).
 func opsMux(reg *prometheus.Registry, hr *health.Registry, failLivenessAfter time.Duration) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/healthz", hr.LiveHandler(failLivenessAfter))
 	mux.Handle("/readyz", hr.ReadyHandler())
+	mux.Handle("/", hr.StatusHandler(reg))
 	return mux
 }
 
