@@ -220,18 +220,22 @@ then published twice.`,
 		},
 	},
 	{
-		name: "snapshot", args: "--config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]",
+		name: "snapshot", args: "--config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL] [--wait [--url URL]]",
 		summary: "ask a running pipeline to snapshot a table while it keeps streaming",
 		help: `Asks a running pipeline to snapshot a table (or the rows matching --where) while it keeps
 streaming. The request travels through the database's log, so the pipeline sees it in order
 with the changes and takes it up again after a restart; follow it on the status page (/),
-/readyz (phase snapshotting) and cdcd_snapshot_rows_total.`,
-		example: "cdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --where \"created_at > now() - interval '1 day'\"",
+/readyz (phase snapshotting) and cdcd_snapshot_rows_total. With --wait it follows the
+snapshot on the running cdcd's HTTP port (http.listen, or --url) and shows its progress (rows,
+percent, chunks, rate) until it ends; it exits 1 if the pipeline fails meanwhile.`,
+		example: "cdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --wait\ncdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --where \"created_at > now() - interval '1 day'\"",
 		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
 			cfgPath := configFlag(fs)
 			name := fs.String("pipeline", "", "the `NAME` of the pipeline that captures the table (required)")
 			table := fs.String("table", "", "the table to snapshot, as `SCHEMA.TABLE` (database.table for MySQL) (required)")
 			where := fs.String("where", "", "only the rows matching this `SQL` condition")
+			wait := fs.Bool("wait", false, "follow the snapshot until it ends, showing its progress; exit 1 if the pipeline fails")
+			url := fs.String("url", "", "with --wait, the running cdcd's HTTP `URL` (default: from http.listen)")
 			return func(ctx context.Context, stdout, stderr io.Writer) error {
 				path, err := cfgPath(stderr, "snapshot")
 				if err != nil {
@@ -243,7 +247,13 @@ with the changes and takes it up again after a restart; follow it on the status 
 				if *table == "" {
 					return requireFlag(stderr, "snapshot", "--table SCHEMA.TABLE")
 				}
-				return requestSnapshot(ctx, path, *name, *table, *where, stdout)
+				var w *snapshotWait
+				if *wait {
+					w = &snapshotWait{url: *url, tty: isTerminal(os.Stdout)}
+				} else if *url != "" {
+					return usageError(stderr, "snapshot", "--url is for --wait")
+				}
+				return requestSnapshot(ctx, path, *name, *table, *where, w, stdout)
 			}
 		},
 	},
@@ -372,4 +382,10 @@ func versionLine() string {
 		}
 	}
 	return fmt.Sprintf("%s %s %s/%s", line, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// isTerminal reports whether f is a character device (a terminal, not a file or a pipe).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

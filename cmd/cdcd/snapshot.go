@@ -17,10 +17,16 @@ import (
 // travels through the database's log (a logical message for Postgres), so the pipeline sees
 // it in order with the changes, records it with its committed position, and takes it up
 // again after a restart; nothing talks to the daemon directly.
-func requestSnapshot(ctx context.Context, path, name, table, where string, stdout io.Writer) error {
+//
+// With w set (--wait), it then follows the snapshot on the running daemon's HTTP port until
+// the snapshot ends, and fails if the pipeline does.
+func requestSnapshot(ctx context.Context, path, name, table, where string, w *snapshotWait, stdout io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
+	}
+	if w != nil && w.url == "" {
+		w.url = listenURL(cfg.HTTP.Listen)
 	}
 	var names []string
 	for _, p := range cfg.Pipelines {
@@ -30,7 +36,7 @@ func requestSnapshot(ctx context.Context, path, name, table, where string, stdou
 		}
 		pg, my := p.Source.Postgres, p.Source.MySQL
 		if my != nil {
-			return requestMySQLSnapshot(ctx, p, table, where, stdout)
+			return requestMySQLSnapshot(ctx, p, table, where, w, stdout)
 		}
 		s, n, err := change.ParseTableName(table)
 		if err != nil {
@@ -41,20 +47,24 @@ func requestSnapshot(ctx context.Context, path, name, table, where string, stdou
 		if !slices.Contains(captured, qn) {
 			return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: add the table to source.postgres.tables (with snapshot: when_needed a restart snapshots it), or name a captured table", p.Name, qn, captured)
 		}
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		id, err := postgres.RequestSnapshot(ctx, pg.DSN, p.Name, qn, where)
+		mark, err := w.mark(ctx, p.Name, qn)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "snapshot of %s requested (request %s); pipeline %s reads it while it streams: follow /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, p.Name)
-		return nil
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		id, err := postgres.RequestSnapshot(rctx, pg.DSN, p.Name, qn, where)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "snapshot of %s requested (request %s); pipeline %s reads it while it streams: follow the status page (/), /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, p.Name)
+		return w.wait(ctx, p.Name, qn, mark, stdout)
 	}
 	return fmt.Errorf("no pipeline named %q in %s (pipelines: %v)", name, path, names)
 }
 
 // requestMySQLSnapshot writes the request into the pipeline's signal table.
-func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where string, stdout io.Writer) error {
+func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where string, w *snapshotWait, stdout io.Writer) error {
 	my := p.Source.MySQL
 	db, name, err := change.ParseTableName(table)
 	if err != nil {
@@ -69,14 +79,18 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 	if signal == "" {
 		signal = mysql.DefaultSignalTable(captured)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	id, err := mysql.RequestSnapshot(ctx, my.DSN, signal, p.Name, qn, where)
+	mark, err := w.mark(ctx, p.Name, qn)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "snapshot of %s requested (request %s, through %s); pipeline %s reads it while it streams: follow /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, signal, p.Name)
-	return nil
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	id, err := mysql.RequestSnapshot(rctx, my.DSN, signal, p.Name, qn, where)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "snapshot of %s requested (request %s, through %s); pipeline %s reads it while it streams: follow the status page (/), /readyz (phase snapshotting) and cdcd_snapshot_rows_total\n", qn, id, signal, p.Name)
+	return w.wait(ctx, p.Name, qn, mark, stdout)
 }
 
 // qualified spells configured tables as schema.table (quotes removed), as requests name them.
