@@ -143,11 +143,12 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// registered returns every metric metrics.New and metrics.NewWindowJobs register, with their
-// variable labels.
+// registered returns every metric metrics.New, metrics.NewMySQL and metrics.NewWindowJobs
+// register, with their variable labels.
 func registered() map[string][]string {
 	r := &recorder{Registerer: prometheus.NewRegistry(), labels: map[string][]string{}}
 	metrics.New(r, "test")
+	metrics.NewMySQL(r)
 	metrics.NewWindowJobs(r)
 	return r.labels
 }
