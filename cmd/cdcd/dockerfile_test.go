@@ -374,70 +374,47 @@ func TestComposeConfigValidates(t *testing.T) {
 // TestKubernetesConfigValidates: the ConfigMap's configuration, with the Deployment's
 // environment and the Secret's files where the Deployment mounts them, must be valid, and the
 // probes must hit the port cdcd listens on.
-func TestKubernetesConfigValidates(t *testing.T) {
-	type port struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	}
-	type container struct {
-		Env []struct {
-			Name  string `yaml:"name"`
-			Value string `yaml:"value"`
-		} `yaml:"env"`
-		Ports          []port         `yaml:"ports"`
-		LivenessProbe  map[string]any `yaml:"livenessProbe"`
-		ReadinessProbe map[string]any `yaml:"readinessProbe"`
-		VolumeMounts   []struct {
-			Name      string `yaml:"name"`
-			MountPath string `yaml:"mountPath"`
-		} `yaml:"volumeMounts"`
-	}
-	type object struct {
-		Kind     string `yaml:"kind"`
-		Metadata struct {
-			Name string `yaml:"name"`
-		} `yaml:"metadata"`
-		Data       map[string]string `yaml:"data"`
-		StringData map[string]string `yaml:"stringData"`
-		Spec       struct {
-			Template struct {
-				Spec struct {
-					Containers []container `yaml:"containers"`
-					Volumes    []struct {
-						Name   string `yaml:"name"`
-						Secret *struct {
-							SecretName string `yaml:"secretName"`
-						} `yaml:"secret"`
-						ConfigMap *struct {
-							Name string `yaml:"name"`
-						} `yaml:"configMap"`
-					} `yaml:"volumes"`
-				} `yaml:"spec"`
-			} `yaml:"template"`
-		} `yaml:"spec"`
-	}
-	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "kubernetes", "*.yaml"))
+// kubeObjects decodes every object of the YAML files in dir, by kind and name.
+func kubeObjects(t *testing.T, dir string) map[string]map[string]kubeObject {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no files in deploy/kubernetes: %v", err)
+		t.Fatalf("no files in %s: %v", dir, err)
 	}
-	byKind := map[string]map[string]object{}
+	byKind := map[string]map[string]kubeObject{}
 	for _, path := range files {
 		docs, err := yamlDocs(path)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		for _, d := range docs {
-			var o object
+			var o kubeObject
 			remarshal(t, d, &o)
 			if byKind[o.Kind] == nil {
-				byKind[o.Kind] = map[string]object{}
+				byKind[o.Kind] = map[string]kubeObject{}
 			}
 			byKind[o.Kind][o.Metadata.Name] = o
 		}
 	}
-	dep, ok := byKind["Deployment"]["cdcd"]
+	return byKind
+}
+
+// checkWorkload validates the configuration a Deployment or StatefulSet gives cdcd: its
+// ConfigMap with its environment and mounted secrets (from byKind, or from more), the listen
+// address, the port and the probes. It returns the configuration.
+func checkWorkload(t *testing.T, byKind map[string]map[string]kubeObject, kind, name string, more ...map[string]map[string]kubeObject) *config.Config {
+	t.Helper()
+	find := func(kind, name string) (kubeObject, bool) {
+		for _, m := range append([]map[string]map[string]kubeObject{byKind}, more...) {
+			if o, ok := m[kind][name]; ok {
+				return o, true
+			}
+		}
+		return kubeObject{}, false
+	}
+	dep, ok := byKind[kind][name]
 	if !ok || len(dep.Spec.Template.Spec.Containers) != 1 {
-		t.Fatal("deploy/kubernetes has no Deployment cdcd with one container")
+		t.Fatalf("no %s %s with one container", kind, name)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
 	env := map[string]string{}
@@ -458,7 +435,7 @@ func TestKubernetesConfigValidates(t *testing.T) {
 		}
 		switch {
 		case v.ConfigMap != nil:
-			cm, ok := byKind["ConfigMap"][v.ConfigMap.Name]
+			cm, ok := find("ConfigMap", v.ConfigMap.Name)
 			if !ok {
 				t.Fatalf("volume %s: no ConfigMap %s", v.Name, v.ConfigMap.Name)
 			}
@@ -466,7 +443,7 @@ func TestKubernetesConfigValidates(t *testing.T) {
 				configText = cm.Data["config.yaml"]
 			}
 		case v.Secret != nil:
-			s, ok := byKind["Secret"][v.Secret.SecretName]
+			s, ok := find("Secret", v.Secret.SecretName)
 			if !ok {
 				t.Fatalf("volume %s: no Secret %s", v.Name, v.Secret.SecretName)
 			}
@@ -488,12 +465,12 @@ func TestKubernetesConfigValidates(t *testing.T) {
 	configText = strings.NewReplacer(rewrites...).Replace(configText)
 	cfg, err := config.Parse("configmap.yaml:config.yaml", []byte(configText), lookupIn(env))
 	if err != nil {
-		t.Fatalf("the ConfigMap's configuration is invalid with the Deployment's environment and secrets:\n%v", err)
+		t.Fatalf("the ConfigMap's configuration is invalid with the %s's environment and secrets:\n%v", kind, err)
 	}
 	if cfg.HTTP.Listen != "0.0.0.0:9187" {
 		t.Errorf("http.listen is %q in the pod, want 0.0.0.0:9187", cfg.HTTP.Listen)
 	}
-	if !slices.ContainsFunc(c.Ports, func(p port) bool { return p.ContainerPort == 9187 }) {
+	if !slices.ContainsFunc(c.Ports, func(p kubePort) bool { return p.ContainerPort == 9187 }) {
 		t.Error("the container does not declare port 9187")
 	}
 	for name, probe := range map[string]map[string]any{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
@@ -503,8 +480,143 @@ func TestKubernetesConfigValidates(t *testing.T) {
 			t.Errorf("%s probe: %v, want an httpGet of %s", name, probe, want)
 		}
 	}
+	return cfg
+}
+
+type kubePort struct {
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
+}
+
+type kubeObject struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Spec       struct {
+		Replicas       *int           `yaml:"replicas"`
+		ServiceName    string         `yaml:"serviceName"`
+		Selector       map[string]any `yaml:"selector"` // a Service's labels, or {matchLabels: ...}
+		MaxUnavailable any            `yaml:"maxUnavailable"`
+		Endpoints      []struct {
+			Port string `yaml:"port"`
+			Path string `yaml:"path"`
+		} `yaml:"endpoints"`
+		Ports []struct {
+			Name string `yaml:"name"`
+		} `yaml:"ports"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Containers []kubeContainer `yaml:"containers"`
+				Volumes    []struct {
+					Name   string `yaml:"name"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+					} `yaml:"secret"`
+					ConfigMap *struct {
+						Name string `yaml:"name"`
+					} `yaml:"configMap"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type kubeContainer struct {
+	Env []struct {
+		Name  string `yaml:"name"`
+		Value string `yaml:"value"`
+	} `yaml:"env"`
+	Ports          []kubePort     `yaml:"ports"`
+	LivenessProbe  map[string]any `yaml:"livenessProbe"`
+	ReadinessProbe map[string]any `yaml:"readinessProbe"`
+	VolumeMounts   []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+}
+
+// matchLabels is the labels a selector requires: a Service's selector is the map itself,
+// other objects' is its matchLabels.
+func matchLabels(sel map[string]any) map[string]string {
+	if ml, ok := sel["matchLabels"].(map[string]any); ok {
+		sel = ml
+	}
+	out := map[string]string{}
+	for k, v := range sel {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// selects reports whether a selector's labels all appear in labels.
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestKubernetesConfigValidates(t *testing.T) {
+	byKind := kubeObjects(t, filepath.Join(repoRoot, "deploy", "kubernetes"))
+	checkWorkload(t, byKind, "Deployment", "cdcd")
 	if _, ok := byKind["Service"]["cdcd"]; !ok {
 		t.Error("deploy/kubernetes has no Service cdcd for the metrics port")
+	}
+	// The Prometheus Operator's ServiceMonitor scrapes the Service's metrics port.
+	sm, ok := byKind["ServiceMonitor"]["cdcd"]
+	if !ok {
+		t.Fatal("deploy/kubernetes has no ServiceMonitor cdcd")
+	}
+	if !selects(matchLabels(sm.Spec.Selector), byKind["Service"]["cdcd"].Metadata.Labels) ||
+		len(sm.Spec.Endpoints) == 0 || sm.Spec.Endpoints[0].Port != "metrics" {
+		t.Errorf("the ServiceMonitor does not scrape the Service cdcd's port metrics: %+v", sm.Spec)
+	}
+}
+
+// Window jobs run as a StatefulSet: several instances share a job's partitions, each with a
+// stable instance id (its pod name, the default instance_id), and a PodDisruptionBudget keeps
+// a voluntary disruption from taking more than one at a time.
+func TestKubernetesWindowJobsStatefulSet(t *testing.T) {
+	parent := kubeObjects(t, filepath.Join(repoRoot, "deploy", "kubernetes"))
+	byKind := kubeObjects(t, filepath.Join(repoRoot, "deploy", "kubernetes", "window-jobs"))
+	cfg := checkWorkload(t, byKind, "StatefulSet", "cdcd-windows", parent)
+	if len(cfg.Windows) == 0 {
+		t.Fatal("the StatefulSet's configuration has no window job")
+	}
+	for _, w := range cfg.Windows {
+		if w.InstanceID != "" {
+			t.Errorf("window job %s sets instance_id %q: every replica would share it; leave it to the pod name (the hostname)", w.Name, w.InstanceID)
+		}
+	}
+	st := byKind["StatefulSet"]["cdcd-windows"]
+	if st.Spec.Replicas == nil || *st.Spec.Replicas < 2 {
+		t.Errorf("replicas %v: run at least two instances", st.Spec.Replicas)
+	}
+	svc, ok := byKind["Service"][st.Spec.ServiceName]
+	if !ok || !selects(matchLabels(svc.Spec.Selector), st.Spec.Template.Metadata.Labels) {
+		t.Errorf("no Service %q selecting the StatefulSet's pods", st.Spec.ServiceName)
+	}
+	pdb, ok := byKind["PodDisruptionBudget"]["cdcd-windows"]
+	if !ok || !selects(matchLabels(pdb.Spec.Selector), st.Spec.Template.Metadata.Labels) || pdb.Spec.MaxUnavailable == nil {
+		t.Errorf("no PodDisruptionBudget cdcd-windows with maxUnavailable selecting the pods: %+v", pdb.Spec)
+	}
+	sm, ok := parent["ServiceMonitor"]["cdcd"]
+	if !ok || !selects(matchLabels(sm.Spec.Selector), svc.Metadata.Labels) {
+		t.Errorf("the ServiceMonitor cdcd does not select the Service %s (labels %v)", svc.Metadata.Name, svc.Metadata.Labels)
 	}
 }
 
