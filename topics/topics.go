@@ -1,6 +1,7 @@
 // Package topics checks, before anything connects, that every Kafka topic a configuration
-// names has exactly one writer across all of its pipelines: each captured table, each
-// dead-letter topic in use and the offsets topic. Topic names are derived exactly as the
+// names has exactly one writer across all of its pipelines and window jobs: each captured
+// table, each dead-letter topic in use, the offsets topic, and each window job's output, late,
+// dead-letter and internal topics. Topic names are derived exactly as the
 // encoder derives them (encode.DefaultTopic, topics.overrides), so what passes here is what
 // runs.
 package topics
@@ -12,15 +13,35 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/cdcd-dev/cdcd/window"
 )
 
 // Check refuses a configuration in which two writers share a topic (or subject), naming both
-// and the fix. cdcd validate and cdcd run call it.
+// and the fix. cdcd validate, check and run call it.
 func Check(cfg *config.Config) error {
-	return encode.CheckTopics(Uses(cfg))
+	return encode.CheckTopics(append(Uses(cfg), WindowUses(cfg)...))
 }
 
-// Uses lists every topic cfg writes and who writes it.
+// WindowUses lists the topics cfg's window jobs write: output, late and dead-letter topics,
+// and the repartition topic and changelog cdcd keeps for each job.
+func WindowUses(cfg *config.Config) []encode.TopicUse {
+	var uses []encode.TopicUse
+	for _, w := range cfg.Windows {
+		fix := fmt.Sprintf("give window job %s output, late and dead-letter topics of its own", w.Name)
+		internal := "rename the other writer's topic: cdcd-window.* is cdcd's"
+		uses = append(uses,
+			encode.TopicUse{Topic: w.Output.Topic, What: fmt.Sprintf("the output of window job %s", w.Name), Fix: fix},
+			encode.TopicUse{Topic: w.Late.Topic, What: fmt.Sprintf("the late topic of window job %s", w.Name), Fix: fix},
+			encode.TopicUse{Topic: window.RepartitionTopic(w.Name), What: fmt.Sprintf("the repartition topic of window job %s", w.Name), Fix: internal},
+			encode.TopicUse{Topic: window.ChangelogTopic(w.Name), What: fmt.Sprintf("the changelog of window job %s", w.Name), Fix: internal})
+		if w.DLQ.Topic != "" {
+			uses = append(uses, encode.TopicUse{Topic: w.DLQ.Topic, What: fmt.Sprintf("the dead-letter topic of window job %s", w.Name), Fix: fix})
+		}
+	}
+	return uses
+}
+
+// Uses lists every topic cfg's pipelines (and the offsets topic) write, and who writes it.
 func Uses(cfg *config.Config) []encode.TopicUse {
 	uses := []encode.TopicUse{{Topic: cfg.Kafka.OffsetsTopic, What: "the offsets topic (kafka.offsets_topic)",
 		Fix: "set kafka.offsets_topic to a topic no pipeline writes"}}

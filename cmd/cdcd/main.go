@@ -21,6 +21,7 @@ import (
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/dlq"
 	"github.com/cdcd-dev/cdcd/redact"
+	"github.com/cdcd-dev/cdcd/topics"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -90,7 +91,7 @@ func loadValid(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
-	if err := checkTopics(cfg); err != nil {
+	if err := topics.Check(cfg); err != nil {
 		return nil, &exitError{1, fmt.Errorf("%s: %w", path, err)}
 	}
 	return cfg, nil

@@ -9,7 +9,6 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/jackc/pglogrepl"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // resetOffsets forgets a pipeline's committed position, so its next start follows the
@@ -48,35 +47,13 @@ func resetOffsets(ctx context.Context, path, name, acceptSlot string, stdout io.
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	prev, had, err := offsets.Load(ctx, opts, cfg.Kafka.OffsetsTopic, name)
+	prev, had, err := offsets.Reset(ctx, opts, cfg.Kafka.OffsetsTopic, name, pipeline.TransactionalID(name), cfg.Kafka.TransactionTimeout.D, accept)
 	if err != nil {
 		return err
 	}
 	if !had {
 		fmt.Fprintf(stdout, "pipeline %s has no committed position; nothing to reset\n", name)
 		return nil
-	}
-	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(pipeline.TransactionalID(name)),
-		kgo.TransactionTimeout(cfg.Kafka.TransactionTimeout.D))...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.BeginTransaction(); err != nil {
-		return err
-	}
-	rec := &kgo.Record{Topic: cfg.Kafka.OffsetsTopic, Key: []byte(name), Partition: 0}
-	if accept > 0 {
-		next := prev
-		next.AckLSN, next.WrittenAt = max(prev.AckLSN, accept), time.Now().UTC()
-		rec = next.KafkaRecord(cfg.Kafka.OffsetsTopic, name)
-	}
-	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		_ = cl.EndTransaction(ctx, kgo.TryAbort)
-		return fmt.Errorf("writing the reset: %w", err)
-	}
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("committing the reset: %w", err)
 	}
 	if accept > 0 {
 		fmt.Fprintf(stdout, "pipeline %s: kept committed position %s and accepted the slot's position %s (was %s); its next start follows the slot and drops what Kafka already holds\n",

@@ -1,0 +1,48 @@
+package offsets
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Reset changes pipeline's committed position in topic, as cdcd reset-offsets does. With
+// acceptAck 0 it forgets the position (a tombstone): the pipeline's next start follows the
+// source from where the source is. With acceptAck > 0 it keeps the position and records that
+// the source was acknowledged up to acceptAck (never lowering AckLSN), the answer to a gap the
+// pipeline refused: nothing already in Kafka is published again.
+//
+// It writes in a transaction of the pipeline's own transactionalID, which fences a running
+// instance of the pipeline (it restarts and reads the new record) and aborts a transaction it
+// left open. It returns the position it replaced; had is false, and nothing is written, when
+// the pipeline has no committed position.
+func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID string, txTimeout time.Duration, acceptAck uint64) (prev Record, had bool, err error) {
+	prev, had, err = Load(ctx, opts, topic, pipeline)
+	if err != nil || !had {
+		return prev, had, err
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txTimeout))...)
+	if err != nil {
+		return prev, had, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return prev, had, err
+	}
+	rec := &kgo.Record{Topic: topic, Key: []byte(pipeline), Partition: 0}
+	if acceptAck > 0 {
+		next := prev
+		next.AckLSN, next.WrittenAt = max(prev.AckLSN, acceptAck), time.Now().UTC()
+		rec = next.KafkaRecord(topic, pipeline)
+	}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		_ = cl.EndTransaction(ctx, kgo.TryAbort)
+		return prev, had, fmt.Errorf("writing the reset: %w", err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return prev, had, fmt.Errorf("committing the reset: %w", err)
+	}
+	return prev, had, nil
+}
