@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/redact"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Problem is one thing wrong with a configuration file.

@@ -21,7 +21,7 @@ import (
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/config"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 const repoRoot = "../.."
