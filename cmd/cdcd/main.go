@@ -351,10 +351,16 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // versionLine describes the binary from its build information: the module version (or the
 // one -X main.version stamped), the VCS commit and its time, the Go version and platform.
 func versionLine() string {
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(version, bi)
+}
+
+// describeBuild is versionLine for a stamped version and build information (nil: none).
+func describeBuild(version string, bi *debug.BuildInfo) string {
 	v := version
 	var rev, at string
 	modified := false
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
