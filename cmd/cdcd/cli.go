@@ -45,6 +45,10 @@ func runCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Wr
 		msg := err.Error()
 		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 			msg = "unknown flag --" + strings.TrimPrefix(name, "-")
+		} else {
+			// "flag needs an argument: -config", "invalid value ... for flag -from": the
+			// flags are spelled with two dashes everywhere else.
+			msg = strings.NewReplacer(": -", ": --", "flag -", "flag --").Replace(msg)
 		}
 		return usageError(stderr, c.name, msg)
 	}

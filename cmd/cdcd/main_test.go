@@ -113,6 +113,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"unknown flag of dlq replay", []string{"dlq", "replay", "--config", "x.yaml", "--pipline", "p"}, []string{"unknown flag --pipline"}},
 		{"snapshot without --table", []string{"snapshot", "--config", "x.yaml", "--pipeline", "p"}, []string{"--table SCHEMA.TABLE is required"}},
 		{"dlq without replay", []string{"dlq"}, []string{"cdcd dlq replay"}},
+		{"flag without its value", []string{"run", "--config"}, []string{"flag needs an argument: --config"}},
+		{"flag with a bad value", []string{"dlq", "replay", "--config", "x.yaml", "--pipeline", "p", "--from", "x"}, []string{`invalid value "x" for flag --from`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
