@@ -66,6 +66,7 @@ func artifactDir(t *testing.T) string {
 // table), and checks what a person sees: both pipelines, their phases, the snapshot's table and
 // progress, lag and the slot. The screenshot is kept in .artifacts/status-page.png.
 func TestStatusPageInChromium(t *testing.T) {
+	needStack(t) // skips only when the stack was not asked for; then a missing browser fails
 	browser := chromium(t)
 	db := uniqueName("statuspage")
 	s, ctx, dsn, conn := setup(t, 3*time.Minute, db, `CREATE TABLE live (id serial PRIMARY KEY, v text);
