@@ -23,6 +23,8 @@ type Config struct {
 	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
 	Pipelines       []Pipeline `yaml:"pipelines"`
 	Windows         []Window   `yaml:"windows"`
+	// Diagnostics are tools for finding a problem in cdcd itself; all off by default.
+	Diagnostics Diagnostics `yaml:"diagnostics"`
 
 	// Set by Parse (unexported, so never decoded from the file).
 	secrets  []string  // every secret value the file holds; see Secrets
@@ -88,6 +90,23 @@ type HTTP struct {
 	// fix) this long, /healthz answers 503 so a container platform restarts cdcd (default 5m;
 	// 0s: never).
 	FailLivenessAfter Duration `yaml:"fail_liveness_after"`
+}
+
+// Diagnostics are tools for finding a problem in cdcd itself.
+type Diagnostics struct {
+	// FlightRecorder, when set, keeps the last seconds of Go's execution trace in memory and
+	// writes them to Dir when a change's end-to-end latency passes Threshold.
+	FlightRecorder *FlightRecorder `yaml:"flight_recorder"`
+}
+
+// FlightRecorder configures the execution-trace flight recorder (package diagnostics).
+type FlightRecorder struct {
+	Threshold Duration `yaml:"threshold"` // required
+	Dir       string   `yaml:"dir"`       // default: <temp dir>/cdcd-flight
+	Window    Duration `yaml:"window"`    // default 10s
+	MaxBytes  ByteSize `yaml:"max_bytes"` // default 32MiB
+	Cooldown  Duration `yaml:"cooldown"`  // default 1m
+	MaxFiles  int      `yaml:"max_files"` // default 10
 }
 
 // Log configures log/slog.

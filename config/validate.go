@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,6 +75,17 @@ func (c *Config) applyDefaults() {
 		c.Log.Format = "json"
 	}
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if fr := c.Diagnostics.FlightRecorder; fr != nil {
+		if fr.Dir == "" {
+			fr.Dir = filepath.Join(os.TempDir(), "cdcd-flight")
+		}
+		defDur(&fr.Window, 10*time.Second)
+		defSize(&fr.MaxBytes, 32<<20)
+		defDur(&fr.Cooldown, time.Minute)
+		if fr.MaxFiles == 0 {
+			fr.MaxFiles = 10
+		}
+	}
 	for i := range c.Windows {
 		c.Windows[i].applyDefaults()
 	}
@@ -222,6 +235,20 @@ func (c *Config) validate() []Problem {
 		ps.add("log.format", fmt.Sprintf("unknown log format %s", quote(c.Log.Format)), "use json or text")
 	}
 	checkDur(&ps, "shutdown_timeout", c.ShutdownTimeout, time.Second)
+	if fr := c.Diagnostics.FlightRecorder; fr != nil {
+		at := "diagnostics.flight_recorder"
+		if !fr.Threshold.IsSet() {
+			ps.add(at+".threshold", "the flight recorder has no threshold", "set threshold: the end-to-end latency that writes a trace, e.g. 500ms")
+		} else {
+			checkDur(&ps, at+".threshold", fr.Threshold, time.Millisecond)
+		}
+		checkDur(&ps, at+".window", fr.Window, time.Second)
+		checkDur(&ps, at+".cooldown", fr.Cooldown, time.Second)
+		checkSize(&ps, at+".max_bytes", fr.MaxBytes, 1<<20)
+		if fr.MaxFiles < 1 {
+			ps.add(at+".max_files", fmt.Sprintf("%d traces cannot be kept", fr.MaxFiles), "set max_files: 1 or more (the oldest traces are removed beyond it)")
+		}
+	}
 	c.validateWindows(&ps)
 	if len(c.Pipelines) == 0 && len(c.Windows) == 0 {
 		ps.add("pipelines", "no pipelines are configured", "add at least one pipeline with a postgres or mysql source (see config.example.yaml)")

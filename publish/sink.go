@@ -67,8 +67,12 @@ type Config struct {
 	Ack func(lsn uint64)
 	// OnCommit, if set, is called (on the session goroutine) after every committed batch.
 	OnCommit func()
-	Log      *slog.Logger
-	Metrics  *metrics.Metrics // may be nil
+	// Latency, if set, is called (on the session goroutine) after every committed batch with
+	// the largest end-to-end latency (source commit -> Kafka commit) among its source
+	// transactions; it must not block (the flight recorder's trigger).
+	Latency func(worst time.Duration)
+	Log     *slog.Logger
+	Metrics *metrics.Metrics // may be nil
 }
 
 // TransactionalID is the pipeline's stable Kafka transactional id: a restarted or second
