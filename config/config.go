@@ -133,6 +133,25 @@ type Pipeline struct {
 	// for it (rows of its tables changed, or WAL grew past its position) is unready and
 	// cdcd_pipeline_stalled is 1 (default 5m).
 	StallAfter Duration `yaml:"stall_after"`
+	// TransactionMetadata: a BEGIN and an END record of every source transaction on a topic of
+	// their own (Debezium's provide.transaction.metadata); off by default.
+	TransactionMetadata TransactionMetadata `yaml:"transaction_metadata"`
+}
+
+// TransactionMetadata configures transaction metadata records. In YAML it is either a
+// boolean (transaction_metadata: true) or a mapping with enabled and topic.
+type TransactionMetadata struct {
+	Enabled bool   `yaml:"enabled"`
+	Topic   string `yaml:"topic"` // default <prefix>.transaction
+}
+
+// UnmarshalYAML accepts a boolean or the mapping.
+func (m *TransactionMetadata) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&m.Enabled)
+	}
+	type plain TransactionMetadata
+	return n.Decode((*plain)(m))
 }
 
 // Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone

@@ -38,3 +38,29 @@ func TestFlightRecorderOption(t *testing.T) {
 		}
 	}
 }
+
+func TestTransactionMetadataOption(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(base), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pipelines[0].TransactionMetadata.Enabled {
+		t.Fatal("transaction metadata is on by default")
+	}
+	_, err = Parse("c.yaml", []byte(base+"    transaction_metadata: {enabled: true, topic: \"bad topic\"}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "pipelines[0].transaction_metadata.topic") {
+		t.Fatalf("a bad topic name: %v", err)
+	}
+	_, err = Parse("c.yaml", []byte(base+"    transaction_metadata: sure\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "pipelines[0].transaction_metadata") {
+		t.Fatalf("transaction_metadata: sure was accepted: %v", err)
+	}
+	cfg, err = Parse("c.yaml", []byte(base+"    transaction_metadata: true\n"), noEnv)
+	if err != nil || !cfg.Pipelines[0].TransactionMetadata.Enabled || cfg.Pipelines[0].TransactionMetadata.Topic != "shop.transaction" {
+		t.Fatalf("transaction_metadata: true: %v %+v", err, cfg)
+	}
+	_, err = Parse("c.yaml", []byte(base+"    transaction_metadata: {enabled: true, topics: x}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "topics") {
+		t.Fatalf("an unknown key under transaction_metadata was accepted: %v", err)
+	}
+}

@@ -107,6 +107,9 @@ func (c *Config) applyDefaults() {
 		if p.DLQ.Topic == "" {
 			p.DLQ.Topic = p.Topics.Prefix + ".dlq"
 		}
+		if p.TransactionMetadata.Enabled && p.TransactionMetadata.Topic == "" {
+			p.TransactionMetadata.Topic = p.Topics.Prefix + ".transaction"
+		}
 		defSize(&p.DLQ.MaxMessageBytes, DefaultDLQMaxMessageBytes)
 		if p.Delivery == "" {
 			p.Delivery = "exactly_once"
@@ -298,6 +301,9 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	nameBad := !pipelineNameRE.MatchString(p.Name)
 	if !topicRE.MatchString(p.Topics.Prefix) && !(nameBad && p.Topics.Prefix == p.Name) {
 		ps.add(at("topics.prefix"), fmt.Sprintf("%s is not a valid Kafka topic prefix", quote(p.Topics.Prefix)), "use letters, digits, '.', '_' and '-' only")
+	}
+	if tm := p.TransactionMetadata; tm.Enabled && !topicRE.MatchString(tm.Topic) && !(nameBad && tm.Topic == p.Topics.Prefix+".transaction") {
+		ps.add(at("transaction_metadata.topic"), fmt.Sprintf("%s is not a valid Kafka topic name", quote(tm.Topic)), "use letters, digits, '.', '_' and '-' only")
 	}
 	if !topicRE.MatchString(p.DLQ.Topic) && !(nameBad && p.DLQ.Topic == p.Topics.Prefix+".dlq") {
 		ps.add(at("dlq.topic"), fmt.Sprintf("%s is not a valid Kafka topic name", quote(p.DLQ.Topic)), "use letters, digits, '.', '_' and '-' only")

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +59,17 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 		return s.addCommit(ctx, c)
 	}
 	ev := &it.Event
+	// Every event of a source transaction is counted, covered or not: the source replays a
+	// transaction from its start, so its orders are the same in every session.
+	inTx := ev.TxID != "" && ev.Op != change.OpRead
+	var order encode.TxOrder
+	if inTx {
+		order, _ = s.tx.Next(ev)
+	}
 	if s.committed.Covers(ev.Pos, false) {
+		if inTx {
+			s.tx.MarkBegun() // its BEGIN committed with the transaction's first event
+		}
 		return nil
 	}
 	if !s.batch.open {
@@ -66,8 +77,15 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 			return err
 		}
 	}
+	if inTx && s.cfg.TransactionTopic != "" && !s.tx.Begun() {
+		id, ts, _ := s.tx.Open(ev.Pos.Tx)
+		if err := s.produceTxBoundary(ctx, encode.TxBoundary{Topic: s.cfg.TransactionTopic, ID: id, TS: ts}); err != nil {
+			return err
+		}
+		s.tx.MarkBegun()
+	}
 	refused := s.mem.refused(ev.Pos)
-	if err := s.encode(ctx, ev, refused); err != nil {
+	if err := s.encode(ctx, ev, inTx, order, refused); err != nil {
 		return s.refuse(ctx, ev, err)
 	}
 	limit, err := s.topicLimit(ctx, s.rec.Topic)
@@ -133,6 +151,14 @@ func (s *Sink) addCommit(ctx context.Context, c *change.Commit) error {
 			return err
 		}
 	}
+	if _, _, open := s.tx.Open(c.Pos.Tx); open {
+		end := s.tx.End(s.cfg.TransactionTopic, c.Time)
+		if s.cfg.TransactionTopic != "" {
+			if err := s.produceTxBoundary(ctx, end); err != nil {
+				return err
+			}
+		}
+	}
 	b.lastComplete, b.lastPos, b.tail, b.tailBytes = c, c.Pos, 0, 0
 	if c.State != nil {
 		b.state = c.State
@@ -157,7 +183,7 @@ func (e errSourceEvent) Unwrap() error { return e.error }
 
 // encode makes ev into s.rec. An error is this change's failure to become a record; refuse
 // decides what it calls for.
-func (s *Sink) encode(ctx context.Context, ev *change.Event, refused refusal) error {
+func (s *Sink) encode(ctx context.Context, ev *change.Event, inTx bool, order encode.TxOrder, refused refusal) error {
 	if ev.Err != nil {
 		return errSourceEvent{ev.Err}
 	}
@@ -165,7 +191,26 @@ func (s *Sink) encode(ctx context.Context, ev *change.Event, refused refusal) er
 		return &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
 			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.enc.Topic(ev.Table))}
 	}
+	if inTx {
+		return s.enc.EncodeInTx(ctx, ev, order, &s.rec)
+	}
 	return s.enc.Encode(ctx, ev, &s.rec)
+}
+
+// produceTxBoundary produces a transaction metadata record (BEGIN or END) in the open Kafka
+// transaction. A failure is registry or Kafka trouble, retried by a new session.
+func (s *Sink) produceTxBoundary(ctx context.Context, b encode.TxBoundary) error {
+	if err := s.enc.EncodeTxBoundary(ctx, b, &s.txRec); err != nil {
+		if encode.Retriable(err) {
+			return &RegistryError{fmt.Errorf("transaction metadata: %w", err)}
+		}
+		return fmt.Errorf("transaction metadata on %s: %w", b.Topic, err)
+	}
+	if _, err := s.topicLimit(ctx, b.Topic); err != nil {
+		return err
+	}
+	s.produce(&kgo.Record{Topic: b.Topic, Key: bytes.Clone(s.txRec.Key), Value: bytes.Clone(s.txRec.Value), Context: s.prodCtx})
+	return nil
 }
 
 // refuse is the poison path of a change that could not become a record, classified once

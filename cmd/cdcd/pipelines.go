@@ -66,7 +66,8 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
 			DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
 			BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
-			DrainTimeout: sinkDrain, Latency: flightTrigger(d.flight, p.Name)},
+			DrainTimeout: sinkDrain, Latency: flightTrigger(d.flight, p.Name),
+			TransactionTopic: transactionTopic(p)},
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
 		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
@@ -78,6 +79,14 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		r.watch = append(r.watch, func(ctx context.Context) { postgres.Monitor(ctx, mon) })
 	}
 	return r, nil
+}
+
+// transactionTopic is the pipeline's transaction metadata topic ("" when off).
+func transactionTopic(p *config.Pipeline) string {
+	if !p.TransactionMetadata.Enabled {
+		return ""
+	}
+	return p.TransactionMetadata.Topic
 }
 
 // flightTrigger hands each committed batch's worst end-to-end latency to the flight recorder
