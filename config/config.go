@@ -23,6 +23,8 @@ type Config struct {
 	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
 	Pipelines       []Pipeline `yaml:"pipelines"`
 	Windows         []Window   `yaml:"windows"`
+	// Diagnostics are tools for finding a problem in cdcd itself; all off by default.
+	Diagnostics Diagnostics `yaml:"diagnostics"`
 
 	// Set by Parse (unexported, so never decoded from the file).
 	secrets  []string  // every secret value the file holds; see Secrets
@@ -90,6 +92,23 @@ type HTTP struct {
 	FailLivenessAfter Duration `yaml:"fail_liveness_after"`
 }
 
+// Diagnostics are tools for finding a problem in cdcd itself.
+type Diagnostics struct {
+	// FlightRecorder, when set, keeps the last seconds of Go's execution trace in memory and
+	// writes them to Dir when a change's end-to-end latency passes Threshold.
+	FlightRecorder *FlightRecorder `yaml:"flight_recorder"`
+}
+
+// FlightRecorder configures the execution-trace flight recorder (package diagnostics).
+type FlightRecorder struct {
+	Threshold Duration `yaml:"threshold"` // required
+	Dir       string   `yaml:"dir"`       // default: <temp dir>/cdcd-flight
+	Window    Duration `yaml:"window"`    // default 10s
+	MaxBytes  ByteSize `yaml:"max_bytes"` // default 32MiB
+	Cooldown  Duration `yaml:"cooldown"`  // default 1m
+	MaxFiles  int      `yaml:"max_files"` // default 10
+}
+
 // Log configures log/slog.
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
@@ -114,6 +133,25 @@ type Pipeline struct {
 	// for it (rows of its tables changed, or WAL grew past its position) is unready and
 	// cdcd_pipeline_stalled is 1 (default 5m).
 	StallAfter Duration `yaml:"stall_after"`
+	// TransactionMetadata: a BEGIN and an END record of every source transaction on a topic of
+	// their own (Debezium's provide.transaction.metadata); off by default.
+	TransactionMetadata TransactionMetadata `yaml:"transaction_metadata"`
+}
+
+// TransactionMetadata configures transaction metadata records. In YAML it is either a
+// boolean (transaction_metadata: true) or a mapping with enabled and topic.
+type TransactionMetadata struct {
+	Enabled bool   `yaml:"enabled"`
+	Topic   string `yaml:"topic"` // default <prefix>.transaction
+}
+
+// UnmarshalYAML accepts a boolean or the mapping.
+func (m *TransactionMetadata) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&m.Enabled)
+	}
+	type plain TransactionMetadata
+	return n.Decode((*plain)(m))
 }
 
 // Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone

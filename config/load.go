@@ -466,6 +466,12 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string, depth int)
 	if t == reflect.TypeOf(Snapshot{}) && n.Kind == yaml.ScalarNode {
 		return // the mode alone (snapshot: initial)
 	}
+	if t == reflect.TypeOf(TransactionMetadata{}) && n.Kind == yaml.ScalarNode {
+		if n.Tag != "!!bool" {
+			l.typeProblem(n, reflect.TypeOf(true), path)
+		}
+		return // transaction_metadata: true
+	}
 	if scalarTypes[t] {
 		if n.Kind != yaml.ScalarNode {
 			l.typeProblem(n, t, path)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,6 +75,17 @@ func (c *Config) applyDefaults() {
 		c.Log.Format = "json"
 	}
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if fr := c.Diagnostics.FlightRecorder; fr != nil {
+		if fr.Dir == "" {
+			fr.Dir = filepath.Join(os.TempDir(), "cdcd-flight")
+		}
+		defDur(&fr.Window, 10*time.Second)
+		defSize(&fr.MaxBytes, 32<<20)
+		defDur(&fr.Cooldown, time.Minute)
+		if fr.MaxFiles == 0 {
+			fr.MaxFiles = 10
+		}
+	}
 	for i := range c.Windows {
 		c.Windows[i].applyDefaults()
 	}
@@ -93,6 +106,9 @@ func (c *Config) applyDefaults() {
 		}
 		if p.DLQ.Topic == "" {
 			p.DLQ.Topic = p.Topics.Prefix + ".dlq"
+		}
+		if p.TransactionMetadata.Enabled && p.TransactionMetadata.Topic == "" {
+			p.TransactionMetadata.Topic = p.Topics.Prefix + ".transaction"
 		}
 		defSize(&p.DLQ.MaxMessageBytes, DefaultDLQMaxMessageBytes)
 		if p.Delivery == "" {
@@ -222,6 +238,20 @@ func (c *Config) validate() []Problem {
 		ps.add("log.format", fmt.Sprintf("unknown log format %s", quote(c.Log.Format)), "use json or text")
 	}
 	checkDur(&ps, "shutdown_timeout", c.ShutdownTimeout, time.Second)
+	if fr := c.Diagnostics.FlightRecorder; fr != nil {
+		at := "diagnostics.flight_recorder"
+		if !fr.Threshold.IsSet() {
+			ps.add(at+".threshold", "the flight recorder has no threshold", "set threshold: the end-to-end latency that writes a trace, e.g. 500ms")
+		} else {
+			checkDur(&ps, at+".threshold", fr.Threshold, time.Millisecond)
+		}
+		checkDur(&ps, at+".window", fr.Window, time.Second)
+		checkDur(&ps, at+".cooldown", fr.Cooldown, time.Second)
+		checkSize(&ps, at+".max_bytes", fr.MaxBytes, 1<<20)
+		if fr.MaxFiles < 1 {
+			ps.add(at+".max_files", fmt.Sprintf("%d traces cannot be kept", fr.MaxFiles), "set max_files: 1 or more (the oldest traces are removed beyond it)")
+		}
+	}
 	c.validateWindows(&ps)
 	if len(c.Pipelines) == 0 && len(c.Windows) == 0 {
 		ps.add("pipelines", "no pipelines are configured", "add at least one pipeline with a postgres or mysql source (see config.example.yaml)")
@@ -271,6 +301,9 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	nameBad := !pipelineNameRE.MatchString(p.Name)
 	if !topicRE.MatchString(p.Topics.Prefix) && !(nameBad && p.Topics.Prefix == p.Name) {
 		ps.add(at("topics.prefix"), fmt.Sprintf("%s is not a valid Kafka topic prefix", quote(p.Topics.Prefix)), "use letters, digits, '.', '_' and '-' only")
+	}
+	if tm := p.TransactionMetadata; tm.Enabled && !topicRE.MatchString(tm.Topic) && !(nameBad && tm.Topic == p.Topics.Prefix+".transaction") {
+		ps.add(at("transaction_metadata.topic"), fmt.Sprintf("%s is not a valid Kafka topic name", quote(tm.Topic)), "use letters, digits, '.', '_' and '-' only")
 	}
 	if !topicRE.MatchString(p.DLQ.Topic) && !(nameBad && p.DLQ.Topic == p.Topics.Prefix+".dlq") {
 		ps.add(at("dlq.topic"), fmt.Sprintf("%s is not a valid Kafka topic name", quote(p.DLQ.Topic)), "use letters, digits, '.', '_' and '-' only")

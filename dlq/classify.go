@@ -28,37 +28,52 @@ type decodeError interface{ Undecodable() bool }
 // fine, the record format cannot hold it.
 type notRepresentable interface{ NotRepresentable() bool }
 
-// Classify is the one place that decides whether a failure to publish one change is a poison
-// record and of which class. ok is false for failures that retrying may fix.
-func Classify(err error) (class string, ok bool) {
+// Verdict is what a failure to turn one change into a record calls for.
+type Verdict int
+
+const (
+	// Unknown: the failure says nothing about this change alone (a full disk, a plain error).
+	// The caller decides by where it came from: a source's error about an event is still that
+	// event's poison (ClassOther); an encoder error is about cdcd itself (the registry refusing
+	// its credentials) and stops the pipeline.
+	Unknown Verdict = iota
+	// Retry: transient (the registry or a broker unavailable, a timeout); never dead-lettered.
+	Retry
+	// Poison: this change alone cannot be published; the class says why.
+	Poison
+)
+
+// Classify is the one place that decides what a failure to publish one change is: retried,
+// a poison record of a class, or unknown (see Verdict).
+func Classify(err error) (Verdict, string) {
 	if err == nil {
-		return "", false
+		return Unknown, ""
 	}
 	if encode.Retriable(err) {
-		return "", false
+		return Retry, ""
 	}
 	var ee *encode.Error
 	if errors.As(err, &ee) {
-		return string(ee.Class), true
+		return Poison, string(ee.Class)
 	}
 	var nr notRepresentable
 	if errors.As(err, &nr) && nr.NotRepresentable() {
-		return ClassValueNotRepresentable, true
+		return Poison, ClassValueNotRepresentable
 	}
 	var de decodeError
 	if errors.As(err, &de) && de.Undecodable() {
-		return ClassUndecodable, true
+		return Poison, ClassUndecodable
 	}
 	if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
-		return ClassRecordTooLarge, true
+		return Poison, ClassRecordTooLarge
 	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) && !ke.Retriable {
 		// A per-record rejection by the broker (invalid record, policy violation, ...).
 		switch ke {
 		case kerr.InvalidRecord, kerr.CorruptMessage, kerr.PolicyViolation:
-			return ClassOther, true
+			return Poison, ClassOther
 		}
 	}
-	return "", false
+	return Unknown, ""
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 type undecodable struct{}
@@ -25,21 +26,23 @@ func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		err   error
+		v     Verdict
 		class string
-		ok    bool
 	}{
-		{"encoder class", &encode.Error{Class: encode.ClassSchemaRejected, Err: errors.New("409")}, ClassSchemaRejected, true},
-		{"undecodable", fmt.Errorf("table t: %w", undecodable{}), ClassUndecodable, true},
-		{"not representable inside a decode error", fmt.Errorf("table t at 0/1#0: %w", notRep{}), ClassValueNotRepresentable, true},
-		{"too large", fmt.Errorf("producing: %w", kerr.MessageTooLarge), ClassRecordTooLarge, true},
-		{"invalid record", kerr.InvalidRecord, ClassOther, true},
-		{"a full disk is not a poison record", syscall.ENOSPC, "", false},
-		{"a retriable broker error", kerr.NotLeaderForPartition, "", false},
-		{"nil", nil, "", false},
+		{"encoder class", &encode.Error{Class: encode.ClassSchemaRejected, Err: errors.New("409")}, Poison, ClassSchemaRejected},
+		{"undecodable", fmt.Errorf("table t: %w", undecodable{}), Poison, ClassUndecodable},
+		{"not representable inside a decode error", fmt.Errorf("table t at 0/1#0: %w", notRep{}), Poison, ClassValueNotRepresentable},
+		{"too large", fmt.Errorf("producing: %w", kerr.MessageTooLarge), Poison, ClassRecordTooLarge},
+		{"invalid record", kerr.InvalidRecord, Poison, ClassOther},
+		{"registry unavailable", &encode.RegistryError{Err: &sr.ResponseError{StatusCode: 503}}, Retry, ""},
+		{"registry refusing cdcd", &encode.RegistryError{Err: &sr.ResponseError{StatusCode: 401}}, Unknown, ""},
+		{"a full disk is not a poison record", syscall.ENOSPC, Unknown, ""},
+		{"a retriable broker error", kerr.NotLeaderForPartition, Unknown, ""},
+		{"nil", nil, Unknown, ""},
 	} {
-		class, ok := Classify(c.err)
-		if class != c.class || ok != c.ok {
-			t.Errorf("%s: Classify = %q, %v; want %q, %v", c.name, class, ok, c.class, c.ok)
+		v, class := Classify(c.err)
+		if class != c.class || v != c.v {
+			t.Errorf("%s: Classify = %v, %q; want %v, %q", c.name, v, class, c.v, c.class)
 		}
 	}
 }

@@ -38,8 +38,12 @@
 // numeric transaction id: the Postgres xid), lsn (Postgres only: the commit LSN,
 // Position.Tx), gtid (a non-numeric transaction id: a MySQL or MariaDB GTID) and sequence
 // (the event's cdcd Position as {"tx":N,"index":I}, which totally orders a pipeline's
-// events). transaction is {id: TxID, total_order and data_collection_order: the event's
-// index in its transaction + 1} when the event has a TxID. unchanged_toast lists the columns
+// events). transaction is {id: TxID, total_order: the event's position among its
+// transaction's events, data_collection_order: its position among the transaction's events
+// of its table (both from 1, see TxTracker; Encode alone uses the in-transaction index + 1
+// for both)} when the event has a TxID. BEGIN and END records of each transaction, on a
+// topic of their own, are EncodeTxBoundary's (Debezium's transaction metadata, with its
+// schema names). unchanged_toast lists the columns
 // of after whose value was not sent (see "Unchanged TOAST"); null otherwise.
 //
 // Records of a table without a key, and truncates, have a null key; a delete of a keyed

@@ -299,7 +299,16 @@ func (e *Encoder) register(ctx context.Context, p *tablePlan, subject, schema st
 // Encode writes ev into dst. On error dst holds no record; the error is an *Error (a poison
 // record: see the error's Class) or, for registry trouble, an error to test with
 // Retriable. Deletes of keyed tables should be followed by dst.Tombstone() unless disabled.
+// The transaction block's orders are the event's index in its transaction + 1; a caller that
+// follows whole transactions gives exact ones with EncodeInTx.
 func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) error {
+	o := int64(ev.Pos.Index) + 1
+	return e.EncodeInTx(ctx, ev, TxOrder{Total: o, DataCollection: o}, dst)
+}
+
+// EncodeInTx is Encode with the event's place in its source transaction (see TxTracker),
+// written to the envelope's transaction block when the event has a TxID.
+func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrder, dst *Record) error {
 	dst.Topic, dst.Key, dst.Value, dst.Op = "", nil, nil, ev.Op
 	if ev.Table == nil {
 		return &Error{Class: ClassUndecodable, Err: errors.New("event has no table; this is a source bug")}
@@ -362,9 +371,8 @@ func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) err
 	if ev.TxID != "" {
 		v = append(v, unionValue)
 		v = appendString(v, ev.TxID)
-		order := int64(ev.Pos.Index) + 1
-		v = appendLong(v, order)
-		v = appendLong(v, order)
+		v = appendLong(v, order.Total)
+		v = appendLong(v, order.DataCollection)
 	} else {
 		v = append(v, unionNull)
 	}

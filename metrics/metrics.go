@@ -40,6 +40,8 @@ type Metrics struct {
 	SlotWALStatus     *prometheus.GaugeVec // pipeline, slot, status (1 for the current one)
 
 	Snapshot *Snapshot
+
+	FlightTraces prometheus.Counter // execution traces written by the flight recorder
 }
 
 // New registers every collector on reg.
@@ -76,6 +78,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SlotWALStatus:     f.gauge("cdcd_postgres_slot_wal_status", "1 for the slot's current wal_status (reserved, extended, unreserved, lost).", "pipeline", "slot", "status"),
 	}
 	m.Snapshot = newSnapshot(f)
+	m.FlightTraces = prometheus.NewCounter(prometheus.CounterOpts{Name: "cdcd_flight_recorder_traces_total",
+		Help: "Execution traces written by the flight recorder (diagnostics.flight_recorder) after a slow commit."})
+	reg.MustRegister(m.FlightTraces)
 	bi := f.gauge("cdcd_build_info", "Build information; always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/dlq"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,74 +52,41 @@ func (b *batch) reset() {
 
 // Add publishes one item into the open batch (opening one if needed), and commits the batch
 // when it is full. Items the committed state covers are dropped; a covered Commit is
-// acknowledged to the source, since it is durable already.
+// acknowledged to the source, since it is durable already. A change that cannot become a
+// record takes the poison path (refuse); everything else reads straight down.
 func (s *Sink) Add(ctx context.Context, it *change.Item) error {
-	b := &s.batch
 	if c := it.Commit; c != nil {
-		if s.committed.Covers(c.Pos, true) {
-			// Published by an earlier session: acknowledge it, so the source sees everything it
-			// emitted acknowledged. Never beyond what the offsets record holds: the slot must
-			// not get ahead of Kafka (an empty position-only commit covered by a partial record
-			// could end past the record's ack_lsn).
-			if c.AckLSN > 0 {
-				s.cfg.Ack(min(c.AckLSN, s.committed.AckLSN))
-			}
-			return nil
-		}
-		if !b.open {
-			if err := s.begin(); err != nil {
-				return err
-			}
-		}
-		b.lastComplete, b.lastPos, b.tail, b.tailBytes = c, c.Pos, 0, 0
-		if c.State != nil {
-			b.state = c.State
-		}
-		if !c.Time.IsZero() {
-			b.commitTimes = append(b.commitTimes, c.Time)
-			if m := s.cfg.Metrics; m != nil {
-				m.SourceLagSecs.WithLabelValues(s.cfg.Pipeline).Set(max(0, time.Since(c.Time).Seconds()))
-			}
-		}
-		if b.events >= s.cfg.BatchMaxEvents || b.bytes >= s.cfg.BatchMaxBytes {
-			return s.Commit(ctx)
-		}
-		return nil
+		return s.addCommit(ctx, c)
 	}
 	ev := &it.Event
+	// Every event of a source transaction is counted, covered or not: the source replays a
+	// transaction from its start, so its orders are the same in every session.
+	inTx := ev.TxID != "" && ev.Op != change.OpRead
+	var order encode.TxOrder
+	if inTx {
+		order, _ = s.tx.Next(ev)
+	}
 	if s.committed.Covers(ev.Pos, false) {
+		if inTx {
+			s.tx.MarkBegun() // its BEGIN committed with the transaction's first event
+		}
 		return nil
 	}
-	if !b.open {
+	if !s.batch.open {
 		if err := s.begin(); err != nil {
 			return err
 		}
 	}
-	if ev.Err != nil {
-		return s.poison(ctx, ev, ev.Err)
+	if inTx && s.cfg.TransactionTopic != "" && !s.tx.Begun() {
+		id, ts, _ := s.tx.Open(ev.Pos.Tx)
+		if err := s.produceTxBoundary(ctx, encode.TxBoundary{Topic: s.cfg.TransactionTopic, ID: id, TS: ts}); err != nil {
+			return err
+		}
+		s.tx.MarkBegun()
 	}
 	refused := s.mem.refused(ev.Pos)
-	if refused == refusedAlone {
-		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
-			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.enc.Topic(ev.Table))})
-	}
-	if err := s.enc.Encode(ctx, ev, &s.rec); err != nil {
-		if encode.Retriable(err) {
-			if m := s.cfg.Metrics; m != nil {
-				m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "unavailable").Inc()
-			}
-			return &RegistryError{fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)}
-		}
-		if ce := (*encode.Error)(nil); !errors.As(err, &ce) {
-			// The registry refused cdcd itself (401/403, a certificate), not this record: dead
-			// letters would swallow every change, so stop as on_error: fail does.
-			return &PoisonError{Pipeline: s.cfg.Pipeline, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos,
-				Err: fmt.Errorf("%w (fix: check schema_registry url, username and password, and that this account may read and write subjects)", err)}
-		}
-		if m := s.cfg.Metrics; m != nil && encode.ClassOf(err) == encode.ClassSchemaRejected {
-			m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "rejected").Inc()
-		}
-		return s.poison(ctx, ev, err)
+	if err := s.encode(ctx, ev, inTx, order, refused); err != nil {
+		return s.refuse(ctx, ev, err)
 	}
 	limit, err := s.topicLimit(ctx, s.rec.Topic)
 	if err != nil {
@@ -125,8 +94,9 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	}
 	size := len(s.rec.Key) + len(s.rec.Value)
 	if size+recordOverhead > limit {
-		return s.poison(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
-			Err: fmt.Errorf("record of %d bytes does not fit topic %s (limit %d bytes: the smaller of the topic's max.message.bytes and kafka.max_message_bytes, less %d bytes of batch overhead); raise both", size, s.rec.Topic, limit, recordOverhead)})
+		return s.deadLetter(ctx, ev, &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("record of %d bytes does not fit topic %s (limit %d bytes: the smaller of the topic's max.message.bytes and kafka.max_message_bytes, less %d bytes of batch overhead); raise both", size, s.rec.Topic, limit, recordOverhead)},
+			dlq.ClassRecordTooLarge)
 	}
 	// A record whose batch the broker refused before goes in a batch of its own, so that a
 	// refusal now names it alone (and its neighbours of then are not dead-lettered with it).
@@ -156,10 +126,122 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	// A single source transaction larger than a batch is split: the offsets record then names
 	// its last published event so a restart resumes exactly after it. A snapshot chunk is never
 	// split: its progress commits with its last row, and the source bounds its size.
+	b := &s.batch
 	if ev.Op != change.OpRead && (b.tail >= s.cfg.BatchMaxEvents || b.tailBytes >= s.cfg.BatchMaxBytes) {
 		return s.Commit(ctx)
 	}
 	return nil
+}
+
+// addCommit closes a source transaction in the batch, and commits the batch when it is full.
+func (s *Sink) addCommit(ctx context.Context, c *change.Commit) error {
+	b := &s.batch
+	if s.committed.Covers(c.Pos, true) {
+		// Published by an earlier session: acknowledge it, so the source sees everything it
+		// emitted acknowledged. Never beyond what the offsets record holds: the slot must
+		// not get ahead of Kafka (an empty position-only commit covered by a partial record
+		// could end past the record's ack_lsn).
+		if c.AckLSN > 0 {
+			s.cfg.Ack(min(c.AckLSN, s.committed.AckLSN))
+		}
+		return nil
+	}
+	if !b.open {
+		if err := s.begin(); err != nil {
+			return err
+		}
+	}
+	if _, _, open := s.tx.Open(c.Pos.Tx); open {
+		end := s.tx.End(s.cfg.TransactionTopic, c.Time)
+		if s.cfg.TransactionTopic != "" {
+			if err := s.produceTxBoundary(ctx, end); err != nil {
+				return err
+			}
+		}
+	}
+	b.lastComplete, b.lastPos, b.tail, b.tailBytes = c, c.Pos, 0, 0
+	if c.State != nil {
+		b.state = c.State
+	}
+	if !c.Time.IsZero() {
+		b.commitTimes = append(b.commitTimes, c.Time)
+		if m := s.cfg.Metrics; m != nil {
+			m.SourceLagSecs.WithLabelValues(s.cfg.Pipeline).Set(max(0, time.Since(c.Time).Seconds()))
+		}
+	}
+	if b.events >= s.cfg.BatchMaxEvents || b.bytes >= s.cfg.BatchMaxBytes {
+		return s.Commit(ctx)
+	}
+	return nil
+}
+
+// errSourceEvent marks the source's own error about an event (change.Event.Err), so refuse
+// knows an unclassified cause still concerns that event alone.
+type errSourceEvent struct{ error }
+
+func (e errSourceEvent) Unwrap() error { return e.error }
+
+// encode makes ev into s.rec. An error is this change's failure to become a record; refuse
+// decides what it calls for.
+func (s *Sink) encode(ctx context.Context, ev *change.Event, inTx bool, order encode.TxOrder, refused refusal) error {
+	if ev.Err != nil {
+		return errSourceEvent{ev.Err}
+	}
+	if refused == refusedAlone {
+		return &encode.Error{Class: encode.ClassRecordTooLarge, Table: ev.Table.QualifiedName(),
+			Err: fmt.Errorf("the broker refused the record as too large for topic %s (MESSAGE_TOO_LARGE); raise the topic's max.message.bytes", s.enc.Topic(ev.Table))}
+	}
+	if inTx {
+		return s.enc.EncodeInTx(ctx, ev, order, &s.rec)
+	}
+	return s.enc.Encode(ctx, ev, &s.rec)
+}
+
+// produceTxBoundary produces a transaction metadata record (BEGIN or END) in the open Kafka
+// transaction. A failure is registry or Kafka trouble, retried by a new session.
+func (s *Sink) produceTxBoundary(ctx context.Context, b encode.TxBoundary) error {
+	if err := s.enc.EncodeTxBoundary(ctx, b, &s.txRec); err != nil {
+		if encode.Retriable(err) {
+			return &RegistryError{fmt.Errorf("transaction metadata: %w", err)}
+		}
+		return fmt.Errorf("transaction metadata on %s: %w", b.Topic, err)
+	}
+	if _, err := s.topicLimit(ctx, b.Topic); err != nil {
+		return err
+	}
+	s.produce(&kgo.Record{Topic: b.Topic, Key: bytes.Clone(s.txRec.Key), Value: bytes.Clone(s.txRec.Value), Context: s.prodCtx})
+	return nil
+}
+
+// refuse is the poison path of a change that could not become a record, classified once
+// (dlq.Classify): a registry outage is retried by a new session; a source's error about the
+// event, or a record the registry or the size limit refuses, is poison (dead-lettered or
+// stopping the pipeline, per on_error); an encoder failure that is not about this change (the
+// registry refusing cdcd's own credentials) stops the pipeline, since dead letters would
+// swallow every change.
+func (s *Sink) refuse(ctx context.Context, ev *change.Event, err error) error {
+	verdict, class := dlq.Classify(err)
+	var src errSourceEvent
+	fromSource := errors.As(err, &src)
+	if fromSource {
+		err = src.error
+	}
+	switch {
+	case verdict == dlq.Retry:
+		if m := s.cfg.Metrics; m != nil {
+			m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "unavailable").Inc()
+		}
+		return &RegistryError{fmt.Errorf("encoding %s: %w", ev.Table.QualifiedName(), err)}
+	case verdict == dlq.Unknown && fromSource:
+		class = dlq.ClassOther
+	case verdict == dlq.Unknown:
+		return &PoisonError{Pipeline: s.cfg.Pipeline, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos,
+			Err: fmt.Errorf("%w (fix: check schema_registry url, username and password, and that this account may read and write subjects)", err)}
+	}
+	if m := s.cfg.Metrics; m != nil && class == dlq.ClassSchemaRejected {
+		m.RegistryErrors.WithLabelValues(s.cfg.Pipeline, "rejected").Inc()
+	}
+	return s.deadLetter(ctx, ev, err, class)
 }
 
 // produceAlone produces r in a producer batch of its own: it flushes what was produced before

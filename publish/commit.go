@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -96,9 +97,17 @@ func (s *Sink) Commit(ctx context.Context) error {
 	}
 	s.committed = off
 	s.deadKeys = clone(off.DeadKeys)
+	var worst time.Duration
+	if s.cfg.Latency != nil && len(b.commitTimes) > 0 {
+		oldest := slices.MinFunc(b.commitTimes, time.Time.Compare)
+		worst = max(now.Sub(oldest), time.Nanosecond)
+	}
 	s.resetBatch()
 	if s.cfg.OnCommit != nil {
 		s.cfg.OnCommit()
+	}
+	if worst > 0 {
+		s.cfg.Latency(worst)
 	}
 	return nil
 }

@@ -30,17 +30,13 @@ const (
 // to the dead-letter topic; its value is that dead letter's source position.
 const HeaderAfterDeadLetter = "cdcd.after_dead_letter"
 
-// poison handles a change that cannot be published: with on_error fail it stops the pipeline
+// deadLetter handles a poison change of class: with on_error fail it stops the pipeline
 // naming table, key, position and cause; with on_error dlq it writes the change to the
 // dead-letter topic in the open transaction, so it commits with the batch and its position.
-func (s *Sink) poison(ctx context.Context, ev *change.Event, cause error) error {
+func (s *Sink) deadLetter(ctx context.Context, ev *change.Event, cause error, class string) error {
 	perr := &PoisonError{Pipeline: s.cfg.Pipeline, Table: ev.Table.QualifiedName(), Key: keyString(ev), Pos: ev.Pos, Err: cause}
 	if !s.cfg.DeadLetter {
 		return perr
-	}
-	class, ok := dlq.Classify(cause)
-	if !ok {
-		class = dlq.ClassOther
 	}
 	key, value, err := dlq.Marshal(s.cfg.Pipeline, ev, class, cause.Error())
 	if err != nil {

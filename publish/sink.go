@@ -67,8 +67,16 @@ type Config struct {
 	Ack func(lsn uint64)
 	// OnCommit, if set, is called (on the session goroutine) after every committed batch.
 	OnCommit func()
-	Log      *slog.Logger
-	Metrics  *metrics.Metrics // may be nil
+	// Latency, if set, is called (on the session goroutine) after every committed batch with
+	// the largest end-to-end latency (source commit -> Kafka commit) among its source
+	// transactions; it must not block (the flight recorder's trigger).
+	Latency func(worst time.Duration)
+	// TransactionTopic, if set, receives a BEGIN and an END record of every source
+	// transaction (Debezium's transaction metadata), in the Kafka transaction of the
+	// transaction's first and last event respectively.
+	TransactionTopic string
+	Log              *slog.Logger
+	Metrics          *metrics.Metrics // may be nil
 }
 
 // TransactionalID is the pipeline's stable Kafka transactional id: a restarted or second
@@ -109,6 +117,10 @@ type Sink struct {
 
 	batch batch
 	rec   encode.Record
+	// tx follows the source transaction being added (transaction orders, BEGIN/END); txRec
+	// is the metadata records' encoding buffer.
+	tx    encode.TxTracker
+	txRec encode.Record
 	// Data records come from chunks and their bytes from shared buffers (see records.go);
 	// onProduced is every record's promise.
 	chunk      *recChunk

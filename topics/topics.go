@@ -65,6 +65,11 @@ func Uses(cfg *config.Config) []encode.TopicUse {
 				What: fmt.Sprintf("table %s of pipeline %s", t, p.Name),
 				Fix:  fmt.Sprintf("add %s: <a topic of its own> under topics.overrides of pipeline %s", yamlKey(t), p.Name)})
 		}
+		if tm := p.TransactionMetadata; tm.Enabled {
+			uses = append(uses, encode.TopicUse{Topic: tm.Topic,
+				What: fmt.Sprintf("the transaction metadata topic of pipeline %s", p.Name),
+				Fix:  fmt.Sprintf("set transaction_metadata.topic of pipeline %s to a topic of its own", p.Name)})
+		}
 		if p.OnError == "dlq" {
 			uses = append(uses, encode.TopicUse{Topic: p.DLQ.Topic,
 				What: fmt.Sprintf("the dead-letter topic of pipeline %s", p.Name),

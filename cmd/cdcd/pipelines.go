@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/diagnostics"
 	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/pipeline"
@@ -64,7 +66,8 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			ExactlyOnce: p.Delivery == "exactly_once", Tombstones: p.TombstonesEnabled(),
 			DeadLetter: p.OnError == "dlq", DLQTopic: p.DLQ.Topic, DLQMaxMessageBytes: int(p.DLQ.MaxMessageBytes.N), Version: version,
 			BatchMaxEvents: p.Batch.MaxEvents, BatchMaxBytes: int(p.Batch.MaxBytes.N), BatchInterval: p.Batch.Interval.D,
-			DrainTimeout: sinkDrain},
+			DrainTimeout: sinkDrain, Latency: flightTrigger(d.flight, p.Name),
+			TransactionTopic: transactionTopic(p)},
 		InitialBackoff: p.Retry.InitialBackoff.D, MaxBackoff: p.Retry.MaxBackoff.D, MaxAttempts: p.Retry.MaxAttempts,
 		Log: d.log, Metrics: d.metrics, Health: d.health,
 	}, src, enc)
@@ -76,6 +79,23 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		r.watch = append(r.watch, func(ctx context.Context) { postgres.Monitor(ctx, mon) })
 	}
 	return r, nil
+}
+
+// transactionTopic is the pipeline's transaction metadata topic ("" when off).
+func transactionTopic(p *config.Pipeline) string {
+	if !p.TransactionMetadata.Enabled {
+		return ""
+	}
+	return p.TransactionMetadata.Topic
+}
+
+// flightTrigger hands each committed batch's worst end-to-end latency to the flight recorder
+// (nil when it is off).
+func flightTrigger(fr *diagnostics.FlightRecorder, pipeline string) func(time.Duration) {
+	if fr == nil {
+		return nil
+	}
+	return func(d time.Duration) { fr.Observe(pipeline, d) }
 }
 
 // snapshotProgress reports a pipeline's snapshot progress on /readyz.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/diagnostics"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,11 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	hr := health.NewRegistry(names...)
 	hr.SetRedactor(outputSecrets.String)
+	flight, err := startFlightRecorder(cfg.Diagnostics, log, m)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	defer flight.Stop()
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -100,7 +106,7 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	runners := make([]*pipelineRunner, len(cfg.Pipelines))
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
-		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, mysql: mym, health: hr})
+		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, mysql: mym, health: hr, flight: flight})
 		if err != nil {
 			closeHTTP()
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
@@ -195,6 +201,18 @@ type deps struct {
 	metrics *metrics.Metrics
 	mysql   *metrics.MySQL // binlog metrics of MySQL pipelines
 	health  *health.Registry
+	flight  *diagnostics.FlightRecorder // nil unless diagnostics.flight_recorder is set
+}
+
+// startFlightRecorder starts the execution-trace flight recorder if the configuration asks for
+// it (nil, nil otherwise).
+func startFlightRecorder(d config.Diagnostics, log *slog.Logger, m *metrics.Metrics) (*diagnostics.FlightRecorder, error) {
+	fr := d.FlightRecorder
+	if fr == nil {
+		return nil, nil
+	}
+	return diagnostics.StartFlightRecorder(diagnostics.FlightConfig{Threshold: fr.Threshold.D, Dir: fr.Dir, Window: fr.Window.D,
+		MaxBytes: uint64(fr.MaxBytes.N), Cooldown: fr.Cooldown.D, MaxFiles: fr.MaxFiles}, log, m.FlightTraces)
 }
 
 // tuneGC bounds memory unless the operator set GOGC or GOMEMLIMIT: Go's default pacing

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +32,18 @@ func TestBrokerGCNote(t *testing.T) {
 	}
 	if got := brokerGCNote(gcSample{}, b, time.Second); got != "" {
 		t.Errorf("without a first sample: %q", got)
+	}
+}
+
+func TestParseLoadAvg(t *testing.T) {
+	if v, ok := parseLoadAvg("4.52 3.10 2.07 3/512 12345\n"); !ok || v != 4.52 {
+		t.Fatalf("parseLoadAvg = %v, %v", v, ok)
+	}
+	if _, ok := parseLoadAvg(""); ok {
+		t.Fatal("an empty loadavg parsed")
+	}
+	w := &procWatch{loadSum: 9, loadMax: 5, loadN: 3}
+	if n := w.loadNote(); !strings.Contains(n, "mean 3.0, max 5.0") {
+		t.Fatalf("loadNote = %q", n)
 	}
 }

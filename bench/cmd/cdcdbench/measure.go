@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,8 +200,11 @@ type procWatch struct {
 	cpu    cpuMeter
 	maxRSS int64 // kB, sampled VmRSS
 	hwm    int64 // kB, VmHWM since the peak was reset (or the process started)
-	stop   chan struct{}
-	done   chan struct{}
+	// the machine's 1-minute load average, sampled with the process: what else ran
+	loadSum, loadMax float64
+	loadN            int
+	stop             chan struct{}
+	done             chan struct{}
 }
 
 // watchProc starts sampling pid every 200 ms. fresh: the process started within the
@@ -231,6 +237,11 @@ func watchProc(pid int, fresh bool) *procWatch {
 
 func (w *procWatch) sample() {
 	w.cpu.read()
+	if l, ok := loadAvg1(); ok {
+		w.loadSum += l
+		w.loadMax = max(w.loadMax, l)
+		w.loadN++
+	}
 	if v, err := procStatusKB(w.pid, "VmRSS"); err == nil && v > w.maxRSS {
 		w.maxRSS = v
 	}
@@ -248,4 +259,30 @@ func (w *procWatch) finish() (cpu float64, peakKB int64) {
 	}
 	<-w.done
 	return w.cpu.used(), max(w.maxRSS, w.hwm)
+}
+
+// loadNote says how loaded the machine was while the process was watched (after finish).
+func (w *procWatch) loadNote() string {
+	if w.loadN == 0 {
+		return ""
+	}
+	return fmt.Sprintf("load average (1 min) during the phase: mean %.1f, max %.1f on %d cores", w.loadSum/float64(w.loadN), w.loadMax, runtime.NumCPU())
+}
+
+// loadAvg1 reads the 1-minute load average from /proc/loadavg.
+func loadAvg1() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	return parseLoadAvg(string(b))
+}
+
+func parseLoadAvg(s string) (float64, bool) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return v, err == nil
 }

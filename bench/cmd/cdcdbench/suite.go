@@ -493,6 +493,9 @@ wait:
 		}
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	if n := w.loadNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	if err != nil {
 		return failed(t.label(), err)
 	}
@@ -579,6 +582,9 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		tk.Stop()
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	if n := w.loadNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	gcNote := brokerGCNote(gc0, sampleBrokerGC(ctx, o.kafkaPID), time.Since(gcAt))
 	var probeNote string
 	var beside *quantiles
@@ -704,6 +710,9 @@ wait:
 		}
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	if n := w.loadNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	if err != nil {
 		return failed(t.label(), err)
 	}

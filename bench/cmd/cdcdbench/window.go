@@ -200,6 +200,9 @@ func measureGroup(ctx context.Context, o options, tool string, start func() (pro
 	}
 	r := &toolResult{Tool: tool, Rows: rows, Took: time.Since(t0)}
 	r.CPU, r.PeakRSSKB = w.finish()
+	if n := w.loadNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	r.Notes = []string{"from process start to the input's end offsets committed by the group"}
 	return r
 }
