@@ -744,12 +744,21 @@ func (e *Engine) Changed(t *change.Table, before, after []change.Value, tx uint6
 	if k == nil {
 		return
 	}
+	if after == nil {
+		if before != nil {
+			k.Touch(KeyOf(before, t.KeyColumns), tx, false)
+		}
+		return
+	}
+	ak := KeyOf(after, t.KeyColumns)
+	sameRow := true
 	if before != nil {
-		k.Touch(KeyOf(before, t.KeyColumns), tx, false)
+		if bk := KeyOf(before, t.KeyColumns); bk != ak {
+			k.Touch(bk, tx, false) // the old key is deleted
+			sameRow = false
+		}
 	}
-	if after != nil {
-		k.Touch(KeyOf(after, t.KeyColumns), tx, wholeRow(after))
-	}
+	k.changed(ak, after, tx, sameRow)
 }
 
 // Truncated tells the engine the stream carried a truncate of t by tx (stream goroutine).
@@ -770,8 +779,8 @@ func wholeRow(vals []change.Value) bool {
 	return true
 }
 
-// Keys remembers, per key, the latest change the stream carried: its transaction, and whether
-// it carried the key's whole new row.
+// Keys remembers, per key, the latest change the stream carried: its transaction, whether it
+// carried the key's whole new row, and the new row as the stream's records make it known.
 type Keys struct {
 	m         map[string]keyChange
 	truncated bool
@@ -781,11 +790,56 @@ type Keys struct {
 type keyChange struct {
 	tx   uint64
 	full bool
+	// row is the key's new row as the stream published it up to this change: the change's
+	// values, and for a column it left unchanged (an unchanged TOAST value) the value an
+	// earlier change of the same row carried; still Unchanged where none did. nil for a
+	// delete, or where not known (Touch).
+	row []change.Value
+	// moved: a column is still Unchanged, but the change moved the row to this key (a key
+	// change) or follows one that did: that value is not this key's older one.
+	moved bool
 }
 
 // Touch records a change of key by transaction tx; full says the change published the key's
 // whole new row (every column's value: no unchanged TOAST placeholder, not a delete).
-func (k *Keys) Touch(key string, tx uint64, full bool) { k.m[key] = keyChange{tx, full} }
+func (k *Keys) Touch(key string, tx uint64, full bool) { k.m[key] = keyChange{tx: tx, full: full} }
+
+// changed records a change whose new row is after; sameRow is false when it moved the row
+// from another key. A row the stream published whole is kept as it is (no copy); one with
+// unchanged columns is completed from the key's previous change where that one knew them.
+func (k *Keys) changed(key string, after []change.Value, tx uint64, sameRow bool) {
+	if wholeRow(after) {
+		k.m[key] = keyChange{tx: tx, full: true, row: after}
+		return
+	}
+	c := keyChange{tx: tx, moved: !sameRow}
+	prev, ok := k.m[key]
+	known := ok && sameRow && prev.row != nil // the previous change of this row, as published
+	row := slices.Clone(after)
+	for i := range row {
+		switch row[i].State {
+		case change.Present, change.Null:
+		case change.Unchanged:
+			if known && i < len(prev.row) {
+				if s := prev.row[i].State; s == change.Present || s == change.Null {
+					row[i] = prev.row[i]
+					continue
+				}
+			}
+			// Not published since the key was tracked: the chunk's value is the row's unless
+			// the row came from another key, now or in a change before (or that change is not
+			// known: Touch, or a delete of the key).
+			if !sameRow || ok && (prev.moved || prev.row == nil) {
+				c.moved = true
+			}
+		default: // undecodable: the stream's record is a poison one, never completed
+			k.m[key] = keyChange{tx: tx}
+			return
+		}
+	}
+	c.row = row
+	k.m[key] = c
+}
 
 // Truncate records a truncate of the table by transaction tx.
 func (k *Keys) Truncate(tx uint64) {
@@ -803,16 +857,48 @@ func (k *Keys) filter(rows []Row, visible func(uint64) bool) ([]Row, int) {
 	if len(k.m) == 0 {
 		return rows, 0
 	}
-	// A change the snapshot did not see is newer than the row: the row is dropped. A change it
-	// saw is the last one before the watermark (a later one it saw would come after it, and
-	// every one it saw comes before the watermark), so the row equals that change's new row:
-	// when the stream published it whole, the row would only repeat it, and is dropped too.
+	// A change the snapshot saw is the last one before the watermark (a later one it saw
+	// would come after it, and every one it saw comes before the watermark), so the row equals
+	// that change's new row: when the stream published it whole, the row would only repeat
+	// it, and is dropped; else the row completes it and is kept.
+	//
+	// A change the snapshot did not see is newer than the row. When its row is known whole
+	// (published whole, or completed from earlier changes), or it was a delete, the row is
+	// dropped. When the change left a column unchanged that no change of the row since the
+	// key was tracked carried, no change since the row was read altered that column (every
+	// change after it is tracked), so the chunk's value is the column's value: the row
+	// becomes the stream's row with those columns filled from the chunk, the key's whole
+	// state at the watermark, which no record carried before.
 	out := rows[:0]
 	for _, r := range rows {
-		if c, ok := k.m[r.Key]; ok && (!visible(c.tx) || c.full) {
+		c, ok := k.m[r.Key]
+		if !ok {
+			out = append(out, r)
 			continue
 		}
-		out = append(out, r)
+		if visible(c.tx) {
+			if !c.full {
+				out = append(out, r)
+			}
+			continue
+		}
+		if c.full || c.row == nil || r.Err != nil || len(c.row) != len(r.Vals) {
+			continue
+		}
+		vals := slices.Clone(c.row)
+		complete := true
+		for i := range vals {
+			if vals[i].State == change.Unchanged {
+				if c.moved {
+					complete = false
+					break
+				}
+				vals[i] = r.Vals[i]
+			}
+		}
+		if complete {
+			out = append(out, Row{Key: r.Key, Vals: vals})
+		}
 	}
 	return out, len(rows) - len(out)
 }
