@@ -95,6 +95,23 @@ var ErrTableGone = errors.New("table no longer exists")
 // snapshot's condition (--where): that request ends, the pipeline goes on.
 var ErrInvalidCondition = errors.New("the database refused the snapshot's condition")
 
+// NoProgressError is a chunk that did not move past its lower bound: the key's values do not
+// round-trip as bounds. Planning or reading it again would give the same chunk forever, so the
+// snapshot stops (the error is fatal).
+type NoProgressError struct {
+	Table string
+	Bound []string
+	What  string
+}
+
+func (e *NoProgressError) Error() string {
+	return fmt.Sprintf("snapshot of %s made no progress at key bound %q: %s; the key's values do not compare as they were read back; "+
+		"fix: report the key's column types to the cdcd maintainers, and meanwhile snapshot the table without chunks (chunk_size larger than the table) or exclude it", e.Table, e.Bound, e.What)
+}
+
+// Fatal marks the error as permanent for the pipeline.
+func (e *NoProgressError) Fatal() bool { return true }
+
 // Read is a chunk's rows as one snapshot saw them.
 type Read struct {
 	Rows []Row
@@ -424,6 +441,9 @@ func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 
 func (e *Engine) plan(ctx context.Context, w Worker, j *job) error {
 	hi, end, err := w.Plan(ctx, j.task, e.cfg.ChunkRows)
+	if err == nil && !end && (hi == nil || j.task.Next != nil && slices.Equal(hi, j.task.Next)) {
+		err = &NoProgressError{Table: j.task.Table, Bound: hi, What: "planning the chunk after it returned the same bound"}
+	}
 	if err != nil {
 		e.abandon(j)
 		return err
@@ -452,6 +472,9 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 	e.inflight[tok] = bound{e.horizon, e.hasHoriz}
 	e.mu.Unlock()
 	rd, err := w.Read(ctx, j.task, j.chunk, e.cfg.ChunkBytes)
+	if err == nil && rd.Rest != nil && j.chunk.Lo != nil && slices.Equal(rd.Rest, j.chunk.Lo) {
+		err = &NoProgressError{Table: j.task.Table, Bound: rd.Rest, What: "reading the chunk after it stopped at that same key"}
+	}
 	if err != nil {
 		e.mu.Lock()
 		delete(e.inflight, tok)
@@ -471,8 +494,9 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 	if !e.hasHoriz || e.cfg.Precedes(e.horizon, rd.Horizon) {
 		e.horizon, e.hasHoriz = rd.Horizon, true
 	}
-	if rd.Rest != nil && !j.task.ByPage {
-		// The chunk ends at the last row read; the rest of its range is a new chunk.
+	if rd.Rest != nil {
+		// The chunk ends at the last row read (page ranges: where the source says); the rest
+		// of its range is a new chunk.
 		i := slices.IndexFunc(t.Pending, func(c Chunk) bool { return c.Seq == j.chunk.Seq })
 		if i >= 0 {
 			t.NextSeq++

@@ -2,9 +2,11 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -410,5 +412,54 @@ func TestTakeCompletesRowsTheStreamLeftIncomplete(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) || m.Dropped != 2 {
 		t.Fatalf("rows %v (dropped %d), want %v (dropped 2)", got, m.Dropped, want)
+	}
+}
+
+// stuckWorker plans the same bound again and again (a bound that does not round-trip), or
+// reads chunks that stop early at their lower bound.
+type stuckWorker struct {
+	fakeWorker
+	readStuck bool
+}
+
+func (w stuckWorker) Plan(_ context.Context, t *Task, _ int) ([]string, bool, error) {
+	if w.readStuck {
+		return nil, true, nil
+	}
+	return []string{"1"}, false, nil
+}
+
+func (w stuckWorker) Read(ctx context.Context, t *Task, c Chunk, n int64) (*Read, error) {
+	rd, err := w.fakeWorker.Read(ctx, t, c, n)
+	if w.readStuck && err == nil && c.Lo != nil {
+		rd.Rest = c.Lo
+	} else if w.readStuck && err == nil {
+		rd.Rest = []string{"1"}
+	}
+	return rd, err
+}
+
+// A chunk that makes no progress (its bound repeats the previous one) is a fatal error naming
+// the table and the bound, never a loop.
+func TestChunkWithoutProgressIsAnError(t *testing.T) {
+	for _, readStuck := range []bool{false, true} {
+		db := newFakeDB(10)
+		e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, Mode: Initial, ChunkRows: 2}, false, nil,
+			func(context.Context) (Worker, error) { return stuckWorker{fakeWorker{db}, readStuck}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for tok := range db.watermarks {
+				e.Take(tok)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = e.Run(ctx)
+		cancel()
+		var f interface{ Fatal() bool }
+		if err == nil || !errors.As(err, &f) || !f.Fatal() || !strings.Contains(err.Error(), "public.t") || !strings.Contains(err.Error(), "no progress") {
+			t.Fatalf("read stuck %v: Run = %v, want a fatal error that names the table and says it made no progress", readStuck, err)
+		}
 	}
 }
