@@ -420,22 +420,31 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 
 // planPages plans a page range of a table without a usable key: about rows rows, by the
 // table's rows per page, and at most ChunkBytes of pages. The last range is open, so pages
-// added while the snapshot runs are read too.
+// added while the snapshot runs are read too. A partitioned table is planned by its
+// partitions (the parent has no pages): a range of pages is read from every partition, so
+// it spans the largest one and holds about as many pages as partitions times its length.
 func (w *snapWorker) planPages(ctx context.Context, d *snapTable, t *snapshot.Task, rows int) ([]string, bool, error) {
 	var start int64
 	if len(t.Next) == 1 {
 		start, _ = strconv.ParseInt(t.Next[0], 10, 64)
 	}
-	var pages int64
-	if err := w.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int8", d.ident).Scan(&pages); err != nil {
+	var leaves, pages, relPages int64
+	var tuples float64
+	// A table that is not partitioned is its own only leaf (pg_partition_tree has no rows).
+	if err := w.conn.QueryRow(ctx, `SELECT count(*), coalesce(max(pg_relation_size(p.relid)), 0) / current_setting('block_size')::int8,
+			coalesce(sum(greatest(c.relpages, 0)), 0)::int8, coalesce(sum(greatest(c.reltuples, 0)), 0)::float8
+		FROM (SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf UNION SELECT $1::regclass
+			WHERE NOT EXISTS (SELECT FROM pg_partition_tree($1::regclass))) p JOIN pg_class c ON c.oid = p.relid`, d.ident).
+		Scan(&leaves, &pages, &relPages, &tuples); err != nil {
 		return nil, false, queryError(t, "planning a chunk of", err)
 	}
+	leaves = max(leaves, 1)
 	perPage := 100.0
-	if d.pages > 0 && d.tuples > 0 {
-		perPage = max(d.tuples/float64(d.pages), 1)
+	if relPages > 0 && tuples > 0 {
+		perPage = max(tuples/float64(relPages), 1)
 	}
-	n := max(int64(float64(rows)/perPage), 1)
-	n = min(n, max(w.src.cfg.Snapshot.ChunkBytes/8192, 1))
+	n := max(int64(float64(rows)/perPage/float64(leaves)), 1)
+	n = min(n, max(w.src.cfg.Snapshot.ChunkBytes/8192/leaves, 1))
 	if start+n >= pages {
 		return nil, true, nil
 	}
