@@ -499,7 +499,7 @@ func TestSnapshotKeyShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	yaml := pipelineYAML(s, name, dsn, []string{"public.nokey", "public.comp", "public.huge"},
-		"    snapshot: {mode: initial, chunk_size: 1000, chunk_max_bytes: 3MiB}\n")
+		"    snapshot: {mode: initial, chunk_size: 1000, chunk_max_bytes: 3MiB, accept_inexact_keyless: [public.nokey]}\n")
 	yaml = strings.Replace(yaml, "  topic_partitions: 3\n", "  topic_partitions: 3\n  max_message_bytes: 4MiB\n", 1)
 	d := startDaemon(t, yaml)
 	waitFor(t, d, "three snapshots", 4*time.Minute, func() bool { return strings.Count(d.Logs(), `msg="snapshot finished"`) == 3 })

@@ -39,6 +39,9 @@ type Config struct {
 	// (a read that reaches it stops, and the rest of the range becomes a new chunk).
 	ChunkRows  int
 	ChunkBytes int64
+	// KeylessAccepted are the tables without a usable key whose snapshot the user accepts
+	// although it is not exact under writes (KeylessError says how); others are refused.
+	KeylessAccepted []string
 	// Precedes orders the source's transaction ids (Postgres: xids, modulo 2^32).
 	Precedes func(a, b uint64) bool
 	Log      *slog.Logger
@@ -94,6 +97,25 @@ var ErrTableGone = errors.New("table no longer exists")
 // ErrInvalidCondition is returned by a Worker when the database refuses a requested
 // snapshot's condition (--where): that request ends, the pipeline goes on.
 var ErrInvalidCondition = errors.New("the database refused the snapshot's condition")
+
+// KeylessError refuses the snapshot of a table without a usable key (no primary key;
+// PostgreSQL: no replica identity key) that the configuration does not accept by name: its
+// chunks cannot be reconciled with the stream's changes, since nothing identifies a row.
+type KeylessError struct{ Table string }
+
+func (e *KeylessError) Error() string {
+	return fmt.Sprintf("table %s has no key (no primary key or replica identity index), so its snapshot is not exact while the table is written to: "+
+		"a row updated or deleted between a chunk's read and the chunk's watermark is published by the stream first and the chunk's older copy after it "+
+		"(an updated row's old version, or a deleted row, appears again as a snapshot read), "+
+		"a row inserted or updated just before a chunk's read is published twice (by the stream and by the chunk), "+
+		"and on MySQL/MariaDB, which reads such a table by row offsets, a row deleted or inserted during the snapshot can shift the offsets so that another row is skipped or read twice; "+
+		"its records have no key, so consumers cannot tell; "+
+		"fix: give the table a primary key (PostgreSQL: or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns), "+
+		"or accept this by listing the table in the pipeline's snapshot.accept_inexact_keyless (exact when nothing writes to it during its snapshot)", e.Table)
+}
+
+// Fatal marks the error as permanent for the pipeline (an on-demand request is dropped instead).
+func (e *KeylessError) Fatal() bool { return true }
 
 // NoProgressError is a chunk that did not move past its lower bound: the key's values do not
 // round-trip as bounds. Planning or reading it again would give the same chunk forever, so the
@@ -380,7 +402,8 @@ func (e *Engine) worker(ctx context.Context) error {
 		case jobRead:
 			err = e.read(ctx, w, j)
 		}
-		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) {
+		var ke *KeylessError
+		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) || errors.As(err, &ke) && j.task.Reason == "requested" {
 			e.drop(j.id, err)
 			continue
 		}
@@ -413,6 +436,9 @@ func (e *Engine) abandon(j *job) {
 
 func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 	byPage, est, err := w.Describe(ctx, j.task)
+	if err == nil && byPage && !slices.Contains(e.cfg.KeylessAccepted, j.task.Table) {
+		err = &KeylessError{Table: j.task.Table}
+	}
 	if err == nil {
 		err = w.Prepare(ctx, j.task)
 	}

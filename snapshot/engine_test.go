@@ -463,3 +463,47 @@ func TestChunkWithoutProgressIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// keylessWorker describes every table as keyless (read by page ranges).
+type keylessWorker struct{ fakeWorker }
+
+func (w keylessWorker) Describe(context.Context, *Task) (bool, int64, error) { return true, 10, nil }
+
+// A table without a key cannot be snapshotted exactly under writes: it is refused (a fatal
+// error that says what can happen and the fix) unless the configuration accepts it by name;
+// an on-demand request for it is dropped with the same warning, and the pipeline goes on.
+func TestKeylessSnapshotNeedsAcceptance(t *testing.T) {
+	run := func(cfg Config, request bool) (error, *Engine, *fakeDB) {
+		db := newFakeDB(10)
+		cfg.Pipeline, cfg.Tables = "p", []string{"public.t"}
+		e, err := New(cfg, request, nil, func(context.Context) (Worker, error) { return keylessWorker{fakeWorker{db}}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if request {
+			if err := e.Request("public.t", "", "r1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		go func() {
+			for tok := range db.watermarks {
+				e.Take(tok)
+			}
+		}()
+		return e.Run(ctx), e, db
+	}
+	err, _, _ := run(Config{Mode: Initial}, false)
+	var f interface{ Fatal() bool }
+	if err == nil || !errors.As(err, &f) || !f.Fatal() || !strings.Contains(err.Error(), "public.t") ||
+		!strings.Contains(err.Error(), "accept_inexact_keyless") || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("an unaccepted keyless table: Run = %v, want a fatal error naming the table, what can happen and the fix", err)
+	}
+	if err, e, _ := run(Config{Mode: Never}, true); err != nil || e.Running() {
+		t.Fatalf("an unaccepted keyless request: Run = %v, still queued %v; want it dropped and the pipeline going on", err, e.Running())
+	}
+	if err, e, _ := run(Config{Mode: Initial, KeylessAccepted: []string{"public.t"}}, false); err != nil || e.Running() {
+		t.Fatalf("an accepted keyless table: Run = %v, still queued %v; want it snapshotted", err, e.Running())
+	}
+}

@@ -111,6 +111,8 @@ type SnapshotConfig struct {
 	SignalTable string
 	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
 	Consistency string
+	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
+	KeylessAccepted []string
 }
 
 const (
@@ -713,6 +715,11 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
 		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+	for _, t := range s.cfg.Snapshot.KeylessAccepted {
+		if db, name, err := change.ParseTableName(t); err == nil {
+			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)
+		}
+	}
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}
