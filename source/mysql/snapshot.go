@@ -206,10 +206,11 @@ type myTable struct {
 	ident     string
 	selects   string
 	keyIdents []string
-	// keyBounds are the expressions a chunk bound of each key column is read as, in the
-	// column's own order and exactly (FLOAT as DOUBLE, ENUM and SET as their numbers);
-	// bounds[i] >= 0 is the position in a chunk's row of key column i's bound when it is not
-	// the column's value (ENUM, SET), appended after the columns.
+	// keyBounds are the expressions a chunk bound of each key column is read as: exact, in
+	// the column's order, and as text that survives the snapshot state's JSON (FLOAT as
+	// DOUBLE; BIT, ENUM and SET as their numbers; bytes in hex). bounds[i] >= 0 is the
+	// position in a chunk's row of key column i's bound when it is not the column's value,
+	// selected after the columns.
 	keyBounds []string
 	bounds    []int
 	keyed     bool // chunked by its primary key (else read as one chunk)
@@ -267,15 +268,21 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 	for _, i := range t.KeyColumns {
 		id := quoteIdent(specs[i].Name)
 		d.keyIdents = append(d.keyIdents, id)
-		switch specs[i].Type {
-		case gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET:
-			// They sort by their number but compare with a string as text: bounds are numbers.
-			d.keyBounds = append(d.keyBounds, "("+id+" + 0)")
-			d.bounds = append(d.bounds, len(sel))
-			sel = append(sel, "("+id+" + 0)")
-		default:
+		var b string
+		switch {
+		case specs[i].Type == gomysql.MYSQL_TYPE_ENUM || specs[i].Type == gomysql.MYSQL_TYPE_SET || specs[i].Type == gomysql.MYSQL_TYPE_BIT:
+			// ENUM and SET sort by their number but compare with a string as text.
+			b = "(" + id + " + 0)"
+		case specs[i].Collation == collationBinary:
+			b = "HEX(" + id + ")"
+		}
+		if b == "" {
 			d.keyBounds = append(d.keyBounds, sel[i])
 			d.bounds = append(d.bounds, -1)
+		} else {
+			d.keyBounds = append(d.keyBounds, b)
+			d.bounds = append(d.bounds, len(sel))
+			sel = append(sel, b)
 		}
 	}
 	d.selects = strings.Join(sel, ", ")
@@ -317,15 +324,15 @@ func (w *snapWorker) Prepare(_ context.Context, t *snapshot.Task) error {
 // literal renders a chunk bound of a key column (read as text by keyBounds) as a SQL literal
 // of the column's own type, so the server compares it as the column: numbers as numbers (a
 // quoted string would be compared as a DOUBLE, warning 1292), FLOAT and DOUBLE as the exact
-// DOUBLE, BIT as its unsigned number, ENUM and SET as their number, bytes as bytes. A bound
-// that is not a value of the type is an error (a corrupt snapshot state).
+// DOUBLE, BIT, ENUM and SET as their number, bytes as bytes. A bound that is not a value of
+// the type is an error (a corrupt snapshot state).
 func literal(s *ColumnSpec, raw string) (string, error) {
 	bad := func() (string, error) {
 		return "", fmt.Errorf("chunk bound %q is not a value of column %s", raw, s.Name)
 	}
 	switch s.Type {
 	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24, gomysql.MYSQL_TYPE_LONG,
-		gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_YEAR, gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET:
+		gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_YEAR, gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET, gomysql.MYSQL_TYPE_BIT:
 		if _, err := strconv.ParseInt(raw, 10, 64); err == nil {
 			return raw, nil
 		}
@@ -346,18 +353,12 @@ func literal(s *ColumnSpec, raw string) (string, error) {
 		}
 		// An exponent makes it a DOUBLE literal; the shortest form that parses back to f.
 		return strconv.FormatFloat(f, 'e', -1, 64), nil
-	case gomysql.MYSQL_TYPE_BIT:
-		if len(raw) > 8 {
-			return bad()
-		}
-		var n uint64
-		for i := 0; i < len(raw); i++ {
-			n = n<<8 | uint64(raw[i])
-		}
-		return strconv.FormatUint(n, 10), nil
 	}
 	if s.Collation == collationBinary {
-		return "X'" + hex.EncodeToString([]byte(raw)) + "'", nil
+		if _, err := hex.DecodeString(raw); err != nil {
+			return bad()
+		}
+		return "X'" + raw + "'", nil
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(raw) + "'", nil
 }
@@ -381,14 +382,36 @@ func (w *snapWorker) keyCond(d *myTable, op string, vals []string) (string, erro
 	}
 	strict := map[string]string{">": ">", "<=": "<"}[op]
 	n := len(lits)
-	cond := d.keyBounds[n-1] + " " + op + " " + lits[n-1]
+	cond := d.colCmp(n-1, op, lits[n-1])
 	for i := n - 2; i >= 0; i-- {
-		cond = d.keyBounds[i] + " " + strict + " " + lits[i] + " OR (" + d.keyBounds[i] + " = " + lits[i] + " AND (" + cond + "))"
+		cond = d.colCmp(i, strict, lits[i]) + " OR (" + d.colCmp(i, "=", lits[i]) + " AND (" + cond + "))"
 	}
 	if n > 1 {
-		cond = d.keyBounds[0] + " " + map[string]string{">": ">=", "<=": "<="}[op] + " " + lits[0] + " AND (" + cond + ")"
+		cond = d.colCmp(0, map[string]string{">": ">=", "<=": "<="}[op], lits[0]) + " AND (" + cond + ")"
 	}
 	return "(" + cond + ")", nil
+}
+
+// colCmp compares key column i with a literal of literal's form, on the column itself so the
+// index serves it. An ENUM's number compares by its labels: e IN ('x', 'y') is a range of the
+// index where the number comparison e > 2 is not.
+func (d *myTable) colCmp(i int, op, lit string) string {
+	s := &d.specs[d.table.KeyColumns[i]]
+	if s.Type != gomysql.MYSQL_TYPE_ENUM {
+		return d.keyIdents[i] + " " + op + " " + lit
+	}
+	x, _ := strconv.Atoi(lit) // literal checked it
+	var in []string
+	// Number 0 is the empty value an invalid one is stored as; the labels count from 1.
+	for n, l := range append([]string{""}, s.Values...) {
+		if op == ">" && n > x || op == ">=" && n >= x || op == "<" && n < x || op == "<=" && n <= x || op == "=" && n == x {
+			in = append(in, "'"+strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(l)+"'")
+		}
+	}
+	if len(in) == 0 {
+		return "FALSE"
+	}
+	return d.keyIdents[i] + " IN (" + strings.Join(in, ", ") + ")"
 }
 
 // chunkRows is how many rows a chunk of d plans: rows, fewer for wide rows.
@@ -674,7 +697,7 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 			for i, k := range d.table.KeyColumns {
 				rd.Rest[i] = string(raws[k])
 			}
-			// ENUM and SET bounds are their numbers, selected after the columns.
+			// Bounds that are not the column's value, selected after the columns.
 			for j := len(d.specs); len(b) > 0; j++ {
 				raw, _, m, err := gomysql.LengthEncodedString(b)
 				if err != nil {
