@@ -191,7 +191,7 @@ func TestSnapshotChunksEndEarlyOnEveryKeyType(t *testing.T) {
 // TestSnapshotCompositeKeyUsesIndex: MariaDB 10.11 does not use the primary key for a
 // row-constructor comparison (a, b) > (x, y), so every chunk of a composite-key table scanned
 // from the table's start (2M rows: 104 s against 4.5 s with one key column). The chunk and
-// plan queries must be range scans of the primary key that examine about a chunk's rows.
+// plan queries must be range scans of the primary key, not scans of the whole index.
 func TestSnapshotCompositeKeyUsesIndex(t *testing.T) {
 	ctx, src, admin, db := serverDB(t, 100, 1<<20,
 		"CREATE TABLE t (a INT, b VARCHAR(16), c BIGINT, v INT NOT NULL, PRIMARY KEY (a, b, c))",
@@ -216,7 +216,7 @@ func TestSnapshotCompositeKeyUsesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for q, most := range map[string]int64{plan: 26000, chunk: 1000} {
+	for q, most := range map[string]int64{plan: 40000, chunk: 1000} {
 		r, err := admin.Execute("EXPLAIN " + q)
 		if err != nil {
 			t.Fatalf("EXPLAIN %s: %v", q, err)
