@@ -912,13 +912,13 @@ func (k *Keys) filter(rows []Row, visible func(uint64) bool) ([]Row, int) {
 	// that change's new row: when the stream published it whole, the row would only repeat
 	// it, and is dropped; else the row completes it and is kept.
 	//
-	// A change the snapshot did not see is newer than the row. When its row is known whole
-	// (published whole, or completed from earlier changes), or it was a delete, the row is
-	// dropped. When the change left a column unchanged that no change of the row since the
-	// key was tracked carried, no change since the row was read altered that column (every
-	// change after it is tracked), so the chunk's value is the column's value: the row
-	// becomes the stream's row with those columns filled from the chunk, the key's whole
-	// state at the watermark, which no record carried before.
+	// A change the snapshot did not see is newer than the row. When the stream published its
+	// row whole, or it was a delete, the row is dropped. When it left columns unchanged, the
+	// row becomes the stream's row completed: with the values earlier changes of the row
+	// carried, and for a column no change carried since the key was tracked, the chunk's (no
+	// change since the row was read altered it: every change after the read is tracked). That
+	// is the key's whole state at the watermark, which no record carried before. A row moved
+	// from another key is not completed from this key's chunk row: dropped, as before.
 	out := rows[:0]
 	for _, r := range rows {
 		c, ok := k.m[r.Key]
