@@ -455,7 +455,7 @@ func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 	r.started, r.starting, r.begun = true, false, time.Now()
 	if t.Rows == 0 && len(t.Pending) == 0 && t.Next == nil {
 		t.ByPage = byPage
-		e.log.Info("snapshot started", "table", t.Table, "rows_estimated", est, "reason", t.Reason, "where", t.Where, "by", map[bool]string{false: "key", true: "page ranges (no usable key)"}[byPage])
+		e.log.Info("snapshot started", "table", t.Table, "rows_estimated", est, "reason", t.Reason, "where", t.Where, "by", map[bool]string{false: "key", true: "page ranges or row offsets (no usable key)"}[byPage])
 	}
 	t.Estimated = est
 	if m := e.cfg.Metrics; m != nil {

@@ -376,7 +376,10 @@ func (w *snapWorker) keyCond(d *myTable, op string, vals []string) (string, erro
 	for i, v := range vals {
 		l, err := literal(&d.specs[d.table.KeyColumns[i]], v)
 		if err != nil {
-			return "", fmt.Errorf("table %s: %w", d.ident, err)
+			// Retrying reads the same state: stop. (States of versions before bounds were
+			// typed hold BIT and binary key bounds as raw bytes.)
+			return "", &FatalError{fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
+				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", d.ident, err)}
 		}
 		lits[i] = l
 	}
