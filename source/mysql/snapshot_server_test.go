@@ -317,3 +317,51 @@ func TestSnapshotEnumKeyUsesIndex(t *testing.T) {
 		t.Fatalf("the chunk (yy/500, yy/600] holds %d rows, want 100", n)
 	}
 }
+
+// TestSnapshotEveryKeyType: a table keyed by each MariaDB key type is read whole in chunks of
+// 3 rows, its bounds going through the snapshot state's JSON between chunks.
+func TestSnapshotEveryKeyType(t *testing.T) {
+	for typ, expr := range map[string]string{
+		"TINYINT":                                "seq - 100",
+		"SMALLINT UNSIGNED":                      "seq * 300",
+		"MEDIUMINT":                              "seq * -999",
+		"INT":                                    "seq * 7919 - 200000",
+		"BIGINT UNSIGNED":                        "18446744073709551615 - seq * 3",
+		"BIGINT":                                 "-9223372036854775807 + seq",
+		"DECIMAL(20, 6)":                         "seq / 7 - 3",
+		"FLOAT":                                  "seq / 3",
+		"DOUBLE":                                 "seq / 3e0",
+		"DATE":                                   "DATE '2024-01-01' + INTERVAL seq DAY",
+		"DATETIME(6)":                            "TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq * 1001 MICROSECOND",
+		"TIMESTAMP(3)":                           "TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq * 7 SECOND",
+		"TIME(2)":                                "SEC_TO_TIME(seq * 3601 - 36000)",
+		"YEAR":                                   "1901 + seq",
+		"CHAR(8)":                                "CONCAT('k', seq)",
+		"VARCHAR(16) COLLATE utf8mb4_general_ci": "CONCAT(ELT(1 + seq % 4, 'a', 'B', 'é', 'Z'), seq)",
+		"VARCHAR(16) COLLATE latin1_swedish_ci":  "CONCAT(ELT(1 + seq % 3, 'x', 'Ö', 'y'), seq)",
+		"BINARY(4)":                              "UNHEX(LPAD(HEX(seq * 2654435761 % 4294967291), 8, '0'))",
+		"VARBINARY(8)":                           "UNHEX(HEX(seq * 40503 + 128))",
+		"BIT(1) NOT NULL":                        "seq",
+		"BIT(64)":                                "18446744073709551615 - seq * 1000003",
+		"ENUM('z', 'a', 'm')":                    "1 + seq % 3",
+		"SET('q', 'a', 'z', 'b')":                "seq % 16",
+	} {
+		t.Run(strings.Fields(typ)[0], func(t *testing.T) {
+			rows := 40
+			if strings.HasPrefix(typ, "BIT(1)") {
+				rows = 2
+			} else if strings.HasPrefix(typ, "ENUM") {
+				rows = 3
+			} else if strings.HasPrefix(typ, "SET") {
+				rows = 16
+			}
+			ctx, src, _, db := serverDB(t, 3, 1<<20,
+				"CREATE TABLE t (k "+typ+", v INT NOT NULL, PRIMARY KEY (k))",
+				fmt.Sprintf("INSERT INTO t SELECT %s, seq FROM (SELECT CAST(seq AS SIGNED) AS seq FROM seq_0_to_%d) x", expr, rows-1))
+			keys, _ := snapshotAll(t, ctx, src, db+".t", 3, rows)
+			if len(keys) != rows || distinct(keys) != rows {
+				t.Fatalf("read %d rows (%d distinct keys), want %d", len(keys), distinct(keys), rows)
+			}
+		})
+	}
+}
