@@ -167,6 +167,10 @@ type Snapshot struct {
 	// ChunkMaxBytes bounds the row data of one chunk (default 32MiB): a chunk of huge rows
 	// ends early and the rest of its key range becomes the next chunk.
 	ChunkMaxBytes ByteSize `yaml:"chunk_max_bytes"`
+	// AcceptInexactKeyless lists tables without a key (no primary key or replica identity
+	// index) whose snapshot may be inexact under writes (README "Snapshots"); the snapshot of
+	// any other keyless table is refused.
+	AcceptInexactKeyless []string `yaml:"accept_inexact_keyless"`
 }
 
 // UnmarshalYAML accepts the mode alone or the mapping.

@@ -130,6 +130,7 @@ pipelines:
 		{"unknown snapshot key", base + "    snapshot:\n      mode: initial\n      paralelism: 4\n", "pipelines[0].snapshot.paralelism", 13, `did you mean "parallelism"`},
 		{"snapshot parallelism out of range", base + "    snapshot: {mode: initial, parallelism: 100}\n", "pipelines[0].snapshot.parallelism", 11, "1 to 64"},
 		{"snapshot chunk too small", base + "    snapshot: {chunk_max_bytes: 1KiB}\n", "pipelines[0].snapshot.chunk_max_bytes", 11, "64KiB"},
+		{"keyless acceptance of an uncaptured table", base + "    snapshot: {accept_inexact_keyless: [public.nope]}\n", "pipelines[0].snapshot.accept_inexact_keyless[0]", 11, "tables"},
 	}
 	if len(cases) < 12 {
 		t.Fatal("keep at least 12 bad files")

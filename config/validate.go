@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -531,4 +532,20 @@ func validateSnapshot(ps *problems, at string, p *Pipeline) {
 	} else if s.ChunkMaxBytes.N < 64<<10 {
 		ps.add(at+".chunk_max_bytes", fmt.Sprintf("chunk_max_bytes %d is too small", s.ChunkMaxBytes.N), "use at least 64KiB (default 32MiB)")
 	}
+	for i, t := range s.AcceptInexactKeyless {
+		if !slices.ContainsFunc(p.Tables(), func(c string) bool { return sameTable(c, t) }) {
+			ps.add(fmt.Sprintf("%s.accept_inexact_keyless[%d]", at, i), fmt.Sprintf("%s is not one of the pipeline's tables", quote(t)),
+				"name a table of the source's tables, as written there")
+		}
+	}
+}
+
+// sameTable reports whether two configured table names name the same table.
+func sameTable(a, b string) bool {
+	as, an, err1 := change.ParseTableName(a)
+	bs, bn, err2 := change.ParseTableName(b)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return as == bs && an == bn
 }

@@ -2,12 +2,16 @@ package integration
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +35,9 @@ type snapRecord struct {
 	v      int64  // after.v (-1 when there is no after)
 	last   bool   // source.snapshot == "last"
 	offset int64
+	// body: the first 32 characters of after.body and its length, where the table has one.
+	body    string
+	bodyLen int
 }
 
 // readSnapTopic reads a topic (read_committed) until at least atLeast data records arrived and
@@ -38,6 +45,15 @@ type snapRecord struct {
 // of raw records would not fit the test's memory under -race).
 func readSnapTopic(t *testing.T, s stack, topic string, atLeast int, timeout time.Duration) []snapRecord {
 	t.Helper()
+	return readSnapTopicBy(t, s, topic, atLeast, -1, timeout, func(key map[string]any) int64 { return toInt64(t, key["k"]) })
+}
+
+// readSnapTopicBy is readSnapTopic for a table whose key is not one integer column k: keyOf
+// maps a record's decoded key to an integer. With sentinel >= 0 it also reads until a record
+// with that v arrived (a change written last: the pipeline caught up).
+func readSnapTopicBy(t *testing.T, s stack, topic string, atLeast int, sentinel int64, timeout time.Duration, keyOf func(map[string]any) int64) []snapRecord {
+	t.Helper()
+	seen := sentinel < 0
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...), kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
 	if err != nil {
@@ -50,13 +66,18 @@ func readSnapTopic(t *testing.T, s stack, topic string, atLeast int, timeout tim
 	poll := func(ctx context.Context) {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			key := c.decode(t, r.Key)
-			sr := snapRecord{k: toInt64(t, key["k"]), v: -1, offset: r.Offset}
+			sr := snapRecord{k: keyOf(key), v: -1, offset: r.Offset}
 			if r.Value != nil {
 				data++
 				m := c.decode(t, r.Value)
 				sr.op, _ = m["op"].(string)
 				if after := asMap(m["after"]); after != nil {
-					sr.v = toInt64(t, unwrapAll(after)["v"])
+					a := unwrapAll(after)
+					sr.v = toInt64(t, a["v"])
+					seen = seen || sr.v == sentinel
+					if b, ok := unwrap(a["body"]).(string); ok {
+						sr.body, sr.bodyLen = b[:min(len(b), 32)], len(b)
+					}
 				}
 				if src := asMap(m["source"]); src != nil {
 					sr.last = src["snapshot"] == "last"
@@ -66,7 +87,7 @@ func readSnapTopic(t *testing.T, s stack, topic string, atLeast int, timeout tim
 		})
 	}
 	deadline := time.Now().Add(timeout)
-	for data < atLeast && time.Now().Before(deadline) {
+	for (data < atLeast || !seen) && time.Now().Before(deadline) {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		poll(ctx)
 		cancel()
@@ -490,7 +511,7 @@ func TestSnapshotKeyShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	yaml := pipelineYAML(s, name, dsn, []string{"public.nokey", "public.comp", "public.huge"},
-		"    snapshot: {mode: initial, chunk_size: 1000, chunk_max_bytes: 3MiB}\n")
+		"    snapshot: {mode: initial, chunk_size: 1000, chunk_max_bytes: 3MiB, accept_inexact_keyless: [public.nokey]}\n")
 	yaml = strings.Replace(yaml, "  topic_partitions: 3\n", "  topic_partitions: 3\n  max_message_bytes: 4MiB\n", 1)
 	d := startDaemon(t, yaml)
 	waitFor(t, d, "three snapshots", 4*time.Minute, func() bool { return strings.Count(d.Logs(), `msg="snapshot finished"`) == 3 })
@@ -741,5 +762,323 @@ func TestSnapshotWaitsOutCommitsNotYetVisible(t *testing.T) {
 	recs := readSnapTopic(t, s, name+".public.race", 101, time.Minute)
 	if n := checkAgainstTable(t, ctx, db, "race", recs); n != 100 {
 		t.Fatalf("%d snapshot reads, want 100", n)
+	}
+}
+
+// TestSnapshotCompletesUnchangedToast: a table whose text column is stored out of line (4 kB,
+// STORAGE EXTERNAL), default replica identity, and writers updating the other column while a
+// snapshot reads it in small chunks. An update the chunk's snapshot did not see sends the text
+// only as "unchanged"; its chunk row used to be dropped, so the key's value was never
+// published (every record of it carried the placeholder). Now every key has a record with its
+// value, and the latest record per key equals the table.
+func TestSnapshotCompletesUnchangedToast(t *testing.T) {
+	const rows = 1000
+	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_snap_toast", `CREATE SEQUENCE ver;
+		CREATE TABLE snap (k int PRIMARY KEY, v bigint NOT NULL, body text NOT NULL);
+		ALTER TABLE snap ALTER COLUMN body SET STORAGE EXTERNAL;`)
+	if _, err := db.Exec(ctx, `INSERT INTO snap SELECT g, 0, repeat(md5(g::text), 128) FROM generate_series(0, $1 - 1) g`, rows); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `ANALYZE snap`); err != nil {
+		t.Fatal(err)
+	}
+	var toast int64
+	if err := db.QueryRow(ctx, `SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'snap'::regclass`).Scan(&toast); err != nil || toast < rows*4096 {
+		t.Fatalf("the TOAST table holds %d bytes, not every body (%v)", toast, err)
+	}
+	name := uniqueName("stoast")
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.snap"}, "    snapshot: {mode: initial, chunk_size: 10, parallelism: 2}\n"))
+	wctx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var writes atomic.Int64
+	var wg sync.WaitGroup
+	seed := loggedSeed(t, "writers")
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for wctx.Err() == nil {
+				if _, err := pool.Exec(wctx, "UPDATE snap SET v = nextval('ver') WHERE k = $1", rng.IntN(rows)); err == nil {
+					writes.Add(1)
+				}
+			}
+		}(w)
+	}
+	waitFor(t, d, "the snapshot to finish", 3*time.Minute, func() bool {
+		return strings.Contains(d.Logs(), `msg="snapshot finished"`)
+	})
+	stopWriters()
+	wg.Wait()
+	t.Logf("writers updated %d rows during the snapshot", writes.Load())
+	if writes.Load() < 500 {
+		t.Fatalf("only %d updates: the test did not exercise concurrency", writes.Load())
+	}
+	var sentinel int64 // a last change: the topic is read until the pipeline caught up
+	if err := db.QueryRow(ctx, "UPDATE snap SET v = nextval('ver') WHERE k = 0 RETURNING v").Scan(&sentinel); err != nil {
+		t.Fatal(err)
+	}
+	recs := readSnapTopicBy(t, s, name+".public.snap", int(writes.Load())+rows/2, sentinel, time.Minute,
+		func(key map[string]any) int64 { return toInt64(t, key["k"]) })
+	checkAgainstTable(t, ctx, db, "snap", recs)
+	has := map[int64]bool{}
+	for _, r := range recs {
+		sum := md5.Sum([]byte(fmt.Sprint(r.k)))
+		if r.bodyLen == 4096 && r.body == hex.EncodeToString(sum[:]) {
+			has[r.k] = true
+		}
+	}
+	if len(has) != rows {
+		missing := []int64{}
+		for k := int64(0); k < rows && len(missing) < 10; k++ {
+			if !has[k] {
+				missing = append(missing, k)
+			}
+		}
+		t.Fatalf("%d of %d keys never published their body (first: %v)", rows-len(has), rows, missing)
+	}
+}
+
+// snapShape is a table of the key-shapes crash test: its key is a function of an integer n
+// (so one checker serves every key type), v a version from the sequence ver.
+type snapShape struct {
+	table   string
+	ddl     string
+	fill    string             // fills keys 0..rows-1 ($1: rows)
+	kv      string             // SELECT <n>, v FROM the table
+	keyCols string             // the key's columns (ON CONFLICT)
+	key     func(n int) string // the key's values of n, as SQL
+	where   func(n int) string // the condition selecting n's row
+	extra   func(n int) string // values of the columns after v on insert ("" none)
+	keyOf   func(map[string]any) int64
+	rows    int
+}
+
+// pgShapes are the PostgreSQL tables of TestSnapshotKeyShapesUnderWritersAndSIGKILL.
+func pgShapes(t *testing.T) []snapShape {
+	return []snapShape{{
+		table: "toast", rows: 3000,
+		ddl:  `CREATE TABLE toast (k int PRIMARY KEY, v bigint NOT NULL, body text NOT NULL); ALTER TABLE toast ALTER COLUMN body SET STORAGE EXTERNAL`,
+		fill: `INSERT INTO toast SELECT g, 0, repeat(md5(g::text), 128) FROM generate_series(0, $1 - 1) g`,
+		kv:   `SELECT k, v FROM toast`, keyCols: "k",
+		key:   func(n int) string { return strconv.Itoa(n) },
+		where: func(n int) string { return fmt.Sprintf("k = %d", n) },
+		extra: func(n int) string { return fmt.Sprintf("repeat(md5('%d'), 128)", n) },
+		keyOf: func(k map[string]any) int64 { return toInt64(t, k["k"]) },
+	}, {
+		table: "bits", rows: 15000,
+		ddl:  `CREATE TABLE bits (k bit(16) PRIMARY KEY, v bigint NOT NULL)`,
+		fill: `INSERT INTO bits SELECT g::bit(16), 0 FROM generate_series(0, $1 - 1) g`,
+		kv:   `SELECT k::int, v FROM bits`, keyCols: "k",
+		key:   func(n int) string { return fmt.Sprintf("%d::bit(16)", n) },
+		where: func(n int) string { return fmt.Sprintf("k = %d::bit(16)", n) },
+		keyOf: func(k map[string]any) int64 {
+			n, err := strconv.ParseInt(unwrap(k["k"]).(string), 2, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+	}, {
+		table: "floats", rows: 15000,
+		ddl:  `CREATE TABLE floats (k real PRIMARY KEY, v bigint NOT NULL)`,
+		fill: `INSERT INTO floats SELECT g / 8.0, 0 FROM generate_series(0, $1 - 1) g`,
+		kv:   `SELECT (k * 8)::int8, v FROM floats`, keyCols: "k",
+		key:   func(n int) string { return fmt.Sprintf("%d / 8.0", n) },
+		where: func(n int) string { return fmt.Sprintf("k = %d / 8.0", n) },
+		keyOf: func(k map[string]any) int64 { return int64(math.Round(float64(unwrap(k["k"]).(float32)) * 8)) },
+	}, {
+		table: "comp", rows: 15000,
+		ddl:  `CREATE TABLE comp (a int, b text, v bigint NOT NULL, PRIMARY KEY (a, b))`,
+		fill: `INSERT INTO comp SELECT g / 100, 'b' || (g % 100), 0 FROM generate_series(0, $1 - 1) g`,
+		kv:   `SELECT a * 100 + substr(b, 2)::int, v FROM comp`, keyCols: "a, b",
+		key:   func(n int) string { return fmt.Sprintf("%d, 'b%d'", n/100, n%100) },
+		where: func(n int) string { return fmt.Sprintf("a = %d AND b = 'b%d'", n/100, n%100) },
+		keyOf: func(k map[string]any) int64 {
+			b, _ := strconv.Atoi(strings.TrimPrefix(unwrap(k["b"]).(string), "b"))
+			return toInt64(t, k["a"])*100 + int64(b)
+		},
+	}}
+}
+
+// shapeHammer runs writers that update, delete and re-insert random keys of the tables (up to
+// 10 % past their rows) until ctx ends, in transactions of 1 to 4 changes; exec runs one
+// statement of the writer w. It returns the transactions committed.
+func shapeHammer(ctx context.Context, shapes []snapShape, writers int, seed uint64, upsert func(sh snapShape, n int) string,
+	begin func(w int) (exec func(string) error, end func(commit bool) bool)) func() int64 {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for ctx.Err() == nil {
+				exec, end := begin(w)
+				ok := exec != nil
+				for i := 0; i < 1+rng.IntN(4) && ok; i++ {
+					sh := shapes[rng.IntN(len(shapes))]
+					k := rng.IntN(sh.rows + sh.rows/10)
+					var q string
+					switch rng.IntN(10) {
+					case 0, 1:
+						q = "DELETE FROM " + sh.table + " WHERE " + sh.where(k)
+					case 2, 3:
+						q = upsert(sh, k)
+					default:
+						q = "UPDATE " + sh.table + " SET v = %s WHERE " + sh.where(k)
+					}
+					ok = exec(q) == nil
+				}
+				if end != nil && end(ok) {
+					n.Add(1)
+				}
+			}
+		}(w)
+	}
+	var once sync.Once
+	return func() int64 {
+		once.Do(wg.Wait)
+		return n.Load()
+	}
+}
+
+// TestSnapshotKeyShapesUnderWritersAndSIGKILL: tables keyed by bit(16), real and (int, text),
+// one with a TOASTed text column, and one without a key (accepted, not written) are
+// snapshotted in small chunks (one at a time, so the kill lands mid-snapshot) while writers change the keyed ones, and cdcd is killed midway.
+// Per keyed table the latest record per key equals the table and no key goes back in time;
+// every key of the TOAST table has a record with its text; the keyless table's rows arrive
+// once each.
+func TestSnapshotKeyShapesUnderWritersAndSIGKILL(t *testing.T) {
+	shapes := pgShapes(t)
+	ddl := "CREATE SEQUENCE ver;\nCREATE TABLE nokey (a int NOT NULL, pad text NOT NULL);\nALTER TABLE nokey REPLICA IDENTITY FULL;\n"
+	for _, sh := range shapes {
+		ddl += sh.ddl + ";\n"
+	}
+	s, ctx, dsn, db := setup(t, 6*time.Minute, "cdcd_snap_kshapes", ddl)
+	const nokeyRows = 15000
+	if _, err := db.Exec(ctx, `INSERT INTO nokey SELECT g % 1000, md5(g::text) FROM generate_series(0, $1 - 1) g`, nokeyRows); err != nil {
+		t.Fatal(err)
+	}
+	total := nokeyRows
+	tables := []string{"public.nokey"}
+	for _, sh := range shapes {
+		if _, err := db.Exec(ctx, sh.fill, sh.rows); err != nil {
+			t.Fatalf("%s: %v", sh.fill, err)
+		}
+		total += sh.rows
+		tables = append(tables, "public."+sh.table)
+	}
+	if _, err := db.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	name := uniqueName("kshapes")
+	d := startDaemon(t, pipelineYAML(s, name, dsn, tables,
+		"    snapshot: {mode: initial, chunk_size: 100, parallelism: 1, accept_inexact_keyless: [public.nokey]}\n"))
+
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	wctx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	upsert := func(sh snapShape, n int) string {
+		vals := sh.key(n) + ", %s"
+		if sh.extra != nil {
+			vals += ", " + sh.extra(n)
+		}
+		return "INSERT INTO " + sh.table + " VALUES (" + vals + ") ON CONFLICT (" + sh.keyCols + ") DO UPDATE SET v = %s"
+	}
+	writes := shapeHammer(wctx, shapes, 2, loggedSeed(t, "writers"), upsert, func(int) (func(string) error, func(bool) bool) {
+		tx, err := pool.Begin(wctx)
+		if err != nil {
+			return nil, nil
+		}
+		exec := func(q string) error {
+			_, err := tx.Exec(wctx, strings.ReplaceAll(q, "%s", "nextval('ver')"))
+			return err
+		}
+		return exec, func(ok bool) bool {
+			if ok && tx.Commit(wctx) == nil {
+				return true
+			}
+			_ = tx.Rollback(context.Background())
+			return false
+		}
+	})
+	waitFor(t, d, "a quarter of the snapshot", 3*time.Minute, func() bool { return metricOrZero(d, "cdcd_snapshot_rows_total") >= 0.25*float64(total) })
+	d.stop(syscall.SIGKILL)
+	d.restart()
+	waitFor(t, d, "every table's snapshot", 4*time.Minute, func() bool {
+		for _, tb := range tables {
+			if countLines(d.Logs(), `msg="snapshot finished"`, "table="+tb+" ") == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	stopWriters()
+	t.Logf("writers committed %d transactions", writes())
+	if !strings.Contains(d.Logs(), `msg="snapshot resumes"`) {
+		t.Fatalf("the restarted run did not resume the snapshot\n%s", d.Logs())
+	}
+	d.waitReady(time.Minute)
+	for _, sh := range shapes {
+		// A last change, so the topic is read until the pipeline has caught up.
+		var sentinel int64
+		if err := db.QueryRow(ctx, strings.ReplaceAll(upsert(sh, 0), "%s", "nextval('ver')")+" RETURNING v").Scan(&sentinel); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(ctx, sh.kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int64]int64{}
+		for rows.Next() {
+			var k, v int64
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			want[k] = v
+		}
+		recs := readSnapTopicBy(t, s, name+".public."+sh.table, len(want), sentinel, 2*time.Minute, sh.keyOf)
+		reads := checkAgainstKV(t, want, recs, func(int64) int { return 1 })
+		t.Logf("%s: %d records, %d snapshot reads, %d rows", sh.table, len(recs), reads, len(want))
+		if sh.table == "toast" {
+			has := map[int64]bool{}
+			for _, r := range recs {
+				sum := md5.Sum([]byte(fmt.Sprint(r.k)))
+				if r.bodyLen == 4096 && r.body == hex.EncodeToString(sum[:]) {
+					has[r.k] = true
+				}
+			}
+			for k := range want {
+				if !has[k] {
+					t.Errorf("toast key %d: no record carries its body", k)
+				}
+			}
+		}
+	}
+	c, recs := readKV(t, s, name+".public.nokey", nokeyRows, 2*time.Minute)
+	got := map[string]int{}
+	for _, r := range recs {
+		if !r.Attrs.IsControl() {
+			after := unwrapAll(asMap(c.decode(t, r.Value)["after"]))
+			got[fmt.Sprint(after["a"], "/", after["pad"])]++
+		}
+	}
+	if len(got) != nokeyRows {
+		t.Fatalf("nokey: %d distinct rows published, want %d", len(got), nokeyRows)
+	}
+	for row, n := range got {
+		if n != 1 {
+			t.Fatalf("nokey row %s published %d times", row, n)
+		}
 	}
 }

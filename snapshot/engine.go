@@ -39,6 +39,9 @@ type Config struct {
 	// (a read that reaches it stops, and the rest of the range becomes a new chunk).
 	ChunkRows  int
 	ChunkBytes int64
+	// KeylessAccepted are the tables without a usable key whose snapshot the user accepts
+	// although it is not exact under writes (KeylessError says how); others are refused.
+	KeylessAccepted []string
 	// Precedes orders the source's transaction ids (Postgres: xids, modulo 2^32).
 	Precedes func(a, b uint64) bool
 	Log      *slog.Logger
@@ -94,6 +97,42 @@ var ErrTableGone = errors.New("table no longer exists")
 // ErrInvalidCondition is returned by a Worker when the database refuses a requested
 // snapshot's condition (--where): that request ends, the pipeline goes on.
 var ErrInvalidCondition = errors.New("the database refused the snapshot's condition")
+
+// KeylessError refuses the snapshot of a table without a usable key (no primary key;
+// PostgreSQL: no replica identity key) that the configuration does not accept by name: its
+// chunks cannot be reconciled with the stream's changes, since nothing identifies a row.
+type KeylessError struct{ Table string }
+
+func (e *KeylessError) Error() string {
+	return fmt.Sprintf("table %s has no key (no primary key or replica identity index), so its snapshot is not exact while the table is written to: "+
+		"a row updated or deleted between a chunk's read and the chunk's watermark is published by the stream first and the chunk's older copy after it "+
+		"(an updated row's old version, or a deleted row, appears again as a snapshot read), "+
+		"a row inserted or updated just before a chunk's read is published twice (by the stream and by the chunk), "+
+		"and on MySQL/MariaDB, which reads such a table by row offsets, a row deleted or inserted during the snapshot can shift the offsets so that another row is skipped or read twice; "+
+		"its records have no key, so consumers cannot tell; "+
+		"fix: give the table a primary key (PostgreSQL: or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns), "+
+		"or accept this by listing the table in the pipeline's snapshot.accept_inexact_keyless (exact when nothing writes to it during its snapshot)", e.Table)
+}
+
+// Fatal marks the error as permanent for the pipeline (an on-demand request is dropped instead).
+func (e *KeylessError) Fatal() bool { return true }
+
+// NoProgressError is a chunk that did not move past its lower bound: the key's values do not
+// round-trip as bounds. Planning or reading it again would give the same chunk forever, so the
+// snapshot stops (the error is fatal).
+type NoProgressError struct {
+	Table string
+	Bound []string
+	What  string
+}
+
+func (e *NoProgressError) Error() string {
+	return fmt.Sprintf("snapshot of %s made no progress at key bound %q: %s; the key's values do not compare as they were read back; "+
+		"fix: report the key's column types to the cdcd maintainers, and meanwhile snapshot the table without chunks (chunk_size larger than the table) or exclude it", e.Table, e.Bound, e.What)
+}
+
+// Fatal marks the error as permanent for the pipeline.
+func (e *NoProgressError) Fatal() bool { return true }
 
 // Read is a chunk's rows as one snapshot saw them.
 type Read struct {
@@ -363,7 +402,8 @@ func (e *Engine) worker(ctx context.Context) error {
 		case jobRead:
 			err = e.read(ctx, w, j)
 		}
-		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) {
+		var ke *KeylessError
+		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) || errors.As(err, &ke) && j.task.Reason == "requested" {
 			e.drop(j.id, err)
 			continue
 		}
@@ -396,6 +436,9 @@ func (e *Engine) abandon(j *job) {
 
 func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 	byPage, est, err := w.Describe(ctx, j.task)
+	if err == nil && byPage && !slices.Contains(e.cfg.KeylessAccepted, j.task.Table) {
+		err = &KeylessError{Table: j.task.Table}
+	}
 	if err == nil {
 		err = w.Prepare(ctx, j.task)
 	}
@@ -412,7 +455,7 @@ func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 	r.started, r.starting, r.begun = true, false, time.Now()
 	if t.Rows == 0 && len(t.Pending) == 0 && t.Next == nil {
 		t.ByPage = byPage
-		e.log.Info("snapshot started", "table", t.Table, "rows_estimated", est, "reason", t.Reason, "where", t.Where, "by", map[bool]string{false: "key", true: "page ranges (no usable key)"}[byPage])
+		e.log.Info("snapshot started", "table", t.Table, "rows_estimated", est, "reason", t.Reason, "where", t.Where, "by", map[bool]string{false: "key", true: "page ranges or row offsets (no usable key)"}[byPage])
 	}
 	t.Estimated = est
 	if m := e.cfg.Metrics; m != nil {
@@ -424,6 +467,9 @@ func (e *Engine) start(ctx context.Context, w Worker, j *job) error {
 
 func (e *Engine) plan(ctx context.Context, w Worker, j *job) error {
 	hi, end, err := w.Plan(ctx, j.task, e.cfg.ChunkRows)
+	if err == nil && !end && (hi == nil || j.task.Next != nil && slices.Equal(hi, j.task.Next)) {
+		err = &NoProgressError{Table: j.task.Table, Bound: hi, What: "planning the chunk after it returned the same bound"}
+	}
 	if err != nil {
 		e.abandon(j)
 		return err
@@ -452,6 +498,9 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 	e.inflight[tok] = bound{e.horizon, e.hasHoriz}
 	e.mu.Unlock()
 	rd, err := w.Read(ctx, j.task, j.chunk, e.cfg.ChunkBytes)
+	if err == nil && rd.Rest != nil && j.chunk.Lo != nil && slices.Equal(rd.Rest, j.chunk.Lo) {
+		err = &NoProgressError{Table: j.task.Table, Bound: rd.Rest, What: "reading the chunk after it stopped at that same key"}
+	}
 	if err != nil {
 		e.mu.Lock()
 		delete(e.inflight, tok)
@@ -471,8 +520,9 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 	if !e.hasHoriz || e.cfg.Precedes(e.horizon, rd.Horizon) {
 		e.horizon, e.hasHoriz = rd.Horizon, true
 	}
-	if rd.Rest != nil && !j.task.ByPage {
-		// The chunk ends at the last row read; the rest of its range is a new chunk.
+	if rd.Rest != nil {
+		// The chunk ends at the last row read (page ranges: where the source says); the rest
+		// of its range is a new chunk.
 		i := slices.IndexFunc(t.Pending, func(c Chunk) bool { return c.Seq == j.chunk.Seq })
 		if i >= 0 {
 			t.NextSeq++
@@ -744,12 +794,21 @@ func (e *Engine) Changed(t *change.Table, before, after []change.Value, tx uint6
 	if k == nil {
 		return
 	}
+	if after == nil {
+		if before != nil {
+			k.Touch(KeyOf(before, t.KeyColumns), tx, false)
+		}
+		return
+	}
+	ak := KeyOf(after, t.KeyColumns)
+	sameRow := true
 	if before != nil {
-		k.Touch(KeyOf(before, t.KeyColumns), tx, false)
+		if bk := KeyOf(before, t.KeyColumns); bk != ak {
+			k.Touch(bk, tx, false) // the old key is deleted
+			sameRow = false
+		}
 	}
-	if after != nil {
-		k.Touch(KeyOf(after, t.KeyColumns), tx, wholeRow(after))
-	}
+	k.changed(ak, after, tx, sameRow)
 }
 
 // Truncated tells the engine the stream carried a truncate of t by tx (stream goroutine).
@@ -770,8 +829,8 @@ func wholeRow(vals []change.Value) bool {
 	return true
 }
 
-// Keys remembers, per key, the latest change the stream carried: its transaction, and whether
-// it carried the key's whole new row.
+// Keys remembers, per key, the latest change the stream carried: its transaction, whether it
+// carried the key's whole new row, and the new row as the stream's records make it known.
 type Keys struct {
 	m         map[string]keyChange
 	truncated bool
@@ -781,11 +840,56 @@ type Keys struct {
 type keyChange struct {
 	tx   uint64
 	full bool
+	// row is the key's new row as the stream published it up to this change: the change's
+	// values, and for a column it left unchanged (an unchanged TOAST value) the value an
+	// earlier change of the same row carried; still Unchanged where none did. nil for a
+	// delete, or where not known (Touch).
+	row []change.Value
+	// moved: a column is still Unchanged, but the change moved the row to this key (a key
+	// change) or follows one that did: that value is not this key's older one.
+	moved bool
 }
 
 // Touch records a change of key by transaction tx; full says the change published the key's
 // whole new row (every column's value: no unchanged TOAST placeholder, not a delete).
-func (k *Keys) Touch(key string, tx uint64, full bool) { k.m[key] = keyChange{tx, full} }
+func (k *Keys) Touch(key string, tx uint64, full bool) { k.m[key] = keyChange{tx: tx, full: full} }
+
+// changed records a change whose new row is after; sameRow is false when it moved the row
+// from another key. A row the stream published whole is kept as it is (no copy); one with
+// unchanged columns is completed from the key's previous change where that one knew them.
+func (k *Keys) changed(key string, after []change.Value, tx uint64, sameRow bool) {
+	if wholeRow(after) {
+		k.m[key] = keyChange{tx: tx, full: true, row: after}
+		return
+	}
+	c := keyChange{tx: tx, moved: !sameRow}
+	prev, ok := k.m[key]
+	known := ok && sameRow && prev.row != nil // the previous change of this row, as published
+	row := slices.Clone(after)
+	for i := range row {
+		switch row[i].State {
+		case change.Present, change.Null:
+		case change.Unchanged:
+			if known && i < len(prev.row) {
+				if s := prev.row[i].State; s == change.Present || s == change.Null {
+					row[i] = prev.row[i]
+					continue
+				}
+			}
+			// Not published since the key was tracked: the chunk's value is the row's unless
+			// the row came from another key, now or in a change before (or that change is not
+			// known: Touch, or a delete of the key).
+			if !sameRow || ok && (prev.moved || prev.row == nil) {
+				c.moved = true
+			}
+		default: // undecodable: the stream's record is a poison one, never completed
+			k.m[key] = keyChange{tx: tx}
+			return
+		}
+	}
+	c.row = row
+	k.m[key] = c
+}
 
 // Truncate records a truncate of the table by transaction tx.
 func (k *Keys) Truncate(tx uint64) {
@@ -803,16 +907,48 @@ func (k *Keys) filter(rows []Row, visible func(uint64) bool) ([]Row, int) {
 	if len(k.m) == 0 {
 		return rows, 0
 	}
-	// A change the snapshot did not see is newer than the row: the row is dropped. A change it
-	// saw is the last one before the watermark (a later one it saw would come after it, and
-	// every one it saw comes before the watermark), so the row equals that change's new row:
-	// when the stream published it whole, the row would only repeat it, and is dropped too.
+	// A change the snapshot saw is the last one before the watermark (a later one it saw
+	// would come after it, and every one it saw comes before the watermark), so the row equals
+	// that change's new row: when the stream published it whole, the row would only repeat
+	// it, and is dropped; else the row completes it and is kept.
+	//
+	// A change the snapshot did not see is newer than the row. When the stream published its
+	// row whole, or it was a delete, the row is dropped. When it left columns unchanged, the
+	// row becomes the stream's row completed: with the values earlier changes of the row
+	// carried, and for a column no change carried since the key was tracked, the chunk's (no
+	// change since the row was read altered it: every change after the read is tracked). That
+	// is the key's whole state at the watermark, which no record carried before. A row moved
+	// from another key is not completed from this key's chunk row: dropped, as before.
 	out := rows[:0]
 	for _, r := range rows {
-		if c, ok := k.m[r.Key]; ok && (!visible(c.tx) || c.full) {
+		c, ok := k.m[r.Key]
+		if !ok {
+			out = append(out, r)
 			continue
 		}
-		out = append(out, r)
+		if visible(c.tx) {
+			if !c.full {
+				out = append(out, r)
+			}
+			continue
+		}
+		if c.full || c.row == nil || r.Err != nil || len(c.row) != len(r.Vals) {
+			continue
+		}
+		vals := slices.Clone(c.row)
+		complete := true
+		for i := range vals {
+			if vals[i].State == change.Unchanged {
+				if c.moved {
+					complete = false
+					break
+				}
+				vals[i] = r.Vals[i]
+			}
+		}
+		if complete {
+			out = append(out, Row{Key: r.Key, Vals: vals})
+		}
 	}
 	return out, len(rows) - len(out)
 }

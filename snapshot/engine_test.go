@@ -2,9 +2,11 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ type fakeDB struct {
 	reads        [][2]int // (lo, hi] of every chunk read (0 / -1: open)
 	restAfter    int      // Read stops after this many rows (0: never)
 	watermarks   chan string
+	widen        func(k int) []change.Value // a row's values (default: the key alone)
 }
 
 type fakeWorker struct{ db *fakeDB }
@@ -65,6 +68,9 @@ func (w fakeWorker) Read(_ context.Context, t *Task, c Chunk, _ int64) (*Read, e
 	for _, k := range w.db.keys {
 		if k > lo && (hi < 0 || k <= hi) {
 			vals := []change.Value{{Int: int64(k)}}
+			if w.db.widen != nil {
+				vals = w.db.widen(k)
+			}
 			rd.Rows = append(rd.Rows, Row{Key: KeyOf(vals, []int{0}), Vals: vals})
 			if w.db.restAfter > 0 && len(rd.Rows) == w.db.restAfter {
 				rd.Rest = []string{strconv.Itoa(k)}
@@ -362,4 +368,142 @@ func (badWorker) Describe(context.Context, *Task) (bool, int64, error) { return 
 func (badWorker) Prepare(context.Context, *Task) error                 { return nil }
 func (badWorker) Plan(context.Context, *Task, int) ([]string, bool, error) {
 	return nil, false, fmt.Errorf("%w: syntax error", ErrInvalidCondition)
+}
+
+// A change the chunk's snapshot did not see that left a column unchanged (PostgreSQL: a
+// TOASTed value sent as "unchanged") did not publish that column: the chunk row is not
+// dropped but completed into the stream's newer row, its unchanged columns filled from the
+// chunk. Where the stream itself published the column earlier (a change that carried it, seen
+// or not), that value fills it; a key change's create or a delete never takes the chunk's.
+func TestTakeCompletesRowsTheStreamLeftIncomplete(t *testing.T) {
+	db := newFakeDB(6)
+	tbl := &change.Table{Schema: "public", Name: "t", KeyColumns: []int{0},
+		Columns: []change.Column{{Name: "k"}, {Name: "v"}, {Name: "body"}}}
+	i := func(n int64) change.Value { return change.Value{State: change.Present, Int: n} }
+	s := func(v string) change.Value { return change.Value{State: change.Present, Str: v} }
+	u := change.Value{State: change.Unchanged}
+	// The chunk's rows are (k) only: widen them to (k, v, body) as the table holds them.
+	db.widen = func(k int) []change.Value { return []change.Value{i(int64(k)), i(0), s(fmt.Sprint("body", k))} }
+	e := startEngine(t, db, Config{Mode: Initial, ChunkRows: 100}, false, nil)
+	// 1: an update the snapshot did not see, body unchanged: completed from the chunk.
+	e.Changed(tbl, nil, []change.Value{i(1), i(11), u}, 150)
+	// 2: seen by the snapshot, body unchanged: the chunk row is newer than nothing, kept as read.
+	e.Changed(tbl, nil, []change.Value{i(2), i(22), u}, 50)
+	// 3: not seen: body set (published), then another update leaving it alone: completed from
+	// the stream's own value, not the chunk's older one.
+	e.Changed(tbl, nil, []change.Value{i(3), i(31), s("new3")}, 150)
+	e.Changed(tbl, nil, []change.Value{i(3), i(33), u}, 151)
+	// 4: a key change moved a row to 4 (after 4 was deleted): its unchanged body is the moved
+	// row's, not 4's old one: dropped, as the stream's change is newer.
+	e.Changed(tbl, []change.Value{i(4), change.Value{State: change.Absent}, change.Value{State: change.Absent}}, nil, 140)
+	e.Changed(tbl, []change.Value{i(9), change.Value{State: change.Absent}, change.Value{State: change.Absent}}, []change.Value{i(4), i(44), u}, 150)
+	// 5: deleted after the snapshot: dropped.
+	e.Changed(tbl, []change.Value{i(5), change.Value{State: change.Absent}, change.Value{State: change.Absent}}, nil, 150)
+	m := take(t, e, db)
+	got := map[int64]string{}
+	for _, r := range m.Rows {
+		got[r.Vals[0].Int] = fmt.Sprintf("%d/%v:%s", r.Vals[1].Int, r.Vals[2].State, r.Vals[2].Str)
+	}
+	want := map[int64]string{
+		1: fmt.Sprintf("11/%v:body1", change.Present),
+		2: fmt.Sprintf("0/%v:body2", change.Present),
+		3: fmt.Sprintf("33/%v:new3", change.Present),
+		6: fmt.Sprintf("0/%v:body6", change.Present),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || m.Dropped != 2 {
+		t.Fatalf("rows %v (dropped %d), want %v (dropped 2)", got, m.Dropped, want)
+	}
+}
+
+// stuckWorker plans the same bound again and again (a bound that does not round-trip), or
+// reads chunks that stop early at their lower bound.
+type stuckWorker struct {
+	fakeWorker
+	readStuck bool
+}
+
+func (w stuckWorker) Plan(_ context.Context, t *Task, _ int) ([]string, bool, error) {
+	if w.readStuck {
+		return nil, true, nil
+	}
+	return []string{"1"}, false, nil
+}
+
+func (w stuckWorker) Read(ctx context.Context, t *Task, c Chunk, n int64) (*Read, error) {
+	rd, err := w.fakeWorker.Read(ctx, t, c, n)
+	if w.readStuck && err == nil && c.Lo != nil {
+		rd.Rest = c.Lo
+	} else if w.readStuck && err == nil {
+		rd.Rest = []string{"1"}
+	}
+	return rd, err
+}
+
+// A chunk that makes no progress (its bound repeats the previous one) is a fatal error naming
+// the table and the bound, never a loop.
+func TestChunkWithoutProgressIsAnError(t *testing.T) {
+	for _, readStuck := range []bool{false, true} {
+		db := newFakeDB(10)
+		e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, Mode: Initial, ChunkRows: 2}, false, nil,
+			func(context.Context) (Worker, error) { return stuckWorker{fakeWorker{db}, readStuck}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for tok := range db.watermarks {
+				e.Take(tok)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = e.Run(ctx)
+		cancel()
+		var f interface{ Fatal() bool }
+		if err == nil || !errors.As(err, &f) || !f.Fatal() || !strings.Contains(err.Error(), "public.t") || !strings.Contains(err.Error(), "no progress") {
+			t.Fatalf("read stuck %v: Run = %v, want a fatal error that names the table and says it made no progress", readStuck, err)
+		}
+	}
+}
+
+// keylessWorker describes every table as keyless (read by page ranges).
+type keylessWorker struct{ fakeWorker }
+
+func (w keylessWorker) Describe(context.Context, *Task) (bool, int64, error) { return true, 10, nil }
+
+// A table without a key cannot be snapshotted exactly under writes: it is refused (a fatal
+// error that says what can happen and the fix) unless the configuration accepts it by name;
+// an on-demand request for it is dropped with the same warning, and the pipeline goes on.
+func TestKeylessSnapshotNeedsAcceptance(t *testing.T) {
+	run := func(cfg Config, request bool) (error, *Engine, *fakeDB) {
+		db := newFakeDB(10)
+		cfg.Pipeline, cfg.Tables = "p", []string{"public.t"}
+		e, err := New(cfg, request, nil, func(context.Context) (Worker, error) { return keylessWorker{fakeWorker{db}}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if request {
+			if err := e.Request("public.t", "", "r1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		go func() {
+			for tok := range db.watermarks {
+				e.Take(tok)
+			}
+		}()
+		return e.Run(ctx), e, db
+	}
+	err, _, _ := run(Config{Mode: Initial}, false)
+	var f interface{ Fatal() bool }
+	if err == nil || !errors.As(err, &f) || !f.Fatal() || !strings.Contains(err.Error(), "public.t") ||
+		!strings.Contains(err.Error(), "accept_inexact_keyless") || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("an unaccepted keyless table: Run = %v, want a fatal error naming the table, what can happen and the fix", err)
+	}
+	if err, e, _ := run(Config{Mode: Never}, true); err != nil || e.Running() {
+		t.Fatalf("an unaccepted keyless request: Run = %v, still queued %v; want it dropped and the pipeline going on", err, e.Running())
+	}
+	if err, e, _ := run(Config{Mode: Initial, KeylessAccepted: []string{"public.t"}}, false); err != nil || e.Running() {
+		t.Fatalf("an accepted keyless table: Run = %v, still queued %v; want it snapshotted", err, e.Running())
+	}
 }

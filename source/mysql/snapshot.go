@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,6 +111,8 @@ type SnapshotConfig struct {
 	SignalTable string
 	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
 	Consistency string
+	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
+	KeylessAccepted []string
 }
 
 const (
@@ -202,6 +206,13 @@ type myTable struct {
 	ident     string
 	selects   string
 	keyIdents []string
+	// keyBounds are the expressions a chunk bound of each key column is read as: exact, in
+	// the column's order, and as text that survives the snapshot state's JSON (FLOAT as
+	// DOUBLE; BIT, ENUM and SET as their numbers; bytes in hex). bounds[i] >= 0 is the
+	// position in a chunk's row of key column i's bound when it is not the column's value,
+	// selected after the columns.
+	keyBounds []string
+	bounds    []int
 	keyed     bool // chunked by its primary key (else read as one chunk)
 	avgRow    int64
 	rows      int64
@@ -254,13 +265,27 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 		}
 		sel = append(sel, c)
 	}
-	d.selects = strings.Join(sel, ", ")
 	for _, i := range t.KeyColumns {
-		d.keyIdents = append(d.keyIdents, quoteIdent(specs[i].Name))
-		if specs[i].Type == gomysql.MYSQL_TYPE_ENUM || specs[i].Type == gomysql.MYSQL_TYPE_SET {
-			d.keyed = false // ENUM and SET sort by index but compare as text: no keyset paging
+		id := quoteIdent(specs[i].Name)
+		d.keyIdents = append(d.keyIdents, id)
+		var b string
+		switch {
+		case specs[i].Type == gomysql.MYSQL_TYPE_ENUM || specs[i].Type == gomysql.MYSQL_TYPE_SET || specs[i].Type == gomysql.MYSQL_TYPE_BIT:
+			// ENUM and SET sort by their number but compare with a string as text.
+			b = "(" + id + " + 0)"
+		case specs[i].Collation == collationBinary:
+			b = "HEX(" + id + ")"
+		}
+		if b == "" {
+			d.keyBounds = append(d.keyBounds, sel[i])
+			d.bounds = append(d.bounds, -1)
+		} else {
+			d.keyBounds = append(d.keyBounds, b)
+			d.bounds = append(d.bounds, len(sel))
+			sel = append(sel, b)
 		}
 	}
+	d.selects = strings.Join(sel, ", ")
 	r, err := w.conn.Execute("SELECT COALESCE(TABLE_ROWS, 0), COALESCE(AVG_ROW_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, name)
 	if err == nil && r.RowNumber() > 0 {
 		d.rows, _ = r.GetInt(0, 0)
@@ -296,27 +321,100 @@ func (w *snapWorker) Prepare(_ context.Context, t *snapshot.Task) error {
 	return nil
 }
 
-// literal renders a key value read as text back as SQL that compares like the column.
-func literal(s *ColumnSpec, raw string) string {
+// literal renders a chunk bound of a key column (read as text by keyBounds) as a SQL literal
+// of the column's own type, so the server compares it as the column: numbers as numbers (a
+// quoted string would be compared as a DOUBLE, warning 1292), FLOAT and DOUBLE as the exact
+// DOUBLE, BIT, ENUM and SET as their number, bytes as bytes. A bound that is not a value of
+// the type is an error (a corrupt snapshot state).
+func literal(s *ColumnSpec, raw string) (string, error) {
+	bad := func() (string, error) {
+		return "", fmt.Errorf("chunk bound %q is not a value of column %s", raw, s.Name)
+	}
 	switch s.Type {
 	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24, gomysql.MYSQL_TYPE_LONG,
-		gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DOUBLE, gomysql.MYSQL_TYPE_YEAR:
-		if _, err := strconv.ParseFloat(raw, 64); err == nil {
-			return raw
+		gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_YEAR, gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET, gomysql.MYSQL_TYPE_BIT:
+		if _, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			return raw, nil
 		}
+		if _, err := strconv.ParseUint(raw, 10, 64); err == nil {
+			return raw, nil
+		}
+		return bad()
+	case gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DECIMAL:
+		digits := strings.TrimPrefix(raw, "-")
+		if digits == "" || strings.Trim(digits, "0123456789.") != "" || strings.Count(digits, ".") > 1 {
+			return bad()
+		}
+		return raw, nil
+	case gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return bad()
+		}
+		// An exponent makes it a DOUBLE literal; the shortest form that parses back to f.
+		return strconv.FormatFloat(f, 'e', -1, 64), nil
 	}
 	if s.Collation == collationBinary {
-		return "X'" + hex.EncodeToString([]byte(raw)) + "'"
+		if _, err := hex.DecodeString(raw); err != nil {
+			return bad()
+		}
+		return "X'" + raw + "'", nil
 	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(raw) + "'"
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(raw) + "'", nil
 }
 
-func (w *snapWorker) keyCond(d *myTable, op string, vals []string) string {
+// keyCond is the condition that a row's key is after vals (op ">") or at most vals (op
+// "<="), written as the optimizer uses the primary key for: a row-constructor comparison
+// (a, b) > (x, y) is not (MariaDB 10.11 scans from the table's start). For keys (a, b, c):
+//
+//	a >= x AND (a > x OR (a = x AND (b > y OR (b = y AND c > z))))
+func (w *snapWorker) keyCond(d *myTable, op string, vals []string) (string, error) {
+	if len(vals) != len(d.keyIdents) {
+		return "", fmt.Errorf("chunk bound %q has %d values, the key of %s %d columns", vals, len(vals), d.ident, len(d.keyIdents))
+	}
 	lits := make([]string, len(vals))
 	for i, v := range vals {
-		lits[i] = literal(&d.specs[d.table.KeyColumns[i]], v)
+		l, err := literal(&d.specs[d.table.KeyColumns[i]], v)
+		if err != nil {
+			// Retrying reads the same state: stop. (States of versions before bounds were
+			// typed hold BIT and binary key bounds as raw bytes.)
+			return "", &FatalError{fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
+				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", d.ident, err)}
+		}
+		lits[i] = l
 	}
-	return "(" + strings.Join(d.keyIdents, ", ") + ") " + op + " (" + strings.Join(lits, ", ") + ")"
+	strict := map[string]string{">": ">", "<=": "<"}[op]
+	n := len(lits)
+	cond := d.colCmp(n-1, op, lits[n-1])
+	for i := n - 2; i >= 0; i-- {
+		cond = d.colCmp(i, strict, lits[i]) + " OR (" + d.colCmp(i, "=", lits[i]) + " AND (" + cond + "))"
+	}
+	if n > 1 {
+		cond = d.colCmp(0, map[string]string{">": ">=", "<=": "<="}[op], lits[0]) + " AND (" + cond + ")"
+	}
+	return "(" + cond + ")", nil
+}
+
+// colCmp compares key column i with a literal of literal's form, on the column itself so the
+// index serves it. An ENUM's number compares by its labels: e IN ('x', 'y') is a range of the
+// index where the number comparison e > 2 is not.
+func (d *myTable) colCmp(i int, op, lit string) string {
+	s := &d.specs[d.table.KeyColumns[i]]
+	if s.Type != gomysql.MYSQL_TYPE_ENUM {
+		return d.keyIdents[i] + " " + op + " " + lit
+	}
+	x, _ := strconv.Atoi(lit) // literal checked it
+	var in []string
+	// Number 0 is the empty value an invalid one is stored as; the labels count from 1.
+	for n, l := range append([]string{""}, s.Values...) {
+		if op == ">" && n > x || op == ">=" && n >= x || op == "<" && n < x || op == "<=" && n <= x || op == "=" && n == x {
+			in = append(in, "'"+strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`).Replace(l)+"'")
+		}
+	}
+	if len(in) == 0 {
+		return "FALSE"
+	}
+	return d.keyIdents[i] + " IN (" + strings.Join(in, ", ") + ")"
 }
 
 // chunkRows is how many rows a chunk of d plans: rows, fewer for wide rows.
@@ -333,20 +431,12 @@ func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) ([]stri
 		return nil, false, err
 	}
 	if t.ByPage || !d.keyed {
-		return nil, true, nil // one chunk
+		return w.planOffsets(t, d, rows)
 	}
-	var conds []string
-	if t.Next != nil {
-		conds = append(conds, w.keyCond(d, ">", t.Next))
+	q, err := w.planQuery(t, d, rows)
+	if err != nil {
+		return nil, false, err
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
-	}
-	q := "SELECT " + strings.Join(d.keyIdents, ", ") + " FROM " + d.ident
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT 1 OFFSET " + strconv.Itoa(w.chunkRows(d, rows)-1)
 	r, err := w.conn.Execute(q)
 	if err != nil {
 		return nil, false, queryError(t, "planning a chunk of", err)
@@ -360,6 +450,53 @@ func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) ([]stri
 		hi[i] = b
 	}
 	return hi, false, nil
+}
+
+// planOffsets plans a chunk of a table without a usable key by row offsets in the order of a
+// full scan (InnoDB: the clustered index, the hidden row id of a keyless table; rows inserted
+// later go to the end): about rows rows, fewer for wide ones, so chunk_max_bytes bounds it.
+// Without a key the stream's changes cannot be reconciled with the rows (see Read).
+func (w *snapWorker) planOffsets(t *snapshot.Task, d *myTable, rows int) ([]string, bool, error) {
+	var start int64
+	if len(t.Next) == 1 {
+		var err error
+		if start, err = strconv.ParseInt(t.Next[0], 10, 64); err != nil {
+			return nil, false, fmt.Errorf("table %s: chunk bound %q is not a row offset", t.Table, t.Next)
+		}
+	}
+	end := start + int64(w.chunkRows(d, rows))
+	q := "SELECT 1 FROM " + d.ident
+	if t.Where != "" {
+		q += " WHERE (" + t.Where + ")"
+	}
+	r, err := w.conn.Execute(q + " LIMIT 1 OFFSET " + strconv.FormatInt(end, 10))
+	if err != nil {
+		return nil, false, queryError(t, "planning a chunk of", err)
+	}
+	if r.RowNumber() == 0 {
+		return nil, true, nil
+	}
+	return []string{strconv.FormatInt(end, 10)}, false, nil
+}
+
+// planQuery selects the bound of the chunk after t.Next: the key of its last row.
+func (w *snapWorker) planQuery(t *snapshot.Task, d *myTable, rows int) (string, error) {
+	var conds []string
+	if t.Next != nil {
+		c, err := w.keyCond(d, ">", t.Next)
+		if err != nil {
+			return "", err
+		}
+		conds = append(conds, c)
+	}
+	if t.Where != "" {
+		conds = append(conds, "("+t.Where+")")
+	}
+	q := "SELECT " + strings.Join(d.keyBounds, ", ") + " FROM " + d.ident
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return q + " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT 1 OFFSET " + strconv.Itoa(w.chunkRows(d, rows)-1), nil
 }
 
 func queryError(t *snapshot.Task, what string, err error) error {
@@ -440,6 +577,62 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 	return rd, nil
 }
 
+// chunkQuery selects a chunk's rows; limit is the most rows it returns (0: no limit).
+func (w *snapWorker) chunkQuery(t *snapshot.Task, d *myTable, c snapshot.Chunk) (q string, limit int, err error) {
+	var conds []string
+	if d.keyed && !t.ByPage {
+		for _, b := range []struct {
+			op   string
+			vals []string
+		}{{">", c.Lo}, {"<=", c.Hi}} {
+			if b.vals != nil {
+				cond, err := w.keyCond(d, b.op, b.vals)
+				if err != nil {
+					return "", 0, err
+				}
+				conds = append(conds, cond)
+			}
+		}
+		limit = 4 * w.chunkRows(d, max(w.src.cfg.Snapshot.ChunkRows, 1))
+	}
+	if t.Where != "" {
+		conds = append(conds, "("+t.Where+")")
+	}
+	q = "SELECT " + d.selects + " FROM " + d.ident
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	if limit > 0 {
+		return q + " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT " + strconv.Itoa(limit), limit, nil
+	}
+	// By row offsets (planOffsets): the chunk's rows, the last one open but as long as one.
+	lo, hi, err := offsets(c)
+	if err != nil {
+		return "", 0, fmt.Errorf("table %s: %w", t.Table, err)
+	}
+	limit = w.chunkRows(d, max(w.src.cfg.Snapshot.ChunkRows, 1))
+	if hi >= 0 {
+		limit = int(hi - lo)
+	}
+	return q + " LIMIT " + strconv.Itoa(limit) + " OFFSET " + strconv.FormatInt(lo, 10), limit, nil
+}
+
+// offsets are a chunk's row offsets (hi -1: open).
+func offsets(c snapshot.Chunk) (lo, hi int64, err error) {
+	hi = -1
+	for _, b := range []struct {
+		v []string
+		p *int64
+	}{{c.Lo, &lo}, {c.Hi, &hi}} {
+		if len(b.v) == 1 {
+			if *b.p, err = strconv.ParseInt(b.v[0], 10, 64); err != nil {
+				return 0, 0, fmt.Errorf("chunk bound %q is not a row offset", b.v)
+			}
+		}
+	}
+	return lo, hi, nil
+}
+
 // readChunk reads the chunk's rows in one consistent snapshot, and in binlog_snapshot mode the
 // binlog position that snapshot corresponds to.
 func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, maxBytes int64) (uint64, *snapshot.Read, error) {
@@ -454,32 +647,16 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 			return 0, nil, err
 		}
 	}
-	var conds []string
-	limit := 0
-	if d.keyed && !t.ByPage {
-		if c.Lo != nil {
-			conds = append(conds, w.keyCond(d, ">", c.Lo))
-		}
-		if c.Hi != nil {
-			conds = append(conds, w.keyCond(d, "<=", c.Hi))
-		}
-		limit = 4 * w.chunkRows(d, max(w.src.cfg.Snapshot.ChunkRows, 1))
-	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
-	}
-	q := "SELECT " + d.selects + " FROM " + d.ident
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	if limit > 0 {
-		q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT " + strconv.Itoa(limit)
+	q, limit, err := w.chunkQuery(t, d, c)
+	if err != nil {
+		return 0, nil, err
 	}
 	r, err := w.conn.Execute(q)
 	if err != nil {
 		return 0, nil, queryError(t, "reading a chunk of", err)
 	}
 	rd := &snapshot.Read{Shape: d.table}
+	keyed := d.keyed && !t.ByPage
 	var size int64
 	for n, row := range r.RowDatas {
 		b := []byte(row)
@@ -511,11 +688,28 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 			out.Key = snapshot.KeyOf(vals, d.table.KeyColumns)
 		}
 		rd.Rows = append(rd.Rows, out)
-		if limit > 0 && (size >= maxBytes || n+1 >= limit) {
+		if !keyed && (size >= maxBytes || n+1 >= limit) && (c.Hi == nil || n+1 < limit) {
+			// Ends here: the rest of the chunk's offsets (or of the table) is the next chunk.
+			lo, _, _ := offsets(c)
+			rd.Rest = []string{strconv.FormatInt(lo+int64(n)+1, 10)}
+			break
+		}
+		if keyed && (size >= maxBytes || n+1 >= limit) {
 			// The chunk ends here; the rest of its range is the next chunk.
 			rd.Rest = make([]string, len(d.table.KeyColumns))
 			for i, k := range d.table.KeyColumns {
 				rd.Rest[i] = string(raws[k])
+			}
+			// Bounds that are not the column's value, selected after the columns.
+			for j := len(d.specs); len(b) > 0; j++ {
+				raw, _, m, err := gomysql.LengthEncodedString(b)
+				if err != nil {
+					return 0, nil, fmt.Errorf("reading a chunk of %s: %w", t.Table, err)
+				}
+				b = b[m:]
+				if i := slices.Index(d.bounds, j); i >= 0 {
+					rd.Rest[i] = string(raw)
+				}
 			}
 			break
 		}
@@ -547,6 +741,11 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
 		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+	for _, t := range s.cfg.Snapshot.KeylessAccepted {
+		if db, name, err := change.ParseTableName(t); err == nil {
+			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)
+		}
+	}
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}

@@ -420,22 +420,31 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 
 // planPages plans a page range of a table without a usable key: about rows rows, by the
 // table's rows per page, and at most ChunkBytes of pages. The last range is open, so pages
-// added while the snapshot runs are read too.
+// added while the snapshot runs are read too. A partitioned table is planned by its
+// partitions (the parent has no pages): a range of pages is read from every partition, so
+// it spans the largest one and holds about as many pages as partitions times its length.
 func (w *snapWorker) planPages(ctx context.Context, d *snapTable, t *snapshot.Task, rows int) ([]string, bool, error) {
 	var start int64
 	if len(t.Next) == 1 {
 		start, _ = strconv.ParseInt(t.Next[0], 10, 64)
 	}
-	var pages int64
-	if err := w.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int8", d.ident).Scan(&pages); err != nil {
+	var leaves, pages, relPages int64
+	var tuples float64
+	// A table that is not partitioned is its own only leaf (pg_partition_tree has no rows).
+	if err := w.conn.QueryRow(ctx, `SELECT count(*), coalesce(max(pg_relation_size(p.relid)), 0) / current_setting('block_size')::int8,
+			coalesce(sum(greatest(c.relpages, 0)), 0)::int8, coalesce(sum(greatest(c.reltuples, 0)), 0)::float8
+		FROM (SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf UNION SELECT $1::regclass
+			WHERE NOT EXISTS (SELECT FROM pg_partition_tree($1::regclass))) p JOIN pg_class c ON c.oid = p.relid`, d.ident).
+		Scan(&leaves, &pages, &relPages, &tuples); err != nil {
 		return nil, false, queryError(t, "planning a chunk of", err)
 	}
+	leaves = max(leaves, 1)
 	perPage := 100.0
-	if d.pages > 0 && d.tuples > 0 {
-		perPage = max(d.tuples/float64(d.pages), 1)
+	if relPages > 0 && tuples > 0 {
+		perPage = max(tuples/float64(relPages), 1)
 	}
-	n := max(int64(float64(rows)/perPage), 1)
-	n = min(n, max(w.src.cfg.Snapshot.ChunkBytes/8192, 1))
+	n := max(int64(float64(rows)/perPage/float64(leaves)), 1)
+	n = min(n, max(w.src.cfg.Snapshot.ChunkBytes/8192/leaves, 1))
 	if start+n >= pages {
 		return nil, true, nil
 	}
@@ -465,13 +474,15 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 	var args [][]byte
 	limit := 0
 	if t.ByPage {
+		// Bounds are pages ("12": from its first tuple) or tuples ("12,5") where a read
+		// stopped early.
 		if len(c.Lo) == 1 {
-			conds = append(conds, "ctid >= ('('||$1||',0)')::tid")
-			args = append(args, []byte(c.Lo[0]))
+			conds = append(conds, "ctid >= ('('||$1||')')::tid")
+			args = append(args, tidArg(c.Lo[0]))
 		}
 		if len(c.Hi) == 1 {
-			conds = append(conds, fmt.Sprintf("ctid < ('('||$%d||',0)')::tid", len(args)+1))
-			args = append(args, []byte(c.Hi[0]))
+			conds = append(conds, fmt.Sprintf("ctid < ('('||$%d||')')::tid", len(args)+1))
+			args = append(args, tidArg(c.Hi[0]))
 		}
 	} else {
 		if c.Lo != nil {
@@ -487,7 +498,11 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 	if t.Where != "" {
 		conds = append(conds, "("+t.Where+")")
 	}
-	q := "SELECT " + d.selects + " FROM " + d.ident
+	q := "SELECT " + d.selects
+	if t.ByPage {
+		q += ", ctid::text" // after the columns: where a read that reached maxBytes stops
+	}
+	q += " FROM " + d.ident
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -498,8 +513,35 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 	rd = &snapshot.Read{Visible: snap.visible, Horizon: uint64(snap.xmin), Shape: d.shape}
 	var size int64
 	var lastKey [][]byte
+	ncols := len(d.shape.msg.cols)
+	// Page ranges: a read may stop early only while its tuples came in ctid order from the
+	// range's first page on (a plain table's TID range scan; not a partitioned table, nor a
+	// sequential scan that joined another one midway).
+	var prevTid [2]int64
+	ordered := true
+	var loPage int64
+	if len(c.Lo) == 1 {
+		p, _, _ := strings.Cut(c.Lo[0], ",")
+		loPage, _ = strconv.ParseInt(p, 10, 64)
+	}
 	for rr.NextRow() {
 		vals := rr.Values()
+		if t.ByPage && len(vals) > ncols {
+			tid, ok := parseTid(vals[ncols])
+			if len(rd.Rows) == 0 {
+				ordered = ok && tid[0] == loPage
+			} else {
+				ordered = ordered && ok && (tid[0] > prevTid[0] || tid[0] == prevTid[0] && tid[1] > prevTid[1])
+			}
+			prevTid = tid
+			if ordered && size >= maxBytes && len(rd.Rows) > 0 {
+				// The rows read hold maxBytes (TOASTed values are not in the pages the range
+				// counted): the rest of the range, from this tuple on, is the next chunk.
+				rd.Rest = []string{strconv.FormatInt(tid[0], 10) + "," + strconv.FormatInt(tid[1], 10)}
+				break
+			}
+			vals = vals[:ncols]
+		}
 		row := snapshot.Row{Vals: make([]change.Value, len(vals))}
 		for i, v := range vals {
 			size += int64(len(v))
@@ -539,6 +581,23 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 		return nil, fmt.Errorf("ending the chunk's transaction: %w", err)
 	}
 	return rd, nil
+}
+
+// tidArg is a page-range bound as the text of a tid: "12" is "12,0".
+func tidArg(b string) []byte {
+	if !strings.Contains(b, ",") {
+		b += ",0"
+	}
+	return []byte(b)
+}
+
+// parseTid parses a ctid's text "(12,5)".
+func parseTid(b []byte) (tid [2]int64, ok bool) {
+	p, o, found := strings.Cut(strings.Trim(string(b), "()"), ",")
+	var err1, err2 error
+	tid[0], err1 = strconv.ParseInt(p, 10, 64)
+	tid[1], err2 = strconv.ParseInt(o, 10, 64)
+	return tid, found && err1 == nil && err2 == nil
 }
 
 // Watermark writes W: a transactional message, so its commit orders it in the stream and

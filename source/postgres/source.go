@@ -74,6 +74,8 @@ type SnapshotConfig struct {
 	ChunkBytes  int64
 	// Progress, if set, receives every table's progress when it changes.
 	Progress func([]snapshot.Progress)
+	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
+	KeylessAccepted []string
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
@@ -328,6 +330,9 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: tables,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
 		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+	for _, t := range s.cfg.Snapshot.KeylessAccepted {
+		c.KeylessAccepted = append(c.KeylessAccepted, normalizeTable(t))
+	}
 	if s.cfg.Metrics != nil && s.cfg.Metrics.Snapshot != nil {
 		c.Metrics = s.cfg.Metrics.Snapshot
 	}
