@@ -133,6 +133,7 @@ type snapTable struct {
 	keyCols   []int // indexes into shape.msg.cols of the chunking key (the record key)
 	keyIdents []string
 	selects   string
+	rowFilter string // the publication's row filter, "" if none (shaping.go)
 	estimated int64
 	pages     int64
 	tuples    float64
@@ -230,13 +231,22 @@ func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the columns of %s: %w", table, err)
 	}
-	shape := &snapShape{msg: msg, types: make([]*typeInfo, len(msg.cols))}
 	var pk []string
 	if ident == "f" {
 		if pk, err = primaryKey(ctx, w.conn, oid); err != nil {
 			return nil, fmt.Errorf("reading the primary key of %s: %w", table, err)
 		}
 	}
+	// Only what the publication publishes (shaping.go).
+	pub, err := readPublishedShape(ctx, w.conn, w.src.cfg.Publication, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	if msg.cols, inIndex, err = pub.applyColumnList(table, w.src.cfg.Publication, msg.cols, inIndex, pk); err != nil {
+		return nil, err
+	}
+	d.rowFilter = pub.filter
+	shape := &snapShape{msg: msg, types: make([]*typeInfo, len(msg.cols))}
 	for i := range shape.msg.cols {
 		c := &shape.msg.cols[i]
 		switch ident {
@@ -396,9 +406,7 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 		conds = append(conds, keyCond(d, ">", 1))
 		args = textArgs(t.Next)
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
-	}
+	conds, args = d.shapeConds(t, conds, args)
 	q := "SELECT " + strings.Join(d.keyIdents, ", ") + " FROM " + d.ident
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
@@ -484,9 +492,7 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 		}
 		limit = 4 * max(w.src.cfg.Snapshot.ChunkRows, 1)
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
-	}
+	conds, args = d.shapeConds(t, conds, args)
 	q := "SELECT " + d.selects + " FROM " + d.ident
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")

@@ -1,0 +1,92 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/jackc/pgx/v5"
+)
+
+// publishedShape is what the publication lets out of a table (PostgreSQL 15+): its column
+// list (nil when every column is published) and its row filter ("" when none). A snapshot
+// applies both, so it publishes exactly what the stream would: never a column or a row the
+// operator kept out of the publication.
+type publishedShape struct {
+	cols   map[string]bool
+	filter string
+}
+
+// readPublishedShape reads the table's column list and row filter in the publication from
+// pg_publication_tables (attnames lists every published column, rowfilter is the deparsed
+// WHERE). Before PostgreSQL 15 a publication has neither.
+func readPublishedShape(ctx context.Context, conn *pgx.Conn, publication, schema, name string) (publishedShape, error) {
+	var ps publishedShape
+	version, err := serverVersionNum(ctx, conn)
+	if err != nil {
+		return ps, fmt.Errorf("reading server_version_num: %w", err)
+	}
+	if version < 150000 || publication == "" {
+		return ps, nil
+	}
+	var attnames []string
+	var filter *string
+	err = conn.QueryRow(ctx, `SELECT attnames::text[], rowfilter FROM pg_publication_tables
+		WHERE pubname = $1 AND schemaname = $2 AND tablename = $3 LIMIT 1`, publication, schema, name).Scan(&attnames, &filter)
+	if err == pgx.ErrNoRows {
+		return ps, nil // not (yet) published: the stream carries nothing of it either
+	}
+	if err != nil {
+		return ps, fmt.Errorf("reading the column list and row filter of %s.%s in publication %s: %w", schema, name, publication, err)
+	}
+	ps.cols = map[string]bool{}
+	for _, a := range attnames {
+		ps.cols[a] = true
+	}
+	if filter != nil {
+		ps.filter = *filter
+	}
+	return ps, nil
+}
+
+// applyColumnList keeps of cols (and of the parallel inIndex) the published ones. A key
+// column the list leaves out is refused: the record key and the snapshot's chunks need it,
+// and PostgreSQL itself refuses updates of such a table.
+func (ps publishedShape) applyColumnList(table, publication string, cols []relationCol, inIndex []bool, keyNames []string) ([]relationCol, []bool, error) {
+	if ps.cols == nil {
+		return cols, inIndex, nil
+	}
+	var missing []string
+	for i, c := range cols {
+		if !ps.cols[c.name] && (inIndex[i] || slices.Contains(keyNames, c.name)) {
+			missing = append(missing, c.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, &FatalError{fmt.Errorf("table %s: the column list of publication %s leaves out key column(s) %s; fix: add them to the list (ALTER PUBLICATION %s SET TABLE %s (...)) or stop capturing the table",
+			table, publication, strings.Join(missing, ", "), quoteIdent(publication), table)}
+	}
+	var outCols []relationCol
+	var outIdx []bool
+	for i, c := range cols {
+		if ps.cols[c.name] {
+			outCols = append(outCols, c)
+			outIdx = append(outIdx, inIndex[i])
+		}
+	}
+	return outCols, outIdx, nil
+}
+
+// shapeConds adds to a chunk's conditions the publication's row filter and the request's
+// condition.
+func (d *snapTable) shapeConds(t *snapshot.Task, conds []string, args [][]byte) ([]string, [][]byte) {
+	if d.rowFilter != "" {
+		conds = append(conds, "("+d.rowFilter+")")
+	}
+	if t.Where != "" {
+		conds = append(conds, "("+t.Where+")")
+	}
+	return conds, args
+}
