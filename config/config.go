@@ -129,6 +129,10 @@ type Snapshot struct {
 	// ChunkMaxBytes bounds the row data of one chunk (default 32MiB): a chunk of huge rows
 	// ends early and the rest of its key range becomes the next chunk.
 	ChunkMaxBytes ByteSize `yaml:"chunk_max_bytes"`
+	// SignalKey signs on-demand snapshot requests (`cdcd snapshot`): the pipeline takes only
+	// requests signed with it. Default: derived from the source's password; a source without
+	// one needs it set (e.g. ${file:/run/secrets/cdcd_signal_key}) for on-demand snapshots.
+	SignalKey string `yaml:"signal_key"`
 }
 
 // UnmarshalYAML accepts the mode alone or the mapping.

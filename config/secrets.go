@@ -24,6 +24,7 @@ func collectSecrets(c *Config, fromFiles []string) []string {
 		add(s.Password)
 	}
 	for _, p := range c.Pipelines {
+		add(p.Snapshot.SignalKey)
 		if pg := p.Source.Postgres; pg != nil && pg.DSN != "" {
 			add(urlPassword(pg.DSN))
 			add(keyValuePassword(pg.DSN))

@@ -498,4 +498,8 @@ func validateSnapshot(ps *problems, at string, p *Pipeline) {
 	} else if s.ChunkMaxBytes.N < 64<<10 {
 		ps.add(at+".chunk_max_bytes", fmt.Sprintf("chunk_max_bytes %d is too small", s.ChunkMaxBytes.N), "use at least 64KiB (default 32MiB)")
 	}
+	if s.SignalKey != "" && len(s.SignalKey) < MinSignalKeyLen {
+		ps.add(at+".signal_key", fmt.Sprintf("signal_key is %d characters long: too easy to guess", len(s.SignalKey)),
+			fmt.Sprintf("use at least %d random characters, from a file: signal_key: ${file:/run/secrets/cdcd_signal_key} (e.g. openssl rand -hex 32)", MinSignalKeyLen))
+	}
 }

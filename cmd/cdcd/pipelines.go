@@ -43,7 +43,8 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
 			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
 			Snapshot: postgres.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
-				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name)},
+				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
+				SignalKey: p.SignalKey()},
 		})
 	case p.Source.MySQL != nil:
 		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {

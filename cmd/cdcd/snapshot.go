@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 )
@@ -24,7 +25,7 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	path := fs.String("config", "", "configuration file (YAML)")
 	name := fs.String("pipeline", "", "pipeline that captures the table")
 	table := fs.String("table", "", "table to snapshot, as schema.table")
-	where := fs.String("where", "", "only the rows matching this SQL condition (e.g. \"created_at > now() - interval '1 day'\")")
+	where := fs.String("where", "", "only the rows matching this condition: columns compared with literals, IN, BETWEEN, LIKE, IS [NOT] NULL, AND/OR/NOT (e.g. \"created_at > '2024-01-01' AND region IN ('eu', 'us')\")")
 	if err := fs.Parse(args); err != nil || *path == "" || *name == "" || *table == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: cdcd snapshot --config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL]")
 		return &exitError{2, errUsageShown}
@@ -40,6 +41,14 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			continue
 		}
 		pg, my := p.Source.Postgres, p.Source.MySQL
+		if p.SignalKey() == nil {
+			return fmt.Errorf("pipeline %s: %w; fix: set snapshot.signal_key in its configuration (at least %d characters, e.g. ${file:/run/secrets/cdcd_signal_key}) and restart it, or give its source a password", p.Name, snapshot.ErrNoSignalKey, config.MinSignalKeyLen)
+		}
+		if *where != "" {
+			if _, err := snapshot.ParseCondition(*where); err != nil {
+				return &exitError{2, fmt.Errorf("--where %q: %w", *where, err)}
+			}
+		}
 		if my != nil {
 			return requestMySQLSnapshot(ctx, p, *table, *where, stdout)
 		}
@@ -54,7 +63,7 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		id, err := postgres.RequestSnapshot(ctx, pg.DSN, p.Name, qn, *where)
+		id, err := postgres.RequestSnapshot(ctx, pg.DSN, p.SignalKey(), p.Name, qn, *where)
 		if err != nil {
 			return err
 		}
@@ -82,7 +91,7 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, err := mysql.RequestSnapshot(ctx, my.DSN, signal, p.Name, qn, where)
+	id, err := mysql.RequestSnapshot(ctx, my.DSN, p.SignalKey(), signal, p.Name, qn, where)
 	if err != nil {
 		return err
 	}

@@ -109,6 +109,8 @@ type SnapshotConfig struct {
 	SignalTable string
 	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
 	Consistency string
+	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
+	SignalKey []byte
 }
 
 const (
@@ -159,31 +161,6 @@ func writeSignal(conn *client.Conn, table, kind, data string) error {
 	}
 	_, err := conn.Execute("DELETE FROM " + quoteTable(table) + " WHERE created < NOW(6) - INTERVAL 1 DAY")
 	return err
-}
-
-// RequestSnapshot asks pipeline to snapshot table (rows matching where, all if empty) through
-// the signal table; it checks the table and the condition first and returns the request id.
-func RequestSnapshot(ctx context.Context, dsn, signalTable, pipeline, table, where string) (string, error) {
-	conn, err := Connect(ctx, dsn)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	q := "SELECT 1 FROM " + quoteTable(table)
-	if where != "" {
-		q += " WHERE (" + where + ")"
-	}
-	if _, err := conn.Execute(q + " LIMIT 0"); err != nil {
-		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition the server accepts in a WHERE clause", table, where, err)
-	}
-	if err := ensureSignalTable(conn, signalTable); err != nil {
-		return "", err
-	}
-	id, content := snapshot.NewSignal(pipeline, table, where)
-	if err := writeSignal(conn, signalTable, signalKindSnapshot, string(content)); err != nil {
-		return "", fmt.Errorf("writing the snapshot request into %s: %w", signalTable, err)
-	}
-	return id, nil
 }
 
 // DefaultSignalTable is cdcd_signal in the database of the first captured table.
@@ -339,8 +316,8 @@ func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) ([]stri
 	if t.Next != nil {
 		conds = append(conds, w.keyCond(d, ">", t.Next))
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	if conds, err = shapeConds(t, conds); err != nil {
+		return nil, false, err
 	}
 	q := "SELECT " + strings.Join(d.keyIdents, ", ") + " FROM " + d.ident
 	if len(conds) > 0 {
@@ -465,8 +442,9 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 		}
 		limit = 4 * w.chunkRows(d, max(w.src.cfg.Snapshot.ChunkRows, 1))
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	conds, err := shapeConds(t, conds)
+	if err != nil {
+		return 0, nil, err
 	}
 	q := "SELECT " + d.selects + " FROM " + d.ident
 	if len(conds) > 0 {
@@ -546,7 +524,8 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
+		SignalKey: s.cfg.Snapshot.SignalKey}
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}

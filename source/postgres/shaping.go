@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/jackc/pgx/v5"
 )
@@ -80,13 +82,84 @@ func (ps publishedShape) applyColumnList(table, publication string, cols []relat
 }
 
 // shapeConds adds to a chunk's conditions the publication's row filter and the request's
-// condition.
-func (d *snapTable) shapeConds(t *snapshot.Task, conds []string, args [][]byte) ([]string, [][]byte) {
+// condition (parsed, its strings bound as parameters).
+func (d *snapTable) shapeConds(t *snapshot.Task, conds []string, args [][]byte) ([]string, [][]byte, error) {
 	if d.rowFilter != "" {
 		conds = append(conds, "("+d.rowFilter+")")
 	}
 	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+		sql, params, err := renderCondition(t.Where, len(args)+1)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w %q on %s: %v", snapshot.ErrInvalidCondition, t.Where, t.Table, err)
+		}
+		conds = append(conds, sql)
+		args = append(args, textArgs(params)...)
 	}
-	return conds, args
+	return conds, args, nil
+}
+
+// pgDialect renders snapshot conditions for PostgreSQL: quoted names, strings as parameters
+// (text, their type inferred from the column they are compared with).
+func pgDialect(first int) snapshot.Dialect {
+	return snapshot.Dialect{
+		Ident: func(s string) string { return pgx.Identifier{s}.Sanitize() },
+		String: func(s string, args *[]string) string {
+			*args = append(*args, s)
+			return "$" + strconv.Itoa(first+len(*args)-1)
+		},
+	}
+}
+
+// renderCondition parses a request's condition and renders it with parameters numbered from
+// first.
+func renderCondition(where string, first int) (string, []string, error) {
+	c, err := snapshot.ParseCondition(where)
+	if err != nil {
+		return "", nil, err
+	}
+	var args []string
+	sql := c.SQL(pgDialect(first), &args)
+	return sql, args, nil
+}
+
+// RequestSnapshot asks pipeline to snapshot table (rows matching where, all if empty): it
+// checks that the table and the condition are valid, then writes the request, signed with
+// key, into the log as a transactional logical message, which the pipeline's stream takes up
+// at its commit. It returns the request's id.
+func RequestSnapshot(ctx context.Context, dsn string, key []byte, pipeline, table, where string) (string, error) {
+	if len(key) == 0 {
+		return "", snapshot.ErrNoSignalKey
+	}
+	schema, name, err := change.ParseTableName(table)
+	if err != nil {
+		return "", err
+	}
+	q := "SELECT 1 FROM " + pgx.Identifier{schema, name}.Sanitize()
+	var args []any
+	if where != "" {
+		sql, params, err := renderCondition(where, 1)
+		if err != nil {
+			return "", fmt.Errorf("--where %q: %w", where, err)
+		}
+		q += " WHERE " + sql
+		for _, p := range params {
+			args = append(args, p)
+		}
+	}
+	conn, err := connectCatalog(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, q+" LIMIT 0", args...); err != nil {
+		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table, and compare its columns with literals of their types", table, where, err)
+	}
+	id, content, err := snapshot.NewSignal(key, pipeline, table, where)
+	if err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", SignalPrefix, string(content)); err != nil {
+		return "", fmt.Errorf("writing the snapshot request: %w", err)
+	}
+	return id, nil
 }

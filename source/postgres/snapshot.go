@@ -406,7 +406,9 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 		conds = append(conds, keyCond(d, ">", 1))
 		args = textArgs(t.Next)
 	}
-	conds, args = d.shapeConds(t, conds, args)
+	if conds, args, err = d.shapeConds(t, conds, args); err != nil {
+		return nil, false, err
+	}
 	q := "SELECT " + strings.Join(d.keyIdents, ", ") + " FROM " + d.ident
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
@@ -492,7 +494,9 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 		}
 		limit = 4 * max(w.src.cfg.Snapshot.ChunkRows, 1)
 	}
-	conds, args = d.shapeConds(t, conds, args)
+	if conds, args, err = d.shapeConds(t, conds, args); err != nil {
+		return nil, err
+	}
 	q := "SELECT " + d.selects + " FROM " + d.ident
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
@@ -552,32 +556,4 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 func (w *snapWorker) Watermark(ctx context.Context, token string) error {
 	_, err := w.conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", snapshotWatermarkPrefix, token)
 	return err
-}
-
-// RequestSnapshot asks pipeline to snapshot table (rows matching where, all if empty): it
-// checks that the table and the condition are valid, then writes the request into the log as
-// a transactional logical message, which the pipeline's stream takes up at its commit. It
-// returns the request's id.
-func RequestSnapshot(ctx context.Context, dsn, pipeline, table, where string) (string, error) {
-	conn, err := connectCatalog(ctx, dsn)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.Background())
-	schema, name, err := change.ParseTableName(table)
-	if err != nil {
-		return "", err
-	}
-	q := "SELECT 1 FROM " + pgx.Identifier{schema, name}.Sanitize()
-	if where != "" {
-		q += " WHERE (" + where + ")"
-	}
-	if _, err := conn.Exec(ctx, q+" LIMIT 0"); err != nil {
-		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition PostgreSQL accepts in a WHERE clause", table, where, err)
-	}
-	id, content := snapshot.NewSignal(pipeline, table, where)
-	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", SignalPrefix, string(content)); err != nil {
-		return "", fmt.Errorf("writing the snapshot request: %w", err)
-	}
-	return id, nil
 }

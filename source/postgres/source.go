@@ -74,6 +74,8 @@ type SnapshotConfig struct {
 	ChunkBytes  int64
 	// Progress, if set, receives every table's progress when it changes.
 	Progress func([]snapshot.Progress)
+	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
+	SignalKey []byte
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
@@ -327,7 +329,8 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: tables,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
+		SignalKey: s.cfg.Snapshot.SignalKey}
 	if s.cfg.Metrics != nil && s.cfg.Metrics.Snapshot != nil {
 		c.Metrics = s.cfg.Metrics.Snapshot
 	}

@@ -1,0 +1,56 @@
+package config
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestSignalKeyValidatedWithKeyAndLine(t *testing.T) {
+	checkMalformed(t, []malformed{
+		{"short signal key", base + "    snapshot: {mode: never, signal_key: short}\n",
+			[]want{{"pipelines[0].snapshot.signal_key", 11, "5 characters|too easy to guess", "${file:"}}, nil},
+	})
+}
+
+func TestSignalKeyFromConfigOrPassword(t *testing.T) {
+	parse := func(yaml string) *Pipeline {
+		t.Helper()
+		c, err := Parse("c.yaml", []byte(yaml), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c.Pipelines[0]
+	}
+	t.Setenv("PGPASSWORD", "")
+	t.Setenv("PGPASSFILE", "/nonexistent")
+	if k := parse(base).SignalKey(); k != nil {
+		t.Errorf("a source without a password and no signal_key has a key: %x", k)
+	}
+	withPw := strings.Replace(base, "postgres://postgres@", "postgres://postgres:s3cret@", 1)
+	k1 := parse(withPw).SignalKey()
+	if len(k1) != 32 {
+		t.Fatalf("no key derived from the password: %x", k1)
+	}
+	other := strings.Replace(withPw, "s3cret", "other", 1)
+	if bytes.Equal(parse(other).SignalKey(), k1) {
+		t.Error("two passwords give the same key")
+	}
+	renamed := strings.Replace(withPw, "name: shop", "name: shop2", 1)
+	if bytes.Equal(parse(renamed).SignalKey(), k1) {
+		t.Error("two pipelines give the same key")
+	}
+	set := parse(base + "    snapshot: {signal_key: 0123456789abcdef0123}\n").SignalKey()
+	if len(set) != 32 || bytes.Equal(set, k1) {
+		t.Errorf("signal_key not used: %x", set)
+	}
+	my := strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: cdcd:pw@tcp(127.0.0.1:33306)/inventory
+        tables: [inventory.items]
+        server_id: 7`, 1)
+	if k := parse(my).SignalKey(); len(k) != 32 {
+		t.Errorf("no key derived from the MySQL password: %x", k)
+	}
+}
