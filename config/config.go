@@ -114,6 +114,21 @@ type Pipeline struct {
 	// for it (rows of its tables changed, or WAL grew past its position) is unready and
 	// cdcd_pipeline_stalled is 1 (default 5m).
 	StallAfter Duration `yaml:"stall_after"`
+	// Shape maps a captured table (as written in tables) to what of it leaves the database
+	// (README "Shaping and privacy"): the same on the stream, in snapshots and dead letters.
+	Shape map[string]TableShape `yaml:"shape"`
+}
+
+// TableShape is one table's shaping.
+type TableShape struct {
+	// Columns keeps only Include, or all but Exclude (one of the two).
+	Columns ColumnSelection `yaml:"columns"`
+}
+
+// ColumnSelection lists columns to include or to exclude.
+type ColumnSelection struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
 }
 
 // Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone

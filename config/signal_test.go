@@ -54,3 +54,23 @@ func TestSignalKeyFromConfigOrPassword(t *testing.T) {
 		t.Errorf("no key derived from the MySQL password: %x", k)
 	}
 }
+
+func TestShapeValidatedWithKeyAndLine(t *testing.T) {
+	checkMalformed(t, []malformed{
+		{"shape of a table not captured", base + "    shape:\n      public.other:\n        columns: {exclude: [email]}\n",
+			[]want{{"pipelines[0].shape.public.other", 12, "not captured", "shape only tables listed"}}, nil},
+		{"include and exclude", base + "    shape:\n      public.orders:\n        columns: {include: [id], exclude: [email]}\n",
+			[]want{{"pipelines[0].shape.public.orders.columns", 13, "both include and exclude", "keep one"}}, nil},
+		{"a column twice", base + "    shape:\n      public.orders:\n        columns: {exclude: [email, email]}\n",
+			[]want{{"pipelines[0].shape.public.orders.columns", 13, "listed twice", "once"}}, nil},
+		{"unknown key", base + "    shape:\n      public.orders:\n        colums: {exclude: [email]}\n",
+			[]want{{"pipelines[0].shape.public.orders.colums", 13, "colums", "columns"}}, nil},
+	})
+	c, err := Parse("c.yaml", []byte(base+"    shape:\n      public.orders:\n        columns: {exclude: [email]}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Pipelines[0].ShapeRules(); len(r["public.orders"].Exclude) != 1 {
+		t.Fatalf("rules %v", r)
+	}
+}

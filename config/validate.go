@@ -289,6 +289,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 			ps.add(k, fmt.Sprintf("%s is not a valid Kafka topic name", quote(topic)), "use letters, digits, '.', '_' and '-' only")
 		}
 	}
+	validateShape(ps, at, p, tables)
 	if p.Batch.MaxEvents < 1 {
 		ps.add(at("batch.max_events"), "must be at least 1", "set max_events, e.g. 10000")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/publish"
+	"github.com/cdcd-dev/cdcd/shape"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -52,6 +53,13 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		}
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
+	}
+	if rules := p.ShapeRules(); len(rules) > 0 {
+		r := shape.Rules{}
+		for t, c := range rules {
+			r[t] = shape.Columns{Include: c.Include, Exclude: c.Exclude}
+		}
+		src = shape.Wrap(src, r)
 	}
 	enc, err := newEncoder(cfg, p, connectorName(p), d.log)
 	if err != nil {

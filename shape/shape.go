@@ -1,0 +1,191 @@
+// Package shape applies a pipeline's per-table shaping (the YAML's shape:) to every event a
+// source emits, before anything is encoded: stream changes, snapshot reads of every kind, and
+// so dead letters and their replay too, which are made from the shaped event. A column the
+// shaping leaves out reaches Kafka by no path.
+package shape
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+)
+
+// Columns selects a table's columns: Include (only these) or Exclude (all but these).
+type Columns struct {
+	Include []string
+	Exclude []string
+}
+
+// Rules maps a table (schema.table, unquoted, as change.Table.QualifiedName spells it) to
+// its columns.
+type Rules map[string]Columns
+
+// Source is the part of pipeline.Source a shaped source needs.
+type Source interface {
+	Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error
+	Ack(lsn uint64)
+}
+
+// Wrap returns src with rules applied to every event it emits; src itself when rules are
+// empty.
+func Wrap(src Source, rules Rules) Source {
+	if len(rules) == 0 {
+		return src
+	}
+	return &shaped{Source: src, rules: rules, tables: map[*change.Table]*version{}}
+}
+
+type shaped struct {
+	Source
+	rules  Rules
+	tables map[*change.Table]*version // only Run's forwarding goroutine uses it
+}
+
+// version is a source table version as shaped: its columns and where they come from.
+type version struct {
+	table *change.Table
+	keep  []int // indexes into the source table's columns, in order
+	err   error
+}
+
+// Error is a shaping that cannot be applied (it would drop a key column): retrying does not
+// help.
+type Error struct{ Err error }
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Fatal() bool   { return true }
+
+func (s *shaped) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
+	in := make(chan []change.Item, cap(out))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Source.Run(ctx, resume, in) }()
+	for {
+		select {
+		case err := <-errc:
+			// Forward what the source sent before it returned.
+			for {
+				select {
+				case items := <-in:
+					if ferr := s.forward(ctx, items, out); ferr != nil {
+						return ferr
+					}
+					continue
+				default:
+				}
+				return err
+			}
+		case items := <-in:
+			if err := s.forward(ctx, items, out); err != nil {
+				cancel()
+				<-errc
+				return err
+			}
+		}
+	}
+}
+
+func (s *shaped) forward(ctx context.Context, items []change.Item, out chan<- []change.Item) error {
+	for i := range items {
+		if items[i].Commit != nil {
+			continue
+		}
+		if err := s.apply(&items[i].Event); err != nil {
+			return err
+		}
+	}
+	select {
+	case out <- items:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apply shapes one event in place.
+func (s *shaped) apply(ev *change.Event) error {
+	if ev.Table == nil {
+		return nil
+	}
+	v, ok := s.tables[ev.Table]
+	if !ok {
+		v = s.version(ev.Table)
+		s.tables[ev.Table] = v
+	}
+	if v == nil {
+		return nil
+	}
+	if v.err != nil {
+		return v.err
+	}
+	ev.Table = v.table
+	ev.Before = pick(ev.Before, v.keep)
+	ev.After = pick(ev.After, v.keep)
+	if ev.Err != nil && !undecodable(ev.Before) && !undecodable(ev.After) {
+		ev.Err = nil // the value that failed is one the shaping leaves out
+	}
+	return nil
+}
+
+func pick(vals []change.Value, keep []int) []change.Value {
+	if vals == nil {
+		return nil
+	}
+	out := make([]change.Value, 0, len(keep))
+	for _, i := range keep {
+		if i < len(vals) {
+			out = append(out, vals[i])
+		}
+	}
+	return out
+}
+
+func undecodable(vals []change.Value) bool {
+	return slices.ContainsFunc(vals, func(v change.Value) bool { return v.State == change.Undecodable })
+}
+
+// version shapes a source table version; nil when no rule names the table.
+func (s *shaped) version(t *change.Table) *version {
+	rule, ok := s.rules[t.QualifiedName()]
+	if !ok {
+		return nil
+	}
+	v := &version{}
+	keepName := func(name string) bool {
+		if len(rule.Include) > 0 {
+			return slices.Contains(rule.Include, name)
+		}
+		return !slices.Contains(rule.Exclude, name)
+	}
+	nt := *t
+	nt.Columns = nil
+	nt.KeyColumns = nil
+	newIndex := map[int]int{}
+	for i, c := range t.Columns {
+		if keepName(c.Name) {
+			newIndex[i] = len(nt.Columns)
+			nt.Columns = append(nt.Columns, c)
+			v.keep = append(v.keep, i)
+		}
+	}
+	var dropped []string
+	for _, k := range t.KeyColumns {
+		j, ok := newIndex[k]
+		if !ok {
+			dropped = append(dropped, t.Columns[k].Name)
+			continue
+		}
+		nt.KeyColumns = append(nt.KeyColumns, j)
+	}
+	if len(dropped) > 0 {
+		v.err = &Error{fmt.Errorf("table %s: shape columns leave out key column(s) %s, which every record's key is made of; fix: keep them in shape.%s.columns",
+			t.QualifiedName(), strings.Join(dropped, ", "), t.QualifiedName())}
+	}
+	v.table = &nt
+	return v
+}
