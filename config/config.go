@@ -117,12 +117,17 @@ type Pipeline struct {
 	// Shape maps a captured table (as written in tables) to what of it leaves the database
 	// (README "Shaping and privacy"): the same on the stream, in snapshots and dead letters.
 	Shape map[string]TableShape `yaml:"shape"`
+	// MaskKey is the HMAC-SHA-256 key of shape's hash masks (at least 16 characters, e.g.
+	// ${file:/run/secrets/cdcd_mask_key}).
+	MaskKey string `yaml:"mask_key"`
 }
 
 // TableShape is one table's shaping.
 type TableShape struct {
 	// Columns keeps only Include, or all but Exclude (one of the two).
 	Columns ColumnSelection `yaml:"columns"`
+	// Mask rewrites kept columns: column -> hash | redact | truncate(n).
+	Mask map[string]string `yaml:"mask"`
 }
 
 // ColumnSelection lists columns to include or to exclude.

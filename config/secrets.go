@@ -25,6 +25,7 @@ func collectSecrets(c *Config, fromFiles []string) []string {
 	}
 	for _, p := range c.Pipelines {
 		add(p.Snapshot.SignalKey)
+		add(p.MaskKey)
 		if pg := p.Source.Postgres; pg != nil && pg.DSN != "" {
 			add(urlPassword(pg.DSN))
 			add(keyValuePassword(pg.DSN))

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/shape"
 )
 
 // validateShape checks each table's shaping: a captured table, include or exclude (not both),
@@ -19,6 +21,17 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 		if len(c.Include) > 0 && len(c.Exclude) > 0 {
 			ps.add(k+".columns", "has both include and exclude", "keep one: include lists the columns to publish, exclude the ones to leave out")
 		}
+		for col, spec := range sh.Mask {
+			mk := k + ".mask." + col
+			if _, _, err := shape.ParseMask(spec); err != nil {
+				ps.add(mk, err.Error(), "write hash, redact or truncate(n)")
+			} else if spec == "hash" && p.MaskKey == "" {
+				ps.add(mk, "hash needs a key", "set the pipeline's mask_key: ${file:/run/secrets/cdcd_mask_key} (at least 16 random characters)")
+			}
+			if slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col) {
+				ps.add(mk, fmt.Sprintf("column %s is masked but left out by columns", quote(col)), "mask only columns the shaping keeps")
+			}
+		}
 		for _, list := range [][]string{c.Include, c.Exclude} {
 			seen := map[string]bool{}
 			for _, col := range list {
@@ -33,17 +46,29 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 
 // ShapeRules is the pipeline's shaping keyed by schema.table as the source names tables
 // (quotes removed).
-func (p *Pipeline) ShapeRules() map[string]ColumnSelection {
+func (p *Pipeline) ShapeRules() shape.Rules {
 	if len(p.Shape) == 0 {
 		return nil
 	}
-	out := map[string]ColumnSelection{}
+	var key []byte
+	if p.MaskKey != "" {
+		key = []byte(p.MaskKey)
+	}
+	out := shape.Rules{}
 	for t, sh := range p.Shape {
 		s, n, err := change.ParseTableName(t)
 		if err != nil {
 			continue
 		}
-		out[s+"."+n] = sh.Columns
+		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key}
 	}
 	return out
+}
+
+// validateMaskKey checks the pipeline's mask_key.
+func validateMaskKey(ps *problems, at func(string) string, p *Pipeline) {
+	if p.MaskKey != "" && len(p.MaskKey) < MinSignalKeyLen {
+		ps.add(at("mask_key"), fmt.Sprintf("mask_key is %d characters long: too easy to guess, and hashes of short values could be reversed by trying values", len(p.MaskKey)),
+			fmt.Sprintf("use at least %d random characters, from a file: mask_key: ${file:/run/secrets/cdcd_mask_key}", MinSignalKeyLen))
+	}
 }

@@ -74,3 +74,16 @@ func TestShapeValidatedWithKeyAndLine(t *testing.T) {
 		t.Fatalf("rules %v", r)
 	}
 }
+
+func TestMaskValidatedWithKeyAndLine(t *testing.T) {
+	checkMalformed(t, []malformed{
+		{"unknown mask", base + "    mask_key: 0123456789abcdef0\n    shape:\n      public.orders:\n        mask: {email: scramble}\n",
+			[]want{{"pipelines[0].shape.public.orders.mask.email", 14, "unknown mask", "hash, redact or truncate(n)"}}, nil},
+		{"hash without a key", base + "    shape:\n      public.orders:\n        mask: {email: hash}\n",
+			[]want{{"pipelines[0].shape.public.orders.mask.email", 13, "needs a key", "mask_key"}}, nil},
+		{"masked and excluded", base + "    shape:\n      public.orders:\n        columns: {exclude: [email]}\n        mask: {email: redact}\n",
+			[]want{{"pipelines[0].shape.public.orders.mask.email", 14, "left out by columns", "mask only columns"}}, nil},
+		{"short mask key", base + "    mask_key: short\n",
+			[]want{{"pipelines[0].mask_key", 11, "too easy to guess", "${file:"}}, nil},
+	})
+}

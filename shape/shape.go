@@ -13,10 +13,14 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 )
 
-// Columns selects a table's columns: Include (only these) or Exclude (all but these).
+// Columns selects a table's columns: Include (only these) or Exclude (all but these), and
+// masks some of the kept ones (column -> "hash", "redact" or "truncate(n)").
 type Columns struct {
 	Include []string
 	Exclude []string
+	Mask    map[string]string
+	// MaskKey is the HMAC-SHA-256 key of the hash mask.
+	MaskKey []byte
 }
 
 // Rules maps a table (schema.table, unquoted, as change.Table.QualifiedName spells it) to
@@ -47,7 +51,8 @@ type shaped struct {
 // version is a source table version as shaped: its columns and where they come from.
 type version struct {
 	table *change.Table
-	keep  []int // indexes into the source table's columns, in order
+	keep  []int  // indexes into the source table's columns, in order
+	masks []mask // per kept column; nil when none is masked
 	err   error
 }
 
@@ -126,6 +131,10 @@ func (s *shaped) apply(ev *change.Event) error {
 	ev.Table = v.table
 	ev.Before = pick(ev.Before, v.keep)
 	ev.After = pick(ev.After, v.keep)
+	if v.masks != nil {
+		applyMasks(ev.Before, v.masks)
+		applyMasks(ev.After, v.masks)
+	}
 	if ev.Err != nil && !undecodable(ev.Before) && !undecodable(ev.After) {
 		ev.Err = nil // the value that failed is one the shaping leaves out
 	}
@@ -185,6 +194,29 @@ func (s *shaped) version(t *change.Table) *version {
 	if len(dropped) > 0 {
 		v.err = &Error{fmt.Errorf("table %s: shape columns leave out key column(s) %s, which every record's key is made of; fix: keep them in shape.%s.columns",
 			t.QualifiedName(), strings.Join(dropped, ", "), t.QualifiedName())}
+	}
+	if len(rule.Mask) > 0 && v.err == nil {
+		v.masks = make([]mask, len(nt.Columns))
+		var errs []string
+		for i := range nt.Columns {
+			spec, ok := rule.Mask[nt.Columns[i].Name]
+			if !ok {
+				continue
+			}
+			m, col, err := planMask(nt.Columns[i], spec, rule.MaskKey)
+			switch {
+			case err != nil:
+				errs = append(errs, err.Error())
+			case slices.Contains(nt.KeyColumns, i):
+				errs = append(errs, fmt.Sprintf("column %s is part of the record key: a masked key would merge or split keys", col.Name))
+			default:
+				v.masks[i] = m
+				nt.Columns[i] = col
+			}
+		}
+		if len(errs) > 0 {
+			v.err = &Error{fmt.Errorf("table %s: shape mask: %s; fix: change shape.%s.mask", t.QualifiedName(), strings.Join(errs, "; "), t.QualifiedName())}
+		}
 	}
 	v.table = &nt
 	return v

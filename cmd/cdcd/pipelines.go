@@ -55,11 +55,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
 	}
 	if rules := p.ShapeRules(); len(rules) > 0 {
-		r := shape.Rules{}
-		for t, c := range rules {
-			r[t] = shape.Columns{Include: c.Include, Exclude: c.Exclude}
-		}
-		src = shape.Wrap(src, r)
+		src = shape.Wrap(src, rules)
 	}
 	enc, err := newEncoder(cfg, p, connectorName(p), d.log)
 	if err != nil {
