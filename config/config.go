@@ -128,6 +128,9 @@ type TableShape struct {
 	Columns ColumnSelection `yaml:"columns"`
 	// Mask rewrites kept columns: column -> hash | redact | truncate(n).
 	Mask map[string]string `yaml:"mask"`
+	// Key are the columns of the record key, instead of the table's primary key or replica
+	// identity (a table without one, or keyed otherwise).
+	Key []string `yaml:"key"`
 }
 
 // ColumnSelection lists columns to include or to exclude.

@@ -32,6 +32,17 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 				ps.add(mk, fmt.Sprintf("column %s is masked but left out by columns", quote(col)), "mask only columns the shaping keeps")
 			}
 		}
+		for i, col := range sh.Key {
+			kk := fmt.Sprintf("%s.key[%d]", k, i)
+			switch {
+			case col == "" || slices.Index(sh.Key, col) != i:
+				ps.add(kk, fmt.Sprintf("key column %s is empty or listed twice", quote(col)), "name each key column once")
+			case slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col):
+				ps.add(kk, fmt.Sprintf("key column %s is left out by columns", quote(col)), "key by columns the shaping keeps")
+			case sh.Mask[col] != "":
+				ps.add(kk, fmt.Sprintf("key column %s is masked: a masked key would merge or split keys", quote(col)), "key by another column, or do not mask it")
+			}
+		}
 		for _, list := range [][]string{c.Include, c.Exclude} {
 			seen := map[string]bool{}
 			for _, col := range list {
@@ -60,7 +71,7 @@ func (p *Pipeline) ShapeRules() shape.Rules {
 		if err != nil {
 			continue
 		}
-		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key}
+		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key}
 	}
 	return out
 }

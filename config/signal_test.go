@@ -87,3 +87,12 @@ func TestMaskValidatedWithKeyAndLine(t *testing.T) {
 			[]want{{"pipelines[0].mask_key", 11, "too easy to guess", "${file:"}}, nil},
 	})
 }
+
+func TestShapeKeyValidatedWithKeyAndLine(t *testing.T) {
+	checkMalformed(t, []malformed{
+		{"excluded key column", base + "    shape:\n      public.orders:\n        columns: {exclude: [code]}\n        key: [code]\n",
+			[]want{{"pipelines[0].shape.public.orders.key[0]", 14, "left out by columns", "key by columns"}}, nil},
+		{"masked key column", base + "    shape:\n      public.orders:\n        mask: {code: redact}\n        key: [code]\n",
+			[]want{{"pipelines[0].shape.public.orders.key[0]", 14, "masked", "another column"}}, nil},
+	})
+}

@@ -21,6 +21,8 @@ type Columns struct {
 	Mask    map[string]string
 	// MaskKey is the HMAC-SHA-256 key of the hash mask.
 	MaskKey []byte
+	// Key, if set, are the columns of the record key instead of the table's key.
+	Key []string
 }
 
 // Rules maps a table (schema.table, unquoted, as change.Table.QualifiedName spells it) to
@@ -54,6 +56,9 @@ type version struct {
 	keep  []int  // indexes into the source table's columns, in order
 	masks []mask // per kept column; nil when none is masked
 	err   error
+	// customKey: the record key is shape's key, which the old row of an update or delete
+	// must hold (replica identity FULL, binlog_row_image=FULL).
+	customKey bool
 }
 
 // Error is a shaping that cannot be applied (it would drop a key column): retrying does not
@@ -128,6 +133,14 @@ func (s *shaped) apply(ev *change.Event) error {
 	if v.err != nil {
 		return v.err
 	}
+	if v.customKey && ev.After == nil && ev.Before != nil {
+		for _, k := range v.table.KeyColumns {
+			if i := v.keep[k]; i < len(ev.Before) && ev.Before[i].State == change.Absent {
+				return &Error{fmt.Errorf("table %s: a delete does not carry key column %s of shape's key (the database sends only its own key of an old row); fix: ALTER TABLE %s REPLICA IDENTITY FULL (PostgreSQL) or binlog_row_image=FULL (MySQL), or key by the table's key",
+					ev.Table.QualifiedName(), v.table.Columns[k].Name, ev.Table.QualifiedName())}
+			}
+		}
+	}
 	ev.Table = v.table
 	ev.Before = pick(ev.Before, v.keep)
 	ev.After = pick(ev.After, v.keep)
@@ -191,9 +204,33 @@ func (s *shaped) version(t *change.Table) *version {
 		}
 		nt.KeyColumns = append(nt.KeyColumns, j)
 	}
+	if len(rule.Key) > 0 {
+		// The configured key replaces the table's: the table's key columns may be left out.
+		dropped = nil
+		nt.KeyColumns = nil
+		for i := range nt.Columns {
+			nt.Columns[i].Key = false
+		}
+		for _, name := range rule.Key {
+			j := slices.IndexFunc(nt.Columns, func(c change.Column) bool { return c.Name == name })
+			if j < 0 {
+				v.err = &Error{fmt.Errorf("table %s: shape key column %s is not a published column of the table; fix: name kept columns in shape.%s.key",
+					t.QualifiedName(), name, t.QualifiedName())}
+				break
+			}
+			if _, masked := rule.Mask[name]; masked {
+				v.err = &Error{fmt.Errorf("table %s: shape key column %s is masked: a masked key would merge or split keys; fix: key by another column, or do not mask it",
+					t.QualifiedName(), name)}
+				break
+			}
+			nt.Columns[j].Key = true
+			nt.KeyColumns = append(nt.KeyColumns, j)
+		}
+		v.customKey = true
+	}
 	if len(dropped) > 0 {
-		v.err = &Error{fmt.Errorf("table %s: shape columns leave out key column(s) %s, which every record's key is made of; fix: keep them in shape.%s.columns",
-			t.QualifiedName(), strings.Join(dropped, ", "), t.QualifiedName())}
+		v.err = &Error{fmt.Errorf("table %s: shape columns leave out key column(s) %s, which every record's key is made of; fix: keep them in shape.%s.columns, or key the table by other columns (shape.%s.key)",
+			t.QualifiedName(), strings.Join(dropped, ", "), t.QualifiedName(), t.QualifiedName())}
 	}
 	if len(rule.Mask) > 0 && v.err == nil {
 		v.masks = make([]mask, len(nt.Columns))

@@ -85,3 +85,26 @@ func TestExcludingTheKeyIsRefused(t *testing.T) {
 		t.Fatalf("want a fatal error naming the key column, got %v", err)
 	}
 }
+
+func TestCustomKey(t *testing.T) {
+	tb := table()
+	rules := Rules{"public.people": {Exclude: []string{"id"}, Key: []string{"email"}}}
+	got, err := run(t, rules,
+		[]change.Item{{Event: change.Event{Op: change.OpCreate, Table: tb, After: vals("1", "a@x", "A")}}},
+		[]change.Item{{Event: change.Event{Op: change.OpDelete, Table: tb, Before: vals("1", "a@x", "A")}}})
+	if err == nil || err.Error() != "source done" {
+		t.Fatalf("err %v", err)
+	}
+	st := got[0][0].Event.Table
+	if len(st.Columns) != 2 || len(st.KeyColumns) != 1 || st.Columns[st.KeyColumns[0]].Name != "email" || !st.Columns[0].Key || st.Columns[1].Key {
+		t.Fatalf("shaped table %+v", st)
+	}
+	// A delete whose old row lacks the key column (no full replica identity) is refused.
+	before := vals("1", "", "")
+	before[1].State, before[2].State = change.Absent, change.Absent
+	_, err = run(t, rules, []change.Item{{Event: change.Event{Op: change.OpDelete, Table: tb, Before: before}}})
+	var f interface{ Fatal() bool }
+	if !errors.As(err, &f) {
+		t.Fatalf("want a fatal error naming REPLICA IDENTITY FULL, got %v", err)
+	}
+}
