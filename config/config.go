@@ -131,6 +131,10 @@ type TableShape struct {
 	// Key are the columns of the record key, instead of the table's primary key or replica
 	// identity (a table without one, or keyed otherwise).
 	Key []string `yaml:"key"`
+	// Filter publishes only the rows matching a condition (columns compared with literals,
+	// IN, BETWEEN, LIKE, IS NULL, AND/OR/NOT), with PostgreSQL's semantics for updates that
+	// move a row into or out of it.
+	Filter string `yaml:"filter"`
 }
 
 // ColumnSelection lists columns to include or to exclude.

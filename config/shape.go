@@ -6,6 +6,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/shape"
+	"github.com/cdcd-dev/cdcd/snapshot"
 )
 
 // validateShape checks each table's shaping: a captured table, include or exclude (not both),
@@ -30,6 +31,11 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 			}
 			if slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col) {
 				ps.add(mk, fmt.Sprintf("column %s is masked but left out by columns", quote(col)), "mask only columns the shaping keeps")
+			}
+		}
+		if sh.Filter != "" {
+			if _, err := snapshot.ParseCondition(sh.Filter); err != nil {
+				ps.add(k+".filter", err.Error(), "compare columns with literals, e.g. region IN ('eu', 'us') AND deleted_at IS NULL")
 			}
 		}
 		for i, col := range sh.Key {
@@ -71,7 +77,7 @@ func (p *Pipeline) ShapeRules() shape.Rules {
 		if err != nil {
 			continue
 		}
-		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key}
+		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key, Filter: sh.Filter}
 	}
 	return out
 }

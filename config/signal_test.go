@@ -96,3 +96,10 @@ func TestShapeKeyValidatedWithKeyAndLine(t *testing.T) {
 			[]want{{"pipelines[0].shape.public.orders.key[0]", 14, "masked", "another column"}}, nil},
 	})
 }
+
+func TestShapeFilterValidatedWithKeyAndLine(t *testing.T) {
+	checkMalformed(t, []malformed{
+		{"SQL in a filter", base + "    shape:\n      public.orders:\n        filter: \"id > 0; DROP TABLE orders\"\n",
+			[]want{{"pipelines[0].shape.public.orders.filter", 13, "allowed grammar", "compare columns with literals"}}, nil},
+	})
+}

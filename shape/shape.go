@@ -23,6 +23,9 @@ type Columns struct {
 	MaskKey []byte
 	// Key, if set, are the columns of the record key instead of the table's key.
 	Key []string
+	// Filter, if set, is a row condition (the grammar of snapshot.ParseCondition): only rows
+	// matching it are published (filter.go).
+	Filter string
 }
 
 // Rules maps a table (schema.table, unquoted, as change.Table.QualifiedName spells it) to
@@ -55,7 +58,9 @@ type version struct {
 	table *change.Table
 	keep  []int  // indexes into the source table's columns, in order
 	masks []mask // per kept column; nil when none is masked
-	err   error
+	// filter is the row condition on the source's columns, nil if none.
+	filter *rowFilter
+	err    error
 	// customKey: the record key is shape's key, which the old row of an update or delete
 	// must hold (replica identity FULL, binlog_row_image=FULL).
 	customKey bool
@@ -101,14 +106,21 @@ func (s *shaped) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 }
 
 func (s *shaped) forward(ctx context.Context, items []change.Item, out chan<- []change.Item) error {
+	kept := items[:0]
 	for i := range items {
-		if items[i].Commit != nil {
-			continue
+		if items[i].Commit == nil {
+			keep, err := s.apply(&items[i].Event)
+			if err != nil {
+				return err
+			}
+			if !keep {
+				continue
+			}
 		}
-		if err := s.apply(&items[i].Event); err != nil {
-			return err
-		}
+		kept = append(kept, items[i])
 	}
+	clear(items[len(kept):])
+	items = kept
 	select {
 	case out <- items:
 		return nil
@@ -117,10 +129,10 @@ func (s *shaped) forward(ctx context.Context, items []change.Item, out chan<- []
 	}
 }
 
-// apply shapes one event in place.
-func (s *shaped) apply(ev *change.Event) error {
+// apply shapes one event in place; false drops it (the row filter).
+func (s *shaped) apply(ev *change.Event) (bool, error) {
 	if ev.Table == nil {
-		return nil
+		return true, nil
 	}
 	v, ok := s.tables[ev.Table]
 	if !ok {
@@ -128,15 +140,20 @@ func (s *shaped) apply(ev *change.Event) error {
 		s.tables[ev.Table] = v
 	}
 	if v == nil {
-		return nil
+		return true, nil
 	}
 	if v.err != nil {
-		return v.err
+		return false, v.err
+	}
+	if v.filter != nil {
+		if keep, err := v.filter.apply(ev); err != nil || !keep {
+			return false, err
+		}
 	}
 	if v.customKey && ev.After == nil && ev.Before != nil {
 		for _, k := range v.table.KeyColumns {
 			if i := v.keep[k]; i < len(ev.Before) && ev.Before[i].State == change.Absent {
-				return &Error{fmt.Errorf("table %s: a delete does not carry key column %s of shape's key (the database sends only its own key of an old row); fix: ALTER TABLE %s REPLICA IDENTITY FULL (PostgreSQL) or binlog_row_image=FULL (MySQL), or key by the table's key",
+				return false, &Error{fmt.Errorf("table %s: a delete does not carry key column %s of shape's key (the database sends only its own key of an old row); fix: ALTER TABLE %s REPLICA IDENTITY FULL (PostgreSQL) or binlog_row_image=FULL (MySQL), or key by the table's key",
 					ev.Table.QualifiedName(), v.table.Columns[k].Name, ev.Table.QualifiedName())}
 			}
 		}
@@ -151,7 +168,7 @@ func (s *shaped) apply(ev *change.Event) error {
 	if ev.Err != nil && !undecodable(ev.Before) && !undecodable(ev.After) {
 		ev.Err = nil // the value that failed is one the shaping leaves out
 	}
-	return nil
+	return true, nil
 }
 
 func pick(vals []change.Value, keep []int) []change.Value {
@@ -254,6 +271,13 @@ func (s *shaped) version(t *change.Table) *version {
 		if len(errs) > 0 {
 			v.err = &Error{fmt.Errorf("table %s: shape mask: %s; fix: change shape.%s.mask", t.QualifiedName(), strings.Join(errs, "; "), t.QualifiedName())}
 		}
+	}
+	if rule.Filter != "" && v.err == nil {
+		f, err := newRowFilter(t, rule.Filter)
+		if err != nil {
+			v.err = &Error{fmt.Errorf("table %s: shape filter %q: %w; fix: change shape.%s.filter", t.QualifiedName(), rule.Filter, err, t.QualifiedName())}
+		}
+		v.filter = f
 	}
 	v.table = &nt
 	return v

@@ -108,3 +108,56 @@ func TestCustomKey(t *testing.T) {
 		t.Fatalf("want a fatal error naming REPLICA IDENTITY FULL, got %v", err)
 	}
 }
+
+func TestFilterMovesRowsInAndOut(t *testing.T) {
+	tb := &change.Table{Schema: "public", Name: "people", KeyColumns: []int{0}, Columns: []change.Column{
+		{Name: "id", Kind: change.KindInt32, Key: true}, {Name: "region", Kind: change.KindString}}}
+	row := func(id int64, region string) []change.Value {
+		return []change.Value{{Int: id}, {Str: region}}
+	}
+	ev := func(op change.Op, before, after []change.Value) change.Item {
+		return change.Item{Event: change.Event{Op: op, Table: tb, Before: before, After: after}}
+	}
+	rules := Rules{"public.people": {Filter: "region = 'eu'", Exclude: []string{"region"}}}
+	got, _ := run(t, rules, []change.Item{
+		ev(change.OpRead, nil, row(1, "eu")),
+		ev(change.OpRead, nil, row(2, "us")),
+		ev(change.OpUpdate, row(2, "us"), row(2, "eu")), // into the filter: an insert
+		ev(change.OpUpdate, row(1, "eu"), row(1, "us")), // out of it: a delete
+		ev(change.OpUpdate, row(3, "us"), row(3, "us")), // neither: nothing
+		ev(change.OpUpdate, row(2, "eu"), row(2, "eu")), // both: an update
+		ev(change.OpDelete, row(4, "us"), nil),
+		{Commit: &change.Commit{}},
+	})
+	var ops []string
+	for _, it := range got[0] {
+		if it.Commit != nil {
+			ops = append(ops, "commit")
+			continue
+		}
+		ops = append(ops, it.Event.Op.String())
+		if len(it.Event.Table.Columns) != 1 {
+			t.Errorf("the excluded filter column is published")
+		}
+	}
+	if want := "r c d u commit"; joined(ops) != want {
+		t.Fatalf("ops %s, want %s", joined(ops), want)
+	}
+	// An update without the old row, filtering on a non-key column: refused with the fix.
+	_, err := run(t, rules, []change.Item{ev(change.OpUpdate, nil, row(1, "eu"))})
+	var f interface{ Fatal() bool }
+	if !errors.As(err, &f) {
+		t.Fatalf("want a fatal error naming REPLICA IDENTITY FULL, got %v", err)
+	}
+}
+
+func joined(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out
+}

@@ -34,6 +34,7 @@ type condNode struct {
 	neg    bool
 	lits   []condLit
 	isNull bool
+	like   *regexp.Regexp // compiled on first use (Eval)
 }
 
 type condLit struct {
