@@ -10,7 +10,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
-	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 )
@@ -41,13 +40,8 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			continue
 		}
 		pg, my := p.Source.Postgres, p.Source.MySQL
-		if p.SignalKey() == nil {
-			return fmt.Errorf("pipeline %s: %w; fix: set snapshot.signal_key in its configuration (at least %d characters, e.g. ${file:/run/secrets/cdcd_signal_key}) and restart it, or give its source a password", p.Name, snapshot.ErrNoSignalKey, config.MinSignalKeyLen)
-		}
-		if *where != "" {
-			if _, err := snapshot.ParseCondition(*where); err != nil {
-				return &exitError{2, fmt.Errorf("--where %q: %w", *where, err)}
-			}
+		if err := checkSnapshotRequest(&p, *where); err != nil {
+			return err
 		}
 		if my != nil {
 			return requestMySQLSnapshot(ctx, p, *table, *where, stdout)
