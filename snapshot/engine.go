@@ -164,6 +164,8 @@ type Engine struct {
 	open  func(context.Context) (Worker, error)
 	nonce string
 	log   *slog.Logger
+	// rejects limits the log lines of rejected requests (signal.go).
+	rejects rejectLog
 
 	mu       sync.Mutex
 	reportMu sync.Mutex // serializes report

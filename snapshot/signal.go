@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Signal is an on-demand snapshot request (`cdcd snapshot`) as a source carries it through its
@@ -116,9 +117,42 @@ func (e *Engine) HandleSignal(content []byte, normalize func(string) string, ori
 }
 
 func (e *Engine) rejectSignal(reason string, sig Signal, why string, origin []any) {
-	args := append([]any{"reason", reason, "table", sig.Table, "where", sig.Where, "request", sig.ID}, origin...)
-	e.log.Warn("rejected a snapshot request: "+why, args...)
 	if m, ok := e.cfg.Metrics.(SignalMetrics); ok && m != nil {
 		m.SignalRejected(e.cfg.Pipeline, reason)
 	}
+	// Writing messages costs a forger little: at most rejectLogBurst lines a minute, the
+	// rest counted (the metric counts every one).
+	r := &e.rejects
+	if now := time.Now(); now.Sub(r.window) >= time.Minute {
+		r.window, r.logged = now, 0
+	}
+	if r.logged >= rejectLogBurst {
+		r.suppressed++
+		return
+	}
+	r.logged++
+	args := append([]any{"reason", reason, "table", clip(sig.Table), "where", clip(sig.Where), "request", clip(sig.ID)}, origin...)
+	if r.suppressed > 0 {
+		args = append(args, "not_logged_before", r.suppressed)
+		r.suppressed = 0
+	}
+	e.log.Warn("rejected a snapshot request: "+why, args...)
+}
+
+// rejectLogBurst is how many rejected requests are logged a minute.
+const rejectLogBurst = 10
+
+// rejectLog limits the log lines of rejected requests (stream goroutine only).
+type rejectLog struct {
+	window     time.Time
+	logged     int
+	suppressed int
+}
+
+// clip bounds text from the log that goes into a log line.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }

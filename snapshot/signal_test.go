@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -79,3 +81,29 @@ func hexMAC(s Signal, key []byte) string {
 	}
 	return string(out)
 }
+
+func TestRejectedRequestsLogBounded(t *testing.T) {
+	rej := rejections{}
+	var logs countingHandler
+	e, err := New(Config{Pipeline: "p", Mode: Never, Tables: []string{"public.t"}, SignalKey: []byte("k"), Metrics: rej, Log: slog.New(&logs)}, true, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(Signal{Pipeline: "p", Table: "public.t", ID: "f"})
+	for i := 0; i < 1000; i++ {
+		e.HandleSignal(forged, func(s string) string { return s })
+	}
+	if rej["p/unsigned"] != 1000 {
+		t.Errorf("counted %d, want 1000", rej["p/unsigned"])
+	}
+	if logs.n != rejectLogBurst {
+		t.Errorf("%d log lines for 1000 forged requests in a minute, want %d", logs.n, rejectLogBurst)
+	}
+}
+
+type countingHandler struct{ n int }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h *countingHandler) Handle(context.Context, slog.Record) error { h.n++; return nil }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler             { return h }
