@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,4 +163,55 @@ func RequestSnapshot(ctx context.Context, dsn string, key []byte, pipeline, tabl
 		return "", fmt.Errorf("writing the snapshot request: %w", err)
 	}
 	return id, nil
+}
+
+// pgLiteralDialect renders a condition as DDL (a publication's WHERE): strings as literals,
+// quotes doubled (the grammar admits no backslash, so the result is the same whatever
+// standard_conforming_strings says).
+var pgLiteralDialect = snapshot.Dialect{
+	Ident:  func(s string) string { return pgx.Identifier{s}.Sanitize() },
+	String: func(s string, _ *[]string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" },
+}
+
+// filteredMembers spells the tables of a new publication, each with its row filter where the
+// filter is safe to push into the publication: PostgreSQL refuses updates and deletes of a
+// table whose publication filter names columns outside its replica identity, so a filter is
+// pushed only for a table with REPLICA IDENTITY FULL or whose identity covers the filter's
+// columns. cdcd evaluates the filter itself in every case (package shape); pushed, the rows
+// it leaves out do not leave the database, and snapshots read only the matching rows.
+func filteredMembers(ctx context.Context, conn *pgx.Conn, tables, quoted []string, filters map[string]string, log *slog.Logger) ([]string, error) {
+	out := slices.Clone(quoted)
+	for i, t := range tables {
+		expr, ok := filters[normalizeTable(t)]
+		if !ok {
+			continue
+		}
+		c, err := snapshot.ParseCondition(expr)
+		if err != nil {
+			return nil, &FatalError{fmt.Errorf("row filter of %s: %w", t, err)}
+		}
+		var ident string
+		var identCols []string
+		err = conn.QueryRow(ctx, `SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i
+				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+				WHERE i.indrelid = c.oid AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END), '{}')
+			FROM pg_class c WHERE c.oid = to_regclass($1)`, quoted[i]).Scan(&ident, &identCols)
+		if err != nil {
+			return nil, fmt.Errorf("reading the replica identity of %s: %w", t, err)
+		}
+		safe := ident == "f"
+		if ident == "d" || ident == "i" {
+			safe = true
+			for _, col := range c.Columns() {
+				safe = safe && slices.Contains(identCols, col)
+			}
+		}
+		if !safe {
+			log.Info("row filter not pushed into the publication: it names columns outside the table's replica identity (PostgreSQL would refuse the table's updates and deletes); cdcd applies it",
+				"table", t, "filter", expr)
+			continue
+		}
+		out[i] = quoted[i] + " WHERE (" + c.SQL(pgLiteralDialect, nil) + ")"
+	}
+	return out, nil
 }
