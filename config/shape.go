@@ -89,14 +89,3 @@ func validateMaskKey(ps *problems, at func(string) string, p *Pipeline) {
 			fmt.Sprintf("use at least %d random characters, from a file: mask_key: ${file:/run/secrets/cdcd_mask_key}", MinSignalKeyLen))
 	}
 }
-
-// RowFilters are the shaping's row filters keyed by schema.table (quotes removed).
-func (p *Pipeline) RowFilters() map[string]string {
-	out := map[string]string{}
-	for t, sh := range p.Shape {
-		if s, n, err := change.ParseTableName(t); err == nil && sh.Filter != "" {
-			out[s+"."+n] = sh.Filter
-		}
-	}
-	return out
-}

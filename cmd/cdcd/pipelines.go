@@ -46,7 +46,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			Snapshot: postgres.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
 				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
 				SignalKey: p.SignalKey()},
-			RowFilters: p.RowFilters(),
+			Shapes: publishShapes(p),
 		})
 	case p.Source.MySQL != nil:
 		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {

@@ -24,9 +24,9 @@ import (
 // (pg_publication_rel: the parent), not on pg_publication_tables (which lists the
 // partitions when not publishing via the root).
 //
-// filters are row filters (schema.table -> SQL) a new publication carries on PostgreSQL 15+
-// where that is safe (shaping.go).
-func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string, filters map[string]string, log *slog.Logger) error {
+// shapes are column lists and row filters (by schema.table) a new publication carries on
+// PostgreSQL 15+ where that is safe (shaping.go).
+func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string, shapes map[string]PublishShape, log *slog.Logger) error {
 	version, err := serverVersionNum(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("reading server_version_num: %w", err)
@@ -51,8 +51,8 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 			with = " WITH (publish_via_partition_root = true)"
 		}
 		members := quoted
-		if version >= 150000 && len(filters) > 0 {
-			if members, err = filteredMembers(ctx, conn, tables, quoted, filters, log); err != nil {
+		if version >= 150000 && len(shapes) > 0 {
+			if members, err = shapedMembers(ctx, conn, tables, quoted, shapes, log); err != nil {
 				return err
 			}
 		}

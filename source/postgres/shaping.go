@@ -173,45 +173,91 @@ var pgLiteralDialect = snapshot.Dialect{
 	String: func(s string, _ *[]string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" },
 }
 
-// filteredMembers spells the tables of a new publication, each with its row filter where the
-// filter is safe to push into the publication: PostgreSQL refuses updates and deletes of a
-// table whose publication filter names columns outside its replica identity, so a filter is
-// pushed only for a table with REPLICA IDENTITY FULL or whose identity covers the filter's
-// columns. cdcd evaluates the filter itself in every case (package shape); pushed, the rows
-// it leaves out do not leave the database, and snapshots read only the matching rows.
-func filteredMembers(ctx context.Context, conn *pgx.Conn, tables, quoted []string, filters map[string]string, log *slog.Logger) ([]string, error) {
+// PublishShape is what of a table a new publication publishes: Include (only these columns)
+// or Exclude (all but these), and a row filter (the grammar of snapshot.ParseCondition).
+type PublishShape struct {
+	Include, Exclude []string
+	Filter           string
+}
+
+// shapedMembers spells the tables of a new publication, each with its column list and row
+// filter where pushing them into the publication is safe. PostgreSQL refuses updates and
+// deletes of a table whose publication's column list leaves out a replica identity column, or
+// whose row filter names a column outside it: so a column list is pushed only when it keeps
+// every identity column (never under REPLICA IDENTITY FULL), and a filter only under FULL or
+// an identity covering its columns. cdcd applies both itself in every case (package shape);
+// pushed, what they leave out does not leave the database (an excluded column of a type cdcd
+// cannot carry no longer matters), and snapshots read only what is published.
+func shapedMembers(ctx context.Context, conn *pgx.Conn, tables, quoted []string, shapes map[string]PublishShape, log *slog.Logger) ([]string, error) {
 	out := slices.Clone(quoted)
 	for i, t := range tables {
-		expr, ok := filters[normalizeTable(t)]
+		sh, ok := shapes[normalizeTable(t)]
 		if !ok {
 			continue
 		}
-		c, err := snapshot.ParseCondition(expr)
-		if err != nil {
-			return nil, &FatalError{fmt.Errorf("row filter of %s: %w", t, err)}
-		}
 		var ident string
-		var identCols []string
-		err = conn.QueryRow(ctx, `SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i
+		var identCols, cols []string
+		err := conn.QueryRow(ctx, `SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i
 				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-				WHERE i.indrelid = c.oid AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END), '{}')
-			FROM pg_class c WHERE c.oid = to_regclass($1)`, quoted[i]).Scan(&ident, &identCols)
+				WHERE i.indrelid = c.oid AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END), '{}'),
+			coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+				WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}')
+			FROM pg_class c WHERE c.oid = to_regclass($1)`, quoted[i]).Scan(&ident, &identCols, &cols)
 		if err != nil {
 			return nil, fmt.Errorf("reading the replica identity of %s: %w", t, err)
 		}
-		safe := ident == "f"
-		if ident == "d" || ident == "i" {
-			safe = true
-			for _, col := range c.Columns() {
-				safe = safe && slices.Contains(identCols, col)
+		member := quoted[i]
+		var filterCols []string
+		if sh.Filter != "" {
+			if c, err := snapshot.ParseCondition(sh.Filter); err == nil {
+				filterCols = c.Columns()
 			}
 		}
-		if !safe {
-			log.Info("row filter not pushed into the publication: it names columns outside the table's replica identity (PostgreSQL would refuse the table's updates and deletes); cdcd applies it",
-				"table", t, "filter", expr)
-			continue
+		if len(sh.Include) > 0 || len(sh.Exclude) > 0 {
+			// The columns the filter names stay published: cdcd evaluates the filter on them
+			// (and leaves them out of the records).
+			var kept []string
+			for _, c := range cols {
+				if len(sh.Include) > 0 && slices.Contains(sh.Include, c) || len(sh.Include) == 0 && !slices.Contains(sh.Exclude, c) ||
+					slices.Contains(filterCols, c) {
+					kept = append(kept, c)
+				}
+			}
+			safe := ident != "f" && len(kept) > 0
+			for _, c := range identCols {
+				safe = safe && slices.Contains(kept, c)
+			}
+			if safe {
+				q := make([]string, len(kept))
+				for j, c := range kept {
+					q[j] = quoteIdent(c)
+				}
+				member += " (" + strings.Join(q, ", ") + ")"
+			} else {
+				log.Info("column selection not pushed into the publication: it leaves out a replica identity column (PostgreSQL would refuse the table's updates and deletes); cdcd applies it",
+					"table", t)
+			}
 		}
-		out[i] = quoted[i] + " WHERE (" + c.SQL(pgLiteralDialect, nil) + ")"
+		if sh.Filter != "" {
+			c, err := snapshot.ParseCondition(sh.Filter)
+			if err != nil {
+				return nil, &FatalError{fmt.Errorf("row filter of %s: %w", t, err)}
+			}
+			safe := ident == "f"
+			if ident == "d" || ident == "i" {
+				safe = true
+				for _, col := range c.Columns() {
+					safe = safe && slices.Contains(identCols, col)
+				}
+			}
+			if safe {
+				member += " WHERE (" + c.SQL(pgLiteralDialect, nil) + ")"
+			} else {
+				log.Info("row filter not pushed into the publication: it names columns outside the table's replica identity (PostgreSQL would refuse the table's updates and deletes); cdcd applies it",
+					"table", t, "filter", sh.Filter)
+			}
+		}
+		out[i] = member
 	}
 	return out, nil
 }

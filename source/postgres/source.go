@@ -64,9 +64,9 @@ type Config struct {
 	Log           *slog.Logger
 	Metrics       *metrics.Metrics // may be nil in tests
 	Snapshot      SnapshotConfig
-	// RowFilters are the shaping's row filters (schema.table -> condition in the grammar of
-	// snapshot.ParseCondition), pushed into the publication when cdcd creates it (shaping.go).
-	RowFilters map[string]string
+	// Shapes are the shaping's column selections and row filters (schema.table), pushed
+	// into the publication when cdcd creates it (shaping.go).
+	Shapes map[string]PublishShape
 }
 
 // SnapshotConfig configures the source's snapshots (see package snapshot).
@@ -203,7 +203,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	if err := checkResumeInWAL(ctx, conn, resume); err != nil {
 		return err
 	}
-	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.cfg.RowFilters, s.log); err != nil {
+	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.cfg.Shapes, s.log); err != nil {
 		return err
 	}
 
