@@ -128,6 +128,8 @@ type TableShape struct {
 	Columns ColumnSelection `yaml:"columns"`
 	// Mask rewrites kept columns: column -> hash | redact | truncate(n).
 	Mask map[string]string `yaml:"mask"`
+	// HashKey allows hash on key columns (the record key becomes the keyed hash).
+	HashKey bool `yaml:"hash_key"`
 	// Key are the columns of the record key, instead of the table's primary key or replica
 	// identity (a table without one, or keyed otherwise).
 	Key []string `yaml:"key"`

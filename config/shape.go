@@ -45,7 +45,7 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 				ps.add(kk, fmt.Sprintf("key column %s is empty or listed twice", quote(col)), "name each key column once")
 			case slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col):
 				ps.add(kk, fmt.Sprintf("key column %s is left out by columns", quote(col)), "key by columns the shaping keeps")
-			case sh.Mask[col] != "":
+			case sh.Mask[col] != "" && !(sh.Mask[col] == "hash" && sh.HashKey):
 				ps.add(kk, fmt.Sprintf("key column %s is masked: a masked key would merge or split keys", quote(col)), "key by another column, or do not mask it")
 			}
 		}
@@ -77,7 +77,7 @@ func (p *Pipeline) ShapeRules() shape.Rules {
 		if err != nil {
 			continue
 		}
-		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key, Filter: sh.Filter}
+		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key, Filter: sh.Filter, HashKey: sh.HashKey}
 	}
 	return out
 }

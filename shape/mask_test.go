@@ -41,3 +41,25 @@ func TestMasks(t *testing.T) {
 		}
 	}
 }
+
+func TestHashedKeyOnlyWhenAsked(t *testing.T) {
+	tb := &change.Table{Schema: "public", Name: "p", KeyColumns: []int{0}, Columns: []change.Column{
+		{Name: "email", Kind: change.KindString, Key: true}, {Name: "v", Kind: change.KindInt32}}}
+	key := []byte("0123456789abcdef")
+	item := []change.Item{{Event: change.Event{Op: change.OpCreate, Table: tb, After: []change.Value{{Str: "a@x"}, {Int: 1}}}}}
+	if _, err := run(t, Rules{"public.p": {Mask: map[string]string{"email": "hash"}, MaskKey: key}}, item); err == nil || err.Error() == "source done" {
+		t.Fatalf("a hashed key without hash_key: %v", err)
+	}
+	item[0].Event.After = []change.Value{{Str: "a@x"}, {Int: 1}}
+	got, err := run(t, Rules{"public.p": {Mask: map[string]string{"email": "hash"}, MaskKey: key, HashKey: true}}, item)
+	if err == nil || err.Error() != "source done" {
+		t.Fatalf("hash_key: %v", err)
+	}
+	if ev := got[0][0].Event; len(ev.Table.KeyColumns) != 1 || len(ev.After[0].Str) != 64 {
+		t.Fatalf("hashed key %+v", ev)
+	}
+	item[0].Event.After = []change.Value{{Str: "a@x"}, {Int: 1}}
+	if _, err := run(t, Rules{"public.p": {Mask: map[string]string{"email": "truncate(1)"}, HashKey: true}}, item); err == nil || err.Error() == "source done" {
+		t.Fatalf("a truncated key was accepted: %v", err)
+	}
+}

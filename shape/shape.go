@@ -23,6 +23,9 @@ type Columns struct {
 	MaskKey []byte
 	// Key, if set, are the columns of the record key instead of the table's key.
 	Key []string
+	// HashKey allows hash on key columns: the record key becomes the keyed hash of the key
+	// (distinct keys stay distinct; redact and truncate would merge them and are refused).
+	HashKey bool
 	// Filter, if set, is a row condition (the grammar of snapshot.ParseCondition): only rows
 	// matching it are published (filter.go).
 	Filter string
@@ -235,7 +238,7 @@ func (s *shaped) version(t *change.Table) *version {
 					t.QualifiedName(), name, t.QualifiedName())}
 				break
 			}
-			if _, masked := rule.Mask[name]; masked {
+			if spec, masked := rule.Mask[name]; masked && !(spec == "hash" && rule.HashKey) {
 				v.err = &Error{fmt.Errorf("table %s: shape key column %s is masked: a masked key would merge or split keys; fix: key by another column, or do not mask it",
 					t.QualifiedName(), name)}
 				break
@@ -261,8 +264,8 @@ func (s *shaped) version(t *change.Table) *version {
 			switch {
 			case err != nil:
 				errs = append(errs, err.Error())
-			case slices.Contains(nt.KeyColumns, i):
-				errs = append(errs, fmt.Sprintf("column %s is part of the record key: a masked key would merge or split keys", col.Name))
+			case slices.Contains(nt.KeyColumns, i) && !(spec == "hash" && rule.HashKey):
+				errs = append(errs, fmt.Sprintf("column %s is part of the record key: a masked key would merge or split keys (hash is allowed with hash_key: true)", col.Name))
 			default:
 				v.masks[i] = m
 				nt.Columns[i] = col
