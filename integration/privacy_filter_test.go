@@ -88,7 +88,7 @@ func TestPrivacyShapeFilterPostgres(t *testing.T) {
 		ALTER TABLE people REPLICA IDENTITY FULL;
 		INSERT INTO people SELECT g, CASE WHEN g % 2 = 1 THEN 'eu' ELSE 'us' END, 0 FROM generate_series(1, 20) g;`)
 	extra := "    snapshot: initial\n    shape:\n      public.people:\n        filter: \"region = 'eu'\"\n"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
 	waitFor(t, d, "the initial snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	// The filter is in the publication cdcd created (REPLICA IDENTITY FULL makes it safe):
 	// the rows it leaves out do not leave the database.

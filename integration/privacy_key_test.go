@@ -15,7 +15,7 @@ func TestPrivacyShapeKey(t *testing.T) {
 		ALTER TABLE events REPLICA IDENTITY FULL;
 		INSERT INTO events SELECT 'c' || g, g FROM generate_series(1, 10) g;`)
 	extra := "    snapshot: initial\n    shape:\n      public.events:\n        key: [code]\n"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.events"}, extra))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.events"}, extra))
 	waitFor(t, d, "the initial snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	if _, err := db.Exec(ctx, `UPDATE events SET v = 100 WHERE code = 'c1'; DELETE FROM events WHERE code = 'c2'`); err != nil {
 		t.Fatal(err)

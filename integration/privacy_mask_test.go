@@ -21,7 +21,7 @@ func TestPrivacyShapeMasks(t *testing.T) {
 		INSERT INTO cards SELECT g, 'CANARYCARD' || g, 'CANARYSSN' || g, 'CANARYNAME' || g, g FROM generate_series(1, 20) g;`)
 	extra := "    snapshot: initial\n    on_error: dlq\n    mask_key: " + maskKey + "\n" +
 		"    shape:\n      public.cards:\n        mask: {card: hash, ssn: redact, name: truncate(2)}\n"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.cards"}, extra))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.cards"}, extra))
 	waitFor(t, d, "the initial snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	for _, q := range []string{
 		`INSERT INTO cards VALUES (100, 'CANARYCARD100', 'CANARYSSN100', 'CANARYNAME100', 1)`,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestPrivacyPublicationColumnListAndRowFilter(t *testing.T) {
 		INSERT INTO people SELECT g, 'CANARYMAIL' || g || '@example.com',
 			CASE WHEN g % 2 = 0 THEN 'shown' || g ELSE 'CANARYROW' || g END FROM generate_series(1, 200) g;
 		CREATE PUBLICATION `+name+` FOR TABLE people (id, name) WHERE (id % 2 = 0) WITH (publish_via_partition_root = true);`)
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, "    snapshot: initial\n    on_error: dlq\n"))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, "    snapshot: initial\n    on_error: dlq\n"))
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	// The stream too: new rows on both sides of the filter.
 	if _, err := db.Exec(ctx, `INSERT INTO people VALUES (1000, 'CANARYMAIL1000@example.com', 'shown1000'), (1001, 'CANARYMAIL1001@example.com', 'CANARYROW1001')`); err != nil {
@@ -117,6 +118,16 @@ func TestPrivacyPublicationColumnListAndRowFilter(t *testing.T) {
 	if n < 101 {
 		t.Fatalf("read only %d records from the pipeline's topics", n)
 	}
+}
+
+// startQuietDaemon is startDaemon, stopped with SIGTERM at the end of the test (before the
+// harness's SIGKILL), so it leaves no open Kafka transaction in the shared offsets topic that
+// would hold back read_committed readers of other tests.
+func startQuietDaemon(t *testing.T, yaml string) *daemon {
+	t.Helper()
+	d := startDaemon(t, yaml)
+	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
+	return d
 }
 
 // readSnapTopicRaw reads a topic (read_committed) until at least n records arrived and then

@@ -16,7 +16,7 @@ func TestPrivacyShapePushedIntoPublication(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 3*time.Minute, "cdcd_priv_push", `CREATE TABLE people (id int PRIMARY KEY, email text, name text);
 		INSERT INTO people SELECT g, 'CANARYMAIL' || g, 'n' || g FROM generate_series(1, 10) g;`)
 	extra := "    snapshot: initial\n    shape:\n      public.people:\n        columns: {exclude: [email]}\n"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
 	waitFor(t, d, "the initial snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	var cols []string
 	if err := db.QueryRow(ctx, "SELECT attnames::text[] FROM pg_publication_tables WHERE pubname = $1", name).Scan(&cols); err != nil {

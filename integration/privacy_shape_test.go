@@ -21,7 +21,7 @@ func TestPrivacyShapeExcludedColumnsReachNoTopic(t *testing.T) {
 		INSERT INTO people SELECT g, 'CANARYMAIL' || g || '@example.com', 'n' || g, g FROM generate_series(1, 50) g;`)
 	extra := "    snapshot: {mode: initial, signal_key: " + testSignalKey + "}\n    on_error: dlq\n" +
 		"    shape:\n      public.people:\n        columns: {exclude: [email]}\n"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.people"}, extra))
 	waitFor(t, d, "the initial snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	for _, q := range []string{
 		`INSERT INTO people VALUES (100, 'CANARYMAIL100@example.com', 'n100', 1)`,

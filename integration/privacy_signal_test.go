@@ -33,7 +33,7 @@ func TestPrivacySignalsOnlyFromOperators(t *testing.T) {
 			c.Close(context.Background())
 		}
 	})
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.t"}, "    snapshot: {mode: never, signal_key: "+testSignalKey+"}\n"))
+	d := startQuietDaemon(t, pipelineYAML(s, name, dsn, []string{"public.t"}, "    snapshot: {mode: never, signal_key: "+testSignalKey+"}\n"))
 	d.waitReady(90 * time.Second)
 
 	cfg, err := pgx.ParseConfig(dsn)
