@@ -133,6 +133,12 @@ type Pipeline struct {
 	// for it (rows of its tables changed, or WAL grew past its position) is unready and
 	// cdcd_pipeline_stalled is 1 (default 5m).
 	StallAfter Duration `yaml:"stall_after"`
+	// Shape maps a captured table (as written in tables) to what of it leaves the database
+	// (README "Shaping and privacy"): the same on the stream, in snapshots and dead letters.
+	Shape map[string]TableShape `yaml:"shape"`
+	// MaskKey is the HMAC-SHA-256 key of shape's hash masks (at least 16 characters, e.g.
+	// ${file:/run/secrets/cdcd_mask_key}).
+	MaskKey string `yaml:"mask_key"`
 	// TransactionMetadata: a BEGIN and an END record of every source transaction on a topic of
 	// their own (Debezium's provide.transaction.metadata); off by default.
 	TransactionMetadata TransactionMetadata `yaml:"transaction_metadata"`
@@ -154,6 +160,29 @@ func (m *TransactionMetadata) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(m))
 }
 
+// TableShape is one table's shaping.
+type TableShape struct {
+	// Columns keeps only Include, or all but Exclude (one of the two).
+	Columns ColumnSelection `yaml:"columns"`
+	// Mask rewrites kept columns: column -> hash | redact | truncate(n).
+	Mask map[string]string `yaml:"mask"`
+	// HashKey allows hash on key columns (the record key becomes the keyed hash).
+	HashKey bool `yaml:"hash_key"`
+	// Key are the columns of the record key, instead of the table's primary key or replica
+	// identity (a table without one, or keyed otherwise).
+	Key []string `yaml:"key"`
+	// Filter publishes only the rows matching a condition (columns compared with literals,
+	// IN, BETWEEN, LIKE, IS NULL, AND/OR/NOT), with PostgreSQL's semantics for updates that
+	// move a row into or out of it.
+	Filter string `yaml:"filter"`
+}
+
+// ColumnSelection lists columns to include or to exclude.
+type ColumnSelection struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
 // Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone
 // (snapshot: initial) or a mapping with the mode and the tuning knobs.
 type Snapshot struct {
@@ -171,6 +200,10 @@ type Snapshot struct {
 	// index) whose snapshot may be inexact under writes (README "Snapshots"); the snapshot of
 	// any other keyless table is refused.
 	AcceptInexactKeyless []string `yaml:"accept_inexact_keyless"`
+	// SignalKey signs on-demand snapshot requests (`cdcd snapshot`): the pipeline takes only
+	// requests signed with it. Default: derived from the source's password; a source without
+	// one needs it set (e.g. ${file:/run/secrets/cdcd_signal_key}) for on-demand snapshots.
+	SignalKey string `yaml:"signal_key"`
 }
 
 // UnmarshalYAML accepts the mode alone or the mapping.

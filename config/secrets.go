@@ -24,6 +24,8 @@ func collectSecrets(c *Config, fromFiles []string) []string {
 		add(s.Password)
 	}
 	for _, p := range c.Pipelines {
+		add(p.Snapshot.SignalKey)
+		add(p.MaskKey)
 		if pg := p.Source.Postgres; pg != nil && pg.DSN != "" {
 			add(urlPassword(pg.DSN))
 			add(keyValuePassword(pg.DSN))

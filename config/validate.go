@@ -323,6 +323,8 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 			ps.add(k, fmt.Sprintf("%s is not a valid Kafka topic name", quote(topic)), "use letters, digits, '.', '_' and '-' only")
 		}
 	}
+	validateShape(ps, at, p, tables)
+	validateMaskKey(ps, at, p)
 	if p.Batch.MaxEvents < 1 {
 		ps.add(at("batch.max_events"), "must be at least 1", "set max_events, e.g. 10000")
 	}
@@ -537,6 +539,10 @@ func validateSnapshot(ps *problems, at string, p *Pipeline) {
 			ps.add(fmt.Sprintf("%s.accept_inexact_keyless[%d]", at, i), fmt.Sprintf("%s is not one of the pipeline's tables", quote(t)),
 				"name a table of the source's tables, as written there")
 		}
+	}
+	if s.SignalKey != "" && len(s.SignalKey) < MinSignalKeyLen {
+		ps.add(at+".signal_key", fmt.Sprintf("signal_key is %d characters long: too easy to guess", len(s.SignalKey)),
+			fmt.Sprintf("use at least %d random characters, from a file: signal_key: ${file:/run/secrets/cdcd_signal_key} (e.g. openssl rand -hex 32)", MinSignalKeyLen))
 	}
 }
 

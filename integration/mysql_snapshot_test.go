@@ -111,7 +111,7 @@ func mysqlSnapshotUnderWriters(t *testing.T, consistency string, rows, chunk int
 	mysqlExec(t, conn, fmt.Sprintf("INSERT INTO kv SELECT seq, 0 FROM seq_0_to_%d", rows-1))
 	name := uniqueName("mysnap")
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, ""),
-		"    snapshot: never\n", fmt.Sprintf("    snapshot: {mode: initial, chunk_size: %d}\n", chunk), 1)
+		"    snapshot: never\n", fmt.Sprintf("    snapshot: {mode: initial, chunk_size: %d, signal_key: %s}\n", chunk, testSignalKey), 1)
 	want := "binlog_snapshot" // what auto picks on MariaDB
 	if consistency != "" {
 		yaml = strings.Replace(yaml, "        tables: [", "        snapshot_consistency: "+consistency+"\n        tables: [", 1)

@@ -417,7 +417,7 @@ func TestSnapshotOnDemandAndAddedTable(t *testing.T) {
 		INSERT INTO a SELECT g, 0, 'a' FROM generate_series(0, 19999) g;
 		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(0, 4999) g;`)
 	name := uniqueName("snapreq")
-	opts := "    snapshot: {mode: when_needed, chunk_size: 1000}\n"
+	opts := "    snapshot: {mode: when_needed, chunk_size: 1000, signal_key: " + testSignalKey + "}\n"
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.a"}, opts))
 	waitFor(t, d, "the initial snapshot of a", 3*time.Minute, func() bool { return countLines(d.Logs(), `msg="snapshot finished"`, "table=public.a") == 1 })
 
@@ -711,7 +711,7 @@ func TestSnapshotWaitsOutCommitsNotYetVisible(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_snap_race", `CREATE TABLE race (k int PRIMARY KEY, v bigint NOT NULL);
 		INSERT INTO race SELECT g, 0 FROM generate_series(1, 100) g;`)
 	name := uniqueName("race")
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.race"}, "    snapshot: never\n"))
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.race"}, "    snapshot: {mode: never, signal_key: "+testSignalKey+"}\n"))
 	d.waitReady(90 * time.Second)
 
 	admin := pgConnect(t, ctx, s.pgDSN)

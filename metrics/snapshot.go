@@ -13,6 +13,7 @@ type Snapshot struct {
 	Chunks    *prometheus.CounterVec // pipeline, table
 	Running   *prometheus.GaugeVec   // pipeline
 	Duration  *prometheus.GaugeVec   // pipeline, table
+	Rejected  *prometheus.CounterVec // pipeline, reason
 }
 
 func newSnapshot(f factory) *Snapshot {
@@ -21,6 +22,7 @@ func newSnapshot(f factory) *Snapshot {
 		Estimated: f.gauge("cdcd_snapshot_rows_estimated", "The database's estimate of a table's rows when its snapshot started (pg_class.reltuples).", "pipeline", "table"),
 		Chunks:    f.counter("cdcd_snapshot_chunks_total", "Snapshot chunks read and handed to the stream.", "pipeline", "table"),
 		Running:   f.gauge("cdcd_snapshot_running", "1 while the pipeline has a snapshot queued or being read, 0 otherwise.", "pipeline"),
+		Rejected:  f.counter("cdcd_signals_rejected_total", "Snapshot requests (cdcd_signal) ignored because they were not signed with the pipeline's signal key or were malformed; reason: unsigned, bad_signature, no_key, malformed, invalid_condition.", "pipeline", "reason"),
 		Duration:  f.gauge("cdcd_snapshot_duration_seconds", "Seconds since the table's current (or last) snapshot started, as of its last chunk.", "pipeline", "table"),
 	}
 }
@@ -44,4 +46,9 @@ func (s *Snapshot) SetRunning(pipeline string, running bool) {
 		v = 1
 	}
 	s.Running.WithLabelValues(pipeline).Set(v)
+}
+
+// SignalRejected counts a snapshot request the engine ignored (snapshot.SignalMetrics).
+func (s *Snapshot) SignalRejected(pipeline, reason string) {
+	s.Rejected.WithLabelValues(pipeline, reason).Inc()
 }

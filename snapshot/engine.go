@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +47,8 @@ type Config struct {
 	Metrics  Metrics
 	// Progress, if set, is called with every table's progress whenever it changes.
 	Progress func([]Progress)
+	// SignalKey authenticates on-demand snapshot requests (signal.go); nil refuses them all.
+	SignalKey []byte
 }
 
 // Metrics receives the engine's counts (metrics.Snapshot implements it); may be nil.
@@ -202,6 +203,8 @@ type Engine struct {
 	open  func(context.Context) (Worker, error)
 	nonce string
 	log   *slog.Logger
+	// rejects limits the log lines of rejected requests (signal.go).
+	rejects rejectLog
 
 	mu       sync.Mutex
 	reportMu sync.Mutex // serializes report
@@ -692,43 +695,6 @@ func (e *Engine) Request(table, where, id string) error {
 	e.mu.Unlock()
 	e.report()
 	return nil
-}
-
-// Signal is an on-demand snapshot request (`cdcd snapshot`) as a source carries it through its
-// log: JSON in a logical message (Postgres) or a signal table row (MySQL).
-type Signal struct {
-	Pipeline string `json:"pipeline"`
-	Table    string `json:"table"`
-	Where    string `json:"where,omitempty"`
-	ID       string `json:"id"`
-}
-
-// NewSignal encodes a request for pipeline, with a fresh id.
-func NewSignal(pipeline, table, where string) (id string, content []byte) {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id = hex.EncodeToString(b[:])
-	content, _ = json.Marshal(Signal{Pipeline: pipeline, Table: table, Where: where, ID: id})
-	return id, content
-}
-
-// HandleSignal queues the request a source found in its log (stream goroutine). Requests of
-// other pipelines are ignored; a request that cannot be taken (not JSON, a table the pipeline
-// does not capture) is logged and dropped: it carries no change, and `cdcd snapshot` checked
-// it before writing it. normalize turns the request's table name into the form of
-// Config.Tables.
-func (e *Engine) HandleSignal(content []byte, normalize func(string) string) {
-	var sig Signal
-	if err := json.Unmarshal(content, &sig); err != nil {
-		e.log.Warn("ignoring a snapshot request that is not valid JSON", "err", err)
-		return
-	}
-	if sig.Pipeline != e.cfg.Pipeline {
-		return
-	}
-	if err := e.Request(normalize(sig.Table), sig.Where, sig.ID); err != nil {
-		e.log.Warn("ignoring snapshot request: "+err.Error(), "table", sig.Table, "request", sig.ID)
-	}
 }
 
 // StateIfDirty returns the state when it changed since it was last handed out (for the next

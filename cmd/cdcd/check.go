@@ -35,6 +35,7 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
 		scope := rep.Scoped("pipeline " + p.Name + " / " + p.SourceKind())
+		checkShaping(p, scope)
 		switch {
 		case p.Source.Postgres != nil:
 			pg := p.Source.Postgres

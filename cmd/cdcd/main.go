@@ -221,7 +221,7 @@ then published twice.`,
 		},
 	},
 	{
-		name: "snapshot", args: "--config FILE --pipeline NAME --table SCHEMA.TABLE [--where SQL] [--wait [--url URL]]",
+		name: "snapshot", args: "--config FILE --pipeline NAME --table SCHEMA.TABLE [--where CONDITION] [--wait [--url URL]]",
 		summary: "ask a running pipeline to snapshot a table while it keeps streaming",
 		help: `Asks a running pipeline to snapshot a table (or the rows matching --where) while it keeps
 streaming. The request travels through the database's log, so the pipeline sees it in order
@@ -229,12 +229,12 @@ with the changes and takes it up again after a restart; follow it on the status 
 /readyz (phase snapshotting) and cdcd_snapshot_rows_total. With --wait it follows the
 snapshot on the running cdcd's HTTP port (http.listen, or --url) and shows its progress (rows,
 percent, chunks, rate) until it ends; it exits 1 if the pipeline fails meanwhile.`,
-		example: "cdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --wait\ncdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --where \"created_at > now() - interval '1 day'\"",
+		example: "cdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --wait\ncdcd snapshot --config cdcd.yaml --pipeline shop --table public.orders --where \"created_at > '2024-01-01' AND region IN ('eu', 'us')\"",
 		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
 			cfgPath := configFlag(fs)
 			name := fs.String("pipeline", "", "the `NAME` of the pipeline that captures the table (required)")
 			table := fs.String("table", "", "the table to snapshot, as `SCHEMA.TABLE` (database.table for MySQL) (required)")
-			where := fs.String("where", "", "only the rows matching this `SQL` condition")
+			where := fs.String("where", "", "only the rows matching this `CONDITION`: columns compared with literals, IN, BETWEEN, LIKE, IS [NOT] NULL, AND/OR/NOT")
 			wait := fs.Bool("wait", false, "follow the snapshot until it ends, showing its progress; exit 1 if the pipeline fails")
 			url := fs.String("url", "", "with --wait, the running cdcd's HTTP `URL` (default: from http.listen)")
 			return func(ctx context.Context, stdout, stderr io.Writer) error {

@@ -20,7 +20,8 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log,
 		Snapshot: mysql.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
 			ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
-			SignalTable: my.SignalTable, Consistency: my.SnapshotConsistency, KeylessAccepted: p.Snapshot.AcceptInexactKeyless},
+			SignalTable: my.SignalTable, Consistency: my.SnapshotConsistency, KeylessAccepted: p.Snapshot.AcceptInexactKeyless,
+			SignalKey: p.SignalKey()},
 	})
 	if err != nil {
 		return nil, nil, err

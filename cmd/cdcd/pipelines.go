@@ -13,6 +13,7 @@ import (
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/publish"
+	"github.com/cdcd-dev/cdcd/shape"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -46,7 +47,8 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
 			Snapshot: postgres.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
 				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
-				KeylessAccepted: p.Snapshot.AcceptInexactKeyless},
+				KeylessAccepted: p.Snapshot.AcceptInexactKeyless, SignalKey: p.SignalKey()},
+			Shapes: publishShapes(p),
 		})
 	case p.Source.MySQL != nil:
 		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {
@@ -54,6 +56,9 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		}
 	default:
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
+	}
+	if rules := p.ShapeRules(); len(rules) > 0 {
+		src = shape.Wrap(src, rules)
 	}
 	enc, err := newEncoder(cfg, p, connectorName(p), d.log)
 	if err != nil {

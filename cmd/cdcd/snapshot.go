@@ -35,6 +35,9 @@ func requestSnapshot(ctx context.Context, path, name, table, where string, w *sn
 			continue
 		}
 		pg, my := p.Source.Postgres, p.Source.MySQL
+		if err := checkSnapshotRequest(&p, where); err != nil {
+			return err
+		}
 		if my != nil {
 			return requestMySQLSnapshot(ctx, p, table, where, w, stdout)
 		}
@@ -53,7 +56,7 @@ func requestSnapshot(ctx context.Context, path, name, table, where string, w *sn
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		id, err := postgres.RequestSnapshot(rctx, pg.DSN, p.Name, qn, where)
+		id, err := postgres.RequestSnapshot(rctx, pg.DSN, p.SignalKey(), p.Name, qn, where)
 		if err != nil {
 			return err
 		}
@@ -85,7 +88,7 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, err := mysql.RequestSnapshot(rctx, my.DSN, signal, p.Name, qn, where)
+	id, err := mysql.RequestSnapshot(rctx, my.DSN, p.SignalKey(), signal, p.Name, qn, where)
 	if err != nil {
 		return err
 	}

@@ -113,6 +113,8 @@ type SnapshotConfig struct {
 	Consistency string
 	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
 	KeylessAccepted []string
+	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
+	SignalKey []byte
 }
 
 const (
@@ -163,31 +165,6 @@ func writeSignal(conn *client.Conn, table, kind, data string) error {
 	}
 	_, err := conn.Execute("DELETE FROM " + quoteTable(table) + " WHERE created < NOW(6) - INTERVAL 1 DAY")
 	return err
-}
-
-// RequestSnapshot asks pipeline to snapshot table (rows matching where, all if empty) through
-// the signal table; it checks the table and the condition first and returns the request id.
-func RequestSnapshot(ctx context.Context, dsn, signalTable, pipeline, table, where string) (string, error) {
-	conn, err := Connect(ctx, dsn)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	q := "SELECT 1 FROM " + quoteTable(table)
-	if where != "" {
-		q += " WHERE (" + where + ")"
-	}
-	if _, err := conn.Execute(q + " LIMIT 0"); err != nil {
-		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition the server accepts in a WHERE clause", table, where, err)
-	}
-	if err := ensureSignalTable(conn, signalTable); err != nil {
-		return "", err
-	}
-	id, content := snapshot.NewSignal(pipeline, table, where)
-	if err := writeSignal(conn, signalTable, signalKindSnapshot, string(content)); err != nil {
-		return "", fmt.Errorf("writing the snapshot request into %s: %w", signalTable, err)
-	}
-	return id, nil
 }
 
 // DefaultSignalTable is cdcd_signal in the database of the first captured table.
@@ -466,8 +443,12 @@ func (w *snapWorker) planOffsets(t *snapshot.Task, d *myTable, rows int) ([]stri
 	}
 	end := start + int64(w.chunkRows(d, rows))
 	q := "SELECT 1 FROM " + d.ident
-	if t.Where != "" {
-		q += " WHERE (" + t.Where + ")"
+	conds, err := shapeConds(t, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	r, err := w.conn.Execute(q + " LIMIT 1 OFFSET " + strconv.FormatInt(end, 10))
 	if err != nil {
@@ -489,8 +470,9 @@ func (w *snapWorker) planQuery(t *snapshot.Task, d *myTable, rows int) (string, 
 		}
 		conds = append(conds, c)
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	conds, err := shapeConds(t, conds)
+	if err != nil {
+		return "", err
 	}
 	q := "SELECT " + strings.Join(d.keyBounds, ", ") + " FROM " + d.ident
 	if len(conds) > 0 {
@@ -595,8 +577,8 @@ func (w *snapWorker) chunkQuery(t *snapshot.Task, d *myTable, c snapshot.Chunk) 
 		}
 		limit = 4 * w.chunkRows(d, max(w.src.cfg.Snapshot.ChunkRows, 1))
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	if conds, err = shapeConds(t, conds); err != nil {
+		return "", 0, err
 	}
 	q = "SELECT " + d.selects + " FROM " + d.ident
 	if len(conds) > 0 {
@@ -740,7 +722,8 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
+		SignalKey: s.cfg.Snapshot.SignalKey}
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		if db, name, err := change.ParseTableName(t); err == nil {
 			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)

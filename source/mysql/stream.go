@@ -322,7 +322,8 @@ func (st *stream) signalRows(h *replication.EventHeader, e *replication.RowsEven
 // state when a chunk was emitted.
 func (st *stream) snapshotAtEnd(ctx context.Context, h *replication.EventHeader) ([]byte, error) {
 	for _, b := range st.signals {
-		st.snap.HandleSignal([]byte(b), normalizeTable)
+		// The binlog does not record which user inserted the row: it names the transaction.
+		st.snap.HandleSignal([]byte(b), normalizeTable, "server_id", h.ServerID, "gtid", st.txGTID, "end_log_pos", h.LogPos)
 	}
 	st.signals = st.signals[:0]
 	var state []byte

@@ -23,7 +23,10 @@ import (
 // matches. Membership is compared on what the publication lists explicitly
 // (pg_publication_rel: the parent), not on pg_publication_tables (which lists the
 // partitions when not publishing via the root).
-func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string, log *slog.Logger) error {
+//
+// shapes are column lists and row filters (by schema.table) a new publication carries on
+// PostgreSQL 15+ where that is safe (shaping.go).
+func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string, shapes map[string]PublishShape, log *slog.Logger) error {
 	version, err := serverVersionNum(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("reading server_version_num: %w", err)
@@ -47,7 +50,13 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		if version >= 130000 {
 			with = " WITH (publish_via_partition_root = true)"
 		}
-		stmt := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s%s", quoteIdent(name), strings.Join(quoted, ", "), with)
+		members := quoted
+		if version >= 150000 && len(shapes) > 0 {
+			if members, err = shapedMembers(ctx, conn, tables, quoted, shapes, log); err != nil {
+				return err
+			}
+		}
+		stmt := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s%s", quoteIdent(name), strings.Join(members, ", "), with)
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return &FatalError{fmt.Errorf("creating publication %s: %w (fix: create it as the tables' owner: %s)", name, err, stmt)}
 		}

@@ -133,6 +133,7 @@ type snapTable struct {
 	keyCols   []int // indexes into shape.msg.cols of the chunking key (the record key)
 	keyIdents []string
 	selects   string
+	rowFilter string // the publication's row filter, "" if none (shaping.go)
 	estimated int64
 	pages     int64
 	tuples    float64
@@ -230,13 +231,22 @@ func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the columns of %s: %w", table, err)
 	}
-	shape := &snapShape{msg: msg, types: make([]*typeInfo, len(msg.cols))}
 	var pk []string
 	if ident == "f" {
 		if pk, err = primaryKey(ctx, w.conn, oid); err != nil {
 			return nil, fmt.Errorf("reading the primary key of %s: %w", table, err)
 		}
 	}
+	// Only what the publication publishes (shaping.go).
+	pub, err := readPublishedShape(ctx, w.conn, w.src.cfg.Publication, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	if msg.cols, inIndex, err = pub.applyColumnList(table, w.src.cfg.Publication, msg.cols, inIndex, pk); err != nil {
+		return nil, err
+	}
+	d.rowFilter = pub.filter
+	shape := &snapShape{msg: msg, types: make([]*typeInfo, len(msg.cols))}
 	for i := range shape.msg.cols {
 		c := &shape.msg.cols[i]
 		switch ident {
@@ -396,8 +406,8 @@ func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]st
 		conds = append(conds, keyCond(d, ">", 1))
 		args = textArgs(t.Next)
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	if conds, args, err = d.shapeConds(t, conds, args); err != nil {
+		return nil, false, err
 	}
 	q := "SELECT " + strings.Join(d.keyIdents, ", ") + " FROM " + d.ident
 	if len(conds) > 0 {
@@ -495,8 +505,8 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 		}
 		limit = 4 * max(w.src.cfg.Snapshot.ChunkRows, 1)
 	}
-	if t.Where != "" {
-		conds = append(conds, "("+t.Where+")")
+	if conds, args, err = d.shapeConds(t, conds, args); err != nil {
+		return nil, err
 	}
 	q := "SELECT " + d.selects
 	if t.ByPage {
@@ -605,32 +615,4 @@ func parseTid(b []byte) (tid [2]int64, ok bool) {
 func (w *snapWorker) Watermark(ctx context.Context, token string) error {
 	_, err := w.conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", snapshotWatermarkPrefix, token)
 	return err
-}
-
-// RequestSnapshot asks pipeline to snapshot table (rows matching where, all if empty): it
-// checks that the table and the condition are valid, then writes the request into the log as
-// a transactional logical message, which the pipeline's stream takes up at its commit. It
-// returns the request's id.
-func RequestSnapshot(ctx context.Context, dsn, pipeline, table, where string) (string, error) {
-	conn, err := connectCatalog(ctx, dsn)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.Background())
-	schema, name, err := change.ParseTableName(table)
-	if err != nil {
-		return "", err
-	}
-	q := "SELECT 1 FROM " + pgx.Identifier{schema, name}.Sanitize()
-	if where != "" {
-		q += " WHERE (" + where + ")"
-	}
-	if _, err := conn.Exec(ctx, q+" LIMIT 0"); err != nil {
-		return "", fmt.Errorf("checking %s with the condition %q: %w; fix: name an existing table and give a condition PostgreSQL accepts in a WHERE clause", table, where, err)
-	}
-	id, content := snapshot.NewSignal(pipeline, table, where)
-	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", SignalPrefix, string(content)); err != nil {
-		return "", fmt.Errorf("writing the snapshot request: %w", err)
-	}
-	return id, nil
 }

@@ -64,6 +64,9 @@ type Config struct {
 	Log           *slog.Logger
 	Metrics       *metrics.Metrics // may be nil in tests
 	Snapshot      SnapshotConfig
+	// Shapes are the shaping's column selections and row filters (schema.table), pushed
+	// into the publication when cdcd creates it (shaping.go).
+	Shapes map[string]PublishShape
 }
 
 // SnapshotConfig configures the source's snapshots (see package snapshot).
@@ -76,6 +79,8 @@ type SnapshotConfig struct {
 	Progress func([]snapshot.Progress)
 	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
 	KeylessAccepted []string
+	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
+	SignalKey []byte
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
@@ -200,7 +205,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	if err := checkResumeInWAL(ctx, conn, resume); err != nil {
 		return err
 	}
-	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.log); err != nil {
+	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.cfg.Shapes, s.log); err != nil {
 		return err
 	}
 
@@ -329,7 +334,8 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: tables,
 		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress}
+		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
+		SignalKey: s.cfg.Snapshot.SignalKey}
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		c.KeylessAccepted = append(c.KeylessAccepted, normalizeTable(t))
 	}

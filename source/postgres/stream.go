@@ -405,7 +405,9 @@ func (st *stream) commit(ctx context.Context, c commitMsg) error {
 // It returns the engine's state when a chunk was emitted (the Commit carries it).
 func (st *stream) snapshotAtCommit(ctx context.Context) ([]byte, error) {
 	for _, b := range st.signals {
-		st.snap.HandleSignal(b, normalizeTable)
+		// PostgreSQL does not record which role wrote a logical message: the log names the
+		// transaction.
+		st.snap.HandleSignal(b, normalizeTable, "xid", st.txXid, "commit_lsn", pglogrepl.LSN(st.txLSN).String())
 	}
 	st.signals = st.signals[:0]
 	var state []byte
