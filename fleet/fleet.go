@@ -127,8 +127,21 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if len(f.order) == 0 {
 		return errors.New("fleet mode: the configuration has no pipelines")
 	}
-	if err := f.ensureTopic(ctx); err != nil {
-		return err
+	// Kafka may not be reachable yet when the instance starts: retry, unready with the cause.
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := f.ensureTopic(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.setProblem(err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
 	}
 	f.mu.Lock()
 	f.runCtx = ctx
@@ -193,6 +206,11 @@ func (f *Fleet) groupError(err error) {
 	} else {
 		msg = fmt.Sprintf("fleet group %s: %s (retrying)", f.cfg.Group, msg)
 	}
+	f.setProblem(msg)
+}
+
+// setProblem records (and logs, once) why this instance is not in the group.
+func (f *Fleet) setProblem(msg string) {
 	f.mu.Lock()
 	changed := f.problem != msg
 	f.problem = msg
