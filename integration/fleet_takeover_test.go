@@ -9,17 +9,40 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
-// fleetYAML is one configuration for every instance of a fleet: Postgres pipelines named
-// names over the databases dsns (a kv table each); INSTANCE is replaced per instance.
-func fleetYAML(s stack, group string, names, dsns []string) string {
+// fleetPipeline is one pipeline of a fleet test: its name and its source section.
+type fleetPipeline struct {
+	name, source string
+}
+
+func pgFleetPipeline(name, dsn string) fleetPipeline {
+	return fleetPipeline{name, fmt.Sprintf(`      postgres:
+        dsn: %q
+        slot: %s
+        publication: %s
+        tables: [public.kv]
+        heartbeat_interval: 1s
+        status_interval: 1s
+`, dsn, name, name)}
+}
+
+func mysqlFleetPipeline(name, dsn, db string) fleetPipeline {
+	return fleetPipeline{name, fmt.Sprintf(`      mysql:
+        dsn: %q
+        server_id: %d
+        tables: [%s.kv]
+`, dsn, nextServerID(), db)}
+}
+
+// fleetYAML is one configuration for every instance of a fleet; INSTANCE is replaced per
+// instance.
+func fleetYAML(s stack, group string, pipelines []fleetPipeline) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `kafka:
   brokers: [%q]
   topic_partitions: 1
+  transaction_timeout: 10s
 schema_registry:
   url: %q
 http:
@@ -36,22 +59,15 @@ fleet:
   heartbeat_interval: 1s
 pipelines:
 `, s.kafka[0], s.registry, group)
-	for i, n := range names {
+	for _, p := range pipelines {
 		fmt.Fprintf(&b, `  - name: %s
     snapshot: never
     batch:
       interval: 50ms
     source:
-      postgres:
-        dsn: %q
-        slot: %s
-        publication: %s
-        tables: [public.kv]
-        heartbeat_interval: 1s
-        status_interval: 1s
-    topics:
+%s    topics:
       prefix: %s
-`, n, dsns[i], n, n, n)
+`, p.name, p.source, p.name)
 	}
 	return b.String()
 }
@@ -140,33 +156,49 @@ func countOwned(owner map[string]string) map[string]int {
 	return c
 }
 
-// TestFleetPostgresTakeoverExactlyOnce: three instances of one configuration share four
-// Postgres pipelines under a light write load. SIGKILL of the instance running most: its
-// pipelines resume on the others within the session timeout plus start time. A fourth
+// TestFleetTakeoverExactlyOnce: three instances of one configuration share four PostgreSQL
+// and two MariaDB pipelines under a light write load. SIGKILL of the instance running most:
+// its pipelines resume on the others within the session timeout plus start time. A fourth
 // instance joins: the pipelines spread over every instance. A rolling restart (SIGTERM, start
 // again, one at a time) follows. Every change of every pipeline is in its topic exactly once.
-func TestFleetPostgresTakeoverExactlyOnce(t *testing.T) {
+func TestFleetTakeoverExactlyOnce(t *testing.T) {
 	s := needStack(t)
 	ctx := testCtx(t, 8*time.Minute)
-	const n = 4
+	const npg, nmy = 4, 2
 	group := uniqueName("fleet")
-	var names, dsns []string
-	for i := range n {
+	var pipes []fleetPipeline
+	var names, topics []string
+	var writers []func() error
+	var changes []func() []kvChange
+	seed := loggedSeed(t, "writers")
+	for i := range npg {
 		name := fmt.Sprintf("%sp%d", group, i)
-		names = append(names, name)
-		dsns = append(dsns, newDatabase(t, ctx, s, "cdcd_"+name))
-	}
-	dbs := make([]*pgx.Conn, n)
-	for i := range n {
-		dbs[i] = pgConnect(t, ctx, dsns[i])
-		if _, err := dbs[i].Exec(ctx, kvDDL); err != nil {
+		dsn := newDatabase(t, ctx, s, "cdcd_"+name)
+		db := pgConnect(t, ctx, dsn)
+		if _, err := db.Exec(ctx, kvDDL); err != nil {
 			t.Fatal(err)
 		}
+		pipes = append(pipes, pgFleetPipeline(name, dsn))
+		names, topics = append(names, name), append(topics, name+".public.kv")
+		w := &kvWriter{}
+		writers = append(writers, func() error { return w.run(ctx, t, db, 4000, 10, 80, 200, seed+uint64(i)) })
+		changes = append(changes, func() []kvChange { return w.changes })
 	}
-	yaml := fleetYAML(s, group, names, dsns)
+	for i := range nmy {
+		name := fmt.Sprintf("%sm%d", group, i)
+		_, _, dbName, dsn, conn := mysqlSetup(t, 8*time.Minute, "cdcd_fleetmy",
+			`CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL, tx BIGINT NOT NULL, txsize INT NOT NULL)`)
+		pipes = append(pipes, mysqlFleetPipeline(name, dsn, dbName))
+		names, topics = append(names, name), append(topics, name+"."+dbName+".kv")
+		w := &mysqlKVWriter{}
+		writers = append(writers, func() error { return w.run(ctx, conn, 4000, 10, 80, 200, seed+100+uint64(i)) })
+		changes = append(changes, func() []kvChange { return w.changes })
+	}
+	yaml := fleetYAML(s, group, pipes)
 	live := map[string]*daemon{}
 	start := func(inst string) *daemon {
-		d := startDaemon(t, strings.ReplaceAll(yaml, "INSTANCE", inst))
+		// SIGTERM at the end, so no open transaction is left in the shared offsets topic.
+		d := startMySQLDaemon(t, strings.ReplaceAll(yaml, "INSTANCE", inst))
 		live[inst] = d
 		return d
 	}
@@ -176,12 +208,9 @@ func TestFleetPostgresTakeoverExactlyOnce(t *testing.T) {
 	owner := waitFleet(t, live, names, 2*time.Minute)
 	t.Logf("three instances: %v", countOwned(owner))
 
-	writers := make([]*kvWriter, n)
-	werr := make(chan error, n)
-	seed := loggedSeed(t, "writers")
-	for i := range n {
-		writers[i] = &kvWriter{}
-		go func() { werr <- writers[i].run(ctx, t, dbs[i], 4000, 10, 80, 200, seed+uint64(i)) }()
+	werr := make(chan error, len(writers))
+	for _, w := range writers {
+		go func() { werr <- w() }()
 	}
 	time.Sleep(5 * time.Second) // the load flows before the first fault
 
@@ -192,6 +221,13 @@ func TestFleetPostgresTakeoverExactlyOnce(t *testing.T) {
 			victim = inst
 		}
 	}
+	var moved []string
+	for p, o := range owner {
+		if o == victim {
+			moved = append(moved, p)
+		}
+	}
+	t.Logf("SIGKILL %s, which runs %v", victim, moved)
 	t0 := time.Now()
 	live[victim].stop(syscall.SIGKILL)
 	delete(live, victim)
@@ -206,7 +242,7 @@ func TestFleetPostgresTakeoverExactlyOnce(t *testing.T) {
 	start("i4")
 	owner = waitFleet(t, live, names, time.Minute)
 	for inst := range live {
-		if c := countOwned(owner)[inst]; c < 1 || c > 2 {
+		if c := countOwned(owner)[inst]; c != 2 {
 			t.Errorf("after i4 joined, %s runs %d pipelines; want them spread (%v)", inst, c, countOwned(owner))
 		}
 	}
@@ -229,14 +265,16 @@ func TestFleetPostgresTakeoverExactlyOnce(t *testing.T) {
 	}
 	t.Logf("rolling restart done: %v", countOwned(owner))
 
-	for range n {
+	for range writers {
 		if err := <-werr; err != nil {
 			t.Fatalf("writer: %v", err)
 		}
 	}
-	for i, name := range names {
-		c, recs := readKV(t, s, name+".public.kv", len(writers[i].changes), time.Minute)
-		verifyKV(t, c, recs, writers[i].changes)
+	for i, topic := range topics {
+		want := changes[i]()
+		c, recs := readKV(t, s, topic, len(want), time.Minute)
+		verifyKV(t, c, recs, want)
+		t.Logf("%s: %d changes exactly once", names[i], len(want))
 	}
 	if t.Failed() {
 		return
