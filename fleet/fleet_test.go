@@ -11,8 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ledger records which instance runs which pipeline, and every overlap: a pipeline started
@@ -216,5 +218,36 @@ func TestOrderIsStable(t *testing.T) {
 	}
 	if Fingerprint([]string{"b", "a"}) != Fingerprint([]string{"a", "b"}) || Fingerprint([]string{"a"}) == Fingerprint([]string{"a", "b"}) {
 		t.Fatal("the fingerprint depends on order, or not on the names")
+	}
+}
+
+// A member that loses its session (the coordinator no longer knows it) stops every pipeline at
+// once, and runs them again when the group assigns them anew.
+func TestFleetLostSessionStopsPipelines(t *testing.T) {
+	c := newCluster(t)
+	l := newLedger()
+	pipes := []string{"p1", "p2", "p3"}
+	a := startMember(t, c, l, "a", pipes, nil)
+	waitFor(t, "a to run all three", 15*time.Second, spread(map[string]int{"a": 3})(l))
+
+	var once sync.Once
+	c.ControlKey(kmsg.Heartbeat.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		fail := false
+		once.Do(func() { fail = true })
+		if !fail {
+			return nil, nil, false
+		}
+		resp := req.(*kmsg.HeartbeatRequest).ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp, nil, true
+	})
+	waitFor(t, "a to stop its pipelines after losing its session", 10*time.Second, func() bool { return l.stopsOf("a") == 3 })
+	waitFor(t, "a to run all three again", 15*time.Second, spread(map[string]int{"a": 3})(l))
+	if st := a.f.Status(); !st.Joined || len(st.Pipelines) != 3 {
+		t.Errorf("a's status after rejoining: %+v", st)
+	}
+	if o := l.overlaps(); len(o) > 0 {
+		t.Fatalf("a pipeline ran twice at once: %v", o)
 	}
 }
