@@ -172,7 +172,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 				return
 			}
-			f.groupError(err)
+			// Only the group's errors matter: fetching the empty coordination partitions
+			// can fail for a moment (a leader moves) without touching the membership.
+			if _, ok := errors.AsType[*kgo.ErrGroupSession](err); ok {
+				f.groupError(err)
+			} else {
+				f.cfg.Log.Debug("fleet coordination topic", "err", err)
+			}
 		})
 	}
 	// Drain first, then leave: the others start a pipeline only after it stopped here.
@@ -231,8 +237,8 @@ func (f *Fleet) ensureTopic(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	n := int32(len(f.order))
-	one := "1"
-	resp, err := adm.CreateTopic(ctx, n, f.cfg.Replication, map[string]*string{"cleanup.policy": ptr("compact"), "min.insync.replicas": &one}, f.cfg.Topic)
+	// Nothing is ever written to it: its partitions are only what the group hands out.
+	resp, err := adm.CreateTopic(ctx, n, f.cfg.Replication, nil, f.cfg.Topic)
 	if err == nil && resp.Err == nil {
 		f.cfg.Log.Info("created the fleet coordination topic", "topic", f.cfg.Topic, "partitions", n)
 		return nil
@@ -264,8 +270,6 @@ func (f *Fleet) ensureTopic(ctx context.Context) error {
 	}
 	return nil
 }
-
-func ptr(s string) *string { return &s }
 
 // pipelines maps assigned partitions of the coordination topic to pipelines.
 func (f *Fleet) pipelines(m map[string][]int32) []string {
