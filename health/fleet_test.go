@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,26 @@ func TestReadyFleet(t *testing.T) {
 	code, body = get()
 	if code != http.StatusServiceUnavailable || len(body["pipelines"].([]any)) != 0 || body["fleet"].(map[string]any)["problem"] == nil {
 		t.Fatalf("refused member: got %d %v", code, body)
+	}
+}
+
+// The status page of a fleet instance names its group and instance, and why it is not in the
+// group.
+func TestStatusPageFleet(t *testing.T) {
+	r := NewRegistry()
+	r.SetFleet(Fleet{Group: "prod", Instance: "cdcd-1", Problem: "another instance runs different pipelines"})
+	rec := httptest.NewRecorder()
+	r.StatusHandler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"Fleet group <strong>prod</strong>", "instance <strong>cdcd-1</strong>", "not in the group", "different pipelines"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the status page lacks %q", want)
+		}
+	}
+	plain := NewRegistry("shop")
+	rec = httptest.NewRecorder()
+	plain.StatusHandler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if strings.Contains(rec.Body.String(), "Fleet group") {
+		t.Error("a status page without fleet mode shows a fleet")
 	}
 }
