@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -148,6 +149,33 @@ func waitFleet(t *testing.T, live map[string]*daemon, names []string, timeout ti
 	return nil
 }
 
+// seriesOf returns the sorted pipeline labels of a metric's series on the daemon's /metrics
+// (only those whose value is value, unless value is "").
+func (d *daemon) seriesOf(name, value string) []string {
+	d.t.Helper()
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		d.t.Fatalf("scraping /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		if value != "" && !strings.HasSuffix(line, " "+value) {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, `pipeline="`)
+		if p, _, ok2 := strings.Cut(rest, `"`); ok && ok2 {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func countOwned(owner map[string]string) map[string]int {
 	c := map[string]int{}
 	for _, o := range owner {
@@ -247,6 +275,22 @@ func TestFleetTakeoverExactlyOnce(t *testing.T) {
 		}
 	}
 	t.Logf("i4 joined: %v", countOwned(owner))
+	// Metrics say which instance runs what; a pipeline that moved away leaves no gauge behind.
+	for inst, d := range live {
+		var own []string
+		for p, o := range owner {
+			if o == inst {
+				own = append(own, p)
+			}
+		}
+		slices.Sort(own)
+		if got := d.seriesOf("cdcd_fleet_pipeline_running", "1"); !slices.Equal(got, own) {
+			t.Errorf("%s: cdcd_fleet_pipeline_running is 1 for %v; it runs %v", inst, got, own)
+		}
+		if got := d.seriesOf("cdcd_pipeline_ready", ""); !slices.Equal(got, own) {
+			t.Errorf("%s: cdcd_pipeline_ready has series for %v; it runs %v", inst, got, own)
+		}
+	}
 
 	// Rolling restart of every live instance.
 	for _, inst := range slices.Sorted(func(yield func(string) bool) {

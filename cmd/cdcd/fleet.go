@@ -17,6 +17,7 @@ import (
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/fleet"
 	"github.com/cdcd-dev/cdcd/health"
+	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -86,6 +87,8 @@ func startFleet(ctx context.Context, g *errgroup.Group, cfg *config.Config, d de
 func runAssigned(ctx context.Context, cfg *config.Config, p *config.Pipeline, d deps, stderr io.Writer) {
 	d.health.Add(p.Name)
 	defer d.health.Remove(p.Name)
+	// Its gauges go with it: the instance that runs it next reports them.
+	defer metrics.ForgetGauges(p.Name, d.metrics, d.mysql)
 	pd := d
 	pd.log = d.log.With("pipeline", p.Name)
 	r, err := newPipeline(cfg, p, pd)
