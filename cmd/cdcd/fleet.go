@@ -14,12 +14,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/fleet"
 	"github.com/cdcd-dev/cdcd/health"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 )
@@ -157,10 +159,7 @@ func fleetStatus(ctx context.Context, path string, stdout io.Writer) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, cfg.Fleet.Group)
-	if err == nil {
-		err = groups.Error()
-	}
+	groups, err := describeFleetGroup(ctx, kadm.NewClient(cl), cfg.Fleet.Group)
 	if err != nil {
 		return fmt.Errorf("describing fleet group %s: %w (fix: %s)", cfg.Fleet.Group, err, kafkaFix(cfg, err))
 	}
@@ -216,4 +215,72 @@ func fleetStatus(ctx context.Context, path string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "every pipeline runs on one instance")
 	return nil
+}
+
+// checkFleet checks, for cdcd check, that the fleet's group can be described and that its
+// running instances (if any) have this file's pipelines, and says what happens to the
+// coordination topic at start.
+func checkFleet(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
+	kopts, err := kafkaOpts(cfg)
+	if err != nil {
+		rep.Fail("client", err.Error(), "fix the kafka section")
+		return
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		rep.Fail("client", err.Error(), "fix the kafka section")
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	names := make([]string, len(cfg.Pipelines))
+	for i, p := range cfg.Pipelines {
+		names[i] = p.Name
+	}
+	groups, err := describeFleetGroup(ctx, adm, cfg.Fleet.Group)
+	if err != nil {
+		rep.Fail("group", fmt.Sprintf("describing group %s: %v", cfg.Fleet.Group, err),
+			"grant the principal READ and DESCRIBE on group "+cfg.Fleet.Group+"; "+kafkaFix(cfg, err))
+		return
+	}
+	gr := groups[cfg.Fleet.Group]
+	want := fleet.ProtocolName(names)
+	switch {
+	case len(gr.Members) == 0:
+		rep.OK("group", fmt.Sprintf("no instance runs yet (state %s)", strings.ToLower(gr.State)))
+	case gr.Protocol != want:
+		rep.Fail("group", fmt.Sprintf("the %d running instance(s) have other pipelines (mapping %s, this file's %s): Kafka refuses an instance with this file while they run",
+			len(gr.Members), strings.TrimPrefix(gr.Protocol, "cdcd-fleet-"), fleet.Fingerprint(names)),
+			"give every instance the same pipelines; to change them, stop every instance, then start them all with the new file")
+	default:
+		rep.OK("group", fmt.Sprintf("%d instance(s) running this file's pipelines (state %s)", len(gr.Members), strings.ToLower(gr.State)))
+	}
+	td, err := adm.ListTopics(ctx, cfg.Fleet.Topic)
+	t, ok := td[cfg.Fleet.Topic]
+	switch {
+	case err != nil:
+		rep.Fail("topic", fmt.Sprintf("describing %s: %v", cfg.Fleet.Topic, err), kafkaFix(cfg, err))
+	case !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition):
+		rep.OK("topic", fmt.Sprintf("%s does not exist yet: the first instance creates it with %d partitions (the principal needs CREATE)", cfg.Fleet.Topic, len(names)))
+	case t.Err != nil:
+		rep.Fail("topic", fmt.Sprintf("describing %s: %v", cfg.Fleet.Topic, t.Err), "grant the principal DESCRIBE and READ on topic "+cfg.Fleet.Topic)
+	case len(t.Partitions) < len(names):
+		rep.Warn("topic", fmt.Sprintf("%s has %d partitions for %d pipelines", cfg.Fleet.Topic, len(t.Partitions), len(names)),
+			"nothing to do: the first instance with this file adds them (the principal needs ALTER on the topic)")
+	default:
+		rep.OK("topic", fmt.Sprintf("%s has %d partitions for %d pipelines", cfg.Fleet.Topic, len(t.Partitions), len(names)))
+	}
+}
+
+// describeFleetGroup describes the fleet's group; a group that does not exist (no instance
+// ever ran, or all left long ago) is an empty one.
+func describeFleetGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.DescribedGroups, error) {
+	groups, err := adm.DescribeGroups(ctx, group)
+	if err == nil {
+		err = groups.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return kadm.DescribedGroups{group: {Group: group, State: "Empty"}}, nil
+	}
+	return groups, err
 }

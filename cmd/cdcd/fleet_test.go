@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/fleet"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -106,5 +107,66 @@ func TestFleetStatusNeedsFleetMode(t *testing.T) {
 	err := runMain(context.Background(), []string{"fleet", "status", "--config", path}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "fleet mode is off") || !strings.Contains(err.Error(), "fleet.enabled: true") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// cdcd check refuses a fleet file whose pipelines differ from those of the running instances.
+func TestCheckFleet(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := func(path string) (string, bool) {
+		cfg, err := loadValid(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep checks.Report
+		checkFleet(ctx, cfg, rep.Scoped("fleet"))
+		var b bytes.Buffer
+		rep.Print(&b)
+		return b.String(), rep.Failed()
+	}
+	path := fleetConfig(t, c.ListenAddrs()[0], "p1", "p2")
+	if out, failed := run(path); failed || !strings.Contains(out, "no instance runs yet") || !strings.Contains(out, "creates it with 2 partitions") {
+		t.Fatalf("empty fleet: failed=%v\n%s", failed, out)
+	}
+	fctx, fcancel := context.WithCancel(ctx)
+	f := fleet.New(fleet.Config{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Group: "g1", Topic: "_cdcd_fleet.g1",
+		Instance: "i1", Pipelines: []string{"p1", "p2"}, Replication: 1, SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
+		DrainTimeout: time.Second, Run: func(ctx context.Context, _ string) { <-ctx.Done() }})
+	done := make(chan struct{})
+	go func() { _ = f.Run(fctx); close(done) }()
+	defer func() { fcancel(); <-done }()
+	for len(f.Status().Pipelines) != 2 {
+		if ctx.Err() != nil {
+			t.Fatal("the instance never ran its pipelines")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, failed := run(path); failed || !strings.Contains(out, "1 instance(s) running this file's pipelines") {
+		t.Fatalf("same pipelines: failed=%v\n%s", failed, out)
+	}
+	other := fleetConfig(t, c.ListenAddrs()[0], "p1", "p2", "p3")
+	out, failed := run(other)
+	if !failed || !strings.Contains(out, "have other pipelines") || !strings.Contains(out, "stop every instance") || !strings.Contains(out, "2 partitions for 3 pipelines") {
+		t.Fatalf("other pipelines: failed=%v\n%s", failed, out)
+	}
+}
+
+// A fleet no instance runs: every pipeline runs nowhere, exit 1.
+func TestFleetStatusEmpty(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out, errb bytes.Buffer
+	err = runMain(context.Background(), []string{"fleet", "status", "--config", fleetConfig(t, c.ListenAddrs()[0], "p1", "p2")}, &out, &errb)
+	if err == nil || !strings.Contains(out.String(), "0 instance(s), 2 pipeline(s)") || !strings.Contains(out.String(), "not running on any instance: p1, p2") {
+		t.Fatalf("err %v\n%s%s", err, out.String(), errb.String())
 	}
 }
