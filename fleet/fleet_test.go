@@ -251,3 +251,17 @@ func TestFleetLostSessionStopsPipelines(t *testing.T) {
 		t.Fatalf("a pipeline ran twice at once: %v", o)
 	}
 }
+
+func TestMetricsLint(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	m.Observe(Status{Group: "g", Instance: "i", Joined: true, Pipelines: []string{"a", "b"}})
+	m.Observe(Status{Group: "g", Instance: "i", Joined: true, Pipelines: []string{"b"}})
+	for _, c := range []prometheus.Collector{m.running, m.member} {
+		if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+			t.Errorf("lint: %v %v", problems, err)
+		}
+	}
+	if got := testutil.ToFloat64(m.running.WithLabelValues("g", "i", "a")); got != 0 {
+		t.Errorf("a moved away: cdcd_fleet_pipeline_running = %v, want 0", got)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -148,114 +147,88 @@ func fleetStatus(ctx context.Context, path string, stdout io.Writer) error {
 	if !cfg.Fleet.Enabled {
 		return &exitError{1, fmt.Errorf("%s: fleet mode is off (fix: set fleet.enabled: true and fleet.group, as every instance of the fleet has them)", path)}
 	}
-	kopts, err := kafkaOpts(cfg)
-	if err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	groups, err := describeFleetGroup(ctx, kadm.NewClient(cl), cfg.Fleet.Group)
+	v, err := describeFleet(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("describing fleet group %s: %w (fix: %s)", cfg.Fleet.Group, err, kafkaFix(cfg, err))
 	}
-	gr := groups[cfg.Fleet.Group]
-	names := make([]string, len(cfg.Pipelines))
-	for i, p := range cfg.Pipelines {
-		names[i] = p.Name
-	}
-	order := fleet.Order(names)
-	fmt.Fprintf(stdout, "fleet group %s (topic %s): %s, %d instance(s), %d pipeline(s)\n", cfg.Fleet.Group, cfg.Fleet.Topic, strings.ToLower(gr.State), len(gr.Members), len(order))
-	if want := fleet.ProtocolName(order); gr.Protocol != "" && gr.Protocol != want {
+	names := pipelineNames(cfg)
+	fmt.Fprintf(stdout, "fleet group %s (topic %s): %s, %d instance(s), %d pipeline(s)\n", v.Group, cfg.Fleet.Topic, v.State, len(v.Members), len(names))
+	if !v.Matches {
 		fmt.Fprintf(stdout, "warning: the running instances have other pipelines than %s (their mapping %s, this file's %s): the names below follow this file\n",
-			path, strings.TrimPrefix(gr.Protocol, "cdcd-fleet-"), fleet.Fingerprint(order))
+			path, strings.TrimPrefix(v.Protocol, "cdcd-fleet-"), fleet.Fingerprint(names))
 	}
-	owner := map[string]string{}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tHOST\tPIPELINES")
-	members := slices.Clone(gr.Members)
-	slices.SortFunc(members, func(a, b kadm.DescribedGroupMember) int { return strings.Compare(a.ClientID, b.ClientID) })
-	for _, m := range members {
-		instance := strings.TrimPrefix(m.ClientID, fleet.ClientIDPrefix)
-		var ps []string
-		if a, ok := m.Assigned.AsConsumer(); ok {
-			for _, t := range a.Topics {
-				if t.Topic != cfg.Fleet.Topic {
-					continue
-				}
-				for _, p := range t.Partitions {
-					if p >= 0 && int(p) < len(order) {
-						ps = append(ps, order[p])
-						owner[order[p]] = instance
-					}
-				}
-			}
-		}
-		sort.Strings(ps)
-		list := strings.Join(ps, ", ")
+	for _, m := range v.Members {
+		list := strings.Join(m.Pipelines, ", ")
 		if list == "" {
 			list = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", instance, strings.TrimPrefix(m.ClientHost, "/"), list)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Instance, m.Host, list)
 	}
 	_ = tw.Flush()
-	var unassigned []string
-	for _, p := range order {
-		if _, ok := owner[p]; !ok {
-			unassigned = append(unassigned, p)
-		}
-	}
-	if len(unassigned) > 0 {
-		fmt.Fprintf(stdout, "not running on any instance: %s\n", strings.Join(unassigned, ", "))
+	if len(v.Unassigned) > 0 {
+		fmt.Fprintf(stdout, "not running on any instance: %s\n", strings.Join(v.Unassigned, ", "))
 		return &exitError{1, errUsageShown}
 	}
 	fmt.Fprintln(stdout, "every pipeline runs on one instance")
 	return nil
 }
 
-// checkFleet checks, for cdcd check, that the fleet's group can be described and that its
-// running instances (if any) have this file's pipelines, and says what happens to the
-// coordination topic at start.
-func checkFleet(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
-	kopts, err := kafkaOpts(cfg)
-	if err != nil {
-		rep.Fail("client", err.Error(), "fix the kafka section")
-		return
-	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		rep.Fail("client", err.Error(), "fix the kafka section")
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+func pipelineNames(cfg *config.Config) []string {
 	names := make([]string, len(cfg.Pipelines))
 	for i, p := range cfg.Pipelines {
 		names[i] = p.Name
 	}
-	groups, err := describeFleetGroup(ctx, adm, cfg.Fleet.Group)
+	return names
+}
+
+// describeFleet describes the configuration's fleet group (fleet.Describe).
+func describeFleet(ctx context.Context, cfg *config.Config) (fleet.View, error) {
+	kopts, err := kafkaOpts(cfg)
 	if err != nil {
+		return fleet.View{}, err
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return fleet.View{}, err
+	}
+	defer cl.Close()
+	return fleet.Describe(ctx, kadm.NewClient(cl), cfg.Fleet.Group, cfg.Fleet.Topic, pipelineNames(cfg))
+}
+
+// checkFleet checks, for cdcd check, that the fleet's group can be described and that its
+// running instances (if any) have this file's pipelines, and says what happens to the
+// coordination topic at start.
+func checkFleet(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
+	names := pipelineNames(cfg)
+	v, err := describeFleet(ctx, cfg)
+	switch {
+	case err != nil:
 		rep.Fail("group", fmt.Sprintf("describing group %s: %v", cfg.Fleet.Group, err),
 			"grant the principal READ and DESCRIBE on group "+cfg.Fleet.Group+"; "+kafkaFix(cfg, err))
 		return
-	}
-	gr := groups[cfg.Fleet.Group]
-	want := fleet.ProtocolName(names)
-	switch {
-	case len(gr.Members) == 0:
-		rep.OK("group", fmt.Sprintf("no instance runs yet (state %s)", strings.ToLower(gr.State)))
-	case gr.Protocol != want:
+	case len(v.Members) == 0:
+		rep.OK("group", fmt.Sprintf("no instance runs yet (state %s)", v.State))
+	case !v.Matches:
 		rep.Fail("group", fmt.Sprintf("the %d running instance(s) have other pipelines (mapping %s, this file's %s): Kafka refuses an instance with this file while they run",
-			len(gr.Members), strings.TrimPrefix(gr.Protocol, "cdcd-fleet-"), fleet.Fingerprint(names)),
+			len(v.Members), strings.TrimPrefix(v.Protocol, "cdcd-fleet-"), fleet.Fingerprint(names)),
 			"give every instance the same pipelines; to change them, stop every instance, then start them all with the new file")
 	default:
-		rep.OK("group", fmt.Sprintf("%d instance(s) running this file's pipelines (state %s)", len(gr.Members), strings.ToLower(gr.State)))
+		rep.OK("group", fmt.Sprintf("%d instance(s) running this file's pipelines (state %s)", len(v.Members), v.State))
 	}
-	td, err := adm.ListTopics(ctx, cfg.Fleet.Topic)
+	kopts, err := kafkaOpts(cfg)
+	if err != nil {
+		return
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, cfg.Fleet.Topic)
 	t, ok := td[cfg.Fleet.Topic]
 	switch {
 	case err != nil:
@@ -270,17 +243,4 @@ func checkFleet(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
 	default:
 		rep.OK("topic", fmt.Sprintf("%s has %d partitions for %d pipelines", cfg.Fleet.Topic, len(t.Partitions), len(names)))
 	}
-}
-
-// describeFleetGroup describes the fleet's group; a group that does not exist (no instance
-// ever ran, or all left long ago) is an empty one.
-func describeFleetGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.DescribedGroups, error) {
-	groups, err := adm.DescribeGroups(ctx, group)
-	if err == nil {
-		err = groups.Error()
-	}
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return kadm.DescribedGroups{group: {Group: group, State: "Empty"}}, nil
-	}
-	return groups, err
 }
