@@ -160,7 +160,7 @@ func TestFleetSpreadsAndMovesOnlyWhatMust(t *testing.T) {
 	a := startMember(t, c, l, "a", pipes, metricsA)
 	waitFor(t, "a to run all six", 15*time.Second, spread(map[string]int{"a": 6})(l))
 	waitFor(t, "cdcd_fleet_pipeline_running{instance=a,pipeline=p3} 1", 5*time.Second, func() bool {
-		return testutil.ToFloat64(metricsA.running.WithLabelValues("fleet", "a", "p3")) == 1
+		return testutil.ToFloat64(metricsA.m.PipelineRunning.WithLabelValues("fleet", "a", "p3")) == 1
 	})
 
 	b := startMember(t, c, l, "b", pipes, nil)
@@ -256,12 +256,12 @@ func TestMetricsLint(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry())
 	m.Observe(Status{Group: "g", Instance: "i", Joined: true, Pipelines: []string{"a", "b"}})
 	m.Observe(Status{Group: "g", Instance: "i", Joined: true, Pipelines: []string{"b"}})
-	for _, c := range []prometheus.Collector{m.running, m.member} {
+	for _, c := range []prometheus.Collector{m.m.PipelineRunning, m.m.Member} {
 		if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 			t.Errorf("lint: %v %v", problems, err)
 		}
 	}
-	if got := testutil.ToFloat64(m.running.WithLabelValues("g", "i", "a")); got != 0 {
+	if got := testutil.ToFloat64(m.m.PipelineRunning.WithLabelValues("g", "i", "a")); got != 0 {
 		t.Errorf("a moved away: cdcd_fleet_pipeline_running = %v, want 0", got)
 	}
 }
