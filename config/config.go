@@ -25,6 +25,8 @@ type Config struct {
 	Windows         []Window   `yaml:"windows"`
 	// Diagnostics are tools for finding a problem in cdcd itself; all off by default.
 	Diagnostics Diagnostics `yaml:"diagnostics"`
+	// Fleet spreads the pipelines over every instance that runs this configuration.
+	Fleet Fleet `yaml:"fleet"`
 
 	// Set by Parse (unexported, so never decoded from the file).
 	secrets  []string  // every secret value the file holds; see Secrets
@@ -90,6 +92,24 @@ type HTTP struct {
 	// fix) this long, /healthz answers 503 so a container platform restarts cdcd (default 5m;
 	// 0s: never).
 	FailLivenessAfter Duration `yaml:"fail_liveness_after"`
+}
+
+// Fleet mode: every instance with the same configuration joins one Kafka consumer group and
+// runs only the pipelines the group assigns to it (window jobs keep their own groups).
+type Fleet struct {
+	Enabled bool `yaml:"enabled"`
+	// Group is the consumer group the instances join (required when enabled).
+	Group string `yaml:"group"`
+	// Topic is the coordination topic: one partition per pipeline (default _cdcd_fleet.<group>).
+	Topic string `yaml:"topic"`
+	// Instance names this instance in the fleet view (default: the host name, a pod's name).
+	Instance string `yaml:"instance"`
+	// SessionTimeout: an instance that stops heartbeating this long (SIGKILL, a lost host) is
+	// dropped from the group and its pipelines move (default 10s; the brokers allow at least
+	// group.min.session.timeout.ms, 6s by default).
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// HeartbeatInterval (default a fifth of session_timeout).
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
 }
 
 // Diagnostics are tools for finding a problem in cdcd itself.

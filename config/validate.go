@@ -43,6 +43,7 @@ const (
 	DefaultInitialBackoff        = 500 * time.Millisecond
 	DefaultMaxBackoff            = 30 * time.Second
 	DefaultStallAfter            = 5 * time.Minute
+	DefaultFleetSessionTimeout   = 10 * time.Second
 )
 
 func (c *Config) applyDefaults() {
@@ -86,6 +87,13 @@ func (c *Config) applyDefaults() {
 		if fr.MaxFiles == 0 {
 			fr.MaxFiles = 10
 		}
+	}
+	if f := &c.Fleet; f.Enabled {
+		if f.Topic == "" && f.Group != "" {
+			f.Topic = "_cdcd_fleet." + f.Group
+		}
+		defDur(&f.SessionTimeout, DefaultFleetSessionTimeout)
+		defDur(&f.HeartbeatInterval, f.SessionTimeout.D/5)
 	}
 	for i := range c.Windows {
 		c.Windows[i].applyDefaults()
@@ -253,6 +261,7 @@ func (c *Config) validate() []Problem {
 			ps.add(at+".max_files", fmt.Sprintf("%d traces cannot be kept", fr.MaxFiles), "set max_files: 1 or more (the oldest traces are removed beyond it)")
 		}
 	}
+	c.validateFleet(&ps)
 	c.validateWindows(&ps)
 	if len(c.Pipelines) == 0 && len(c.Windows) == 0 {
 		ps.add("pipelines", "no pipelines are configured", "add at least one pipeline with a postgres or mysql source (see config.example.yaml)")
@@ -554,4 +563,29 @@ func sameTable(a, b string) bool {
 		return a == b
 	}
 	return as == bs && an == bn
+}
+
+// validateFleet checks the fleet section when fleet mode is on.
+func (c *Config) validateFleet(ps *problems) {
+	f := c.Fleet
+	if !f.Enabled {
+		return
+	}
+	if f.Group == "" {
+		ps.add("fleet.group", "fleet mode needs a group", "set group: the consumer group every instance of this configuration joins, e.g. group: cdcd-prod")
+	} else if !topicRE.MatchString(f.Group) || len(f.Group) > 200 {
+		ps.add("fleet.group", fmt.Sprintf("%s cannot name a group and its coordination topic", quote(f.Group)), "use letters, digits, '.', '_' and '-' only (at most 200)")
+	}
+	if f.Topic != "" && f.Topic != "_cdcd_fleet."+f.Group && !topicRE.MatchString(f.Topic) {
+		ps.add("fleet.topic", fmt.Sprintf("%s is not a valid Kafka topic name", quote(f.Topic)), "use letters, digits, '.', '_' and '-' only")
+	}
+	checkDur(ps, "fleet.session_timeout", f.SessionTimeout, time.Second)
+	checkDur(ps, "fleet.heartbeat_interval", f.HeartbeatInterval, 100*time.Millisecond)
+	if f.HeartbeatInterval.D >= f.SessionTimeout.D {
+		ps.add("fleet.heartbeat_interval", fmt.Sprintf("heartbeat_interval %s is not below session_timeout %s", f.HeartbeatInterval.D, f.SessionTimeout.D),
+			"set heartbeat_interval to at most a third of session_timeout (default: a fifth)")
+	}
+	if len(c.Pipelines) == 0 {
+		ps.add("fleet.enabled", "fleet mode spreads pipelines, and no pipeline is configured", "add pipelines, or set enabled: false to run only window jobs")
+	}
 }

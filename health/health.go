@@ -49,6 +49,7 @@ type Registry struct {
 	states map[string]State
 	now    func() time.Time
 	redact func(string) string // see SetRedactor
+	fleet  *Fleet              // see SetFleet; nil unless in fleet mode
 }
 
 // SetRedactor sets how reasons are cleaned of secrets before they are stored (and served on
@@ -140,6 +141,9 @@ func (r *Registry) Snapshot() (map[string]State, bool) {
 	defer r.mu.Unlock()
 	out := make(map[string]State, len(r.states))
 	all := len(r.states) > 0
+	if r.fleet != nil {
+		all = r.fleet.Joined && r.fleet.Problem == ""
+	}
 	for k, v := range r.states {
 		if len(v.Conditions) > 0 {
 			c := make(map[string]string, len(v.Conditions))
@@ -177,8 +181,9 @@ func (r *Registry) ReadyHandler() http.Handler {
 		}
 		body := struct {
 			Ready     bool    `json:"ready"`
+			Fleet     *Fleet  `json:"fleet,omitempty"`
 			Pipelines []entry `json:"pipelines"`
-		}{Ready: ready}
+		}{Ready: ready, Fleet: r.Fleet(), Pipelines: []entry{}}
 		for _, n := range names {
 			body.Pipelines = append(body.Pipelines, entry{n, states[n]})
 		}

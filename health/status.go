@@ -89,6 +89,7 @@ type statusData struct {
 	Pipelines []StatusPipeline
 	Windows   []StatusWindow
 	MetricErr string
+	Fleet     *Fleet // nil unless in fleet mode
 }
 
 // StatusHandler serves the status page: each pipeline's phase and reason, lag, slot or binlog
@@ -116,7 +117,7 @@ func (r *Registry) StatusHandler(g prometheus.Gatherer) http.Handler {
 func (r *Registry) statusData(g prometheus.Gatherer) statusData {
 	states, ready := r.Snapshot()
 	now := r.now()
-	d := statusData{Now: now, Ready: ready}
+	d := statusData{Now: now, Ready: ready, Fleet: r.Fleet()}
 	m := metricSet{}
 	if g != nil {
 		fams, err := g.Gather()

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // formatVersion of the stored JSON; a newer one is refused rather than misread.
@@ -127,41 +128,48 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replicatio
 	return nil
 }
 
-// ReaderOpts are the client options a Reader's client needs: committed records only, and
-// transaction markers, so the reader sees the last offset before the last stable offset.
+// ReaderOpts are the client options a Reader's client needs: every record up to the high
+// watermark, and the transaction markers, so that the reader itself decides which records are
+// committed (see scanRange).
 func ReaderOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords()}
+	return []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords()}
 }
 
 // Reader reads one pipeline's committed record with a client it borrows (created with
-// ReaderOpts; it may serve as an admin client too). It remembers the last stable offset it
-// read up to: a later Read lists the end again and reads only what was committed since,
-// nothing at all when the end did not move.
+// ReaderOpts; it may serve as an admin client too). It remembers the offset it read up to and
+// the records of transactions still open there: a later Read lists the end again and reads
+// only what was written since, nothing at all when the end did not move.
+//
+// It reads to the high watermark, not the last stable offset: the topic is shared by every
+// pipeline, and another pipeline's open transaction (its instance was killed and nobody has
+// fenced it yet) holds the last stable offset back for up to the transaction timeout. A
+// read_committed reader would not see this pipeline's commits behind it, and the pipeline
+// would resume from an older position and publish its last batches twice.
 type Reader struct {
 	cl       *kgo.Client
 	topic    string
 	pipeline string
 
-	next int64 // the last stable offset the previous Read reached
+	next int64 // the offset the previous Read reached
 	rec  Record
 	ok   bool
+	open openTxns
 }
 
 // NewReader returns a reader of pipeline's record in topic through cl.
 func NewReader(cl *kgo.Client, topic, pipeline string) *Reader {
-	return &Reader{cl: cl, topic: topic, pipeline: pipeline}
+	return &Reader{cl: cl, topic: topic, pipeline: pipeline, open: openTxns{}}
 }
 
 // Read returns the pipeline's last committed record; ok is false when it has none (or its
-// latest record is a tombstone). Each committed record of the topic is read at most once per
-// Reader.
+// latest record is a tombstone). Each record of the topic is read at most once per Reader.
 func (r *Reader) Read(ctx context.Context) (rec Record, ok bool, err error) {
-	end, err := lastStable(ctx, r.cl, r.topic)
+	end, err := highWatermark(ctx, r.cl, r.topic)
 	if err != nil || end <= r.next {
 		return r.rec, r.ok, err
 	}
-	vals, err := scanRange(ctx, r.cl, r.topic, r.next, end, func(key string) bool { return key == r.pipeline })
-	if err != nil {
+	vals := map[string][]byte{}
+	if err := scanRange(ctx, r.cl, r.topic, r.next, end, func(key string) bool { return key == r.pipeline }, vals, r.open); err != nil {
 		return r.rec, r.ok, err
 	}
 	r.next = end
@@ -192,20 +200,20 @@ func Load(ctx context.Context, opts []kgo.Opt, topic, pipeline string) (rec Reco
 }
 
 // Scan returns the latest committed value of every key match accepts, reading the topic's
-// single partition read_committed up to its last stable offset. A key whose latest record is a
-// tombstone is absent from the result.
+// single partition up to its high watermark (committed records only, see Reader). A key whose
+// latest record is a tombstone is absent from the result.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key string) bool) (map[string][]byte, error) {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), ReaderOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
 	defer cl.Close()
-	end, err := lastStable(ctx, cl, topic)
+	end, err := highWatermark(ctx, cl, topic)
 	if err != nil || end == 0 {
 		return map[string][]byte{}, err
 	}
-	vals, err := scanRange(ctx, cl, topic, 0, end, match)
-	if err != nil {
+	vals := map[string][]byte{}
+	if err := scanRange(ctx, cl, topic, 0, end, match, vals, openTxns{}); err != nil {
 		return nil, err
 	}
 	for k, v := range vals {
@@ -216,10 +224,10 @@ func Scan(ctx context.Context, opts []kgo.Opt, topic string, match func(key stri
 	return vals, nil
 }
 
-// lastStable is the last stable offset of the topic's partition 0 (0 when the topic does not
-// exist: nothing committed).
-func lastStable(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+// highWatermark is the end of the topic's partition 0 (0 when the topic does not exist:
+// nothing committed).
+func highWatermark(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -236,36 +244,55 @@ func lastStable(ctx context.Context, cl *kgo.Client, topic string) (int64, error
 	return end.Offset, nil
 }
 
-// scanRange reads partition 0 of topic from offset from up to end (a last stable offset) and
-// returns the latest value of each key match accepts; a tombstone is a nil value.
-func scanRange(ctx context.Context, cl *kgo.Client, topic string, from, end int64, match func(key string) bool) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// openTxns are the matching records of transactions whose marker has not been read yet, by
+// producer id, in offset order.
+type openTxns map[int64][]*kgo.Record
+
+// scanRange reads partition 0 of topic from offset from up to end (a high watermark) and
+// sets in vals the latest committed value of each key match accepts (a tombstone is a nil
+// value). A transactional record counts once its producer's commit marker is read, and never
+// when an abort marker follows it; records whose marker is beyond end stay in open for the
+// next read.
+func scanRange(ctx context.Context, cl *kgo.Client, topic string, from, end int64, match func(key string) bool,
+	vals map[string][]byte, open openTxns) error {
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}})
 	defer cl.RemoveConsumePartitions(map[string][]int32{topic: {0}})
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("reading topic %s: %w", topic, err)
+			return fmt.Errorf("reading topic %s: %w", topic, err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return nil, fmt.Errorf("reading topic %s: %w", topic, ferr)
+			return fmt.Errorf("reading topic %s: %w", topic, ferr)
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset >= end {
-				return // committed after the end this read is for: the next Read takes it
+				return // written after the end this read is for: the next Read takes it
 			}
-			if !r.Attrs.IsControl() && match(string(r.Key)) {
-				out[string(r.Key)] = r.Value
+			switch {
+			case r.Attrs.IsControl():
+				var k kmsg.ControlRecordKey
+				if err := k.ReadFrom(r.Key); err == nil && k.Type == kmsg.ControlRecordKeyTypeCommit {
+					for _, p := range open[r.ProducerID] {
+						vals[string(p.Key)] = p.Value
+					}
+				}
+				delete(open, r.ProducerID)
+			case !match(string(r.Key)):
+			case r.Attrs.IsTransactional():
+				open[r.ProducerID] = append(open[r.ProducerID], r)
+			default:
+				vals[string(r.Key)] = r.Value
 			}
 			if r.Offset+1 >= end {
 				done = true
 			}
 		})
 		if done {
-			return out, nil
+			return nil
 		}
 	}
 }

@@ -205,10 +205,11 @@ func (s *Sink) ReadCommitted(ctx context.Context) (offsets.Record, bool, error) 
 //
 // Why one read before fencing plus this one is enough: once InitProducerID succeeded, no older
 // producer can commit any more, and the coordinator has finished the old producer's open
-// transaction (written its markers), so the offsets partition's last stable offset is final
-// for everything older instances did. The reader lists that offset again and reads only the
-// records committed since its first read (none, usually, and then nothing is fetched). What
-// the pipeline commits from here on is its own.
+// transaction (written its markers), so every record older instances wrote for this pipeline
+// has its marker below the offsets partition's end. The reader lists the end again and reads
+// only the records written since its first read (none, usually, and then nothing is fetched).
+// It reads to the end, not the last stable offset, which another pipeline's open transaction
+// can hold back (offsets.Reader). What the pipeline commits from here on is its own.
 func (s *Sink) Fence(ctx context.Context) (offsets.Record, bool, error) {
 	opts := append([]kgo.Opt{}, s.cfg.KafkaOpts...)
 	opts = append(opts,

@@ -32,6 +32,9 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 	}
 	checkKafka(ctx, cfg, rep.Scoped("kafka"))
 	checkRegistry(ctx, cfg, rep.Scoped("schema registry"))
+	if cfg.Fleet.Enabled {
+		checkFleet(ctx, cfg, rep.Scoped("fleet "+cfg.Fleet.Group))
+	}
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
 		scope := rep.Scoped("pipeline " + p.Name + " / " + p.SourceKind())

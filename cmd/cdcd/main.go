@@ -121,7 +121,8 @@ var commands = []*command{
 		help: `Runs every pipeline and window job of the configuration: each pipeline streams its
 source's committed changes into Kafka (snapshotting tables first as configured), and the HTTP
 port serves the status page (/), /healthz, /readyz and /metrics. On SIGTERM or SIGINT it
-commits the open batch, acknowledges it to the source, and exits within shutdown_timeout.`,
+commits the open batch, acknowledges it to the source, and exits within shutdown_timeout.
+With fleet.enabled it runs only the pipelines its fleet group assigns to it.`,
 		example: "cdcd run --config /etc/cdcd/cdcd.yaml\nCDCD_CONFIG=/etc/cdcd/cdcd.yaml cdcd run",
 		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer, io.Writer) error {
 			cfgPath := configFlag(fs)

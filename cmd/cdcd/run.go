@@ -65,7 +65,9 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 	mym := metrics.NewMySQL(reg)
 	names := make([]string, 0, len(cfg.Pipelines)+len(cfg.Windows))
 	for _, p := range cfg.Pipelines {
-		names = append(names, p.Name)
+		if !cfg.Fleet.Enabled { // a fleet instance tracks those assigned to it
+			names = append(names, p.Name)
+		}
 	}
 	for _, w := range cfg.Windows {
 		names = append(names, health.WindowKey(w.Name))
@@ -98,20 +100,26 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		_ = httpG.Wait()
 	}
 	log.Info("cdcd started", "version", version, "config", path, "http", ln.Addr().String(), "pipelines", len(cfg.Pipelines), "window_jobs", len(cfg.Windows))
+	if cfg.Fleet.Enabled {
+		log.Info("fleet mode: this instance runs the pipelines its group assigns to it", "group", cfg.Fleet.Group, "instance", fleetInstance(cfg))
+	}
 
 	// Each pipeline runs under its own supervisor, which retries what is retriable. A pipeline
 	// that stops on a fatal error stays stopped and unready (/readyz says why) while the others
 	// go on; the process keeps serving /metrics and /readyz for the person on call. Every
 	// goroutine (supervisors, slot monitors) is joined before cdcd exits.
-	runners := make([]*pipelineRunner, len(cfg.Pipelines))
+	var runners []*pipelineRunner
 	for i := range cfg.Pipelines {
+		if cfg.Fleet.Enabled {
+			break // the fleet runs the pipelines assigned to this instance
+		}
 		p := &cfg.Pipelines[i]
 		r, err := newPipeline(cfg, p, deps{log: log.With("pipeline", p.Name), metrics: m, mysql: mym, health: hr, flight: flight})
 		if err != nil {
 			closeHTTP()
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
 		}
-		runners[i] = r
+		runners = append(runners, r)
 	}
 	// A window job retries what is retriable itself; one that stops on a fatal error stays
 	// stopped and unready, like a pipeline.
@@ -126,6 +134,13 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		jobs[i] = j
 	}
 	var g errgroup.Group
+	if cfg.Fleet.Enabled {
+		d := deps{log: log, metrics: m, mysql: mym, health: hr, flight: flight}
+		if err := startFleet(ctx, &g, cfg, d, reg, stderr); err != nil {
+			closeHTTP()
+			return err
+		}
+	}
 	for _, r := range runners {
 		for _, w := range r.watch {
 			g.Go(func() error { defer exitOnPanic(stderr); w(ctx); return nil })

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -117,6 +118,9 @@ type readyEntry struct {
 	} `json:"snapshot"`
 }
 
+// notInFleetInstance: the fleet instance --wait follows does not run the pipeline (any more).
+type notInFleetInstance struct{ error }
+
 func (w *snapshotWait) readyz(ctx context.Context, pipeline string) (*readyEntry, error) {
 	resp, err := w.get(ctx, "/readyz")
 	if err != nil {
@@ -124,6 +128,10 @@ func (w *snapshotWait) readyz(ctx context.Context, pipeline string) (*readyEntry
 	}
 	defer resp.Body.Close()
 	var body struct {
+		Fleet *struct {
+			Group    string `json:"group"`
+			Instance string `json:"instance"`
+		} `json:"fleet"`
 		Pipelines []readyEntry `json:"pipelines"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
@@ -133,6 +141,12 @@ func (w *snapshotWait) readyz(ctx context.Context, pipeline string) (*readyEntry
 		if body.Pipelines[i].Name == pipeline {
 			return &body.Pipelines[i], nil
 		}
+	}
+	if f := body.Fleet; f != nil {
+		// The pipeline runs on another instance of the fleet, or moved there meanwhile (the
+		// snapshot goes on there).
+		return nil, &notInFleetInstance{fmt.Errorf("the cdcd at %s (instance %s of fleet %s) does not run pipeline %s now (fix: cdcd fleet status --config FILE names the instance that runs it; give its address to --url)",
+			w.url, f.Instance, f.Group, pipeline)}
 	}
 	return nil, fmt.Errorf("the cdcd at %s runs no pipeline %s (fix: --url names the cdcd that runs it)", w.url, pipeline)
 }
@@ -177,6 +191,9 @@ func (w *snapshotWait) wait(ctx context.Context, pipeline, table string, before 
 		case err != nil && ctx.Err() != nil:
 			show(last, true)
 			return &exitError{1, fmt.Errorf("stopped waiting (the snapshot of %s goes on in pipeline %s): %w", table, pipeline, ctx.Err())}
+		case errors.As(err, new(*notInFleetInstance)):
+			show(last, true)
+			return &exitError{1, err}
 		case err != nil:
 			// The daemon restarting: a requested snapshot is taken up again after a restart.
 			if unreachable == nil {

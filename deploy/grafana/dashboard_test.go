@@ -143,13 +143,14 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// registered returns every metric metrics.New, metrics.NewMySQL and metrics.NewWindowJobs
-// register, with their variable labels.
+// registered returns every metric metrics.New, metrics.NewMySQL, metrics.NewWindowJobs and
+// metrics.NewFleet register, with their variable labels.
 func registered() map[string][]string {
 	r := &recorder{Registerer: prometheus.NewRegistry(), labels: map[string][]string{}}
 	metrics.New(r, "test")
 	metrics.NewMySQL(r)
 	metrics.NewWindowJobs(r)
+	metrics.NewFleet(r)
 	return r.labels
 }
 

@@ -89,6 +89,10 @@ type options struct {
 	latest        string
 	suiteTimeout  time.Duration
 	probeBeside   bool
+
+	fleetPipelines int
+	fleetRate      int
+	fleetDuration  time.Duration
 }
 
 func main() {
@@ -119,7 +123,10 @@ func main() {
 	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
 	flag.StringVar(&o.cdcdEnv, "cdcd-env", "", "extra environment of the cdcd process, comma-separated K=V (e.g. GOGC=400)")
 	flag.BoolVar(&o.suite, "suite", false, "run the comparison suite (cdcd vs Debezium vs the limit, scenarios 1-7) and write -latest with charts")
-	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window job and state restore, 7 MariaDB snapshot); default all")
+	flag.StringVar(&o.scenarios, "scenarios", "", "suite: comma-separated scenarios to run (1 catch-up, 2 steady rates, 3 snapshot, 4 big transaction, 5 MariaDB, 6 window job and state restore, 7 MariaDB snapshot, 8 fleet); default all")
+	flag.IntVar(&o.fleetPipelines, "fleet-pipelines", 12, "suite, scenario 8: PostgreSQL pipelines (a database each) spread over three fleet instances")
+	flag.IntVar(&o.fleetRate, "fleet-rate", 600, "suite, scenario 8: rows/s in all, single-row transactions spread evenly over the pipelines")
+	flag.DurationVar(&o.fleetDuration, "fleet-duration", 20*time.Second, "suite, scenario 8: how long the steady load runs before the SIGKILL")
 	flag.BoolVar(&o.noDebezium, "no-debezium", false, "suite: measure cdcd and the limits only")
 	rates := flag.String("rates", "1000,5000,20000", "suite, scenario 2: steady rates in rows/s")
 	shapes := flag.String("tx-shapes", "1,10", "suite, scenario 2: rows per transaction of the steady phases")

@@ -83,7 +83,7 @@ func (r *toolResult) cpuPerMRows() float64 {
 type scenarioResult struct {
 	ID       string // "1", "2-5000x1", ...
 	Title    string
-	Kind     string // throughput | latency | bigtx | window
+	Kind     string // throughput | latency | bigtx | window | fleet
 	CDCD     *toolResult
 	Debezium *toolResult
 	Limit    *toolResult
@@ -174,10 +174,13 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	if want("7") && ctx.Err() == nil {
 		s.mysqlSnapshot(ctx)
 	}
+	if want("8") && ctx.Err() == nil {
+		s.fleet(ctx)
+	}
 	s.finished = time.Now()
 	if ctx.Err() != nil {
 		s.stopped = fmt.Sprintf("The suite stopped early (-suite-timeout %s, or interrupted): the parts it did not measure say so.", o.suiteTimeout)
-		for _, id := range []string{"3", "5", "6", "7"} {
+		for _, id := range []string{"3", "5", "6", "7", "8"} {
 			if want(id) && !s.has(id) {
 				s.add(&scenarioResult{ID: id, Title: "not run", Kind: "throughput", CDCD: &toolResult{Tool: "cdcd", Status: "not run: the suite reached -suite-timeout " + o.suiteTimeout.String()}})
 			}
