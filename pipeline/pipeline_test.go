@@ -58,7 +58,10 @@ type fakeSource struct {
 	// the server's sent position while idle: it emits a Commit without events for that
 	// position and lets the slot move only when the pipeline acknowledges it.
 	idleConfirm uint64
-	mu          sync.Mutex
+	// firstStartAt: a run told the pipeline never committed starts at this position, as a
+	// MySQL source's first start takes the server's current binlog position (0: as a slot).
+	firstStartAt uint64
+	mu           sync.Mutex
 	lastSent    int
 }
 
@@ -79,6 +82,10 @@ func (f *fakeSource) Ack(lsn uint64) {
 func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error {
 	run := int(f.runs.Add(1))
 	f.acked.CompareAndSwap(0, f.start)
+	from := uint64(0) // a new pipeline's first position, where the source starts reading
+	if !resume.Committed && f.firstStartAt > 0 {
+		from = f.firstStartAt
+	}
 	if f.beforeStreaming != nil {
 		f.beforeStreaming()
 	}
@@ -87,7 +94,7 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		f.afterStreaming(run)
 	}
 	for i, evs := range f.txs {
-		if lsnOf(i)+1 <= f.acked.Load() {
+		if lsnOf(i)+1 <= max(f.acked.Load(), from) {
 			continue
 		}
 		chunk := make([]change.Item, 0, len(evs)+1)

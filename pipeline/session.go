@@ -49,7 +49,7 @@ func (p *Pipeline) session(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		defer stopSrc()
-		return p.sinkLoop(ctx, sink, first, items, streaming, srcDone, &srcErr)
+		return p.sinkLoop(ctx, sink, first, hasFirst, items, streaming, srcDone, &srcErr)
 	})
 	return g.Wait()
 }
@@ -57,7 +57,7 @@ func (p *Pipeline) session(ctx context.Context) error {
 // sinkLoop waits for the source to hold its stream, fences older producers, checks the
 // committed state against the slot, and then publishes the source's items until ctx ends
 // (drain) or either stage fails.
-func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offsets.Record, items <-chan []change.Item,
+func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offsets.Record, hasFirst bool, items <-chan []change.Item,
 	streaming <-chan change.Streaming, srcDone <-chan struct{}, srcErr *error) error {
 	sourceFailed := func() error {
 		if *srcErr == nil {
@@ -78,6 +78,13 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 	committed, hasCommitted, err := sink.Fence(ctx)
 	if err != nil {
 		return err
+	}
+	if hasCommitted && !hasFirst {
+		// The source started as a new pipeline (a MySQL source at the server's current
+		// position): it must start again from the committed position. The first read missed it
+		// when a transaction of another producer was open in the offsets topic (see
+		// publish.Sink.ReadCommitted), or an older instance committed its first position since.
+		return fmt.Errorf("the position read at start-up did not show the pipeline's committed position %s (a transaction was still open in the offsets topic, or an older instance committed meanwhile); starting again from it", committed.Pos)
 	}
 	if committed, err = checkSlot(stream, committed, hasCommitted); err != nil {
 		return err
