@@ -62,7 +62,7 @@ type fakeSource struct {
 	// MySQL source's first start takes the server's current binlog position (0: as a slot).
 	firstStartAt uint64
 	mu           sync.Mutex
-	lastSent    int
+	lastSent     int
 }
 
 func lsnOf(i int) uint64 { return uint64(i+1) * 100 }
