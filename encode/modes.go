@@ -302,7 +302,8 @@ func decimalScale(s string) (int, decProblem) {
 }
 
 // appendZoned writes microseconds since 1970 UTC as Debezium's ZonedTimestamp text:
-// ISO-8601 in UTC with digits fractional digits, e.g. 2024-05-01T10:11:12.500000Z; the
+// ISO-8601 in UTC with digits fractional digits, e.g. 2024-05-01T10:11:12.500000Z (years
+// before 1 BC-wise proleptic and negative, -4712 for 4713 BC; after 9999 with a '+'); the
 // ±infinity sentinels as "infinity" and "-infinity".
 func appendZoned(dst []byte, us int64, digits int) []byte {
 	switch us {
@@ -312,6 +313,9 @@ func appendZoned(dst []byte, us int64, digits int) []byte {
 		return append(dst, "-infinity"...)
 	}
 	t := time.UnixMicro(us).UTC()
+	if t.Year() > 9999 {
+		dst = append(dst, '+') // as Java's ISO-8601 formatter writes years beyond 9999
+	}
 	dst = t.AppendFormat(dst, "2006-01-02T15:04:05")
 	if digits > 0 {
 		frac := us % 1000000

@@ -269,6 +269,8 @@ func TestTypeModeValues(t *testing.T) {
 		{"pg timestamptz(0) connect", pg, TimeConnect, "", pgTSTZ0, change.Value{Int: 1714979289000000}, "2024-05-06T07:08:09Z"},
 		{"pg timestamptz before 1970", pg, TimeAdaptive, "", pgTSTZ, change.Value{Int: -1}, "1969-12-31T23:59:59.999999Z"},
 		{"pg timestamptz year 1", pg, TimeAdaptive, "", pgTSTZ, change.Value{Int: -62135596800000000}, "0001-01-01T00:00:00.000000Z"},
+		{"pg timestamptz 4713 BC", pg, TimeAdaptive, "", pgTSTZ0, change.Value{Int: -210863520000000000}, "-4712-01-01T00:00:00Z"},
+		{"pg timestamptz year 294247", pg, TimeAdaptive, "", pgTSTZ, change.Value{Int: 9223371244800000000}, "+294247-01-01T00:00:00.000000Z"},
 		{"pg timestamptz infinity", pg, TimeAdaptive, "", pgTSTZ, change.Value{Int: math.MaxInt64}, "infinity"},
 		{"pg timestamptz -infinity", pg, TimeAdaptive, "", pgTSTZ, change.Value{Int: math.MinInt64}, "-infinity"},
 		{"pg date adaptive", pg, TimeAdaptive, "", pgDate, change.Value{Int: -719162}, -719162},
