@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
 )
@@ -312,11 +311,28 @@ func appendZoned(dst []byte, us int64, digits int) []byte {
 	case math.MinInt64:
 		return append(dst, "-infinity"...)
 	}
-	t := time.UnixMicro(us).UTC()
-	if t.Year() > 9999 {
-		dst = append(dst, '+') // as Java's ISO-8601 formatter writes years beyond 9999
+	days, rem := us/86400000000, us%86400000000
+	if rem < 0 {
+		days, rem = days-1, rem+86400000000
 	}
-	dst = t.AppendFormat(dst, "2006-01-02T15:04:05")
+	y, mo, d := civil(days)
+	if y > 9999 {
+		dst = append(dst, '+') // as Java's ISO-8601 formatter writes years beyond 9999
+	} else if y < 0 {
+		dst, y = append(dst, '-'), -y
+	}
+	dst = appendPadded(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, mo, 2)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, d, 2)
+	dst = append(dst, 'T')
+	secs := rem / 1000000
+	dst = appendPadded(dst, secs/3600, 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, secs/60%60, 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, secs%60, 2)
 	if digits > 0 {
 		frac := us % 1000000
 		if frac < 0 {
@@ -331,6 +347,46 @@ func appendZoned(dst []byte, us int64, digits int) []byte {
 		dst = append(dst, buf[:digits]...)
 	}
 	return append(dst, 'Z')
+}
+
+// civil converts days since 1970-01-01 to a proleptic Gregorian date (year 0 is 1 BC), by
+// Howard Hinnant's days-to-civil algorithm.
+func civil(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z
+	if era < 0 {
+		era -= 146096
+	}
+	era /= 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// appendPadded writes v (>= 0) in decimal with at least width digits.
+func appendPadded(dst []byte, v int64, width int) []byte {
+	var buf [20]byte
+	i := len(buf)
+	for v >= 10 || width > 1 {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+		width--
+	}
+	i--
+	buf[i] = byte('0' + v)
+	return append(dst, buf[i:]...)
 }
 
 // microsPerMonth is Debezium's MicroDuration month: 365.25/12 days.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -456,25 +457,71 @@ func TestUnknownModes(t *testing.T) {
 	}
 }
 
-// BenchmarkEncodeDebezium is BenchmarkEncode in Debezium's modes (timestamptz as a
-// ZonedTimestamp string, numeric as a Connect Decimal).
-func BenchmarkEncodeDebezium(b *testing.B) {
-	enc, err := New(Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop", Now: func() time.Time { return testNow },
-		TimePrecision: TimeAdaptive, DecimalHandling: DecimalPrecise}, newFakeRegistry())
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkEncodeModes encodes one row of the types the modes change (numeric(10,2),
+// numeric, date, time, timestamp, timestamptz, interval, uuid) under each pair of modes; the
+// values have whole milliseconds so that connect can carry them.
+func BenchmarkEncodeModes(b *testing.B) {
+	tbl := &change.Table{Schema: "public", Name: "t", KeyColumns: []int{0}, Columns: []change.Column{
+		{Name: "id", Kind: change.KindInt64, SourceType: "bigint"},
+		{Name: "amount", Kind: change.KindDecimal, Precision: 10, Scale: 2, SourceType: "numeric(10,2)"},
+		{Name: "ratio", Kind: change.KindDecimal, SourceType: "numeric"},
+		{Name: "d", Kind: change.KindDate, SourceType: "date"},
+		{Name: "tm", Kind: change.KindTime, SourceType: "time without time zone"},
+		{Name: "ts", Kind: change.KindTimestamp, SourceType: "timestamp without time zone"},
+		{Name: "tstz", Kind: change.KindTimestampTZ, SourceType: "timestamp with time zone"},
+		{Name: "iv", Kind: change.KindInterval, SourceType: "interval"},
+		{Name: "u", Kind: change.KindUUID, SourceType: "uuid"},
+	}}
+	row := []change.Value{{Int: 1}, {Str: "1234.50"}, {Str: "-0.000123456789"}, {Int: 19849}, {Int: 45296789000},
+		{Int: 1714979289123000}, {Int: 1714979289123000}, {Str: "P1DT2H3M4.5S"}, {Str: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}}
+	for _, m := range [][2]string{{ModeAvro, ModeAvro}, {TimeAdaptive, DecimalPrecise},
+		{TimeAdaptiveMicroseconds, DecimalDouble}, {TimeConnect, DecimalString}} {
+		b.Run(m[0]+"/"+m[1], func(b *testing.B) {
+			enc, err := New(Config{Pipeline: "shop", Connector: "postgresql", Now: func() time.Time { return testNow },
+				TimePrecision: m[0], DecimalHandling: m[1]}, newFakeRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev := &change.Event{Op: change.OpCreate, Table: tbl, After: row, TxID: "771",
+				Pos: change.Position{Tx: 1 << 36, Index: 7}, CommitTime: testNow}
+			var rec Record
+			if err := enc.Encode(ctx, ev, &rec); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(rec.Key) + len(rec.Value)))
+			for b.Loop() {
+				if err := enc.Encode(ctx, ev, &rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	ev := &change.Event{Op: change.OpUpdate, Table: ordersTable(), Before: ordersRow(1), After: ordersRow(1),
-		TxID: "771", Pos: change.Position{Tx: 1 << 36, Index: 7}, CommitTime: testNow}
-	var rec Record
-	if err := enc.Encode(ctx, ev, &rec); err != nil {
-		b.Fatal(err)
+}
+
+// TestAppendZonedMatchesTime checks the hand-written ZonedTimestamp formatter against the
+// time package over the whole range a long of microseconds covers.
+func TestAppendZonedMatchesTime(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	values := []int64{0, -1, 1, 951782400000000, -62135596800000000, -62135596800000001, -210863520000000000,
+		253402300799999999, 253402300800000000, 9223371244800000000, math.MaxInt64 - 1, math.MinInt64 + 1}
+	for range 100000 {
+		values = append(values, r.Int64()>>uint(r.IntN(20)), -(r.Int64() >> uint(r.IntN(20))))
 	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(rec.Key) + len(rec.Value)))
-	for b.Loop() {
-		if err := enc.Encode(ctx, ev, &rec); err != nil {
-			b.Fatal(err)
+	for _, us := range values {
+		for _, digits := range []int{0, 3, 6} {
+			tm := time.UnixMicro(us).UTC()
+			want := tm.Format("2006-01-02T15:04:05")
+			if tm.Year() > 9999 {
+				want = "+" + want
+			}
+			if digits > 0 {
+				want += tm.Format(".000000")[:digits+1]
+			}
+			want += "Z"
+			if got := string(appendZoned(nil, us, digits)); got != want {
+				t.Fatalf("appendZoned(%d, %d) = %s, want %s", us, digits, got, want)
+			}
 		}
 	}
 }
