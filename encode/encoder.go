@@ -455,7 +455,11 @@ func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 	s = append(s, '}')
 	sc.text = s
 	v = append(v, unionValue)
-	return appendBytes(v, s)
+	v = appendBytes(v, s)
+	if m := e.modes(); m.debezium() {
+		v = appendDebeziumSource(v, ev, m.mysql)
+	}
+	return v
 }
 
 // registryError marks err, returned by a Registry, as registry trouble (see Retriable),

@@ -295,7 +295,7 @@ func buildPlan(t *change.Table, topic string, unchangedTOAST bool, m typeModes) 
 		{"fields", []any{
 			jobj{{"name", "before"}, {"type", []any{"null", value}}, {"default", nil}},
 			jobj{{"name", "after"}, {"type", []any{"null", p.namespace + ".Value"}}, {"default", nil}},
-			jobj{{"name", "source"}, {"type", sourceSchema}},
+			jobj{{"name", "source"}, {"type", sourceSchemaFor(m)}},
 			jobj{{"name", "op"}, {"type", "string"}},
 			jobj{{"name", "ts_ms"}, {"type", []any{"null", "long"}}, {"default", nil}},
 			jobj{{"name", "transaction"}, {"type", []any{"null", transactionSchema}}, {"default", nil}},
