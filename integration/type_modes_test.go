@@ -2,6 +2,7 @@ package integration
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -92,5 +93,11 @@ func TestTypeModesOnRegistry(t *testing.T) {
 	if encode.ClassOf(err) != encode.ClassSchemaRejected {
 		t.Fatalf("time_precision adaptive on a subject of the default mode: %v, want schema_rejected", err)
 	}
-	t.Logf("refusal: %v", err)
+	// The database types did not change: the refusal says the mode did, and how to go on.
+	for _, want := range []string{"column tstz changed type from nullable long timestamp-micros (timestamp with time zone) to nullable string (timestamp with time zone)",
+		"only how cdcd writes it changed, as when a pipeline's time_precision or decimal_handling is changed", "a new topics.prefix"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal lacks %q:\n%v", want, err)
+		}
+	}
 }
