@@ -162,6 +162,12 @@ type Pipeline struct {
 	// TransactionMetadata: a BEGIN and an END record of every source transaction on a topic of
 	// their own (Debezium's provide.transaction.metadata); off by default.
 	TransactionMetadata TransactionMetadata `yaml:"transaction_metadata"`
+	// TimePrecision: how dates and times are written (Debezium's time.precision.mode):
+	// avro (default: Avro logical types), adaptive, adaptive_time_microseconds or connect.
+	TimePrecision string `yaml:"time_precision"`
+	// DecimalHandling: how decimals are written (Debezium's decimal.handling.mode): avro
+	// (default), precise, double or string.
+	DecimalHandling string `yaml:"decimal_handling"`
 }
 
 // TransactionMetadata configures transaction metadata records. In YAML it is either a

@@ -80,6 +80,8 @@ func TestBadFiles(t *testing.T) {
 		{"bad duration", base + "        heartbeat_interval: 10 seconds\n", "pipelines[0].source.postgres.heartbeat_interval", 11, "10s"},
 		{"unknown delivery", base + "    delivery: exactly-once\n", "pipelines[0].delivery", 11, "exactly_once"},
 		{"unknown on_error", base + "    on_error: skip\n", "pipelines[0].on_error", 11, "dlq"},
+		{"unknown time_precision", base + "    time_precision: micro\n", "pipelines[0].time_precision", 11, "adaptive_time_microseconds"},
+		{"unknown decimal_handling", base + "    decimal_handling: exact\n", "pipelines[0].decimal_handling", 11, "precise"},
 		{"two sources", base + "      mysql:\n        dsn: root@tcp(127.0.0.1:33306)/x\n        server_id: 1\n        tables: [x.y]\n", "pipelines[0].source", 7, "one source per pipeline"},
 		{"no source", `kafka:
   brokers: ["127.0.0.1:19092"]

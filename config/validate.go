@@ -304,6 +304,14 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	if !oneOf(p.Delivery, "exactly_once", "at_least_once") {
 		ps.add(at("delivery"), fmt.Sprintf("unknown delivery %s", quote(p.Delivery)), "use exactly_once (Kafka transactions) or at_least_once (clusters without transactions)")
 	}
+	if p.TimePrecision != "" && !oneOf(p.TimePrecision, "avro", "adaptive", "adaptive_time_microseconds", "connect") {
+		ps.add(at("time_precision"), fmt.Sprintf("unknown time_precision %s", quote(p.TimePrecision)),
+			"use avro (the default: Avro logical types), or Debezium's adaptive, adaptive_time_microseconds or connect (see docs/record-format.md#type-modes)")
+	}
+	if p.DecimalHandling != "" && !oneOf(p.DecimalHandling, "avro", "precise", "double", "string") {
+		ps.add(at("decimal_handling"), fmt.Sprintf("unknown decimal_handling %s", quote(p.DecimalHandling)),
+			"use avro (the default), or Debezium's precise, double or string (see docs/record-format.md#type-modes)")
+	}
 	if !oneOf(p.OnError, "fail", "dlq") {
 		ps.add(at("on_error"), fmt.Sprintf("unknown on_error %s", quote(p.OnError)), "use fail (stop the pipeline) or dlq (dead-letter the record and go on)")
 	}

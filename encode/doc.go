@@ -94,6 +94,9 @@
 //
 // # Type mapping
 //
+// Config.TimePrecision and Config.DecimalHandling choose Debezium's encodings instead of the
+// default (ModeAvro) below: see modes.go and the type tables of docs/record-format.md.
+//
 // bool->boolean; int16,int32->int; int64->long; uint64->bytes decimal(20,0); float32->float;
 // float64->double; numeric(P,S)->bytes decimal(P,S); unconstrained numeric->string (carries
 // NaN, ±Infinity and any scale exactly); string, enum, timetz, interval->string; uuid->string

@@ -43,6 +43,13 @@ type Config struct {
 	// BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE). Default
 	// BACKWARD. A subject's own level is never lowered: see Registry.EnsureCompatibility.
 	Compatibility string
+	// TimePrecision is how dates and times are written: ModeAvro (default: Avro logical
+	// types), or Debezium's TimeAdaptive, TimeAdaptiveMicroseconds or TimeConnect, which also
+	// give uuid, json and MySQL year columns Debezium's semantic names.
+	TimePrecision string
+	// DecimalHandling is how decimals are written: ModeAvro (default), or Debezium's
+	// DecimalPrecise, DecimalDouble or DecimalString.
+	DecimalHandling string
 	// Now is the processing clock, written to the envelope's ts_ms. Default time.Now.
 	Now func() time.Time
 	// Logger receives one line per schema registered and per subject level set, and a
@@ -134,6 +141,7 @@ func New(cfg Config, reg Registry) (*Encoder, error) {
 	if _, err := parseLevel(cfg.Compatibility); err != nil {
 		errs = append(errs, fmt.Errorf("encode: %w", err))
 	}
+	errs = append(errs, checkModes(cfg.TimePrecision, cfg.DecimalHandling)...)
 	if cfg.TopicPrefix != "" {
 		if err := checkTopic(cfg.TopicPrefix); err != nil {
 			errs = append(errs, fmt.Errorf("encode: topic prefix: %w", err))
@@ -192,7 +200,7 @@ func (e *Encoder) plan(t *change.Table) (*tablePlan, error) {
 		return nil, &Error{Class: ClassSchemaRejected, Table: t.QualifiedName(),
 			Err: fmt.Errorf("%w; set a shorter topic override for the table", err)}
 	}
-	return buildPlan(t, topic, e.unchangedTOAST())
+	return buildPlan(t, topic, e.unchangedTOAST(), e.modes())
 }
 
 func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, error) {
@@ -392,6 +400,11 @@ func (e *Encoder) unchangedTOAST() bool {
 	return e.cfg.Connector == "postgresql" || e.cfg.Connector == "postgres"
 }
 
+// modes returns the type modes of the encoder's pipeline.
+func (e *Encoder) modes() typeModes {
+	return typeModes{time: e.cfg.TimePrecision, decimal: e.cfg.DecimalHandling, mysql: !e.unchangedTOAST()}
+}
+
 // appendSource writes the envelope's source block, in sourceSchema's field order.
 func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 	t := ev.Table
@@ -442,7 +455,11 @@ func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 	s = append(s, '}')
 	sc.text = s
 	v = append(v, unionValue)
-	return appendBytes(v, s)
+	v = appendBytes(v, s)
+	if m := e.modes(); m.debezium() {
+		v = appendDebeziumSource(v, ev, m.mysql)
+	}
+	return v
 }
 
 // registryError marks err, returned by a Registry, as registry trouble (see Retriable),

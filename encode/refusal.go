@@ -26,7 +26,7 @@ func (r *SRRegistry) explainRefusal(ctx context.Context, subject, schema string,
 	}
 	var b strings.Builder
 	b.WriteString("the schema registry refused the new schema: ")
-	breaking, other, against, diffErr := r.refusalChanges(ctx, subject, schema, level, known)
+	breaking, other, against, encodingOnly, diffErr := r.refusalChanges(ctx, subject, schema, level, known)
 	switch {
 	case diffErr != nil:
 		fmt.Fprintf(&b, "it is not compatible under the subject's %s (cdcd could not compare it with the registered schema: %v)", levelName, diffErr)
@@ -42,6 +42,9 @@ func (r *SRRegistry) explainRefusal(ctx context.Context, subject, schema string,
 	if known {
 		restore = level.String()
 	}
+	if encodingOnly {
+		b.WriteString(". The database type of a column that changed is the same as before: only how cdcd writes it changed, as when a pipeline's time_precision or decimal_handling is changed (docs/record-format.md#type-modes); set it back, or write the pipeline to new topics (a new topics.prefix)")
+	}
 	fmt.Fprintf(&b, ". What to do: make the table change compatible (add columns as nullable or with a default; never drop a NOT NULL column or change a column's type in place: add a new column, backfill it, drop the old one later). If consumers are ready for the incompatible change, either publish the table to a new topic with topics.overrides (its subjects start a new history), or relax the subject for this one change: %s, then restart cdcd (with on_error: dlq the table is retried within a minute; replay the dead-lettered rows with cdcd dlq replay), and restore the level once the new schema is registered: %s",
 		r.relaxCommand(subject), r.setLevelCommand(subject, restore))
 	fmt.Fprintf(&b, ". The registry said (HTTP %d, error code %d): %s", re.StatusCode, re.ErrorCode, registryMessage(re))
@@ -51,19 +54,19 @@ func (r *SRRegistry) explainRefusal(ctx context.Context, subject, schema string,
 // refusalChanges compares schema with the subject's latest version, and, under a transitive
 // level when that shows nothing breaking, with earlier versions. breaking holds the changes
 // that break the level, each with the reason; other the rest.
-func (r *SRRegistry) refusalChanges(ctx context.Context, subject, schema string, level sr.CompatibilityLevel, known bool) (breaking, other []string, against string, err error) {
+func (r *SRRegistry) refusalChanges(ctx context.Context, subject, schema string, level sr.CompatibilityLevel, known bool) (breaking, other []string, against string, encodingOnly bool, err error) {
 	latest, err := r.cl.SchemaByVersion(ctx, subject, -1)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("reading the latest version: %w", err)
+		return nil, nil, "", false, fmt.Errorf("reading the latest version: %w", err)
 	}
 	against = fmt.Sprintf("the registered version %d", latest.Version)
-	breaking, other, err = classifyChanges(latest.Schema.Schema, schema, level, known)
+	breaking, other, encodingOnly, err = classifyChanges(latest.Schema.Schema, schema, level, known)
 	if err != nil || len(breaking) > 0 || !known || levelChecks[level]&(checkBackwardTransitive|checkForwardTransitive) == 0 {
-		return breaking, other, against, err
+		return breaking, other, against, encodingOnly, err
 	}
 	versions, verr := r.cl.SubjectVersions(ctx, subject)
 	if verr != nil {
-		return breaking, other, against, nil
+		return breaking, other, against, false, nil
 	}
 	for i, n := len(versions)-1, 0; i >= 0 && n < maxVersionsCompared; i-- {
 		if versions[i] == latest.Version {
@@ -74,18 +77,19 @@ func (r *SRRegistry) refusalChanges(ctx context.Context, subject, schema string,
 		if err != nil {
 			break
 		}
-		if b, _, err := classifyChanges(s.Schema.Schema, schema, level, known); err == nil && len(b) > 0 {
-			return b, other, fmt.Sprintf("the registered version %d (%s checks every earlier version)", versions[i], level), nil
+		if b, _, enc, err := classifyChanges(s.Schema.Schema, schema, level, known); err == nil && len(b) > 0 {
+			return b, other, fmt.Sprintf("the registered version %d (%s checks every earlier version)", versions[i], level), enc, nil
 		}
 	}
-	return breaking, other, against, nil
+	return breaking, other, against, false, nil
 }
 
 // classifyChanges diffs old and new and describes each change with the rule it breaks.
-func classifyChanges(old, new string, level sr.CompatibilityLevel, known bool) (breaking, other []string, err error) {
+// encodingOnly reports a breaking change of a column whose database type did not change.
+func classifyChanges(old, new string, level sr.CompatibilityLevel, known bool) (breaking, other []string, encodingOnly bool, err error) {
 	changes, err := diffSchemas(old, new)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	checks := levelChecks[level]
 	for _, c := range changes {
@@ -101,8 +105,9 @@ func classifyChanges(old, new string, level sr.CompatibilityLevel, known bool) (
 			continue
 		}
 		breaking = append(breaking, c.what+" ("+strings.Join(why, ", and ")+")")
+		encodingOnly = encodingOnly || c.encodingOnly
 	}
-	return breaking, other, nil
+	return breaking, other, encodingOnly, nil
 }
 
 // levelRule states what a compatibility level requires.

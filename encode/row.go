@@ -67,6 +67,9 @@ func appendField(dst []byte, c *colPlan, v *change.Value, key bool, sc *scratch)
 
 // appendValue writes a present value of column c (without the union branch).
 func appendValue(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, *Error) {
+	if c.conv != convNone {
+		return appendConverted(dst, c, v, sc)
+	}
 	switch c.kind {
 	case change.KindBool:
 		return appendBool(dst, v.Int != 0), nil

@@ -24,12 +24,20 @@ type colPlan struct {
 	nullable    bool
 	prec, scale int    // Avro decimal shape: KindUint64, and KindDecimal when prec > 0
 	typeName    string // the type as users know it, for messages
+	conv        uint8  // how a type mode other than ModeAvro converts the value (modes.go)
 	elem        *colPlan
 }
 
 // textual reports whether the column's Avro type is string or bytes without a logical type
 // that constrains the text.
 func (c *colPlan) textual() bool {
+	switch c.conv {
+	case convNone:
+	case convText:
+		return true
+	default:
+		return false
+	}
 	switch c.kind {
 	case change.KindString, change.KindJSON, change.KindBytes:
 		return true
@@ -108,7 +116,8 @@ type jkv struct {
 	v any
 }
 
-func writeJSON(b *bytes.Buffer, v any) {
+// writeJSON writes v; defined holds the named types (namedType) already defined.
+func writeJSON(b *bytes.Buffer, v any, defined map[string]bool) {
 	switch v := v.(type) {
 	case nil:
 		b.WriteString("null")
@@ -117,15 +126,22 @@ func writeJSON(b *bytes.Buffer, v any) {
 		b.Write(q)
 	case int:
 		b.WriteString(strconv.Itoa(v))
+	case namedType:
+		if defined[v.name] {
+			writeJSON(b, v.name, defined)
+			return
+		}
+		defined[v.name] = true
+		writeJSON(b, v.def, defined)
 	case jobj:
 		b.WriteByte('{')
 		for i, kv := range v {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeJSON(b, kv.k)
+			writeJSON(b, kv.k, defined)
 			b.WriteByte(':')
-			writeJSON(b, kv.v)
+			writeJSON(b, kv.v, defined)
 		}
 		b.WriteByte('}')
 	case []any:
@@ -134,7 +150,7 @@ func writeJSON(b *bytes.Buffer, v any) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeJSON(b, e)
+			writeJSON(b, e, defined)
 		}
 		b.WriteByte(']')
 	default:
@@ -144,16 +160,21 @@ func writeJSON(b *bytes.Buffer, v any) {
 
 func jsonString(v any) string {
 	var b bytes.Buffer
-	writeJSON(&b, v)
+	writeJSON(&b, v, map[string]bool{})
 	return b.String()
 }
 
 // planColumn builds the plan and the Avro type (without the null union) of one column or
 // array element of kind k.
-func planColumn(c *change.Column, k change.Kind, elem bool) (colPlan, any, error) {
+func planColumn(c *change.Column, k change.Kind, elem bool, m typeModes) (colPlan, any, error) {
 	p := colPlan{name: c.Name, kind: k, typeName: c.SourceType}
 	if p.typeName == "" || elem {
 		p.typeName = k.String()
+	}
+	if k != change.KindArray {
+		if t, ok, err := modeType(c, k, m, &p); err != nil || ok {
+			return p, t, err
+		}
 	}
 	var t any
 	switch k {
@@ -203,7 +224,7 @@ func planColumn(c *change.Column, k change.Kind, elem bool) (colPlan, any, error
 		if elem {
 			return p, nil, fmt.Errorf("nested arrays are not supported")
 		}
-		ep, et, err := planColumn(c, c.Elem, true)
+		ep, et, err := planColumn(c, c.Elem, true, m)
 		if err != nil {
 			return p, nil, fmt.Errorf("array element: %w", err)
 		}
@@ -219,7 +240,7 @@ func planColumn(c *change.Column, k change.Kind, elem bool) (colPlan, any, error
 // unchangedTOAST (Postgres sources), a non-key column that may arrive as unchanged TOAST and
 // has no placeholder form is nullable even when the database declares it NOT NULL: null,
 // listed in unchanged_toast, is then how such a value is written.
-func buildPlan(t *change.Table, topic string, unchangedTOAST bool) (*tablePlan, error) {
+func buildPlan(t *change.Table, topic string, unchangedTOAST bool, m typeModes) (*tablePlan, error) {
 	p := &tablePlan{
 		qname:     t.QualifiedName(),
 		topic:     topic,
@@ -237,7 +258,7 @@ func buildPlan(t *change.Table, topic string, unchangedTOAST bool) (*tablePlan, 
 				Err: fmt.Errorf("columns %q and %q both become Avro field %q; rename one of them", t.Columns[j].Name, c.Name, name)}
 		}
 		seen[name] = i
-		cp, typ, err := planColumn(c, c.Kind, false)
+		cp, typ, err := planColumn(c, c.Kind, false, m)
 		if err != nil {
 			return nil, &Error{Class: ClassUndecodable, Table: p.qname, Column: c.Name, Err: err}
 		}
@@ -274,7 +295,7 @@ func buildPlan(t *change.Table, topic string, unchangedTOAST bool) (*tablePlan, 
 		{"fields", []any{
 			jobj{{"name", "before"}, {"type", []any{"null", value}}, {"default", nil}},
 			jobj{{"name", "after"}, {"type", []any{"null", p.namespace + ".Value"}}, {"default", nil}},
-			jobj{{"name", "source"}, {"type", sourceSchema}},
+			jobj{{"name", "source"}, {"type", sourceSchemaFor(m)}},
 			jobj{{"name", "op"}, {"type", "string"}},
 			jobj{{"name", "ts_ms"}, {"type", []any{"null", "long"}}, {"default", nil}},
 			jobj{{"name", "transaction"}, {"type", []any{"null", transactionSchema}}, {"default", nil}},

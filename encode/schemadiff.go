@@ -250,6 +250,9 @@ type schemaChange struct {
 	// breaksBackward: readers on the new schema cannot read records written with the old one.
 	// breaksForward: readers on the old schema cannot read records written with the new one.
 	breaksBackward, breaksForward bool
+	// encodingOnly: a column whose database type is the same in both schemas changed its Avro
+	// type, so the encoding changed (a type mode, see modes.go), not the table.
+	encodingOnly bool
 }
 
 // diffSchemas lists the differences between the registered schema old and the new one.
@@ -320,7 +323,8 @@ func (d *differ) compare(path string, o, n *avroNode, of, nf *avroField) {
 	if of != nil {
 		label = of.name
 	}
-	c := schemaChange{breaksBackward: !canRead(n, o), breaksForward: !canRead(o, n)}
+	c := schemaChange{breaksBackward: !canRead(n, o), breaksForward: !canRead(o, n),
+		encodingOnly: of != nil && nf != nil && of.sourceType != "" && of.sourceType == nf.sourceType}
 	switch {
 	case oNull && !nNull && sameType(on, n):
 		c.what = label + " became NOT NULL (it was nullable)"

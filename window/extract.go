@@ -106,6 +106,9 @@ func timeUnit(env avro.Schema, p Path) (int64, error) {
 		ft = u.Types()[1]
 	}
 	ft = deref(ft)
+	if unit, err, ok := debeziumTimeUnit(ft, p); ok {
+		return unit, err
+	}
 	switch {
 	case isTimestamp(ft):
 		return 0, nil
@@ -115,6 +118,28 @@ func timeUnit(env avro.Schema, p Path) (int64, error) {
 		return 1000, nil
 	}
 	return 0, fmt.Errorf("time %s is of Avro type %s; use a timestamp, a date or an epoch-milliseconds long column, or source.ts_ms", p, ft.Type())
+}
+
+// debeziumTimeUnit is timeUnit for the plain ints and longs that Debezium's semantic time
+// types are (a pipeline's time_precision adaptive or adaptive_time_microseconds): their
+// connect.name, not their Avro type, says the unit. ok is false for other types.
+func debeziumTimeUnit(ft avro.Schema, p Path) (unit int64, err error, ok bool) {
+	ps, isProp := ft.(avro.PropertySchema)
+	if !isProp {
+		return 0, nil, false
+	}
+	switch name, _ := ps.Prop("connect.name").(string); name {
+	case "io.debezium.time.MicroTimestamp":
+		return 1, nil, true
+	case "io.debezium.time.Timestamp":
+		return 1000, nil, true
+	case "io.debezium.time.Date":
+		return 86_400_000_000, nil, true
+	case "io.debezium.time.Time", "io.debezium.time.MicroTime", "io.debezium.time.MicroDuration", "io.debezium.time.Year",
+		"io.debezium.time.ZonedTimestamp", "io.debezium.time.ZonedTime":
+		return 0, fmt.Errorf("time %s is an %s, which is not a point in time cdcd can read; use a timestamp or date column, or source.ts_ms", p, name), true
+	}
+	return 0, nil, false
 }
 
 // fieldType finds the schema of a path in an envelope schema.

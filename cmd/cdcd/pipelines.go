@@ -131,7 +131,8 @@ func newEncoder(cfg *config.Config, p *config.Pipeline, connector string, log *s
 		return nil, fmt.Errorf("schema registry client: %w", err)
 	}
 	return encode.New(encode.Config{Pipeline: p.Name, Connector: connector, Version: version, TopicPrefix: p.Topics.Prefix,
-		TopicOverrides: p.Topics.Overrides, Compatibility: cfg.SchemaRegistry.Compatibility, Logger: log}, encode.NewSRRegistry(srcl))
+		TopicOverrides: p.Topics.Overrides, Compatibility: cfg.SchemaRegistry.Compatibility, Logger: log,
+		TimePrecision: p.TimePrecision, DecimalHandling: p.DecimalHandling}, encode.NewSRRegistry(srcl))
 }
 
 // connectorName is the envelope's source.connector for a pipeline's source.
