@@ -251,7 +251,11 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	})
 	var streamer *replication.BinlogStreamer
 	if start.GTIDs != "" {
-		gs, err := gomysql.ParseGTIDSet(flavor, start.GTIDs)
+		state, err := parseGTIDs(flavor, start.GTIDs)
+		if err != nil {
+			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+		}
+		gs, err := syncGTIDSet(flavor, state)
 		if err != nil {
 			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
@@ -293,7 +297,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	go func() { engErr <- eng.Run(engCtx) }()
 	defer func() { stopEng(); <-engErr }()
 	if start.GTIDs != "" || hasGTIDs(conn, flavor) {
-		if st.gset, err = gomysql.ParseGTIDSet(flavor, start.GTIDs); err != nil {
+		if st.gset, err = parseGTIDs(flavor, start.GTIDs); err != nil {
 			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
 		}
 	}

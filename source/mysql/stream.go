@@ -11,7 +11,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
@@ -39,8 +38,8 @@ type stream struct {
 	flavor  string
 	file    string
 	seq     uint32
-	gset    gomysql.GTIDSet // GTIDs before the next transaction; nil without GTIDs
-	csumLen int             // checksum bytes at the end of each event
+	gset    gtidState // GTIDs before the next transaction; nil without GTIDs
+	csumLen int       // checksum bytes at the end of each event
 
 	inTx     bool
 	began    bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)

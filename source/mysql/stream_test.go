@@ -29,7 +29,7 @@ func testStream(t *testing.T) (*stream, chan []change.Item) {
 	}
 	tbl.Columns[0].Key = true
 	out := make(chan []change.Item, 16)
-	gs, _ := gomysql.ParseGTIDSet("mariadb", "0-1-10")
+	gs, _ := parseGTIDs("mariadb", "0-1-10")
 	st := &stream{src: src, out: out, tables: src.tables, byID: map[uint64]*tableVersion{7: {table: tbl, specs: specs}},
 		flavor: "mariadb", gset: gs, lastEmit: time.Now()}
 	feed(t, st, &replication.BinlogEvent{Header: &replication.EventHeader{EventType: replication.ROTATE_EVENT},
