@@ -50,6 +50,15 @@ type stream struct {
 	txIndex  uint32
 	txEvents int
 
+	txStart string // the transaction's own resume token (txToken is an older one while an XA branch is prepared)
+
+	// XA (see xa.go): the branch the open transaction prepares (its rows are held, not
+	// emitted), the prepared branches waiting for XA COMMIT or XA ROLLBACK in prepare order,
+	// and how many row changes they hold.
+	xa        *xaBranch
+	xaPending []*xaBranch
+	xaHeld    int
+
 	pending  *change.Commit // end of the last transaction without captured rows, not yet emitted
 	lastEmit time.Time
 
@@ -98,6 +107,9 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return err
 		}
 		st.began = !e.IsStandalone()
+		if e.Flags&mariaFlPreparedXA != 0 {
+			st.xaStart("")
+		}
 	case *replication.GTIDEvent:
 		gtid := ""
 		if !bytes.Equal(e.SID, make([]byte, len(e.SID))) { // anonymous: no GTID
@@ -113,6 +125,8 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		switch {
+		case hasPrefixFold(q, "XA"):
+			return st.xaQuery(ctx, h, q)
 		case strings.EqualFold(q, "BEGIN"):
 			if !st.inTx {
 				if err := st.begin(ctx, h, ""); err != nil {
@@ -173,9 +187,19 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			st.signalRows(h, e)
 			return nil
 		}
-		return st.rows(ctx, h, e)
+		tv := st.byID[e.TableID]
+		if tv == nil {
+			return nil // not captured (its rows were not even decoded)
+		}
+		if st.xa != nil {
+			return st.hold(h.EventType, tv, e)
+		}
+		return st.rows(ctx, h, h.EventType, tv, e)
 	default:
 		switch h.EventType {
+		case replication.XA_PREPARE_LOG_EVENT:
+			g, _ := e.(*replication.GenericEvent)
+			return st.xaPrepared(ctx, h, g)
 		case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
 			if !st.inTx && st.pending != nil {
 				if err := st.emitPending(ctx); err != nil {
@@ -227,9 +251,13 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 			}
 		}
 	}
-	st.inTx, st.began = true, false
+	st.inTx, st.began, st.xa = true, false, nil
 	st.hw, st.lows, st.signals = st.hw[:0], st.lows[:0], st.signals[:0]
-	st.txTx, st.txToken, st.txGTID = txOf(st.seq, start), tok.String(), gtid
+	st.txTx, st.txStart, st.txGTID = txOf(st.seq, start), tok.String(), gtid
+	st.txToken = st.txStart
+	if len(st.xaPending) > 0 {
+		st.txToken = st.xaPending[0].token // a restart must read the prepared branch again
+	}
 	st.txTime = time.Unix(int64(h.Timestamp), 0)
 	st.txIndex, st.txEvents = 0, 0
 	return nil
@@ -358,18 +386,14 @@ func (st *stream) emitPending(ctx context.Context) error {
 	return st.emit(ctx, change.Item{Commit: c})
 }
 
-// rows emits the row changes of a rows event of a captured table.
-func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
-	tv := st.byID[e.TableID]
-	if tv == nil {
-		return nil // not captured (its rows were not even decoded)
-	}
-	op, step := opOf(h.EventType)
+// rows emits the row changes of a rows event (of type typ) of a captured table.
+func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ replication.EventType, tv *tableVersion, e *replication.RowsEvent) error {
+	op, step := opOf(typ)
 	switch {
-	case h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT:
+	case typ == replication.PARTIAL_UPDATE_ROWS_EVENT:
 		// Its after images may hold JSON diffs; decodeRow refuses those values one by one.
 	case op == 0:
-		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, h.EventType)
+		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, typ)
 	}
 	if step == 2 && len(e.Rows)%2 != 0 {
 		return fmt.Errorf("binlog %s:%d: update rows event with an odd number of row images", st.file, h.LogPos)
