@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -8,6 +9,9 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
+
+// errNoTable: the catalog has no such table.
+var errNoTable = errors.New("does not exist")
 
 // TableFromCatalog reads a table's shape from information_schema, for reading its rows with
 // SELECT (snapshots). It gives the same change.Table (columns, kinds, source types, key) and
@@ -27,7 +31,7 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 		return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
 	}
 	if r.RowNumber() == 0 {
-		return nil, nil, fmt.Errorf("table %s.%s does not exist (or the user may not see it: GRANT SELECT)", db, table)
+		return nil, nil, fmt.Errorf("table %s.%s %w (or the user may not see it: GRANT SELECT)", db, table, errNoTable)
 	}
 	specs := make([]ColumnSpec, r.RowNumber())
 	for i := range specs {

@@ -287,7 +287,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}()
 
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName}
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable}
 	if resume.Committed {
 		st.resumeTx = resume.Pos.Tx
 	}
@@ -345,6 +345,18 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			return nil
 		}
 	}
+}
+
+// catalogTable reads a table's shape from the catalog, on a connection of its own (rare: a
+// TRUNCATE of a table the stream has not seen).
+func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Table, error) {
+	conn, err := Connect(ctx, s.cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	t, _, err := TableFromCatalog(conn, db, table)
+	return t, err
 }
 
 type handlerFunc func(*replication.BinlogEvent) error

@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -75,6 +76,9 @@ type stream struct {
 	lows                 []string
 	signals              []string
 	resumeTx             uint64
+	// catalog reads a table's shape from the catalog (a TRUNCATE of a table whose TABLE_MAP
+	// this process has not seen).
+	catalog func(ctx context.Context, db, table string) (*change.Table, error)
 	// onEvent, if set, is called with each event's header (lag metrics).
 	onEvent func(h *replication.EventHeader, file string)
 }
@@ -451,49 +455,35 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 
 // truncate emits a truncate event when the DDL statement q (run with default database db)
 // is TRUNCATE TABLE of a captured table. The event carries the table's last shape seen in the
-// binlog; a table whose rows cdcd has not seen since it started has none, and its truncate is
-// logged instead (its topic's consumers then miss it).
+// binlog or, when this process has seen none (its rows were not written since the start),
+// its shape in the catalog: a truncate has no row to decode.
 func (st *stream) truncate(ctx context.Context, db, q string) error {
 	tdb, name, ok := parseTruncate(q, db)
 	if !ok || !st.tables.captured[tdb+"."+name] {
 		return nil
 	}
-	tv := st.tables.byName[tdb+"."+name]
-	if tv == nil || tv.err != nil {
-		st.src.log.Warn("TRUNCATE of a captured table whose shape cdcd has not seen since it started: no truncate record is published", "table", tdb+"."+name, "position", describe(change.Position{Resume: st.txToken}))
-		return nil
+	var t *change.Table
+	if tv := st.tables.byName[tdb+"."+name]; tv != nil && tv.err == nil {
+		t = tv.table
+	} else {
+		cat, err := st.catalog(ctx, tdb, name)
+		if errors.Is(err, errNoTable) {
+			// Dropped since: its topic gets no truncate (nor a record of the drop).
+			st.src.log.Warn("TRUNCATE of a captured table that no longer exists: no truncate record is published", "table", tdb+"."+name, "position", describe(change.Position{Resume: st.txToken}))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("binlog %s: TRUNCATE of captured table %s.%s: reading its shape from the catalog: %w", describe(change.Position{Resume: st.txToken}), tdb, name, err)
+		}
+		t = st.tables.snapshotTable(cat)
 	}
 	index := st.txIndex
 	st.txIndex += indexStride
 	if st.snap != nil {
-		st.snap.Truncated(tv.table, st.txTx)
+		st.snap.Truncated(t, st.txTx)
 	}
-	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: tv.table,
+	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: t,
 		Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}})
-}
-
-// parseTruncate recognises "TRUNCATE [TABLE] [db.]table" (names optionally back-quoted).
-func parseTruncate(q, db string) (string, string, bool) {
-	f := strings.Fields(q)
-	if len(f) < 2 || !strings.EqualFold(f[0], "TRUNCATE") {
-		return "", "", false
-	}
-	name := f[1]
-	if strings.EqualFold(name, "TABLE") {
-		if len(f) < 3 {
-			return "", "", false
-		}
-		name = f[2]
-	}
-	name = strings.TrimSuffix(name, ";")
-	var parts []string
-	for _, p := range strings.SplitN(name, ".", 2) {
-		parts = append(parts, strings.Trim(p, "`"))
-	}
-	if len(parts) == 2 {
-		return parts[0], parts[1], true
-	}
-	return db, parts[0], db != ""
 }
 
 // opOf maps a rows event type to its op, and how many row images one change takes.

@@ -151,9 +151,63 @@ func TestStreamTruncate(t *testing.T) {
 	if len(items) != 2 || items[0].Event.Op != change.OpTruncate || items[0].Event.Table.Name != "t" || items[1].Commit == nil {
 		t.Fatalf("got %+v", items)
 	}
-	for _, q := range []string{"TRUNCATE other", "ALTER TABLE t ADD c INT", "TRUNCATE TABLE db2.t"} {
-		if db, name, ok := parseTruncate(q, "db"); ok && db+"."+name == "db.t" {
-			t.Errorf("%q taken for a truncate of db.t", q)
+}
+
+// TestStreamTruncateUnseenTable: a TRUNCATE of a captured table whose rows this process has
+// not seen (right after a restart) is published with the table's shape from the catalog. It
+// used to be logged and dropped, so consumers kept the truncated rows.
+func TestStreamTruncateUnseenTable(t *testing.T) {
+	st, out := testStream(t)
+	cat := st.byID[7].table
+	var asked string
+	st.catalog = func(_ context.Context, db, name string) (*change.Table, error) {
+		asked = db + "." + name
+		return cat, nil
+	}
+	mariaGTID := gtidEv(1042, 11)
+	mariaGTID.Event.(*replication.MariadbGTIDEvent).Flags = replication.BINLOG_MARIADB_FL_STANDALONE
+	feed(t, st, mariaGTID, &replication.BinlogEvent{Header: hdr(replication.QUERY_EVENT, 1100, 58),
+		Event: &replication.QueryEvent{Schema: []byte("db"), Query: []byte("/* app: nightly reload */ TRUNCATE t")}})
+	items := drain(st, out)
+	if asked != "db.t" || len(items) != 2 || items[0].Event.Op != change.OpTruncate || items[0].Event.Table.Name != "t" || items[1].Commit == nil {
+		t.Fatalf("catalog asked for %q; got %+v", asked, items)
+	}
+}
+
+// TestParseTruncate: the statement is read past comments, quoting and a trailing semicolon.
+// A leading comment (/*app*/ TRUNCATE ...) used to hide the statement.
+func TestParseTruncate(t *testing.T) {
+	for _, c := range []struct{ q, want string }{
+		{"TRUNCATE t", "db.t"},
+		{"truncate table `t`", "db.t"},
+		{"TRUNCATE TABLE db2.t;", "db2.t"},
+		{"/*app*/ TRUNCATE t", "db.t"},
+		{"/* a */ /* b */\n\tTRUNCATE\nTABLE `d``b`.`t 1` -- trailing\n", "d`b.t 1"},
+		{"-- who\nTRUNCATE TABLE t", "db.t"},
+		{"# who\nTRUNCATE t /* x */ ;", "db.t"},
+		{"TRUNCATE TABLE \"t\"", "db.t"},
+		{"TRUNCATE TABLE t NOWAIT", "db.t"},
+		{"TRUNCATE TABLE t WAIT 5", "db.t"},
+		{"TRUNCATE `db` . `t`", "db.t"},
+		{"TRUNCATE other", "db.other"},
+		{"ALTER TABLE t ADD c INT", ""},
+		{"/* TRUNCATE t */ DROP TABLE t", ""},
+		{"TRUNCATE", ""},
+		{"TRUNCATE TABLE", ""},
+		{"TRUNCATE TABLE t, u", ""},
+		{"TRUNCATETABLE t", ""},
+		{"TRUNCATE TABLE `unterminated", ""},
+	} {
+		db, name, ok := parseTruncate(c.q, "db")
+		got := ""
+		if ok {
+			got = db + "." + name
 		}
+		if got != c.want {
+			t.Errorf("%q: got %q, want %q", c.q, got, c.want)
+		}
+	}
+	if _, _, ok := parseTruncate("TRUNCATE t", ""); ok {
+		t.Errorf("an unqualified table without a default database was taken")
 	}
 }
