@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -419,27 +420,38 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 			continue
 		}
 		var before, after []change.Value
-		var decErr error
+		var errBefore, errAfter error
 		switch op {
 		case change.OpCreate:
-			after, decErr = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i])
+			if skips := imageSkips(e, i); len(skips) > 0 && errAfter == nil {
+				errAfter = partialImage(tv, nil, after, skips)
+			}
 		case change.OpDelete:
-			before, decErr = decodeRow(tv, e.Rows[i])
+			before, errBefore = decodeRow(tv, e.Rows[i])
+			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
+				absent(before, skips)
+			}
 		case change.OpUpdate:
-			var err2 error
-			before, decErr = decodeRow(tv, e.Rows[i])
-			after, err2 = decodeRow(tv, e.Rows[i+1])
-			if decErr == nil {
-				decErr = err2
+			before, errBefore = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i+1])
+			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
+				absent(before, skips)
+			}
+			if skips := imageSkips(e, i+1); len(skips) > 0 && errAfter == nil {
+				errAfter = partialImage(tv, before, after, skips)
 			}
 		}
+		decErr := cmp.Or(errBefore, errAfter)
 		ev.Before, ev.After, ev.Err = before, after, decErr
-		if st.snap != nil {
+		if st.snap != nil && (op == change.OpDelete || !errors.Is(errAfter, errPartialImage)) {
+			// A change whose new row is incomplete leaves the snapshot's row of the key in
+			// place: it is whole, the change is a poison record.
 			st.snap.Changed(tv.table, before, after, st.txTx)
 		}
-		if op == change.OpUpdate && decErr == nil && keyChanged(tv.table, before, after) {
+		if op == change.OpUpdate && errBefore == nil && (errAfter == nil || errors.Is(errAfter, errPartialImage)) && keyChanged(tv.table, before, after) {
 			del := ev
-			del.Op, del.After = change.OpDelete, nil
+			del.Op, del.After, del.Err = change.OpDelete, nil, nil
 			if err := st.emit(ctx, change.Item{Event: del}); err != nil {
 				return err
 			}
@@ -517,6 +529,52 @@ func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
 		vals[i] = v
 	}
 	return vals, first
+}
+
+// errPartialImage marks a change whose new row the binlog does not carry whole.
+var errPartialImage = errors.New("the binlog row image lacks columns")
+
+// imageSkips returns the columns row image i of e does not carry (a session with
+// binlog_row_image MINIMAL or NOBLOB); go-mysql leaves them nil in the row.
+func imageSkips(e *replication.RowsEvent, i int) []int {
+	if i < len(e.SkippedColumns) {
+		return e.SkippedColumns[i]
+	}
+	return nil
+}
+
+// absent marks the columns an old row image does not carry as Absent (the record's before
+// is then null: encode never claims old values the database did not state).
+func absent(row []change.Value, skips []int) {
+	for _, c := range skips {
+		if c < len(row) {
+			row[c] = change.Value{State: change.Absent}
+		}
+	}
+}
+
+// partialImage completes a new row image that lacks the columns skips from the old one
+// (before, nil for an insert) where it has them; columns neither carries are Absent and the
+// change is a poison record that names them and the fix.
+func partialImage(tv *tableVersion, before, after []change.Value, skips []int) error {
+	var missing []string
+	for _, c := range skips {
+		if c >= len(after) {
+			continue
+		}
+		if before != nil && c < len(before) && before[c].State != change.Absent {
+			after[c] = before[c]
+			continue
+		}
+		after[c] = change.Value{State: change.Absent}
+		missing = append(missing, tv.table.Columns[c].Name)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("table %s: %w %s: the session that wrote the change had binlog_row_image MINIMAL or NOBLOB (the server's global setting does not bind sessions), so their values are unknown; "+
+		"fix: make every application that writes the table keep binlog_row_image=FULL (remove SET SESSION binlog_row_image, and the privilege to set it), then re-snapshot the table to repair the rows changed meanwhile",
+		tv.table.QualifiedName(), errPartialImage, strings.Join(missing, ", "))
 }
 
 func undecodableRow(t *change.Table, row []any) []change.Value {
