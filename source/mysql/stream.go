@@ -139,6 +139,8 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 				}
 			}
 			st.began = true
+		case hasPrefixFold(q, "ROLLBACK") && isRollbackToSavepoint(q):
+			// ROLLBACK TO SAVEPOINT inside a transaction: not its end
 		case hasPrefixFold(q, "COMMIT"), hasPrefixFold(q, "ROLLBACK"):
 			if st.inTx {
 				return st.end(ctx, h)
@@ -147,15 +149,17 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			if err := st.begin(ctx, h, ""); err != nil {
 				return err
 			}
-			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
 		case !st.began:
-			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
+		default:
+			return st.statement(ctx, string(e.Schema), q)
 		}
 	case *replication.XIDEvent:
 		if st.inTx {
@@ -465,29 +469,71 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 	return nil
 }
 
-// truncate emits a truncate event when the DDL statement q (run with default database db)
-// is TRUNCATE TABLE of a captured table. The event carries the table's last shape seen in the
-// binlog or, when this process has seen none (its rows were not written since the start),
-// its shape in the catalog: a truncate has no row to decode.
-func (st *stream) truncate(ctx context.Context, db, q string) error {
-	tdb, name, ok := parseTruncate(q, db)
-	if !ok || !st.tables.captured[tdb+"."+name] {
+// statement handles a query event's statement q (run with default database db) that is not
+// a transaction boundary: a TRUNCATE of a captured table is a truncate event; a data change
+// a session logged as a statement (binlog_format STATEMENT or MIXED) on a captured table is
+// a poison record (it carries no rows to publish); anything else (DDL) is not published.
+func (st *stream) statement(ctx context.Context, db, q string) error {
+	if tdb, name, ok := parseTruncate(q, db); ok {
+		return st.truncate(ctx, tdb, name)
+	}
+	op, tables, ok := dmlTables(q, db)
+	if !ok {
 		return nil
 	}
-	var t *change.Table
-	if tv := st.tables.byName[tdb+"."+name]; tv != nil && tv.err == nil {
-		t = tv.table
-	} else {
-		cat, err := st.catalog(ctx, tdb, name)
-		if errors.Is(err, errNoTable) {
-			// Dropped since: its topic gets no truncate (nor a record of the drop).
-			st.src.log.Warn("TRUNCATE of a captured table that no longer exists: no truncate record is published", "table", tdb+"."+name, "position", describe(change.Position{Resume: st.txToken}))
-			return nil
+	for _, qn := range tables {
+		if !st.tables.captured[qn] {
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("binlog %s: TRUNCATE of captured table %s.%s: reading its shape from the catalog: %w", describe(change.Position{Resume: st.txToken}), tdb, name, err)
+		tdb, name, _ := strings.Cut(qn, ".")
+		t, err := st.shapeOf(ctx, tdb, name)
+		if err != nil || t == nil {
+			return err
 		}
-		t = st.tables.snapshotTable(cat)
+		text := q
+		if len(text) > 300 {
+			text = text[:300] + "..."
+		}
+		index := st.txIndex
+		st.txIndex += indexStride
+		err = fmt.Errorf("table %s: a session wrote a change as a statement (its binlog_format was STATEMENT or MIXED; the server's global setting does not bind sessions), which carries no rows to publish: %q; "+
+			"fix: make every application that writes the table keep binlog_format=ROW (remove SET SESSION binlog_format, and the privilege to set it), then re-snapshot the table to repair the rows the statement changed", qn, text)
+		if err := st.emit(ctx, change.Item{Event: change.Event{Op: change.Op(op), Table: t, Err: err,
+			Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shapeOf is the table a statement on a captured table is published with: its last shape
+// seen in the binlog or, when this process has seen none (its rows were not written since
+// the start), its shape in the catalog. nil: the table no longer exists (logged).
+func (st *stream) shapeOf(ctx context.Context, db, name string) (*change.Table, error) {
+	if tv := st.tables.byName[db+"."+name]; tv != nil && tv.err == nil {
+		return tv.table, nil
+	}
+	cat, err := st.catalog(ctx, db, name)
+	if errors.Is(err, errNoTable) {
+		// Dropped since: its topic gets nothing (nor a record of the drop).
+		st.src.log.Warn("a statement on a captured table that no longer exists is not published", "table", db+"."+name, "position", describe(change.Position{Resume: st.txToken}))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("binlog %s: a statement on captured table %s.%s: reading its shape from the catalog: %w", describe(change.Position{Resume: st.txToken}), db, name, err)
+	}
+	return st.tables.snapshotTable(cat), nil
+}
+
+// truncate emits a truncate event of the captured table db.name (a truncate has no row to
+// decode, so a shape from the catalog serves).
+func (st *stream) truncate(ctx context.Context, db, name string) error {
+	if !st.tables.captured[db+"."+name] {
+		return nil
+	}
+	t, err := st.shapeOf(ctx, db, name)
+	if err != nil || t == nil {
+		return err
 	}
 	index := st.txIndex
 	st.txIndex += indexStride
