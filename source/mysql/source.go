@@ -363,6 +363,10 @@ type handlerFunc func(*replication.BinlogEvent) error
 
 func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }
 
+// afterBinlogStatus, if set (tests), runs right after the server's binlog position is read on
+// a first start.
+var afterBinlogStatus func()
+
 // startPoint is where the session starts: the committed transaction's start, or the
 // server's current position on a pipeline's first start.
 func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resume) (Token, error) {
@@ -376,21 +380,35 @@ func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resu
 		}
 		return t, nil
 	}
-	file, pos, err := masterStatus(conn)
+	return currentPosition(conn, flavor)
+}
+
+// currentPosition is the server's current binlog position as one point: the file, offset and
+// the GTID state at that offset (MySQL: the Executed_Gtid_Set of the same SHOW MASTER STATUS
+// row; MariaDB: BINLOG_GTID_POS of the file and offset). Reading the GTID state in a second
+// query would count transactions committed in between as read.
+func currentPosition(conn *client.Conn, flavor string) (Token, error) {
+	st, err := binlogStatus(conn)
 	if err != nil {
 		return Token{}, err
 	}
-	t := Token{Flavor: flavor, File: file, Pos: pos}
-	if hasGTIDs(conn, flavor) {
-		name := "gtid_binlog_pos"
-		if flavor == gomysql.MySQLFlavor {
-			name = "gtid_executed"
-		}
-		if t.GTIDs, err = variable(conn, name); err != nil {
-			return t, err
-		}
-		t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
+	if afterBinlogStatus != nil {
+		afterBinlogStatus()
 	}
+	t := Token{Flavor: flavor, File: st.file, Pos: st.pos}
+	switch {
+	case flavor == gomysql.MariaDBFlavor:
+		r, err := conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", st.file, st.pos)
+		if err != nil {
+			return t, fmt.Errorf("reading the GTID position of %s:%d (BINLOG_GTID_POS): %w", st.file, st.pos, err)
+		}
+		if t.GTIDs, err = r.GetString(0, 0); err != nil {
+			return t, fmt.Errorf("reading the GTID position of %s:%d (BINLOG_GTID_POS): %w", st.file, st.pos, err)
+		}
+	case hasGTIDs(conn, flavor):
+		t.GTIDs = st.executed
+	}
+	t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
 	return t, nil
 }
 
@@ -431,18 +449,42 @@ func variable(conn *client.Conn, name string) (string, error) {
 	return vars[name], nil
 }
 
-// masterStatus is the server's current binlog file and offset.
-func masterStatus(conn *client.Conn) (string, uint32, error) {
+// binlogPosition is a row of SHOW MASTER STATUS.
+type binlogPosition struct {
+	file     string
+	pos      uint32
+	executed string // MySQL's Executed_Gtid_Set at that position (empty on MariaDB)
+}
+
+// binlogStatus reads the server's current binlog file and offset (and, on MySQL, the GTID set
+// executed there), with SHOW MASTER STATUS or, on MySQL 8.4+ where that is gone, SHOW BINARY
+// LOG STATUS.
+func binlogStatus(conn *client.Conn) (binlogPosition, error) {
 	r, err := conn.Execute("SHOW MASTER STATUS")
+	var me *gomysql.MyError
+	if errors.As(err, &me) && me.Code == gomysql.ER_PARSE_ERROR {
+		r, err = conn.Execute("SHOW BINARY LOG STATUS")
+	}
 	if err != nil {
-		return "", 0, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
+		return binlogPosition{}, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
 	}
 	if r.RowNumber() == 0 {
-		return "", 0, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
+		return binlogPosition{}, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
 	}
-	file, _ := r.GetString(0, 0)
+	var p binlogPosition
+	p.file, _ = r.GetString(0, 0)
 	pos, _ := r.GetUint(0, 1)
-	return file, uint32(pos), nil
+	p.pos = uint32(pos)
+	if i, ok := r.FieldNames["Executed_Gtid_Set"]; ok {
+		p.executed, _ = r.GetString(0, i)
+	}
+	return p, nil
+}
+
+// masterStatus is the server's current binlog file and offset.
+func masterStatus(conn *client.Conn) (string, uint32, error) {
+	p, err := binlogStatus(conn)
+	return p.file, p.pos, err
 }
 
 // binlogFiles lists the server's binlogs, oldest first, with their sizes.
