@@ -49,8 +49,13 @@ type stream struct {
 	txToken  string
 	txGTID   string
 	txTime   time.Time
-	txIndex  uint32
+	txIndex  uint32 // the next free index
 	txEvents int
+	// txStartPos is the transaction's start offset; inPayload and payloadRel place the events
+	// of a compressed transaction payload (see relOf).
+	txStartPos uint32
+	inPayload  bool
+	payloadRel uint32
 
 	txStart string // the transaction's own resume token (txToken is an older one while an XA branch is prepared)
 
@@ -88,6 +93,35 @@ type stream struct {
 // (a delete of the old key followed by a create of the new one), so whether an update changes
 // the key never shifts later indexes.
 const indexStride = 2
+
+// Indexes inside a transaction are byte offsets: the changes of a rows event get indexes
+// from the event's offset relative to the transaction's start, one stride apart, so an index
+// does not depend on which tables are captured (the rows of other tables are not even
+// decoded) and a split transaction resumes exactly after a change of the table list. A row
+// image takes at least one byte (two for a keyed table, whose changes take two indexes), so
+// the indexes of an event stay below the next event's offset; where they would not (a
+// compressed rows event), later indexes continue from the last one, so they still increase.
+// Snapshot rows and the Commit come after the transaction's last event.
+
+// at moves the next index up to the offset of the event h in the transaction.
+func (st *stream) at(h *replication.EventHeader) {
+	if rel := st.relOf(h); rel > st.txIndex {
+		st.txIndex = rel
+	}
+}
+
+// relOf is the offset of the event h from the transaction's start (inside a compressed
+// transaction payload, whose events carry no offsets, the payload's offset plus the sizes of
+// the events before).
+func (st *stream) relOf(h *replication.EventHeader) uint32 {
+	if st.inPayload {
+		return st.payloadRel
+	}
+	if h.LogPos < h.EventSize || h.LogPos-h.EventSize < st.txStartPos {
+		return 0
+	}
+	return h.LogPos - h.EventSize - st.txStartPos
+}
 
 func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
@@ -149,16 +183,19 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			if err := st.begin(ctx, h, ""); err != nil {
 				return err
 			}
+			st.at(h)
 			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
 		case !st.began:
+			st.at(h)
 			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
 		default:
+			st.at(h)
 			return st.statement(ctx, string(e.Schema), q)
 		}
 	case *replication.XIDEvent:
@@ -177,10 +214,15 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 	case *replication.TransactionPayloadEvent:
 		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
 		// Their headers carry no positions; the transaction's GTID event came before.
+		rel := st.relOf(h)
 		for _, inner := range e.Events {
-			if err := st.handle(ctx, inner); err != nil {
+			st.inPayload, st.payloadRel = true, rel
+			err := st.handle(ctx, inner)
+			st.inPayload = false
+			if err != nil {
 				return err
 			}
+			rel += inner.Header.EventSize
 		}
 		if st.inTx {
 			return fmt.Errorf("binlog %s:%d: a compressed transaction payload did not end its transaction", st.file, h.LogPos)
@@ -268,13 +310,16 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 		st.txToken = st.xaPending[0].token // a restart must read the prepared branch again
 	}
 	st.txTime = time.Unix(int64(h.Timestamp), 0)
-	st.txIndex, st.txEvents = 0, 0
+	st.txIndex, st.txEvents, st.txStartPos = 0, 0, start
 	return nil
 }
 
 // end closes the transaction at the event h.
 func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	st.inTx = false
+	if end := st.relOf(h) + h.EventSize; end > st.txIndex {
+		st.txIndex = end
+	}
 	for _, tok := range st.lows {
 		st.src.lows.reached(tok, st.txTx) // committed: its Tx is the chunk's horizon
 	}
@@ -407,12 +452,17 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 	if step == 2 && len(e.Rows)%2 != 0 {
 		return fmt.Errorf("binlog %s:%d: update rows event with an odd number of row images", st.file, h.LogPos)
 	}
+	st.at(h)
+	stride := uint32(indexStride)
+	if len(tv.table.KeyColumns) == 0 {
+		stride = 1 // no key, no key change; a row image may take a single byte
+	}
 	for i := 0; i < len(e.Rows); i += step {
 		if st.txIndex > math.MaxUint32-indexStride {
 			return &FatalError{fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
 		}
 		index := st.txIndex
-		st.txIndex += indexStride
+		st.txIndex += stride
 		ev := change.Event{Op: op, Table: tv.table, Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken},
 			CommitTime: st.txTime, TxID: st.txGTID}
 		if tv.err != nil {

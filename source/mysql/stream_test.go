@@ -96,7 +96,9 @@ func TestStreamCommitsEachTransaction(t *testing.T) {
 			kinds = append(kinds, it.Event.Op.String()+"@"+it.Event.Pos.String())
 		}
 	}
-	want := []string{"c@3/3E8#0", "c@3/3E8#2", "commit@3/3E8#4", "u@3/4CF#0", "commit@3/4CF#2"}
+	// Indexes are offsets in the transaction (see stream.go): rows at 1100-1000, the commit
+	// past the XID's end.
+	want := []string{"c@3/3E8#100", "c@3/3E8#102", "commit@3/3E8#231", "u@3/4CF#69", "commit@3/4CF#200"}
 	if len(kinds) != len(want) {
 		t.Fatalf("got %v, want %v", kinds, want)
 	}
@@ -118,7 +120,7 @@ func TestStreamKeyChangeIsDeleteAndCreate(t *testing.T) {
 	feed(t, st, gtidEv(1042, 11), rowsEv(replication.UPDATE_ROWS_EVENTv1, 1200, []any{int32(1), "a"}, []any{int32(5), "a"}), xidEv(1231))
 	items := drain(st, out)
 	if len(items) != 3 || items[0].Event.Op != change.OpDelete || items[1].Event.Op != change.OpCreate ||
-		items[0].Event.Pos.Index != 0 || items[1].Event.Pos.Index != 1 || items[2].Commit == nil || items[2].Commit.Pos.Index != 2 {
+		items[0].Event.Pos.Index != 100 || items[1].Event.Pos.Index != 101 || items[2].Commit == nil || items[2].Commit.Pos.Index != 231 {
 		t.Fatalf("got %+v", items)
 	}
 }
