@@ -192,12 +192,16 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		csumLen = 4
 	}
 
-	start, err := s.startPoint(conn, flavor, resume)
+	server, err := serverIdentity(conn, flavor)
 	if err != nil {
 		return err
 	}
-	if resume.Committed {
-		s.Ack(resume.Pos.Tx)
+	start, failover, err := s.startPoint(conn, flavor, server, resume)
+	if err != nil {
+		return err
+	}
+	if resume.Committed && !failover {
+		s.Ack(resume.Pos.Tx - start.Shift)
 		if err := checkPurged(conn, start, resume.Pos); err != nil {
 			return err
 		}
@@ -288,8 +292,15 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
 		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable}
+	st.server, st.shift = server, start.Shift
 	if resume.Committed {
 		st.resumeTx = resume.Pos.Tx
+		if failover {
+			st.rebase, st.floor = true, resume.Pos.Tx
+		}
+		if start.Legacy {
+			st.legacyTx = resume.Pos.Tx
+		}
 	}
 	// The snapshot engine reads chunks beside the stream; either failing ends the session.
 	engCtx, stopEng := context.WithCancel(ctx)
@@ -368,19 +379,62 @@ func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e)
 var afterBinlogStatus func()
 
 // startPoint is where the session starts: the committed transaction's start, or the
-// server's current position on a pipeline's first start.
-func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resume) (Token, error) {
-	if resume.Committed {
-		t, err := ParseToken(resume.Pos.Resume)
-		if err != nil {
-			return t, &FatalError{err}
-		}
-		if t.Flavor != flavor {
-			return t, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
-		}
-		return t, nil
+// server's current position on a pipeline's first start. server names the server connected
+// to (serverIdentity).
+//
+// Failover: a binlog file and offset name a point of one server's binlog only. When the
+// committed position was taken on another server (a replica promoted, the DSN moved), the
+// session resumes by GTID alone: after the committed transaction when it was published
+// whole, else before it (its published part is then published again: the new server's
+// copy of it cannot be matched change by change). The new server's positions are shifted
+// past the committed one (stream.rebase), so the pipeline drops nothing it has not
+// published. Without GTIDs nothing names the committed point on the new server: the
+// session stops with the fix.
+func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
+	if !resume.Committed {
+		t, err := currentPosition(conn, flavor)
+		t.Server = server
+		return t, false, err
 	}
-	return currentPosition(conn, flavor)
+	t, err := ParseToken(resume.Pos.Resume)
+	if err != nil {
+		return t, false, &FatalError{err}
+	}
+	if t.Flavor != flavor {
+		return t, false, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
+	}
+	if t.Server == "" || t.Server == server {
+		return t, false, nil
+	}
+	if t.GTIDs == "" && t.GTID == "" {
+		return t, false, &FatalError{fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
+			"fix: point the DSN back at server %s; for failovers, enable GTIDs on every server (gtid_mode=ON, enforce_gtid_consistency=ON); to start over on this server, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`",
+			describe(resume.Pos), t.Server, server, t.Server)}
+	}
+	if resume.Pos.Index == commitIndex && t.GTID != "" {
+		state, err := parseGTIDs(flavor, t.GTIDs)
+		if err == nil {
+			err = state.Update(t.GTID)
+		}
+		if err != nil {
+			return t, false, &FatalError{fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
+		}
+		t.GTIDs = state.String()
+		s.log.Warn("the server changed (failover): resuming by GTID after the committed transaction", "old_server", t.Server, "server", server, "gtids", t.GTIDs)
+	} else {
+		s.log.Warn("the server changed (failover) inside a transaction published in parts: resuming by GTID before it, so its published part is published again",
+			"old_server", t.Server, "server", server, "position", describe(resume.Pos), "gtids", t.GTIDs)
+	}
+	return t, true, nil
+}
+
+// serverIdentity names the server connected to: MySQL's server_uuid, MariaDB's server_id.
+func serverIdentity(conn *client.Conn, flavor string) (string, error) {
+	name := "server_uuid"
+	if flavor == gomysql.MariaDBFlavor {
+		name = "server_id"
+	}
+	return variable(conn, name)
 }
 
 // currentPosition is the server's current binlog position as one point: the file, offset and

@@ -57,6 +57,18 @@ type stream struct {
 	inPayload  bool
 	payloadRel uint32
 
+	// server names the server read (Token.Server); shift is added to its (file, offset) to
+	// give Tx; rebase: a failover session, whose first transaction sets shift so that its Tx
+	// follows floor, the old server's committed Tx. legacyTx is the committed transaction of
+	// a token written before indexes were offsets (legacy while reading it): its changes keep
+	// the old numbering so the pipeline drops exactly what was published.
+	server   string
+	shift    uint64
+	rebase   bool
+	floor    uint64
+	legacyTx uint64
+	legacy   bool
+
 	txStart string // the transaction's own resume token (txToken is an older one while an XA branch is prepared)
 
 	// XA (see xa.go): the branch the open transaction prepares (its rows are held, not
@@ -105,6 +117,9 @@ const indexStride = 2
 
 // at moves the next index up to the offset of the event h in the transaction.
 func (st *stream) at(h *replication.EventHeader) {
+	if st.legacy {
+		return
+	}
 	if rel := st.relOf(h); rel > st.txIndex {
 		st.txIndex = rel
 	}
@@ -293,7 +308,17 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 		return fmt.Errorf("binlog stream sent a transaction before naming its file (no ROTATE event)")
 	}
 	start := h.LogPos - h.EventSize
-	tok := Token{Flavor: st.flavor, File: st.file, Pos: start}
+	raw := txOf(st.seq, start)
+	if st.rebase {
+		// The first transaction after a failover: from here on this server's positions are
+		// shifted past the old server's committed one (see failover in source.go).
+		st.rebase = false
+		st.shift = 0
+		if raw <= st.floor {
+			st.shift = st.floor + 1 - raw
+		}
+	}
+	tok := Token{Flavor: st.flavor, File: st.file, Pos: start, Server: st.server, Shift: st.shift, GTID: gtid}
 	if st.gset != nil {
 		tok.GTIDs = st.gset.String()
 		if gtid != "" {
@@ -304,7 +329,8 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 	}
 	st.inTx, st.began, st.xa = true, false, nil
 	st.hw, st.lows, st.signals = st.hw[:0], st.lows[:0], st.signals[:0]
-	st.txTx, st.txStart, st.txGTID = txOf(st.seq, start), tok.String(), gtid
+	st.txTx, st.txStart, st.txGTID = raw+st.shift, tok.String(), gtid
+	st.legacy = st.legacyTx != 0 && st.txTx == st.legacyTx
 	st.txToken = st.txStart
 	if len(st.xaPending) > 0 {
 		st.txToken = st.xaPending[0].token // a restart must read the prepared branch again
@@ -317,7 +343,7 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 // end closes the transaction at the event h.
 func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	st.inTx = false
-	if end := st.relOf(h) + h.EventSize; end > st.txIndex {
+	if end := st.relOf(h) + h.EventSize; end > st.txIndex && !st.legacy {
 		st.txIndex = end
 	}
 	for _, tok := range st.lows {
@@ -334,7 +360,7 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 			state = st.snap.StateIfDirty()
 		}
 	}
-	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: st.txIndex, Resume: st.txToken}, AckLSN: st.txTx,
+	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckLSN: st.txTx - st.shift,
 		Time: time.Unix(int64(h.Timestamp), 0), State: state}
 	if st.txEvents == 0 && state == nil {
 		st.pending = c

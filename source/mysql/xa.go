@@ -47,7 +47,14 @@ type xaBranch struct {
 
 // xaStart makes the open transaction a branch being prepared: its rows are held.
 func (st *stream) xaStart(xid string) {
-	st.xa = &xaBranch{xid: xid, token: st.txStart}
+	tok := st.txStart
+	if t, err := ParseToken(tok); err == nil && t.GTID != "" {
+		// Later transactions share this token while the branch is prepared: without the
+		// branch's GTID, a failover resumes before the branch, never after it.
+		t.GTID = ""
+		tok = t.String()
+	}
+	st.xa = &xaBranch{xid: xid, token: tok}
 }
 
 // hold keeps a rows event of the branch being prepared.
