@@ -109,7 +109,7 @@ func show(v any) string {
 // TABLE_MAP shape and decoder) and with SELECT (TableFromCatalog and DecodeText, what a
 // snapshot uses) give the same columns and the same values, so both publish the same bytes.
 // The reading session's time_zone is not UTC before PrepareSnapshotSession, and the writer's
-// is not either.
+// is not either; its sql_mode pads CHAR values (PAD_CHAR_TO_FULL_LENGTH) before it.
 func TestMySQLSnapshotDecodeMatchesBinlog(t *testing.T) {
 	binlogMatchesSelect(t, mysqlTypesDDL, mysqlTypesInsert, 2)
 }
@@ -185,6 +185,9 @@ func binlogMatchesSelect(t *testing.T, ddl, insert string, rows int) {
 
 	reader := mysqlConn(t, ctx, strings.TrimSuffix(s.mysqlDSN, "/")+"/"+db)
 	mysqlExec(t, reader, "SET time_zone = '+09:00'")
+	// A server whose sql_mode pads CHAR values and reads backslashes as text must not change
+	// what a snapshot reads (a snapshot session inherits the global sql_mode).
+	mysqlExec(t, reader, "SET SESSION sql_mode = 'PAD_CHAR_TO_FULL_LENGTH,NO_BACKSLASH_ESCAPES,ANSI_QUOTES'")
 	if err := mysql.PrepareSnapshotSession(reader); err != nil {
 		t.Fatal(err)
 	}

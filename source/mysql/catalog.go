@@ -73,10 +73,12 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 	return t, specs, nil
 }
 
-// PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4 and
-// TIMESTAMP values in UTC.
+// PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4,
+// TIMESTAMP values in UTC, and an sql_mode of its own (a session inherits the global one:
+// PAD_CHAR_TO_FULL_LENGTH would pad CHAR values the binlog does not, NO_BACKSLASH_ESCAPES and
+// ANSI_QUOTES would change how cdcd's statements and key literals read).
 func PrepareSnapshotSession(conn *client.Conn) error {
-	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'"} {
+	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET SESSION sql_mode = ''"} {
 		if _, err := conn.Execute(q); err != nil {
 			return fmt.Errorf("preparing the snapshot session (%s): %w", q, err)
 		}
