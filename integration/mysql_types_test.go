@@ -57,12 +57,14 @@ func TestMySQLTypesRoundTrip(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("got %d records, want 2\n%s", len(recs), d.Logs())
 	}
+	// TIME is a duration, not a time of day: microseconds in a long (Debezium's MicroTime), which
+	// standard Avro readers take; it was time-micros, which they refuse below 0 or past 24 h.
 	want := map[string]string{
 		"1": "b1=true b12=0aaa b64=ffffffffffffffff bi=-9223372036854775808 biu=18446744073709551615/1 bl=deadbeef bn=01020000 bo=1 c=ab " +
 			"d=-2.25e+300 dec52=-99999/100 dec65=-1234567890123456789012345678901234512345678901234567890123456789/100000000000000000000000000000 " +
 			"dt=9999-12-31T00:00:00Z dtm=1000-01-01T00:00:00Z dtm3=2024-02-29T23:59:59.123Z dtm6=1970-01-01T00:00:00.000001Z e=medium f=1.5 " +
 			"g=0101000000000000000000f03f0000000000000040 gen=2 gens=-2147483647 i=-2147483648 id=1 iu=4294967295 j={\"k\": [1, 2.5, \"x\"]} " +
-			"l1=café mi=-8388608 miu=16777215 si=-32768 siu=65535 st=a,c ti=-128 tiu=255 tm=-838h59m59s tm6=100h0m0.000001s " +
+			"l1=café mi=-8388608 miu=16777215 si=-32768 siu=65535 st=a,c ti=-128 tiu=255 tm=-3020399000000 tm6=360000000001 " +
 			"ts=2038-01-19T03:14:07Z ts6=2001-02-03T04:05:06.654321Z tx=long text vb=00ff10 vbin=00ff vc=héllo wörld 😀 y=2155 zd=<nil>",
 		"2": "b1=<nil> b12=<nil> b64=<nil> bi=<nil> biu=<nil> bl=<nil> bn=<nil> bo=<nil> c=<nil> d=<nil> dec52=<nil> dec65=<nil> dt=<nil> " +
 			"dtm=<nil> dtm3=<nil> dtm6=<nil> e=<nil> f=<nil> g=<nil> gen=4 gens=<nil> i=<nil> id=2 iu=<nil> j=<nil> l1=<nil> mi=<nil> miu=<nil> " +

@@ -88,7 +88,7 @@ func (s *ColumnSpec) Column() (change.Column, error) {
 	case gomysql.MYSQL_TYPE_TIME, gomysql.MYSQL_TYPE_TIME2:
 		// Microseconds, possibly negative or beyond 24 h (MySQL TIME is a duration from
 		// -838:59:59 to 838:59:59).
-		c.Kind, c.SourceType = change.KindTime, "time"+s.fsp()
+		c.Kind, c.SourceType = change.KindDuration, "time"+s.fsp()
 	case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING:
 		name := "char"
 		if s.Type != gomysql.MYSQL_TYPE_STRING {

@@ -237,7 +237,7 @@ func decodeString(s *ColumnSpec, kind change.Kind, x string, fromBinlog bool) (c
 			return zeroDate(s, x)
 		}
 		return change.Value{Int: us}, nil
-	case change.KindTime:
+	case change.KindDuration:
 		us, ok := parseTime(x)
 		if !ok {
 			return change.Value{State: change.Undecodable, Str: x}, fmt.Errorf("column %s: time %q does not parse", s.Name, x)
