@@ -5,20 +5,20 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
-	"github.com/cdcd-dev/cdcd/config"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // Connect opens a plain client connection for the DSN.
-func Connect(ctx context.Context, dsn string) (*client.Conn, error) {
-	d, err := config.ParseMySQLDSN(dsn)
+func Connect(ctx context.Context, connString string) (*client.Conn, error) {
+	d, err := dsn.Parse(connString)
 	if err != nil {
 		return nil, err
 	}

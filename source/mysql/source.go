@@ -28,6 +28,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -36,7 +37,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
-	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -213,7 +213,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
 
-	d, err := config.ParseMySQLDSN(s.cfg.DSN)
+	d, err := dsn.Parse(s.cfg.DSN)
 	if err != nil {
 		return &FatalError{err}
 	}
