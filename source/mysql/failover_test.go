@@ -89,3 +89,37 @@ func TestStreamFailoverShift(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamGTIDsTurnedOn: a MySQL session resuming a position taken before GTIDs were turned
+// on reads its binlog file from the start and takes the GTID state from the file's
+// PREVIOUS_GTIDS event, so the tokens it writes hold the server's whole GTID state (a state
+// of only the GTIDs the session read would ask the server for every older transaction again,
+// or for purged ones, at the next resume). Constructed events: MySQL is not installable here.
+func TestStreamGTIDsTurnedOn(t *testing.T) {
+	st, out := testStream(t)
+	st.flavor, st.gset, st.rebuildGTIDs = "mysql", nil, true
+	sid := []byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
+	gtid := func(end uint32, sid []byte, gno int64) *replication.BinlogEvent {
+		return &replication.BinlogEvent{Header: hdr(replication.GTID_EVENT, end, 65), Event: &replication.GTIDEvent{SID: sid, GNO: gno}}
+	}
+	feed(t, st,
+		&replication.BinlogEvent{Header: hdr(replication.PREVIOUS_GTIDS_EVENT, 200, 71),
+			Event: &replication.PreviousGTIDsEvent{GTIDSets: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10"}},
+		gtid(1065, make([]byte, 16), 0), rowsEv(replication.WRITE_ROWS_EVENTv1, 1200, []any{int32(1), "anonymous"}), xidEv(1231),
+		gtid(1296, sid, 11), rowsEv(replication.WRITE_ROWS_EVENTv1, 1400, []any{int32(2), "b"}), xidEv(1431),
+		gtid(1496, sid, 12), rowsEv(replication.WRITE_ROWS_EVENTv1, 1600, []any{int32(3), "c"}), xidEv(1631))
+	var got []string
+	for _, it := range drain(st, out) {
+		if it.Commit == nil {
+			tok, err := ParseToken(it.Event.Pos.Resume)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, tok.GTIDs)
+		}
+	}
+	u := "3e11fa47-71ca-11e1-9e33-c80aa9429562:"
+	if want := []string{u + "1-10", u + "1-10", u + "1-11"}; !sameStrings(got, want) {
+		t.Fatalf("resume GTID states %q, want %q", got, want)
+	}
+}

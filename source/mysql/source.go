@@ -253,6 +253,14 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			}
 		}),
 	})
+	// GTIDs turned on since the committed position was taken (MySQL's gtid_mode went OFF ->
+	// OFF_PERMISSIVE -> ON_PERMISSIVE -> ON): the position has no GTID state, and one made of
+	// the GTIDs this session happens to read would be partial (a later resume by it would ask
+	// for every older transaction again, or for purged ones). So the session reads the
+	// committed position's binlog file from its start, takes the GTID state from the file's
+	// PREVIOUS_GTIDS event and follows it from there; what it reads again before the committed
+	// position the pipeline drops.
+	rebuild := resume.Committed && !failover && start.GTIDs == "" && flavor == gomysql.MySQLFlavor && hasGTIDs(conn, flavor)
 	var streamer *replication.BinlogStreamer
 	if start.GTIDs != "" {
 		state, err := parseGTIDs(flavor, start.GTIDs)
@@ -269,7 +277,11 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			return fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
 		}
 	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
+		from := start.Pos
+		if rebuild {
+			from = 4 // the file's start, where its PREVIOUS_GTIDS event is
+		}
+		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: from})
 		if err != nil {
 			syncer.Close()
 			return fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
@@ -307,7 +319,8 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	engErr := make(chan error, 1)
 	go func() { engErr <- eng.Run(engCtx) }()
 	defer func() { stopEng(); <-engErr }()
-	if start.GTIDs != "" || hasGTIDs(conn, flavor) {
+	st.rebuildGTIDs = rebuild
+	if !rebuild && (start.GTIDs != "" || hasGTIDs(conn, flavor)) {
 		if st.gset, err = parseGTIDs(flavor, start.GTIDs); err != nil {
 			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
 		}

@@ -62,12 +62,15 @@ type stream struct {
 	// follows floor, the old server's committed Tx. legacyTx is the committed transaction of
 	// a token written before indexes were offsets (legacy while reading it): its changes keep
 	// the old numbering so the pipeline drops exactly what was published.
-	server   string
-	shift    uint64
-	rebase   bool
-	floor    uint64
-	legacyTx uint64
-	legacy   bool
+	// rebuildGTIDs: the session reads its first binlog file from the start to take the GTID
+	// state from its PREVIOUS_GTIDS event (GTIDs were turned on since the committed position).
+	rebuildGTIDs bool
+	server       string
+	shift        uint64
+	rebase       bool
+	floor        uint64
+	legacyTx     uint64
+	legacy       bool
 
 	txStart string // the transaction's own resume token (txToken is an older one while an XA branch is prepared)
 
@@ -155,6 +158,14 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return &FatalError{err}
 		}
 		st.file, st.seq = name, seq
+	case *replication.PreviousGTIDsEvent:
+		if st.rebuildGTIDs && !st.inTx {
+			gs, err := parseGTIDs(st.flavor, e.GTIDSets)
+			if err != nil {
+				return &FatalError{fmt.Errorf("binlog %s: its PREVIOUS_GTIDS event %q: %w", st.file, e.GTIDSets, err)}
+			}
+			st.gset, st.rebuildGTIDs = gs, false
+		}
 	case *replication.MariadbGTIDEvent:
 		gtid := e.GTID
 		if err := st.begin(ctx, h, fmt.Sprintf("%d-%d-%d", gtid.DomainID, gtid.ServerID, gtid.SequenceNumber)); err != nil {
