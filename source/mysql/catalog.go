@@ -155,7 +155,7 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
 		s.Type, s.Meta = gomysql.MYSQL_TYPE_GEOMETRY, 4
 	default:
-		return s, fmt.Errorf("column %s: type %s is not supported by cdcd", name, colType)
+		return s, fmt.Errorf("column %s: type %s is not supported by cdcd's snapshot reads", name, colType)
 	}
 	return s, nil
 }

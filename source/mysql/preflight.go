@@ -182,6 +182,15 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 			rep.Fail("table "+t, "does not exist", "create it or remove it from tables")
 			continue
 		}
+		if _, _, err := TableFromCatalog(conn, db, name); err != nil {
+			// A snapshot would fail on it at every attempt: say so now, with the column.
+			detail, fix := "a snapshot cannot read it: "+err.Error(), "change the column to a type cdcd reads (or remove the table from tables); a snapshot of it fails until then"
+			if snap.Snapshots {
+				rep.Fail("table "+t, detail, fix)
+				continue
+			}
+			rep.Warn("table "+t, detail+" (snapshot: never, so only a `cdcd snapshot` request would need it)", fix)
+		}
 		r, err = conn.Execute(`SELECT COUNT(*) FROM information_schema.table_constraints WHERE table_schema = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`, db, name)
 		if err == nil {
 			if n, _ := r.GetInt(0, 0); n == 0 {
