@@ -165,71 +165,133 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 	}()
 
+	sess, err := s.prepare(conn, resume)
+	if err != nil {
+		return err
+	}
+	eng, err := s.snapshotEngine(conn, sess.flavor, resume)
+	if err != nil {
+		return err
+	}
+	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
+	bl, err := s.openBinlog(conn, sess, signalDB, signalName)
+	if err != nil {
+		return err
+	}
+	defer bl.close(s.log)
+
+	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: sess.flavor, csumLen: sess.csumLen,
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable,
+		server: sess.server, shift: sess.start.Shift, rebuildGTIDs: sess.rebuild}
+	if resume.Committed {
+		st.resumeTx = resume.Pos.Tx
+		if sess.failover {
+			st.rebase, st.floor = true, resume.Pos.Tx
+		}
+		if sess.start.Legacy {
+			st.legacyTx = resume.Pos.Tx
+		}
+	}
+	if !sess.rebuild && (sess.start.GTIDs != "" || hasGTIDs(conn, sess.flavor)) {
+		if st.gset, err = parseGTIDs(sess.flavor, sess.start.GTIDs); err != nil {
+			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
+		}
+	}
+	// The snapshot engine reads chunks beside the stream; either failing ends the session.
+	engCtx, stopEng := context.WithCancel(ctx)
+	engErr := make(chan error, 1)
+	go func() { engErr <- eng.Run(engCtx) }()
+	defer func() { stopEng(); <-engErr }()
+	return s.loop(ctx, st, sess, bl, engErr, resume)
+}
+
+// session is what a session's start found out about the server and where it starts.
+type session struct {
+	flavor   string
+	csumLen  int    // checksum bytes at the end of each event
+	server   string // serverIdentity
+	start    Token
+	failover bool // the committed position was taken on another server (see startPoint)
+	rebuild  bool // GTIDs were turned on since the committed position (see openBinlog)
+}
+
+// prepare checks the server and decides where the session starts.
+func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, error) {
 	if other := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); other != "" {
-		return &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
+		return nil, &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
 	}
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
 		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
-		return &FatalError{err}
+		return nil, &FatalError{err}
 	}
 	for _, w := range rep.Results {
 		if w.Status == checks.Warn {
 			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
 		}
 	}
-	flavor := s.cfg.Flavor
-	if flavor == "" {
-		flavor = detectFlavor(conn)
+	sess := &session{flavor: s.cfg.Flavor}
+	if sess.flavor == "" {
+		sess.flavor = detectFlavor(conn)
 	}
 	csum, err := variable(conn, "binlog_checksum")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	csumLen := 0
 	if strings.EqualFold(csum, "CRC32") {
-		csumLen = 4
+		sess.csumLen = 4
 	}
-
-	server, err := serverIdentity(conn, flavor)
-	if err != nil {
-		return err
+	if sess.server, err = serverIdentity(conn, sess.flavor); err != nil {
+		return nil, err
 	}
-	start, failover, err := s.startPoint(conn, flavor, server, resume)
-	if err != nil {
-		return err
+	if sess.start, sess.failover, err = s.startPoint(conn, sess.flavor, sess.server, resume); err != nil {
+		return nil, err
 	}
-	if resume.Committed && !failover {
-		s.Ack(resume.Pos.Tx - start.Shift)
-		if err := checkPurged(conn, start, resume.Pos); err != nil {
-			return err
+	if resume.Committed && !sess.failover {
+		s.Ack(resume.Pos.Tx - sess.start.Shift)
+		if err := checkPurged(conn, sess.start, resume.Pos); err != nil {
+			return nil, err
 		}
 	}
+	// GTIDs turned on since the committed position was taken (MySQL's gtid_mode went OFF ->
+	// OFF_PERMISSIVE -> ON_PERMISSIVE -> ON): the position has no GTID state, and one made of
+	// the GTIDs this session happens to read would be partial (a later resume by it would ask
+	// for every older transaction again, or for purged ones). So the session reads the
+	// committed position's binlog file from its start, takes the GTID state from the file's
+	// PREVIOUS_GTIDS event and follows it from there; what it reads again before the committed
+	// position the pipeline drops.
+	sess.rebuild = resume.Committed && !sess.failover && sess.start.GTIDs == "" && sess.flavor == gomysql.MySQLFlavor && hasGTIDs(conn, sess.flavor)
+	return sess, nil
+}
 
-	eng, err := s.snapshotEngine(conn, flavor, resume)
-	if err != nil {
-		return err
-	}
-	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
+// binlogReader is a session's binlog connection: go-mysql's syncer hands events to evs from
+// its reader goroutine; errc carries the reader's error.
+type binlogReader struct {
+	syncer  *replication.BinlogSyncer
+	evs     chan *replication.BinlogEvent
+	stopped chan struct{}
+	errc    chan error
+}
 
+// openBinlog starts reading the binlog where the session starts.
+func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalName string) (*binlogReader, error) {
 	d, err := dsn.Parse(s.cfg.DSN)
 	if err != nil {
-		return &FatalError{err}
+		return nil, &FatalError{err}
 	}
 	host, portText, _ := strings.Cut(d.Addr, ":")
 	port, _ := strconv.ParseUint(cmp.Or(portText, "3306"), 10, 16)
 
-	evs := make(chan *replication.BinlogEvent, 1024)
-	stopped := make(chan struct{})
+	bl := &binlogReader{evs: make(chan *replication.BinlogEvent, 1024), stopped: make(chan struct{}), errc: make(chan error, 1)}
 	captured := s.tables.captured
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
+	bl.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: sess.flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
 		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
 		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
 		// MariaDB 11.4+ may send events without their end position; go-mysql then computes it
 		// (which needs the ANNOTATE_ROWS events too, so only there).
-		FillZeroLogPos: flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
+		FillZeroLogPos: sess.flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
 		Logger:         slog.New(slog.DiscardHandler),
 		Localhost:      s.replicaHost(),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
@@ -246,96 +308,69 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		},
 		SynchronousEventHandler: handlerFunc(func(e *replication.BinlogEvent) error {
 			select {
-			case evs <- e:
+			case bl.evs <- e:
 				return nil
-			case <-stopped:
+			case <-bl.stopped:
 				return errors.New("stream stopped")
 			}
 		}),
 	})
-	// GTIDs turned on since the committed position was taken (MySQL's gtid_mode went OFF ->
-	// OFF_PERMISSIVE -> ON_PERMISSIVE -> ON): the position has no GTID state, and one made of
-	// the GTIDs this session happens to read would be partial (a later resume by it would ask
-	// for every older transaction again, or for purged ones). So the session reads the
-	// committed position's binlog file from its start, takes the GTID state from the file's
-	// PREVIOUS_GTIDS event and follows it from there; what it reads again before the committed
-	// position the pipeline drops.
-	rebuild := resume.Committed && !failover && start.GTIDs == "" && flavor == gomysql.MySQLFlavor && hasGTIDs(conn, flavor)
+	start := sess.start
 	var streamer *replication.BinlogStreamer
 	if start.GTIDs != "" {
-		state, err := parseGTIDs(flavor, start.GTIDs)
+		state, err := parseGTIDs(sess.flavor, start.GTIDs)
 		if err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
-		gs, err := syncGTIDSet(flavor, state)
+		gs, err := syncGTIDSet(sess.flavor, state)
 		if err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
-		streamer, err = syncer.StartSyncGTID(gs)
-		if err != nil {
-			syncer.Close()
-			return fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
+		if streamer, err = bl.syncer.StartSyncGTID(gs); err != nil {
+			bl.syncer.Close()
+			return nil, fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
 		}
 	} else {
 		from := start.Pos
-		if rebuild {
+		if sess.rebuild {
 			from = 4 // the file's start, where its PREVIOUS_GTIDS event is
 		}
-		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: from})
-		if err != nil {
-			syncer.Close()
-			return fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
+		if streamer, err = bl.syncer.StartSync(gomysql.Position{Name: start.File, Pos: from}); err != nil {
+			bl.syncer.Close()
+			return nil, fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
 		}
 	}
 	// In synchronous mode the streamer carries only the reader's error.
-	errc := make(chan error, 1)
 	go func() {
 		_, err := streamer.GetEvent(context.Background())
-		errc <- err
+		bl.errc <- err
 	}()
-	defer func() {
-		// Unblock the reader's hand-off first: Close waits for the reader goroutine.
-		close(stopped)
-		t0 := time.Now()
-		syncer.Close()
-		<-errc
-		s.log.Debug("binlog stream closed", "took", time.Since(t0))
-	}()
+	return bl, nil
+}
 
-	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable}
-	st.server, st.shift = server, start.Shift
-	if resume.Committed {
-		st.resumeTx = resume.Pos.Tx
-		if failover {
-			st.rebase, st.floor = true, resume.Pos.Tx
-		}
-		if start.Legacy {
-			st.legacyTx = resume.Pos.Tx
-		}
-	}
-	// The snapshot engine reads chunks beside the stream; either failing ends the session.
-	engCtx, stopEng := context.WithCancel(ctx)
-	engErr := make(chan error, 1)
-	go func() { engErr <- eng.Run(engCtx) }()
-	defer func() { stopEng(); <-engErr }()
-	st.rebuildGTIDs = rebuild
-	if !rebuild && (start.GTIDs != "" || hasGTIDs(conn, flavor)) {
-		if st.gset, err = parseGTIDs(flavor, start.GTIDs); err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
-		}
-	}
+// close stops the reader: its hand-off first (Close waits for the reader goroutine).
+func (bl *binlogReader) close(log *slog.Logger) {
+	close(bl.stopped)
+	t0 := time.Now()
+	bl.syncer.Close()
+	<-bl.errc
+	log.Debug("binlog stream closed", "took", time.Since(t0))
+}
+
+// loop feeds the binlog's events to the stream until ctx ends or the reader, the stream or
+// the snapshot engine fails.
+func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, engErr chan error, resume change.Resume) error {
 	streaming := false
 	for {
 		var outC chan<- []change.Item
-		if len(st.chunk) > 0 && len(evs) == 0 {
-			outC = out // the binlog went quiet: hand over what is there
+		if len(st.chunk) > 0 && len(bl.evs) == 0 {
+			outC = st.out // the binlog went quiet: hand over what is there
 		}
 		select {
-		case ev := <-evs:
+		case ev := <-bl.evs:
 			if !streaming {
 				streaming = true
-				s.log.Info("streaming binlog", "flavor", flavor, "from", start.describeStart(), "gtids", start.GTIDs, "server_id", s.cfg.ServerID)
+				s.log.Info("streaming binlog", "flavor", sess.flavor, "from", sess.start.describeStart(), "gtids", sess.start.GTIDs, "server_id", s.cfg.ServerID)
 				if resume.OnStreaming != nil {
 					resume.OnStreaming(change.Streaming{})
 				}
@@ -343,7 +378,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 					// A new pipeline records where it starts at once: a restart before
 					// any change of its tables resumes here instead of at the server's
 					// position then, which would skip what was written in between.
-					if err := st.startCommit(ctx, start); err != nil {
+					if err := st.startCommit(ctx, sess.start); err != nil {
 						return err
 					}
 				}
@@ -356,9 +391,9 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			}
 		case outC <- st.chunk:
 			st.chunk = nil
-		case err := <-errc:
-			errc <- err // for the deferred wait
-			return classifyStreamError(err, start)
+		case err := <-bl.errc:
+			bl.errc <- err // for the deferred wait
+			return classifyStreamError(err, sess.start)
 		case err := <-engErr:
 			engErr <- err // for the deferred wait
 			if err == nil {
