@@ -34,11 +34,14 @@ const (
 	KindJSON        // Value.Str: JSON text
 	KindEnum        // Value.Str: the label
 	KindArray       // Value.Arr: elements of Column.Elem
+	// KindDuration is a signed length of time (MySQL TIME, -838:59:59 to 838:59:59, not a
+	// time of day); Value.Int: microseconds.
+	KindDuration
 )
 
 var kindNames = [...]string{"invalid", "bool", "int16", "int32", "int64", "uint64", "float32",
 	"float64", "decimal", "string", "bytes", "date", "time", "timetz", "timestamp", "timestamptz",
-	"interval", "uuid", "json", "enum", "array"}
+	"interval", "uuid", "json", "enum", "array", "duration"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"net/url"
 	"regexp"
 	"strings"
@@ -35,7 +36,7 @@ func collectSecrets(c *Config, fromFiles []string) []string {
 			}
 		}
 		if my := p.Source.MySQL; my != nil && my.DSN != "" {
-			if d, err := ParseMySQLDSN(my.DSN); err == nil {
+			if d, err := dsn.Parse(my.DSN); err == nil {
 				add(d.Password)
 			} else if at := strings.LastIndex(my.DSN, "@"); at >= 0 {
 				if _, pw, ok := strings.Cut(my.DSN[:at], ":"); ok {
@@ -114,7 +115,7 @@ func (l *loader) warnings(c *Config) []Problem {
 		}
 		if my := p.Source.MySQL; my != nil {
 			path := fmt.Sprintf("pipelines[%d].source.mysql.dsn", i)
-			if d, err := ParseMySQLDSN(rawOf(path, my.DSN)); err == nil && inline(d.Password) {
+			if d, err := dsn.Parse(rawOf(path, my.DSN)); err == nil && inline(d.Password) {
 				add(path, "the connection string carries a password written in the file",
 					"replace the password with ${file:/run/secrets/mysql_password} or ${MYSQL_PASSWORD}, e.g. cdcd:${file:/run/secrets/mysql_password}@tcp(db:3306)/inventory")
 			}

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -23,7 +24,7 @@ func (p *Pipeline) SignalKey() []byte {
 				secret = pc.Password
 			}
 		case p.Source.MySQL != nil:
-			if d, err := ParseMySQLDSN(p.Source.MySQL.DSN); err == nil {
+			if d, err := dsn.Parse(p.Source.MySQL.DSN); err == nil {
 				secret = d.Password
 			}
 		}

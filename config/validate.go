@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"net"
 	"net/url"
 	"os"
@@ -403,7 +404,7 @@ func validatePostgres(ps *problems, at string, pg *Postgres, name string, slots 
 func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int, i int) {
 	if my.DSN == "" {
 		ps.add(at+".dsn", "no connection string", `set dsn, e.g. "cdcd:${MYSQL_PASSWORD}@tcp(db:3306)/inventory"`)
-	} else if _, err := ParseMySQLDSN(my.DSN); err != nil {
+	} else if _, err := dsn.Parse(my.DSN); err != nil {
 		ps.add(at+".dsn", err.Error(), `write it as user@tcp(host:port)/database, with :password after the user if it needs one (better: :${file:/run/secrets/mysql_password})`)
 	}
 	if my.ServerID == 0 {
@@ -479,57 +480,6 @@ func checkSize(ps *problems, at string, b ByteSize, minimum int64) {
 	if b.N < minimum {
 		ps.add(at, fmt.Sprintf("%d bytes is too small", b.N), fmt.Sprintf("use at least %d bytes", minimum))
 	}
-}
-
-// MySQLDSN is a parsed user[:password]@tcp(host:port)/[database][?params].
-type MySQLDSN struct {
-	User, Password, Addr, Database string
-	Params                         url.Values
-}
-
-// ParseMySQLDSN parses the go-sql-driver style DSN cdcd accepts.
-func ParseMySQLDSN(s string) (MySQLDSN, error) {
-	var d MySQLDSN
-	at := strings.LastIndex(s, "@")
-	if at < 0 {
-		return d, fmt.Errorf("the connection string %s names no user (user@tcp(host:port)/)", quote(redactMySQL(s)))
-	}
-	d.User, d.Password, _ = strings.Cut(s[:at], ":")
-	rest := s[at+1:]
-	if !strings.HasPrefix(rest, "tcp(") {
-		return d, fmt.Errorf("the connection string %s must use tcp(host:port)", quote(redactMySQL(s)))
-	}
-	end := strings.IndexByte(rest, ')')
-	if end < 0 {
-		return d, fmt.Errorf("the connection string %s has an unclosed tcp(", quote(redactMySQL(s)))
-	}
-	d.Addr = rest[4:end]
-	if _, _, err := net.SplitHostPort(d.Addr); err != nil {
-		return d, fmt.Errorf("the address %s is not host:port", quote(d.Addr))
-	}
-	rest = rest[end+1:]
-	if rest != "" && rest[0] != '/' {
-		return d, fmt.Errorf("the connection string %s needs a / after tcp(...)", quote(redactMySQL(s)))
-	}
-	rest = strings.TrimPrefix(rest, "/")
-	db, q, _ := strings.Cut(rest, "?")
-	d.Database = db
-	var err error
-	if d.Params, err = url.ParseQuery(q); err != nil {
-		return d, fmt.Errorf("the parameters %s do not parse: %v", quote(q), err)
-	}
-	return d, nil
-}
-
-func redactMySQL(s string) string {
-	at := strings.LastIndex(s, "@")
-	if at < 0 {
-		return s
-	}
-	if u, _, ok := strings.Cut(s[:at], ":"); ok {
-		return u + ":***" + s[at:]
-	}
-	return s
 }
 
 func validateSnapshot(ps *problems, at string, p *Pipeline) {

@@ -183,6 +183,12 @@ func valueJSON(k, elem change.Kind, v change.Value) ([]byte, error) {
 	case change.KindTime:
 		d := time.Duration(v.Int) * time.Microsecond
 		return json.Marshal(fmt.Sprintf("%02d:%02d:%02d.%06d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60, v.Int%1e6))
+	case change.KindDuration:
+		us, sign := v.Int, ""
+		if us < 0 {
+			us, sign = -us, "-"
+		}
+		return json.Marshal(fmt.Sprintf("%s%02d:%02d:%02d.%06d", sign, us/3_600_000_000, us/60_000_000%60, us/1_000_000%60, us%1_000_000))
 	case change.KindTimestamp, change.KindTimestampTZ:
 		switch v.Int {
 		case change.TimestampInfinity:
@@ -359,6 +365,17 @@ func parseValue(k, elem change.Kind, raw json.RawMessage) (change.Value, error) 
 			return change.Value{}, fmt.Errorf("bad time %q", str)
 		}
 		return change.Value{Int: ((h*60+m)*60+sec)*1e6 + us}, nil
+	case change.KindDuration:
+		neg := strings.HasPrefix(str, "-")
+		var h, m, sec, us int64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(str, "-"), "%d:%d:%d.%d", &h, &m, &sec, &us); err != nil {
+			return change.Value{}, fmt.Errorf("bad duration %q", str)
+		}
+		d := ((h*60+m)*60+sec)*1e6 + us
+		if neg {
+			d = -d
+		}
+		return change.Value{Int: d}, nil
 	case change.KindTimestamp, change.KindTimestampTZ:
 		switch {
 		case !isStr:

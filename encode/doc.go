@@ -101,7 +101,9 @@
 // float64->double; numeric(P,S)->bytes decimal(P,S); unconstrained numeric->string (carries
 // NaN, ±Infinity and any scale exactly); string, enum, timetz, interval->string; uuid->string
 // uuid; json->string with connect.name io.debezium.data.Json; bytes->bytes; date->int date;
-// time->long time-micros; timestamp->long local-timestamp-micros; timestamptz->long
+// time->long time-micros; duration (MySQL TIME)->long with connect.name
+// io.debezium.time.MicroTime (a time-micros is a time of day, and standard readers refuse one
+// below zero or past 24 h); timestamp->long local-timestamp-micros; timestamptz->long
 // timestamp-micros; array->array of ["null", element]. Postgres ±infinity dates and
 // timestamps travel as their sentinel values (change.TimestampInfinity etc.). A numeric with
 // negative scale (PG15+) numeric(P,-N) becomes decimal(P+N,0); one with scale above its

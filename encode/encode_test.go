@@ -36,7 +36,7 @@ func sameDecoded(t *testing.T, c change.Column, kind change.Kind, want change.Va
 		if g, ok := got.(int); !ok || int64(g) != want.Int {
 			fail()
 		}
-	case change.KindInt64, change.KindTimestamp:
+	case change.KindInt64, change.KindTimestamp, change.KindDuration:
 		if got != want.Int {
 			fail()
 		}
@@ -167,6 +167,8 @@ func TestEveryKindRoundTrips(t *testing.T) {
 				change.Value{Int: change.DateNegInfinity}, change.Value{Int: year1Days}, change.Value{Int: year9999Days})},
 		{"time", change.Column{Kind: change.KindTime, SourceType: "time"},
 			present(change.Value{Int: 0}, change.Value{Int: 86_399_999_999}, change.Value{Int: 86_400_000_000})},
+		{"duration", change.Column{Kind: change.KindDuration, SourceType: "time(6)"}, // MySQL TIME
+			present(change.Value{Int: -3_020_399_000_000}, change.Value{Int: 0}, change.Value{Int: 3_020_399_999_999})},
 		{"timestamp", change.Column{Kind: change.KindTimestamp, SourceType: "timestamp"},
 			present(change.Value{Int: change.TimestampInfinity}, change.Value{Int: change.TimestampNegInfinity},
 				change.Value{Int: year1Micros}, change.Value{Int: year9999Micros}, change.Value{Int: -1})},

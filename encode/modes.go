@@ -146,7 +146,7 @@ func modeType(c *change.Column, k change.Kind, m typeModes, p *colPlan) (t any, 
 			return connectLogical("int", "Date", "date"), true, nil
 		}
 		return semantic("int", "io.debezium.time.Date"), true, nil
-	case change.KindTime:
+	case change.KindTime, change.KindDuration: // KindDuration: MySQL's TIME
 		switch {
 		case m.time == TimeConnect:
 			p.conv = convMillisInt

@@ -77,8 +77,8 @@ var mysqlTypeRows = []typeRow{
 	{col: change.Column{Kind: change.KindBytes, SourceType: "varbinary"}},
 	{col: change.Column{Kind: change.KindInt32, SourceType: "year"}},
 	{col: change.Column{Kind: change.KindDate, SourceType: "date"}},
-	{col: change.Column{Kind: change.KindTime, SourceType: "time"}},
-	{col: change.Column{Kind: change.KindTime, SourceType: "time(6)"}},
+	{col: change.Column{Kind: change.KindDuration, SourceType: "time"}},
+	{col: change.Column{Kind: change.KindDuration, SourceType: "time(6)"}},
 	{col: change.Column{Kind: change.KindTimestamp, SourceType: "datetime"}},
 	{col: change.Column{Kind: change.KindTimestamp, SourceType: "datetime(6)"}},
 	{col: change.Column{Kind: change.KindTimestampTZ, SourceType: "timestamp(3)"}},
@@ -249,7 +249,7 @@ func TestTypeModeValues(t *testing.T) {
 	num := change.Column{Kind: change.KindDecimal, SourceType: "numeric"}
 	num102 := change.Column{Kind: change.KindDecimal, Precision: 10, Scale: 2, SourceType: "numeric(10,2)"}
 	interval := change.Column{Kind: change.KindInterval, SourceType: "interval"}
-	myTime := change.Column{Kind: change.KindTime, SourceType: "time(6)"}
+	myTime := change.Column{Kind: change.KindDuration, SourceType: "time(6)"}
 	myDatetime := change.Column{Kind: change.KindTimestamp, SourceType: "datetime"}
 	myTS := change.Column{Kind: change.KindTimestampTZ, SourceType: "timestamp(3)"}
 	pg, my := "postgresql", "mysql"
@@ -354,7 +354,7 @@ func TestTypeModeRefusals(t *testing.T) {
 			ClassValueNotRepresentable, "adaptive_time_microseconds"},
 		{modeCase{"sub-millisecond time in connect", pg, TimeConnect, "", change.Column{Kind: change.KindTime, SourceType: "time without time zone"}, change.Value{Int: 1001}, nil},
 			ClassValueNotRepresentable, "adaptive_time_microseconds"},
-		{modeCase{"MySQL time over 24h in connect", "mysql", TimeConnect, "", change.Column{Kind: change.KindTime, SourceType: "time"}, change.Value{Int: 25 * 3600 * 1000000}, nil},
+		{modeCase{"MySQL time over 24h in connect", "mysql", TimeConnect, "", change.Column{Kind: change.KindDuration, SourceType: "time"}, change.Value{Int: 25 * 3600 * 1000000}, nil},
 			ClassValueNotRepresentable, "adaptive_time_microseconds"},
 		{modeCase{"NaN in precise", pg, "", DecimalPrecise, change.Column{Kind: change.KindDecimal, SourceType: "numeric"}, change.Value{Str: "NaN"}, nil},
 			ClassValueNotRepresentable, "decimal_handling: string"},

@@ -79,7 +79,7 @@ func appendValue(dst []byte, c *colPlan, v *change.Value, sc *scratch) ([]byte, 
 				"value %d does not fit %s (Avro int is 32-bit); the source reported a wider value than the column's type allows", v.Int, c.typeName)}
 		}
 		return appendLong(dst, v.Int), nil
-	case change.KindInt64, change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+	case change.KindInt64, change.KindTime, change.KindDuration, change.KindTimestamp, change.KindTimestampTZ:
 		return appendLong(dst, v.Int), nil
 	case change.KindUint64:
 		return appendUint64Decimal(dst, v.Uint, sc), nil

@@ -13,7 +13,9 @@ import (
 const (
 	sourceNamespace = "io.cdcd"
 	jsonConnectName = "io.debezium.data.Json"
-	sourceTypeProp  = "cdcd.source_type"
+	// microTimeConnectName marks a duration in microseconds (Debezium's MicroTime).
+	microTimeConnectName = "io.debezium.time.MicroTime"
+	sourceTypeProp       = "cdcd.source_type"
 )
 
 // colPlan is what the hot path needs to know about one column (or array element).
@@ -216,6 +218,10 @@ func planColumn(c *change.Column, k change.Kind, elem bool, m typeModes) (colPla
 		t = jobj{{"type", "int"}, {"logicalType", "date"}}
 	case change.KindTime:
 		t = jobj{{"type", "long"}, {"logicalType", "time-micros"}}
+	case change.KindDuration:
+		// Debezium's MicroTime: time-micros is a time of day, which MySQL's TIME is not
+		// (standard readers refuse a time-micros beyond 24 h or below zero).
+		t = jobj{{"type", "long"}, {"connect.name", microTimeConnectName}}
 	case change.KindTimestamp:
 		t = jobj{{"type", "long"}, {"logicalType", "local-timestamp-micros"}}
 	case change.KindTimestampTZ:

@@ -80,3 +80,22 @@ func TestMySQLPrerequisitesRefused(t *testing.T) {
 	d = startMySQLDaemon(t, yaml)
 	d.waitUnready(60*time.Second, "failed", "binlog_format", "binlog_row_metadata")
 }
+
+// TestMySQLUnreadableColumnRefused: a captured table with a column a snapshot cannot read
+// (MariaDB's INET6 here) is named with the fix by `cdcd check`, and a pipeline that snapshots
+// fails at start instead of retrying the snapshot forever (`check` used to pass, and the
+// pipeline stayed in phase retrying with a growing backoff, even with on_error: dlq).
+func TestMySQLUnreadableColumnRefused(t *testing.T) {
+	s, _, db, dsn, _ := mysqlSetup(t, 3*time.Minute, "cdcd_unread", `CREATE TABLE t (id INT PRIMARY KEY, addr INET6)`)
+	yaml := strings.Replace(mysqlPipelineYAML(s, uniqueName("myunread"), dsn, nextServerID(), []string{db + ".t"}, "    on_error: dlq\n"),
+		"snapshot: never", "snapshot: initial", 1)
+	out, err := checkOutput(t, yaml)
+	if err == nil || !strings.Contains(out, "column addr") || !strings.Contains(out, "a snapshot cannot read it") {
+		t.Errorf("check: want a failure naming column addr, got %v:\n%s", err, out)
+	}
+	d := startMySQLDaemon(t, yaml)
+	body := d.waitUnready(60*time.Second, "column addr")
+	if !strings.Contains(body, "failed") {
+		t.Errorf("/readyz: want the pipeline failed (not retrying): %s", body)
+	}
+}

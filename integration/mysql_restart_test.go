@@ -27,6 +27,13 @@ type scratchMariaDB struct {
 
 func startScratchMariaDB(t *testing.T) *scratchMariaDB {
 	t.Helper()
+	return startScratchMariaDBWith(t, 7, "")
+}
+
+// startScratchMariaDBWith starts a private MariaDB with its own server_id and extra my.cnf
+// lines (e.g. log_slave_updates for a replica).
+func startScratchMariaDBWith(t *testing.T, serverID int, extra string) *scratchMariaDB {
+	t.Helper()
 	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
 		t.Fatalf("mariadb-install-db not found (make stack-up installs MariaDB): %v", err)
 	}
@@ -45,7 +52,7 @@ log-error = %[1]s/mariadb.log
 bind-address = 127.0.0.1
 port = %[2]s
 skip-name-resolve
-server_id = 7
+server_id = %[3]d
 log_bin = %[1]s/binlog
 binlog_format = ROW
 binlog_row_image = FULL
@@ -53,7 +60,8 @@ binlog_row_metadata = FULL
 innodb_buffer_pool_size = 32M
 innodb_log_file_size = 16M
 character-set-server = utf8mb4
-`, dir, port)
+%[4]s
+`, dir, port, serverID, extra)
 	if err := os.WriteFile(m.cnf, []byte(cnf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -337,7 +337,7 @@ func formatValue(c change.Column, v change.Value) string {
 		return "(absent)"
 	}
 	switch c.Kind {
-	case change.KindBool, change.KindInt16, change.KindInt32, change.KindInt64, change.KindDate, change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+	case change.KindBool, change.KindInt16, change.KindInt32, change.KindInt64, change.KindDate, change.KindTime, change.KindDuration, change.KindTimestamp, change.KindTimestampTZ:
 		return fmt.Sprint(v.Int)
 	case change.KindUint64:
 		return fmt.Sprint(v.Uint)

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -8,6 +9,9 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
+
+// errNoTable: the catalog has no such table.
+var errNoTable = errors.New("does not exist")
 
 // TableFromCatalog reads a table's shape from information_schema, for reading its rows with
 // SELECT (snapshots). It gives the same change.Table (columns, kinds, source types, key) and
@@ -27,7 +31,7 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 		return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
 	}
 	if r.RowNumber() == 0 {
-		return nil, nil, fmt.Errorf("table %s.%s does not exist (or the user may not see it: GRANT SELECT)", db, table)
+		return nil, nil, fmt.Errorf("table %s.%s %w (or the user may not see it: GRANT SELECT)", db, table, errNoTable)
 	}
 	specs := make([]ColumnSpec, r.RowNumber())
 	for i := range specs {
@@ -69,10 +73,12 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 	return t, specs, nil
 }
 
-// PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4 and
-// TIMESTAMP values in UTC.
+// PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4,
+// TIMESTAMP values in UTC, and an sql_mode of its own (a session inherits the global one:
+// PAD_CHAR_TO_FULL_LENGTH would pad CHAR values the binlog does not, NO_BACKSLASH_ESCAPES and
+// ANSI_QUOTES would change how cdcd's statements and key literals read).
 func PrepareSnapshotSession(conn *client.Conn) error {
-	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'"} {
+	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET SESSION sql_mode = ''"} {
 		if _, err := conn.Execute(q); err != nil {
 			return fmt.Errorf("preparing the snapshot session (%s): %w", q, err)
 		}
@@ -149,7 +155,7 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
 		s.Type, s.Meta = gomysql.MYSQL_TYPE_GEOMETRY, 4
 	default:
-		return s, fmt.Errorf("column %s: type %s is not supported by cdcd", name, colType)
+		return s, fmt.Errorf("column %s: type %s is not supported by cdcd's snapshot reads", name, colType)
 	}
 	return s, nil
 }

@@ -33,44 +33,6 @@ type ColumnSpec struct {
 // collationBinary is the "binary" pseudo charset: BINARY, VARBINARY and BLOB columns.
 const collationBinary = 63
 
-// charset is how a character column's bytes become UTF-8.
-type charset uint8
-
-const (
-	charsetUTF8   charset = iota // utf8mb3, utf8mb4, ascii: the bytes are UTF-8 already
-	charsetLatin1                // MySQL's latin1 is Windows-1252
-	charsetBinary                // not text: the column is bytes
-	charsetUnknown
-)
-
-// charsetOf maps a collation id to how its bytes decode. Collation ids are MySQL's and
-// MariaDB's (SHOW COLLATION); only the families cdcd decodes are listed.
-func charsetOf(collation uint64) charset {
-	switch collation {
-	case collationBinary:
-		return charsetBinary
-	case 5, 8, 15, 31, 47, 48, 49, 94: // latin1_*
-		return charsetLatin1
-	case 11, 65: // ascii_general_ci, ascii_bin
-		return charsetUTF8
-	case 33, 83: // utf8mb3_general_ci, utf8mb3_bin
-		return charsetUTF8
-	case 45, 46: // utf8mb4_general_ci, utf8mb4_bin
-		return charsetUTF8
-	}
-	switch {
-	case collation >= 192 && collation <= 215, collation == 223: // utf8mb3 unicode collations
-		return charsetUTF8
-	case collation >= 224 && collation <= 247: // utf8mb4 unicode collations
-		return charsetUTF8
-	case collation >= 255 && collation <= 323: // MySQL 8 utf8mb4_0900 collations
-		return charsetUTF8
-	case collation >= 576 && collation <= 609, collation >= 1024 && collation < 2048:
-		return charsetUTF8 // MariaDB utf8mb3/utf8mb4 UCA 14.0 and nopad collations
-	}
-	return charsetUnknown
-}
-
 // Column derives the change.Column of s. The SourceType is spelled as
 // information_schema.columns.DATA_TYPE, plus the fractional digits, precision, unsigned and
 // bit width that the binlog carries (never string lengths, which it does not).
@@ -126,7 +88,7 @@ func (s *ColumnSpec) Column() (change.Column, error) {
 	case gomysql.MYSQL_TYPE_TIME, gomysql.MYSQL_TYPE_TIME2:
 		// Microseconds, possibly negative or beyond 24 h (MySQL TIME is a duration from
 		// -838:59:59 to 838:59:59).
-		c.Kind, c.SourceType = change.KindTime, "time"+s.fsp()
+		c.Kind, c.SourceType = change.KindDuration, "time"+s.fsp()
 	case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING:
 		name := "char"
 		if s.Type != gomysql.MYSQL_TYPE_STRING {
@@ -136,7 +98,7 @@ func (s *ColumnSpec) Column() (change.Column, error) {
 		case charsetBinary:
 			c.Kind, c.SourceType = change.KindBytes, map2binary(name)
 		case charsetUnknown:
-			return c, fmt.Errorf("column %s: character set of collation %d is not supported (cdcd decodes utf8mb4, utf8mb3, ascii, latin1 and binary); convert the column to utf8mb4", s.Name, s.Collation)
+			return c, fmt.Errorf("column %s: character set of collation %d is not supported (cdcd decodes utf8mb4, utf8mb3, ascii, latin1, ucs2, utf16, utf16le, utf32 and binary); convert the column to utf8mb4", s.Name, s.Collation)
 		default:
 			c.Kind, c.SourceType = change.KindString, name
 		}
@@ -146,7 +108,7 @@ func (s *ColumnSpec) Column() (change.Column, error) {
 		case charsetBinary:
 			c.Kind, c.SourceType = change.KindBytes, size+"blob"
 		case charsetUnknown:
-			return c, fmt.Errorf("column %s: character set of collation %d is not supported (cdcd decodes utf8mb4, utf8mb3, ascii, latin1 and binary); convert the column to utf8mb4", s.Name, s.Collation)
+			return c, fmt.Errorf("column %s: character set of collation %d is not supported (cdcd decodes utf8mb4, utf8mb3, ascii, latin1, ucs2, utf16, utf16le, utf32 and binary); convert the column to utf8mb4", s.Name, s.Collation)
 		default:
 			c.Kind, c.SourceType = change.KindString, size+"text"
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"golang.org/x/text/encoding/charmap"
 )
 
 // Zero and invalid dates (0000-00-00, 2024-02-30, a zero month or day; MySQL stores them
@@ -211,20 +210,11 @@ func decodeBytes(s *ColumnSpec, kind change.Kind, b []byte, fromBinlog bool) (ch
 
 // textValue converts a character column's bytes, in the column's charset, to UTF-8.
 func textValue(s *ColumnSpec, raw string) (change.Value, error) {
-	switch charsetOf(s.Collation) {
-	case charsetLatin1:
-		out, err := charmap.Windows1252.NewDecoder().String(raw)
-		if err != nil {
-			return change.Value{State: change.Undecodable, Str: strconv.Quote(raw)}, fmt.Errorf("column %s: latin1 value: %w", s.Name, err)
-		}
-		return change.Value{Str: out}, nil
-	case charsetUTF8:
-		if !utf8.ValidString(raw) {
-			return change.Value{State: change.Undecodable, Str: strconv.Quote(raw)}, fmt.Errorf("column %s: the binlog holds invalid UTF-8 for a UTF-8 column", s.Name)
-		}
-		return change.Value{Str: strings.Clone(raw)}, nil
+	out, err := decodeCharset(charsetOf(s.Collation), raw)
+	if err != nil {
+		return change.Value{State: change.Undecodable, Str: strconv.Quote(raw)}, fmt.Errorf("column %s (collation %d): %w", s.Name, s.Collation, err)
 	}
-	return change.Value{State: change.Undecodable, Str: strconv.Quote(raw)}, fmt.Errorf("column %s: collation %d is not supported", s.Name, s.Collation)
+	return change.Value{Str: out}, nil
 }
 
 // decodeString handles values that arrive as text: CHAR/VARCHAR (binlog), DECIMAL, JSON and
@@ -247,7 +237,7 @@ func decodeString(s *ColumnSpec, kind change.Kind, x string, fromBinlog bool) (c
 			return zeroDate(s, x)
 		}
 		return change.Value{Int: us}, nil
-	case change.KindTime:
+	case change.KindDuration:
 		us, ok := parseTime(x)
 		if !ok {
 			return change.Value{State: change.Undecodable, Str: x}, fmt.Errorf("column %s: time %q does not parse", s.Name, x)

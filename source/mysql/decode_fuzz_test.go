@@ -41,6 +41,8 @@ func FuzzDecodeText(f *testing.F) {
 func FuzzParseToken(f *testing.F) {
 	f.Add("binlog1;mariadb;mariadb-bin.000042;1234;0-1-100,1-2-5")
 	f.Add("binlog1;mysql;binlog.000001;4;3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
+	f.Add("binlog2;mariadb;mariadb-bin.000042;1234;7;0;0-7-101;0-1-100,1-2-5")
+	f.Add("binlog2;mysql;binlog.000001;4;3e11fa47-71ca-11e1-9e33-c80aa9429562;4294967296;3e11fa47-71ca-11e1-9e33-c80aa9429562:6;3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := ParseToken(s)
 		if err != nil {

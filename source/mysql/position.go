@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -30,27 +31,72 @@ type Token struct {
 	// GTIDs is the server's GTID set before the transaction (MariaDB: every domain's
 	// domain-server-seq; MySQL: UUID sets); empty without GTIDs.
 	GTIDs string
+	// GTID is the transaction's own GTID (empty without GTIDs, and in the token an XA
+	// branch's later transactions share with it, see xa.go).
+	GTID string
+	// Server names the server whose binlog File and Pos are in (MySQL: server_uuid; MariaDB:
+	// server_id); empty in tokens written before it was recorded.
+	Server string
+	// Shift is added to the server's (file sequence, offset) to give positions' Tx: zero
+	// until a failover, then what keeps the new server's positions after the old one's.
+	Shift uint64
+	// Legacy: a token written before indexes were offsets in the transaction (binlog1).
+	Legacy bool
 }
 
-const tokenPrefix = "binlog1;"
+const (
+	tokenPrefix       = "binlog2;"
+	legacyTokenPrefix = "binlog1;"
+)
 
-// String encodes the token: binlog1;flavor;file;pos;gtids.
+// commitIndex is a Commit's Index: past every event's index, and the mark of a transaction
+// published whole (a failover then resumes after it by GTID).
+const commitIndex = math.MaxUint32
+
+// String encodes the token: binlog2;flavor;file;pos;server;shift;gtid;gtids (a legacy one
+// as it was written: binlog1;flavor;file;pos;gtids).
 func (t Token) String() string {
-	return tokenPrefix + t.Flavor + ";" + t.File + ";" + strconv.FormatUint(uint64(t.Pos), 10) + ";" + t.GTIDs
+	if t.Legacy {
+		return legacyTokenPrefix + t.Flavor + ";" + t.File + ";" + strconv.FormatUint(uint64(t.Pos), 10) + ";" + t.GTIDs
+	}
+	return tokenPrefix + t.Flavor + ";" + t.File + ";" + strconv.FormatUint(uint64(t.Pos), 10) + ";" + t.Server + ";" +
+		strconv.FormatUint(t.Shift, 10) + ";" + t.GTID + ";" + t.GTIDs
 }
 
 // ParseToken decodes a position's Resume.
 func ParseToken(s string) (Token, error) {
-	rest, ok := strings.CutPrefix(s, tokenPrefix)
-	parts := strings.SplitN(rest, ";", 4)
-	if !ok || len(parts) != 4 {
+	bad := func() (Token, error) {
 		return Token{}, fmt.Errorf("the committed position's resume token %q is not a MySQL binlog position (was the pipeline's source changed from postgres to mysql? fix: `cdcd reset-offsets` for the pipeline and re-snapshot)", s)
 	}
-	pos, err := strconv.ParseUint(parts[2], 10, 32)
+	var t Token
+	var posText string
+	if rest, ok := strings.CutPrefix(s, legacyTokenPrefix); ok {
+		parts := strings.SplitN(rest, ";", 4)
+		if len(parts) != 4 {
+			return bad()
+		}
+		t = Token{Flavor: parts[0], File: parts[1], GTIDs: parts[3], Legacy: true}
+		posText = parts[2]
+	} else if rest, ok := strings.CutPrefix(s, tokenPrefix); ok {
+		parts := strings.SplitN(rest, ";", 7)
+		if len(parts) != 7 {
+			return bad()
+		}
+		shift, err := strconv.ParseUint(parts[4], 10, 64)
+		if err != nil {
+			return Token{}, fmt.Errorf("the committed position's resume token %q has a bad shift: %w", s, err)
+		}
+		t = Token{Flavor: parts[0], File: parts[1], Server: parts[3], Shift: shift, GTID: parts[5], GTIDs: parts[6]}
+		posText = parts[2]
+	} else {
+		return bad()
+	}
+	pos, err := strconv.ParseUint(posText, 10, 32)
 	if err != nil {
 		return Token{}, fmt.Errorf("the committed position's resume token %q has a bad offset: %w", s, err)
 	}
-	return Token{Flavor: parts[0], File: parts[1], Pos: uint32(pos), GTIDs: parts[3]}, nil
+	t.Pos = uint32(pos)
+	return t, nil
 }
 
 // fileSeq is the sequence number of a binlog file name (mysql-bin.000042 -> 42).

@@ -5,20 +5,20 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
-	"github.com/cdcd-dev/cdcd/config"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // Connect opens a plain client connection for the DSN.
-func Connect(ctx context.Context, dsn string) (*client.Conn, error) {
-	d, err := config.ParseMySQLDSN(dsn)
+func Connect(ctx context.Context, connString string) (*client.Conn, error) {
+	d, err := dsn.Parse(connString)
 	if err != nil {
 		return nil, err
 	}
@@ -102,17 +102,22 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 		flavor = "MariaDB"
 	}
 	rep.OK("server version", flavor+" "+vars["version"])
-	want := func(name, value, fix string) {
+	want := func(name, value, fix, okNote string) {
 		if !strings.EqualFold(vars[name], value) {
 			rep.Fail(name, fmt.Sprintf("%s is %q", name, vars[name]), fix)
 		} else {
-			rep.OK(name, vars[name])
+			rep.OK(name, vars[name]+okNote)
 		}
 	}
-	want("log_bin", "ON", "start the server with log_bin (binary logging) enabled")
-	want("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW' and set it in my.cnf (binlog_format=ROW)")
-	want("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf")
-	want("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (MySQL 8.0.1+/MariaDB 10.5+): column names come from the binlog, not the current schema")
+	// A session may set its own binlog_format and binlog_row_image (with the privilege to set
+	// session variables): the global values bind no session. cdcd turns what such sessions
+	// write to captured tables into poison records that name the fix, never into NULLs or
+	// silence; the notes say so where operators look.
+	const sessionNote = " globally; sessions may still SET SESSION %s = '%s' (the global setting does not bind them): their changes to captured tables become poison records naming the fix, so keep applications from setting it"
+	want("log_bin", "ON", "start the server with log_bin (binary logging) enabled", "")
+	want("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW' and set it in my.cnf (binlog_format=ROW)", fmt.Sprintf(sessionNote, "binlog_format", "STATEMENT"))
+	want("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf", fmt.Sprintf(sessionNote, "binlog_row_image", "MINIMAL"))
+	want("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (MySQL 8.0.1+/MariaDB 10.5+): column names come from the binlog, not the current schema", "")
 	if !mariadb && strings.Contains(strings.ToUpper(vars["binlog_row_value_options"]), "PARTIAL_JSON") {
 		rep.Fail("binlog_row_value_options", "PARTIAL_JSON: updates of JSON columns carry only the change, not the document cdcd must publish",
 			"SET GLOBAL binlog_row_value_options = '' and remove it from my.cnf")
@@ -176,6 +181,15 @@ func PreflightFor(conn *client.Conn, pipeline string, serverID uint32, tables []
 		if n, _ := r.GetInt(0, 0); n == 0 {
 			rep.Fail("table "+t, "does not exist", "create it or remove it from tables")
 			continue
+		}
+		if _, _, err := TableFromCatalog(conn, db, name); err != nil {
+			// A snapshot would fail on it at every attempt: say so now, with the column.
+			detail, fix := "a snapshot cannot read it: "+err.Error(), "change the column to a type cdcd reads (or remove the table from tables); a snapshot of it fails until then"
+			if snap.Snapshots {
+				rep.Fail("table "+t, detail, fix)
+				continue
+			}
+			rep.Warn("table "+t, detail+" (snapshot: never, so only a `cdcd snapshot` request would need it)", fix)
 		}
 		r, err = conn.Execute(`SELECT COUNT(*) FROM information_schema.table_constraints WHERE table_schema = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`, db, name)
 		if err == nil {

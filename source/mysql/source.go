@@ -28,6 +28,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -36,7 +37,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
-	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -165,67 +165,133 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}
 	}()
 
+	sess, err := s.prepare(conn, resume)
+	if err != nil {
+		return err
+	}
+	eng, err := s.snapshotEngine(conn, sess.flavor, resume)
+	if err != nil {
+		return err
+	}
+	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
+	bl, err := s.openBinlog(conn, sess, signalDB, signalName)
+	if err != nil {
+		return err
+	}
+	defer bl.close(s.log)
+
+	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: sess.flavor, csumLen: sess.csumLen,
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable,
+		server: sess.server, shift: sess.start.Shift, rebuildGTIDs: sess.rebuild}
+	if resume.Committed {
+		st.resumeTx = resume.Pos.Tx
+		if sess.failover {
+			st.rebase, st.floor = true, resume.Pos.Tx
+		}
+		if sess.start.Legacy {
+			st.legacyTx = resume.Pos.Tx
+		}
+	}
+	if !sess.rebuild && (sess.start.GTIDs != "" || hasGTIDs(conn, sess.flavor)) {
+		if st.gset, err = parseGTIDs(sess.flavor, sess.start.GTIDs); err != nil {
+			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
+		}
+	}
+	// The snapshot engine reads chunks beside the stream; either failing ends the session.
+	engCtx, stopEng := context.WithCancel(ctx)
+	engErr := make(chan error, 1)
+	go func() { engErr <- eng.Run(engCtx) }()
+	defer func() { stopEng(); <-engErr }()
+	return s.loop(ctx, st, sess, bl, engErr, resume)
+}
+
+// session is what a session's start found out about the server and where it starts.
+type session struct {
+	flavor   string
+	csumLen  int    // checksum bytes at the end of each event
+	server   string // serverIdentity
+	start    Token
+	failover bool // the committed position was taken on another server (see startPoint)
+	rebuild  bool // GTIDs were turned on since the committed position (see openBinlog)
+}
+
+// prepare checks the server and decides where the session starts.
+func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, error) {
 	if other := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); other != "" {
-		return &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
+		return nil, &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
 	}
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
 		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
-		return &FatalError{err}
+		return nil, &FatalError{err}
 	}
 	for _, w := range rep.Results {
 		if w.Status == checks.Warn {
 			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
 		}
 	}
-	flavor := s.cfg.Flavor
-	if flavor == "" {
-		flavor = detectFlavor(conn)
+	sess := &session{flavor: s.cfg.Flavor}
+	if sess.flavor == "" {
+		sess.flavor = detectFlavor(conn)
 	}
 	csum, err := variable(conn, "binlog_checksum")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	csumLen := 0
 	if strings.EqualFold(csum, "CRC32") {
-		csumLen = 4
+		sess.csumLen = 4
 	}
-
-	start, err := s.startPoint(conn, flavor, resume)
-	if err != nil {
-		return err
+	if sess.server, err = serverIdentity(conn, sess.flavor); err != nil {
+		return nil, err
 	}
-	if resume.Committed {
-		s.Ack(resume.Pos.Tx)
-		if err := checkPurged(conn, start, resume.Pos); err != nil {
-			return err
+	if sess.start, sess.failover, err = s.startPoint(conn, sess.flavor, sess.server, resume); err != nil {
+		return nil, err
+	}
+	if resume.Committed && !sess.failover {
+		s.Ack(resume.Pos.Tx - sess.start.Shift)
+		if err := checkPurged(conn, sess.start, resume.Pos); err != nil {
+			return nil, err
 		}
 	}
+	// GTIDs turned on since the committed position was taken (MySQL's gtid_mode went OFF ->
+	// OFF_PERMISSIVE -> ON_PERMISSIVE -> ON): the position has no GTID state, and one made of
+	// the GTIDs this session happens to read would be partial (a later resume by it would ask
+	// for every older transaction again, or for purged ones). So the session reads the
+	// committed position's binlog file from its start, takes the GTID state from the file's
+	// PREVIOUS_GTIDS event and follows it from there; what it reads again before the committed
+	// position the pipeline drops.
+	sess.rebuild = resume.Committed && !sess.failover && sess.start.GTIDs == "" && sess.flavor == gomysql.MySQLFlavor && hasGTIDs(conn, sess.flavor)
+	return sess, nil
+}
 
-	eng, err := s.snapshotEngine(conn, flavor, resume)
-	if err != nil {
-		return err
-	}
-	signalDB, signalName, _ := strings.Cut(s.snapSignal, ".")
+// binlogReader is a session's binlog connection: go-mysql's syncer hands events to evs from
+// its reader goroutine; errc carries the reader's error.
+type binlogReader struct {
+	syncer  *replication.BinlogSyncer
+	evs     chan *replication.BinlogEvent
+	stopped chan struct{}
+	errc    chan error
+}
 
-	d, err := config.ParseMySQLDSN(s.cfg.DSN)
+// openBinlog starts reading the binlog where the session starts.
+func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalName string) (*binlogReader, error) {
+	d, err := dsn.Parse(s.cfg.DSN)
 	if err != nil {
-		return &FatalError{err}
+		return nil, &FatalError{err}
 	}
 	host, portText, _ := strings.Cut(d.Addr, ":")
 	port, _ := strconv.ParseUint(cmp.Or(portText, "3306"), 10, 16)
 
-	evs := make(chan *replication.BinlogEvent, 1024)
-	stopped := make(chan struct{})
+	bl := &binlogReader{evs: make(chan *replication.BinlogEvent, 1024), stopped: make(chan struct{}), errc: make(chan error, 1)}
 	captured := s.tables.captured
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
+	bl.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: sess.flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
 		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
 		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
 		// MariaDB 11.4+ may send events without their end position; go-mysql then computes it
 		// (which needs the ANNOTATE_ROWS events too, so only there).
-		FillZeroLogPos: flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
+		FillZeroLogPos: sess.flavor == gomysql.MariaDBFlavor && versionAtLeast(conn, 11, 4),
 		Logger:         slog.New(slog.DiscardHandler),
 		Localhost:      s.replicaHost(),
 		RowsEventDecodeFunc: func(re *replication.RowsEvent, data []byte) error {
@@ -242,72 +308,69 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		},
 		SynchronousEventHandler: handlerFunc(func(e *replication.BinlogEvent) error {
 			select {
-			case evs <- e:
+			case bl.evs <- e:
 				return nil
-			case <-stopped:
+			case <-bl.stopped:
 				return errors.New("stream stopped")
 			}
 		}),
 	})
+	start := sess.start
 	var streamer *replication.BinlogStreamer
 	if start.GTIDs != "" {
-		gs, err := gomysql.ParseGTIDSet(flavor, start.GTIDs)
+		state, err := parseGTIDs(sess.flavor, start.GTIDs)
 		if err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
-		streamer, err = syncer.StartSyncGTID(gs)
+		gs, err := syncGTIDSet(sess.flavor, state)
 		if err != nil {
-			syncer.Close()
-			return fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
+			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+		}
+		if streamer, err = bl.syncer.StartSyncGTID(gs); err != nil {
+			bl.syncer.Close()
+			return nil, fmt.Errorf("starting the binlog stream at GTID set %s: %w", start.GTIDs, err)
 		}
 	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
-		if err != nil {
-			syncer.Close()
-			return fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
+		from := start.Pos
+		if sess.rebuild {
+			from = 4 // the file's start, where its PREVIOUS_GTIDS event is
+		}
+		if streamer, err = bl.syncer.StartSync(gomysql.Position{Name: start.File, Pos: from}); err != nil {
+			bl.syncer.Close()
+			return nil, fmt.Errorf("starting the binlog stream at %s:%d: %w", start.File, start.Pos, err)
 		}
 	}
 	// In synchronous mode the streamer carries only the reader's error.
-	errc := make(chan error, 1)
 	go func() {
 		_, err := streamer.GetEvent(context.Background())
-		errc <- err
+		bl.errc <- err
 	}()
-	defer func() {
-		// Unblock the reader's hand-off first: Close waits for the reader goroutine.
-		close(stopped)
-		t0 := time.Now()
-		syncer.Close()
-		<-errc
-		s.log.Debug("binlog stream closed", "took", time.Since(t0))
-	}()
+	return bl, nil
+}
 
-	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: flavor, csumLen: csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName}
-	if resume.Committed {
-		st.resumeTx = resume.Pos.Tx
-	}
-	// The snapshot engine reads chunks beside the stream; either failing ends the session.
-	engCtx, stopEng := context.WithCancel(ctx)
-	engErr := make(chan error, 1)
-	go func() { engErr <- eng.Run(engCtx) }()
-	defer func() { stopEng(); <-engErr }()
-	if start.GTIDs != "" || hasGTIDs(conn, flavor) {
-		if st.gset, err = gomysql.ParseGTIDSet(flavor, start.GTIDs); err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", start.GTIDs, err)}
-		}
-	}
+// close stops the reader: its hand-off first (Close waits for the reader goroutine).
+func (bl *binlogReader) close(log *slog.Logger) {
+	close(bl.stopped)
+	t0 := time.Now()
+	bl.syncer.Close()
+	<-bl.errc
+	log.Debug("binlog stream closed", "took", time.Since(t0))
+}
+
+// loop feeds the binlog's events to the stream until ctx ends or the reader, the stream or
+// the snapshot engine fails.
+func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, engErr chan error, resume change.Resume) error {
 	streaming := false
 	for {
 		var outC chan<- []change.Item
-		if len(st.chunk) > 0 && len(evs) == 0 {
-			outC = out // the binlog went quiet: hand over what is there
+		if len(st.chunk) > 0 && len(bl.evs) == 0 {
+			outC = st.out // the binlog went quiet: hand over what is there
 		}
 		select {
-		case ev := <-evs:
+		case ev := <-bl.evs:
 			if !streaming {
 				streaming = true
-				s.log.Info("streaming binlog", "flavor", flavor, "from", start.describeStart(), "gtids", start.GTIDs, "server_id", s.cfg.ServerID)
+				s.log.Info("streaming binlog", "flavor", sess.flavor, "from", sess.start.describeStart(), "gtids", sess.start.GTIDs, "server_id", s.cfg.ServerID)
 				if resume.OnStreaming != nil {
 					resume.OnStreaming(change.Streaming{})
 				}
@@ -315,7 +378,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 					// A new pipeline records where it starts at once: a restart before
 					// any change of its tables resumes here instead of at the server's
 					// position then, which would skip what was written in between.
-					if err := st.startCommit(ctx, start); err != nil {
+					if err := st.startCommit(ctx, sess.start); err != nil {
 						return err
 					}
 				}
@@ -328,9 +391,9 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			}
 		case outC <- st.chunk:
 			st.chunk = nil
-		case err := <-errc:
-			errc <- err // for the deferred wait
-			return classifyStreamError(err, start)
+		case err := <-bl.errc:
+			bl.errc <- err // for the deferred wait
+			return classifyStreamError(err, sess.start)
 		case err := <-engErr:
 			engErr <- err // for the deferred wait
 			if err == nil {
@@ -343,38 +406,111 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 }
 
+// catalogTable reads a table's shape from the catalog, on a connection of its own (rare: a
+// TRUNCATE of a table the stream has not seen).
+func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Table, error) {
+	conn, err := Connect(ctx, s.cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	t, _, err := TableFromCatalog(conn, db, table)
+	return t, err
+}
+
 type handlerFunc func(*replication.BinlogEvent) error
 
 func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }
 
+// afterBinlogStatus, if set (tests), runs right after the server's binlog position is read on
+// a first start.
+var afterBinlogStatus func()
+
 // startPoint is where the session starts: the committed transaction's start, or the
-// server's current position on a pipeline's first start.
-func (s *Source) startPoint(conn *client.Conn, flavor string, resume change.Resume) (Token, error) {
-	if resume.Committed {
-		t, err := ParseToken(resume.Pos.Resume)
-		if err != nil {
-			return t, &FatalError{err}
-		}
-		if t.Flavor != flavor {
-			return t, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
-		}
-		return t, nil
+// server's current position on a pipeline's first start. server names the server connected
+// to (serverIdentity).
+//
+// Failover: a binlog file and offset name a point of one server's binlog only. When the
+// committed position was taken on another server (a replica promoted, the DSN moved), the
+// session resumes by GTID alone: after the committed transaction when it was published
+// whole, else before it (its published part is then published again: the new server's
+// copy of it cannot be matched change by change). The new server's positions are shifted
+// past the committed one (stream.rebase), so the pipeline drops nothing it has not
+// published. Without GTIDs nothing names the committed point on the new server: the
+// session stops with the fix.
+func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
+	if !resume.Committed {
+		t, err := currentPosition(conn, flavor)
+		t.Server = server
+		return t, false, err
 	}
-	file, pos, err := masterStatus(conn)
+	t, err := ParseToken(resume.Pos.Resume)
+	if err != nil {
+		return t, false, &FatalError{err}
+	}
+	if t.Flavor != flavor {
+		return t, false, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
+	}
+	if t.Server == "" || t.Server == server {
+		return t, false, nil
+	}
+	if t.GTIDs == "" && t.GTID == "" {
+		return t, false, &FatalError{fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
+			"fix: point the DSN back at server %s; for failovers, enable GTIDs on every server (gtid_mode=ON, enforce_gtid_consistency=ON); to start over on this server, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`",
+			describe(resume.Pos), t.Server, server, t.Server)}
+	}
+	if resume.Pos.Index == commitIndex && t.GTID != "" {
+		state, err := parseGTIDs(flavor, t.GTIDs)
+		if err == nil {
+			err = state.Update(t.GTID)
+		}
+		if err != nil {
+			return t, false, &FatalError{fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
+		}
+		t.GTIDs = state.String()
+		s.log.Warn("the server changed (failover): resuming by GTID after the committed transaction", "old_server", t.Server, "server", server, "gtids", t.GTIDs)
+	} else {
+		s.log.Warn("the server changed (failover) inside a transaction published in parts: resuming by GTID before it, so its published part is published again",
+			"old_server", t.Server, "server", server, "position", describe(resume.Pos), "gtids", t.GTIDs)
+	}
+	return t, true, nil
+}
+
+// serverIdentity names the server connected to: MySQL's server_uuid, MariaDB's server_id.
+func serverIdentity(conn *client.Conn, flavor string) (string, error) {
+	name := "server_uuid"
+	if flavor == gomysql.MariaDBFlavor {
+		name = "server_id"
+	}
+	return variable(conn, name)
+}
+
+// currentPosition is the server's current binlog position as one point: the file, offset and
+// the GTID state at that offset (MySQL: the Executed_Gtid_Set of the same SHOW MASTER STATUS
+// row; MariaDB: BINLOG_GTID_POS of the file and offset). Reading the GTID state in a second
+// query would count transactions committed in between as read.
+func currentPosition(conn *client.Conn, flavor string) (Token, error) {
+	st, err := binlogStatus(conn)
 	if err != nil {
 		return Token{}, err
 	}
-	t := Token{Flavor: flavor, File: file, Pos: pos}
-	if hasGTIDs(conn, flavor) {
-		name := "gtid_binlog_pos"
-		if flavor == gomysql.MySQLFlavor {
-			name = "gtid_executed"
-		}
-		if t.GTIDs, err = variable(conn, name); err != nil {
-			return t, err
-		}
-		t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
+	if afterBinlogStatus != nil {
+		afterBinlogStatus()
 	}
+	t := Token{Flavor: flavor, File: st.file, Pos: st.pos}
+	switch {
+	case flavor == gomysql.MariaDBFlavor:
+		r, err := conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", st.file, st.pos)
+		if err != nil {
+			return t, fmt.Errorf("reading the GTID position of %s:%d (BINLOG_GTID_POS): %w", st.file, st.pos, err)
+		}
+		if t.GTIDs, err = r.GetString(0, 0); err != nil {
+			return t, fmt.Errorf("reading the GTID position of %s:%d (BINLOG_GTID_POS): %w", st.file, st.pos, err)
+		}
+	case hasGTIDs(conn, flavor):
+		t.GTIDs = st.executed
+	}
+	t.GTIDs = strings.ReplaceAll(t.GTIDs, "\n", "")
 	return t, nil
 }
 
@@ -415,18 +551,42 @@ func variable(conn *client.Conn, name string) (string, error) {
 	return vars[name], nil
 }
 
-// masterStatus is the server's current binlog file and offset.
-func masterStatus(conn *client.Conn) (string, uint32, error) {
+// binlogPosition is a row of SHOW MASTER STATUS.
+type binlogPosition struct {
+	file     string
+	pos      uint32
+	executed string // MySQL's Executed_Gtid_Set at that position (empty on MariaDB)
+}
+
+// binlogStatus reads the server's current binlog file and offset (and, on MySQL, the GTID set
+// executed there), with SHOW MASTER STATUS or, on MySQL 8.4+ where that is gone, SHOW BINARY
+// LOG STATUS.
+func binlogStatus(conn *client.Conn) (binlogPosition, error) {
 	r, err := conn.Execute("SHOW MASTER STATUS")
+	var me *gomysql.MyError
+	if errors.As(err, &me) && me.Code == gomysql.ER_PARSE_ERROR {
+		r, err = conn.Execute("SHOW BINARY LOG STATUS")
+	}
 	if err != nil {
-		return "", 0, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
+		return binlogPosition{}, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
 	}
 	if r.RowNumber() == 0 {
-		return "", 0, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
+		return binlogPosition{}, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
 	}
-	file, _ := r.GetString(0, 0)
+	var p binlogPosition
+	p.file, _ = r.GetString(0, 0)
 	pos, _ := r.GetUint(0, 1)
-	return file, uint32(pos), nil
+	p.pos = uint32(pos)
+	if i, ok := r.FieldNames["Executed_Gtid_Set"]; ok {
+		p.executed, _ = r.GetString(0, i)
+	}
+	return p, nil
+}
+
+// masterStatus is the server's current binlog file and offset.
+func masterStatus(conn *client.Conn) (string, uint32, error) {
+	p, err := binlogStatus(conn)
+	return p.file, p.pos, err
 }
 
 // binlogFiles lists the server's binlogs, oldest first, with their sizes.

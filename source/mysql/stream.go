@@ -2,7 +2,9 @@ package mysql
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
@@ -39,8 +40,8 @@ type stream struct {
 	flavor  string
 	file    string
 	seq     uint32
-	gset    gomysql.GTIDSet // GTIDs before the next transaction; nil without GTIDs
-	csumLen int             // checksum bytes at the end of each event
+	gset    gtidState // GTIDs before the next transaction; nil without GTIDs
+	csumLen int       // checksum bytes at the end of each event
 
 	inTx     bool
 	began    bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
@@ -48,8 +49,37 @@ type stream struct {
 	txToken  string
 	txGTID   string
 	txTime   time.Time
-	txIndex  uint32
+	txIndex  uint32 // the next free index
 	txEvents int
+	// txStartPos is the transaction's start offset; inPayload and payloadRel place the events
+	// of a compressed transaction payload (see relOf).
+	txStartPos uint32
+	inPayload  bool
+	payloadRel uint32
+
+	// server names the server read (Token.Server); shift is added to its (file, offset) to
+	// give Tx; rebase: a failover session, whose first transaction sets shift so that its Tx
+	// follows floor, the old server's committed Tx. legacyTx is the committed transaction of
+	// a token written before indexes were offsets (legacy while reading it): its changes keep
+	// the old numbering so the pipeline drops exactly what was published.
+	// rebuildGTIDs: the session reads its first binlog file from the start to take the GTID
+	// state from its PREVIOUS_GTIDS event (GTIDs were turned on since the committed position).
+	rebuildGTIDs bool
+	server       string
+	shift        uint64
+	rebase       bool
+	floor        uint64
+	legacyTx     uint64
+	legacy       bool
+
+	txStart string // the transaction's own resume token (txToken is an older one while an XA branch is prepared)
+
+	// XA (see xa.go): the branch the open transaction prepares (its rows are held, not
+	// emitted), the prepared branches waiting for XA COMMIT or XA ROLLBACK in prepare order,
+	// and how many row changes they hold.
+	xa        *xaBranch
+	xaPending []*xaBranch
+	xaHeld    int
 
 	pending  *change.Commit // end of the last transaction without captured rows, not yet emitted
 	lastEmit time.Time
@@ -67,6 +97,9 @@ type stream struct {
 	lows                 []string
 	signals              []string
 	resumeTx             uint64
+	// catalog reads a table's shape from the catalog (a TRUNCATE of a table whose TABLE_MAP
+	// this process has not seen).
+	catalog func(ctx context.Context, db, table string) (*change.Table, error)
 	// onEvent, if set, is called with each event's header (lag metrics).
 	onEvent func(h *replication.EventHeader, file string)
 }
@@ -75,6 +108,38 @@ type stream struct {
 // (a delete of the old key followed by a create of the new one), so whether an update changes
 // the key never shifts later indexes.
 const indexStride = 2
+
+// Indexes inside a transaction are byte offsets: the changes of a rows event get indexes
+// from the event's offset relative to the transaction's start, one stride apart, so an index
+// does not depend on which tables are captured (the rows of other tables are not even
+// decoded) and a split transaction resumes exactly after a change of the table list. A row
+// image takes at least one byte (two for a keyed table, whose changes take two indexes), so
+// the indexes of an event stay below the next event's offset; where they would not (a
+// compressed rows event), later indexes continue from the last one, so they still increase.
+// Snapshot rows and the Commit come after the transaction's last event.
+
+// at moves the next index up to the offset of the event h in the transaction.
+func (st *stream) at(h *replication.EventHeader) {
+	if st.legacy {
+		return
+	}
+	if rel := st.relOf(h); rel > st.txIndex {
+		st.txIndex = rel
+	}
+}
+
+// relOf is the offset of the event h from the transaction's start (inside a compressed
+// transaction payload, whose events carry no offsets, the payload's offset plus the sizes of
+// the events before).
+func (st *stream) relOf(h *replication.EventHeader) uint32 {
+	if st.inPayload {
+		return st.payloadRel
+	}
+	if h.LogPos < h.EventSize || h.LogPos-h.EventSize < st.txStartPos {
+		return 0
+	}
+	return h.LogPos - h.EventSize - st.txStartPos
+}
 
 func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
@@ -93,12 +158,23 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return &FatalError{err}
 		}
 		st.file, st.seq = name, seq
+	case *replication.PreviousGTIDsEvent:
+		if st.rebuildGTIDs && !st.inTx {
+			gs, err := parseGTIDs(st.flavor, e.GTIDSets)
+			if err != nil {
+				return &FatalError{fmt.Errorf("binlog %s: its PREVIOUS_GTIDS event %q: %w", st.file, e.GTIDSets, err)}
+			}
+			st.gset, st.rebuildGTIDs = gs, false
+		}
 	case *replication.MariadbGTIDEvent:
 		gtid := e.GTID
 		if err := st.begin(ctx, h, fmt.Sprintf("%d-%d-%d", gtid.DomainID, gtid.ServerID, gtid.SequenceNumber)); err != nil {
 			return err
 		}
 		st.began = !e.IsStandalone()
+		if e.Flags&mariaFlPreparedXA != 0 {
+			st.xaStart("")
+		}
 	case *replication.GTIDEvent:
 		gtid := ""
 		if !bytes.Equal(e.SID, make([]byte, len(e.SID))) { // anonymous: no GTID
@@ -114,6 +190,8 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		switch {
+		case hasPrefixFold(q, "XA"):
+			return st.xaQuery(ctx, h, q)
 		case strings.EqualFold(q, "BEGIN"):
 			if !st.inTx {
 				if err := st.begin(ctx, h, ""); err != nil {
@@ -121,6 +199,8 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 				}
 			}
 			st.began = true
+		case hasPrefixFold(q, "ROLLBACK") && isRollbackToSavepoint(q):
+			// ROLLBACK TO SAVEPOINT inside a transaction: not its end
 		case hasPrefixFold(q, "COMMIT"), hasPrefixFold(q, "ROLLBACK"):
 			if st.inTx {
 				return st.end(ctx, h)
@@ -129,15 +209,20 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			if err := st.begin(ctx, h, ""); err != nil {
 				return err
 			}
-			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+			st.at(h)
+			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
 		case !st.began:
-			if err := st.truncate(ctx, string(e.Schema), q); err != nil {
+			st.at(h)
+			if err := st.statement(ctx, string(e.Schema), q); err != nil {
 				return err
 			}
 			return st.end(ctx, h)
+		default:
+			st.at(h)
+			return st.statement(ctx, string(e.Schema), q)
 		}
 	case *replication.XIDEvent:
 		if st.inTx {
@@ -155,10 +240,15 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 	case *replication.TransactionPayloadEvent:
 		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
 		// Their headers carry no positions; the transaction's GTID event came before.
+		rel := st.relOf(h)
 		for _, inner := range e.Events {
-			if err := st.handle(ctx, inner); err != nil {
+			st.inPayload, st.payloadRel = true, rel
+			err := st.handle(ctx, inner)
+			st.inPayload = false
+			if err != nil {
 				return err
 			}
+			rel += inner.Header.EventSize
 		}
 		if st.inTx {
 			return fmt.Errorf("binlog %s:%d: a compressed transaction payload did not end its transaction", st.file, h.LogPos)
@@ -174,9 +264,19 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			st.signalRows(h, e)
 			return nil
 		}
-		return st.rows(ctx, h, e)
+		tv := st.byID[e.TableID]
+		if tv == nil {
+			return nil // not captured (its rows were not even decoded)
+		}
+		if st.xa != nil {
+			return st.hold(h.EventType, tv, e)
+		}
+		return st.rows(ctx, h, h.EventType, tv, e)
 	default:
 		switch h.EventType {
+		case replication.XA_PREPARE_LOG_EVENT:
+			g, _ := e.(*replication.GenericEvent)
+			return st.xaPrepared(ctx, h, g)
 		case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
 			if !st.inTx && st.pending != nil {
 				if err := st.emitPending(ctx); err != nil {
@@ -219,7 +319,17 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 		return fmt.Errorf("binlog stream sent a transaction before naming its file (no ROTATE event)")
 	}
 	start := h.LogPos - h.EventSize
-	tok := Token{Flavor: st.flavor, File: st.file, Pos: start}
+	raw := txOf(st.seq, start)
+	if st.rebase {
+		// The first transaction after a failover: from here on this server's positions are
+		// shifted past the old server's committed one (see failover in source.go).
+		st.rebase = false
+		st.shift = 0
+		if raw <= st.floor {
+			st.shift = st.floor + 1 - raw
+		}
+	}
+	tok := Token{Flavor: st.flavor, File: st.file, Pos: start, Server: st.server, Shift: st.shift, GTID: gtid}
 	if st.gset != nil {
 		tok.GTIDs = st.gset.String()
 		if gtid != "" {
@@ -228,17 +338,25 @@ func (st *stream) begin(ctx context.Context, h *replication.EventHeader, gtid st
 			}
 		}
 	}
-	st.inTx, st.began = true, false
+	st.inTx, st.began, st.xa = true, false, nil
 	st.hw, st.lows, st.signals = st.hw[:0], st.lows[:0], st.signals[:0]
-	st.txTx, st.txToken, st.txGTID = txOf(st.seq, start), tok.String(), gtid
+	st.txTx, st.txStart, st.txGTID = raw+st.shift, tok.String(), gtid
+	st.legacy = st.legacyTx != 0 && st.txTx == st.legacyTx
+	st.txToken = st.txStart
+	if len(st.xaPending) > 0 {
+		st.txToken = st.xaPending[0].token // a restart must read the prepared branch again
+	}
 	st.txTime = time.Unix(int64(h.Timestamp), 0)
-	st.txIndex, st.txEvents = 0, 0
+	st.txIndex, st.txEvents, st.txStartPos = 0, 0, start
 	return nil
 }
 
 // end closes the transaction at the event h.
 func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 	st.inTx = false
+	if end := st.relOf(h) + h.EventSize; end > st.txIndex && !st.legacy {
+		st.txIndex = end
+	}
 	for _, tok := range st.lows {
 		st.src.lows.reached(tok, st.txTx) // committed: its Tx is the chunk's horizon
 	}
@@ -253,7 +371,7 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 			state = st.snap.StateIfDirty()
 		}
 	}
-	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: st.txIndex, Resume: st.txToken}, AckLSN: st.txTx,
+	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckLSN: st.txTx - st.shift,
 		Time: time.Unix(int64(h.Timestamp), 0), State: state}
 	if st.txEvents == 0 && state == nil {
 		st.pending = c
@@ -360,28 +478,29 @@ func (st *stream) emitPending(ctx context.Context) error {
 	return st.emit(ctx, change.Item{Commit: c})
 }
 
-// rows emits the row changes of a rows event of a captured table.
-func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
-	tv := st.byID[e.TableID]
-	if tv == nil {
-		return nil // not captured (its rows were not even decoded)
-	}
-	op, step := opOf(h.EventType)
+// rows emits the row changes of a rows event (of type typ) of a captured table.
+func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ replication.EventType, tv *tableVersion, e *replication.RowsEvent) error {
+	op, step := opOf(typ)
 	switch {
-	case h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT:
+	case typ == replication.PARTIAL_UPDATE_ROWS_EVENT:
 		// Its after images may hold JSON diffs; decodeRow refuses those values one by one.
 	case op == 0:
-		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, h.EventType)
+		return fmt.Errorf("binlog %s:%d: unknown rows event type %v", st.file, h.LogPos, typ)
 	}
 	if step == 2 && len(e.Rows)%2 != 0 {
 		return fmt.Errorf("binlog %s:%d: update rows event with an odd number of row images", st.file, h.LogPos)
+	}
+	st.at(h)
+	stride := uint32(indexStride)
+	if len(tv.table.KeyColumns) == 0 {
+		stride = 1 // no key, no key change; a row image may take a single byte
 	}
 	for i := 0; i < len(e.Rows); i += step {
 		if st.txIndex > math.MaxUint32-indexStride {
 			return &FatalError{fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
 		}
 		index := st.txIndex
-		st.txIndex += indexStride
+		st.txIndex += stride
 		ev := change.Event{Op: op, Table: tv.table, Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken},
 			CommitTime: st.txTime, TxID: st.txGTID}
 		if tv.err != nil {
@@ -393,27 +512,38 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 			continue
 		}
 		var before, after []change.Value
-		var decErr error
+		var errBefore, errAfter error
 		switch op {
 		case change.OpCreate:
-			after, decErr = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i])
+			if skips := imageSkips(e, i); len(skips) > 0 && errAfter == nil {
+				errAfter = partialImage(tv, nil, after, skips)
+			}
 		case change.OpDelete:
-			before, decErr = decodeRow(tv, e.Rows[i])
+			before, errBefore = decodeRow(tv, e.Rows[i])
+			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
+				absent(before, skips)
+			}
 		case change.OpUpdate:
-			var err2 error
-			before, decErr = decodeRow(tv, e.Rows[i])
-			after, err2 = decodeRow(tv, e.Rows[i+1])
-			if decErr == nil {
-				decErr = err2
+			before, errBefore = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i+1])
+			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
+				absent(before, skips)
+			}
+			if skips := imageSkips(e, i+1); len(skips) > 0 && errAfter == nil {
+				errAfter = partialImage(tv, before, after, skips)
 			}
 		}
+		decErr := cmp.Or(errBefore, errAfter)
 		ev.Before, ev.After, ev.Err = before, after, decErr
-		if st.snap != nil {
+		if st.snap != nil && (op == change.OpDelete || !errors.Is(errAfter, errPartialImage)) {
+			// A change whose new row is incomplete leaves the snapshot's row of the key in
+			// place: it is whole, the change is a poison record.
 			st.snap.Changed(tv.table, before, after, st.txTx)
 		}
-		if op == change.OpUpdate && decErr == nil && keyChanged(tv.table, before, after) {
+		if op == change.OpUpdate && errBefore == nil && (errAfter == nil || errors.Is(errAfter, errPartialImage)) && keyChanged(tv.table, before, after) {
 			del := ev
-			del.Op, del.After = change.OpDelete, nil
+			del.Op, del.After, del.Err = change.OpDelete, nil, nil
 			if err := st.emit(ctx, change.Item{Event: del}); err != nil {
 				return err
 			}
@@ -427,51 +557,79 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, e *repli
 	return nil
 }
 
-// truncate emits a truncate event when the DDL statement q (run with default database db)
-// is TRUNCATE TABLE of a captured table. The event carries the table's last shape seen in the
-// binlog; a table whose rows cdcd has not seen since it started has none, and its truncate is
-// logged instead (its topic's consumers then miss it).
-func (st *stream) truncate(ctx context.Context, db, q string) error {
-	tdb, name, ok := parseTruncate(q, db)
-	if !ok || !st.tables.captured[tdb+"."+name] {
+// statement handles a query event's statement q (run with default database db) that is not
+// a transaction boundary: a TRUNCATE of a captured table is a truncate event; a data change
+// a session logged as a statement (binlog_format STATEMENT or MIXED) on a captured table is
+// a poison record (it carries no rows to publish); anything else (DDL) is not published.
+func (st *stream) statement(ctx context.Context, db, q string) error {
+	if tdb, name, ok := parseTruncate(q, db); ok {
+		return st.truncate(ctx, tdb, name)
+	}
+	op, tables, ok := dmlTables(q, db)
+	if !ok {
 		return nil
 	}
-	tv := st.tables.byName[tdb+"."+name]
-	if tv == nil || tv.err != nil {
-		st.src.log.Warn("TRUNCATE of a captured table whose shape cdcd has not seen since it started: no truncate record is published", "table", tdb+"."+name, "position", describe(change.Position{Resume: st.txToken}))
+	for _, qn := range tables {
+		if !st.tables.captured[qn] {
+			continue
+		}
+		tdb, name, _ := strings.Cut(qn, ".")
+		t, err := st.shapeOf(ctx, tdb, name)
+		if err != nil || t == nil {
+			return err
+		}
+		text := q
+		if len(text) > 300 {
+			text = text[:300] + "..."
+		}
+		index := st.txIndex
+		st.txIndex += indexStride
+		err = fmt.Errorf("table %s: a session wrote a change as a statement (its binlog_format was STATEMENT or MIXED; the server's global setting does not bind sessions), which carries no rows to publish: %q; "+
+			"fix: make every application that writes the table keep binlog_format=ROW (remove SET SESSION binlog_format, and the privilege to set it), then re-snapshot the table to repair the rows the statement changed", qn, text)
+		if err := st.emit(ctx, change.Item{Event: change.Event{Op: change.Op(op), Table: t, Err: err,
+			Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shapeOf is the table a statement on a captured table is published with: its last shape
+// seen in the binlog or, when this process has seen none (its rows were not written since
+// the start), its shape in the catalog. nil: the table no longer exists (logged).
+func (st *stream) shapeOf(ctx context.Context, db, name string) (*change.Table, error) {
+	if tv := st.tables.byName[db+"."+name]; tv != nil && tv.err == nil {
+		return tv.table, nil
+	}
+	cat, err := st.catalog(ctx, db, name)
+	if errors.Is(err, errNoTable) {
+		// Dropped since: its topic gets nothing (nor a record of the drop).
+		st.src.log.Warn("a statement on a captured table that no longer exists is not published", "table", db+"."+name, "position", describe(change.Position{Resume: st.txToken}))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("binlog %s: a statement on captured table %s.%s: reading its shape from the catalog: %w", describe(change.Position{Resume: st.txToken}), db, name, err)
+	}
+	return st.tables.snapshotTable(cat), nil
+}
+
+// truncate emits a truncate event of the captured table db.name (a truncate has no row to
+// decode, so a shape from the catalog serves).
+func (st *stream) truncate(ctx context.Context, db, name string) error {
+	if !st.tables.captured[db+"."+name] {
 		return nil
+	}
+	t, err := st.shapeOf(ctx, db, name)
+	if err != nil || t == nil {
+		return err
 	}
 	index := st.txIndex
 	st.txIndex += indexStride
 	if st.snap != nil {
-		st.snap.Truncated(tv.table, st.txTx)
+		st.snap.Truncated(t, st.txTx)
 	}
-	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: tv.table,
+	return st.emit(ctx, change.Item{Event: change.Event{Op: change.OpTruncate, Table: t,
 		Pos: change.Position{Tx: st.txTx, Index: index, Resume: st.txToken}, CommitTime: st.txTime, TxID: st.txGTID}})
-}
-
-// parseTruncate recognises "TRUNCATE [TABLE] [db.]table" (names optionally back-quoted).
-func parseTruncate(q, db string) (string, string, bool) {
-	f := strings.Fields(q)
-	if len(f) < 2 || !strings.EqualFold(f[0], "TRUNCATE") {
-		return "", "", false
-	}
-	name := f[1]
-	if strings.EqualFold(name, "TABLE") {
-		if len(f) < 3 {
-			return "", "", false
-		}
-		name = f[2]
-	}
-	name = strings.TrimSuffix(name, ";")
-	var parts []string
-	for _, p := range strings.SplitN(name, ".", 2) {
-		parts = append(parts, strings.Trim(p, "`"))
-	}
-	if len(parts) == 2 {
-		return parts[0], parts[1], true
-	}
-	return db, parts[0], db != ""
 }
 
 // opOf maps a rows event type to its op, and how many row images one change takes.
@@ -505,6 +663,52 @@ func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
 		vals[i] = v
 	}
 	return vals, first
+}
+
+// errPartialImage marks a change whose new row the binlog does not carry whole.
+var errPartialImage = errors.New("the binlog row image lacks columns")
+
+// imageSkips returns the columns row image i of e does not carry (a session with
+// binlog_row_image MINIMAL or NOBLOB); go-mysql leaves them nil in the row.
+func imageSkips(e *replication.RowsEvent, i int) []int {
+	if i < len(e.SkippedColumns) {
+		return e.SkippedColumns[i]
+	}
+	return nil
+}
+
+// absent marks the columns an old row image does not carry as Absent (the record's before
+// is then null: encode never claims old values the database did not state).
+func absent(row []change.Value, skips []int) {
+	for _, c := range skips {
+		if c < len(row) {
+			row[c] = change.Value{State: change.Absent}
+		}
+	}
+}
+
+// partialImage completes a new row image that lacks the columns skips from the old one
+// (before, nil for an insert) where it has them; columns neither carries are Absent and the
+// change is a poison record that names them and the fix.
+func partialImage(tv *tableVersion, before, after []change.Value, skips []int) error {
+	var missing []string
+	for _, c := range skips {
+		if c >= len(after) {
+			continue
+		}
+		if before != nil && c < len(before) && before[c].State != change.Absent {
+			after[c] = before[c]
+			continue
+		}
+		after[c] = change.Value{State: change.Absent}
+		missing = append(missing, tv.table.Columns[c].Name)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("table %s: %w %s: the session that wrote the change had binlog_row_image MINIMAL or NOBLOB (the server's global setting does not bind sessions), so their values are unknown; "+
+		"fix: make every application that writes the table keep binlog_row_image=FULL (remove SET SESSION binlog_row_image, and the privilege to set it), then re-snapshot the table to repair the rows changed meanwhile",
+		tv.table.QualifiedName(), errPartialImage, strings.Join(missing, ", "))
 }
 
 func undecodableRow(t *change.Table, row []any) []change.Value {

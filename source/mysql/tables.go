@@ -126,6 +126,10 @@ func SpecsFromTableMap(ev *replication.TableMapEvent, flavor string) ([]ColumnSp
 	collations := ev.CollationMap()
 	enums := ev.EnumStrValueMap()
 	sets := ev.SetStrValueMap()
+	var enumSetCollations map[int]uint64
+	if len(enums)+len(sets) > 0 {
+		enumSetCollations = ev.EnumSetCollationMap()
+	}
 	specs := make([]ColumnSpec, ev.ColumnCount)
 	for i := range specs {
 		s := &specs[i]
@@ -135,10 +139,28 @@ func SpecsFromTableMap(ev *replication.TableMapEvent, flavor string) ([]ColumnSp
 		_, s.Nullable = ev.Nullable(i)
 		s.Collation = collations[i]
 		switch s.Type {
-		case gomysql.MYSQL_TYPE_ENUM:
-			s.Values = enums[i]
-		case gomysql.MYSQL_TYPE_SET:
-			s.Values = sets[i]
+		case gomysql.MYSQL_TYPE_ENUM, gomysql.MYSQL_TYPE_SET:
+			// The labels are bytes in the column's character set, as its values would be.
+			labels := enums[i]
+			if s.Type == gomysql.MYSQL_TYPE_SET {
+				labels = sets[i]
+			}
+			cs := charsetUTF8
+			if c, ok := enumSetCollations[i]; ok {
+				cs = charsetOf(c)
+			}
+			s.Values = make([]string, len(labels))
+			for j, l := range labels {
+				if cs == charsetBinary {
+					s.Values[j] = l
+					continue
+				}
+				v, err := decodeCharset(cs, l)
+				if err != nil {
+					return nil, fmt.Errorf("column %s: label %q: %w", s.Name, l, err)
+				}
+				s.Values[j] = v
+			}
 		case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING, gomysql.MYSQL_TYPE_BLOB:
 			if _, ok := collations[i]; !ok {
 				return nil, fmt.Errorf("column %s: the binlog carries no character set for it (binlog_row_metadata is not FULL)", s.Name)

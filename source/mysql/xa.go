@@ -1,0 +1,157 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// XA transactions, as both flavours log them:
+//
+//	GTID (MariaDB: flag FL_PREPARED_XA; MySQL: then a Query "XA START xid")
+//	rows ...
+//	Query "XA END xid"
+//	XA_PREPARE event               the branch is prepared, not committed
+//	... other transactions ...
+//	GTID, Query "XA COMMIT xid"    or "XA ROLLBACK xid", possibly much later
+//
+// A prepared branch's rows are held (decoded rows events, not yet changes) and published at
+// its XA COMMIT, with the commit's position, as if they were written there; an XA ROLLBACK
+// drops them. While a branch is prepared, every later transaction resumes from the branch's
+// start (its positions stay its own), so a restart reads the prepared rows again and the
+// pipeline drops what it had published. MySQL's XA COMMIT ... ONE PHASE is an XA_PREPARE
+// event with its one_phase byte set: a plain commit.
+
+// mariaFlPreparedXA is MariaDB's GTID flag of a group that ends in XA PREPARE.
+const mariaFlPreparedXA = 0x40
+
+// xaMaxHeldRows bounds the row changes held for prepared branches.
+const xaMaxHeldRows = 1 << 20
+
+type heldRows struct {
+	typ replication.EventType
+	tv  *tableVersion
+	ev  *replication.RowsEvent
+}
+
+// xaBranch is an XA branch being prepared or prepared.
+type xaBranch struct {
+	xid   string // as the server logs it: X'hex',X'hex',formatID
+	token string // resume token of the prepare group's start
+	rows  []heldRows
+	n     int // row changes held
+}
+
+// xaStart makes the open transaction a branch being prepared: its rows are held.
+func (st *stream) xaStart(xid string) {
+	tok := st.txStart
+	if t, err := ParseToken(tok); err == nil && t.GTID != "" {
+		// Later transactions share this token while the branch is prepared: without the
+		// branch's GTID, a failover resumes before the branch, never after it.
+		t.GTID = ""
+		tok = t.String()
+	}
+	st.xa = &xaBranch{xid: xid, token: tok}
+}
+
+// hold keeps a rows event of the branch being prepared.
+func (st *stream) hold(typ replication.EventType, tv *tableVersion, e *replication.RowsEvent) error {
+	_, step := opOf(typ)
+	st.xa.rows = append(st.xa.rows, heldRows{typ, tv, e})
+	st.xa.n += len(e.Rows) / step
+	st.xaHeld += len(e.Rows) / step
+	if st.xaHeld > xaMaxHeldRows {
+		return &FatalError{fmt.Errorf("XA transactions prepared but not yet committed hold more than %d row changes of captured tables (branch %s, prepared at %s); cdcd keeps them in memory until their XA COMMIT; "+
+			"fix: commit or roll back prepared branches promptly (XA RECOVER lists them), or make XA transactions smaller", xaMaxHeldRows, st.xa.xid, describe(change.Position{Resume: st.xa.token}))}
+	}
+	return nil
+}
+
+// xaPrepared ends the group of an XA_PREPARE event: the branch waits for its commit, or
+// (one_phase) is committed now.
+func (st *stream) xaPrepared(ctx context.Context, h *replication.EventHeader, e *replication.GenericEvent) error {
+	b := st.xa
+	st.xa = nil
+	if !st.inTx {
+		return nil
+	}
+	if b != nil {
+		if e != nil && len(e.Data) > 0 && e.Data[0] != 0 { // one_phase
+			st.xaHeld -= b.n
+			if err := st.publishHeld(ctx, h, b); err != nil {
+				return err
+			}
+		} else {
+			st.xaPending = append(st.xaPending, b)
+		}
+	}
+	return st.end(ctx, h)
+}
+
+// xaQuery handles the XA statements of a query event.
+func (st *stream) xaQuery(ctx context.Context, h *replication.EventHeader, q string) error {
+	f := strings.Fields(q)
+	if len(f) < 2 {
+		return nil
+	}
+	xid := ""
+	if len(f) > 2 {
+		xid = strings.Join(f[2:], " ")
+	}
+	verb := strings.ToUpper(f[1])
+	switch verb {
+	case "START", "BEGIN":
+		if !st.inTx {
+			if err := st.begin(ctx, h, ""); err != nil {
+				return err
+			}
+		}
+		st.xaStart(xid)
+	case "END":
+		if st.xa != nil {
+			st.xa.xid = xid
+		}
+	case "COMMIT", "ROLLBACK":
+		if !st.inTx {
+			if err := st.begin(ctx, h, ""); err != nil {
+				return err
+			}
+		}
+		xid = strings.TrimSuffix(xid, " ONE PHASE")
+		i := -1
+		for j, b := range st.xaPending {
+			if b.xid == xid {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			st.src.log.Warn("XA "+verb+" of a branch prepared before the pipeline's start position: if it changed captured tables, those changes are not published",
+				"xid", xid, "position", describe(change.Position{Resume: st.txToken}))
+			return st.end(ctx, h)
+		}
+		b := st.xaPending[i]
+		st.xaPending = append(st.xaPending[:i], st.xaPending[i+1:]...)
+		st.xaHeld -= b.n
+		if verb == "COMMIT" {
+			if err := st.publishHeld(ctx, h, b); err != nil {
+				return err
+			}
+		}
+		return st.end(ctx, h)
+	}
+	return nil
+}
+
+// publishHeld emits a branch's rows in the open transaction.
+func (st *stream) publishHeld(ctx context.Context, h *replication.EventHeader, b *xaBranch) error {
+	for _, r := range b.rows {
+		if err := st.rows(ctx, h, r.typ, r.tv, r.ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
