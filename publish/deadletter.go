@@ -53,6 +53,9 @@ func (s *Sink) poison(ctx context.Context, ev *change.Event, cause error) error 
 		return err
 	}
 	topic := s.enc.Topic(ev.Table)
+	if ev.Outbox != nil && ev.Outbox.Topic != "" {
+		topic = ev.Outbox.Topic
+	}
 	subject := topic + "-value"
 	var ee *encode.Error
 	if errors.As(cause, &ee) && ee.Subject != "" {
