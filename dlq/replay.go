@@ -272,7 +272,11 @@ func replayOne(ctx context.Context, cfg ReplayConfig, r *kgo.Record, tables map[
 			perr.set(fmt.Errorf("publishing dead letter at offset %d: %w", r.Offset, err))
 		}
 	}
-	prod.Produce(ctx, &kgo.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Headers: from}, cb)
+	hdrs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
+	for _, h := range rec.Headers { // an outbox event's
+		hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	prod.Produce(ctx, &kgo.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Headers: append(hdrs, from...)}, cb)
 	if cfg.Tombstones {
 		if t, ok := rec.Tombstone(); ok {
 			prod.Produce(ctx, &kgo.Record{Topic: t.Topic, Key: t.Key, Headers: from}, cb)
