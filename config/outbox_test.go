@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,38 @@ func TestOutboxRulesHaveDebeziumDefaults(t *testing.T) {
 	if o.ID != "id" || o.Key != "aggregateid" || o.Payload != "payload" || o.RouteBy != "aggregatetype" ||
 		o.Topic != "outbox.event.${routedByValue}" || !o.FailOnUpdate || len(o.Headers) != 1 {
 		t.Errorf("outbox rule %+v", o)
+	}
+}
+
+// The commented outbox example in config.example.yaml, uncommented, is valid.
+func TestExampleOutboxValidates(t *testing.T) {
+	data, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	i := strings.Index(text, "    # outbox:\n")
+	if i < 0 {
+		t.Fatal("config.example.yaml has no commented outbox example")
+	}
+	var b strings.Builder
+	b.WriteString(text[:i])
+	for _, line := range strings.Split(text[i:], "\n") {
+		if !strings.HasPrefix(line, "    #") {
+			break
+		}
+		if u := strings.Replace(line, "    # ", "    ", 1); !strings.HasPrefix(strings.TrimSpace(u), "#") {
+			b.WriteString(u + "\n")
+		}
+	}
+	b.WriteString(text[i+strings.Index(text[i:], "\n    retry:")+1:])
+	yaml := strings.Replace(b.String(), "tables: [public.orders, public.customers]", "tables: [public.orders, public.customers, public.outbox]", 1)
+	cfg, err := Parse("config.example.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("the outbox example does not validate:\n%v", err)
+	}
+	o := cfg.Pipelines[0].ShapeRules()["public.outbox"].Outbox
+	if o == nil || o.Topic != "outbox.event.${routedByValue}" || len(o.Headers) != 1 || o.FailOnUpdate {
+		t.Fatalf("outbox example parsed as %+v", o)
 	}
 }
