@@ -35,7 +35,11 @@ type ReplayConfig struct {
 	TransactionTimeout time.Duration
 	BatchSize          int
 	Encoder            Encoder
-	Log                *slog.Logger
+	// PayloadSchemas are the outbox payload schemas configured now, by qualified table: a
+	// dead outbox event is replayed with its table's (the fix of a payload that did not fit
+	// is a changed schema); a table not listed keeps the schema of its dead letter.
+	PayloadSchemas map[string]string
+	Log            *slog.Logger
 }
 
 // ReplayStats counts what a replay did.
@@ -262,6 +266,9 @@ func replayOne(ctx context.Context, cfg ReplayConfig, r *kgo.Record, tables map[
 		ev.Table = t
 	} else {
 		tables[tk] = ev.Table
+	}
+	if ps, ok := cfg.PayloadSchemas[ev.Table.QualifiedName()]; ok && ev.Outbox != nil {
+		ev.Outbox.PayloadSchema = ps
 	}
 	if err := cfg.Encoder.Encode(ctx, ev, rec); err != nil {
 		return fmt.Errorf("dead letter at offset %d (%s, position %s) still cannot be published: %w", r.Offset, ev.Table.QualifiedName(), ev.Pos, err)
