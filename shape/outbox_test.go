@@ -122,3 +122,25 @@ func TestOutboxMissingColumnIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A filter on an outbox table selects events; deletes (the old row holds only the key without
+// REPLICA IDENTITY FULL) and updates are no events, so the filter never needs their old rows.
+func TestOutboxFilterIgnoresDeletesAndUpdates(t *testing.T) {
+	tb := outboxTable()
+	absent := change.Value{State: change.Absent}
+	keyOnly := []change.Value{{Str: "1"}, absent, absent, absent, absent, absent, absent}
+	rules := Rules{"public.outbox": {Filter: "aggregatetype = 'order'", Outbox: &Outbox{}}}
+	got, err := run(t, rules, []change.Item{
+		{Event: change.Event{Op: change.OpCreate, Table: tb, After: outboxRow("1", "order", "42", "T", `{}`, 1)}},
+		{Event: change.Event{Op: change.OpCreate, Table: tb, After: outboxRow("2", "customer", "42", "T", `{}`, 2)}},
+		{Event: change.Event{Op: change.OpDelete, Table: tb, Before: keyOnly}},
+		{Event: change.Event{Op: change.OpUpdate, Table: tb, Before: keyOnly, After: outboxRow("1", "order", "42", "U", `{}`, 1)}},
+		{Commit: &change.Commit{}},
+	})
+	if err == nil || err.Error() != "source done" {
+		t.Fatalf("err %v", err)
+	}
+	if len(got) != 1 || len(got[0]) != 2 || got[0][0].Event.Outbox == nil || got[0][0].Event.Outbox.Topic != "outbox.event.order" {
+		t.Fatalf("want the order event and the commit, got %+v", got)
+	}
+}

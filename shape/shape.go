@@ -158,6 +158,9 @@ func (s *shaped) apply(ev *change.Event) (bool, error) {
 	if v.err != nil {
 		return false, v.err
 	}
+	if v.outbox != nil && ev.Op != change.OpCreate {
+		return v.outbox.route(ev, s.log) // no event: the filter does not need its rows
+	}
 	if v.filter != nil {
 		if keep, err := v.filter.apply(ev); err != nil || !keep {
 			return false, err
