@@ -159,7 +159,7 @@ func (s *shaped) apply(ev *change.Event) (bool, error) {
 		return false, v.err
 	}
 	if v.outbox != nil && ev.Op != change.OpCreate {
-		return v.outbox.route(ev, s.log) // no event: the filter does not need its rows
+		return v.outbox.route(ev, s.log) // no event: neither the filter nor a key needs its rows
 	}
 	if v.filter != nil {
 		if keep, err := v.filter.apply(ev); err != nil || !keep {
