@@ -128,3 +128,28 @@ func TestOutboxRefusals(t *testing.T) {
 		}
 	}
 }
+
+// The key keeps its column's Avro type; a bytes payload with a payload schema is JSON too.
+func TestOutboxTypedKeyAndBytesPayload(t *testing.T) {
+	reg := newFakeRegistry()
+	e := newTestEncoder(t, reg)
+	ev := outboxEvent("")
+	ev.Outbox.Key, ev.Outbox.KeyColumn = change.Value{Int: 42}, change.Column{Name: "aggregateid", Kind: change.KindInt64}
+	ev.Outbox.Payload, ev.Outbox.PayloadColumn = change.Value{Bytes: []byte(`{"id": 7}`)}, change.Column{Name: "payload", Kind: change.KindBytes}
+	ev.Outbox.PayloadSchema = `{"type": "record", "name": "E", "fields": [{"name": "id", "type": "int"}]}`
+	var rec Record
+	if err := e.Encode(context.Background(), ev, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if ks, k := framedAs(t, reg, rec.Key); ks != `"long"` || k != int64(42) {
+		t.Errorf("key %v (%T) with schema %s, want 42 as an Avro long", k, k, ks)
+	}
+	if m := decodeFramed(t, reg, rec.Value); m["id"] != 7 {
+		t.Errorf("value %v", m)
+	}
+	// A payload schema on a column that cannot hold JSON text is refused.
+	ev.Outbox.Payload, ev.Outbox.PayloadColumn = change.Value{Int: 1}, change.Column{Name: "payload", Kind: change.KindInt32}
+	if err := e.Encode(context.Background(), ev, &rec); ClassOf(err) != ClassValueNotRepresentable || !strings.Contains(err.Error(), "parses JSON text") {
+		t.Errorf("payload schema on an int column: %v", err)
+	}
+}
