@@ -72,6 +72,9 @@ type Event struct {
 	// SnapshotLast marks the last row a snapshot of the table emits (op r only): the
 	// envelope's source.snapshot is then "last" instead of "true".
 	SnapshotLast bool
+	// Outbox, if set, makes the event an outbox event: its record is Outbox's, not the
+	// change envelope (see OutboxEvent).
+	Outbox *OutboxEvent
 }
 
 // Commit ends a source transaction in a stream of Items: every Event of the transaction came

@@ -159,6 +159,9 @@ type Pipeline struct {
 	// MaskKey is the HMAC-SHA-256 key of shape's hash masks (at least 16 characters, e.g.
 	// ${file:/run/secrets/cdcd_mask_key}).
 	MaskKey string `yaml:"mask_key"`
+	// Outbox maps a captured table (as written in tables) to its outbox event routing: its
+	// inserts are published as events (README "Shaping and privacy").
+	Outbox map[string]TableOutbox `yaml:"outbox"`
 	// TransactionMetadata: a BEGIN and an END record of every source transaction on a topic of
 	// their own (Debezium's provide.transaction.metadata); off by default.
 	TransactionMetadata TransactionMetadata `yaml:"transaction_metadata"`

@@ -386,6 +386,9 @@ func (l *loader) resolve(expr string) (string, error) {
 	if hasDef {
 		return def, nil
 	}
+	if name == "routedByValue" {
+		return "", &expandError{"environment variable routedByValue is not set", "for an outbox topic's placeholder write $${routedByValue} ($$ is a literal $)"}
+	}
 	return "", &expandError{fmt.Sprintf("environment variable %s is not set", clip(name)), fmt.Sprintf("export %s, or give a default with ${%s:-value}", clip(name), clip(name))}
 }
 

@@ -64,7 +64,7 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 // ShapeRules is the pipeline's shaping keyed by schema.table as the source names tables
 // (quotes removed).
 func (p *Pipeline) ShapeRules() shape.Rules {
-	if len(p.Shape) == 0 {
+	if len(p.Shape) == 0 && len(p.Outbox) == 0 {
 		return nil
 	}
 	var key []byte
@@ -79,6 +79,7 @@ func (p *Pipeline) ShapeRules() shape.Rules {
 		}
 		out[s+"."+n] = shape.Columns{Include: sh.Columns.Include, Exclude: sh.Columns.Exclude, Mask: sh.Mask, MaskKey: key, Key: sh.Key, Filter: sh.Filter, HashKey: sh.HashKey}
 	}
+	p.addOutboxRules(out)
 	return out
 }
 

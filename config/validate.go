@@ -343,6 +343,7 @@ func (c *Config) validatePipeline(ps *problems, i int, names, slots map[string]i
 	}
 	validateShape(ps, at, p, tables)
 	validateMaskKey(ps, at, p)
+	validateOutbox(ps, at, p, tables)
 	if p.Batch.MaxEvents < 1 {
 		ps.add(at("batch.max_events"), "must be at least 1", "set max_events, e.g. 10000")
 	}

@@ -60,6 +60,8 @@ type Letter struct {
 	Before       json.RawMessage `json:"before"`
 	After        json.RawMessage `json:"after"`
 	Error        LetterError     `json:"error"`
+	// Outbox is set when the change is an outbox event (outbox.go).
+	Outbox *LetterOutbox `json:"outbox,omitempty"`
 }
 
 // LetterError is why the change was dead-lettered.
@@ -73,7 +75,7 @@ func Marshal(pipeline string, ev *change.Event, class, msg string) (key, value [
 	t := ev.Table
 	l := Letter{Pipeline: pipeline, Database: t.Database, Schema: t.Schema, Table: t.Name, TableVersion: t.Version,
 		FullIdentity: t.FullIdentity, Op: ev.Op.String(), Position: ev.Pos, CommitTime: ev.CommitTime.UTC(), TxID: ev.TxID,
-		Error: LetterError{Class: class, Message: msg}}
+		Error: LetterError{Class: class, Message: msg}, Outbox: letterOutbox(ev.Outbox)}
 	for _, c := range t.Columns {
 		dc := Column{Name: c.Name, Kind: c.Kind.String(), Nullable: c.Nullable, Key: c.Key, Precision: c.Precision, Scale: c.Scale, SourceType: c.SourceType}
 		if c.Kind == change.KindArray {
@@ -270,6 +272,11 @@ func (l *Letter) Event() (*change.Event, error) {
 	}
 	if ev.After, err = parseRow(t, l.After); err != nil {
 		return nil, fmt.Errorf("after: %w", err)
+	}
+	if l.Outbox != nil {
+		if ev.Outbox, err = l.Outbox.event(ev); err != nil {
+			return nil, err
+		}
 	}
 	return ev, nil
 }

@@ -35,7 +35,11 @@ type ReplayConfig struct {
 	TransactionTimeout time.Duration
 	BatchSize          int
 	Encoder            Encoder
-	Log                *slog.Logger
+	// PayloadSchemas are the outbox payload schemas configured now, by qualified table: a
+	// dead outbox event is replayed with its table's (the fix of a payload that did not fit
+	// is a changed schema); a table not listed keeps the schema of its dead letter.
+	PayloadSchemas map[string]string
+	Log            *slog.Logger
 }
 
 // ReplayStats counts what a replay did.
@@ -263,6 +267,9 @@ func replayOne(ctx context.Context, cfg ReplayConfig, r *kgo.Record, tables map[
 	} else {
 		tables[tk] = ev.Table
 	}
+	if ps, ok := cfg.PayloadSchemas[ev.Table.QualifiedName()]; ok && ev.Outbox != nil {
+		ev.Outbox.PayloadSchema = ps
+	}
 	if err := cfg.Encoder.Encode(ctx, ev, rec); err != nil {
 		return fmt.Errorf("dead letter at offset %d (%s, position %s) still cannot be published: %w", r.Offset, ev.Table.QualifiedName(), ev.Pos, err)
 	}
@@ -272,7 +279,11 @@ func replayOne(ctx context.Context, cfg ReplayConfig, r *kgo.Record, tables map[
 			perr.set(fmt.Errorf("publishing dead letter at offset %d: %w", r.Offset, err))
 		}
 	}
-	prod.Produce(ctx, &kgo.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Headers: from}, cb)
+	hdrs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
+	for _, h := range rec.Headers { // an outbox event's
+		hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	prod.Produce(ctx, &kgo.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Headers: append(hdrs, from...)}, cb)
 	if cfg.Tombstones {
 		if t, ok := rec.Tombstone(); ok {
 			prod.Produce(ctx, &kgo.Record{Topic: t.Topic, Key: t.Key, Headers: from}, cb)

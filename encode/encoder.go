@@ -79,6 +79,8 @@ type Record struct {
 	Key   []byte // Confluent-framed Avro key; nil when the table has no key or for truncates
 	Value []byte // Confluent-framed Avro envelope; nil for a tombstone
 	Op    change.Op
+	// Headers of an outbox event's record (outbox.go); nil otherwise.
+	Headers []change.Header
 
 	keyBuf, valBuf []byte
 	sc             scratch
@@ -113,6 +115,8 @@ type Encoder struct {
 	overrides map[string]string
 
 	tables sync.Map // *change.Table -> *tableState
+	// outboxes caches outbox subjects' schema ids and payload schemas (outbox.go).
+	outboxes sync.Map // outboxKey -> *outboxState
 
 	mu       sync.Mutex        // serializes preparation; guards the maps below
 	subjects map[string]string // subject -> level in force, once ensured
@@ -317,9 +321,12 @@ func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) err
 // EncodeInTx is Encode with the event's place in its source transaction (see TxTracker),
 // written to the envelope's transaction block when the event has a TxID.
 func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrder, dst *Record) error {
-	dst.Topic, dst.Key, dst.Value, dst.Op = "", nil, nil, ev.Op
+	dst.Topic, dst.Key, dst.Value, dst.Op, dst.Headers = "", nil, nil, ev.Op, nil
 	if ev.Table == nil {
 		return &Error{Class: ClassUndecodable, Err: errors.New("event has no table; this is a source bug")}
+	}
+	if ev.Outbox != nil {
+		return e.encodeOutbox(ctx, ev, dst)
 	}
 	st, err := e.state(ctx, ev.Table)
 	if err != nil {

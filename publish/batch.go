@@ -103,6 +103,9 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	alone := refused == refusedInBatch
 	rec := s.newDataRecord(ev.Pos, alone)
 	rec.Topic, rec.Key, rec.Value = s.rec.Topic, s.copyBytes(s.rec.Key), s.copyBytes(s.rec.Value)
+	for _, h := range s.rec.Headers { // an outbox event's
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: s.copyBytes(h.Value)})
+	}
 	if len(s.deadKeys) > 0 {
 		if pos, ok := s.deadKeys[deadKey(s.rec.Topic, ev)]; ok {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAfterDeadLetter, Value: []byte(pos)})

@@ -49,6 +49,9 @@ func (s *Sink) deadLetter(ctx context.Context, ev *change.Event, cause error, cl
 		return err
 	}
 	topic := s.enc.Topic(ev.Table)
+	if ev.Outbox != nil && ev.Outbox.Topic != "" {
+		topic = ev.Outbox.Topic
+	}
 	subject := topic + "-value"
 	var ee *encode.Error
 	if errors.As(cause, &ee) && ee.Subject != "" {

@@ -7,6 +7,7 @@ package shape
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -29,6 +30,9 @@ type Columns struct {
 	// Filter, if set, is a row condition (the grammar of snapshot.ParseCondition): only rows
 	// matching it are published (filter.go).
 	Filter string
+	// Outbox, if set, makes the table an outbox (outbox.go): its inserts, shaped as above,
+	// become outbox events.
+	Outbox *Outbox
 }
 
 // Rules maps a table (schema.table, unquoted, as change.Table.QualifiedName spells it) to
@@ -43,16 +47,20 @@ type Source interface {
 
 // Wrap returns src with rules applied to every event it emits; src itself when rules are
 // empty.
-func Wrap(src Source, rules Rules) Source {
+func Wrap(src Source, rules Rules) Source { return WrapLogged(src, rules, nil) }
+
+// WrapLogged is Wrap with a logger for warnings (updates of an outbox table).
+func WrapLogged(src Source, rules Rules, log *slog.Logger) Source {
 	if len(rules) == 0 {
 		return src
 	}
-	return &shaped{Source: src, rules: rules, tables: map[*change.Table]*version{}}
+	return &shaped{Source: src, rules: rules, log: log, tables: map[*change.Table]*version{}}
 }
 
 type shaped struct {
 	Source
 	rules  Rules
+	log    *slog.Logger
 	tables map[*change.Table]*version // only Run's forwarding goroutine uses it
 }
 
@@ -67,6 +75,8 @@ type version struct {
 	// customKey: the record key is shape's key, which the old row of an update or delete
 	// must hold (replica identity FULL, binlog_row_image=FULL).
 	customKey bool
+	// outbox routes the table's inserts as outbox events; nil if the table is no outbox.
+	outbox *outboxPlan
 }
 
 // Error is a shaping that cannot be applied (it would drop a key column): retrying does not
@@ -148,6 +158,9 @@ func (s *shaped) apply(ev *change.Event) (bool, error) {
 	if v.err != nil {
 		return false, v.err
 	}
+	if v.outbox != nil && ev.Op != change.OpCreate {
+		return v.outbox.route(ev, s.log) // no event: neither the filter nor a key needs its rows
+	}
 	if v.filter != nil {
 		if keep, err := v.filter.apply(ev); err != nil || !keep {
 			return false, err
@@ -170,6 +183,9 @@ func (s *shaped) apply(ev *change.Event) (bool, error) {
 	}
 	if ev.Err != nil && !undecodable(ev.Before) && !undecodable(ev.After) {
 		ev.Err = nil // the value that failed is one the shaping leaves out
+	}
+	if v.outbox != nil {
+		return v.outbox.route(ev, s.log)
 	}
 	return true, nil
 }
@@ -283,5 +299,12 @@ func (s *shaped) version(t *change.Table) *version {
 		v.filter = f
 	}
 	v.table = &nt
+	if rule.Outbox != nil && v.err == nil {
+		p, err := planOutbox(&nt, *rule.Outbox)
+		if err != nil {
+			v.err = &Error{err}
+		}
+		v.outbox = p
+	}
 	return v
 }

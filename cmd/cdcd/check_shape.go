@@ -5,8 +5,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/shape"
 )
 
 // checkShaping reports what of each shaped table leaves the database (columns, masks, key,
@@ -19,6 +21,14 @@ func checkShaping(p *config.Pipeline, rep *checks.Scoped) {
 	sort.Strings(tables)
 	for _, t := range tables {
 		rep.OK("shape "+t, describeShape(p.Shape[t]))
+	}
+	outboxes := make([]string, 0, len(p.Outbox))
+	for t := range p.Outbox {
+		outboxes = append(outboxes, t)
+	}
+	sort.Strings(outboxes)
+	for _, t := range outboxes {
+		rep.OK("outbox "+t, describeOutbox(p.ShapeRules(), t))
 	}
 	switch {
 	case p.Snapshot.SignalKey != "":
@@ -56,6 +66,30 @@ func describeShape(s config.TableShape) string {
 	}
 	if s.Filter != "" {
 		parts = append(parts, fmt.Sprintf("rows: %s", s.Filter))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describeOutbox says in one line how an outbox table's inserts are published.
+func describeOutbox(rules shape.Rules, table string) string {
+	s, n, err := change.ParseTableName(table)
+	if err != nil || rules[s+"."+n].Outbox == nil {
+		return "not an outbox"
+	}
+	o := rules[s+"."+n].Outbox.WithDefaults()
+	topic := o.Topic
+	if strings.Contains(topic, shape.RoutedByValue) {
+		topic += " (" + shape.RoutedByValue + " = column " + o.RouteBy + ")"
+	}
+	parts := []string{"inserts are events to " + topic, "key: " + o.Key, "value: " + o.Payload}
+	if o.PayloadSchema != "" {
+		parts[2] += " parsed against payload_schema"
+	}
+	parts = append(parts, "headers: id="+o.ID+strings.Join(append([]string{""}, o.Headers...), ", "))
+	if o.FailOnUpdate {
+		parts = append(parts, "an update stops the pipeline")
+	} else {
+		parts = append(parts, "updates ignored with a warning")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -14,3 +14,12 @@ func TestDescribeShape(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestDescribeOutbox(t *testing.T) {
+	p := &config.Pipeline{Outbox: map[string]config.TableOutbox{"public.outbox": {Headers: []string{"type"}}}}
+	got := describeOutbox(p.ShapeRules(), "public.outbox")
+	want := "inserts are events to outbox.event.${routedByValue} (${routedByValue} = column aggregatetype); key: aggregateid; value: payload; headers: id=id, type; updates ignored with a warning"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}

@@ -44,11 +44,22 @@ func dlqReplay(ctx context.Context, path, name string, from int64, class string,
 	}
 	st, err := dlq.Replay(ctx, dlq.ReplayConfig{Pipeline: p.Name, KafkaOpts: opts, DLQTopic: p.DLQ.Topic, OffsetsTopic: cfg.Kafka.OffsetsTopic,
 		From: from, Class: class, Tombstones: p.TombstonesEnabled(), TransactionTimeout: cfg.Kafka.TransactionTimeout.D, Encoder: enc,
-		Log: log.With("pipeline", p.Name)})
+		PayloadSchemas: payloadSchemas(p), Log: log.With("pipeline", p.Name)})
 	fmt.Fprintf(stdout, "pipeline %s: replayed %d dead letter(s) from %s; %d already replayed earlier; %d of other classes\n",
 		p.Name, st.Replayed, p.DLQ.Topic, st.AlreadyDone, st.Filtered)
 	if err != nil {
 		return fmt.Errorf("replay stopped (what was replayed before stays replayed; fix the cause and run it again): %w", err)
 	}
 	return nil
+}
+
+// payloadSchemas are the pipeline's outbox payload schemas by qualified table.
+func payloadSchemas(p *config.Pipeline) map[string]string {
+	out := map[string]string{}
+	for t, r := range p.ShapeRules() {
+		if r.Outbox != nil {
+			out[t] = r.Outbox.PayloadSchema
+		}
+	}
+	return out
 }

@@ -58,7 +58,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 		return nil, fmt.Errorf("the %s source is not available in this version of cdcd", p.SourceKind())
 	}
 	if rules := p.ShapeRules(); len(rules) > 0 {
-		src = shape.Wrap(src, rules)
+		src = shape.WrapLogged(src, rules, d.log)
 	}
 	enc, err := newEncoder(cfg, p, connectorName(p), d.log)
 	if err != nil {
