@@ -49,6 +49,8 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 			}
 			scope.OK("connect", "connected")
 			postgres.Preflight(ctx, conn, pg.Slot, pg.Publication, pg.Tables, scope)
+			postgres.CheckKeylessSnapshots(ctx, conn, pg.Tables,
+				postgres.SnapshotChecks{Snapshots: p.Snapshot.Mode != "never", KeylessAccepted: p.Snapshot.AcceptInexactKeyless}, scope)
 			_ = conn.Close(ctx)
 			postgres.CheckReplicationConnection(ctx, pg.DSN, scope)
 		case p.Source.MySQL != nil:
@@ -58,8 +60,10 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 				continue
 			}
 			scope.OK("connect", "connected")
-			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables,
-				mysql.SnapshotChecks{Consistency: p.Source.MySQL.SnapshotConsistency, Snapshots: p.Snapshot.Mode != "never"}, scope)
+			snap := mysql.SnapshotChecks{Consistency: p.Source.MySQL.SnapshotConsistency, Snapshots: p.Snapshot.Mode != "never",
+				KeylessAccepted: p.Snapshot.AcceptInexactKeyless}
+			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, snap, scope)
+			mysql.CheckKeylessSnapshots(conn, p.Source.MySQL.Tables, snap, scope)
 			_ = conn.Close()
 		}
 	}

@@ -36,6 +36,8 @@ type SnapshotChecks struct {
 	// Snapshots: the pipeline snapshots at start (its snapshot mode is not never); without,
 	// only on-demand requests snapshot, and a setting they need is a warning, not a failure.
 	Snapshots bool
+	// KeylessAccepted is the pipeline's snapshot.accept_inexact_keyless (CheckKeylessSnapshots).
+	KeylessAccepted []string
 }
 
 // Preflight checks binlog settings, privileges, tables and what snapshots need. It never
@@ -294,5 +296,50 @@ func checkSnapshotConsistency(vars map[string]string, mariadb bool, snap Snapsho
 		} else {
 			rep.Warn("binlog_order_commits", msg+" (on-demand snapshots, `cdcd snapshot`, would stop the pipeline)", fix)
 		}
+	}
+}
+
+// CheckKeylessSnapshots flags each table without a primary key (which the snapshot reads by row
+// offsets) that snapshot.accept_inexact_keyless does not list, since its snapshot is refused: a
+// failure when the pipeline snapshots at start, a warning when only on-demand snapshots would
+// meet it. `cdcd check` runs it; the pipeline itself refuses such a table only when it
+// snapshots it (a table whose snapshot completed under an earlier version is not read again).
+func CheckKeylessSnapshots(conn *client.Conn, tables []string, snap SnapshotChecks, rep *checks.Scoped) {
+	accepted := map[string]bool{}
+	for _, t := range snap.KeylessAccepted {
+		if db, name, err := change.ParseTableName(t); err == nil {
+			accepted[db+"."+name] = true
+		}
+	}
+	for _, t := range tables {
+		db, name, err := change.ParseTableName(t)
+		if err != nil {
+			continue // Preflight reports it
+		}
+		r, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.table_constraints
+			WHERE table_schema = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`, db, name)
+		if err != nil {
+			continue
+		}
+		if n, _ := r.GetInt(0, 0); n > 0 {
+			continue // keyed
+		}
+		if e, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?`, db, name); err != nil {
+			continue
+		} else if n, _ := e.GetInt(0, 0); n == 0 {
+			continue // missing: Preflight reports it
+		}
+		key := db + "." + name
+		if accepted[key] {
+			rep.Warn("snapshot of "+t, "has no primary key: its snapshot is accepted as inexact (snapshot.accept_inexact_keyless): a row written during the snapshot can be published stale, again after its delete, twice or not at all",
+				"add a primary key to "+t+" for an exact snapshot")
+			continue
+		}
+		fix := fmt.Sprintf("add a primary key to %s, or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless", t, key)
+		if !snap.Snapshots {
+			rep.Warn("snapshot of "+t, "has no primary key: an on-demand snapshot of it (cdcd snapshot) is refused", fix)
+			continue
+		}
+		rep.Fail("snapshot of "+t, "has no primary key: the snapshot refuses it and stops the pipeline, since its chunks (read by row offsets) cannot be reconciled with changes written meanwhile", fix)
 	}
 }

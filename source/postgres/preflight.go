@@ -323,3 +323,54 @@ func serverVersion(num int) string {
 	}
 	return fmt.Sprintf("%d.%d.%d", num/10000, num/100%100, num%100)
 }
+
+// SnapshotChecks is what `cdcd check` needs to know of a pipeline's snapshots.
+type SnapshotChecks struct {
+	// Snapshots: the pipeline snapshots at start (its snapshot mode is not never); without,
+	// only on-demand requests snapshot, and what they would refuse is a warning.
+	Snapshots bool
+	// KeylessAccepted is the pipeline's snapshot.accept_inexact_keyless.
+	KeylessAccepted []string
+}
+
+// CheckKeylessSnapshots flags each table without a key (no primary key or replica identity
+// index: what the snapshot reads by page ranges) that snapshot.accept_inexact_keyless does not
+// list, since its snapshot is refused: a failure when the pipeline snapshots at start, a
+// warning when only on-demand snapshots would meet it. `cdcd check` runs it; the pipeline
+// itself refuses such a table only when it snapshots it (a table whose snapshot completed
+// under an earlier version is not read again).
+func CheckKeylessSnapshots(ctx context.Context, conn *pgx.Conn, tables []string, snap SnapshotChecks, rep *checks.Scoped) {
+	accepted := map[string]bool{}
+	for _, t := range snap.KeylessAccepted {
+		accepted[normalizeTable(t)] = true
+	}
+	for _, t := range tables {
+		schema, name, err := change.ParseTableName(t)
+		if err != nil {
+			continue // checkTable reports it
+		}
+		var ident string
+		var hasPK bool
+		err = conn.QueryRow(ctx, `SELECT c.relreplident::text,
+				EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &hasPK)
+		if err != nil || ident == "i" || hasPK && ident != "n" {
+			continue // keyed, or missing (checkTable reports it)
+		}
+		key := schema + "." + name
+		if accepted[key] {
+			rep.Warn("snapshot of "+t, "has no key: its snapshot is accepted as inexact (snapshot.accept_inexact_keyless): a row written during the snapshot can be published stale, again after its delete, twice or not at all",
+				fmt.Sprintf("add a primary key to %s for an exact snapshot", quoteQualified(schema, name)))
+			continue
+		}
+		detail := "has no key (no primary key or replica identity index): the snapshot refuses it and stops the pipeline, since its chunks cannot be reconciled with changes written meanwhile"
+		fix := fmt.Sprintf("add a primary key (or ALTER TABLE %s REPLICA IDENTITY USING INDEX a unique index of NOT NULL columns), or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless",
+			quoteQualified(schema, name), key)
+		if !snap.Snapshots {
+			rep.Warn("snapshot of "+t, "has no key: an on-demand snapshot of it (cdcd snapshot) is refused", fix)
+			continue
+		}
+		rep.Fail("snapshot of "+t, detail, fix)
+	}
+}

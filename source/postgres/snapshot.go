@@ -480,117 +480,272 @@ func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chun
 	if err != nil {
 		return nil, err
 	}
-	var conds []string
-	var args [][]byte
-	limit := 0
-	if t.ByPage {
-		// Bounds are pages ("12": from its first tuple) or tuples ("12,5") where a read
-		// stopped early.
-		if len(c.Lo) == 1 {
-			conds = append(conds, "ctid >= ('('||$1||')')::tid")
-			args = append(args, tidArg(c.Lo[0]))
-		}
-		if len(c.Hi) == 1 {
-			conds = append(conds, fmt.Sprintf("ctid < ('('||$%d||')')::tid", len(args)+1))
-			args = append(args, tidArg(c.Hi[0]))
-		}
-	} else {
-		if c.Lo != nil {
-			conds = append(conds, keyCond(d, ">", len(args)+1))
-			args = append(args, textArgs(c.Lo)...)
-		}
-		if c.Hi != nil {
-			conds = append(conds, keyCond(d, "<=", len(args)+1))
-			args = append(args, textArgs(c.Hi)...)
-		}
-		limit = 4 * max(w.src.cfg.Snapshot.ChunkRows, 1)
-	}
-	if conds, args, err = d.shapeConds(t, conds, args); err != nil {
-		return nil, err
-	}
-	q := "SELECT " + d.selects
-	if t.ByPage {
-		q += ", ctid::text" // after the columns: where a read that reached maxBytes stops
-	}
-	q += " FROM " + d.ident
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	if !t.ByPage {
-		q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT " + strconv.Itoa(limit)
-	}
-	rr := tx.Conn().PgConn().ExecParams(ctx, q, args, nil, nil, nil)
 	rd = &snapshot.Read{Visible: snap.visible, Horizon: uint64(snap.xmin), Shape: d.shape}
-	var size int64
-	var lastKey [][]byte
-	ncols := len(d.shape.msg.cols)
-	// Page ranges: a read may stop early only while its tuples came in ctid order from the
-	// range's first page on (a plain table's TID range scan; not a partitioned table, nor a
-	// sequential scan that joined another one midway).
-	var prevTid [2]int64
-	ordered := true
-	var loPage int64
-	if len(c.Lo) == 1 {
-		p, _, _ := strings.Cut(c.Lo[0], ",")
-		loPage, _ = strconv.ParseInt(p, 10, 64)
+	if t.ByPage {
+		err = w.readPages(ctx, tx, d, t, c, maxBytes, rd)
+	} else {
+		err = w.readKeyed(ctx, tx, d, t, c, maxBytes, rd)
 	}
-	for rr.NextRow() {
-		vals := rr.Values()
-		if t.ByPage && len(vals) > ncols {
-			tid, ok := parseTid(vals[ncols])
-			if len(rd.Rows) == 0 {
-				ordered = ok && tid[0] == loPage
-			} else {
-				ordered = ordered && ok && (tid[0] > prevTid[0] || tid[0] == prevTid[0] && tid[1] > prevTid[1])
-			}
-			prevTid = tid
-			if ordered && size >= maxBytes && len(rd.Rows) > 0 {
-				// The rows read hold maxBytes (TOASTed values are not in the pages the range
-				// counted): the rest of the range, from this tuple on, is the next chunk.
-				rd.Rest = []string{strconv.FormatInt(tid[0], 10) + "," + strconv.FormatInt(tid[1], 10)}
-				break
-			}
-			vals = vals[:ncols]
-		}
-		row := snapshot.Row{Vals: make([]change.Value, len(vals))}
-		for i, v := range vals {
-			size += int64(len(v))
-			if v == nil {
-				row.Vals[i] = change.NullValue
-				continue
-			}
-			val, err := decodeColumn(d.shape.msg.cols[i].name, d.shape.types[i], v)
-			if err != nil {
-				val = change.Value{State: change.Undecodable, Str: string(v)}
-				if row.Err == nil {
-					row.Err = fmt.Errorf("table %s (snapshot): %w", t.Table, err)
-				}
-			}
-			row.Vals[i] = val
-		}
-		if len(d.keyCols) > 0 {
-			row.Key = snapshot.KeyOf(row.Vals, d.keyCols)
-		}
-		rd.Rows = append(rd.Rows, row)
-		if !t.ByPage && (size >= maxBytes || len(rd.Rows) >= limit) {
-			lastKey = lastKey[:0]
-			for _, i := range d.keyCols {
-				lastKey = append(lastKey, vals[i])
-			}
-			rd.Rest = make([]string, len(lastKey))
-			for i, k := range lastKey {
-				rd.Rest[i] = string(k)
-			}
-			break
-		}
-	}
-	if _, err := rr.Close(); err != nil {
-		return nil, queryError(t, "reading a chunk of", err)
+	if err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("ending the chunk's transaction: %w", err)
 	}
 	return rd, nil
+}
+
+// readKeyed reads chunk c of a keyed table in key order into rd, stopping after the row with
+// which the rows read hold maxBytes (or 4 chunk sizes of rows): rd.Rest is then its key.
+func (w *snapWorker) readKeyed(ctx context.Context, tx pgx.Tx, d *snapTable, t *snapshot.Task, c snapshot.Chunk, maxBytes int64, rd *snapshot.Read) error {
+	var conds []string
+	var args [][]byte
+	if c.Lo != nil {
+		conds = append(conds, keyCond(d, ">", len(args)+1))
+		args = append(args, textArgs(c.Lo)...)
+	}
+	if c.Hi != nil {
+		conds = append(conds, keyCond(d, "<=", len(args)+1))
+		args = append(args, textArgs(c.Hi)...)
+	}
+	limit := 4 * max(w.src.cfg.Snapshot.ChunkRows, 1)
+	conds, args, err := d.shapeConds(t, conds, args)
+	if err != nil {
+		return err
+	}
+	q := "SELECT " + d.selects + " FROM " + d.ident
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT " + strconv.Itoa(limit)
+	rr := tx.Conn().PgConn().ExecParams(ctx, q, args, nil, nil, nil)
+	var size int64
+	for rr.NextRow() {
+		vals := rr.Values()
+		row, n := decodeSnapRow(d, t.Table, vals)
+		size += n
+		rd.Rows = append(rd.Rows, row)
+		if size >= maxBytes || len(rd.Rows) >= limit {
+			rd.Rest = make([]string, 0, len(d.keyCols))
+			for _, i := range d.keyCols {
+				rd.Rest = append(rd.Rest, string(vals[i]))
+			}
+			break
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return queryError(t, "reading a chunk of", err)
+	}
+	return nil
+}
+
+// decodeSnapRow decodes one row of d's columns; n is its size in the result.
+func decodeSnapRow(d *snapTable, table string, vals [][]byte) (row snapshot.Row, n int64) {
+	row = snapshot.Row{Vals: make([]change.Value, len(vals))}
+	for i, v := range vals {
+		n += int64(len(v))
+		if v == nil {
+			row.Vals[i] = change.NullValue
+			continue
+		}
+		val, err := decodeColumn(d.shape.msg.cols[i].name, d.shape.types[i], v)
+		if err != nil {
+			val = change.Value{State: change.Undecodable, Str: string(v)}
+			if row.Err == nil {
+				row.Err = fmt.Errorf("table %s (snapshot): %w", table, err)
+			}
+		}
+		row.Vals[i] = val
+	}
+	if len(d.keyCols) > 0 {
+		row.Key = snapshot.KeyOf(row.Vals, d.keyCols)
+	}
+	return row, n
+}
+
+// readPages reads chunk c of a table without a usable key, a range of pages. A plain table's
+// bounds are a page ("12": from its first tuple) or a tuple ("12,5") where a read stopped
+// early. A partitioned table is read partition after partition (in the order of their oids),
+// each over the same pages; where a read stops early in one of them, the bound names the
+// range, the partition and the tuple (partBound): the chunk before it holds the partitions
+// before that one and that one up to the tuple, the chunk after it the rest.
+func (w *snapWorker) readPages(ctx context.Context, tx pgx.Tx, d *snapTable, t *snapshot.Task, c snapshot.Chunk, maxBytes int64, rd *snapshot.Read) error {
+	leaves, err := partitionLeaves(ctx, tx, d.ident)
+	if err != nil {
+		return queryError(t, "reading a chunk of", err)
+	}
+	for _, b := range [][]string{c.Lo, c.Hi} {
+		if _, ok := parsePartBound(b); len(b) > 1 && (!ok || len(leaves) == 0) {
+			// A bound no read of this table makes (or of a table no longer partitioned):
+			// reading on would read the wrong rows.
+			return &FatalError{fmt.Errorf("snapshot of %s: page-range bound %q is not one this version can resume for this table; "+
+				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", t.Table, b)}
+		}
+	}
+	var size int64
+	if len(leaves) == 0 {
+		var lo, hi string
+		if len(c.Lo) == 1 {
+			lo = c.Lo[0]
+		}
+		if len(c.Hi) == 1 {
+			hi = c.Hi[0]
+		}
+		rest, err := readPageRange(ctx, tx, d, t, d.ident, lo, hi, maxBytes, &size, rd)
+		if rest != "" {
+			rd.Rest = []string{rest}
+		}
+		return err
+	}
+	var rng, from, to partBound // from, to: oid 0 when the chunk starts (ends) at a page
+	if len(c.Lo) == 1 {
+		rng.lo = c.Lo[0]
+	}
+	if len(c.Hi) == 1 {
+		rng.hi = c.Hi[0]
+	}
+	if b, ok := parsePartBound(c.Lo); ok {
+		rng, from = b, b
+	}
+	if b, ok := parsePartBound(c.Hi); ok {
+		rng, to = b, b
+	}
+	for _, l := range leaves {
+		if from.oid != 0 && l.oid < from.oid || to.oid != 0 && l.oid > to.oid {
+			continue
+		}
+		lo, hi := rng.lo, rng.hi
+		if l.oid == from.oid {
+			lo = from.tid
+		}
+		if l.oid == to.oid {
+			hi = to.tid
+		}
+		rest, err := readPageRange(ctx, tx, d, t, l.ident, lo, hi, maxBytes, &size, rd)
+		if err != nil {
+			return err
+		}
+		if rest != "" {
+			rd.Rest = partBound{lo: rng.lo, hi: rng.hi, oid: l.oid, tid: rest}.bound()
+			return nil
+		}
+	}
+	return nil
+}
+
+// readPageRange reads relation rel's tuples in [lo, hi) (pages or tuples; "" is open) into rd,
+// size counting the bytes of the chunk's rows so far. Once those hold maxBytes it stops before
+// the next tuple and returns it ("12,5"; "" when it read the whole range), provided the
+// tuples came in ctid order from the range's first page on (a TID range scan; not a
+// sequential scan that joined another one midway): TOASTed values are not in the pages the
+// range counted.
+func readPageRange(ctx context.Context, tx pgx.Tx, d *snapTable, t *snapshot.Task, rel, lo, hi string, maxBytes int64, size *int64, rd *snapshot.Read) (string, error) {
+	var conds []string
+	var args [][]byte
+	if lo != "" {
+		conds = append(conds, "ctid >= ('('||$1||')')::tid")
+		args = append(args, tidArg(lo))
+	}
+	if hi != "" {
+		conds = append(conds, fmt.Sprintf("ctid < ('('||$%d||')')::tid", len(args)+1))
+		args = append(args, tidArg(hi))
+	}
+	conds, args, err := d.shapeConds(t, conds, args)
+	if err != nil {
+		return "", err
+	}
+	q := "SELECT " + d.selects + ", ctid::text FROM " + rel
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	rr := tx.Conn().PgConn().ExecParams(ctx, q, args, nil, nil, nil)
+	ncols := len(d.shape.msg.cols)
+	var loPage int64
+	if lo != "" {
+		p, _, _ := strings.Cut(lo, ",")
+		loPage, _ = strconv.ParseInt(p, 10, 64)
+	}
+	var prevTid [2]int64
+	ordered, first := true, true
+	rest := ""
+	for rr.NextRow() {
+		vals := rr.Values()
+		if len(vals) <= ncols {
+			break // cannot happen: the query selects ncols columns and the ctid
+		}
+		tid, ok := parseTid(vals[ncols])
+		if first {
+			ordered = ok && tid[0] == loPage
+		} else {
+			ordered = ordered && ok && (tid[0] > prevTid[0] || tid[0] == prevTid[0] && tid[1] > prevTid[1])
+		}
+		first, prevTid = false, tid
+		if ordered && *size >= maxBytes && len(rd.Rows) > 0 {
+			rest = strconv.FormatInt(tid[0], 10) + "," + strconv.FormatInt(tid[1], 10)
+			break
+		}
+		row, n := decodeSnapRow(d, t.Table, vals[:ncols])
+		*size += n
+		rd.Rows = append(rd.Rows, row)
+	}
+	if _, err := rr.Close(); err != nil {
+		return "", queryError(t, "reading a chunk of", err)
+	}
+	return rest, nil
+}
+
+// leafPartition is a partition that holds rows (a leaf of the partition tree).
+type leafPartition struct {
+	oid   uint32
+	ident string // quoted schema.table
+}
+
+// partitionLeaves lists the leaf partitions of a partitioned table in the order of their
+// oids; none for a table that is not partitioned.
+func partitionLeaves(ctx context.Context, tx pgx.Tx, ident string) ([]leafPartition, error) {
+	rows, err := tx.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname)
+		FROM pg_partition_tree($1::regclass) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.isleaf AND c.relkind <> 'p' ORDER BY c.oid`, ident)
+	if err != nil {
+		return nil, err
+	}
+	var out []leafPartition
+	for rows.Next() {
+		var l leafPartition
+		if err := rows.Scan(&l.oid, &l.ident); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// partBoundTag marks a page-range bound of a partitioned table (partBound).
+const partBoundTag = "partition"
+
+// partBound is where a read of a partitioned table's page range [lo, hi) stopped: at tuple
+// tid of the partition with oid oid. As a chunk bound it is
+// ["partition", lo, hi, oid, tid], lo and hi "" when open.
+type partBound struct {
+	lo, hi string
+	oid    uint32
+	tid    string
+}
+
+func (b partBound) bound() []string {
+	return []string{partBoundTag, b.lo, b.hi, strconv.FormatUint(uint64(b.oid), 10), b.tid}
+}
+
+func parsePartBound(s []string) (partBound, bool) {
+	if len(s) != 5 || s[0] != partBoundTag {
+		return partBound{}, false
+	}
+	oid, err := strconv.ParseUint(s[3], 10, 32)
+	if err != nil || oid == 0 || s[4] == "" {
+		return partBound{}, false
+	}
+	return partBound{lo: s[1], hi: s[2], oid: uint32(oid), tid: s[4]}, true
 }
 
 // tidArg is a page-range bound as the text of a tid: "12" is "12,0".

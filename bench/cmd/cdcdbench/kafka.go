@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,32 @@ func keyID(b []byte) (int64, error) {
 		return 0, fmt.Errorf("key: bad Avro long: % x", b)
 	}
 	return id, nil
+}
+
+// compositeKeyID is the row id of a Confluent-framed Avro key {a: int, b: string} of scenario
+// 7's composite-key table, where b is "row-<seq>-<md5>" and the row's id is seq + backlogFirstID.
+func compositeKeyID(b []byte) (int64, error) {
+	if len(b) < 6 || b[0] != 0 {
+		return 0, fmt.Errorf("key is not Confluent-framed Avro: % x", b[:min(len(b), 8)])
+	}
+	p := b[5:]
+	_, n := binary.Varint(p)
+	if n <= 0 {
+		return 0, fmt.Errorf("key: bad Avro int a: % x", b)
+	}
+	p = p[n:]
+	l, n := binary.Varint(p)
+	if n <= 0 || l < 0 || int64(len(p)-n) < l {
+		return 0, fmt.Errorf("key: bad Avro string b: % x", b)
+	}
+	s := string(p[n : n+int(l)])
+	rest, ok := strings.CutPrefix(s, "row-")
+	seq, _, ok2 := strings.Cut(rest, "-")
+	v, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || !ok2 || err != nil {
+		return 0, fmt.Errorf("key: b is %q, not row-<seq>-<md5>", s)
+	}
+	return v + backlogFirstID, nil
 }
 
 // countResult is a read_committed count of the backlog's records.

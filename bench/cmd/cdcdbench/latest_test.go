@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -143,4 +144,71 @@ func latencyTargetRow(t *testing.T, s *suite) string {
 	}
 	t.Fatal("no latency target")
 	return ""
+}
+
+// Scenario 7's composite-key run is judged against the one-column key's rate: met within
+// 1.5× (the ratio one-column ÷ composite), not met beyond it, n/a when either run failed, and
+// the row is absent when the composite run was not made.
+func TestCompositeSnapshotTarget(t *testing.T) {
+	one := &toolResult{Tool: "cdcd", Rows: 1_000_000, Took: 5 * time.Second} // 200k rows/s
+	const name = "MariaDB composite-key snapshot within 1.5× of the one-column key"
+	for _, c := range []struct {
+		cdcd *toolResult
+		also []*toolResult
+		want string // "" = no row
+	}{
+		{one, []*toolResult{{Tool: compositeLabel, Rows: 1_000_000, Took: 7 * time.Second}},
+			"| " + name + " | 1.40× (one-column key 200000 rows/s, composite 142857 rows/s) | met |"},
+		{one, []*toolResult{{Tool: compositeLabel, Rows: 1_000_000, Took: 7500 * time.Millisecond}},
+			"| " + name + " | 1.50× (one-column key 200000 rows/s, composite 133333 rows/s) | met |"},
+		{one, []*toolResult{{Tool: compositeLabel, Rows: 1_000_000, Took: 8 * time.Second}},
+			"| " + name + " | 1.60× (one-column key 200000 rows/s, composite 125000 rows/s) | **not met** |"},
+		{one, []*toolResult{{Tool: "SELECT, composite key", Rows: 1_000_000, Took: time.Second}, failed(compositeLabel, os.ErrDeadlineExceeded)},
+			"| " + name + " | n/a (one-column key 200000 rows/s, composite n/a) | n/a |"},
+		{failed("cdcd", os.ErrDeadlineExceeded), []*toolResult{{Tool: compositeLabel, Rows: 1_000_000, Took: 7 * time.Second}},
+			"| " + name + " | n/a (one-column key n/a, composite 142857 rows/s) | n/a |"},
+		{one, nil, ""},
+	} {
+		s := &suite{scenarios: []*scenarioResult{{ID: "7", Kind: "throughput", Title: "MariaDB snapshot", CDCD: c.cdcd, Also: c.also}}}
+		got := ""
+		for _, row := range s.targets() {
+			if line := "| " + strings.Join(row[:], " | ") + " |"; strings.HasPrefix(line, "| MariaDB composite") {
+				got = line
+			}
+		}
+		if got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+	}
+}
+
+// The composite-key table's Avro key {a: int, b: string} gives back the row's id from b.
+func TestCompositeKeyID(t *testing.T) {
+	key := func(a int64, b string) []byte {
+		k := []byte{0, 0, 0, 0, 7}
+		k = binary.AppendVarint(k, a)
+		k = binary.AppendVarint(k, int64(len(b)))
+		return append(k, b...)
+	}
+	for _, c := range []struct {
+		key  []byte
+		want int64
+		err  bool
+	}{
+		{key(0, "row-0-cfcd208495d565ef66e7dff9f98764da"), backlogFirstID, false},
+		{key(999, "row-4999999-0123"), 4_999_999 + backlogFirstID, false},
+		{key(-3, "row-12-x"), 12 + backlogFirstID, false},
+		{key(1, "col-12-x"), 0, true},
+		{key(1, "row-x-1"), 0, true},
+		{key(1, "row-12-x")[:9], 0, true}, // the string cut short
+		{[]byte{1, 0, 0, 0, 7, 2}, 0, true},
+	} {
+		got, err := compositeKeyID(c.key)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("compositeKeyID(% x) = %d, %v; want %d, error %v", c.key, got, err, c.want, c.err)
+		}
+		if f, _ := recordID(formatAvroComposite, c.key); !c.err && f != c.want {
+			t.Errorf("recordID(formatAvroComposite) = %d, want %d", f, c.want)
+		}
+	}
 }

@@ -24,12 +24,18 @@ type recordFormat int
 const (
 	formatAvro recordFormat = iota
 	formatJSON
+	// formatAvroComposite: cdcd's Avro key of scenario 7's composite-key table, (a int, b
+	// string) with b = "row-<seq>-<md5>" of the row whose id is seq + backlogFirstID.
+	formatAvroComposite
 )
 
 // recordID is the id column of a record's key.
 func recordID(f recordFormat, key []byte) (int64, error) {
-	if f == formatAvro {
+	switch f {
+	case formatAvro:
 		return keyID(key)
+	case formatAvroComposite:
+		return compositeKeyID(key)
 	}
 	var k struct {
 		ID *int64 `json:"id"`

@@ -175,6 +175,11 @@ func (s *suite) mysqlBenchDB(ctx context.Context, db string, topics *[]string) (
 }
 
 func mysqlPipelineConfig(o options, name, dsn, db string, serverID int, httpAddr string) string {
+	return mysqlTablePipelineConfig(o, name, dsn, db, benchTable, serverID, httpAddr)
+}
+
+// mysqlTablePipelineConfig is mysqlPipelineConfig for table db.table.
+func mysqlTablePipelineConfig(o options, name, dsn, db, table string, serverID int, httpAddr string) string {
 	return fmt.Sprintf(`kafka:
   brokers: [%q]
   topic_partitions: %d
@@ -196,7 +201,7 @@ pipelines:
     snapshot: never
     topics:
       prefix: %s
-%s`, o.kafka, o.partitions, o.registry, httpAddr, name, dsn, serverID, db, benchTable, name, o.pipelineExtra)
+%s`, o.kafka, o.partitions, o.registry, httpAddr, name, dsn, serverID, db, table, name, o.pipelineExtra)
 }
 
 func binlogPos(c *client.Conn) (string, uint32, error) {

@@ -89,7 +89,10 @@ type scenarioResult struct {
 	Limit    *toolResult
 	// Bare: scenario 2's bare slot consumer followed by a bare Kafka producer, transactional
 	// and not (measureBare): what Kafka adds at that load, with and without transactions.
-	Bare  []*toolResult
+	Bare []*toolResult
+	// Also: further runs of cdcd on a variant of the scenario's table, shown in the results
+	// table under the others (7: the same rows under a composite key).
+	Also  []*toolResult
 	Notes []string
 }
 
@@ -115,6 +118,16 @@ func (s *suite) has(id string) bool {
 		}
 	}
 	return false
+}
+
+// also is the result of sc.Also whose tool is label, nil when there is none.
+func (sc *scenarioResult) also(label string) *toolResult {
+	for _, r := range sc.Also {
+		if r != nil && r.Tool == label {
+			return r
+		}
+	}
+	return nil
 }
 
 func (s *suite) add(sc *scenarioResult) *scenarioResult {

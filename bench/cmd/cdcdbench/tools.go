@@ -32,7 +32,8 @@ type cdcdTool struct {
 	logPath, name, cfgExcerpt string
 	env                       []string
 	d                         *daemon
-	topicOverride             string // the record topic, when not <name>.public.bench_rows
+	topicOverride             string       // the record topic, when not <name>.public.bench_rows
+	keyFormat                 recordFormat // how its record keys carry the row's id (formatAvro: an id column first)
 }
 
 func newCDCDTool(o options, dir, name, cfg, httpAddr string) (*cdcdTool, error) {
@@ -47,7 +48,7 @@ func newCDCDTool(o options, dir, name, cfg, httpAddr string) (*cdcdTool, error) 
 }
 
 func (t *cdcdTool) label() string        { return "cdcd" }
-func (t *cdcdTool) format() recordFormat { return formatAvro }
+func (t *cdcdTool) format() recordFormat { return t.keyFormat }
 func (t *cdcdTool) topic() string {
 	if t.topicOverride != "" {
 		return t.topicOverride
