@@ -84,6 +84,10 @@ type Job struct {
 	keySchema, valSchema *outSchema
 	keyID, valID         int
 	parts                int32
+	// expect: the input partitions as this attempt found them (see Processor.Expect).
+	expect []Origin
+	// released is when waiting input partitions were last checked (see releaseTicks).
+	released time.Time
 
 	// owned by the run loop
 	procs map[int32]*Processor
@@ -373,6 +377,12 @@ func (j *Job) createTopics(ctx context.Context) error {
 			parts = max(parts, int32(len(td.Partitions)))
 		}
 	}
+	j.expect = j.expect[:0]
+	for _, t := range j.spec.Topics {
+		for _, p := range tds[t].Partitions.Numbers() {
+			j.expect = append(j.expect, Origin{Topic: t, Partition: p})
+		}
+	}
 	create := func(topic string, n int32, cfg map[string]*string) error {
 		resp, err := adm.CreateTopic(ctx, n, j.cfg.Replication, cfg, topic)
 		if err == nil {
@@ -523,7 +533,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		touched := map[int32]bool{}
 		now := time.Now()
-		ticks := j.idleTicks(now, fs)
+		ticks := append(j.idleTicks(ctx, now, fs), j.releaseTicks(ctx, now)...)
 		if fs.NumRecords() == 0 && len(ticks) == 0 {
 			continue
 		}
@@ -551,6 +561,7 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		var failure error
 		abort := false
+		reached := inputReached{}
 		fs.EachRecord(func(r *kgo.Record) {
 			if failure != nil || abort {
 				return
@@ -572,8 +583,12 @@ func (j *Job) loop(ctx context.Context) error {
 				rec.Seq, rec.Origin = uint64(r.Offset), origin
 				touched[r.Partition] = true
 				j.idle[r.Partition] = now
-				if rec.Sign == 0 { // an idle tick: stream time follows the wall clock
-					p.AdvanceTo(rec.T)
+				if rec.Sign == 0 {
+					if origin.Topic == "" { // an idle tick: stream time follows the wall clock
+						p.AdvanceTo(rec.T)
+					} else { // an input partition's watermark
+						p.Watermark(origin, rec.T)
+					}
 					return
 				}
 				if rec.T == noTime {
@@ -606,6 +621,7 @@ func (j *Job) loop(ctx context.Context) error {
 			}
 			recs = out
 			origin := Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+			reached.see(inputPart{r.Topic, r.Partition}, recs)
 			for i := range recs {
 				key := j.groupKey(&recs[i])
 				produce(&kgo.Record{Topic: repart, Partition: j.partitionOf(key), Key: key, Value: marshalRec(nil, &recs[i], origin)})
@@ -613,6 +629,9 @@ func (j *Job) loop(ctx context.Context) error {
 		})
 		for _, tick := range ticks {
 			produce(tick)
+		}
+		if failure == nil && !abort {
+			j.produceWatermarks(reached, produce)
 		}
 		if failure == nil && !abort {
 			failure = j.flushOutputs(touched, produce)
@@ -705,6 +724,7 @@ func (j *Job) applyAssignment(ctx context.Context) error {
 	j.mu.Lock()
 	for p, proc := range procs {
 		if j.toRestore[p] && j.assigned[p] == gens[p] { // still ours, and the same assignment
+			proc.Expect(j.expect)
 			j.procs[p] = proc
 			j.idle[p] = time.Now()
 			delete(j.toRestore, p)
@@ -1009,7 +1029,7 @@ func (j *Job) partitionOf(key []byte) int32 {
 // (so a previous owner that lost the partition can never commit state for it: the group
 // generation fences offset commits, and a transaction that commits no offset would not be
 // fenced), and a replay of the partition gives the same results.
-func (j *Job) idleTicks(now time.Time, fs kgo.Fetches) []*kgo.Record {
+func (j *Job) idleTicks(ctx context.Context, now time.Time, fs kgo.Fetches) []*kgo.Record {
 	if j.spec.IdleTimeout <= 0 {
 		return nil
 	}
@@ -1037,7 +1057,7 @@ func (j *Job) idleTicks(now time.Time, fs kgo.Fetches) []*kgo.Record {
 	if len(due) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), j.spec.IdleTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, j.spec.IdleTimeout+5*time.Second)
 	ok, err := j.caughtUp(ctx)
 	cancel()
 	if err != nil || !ok {

@@ -94,6 +94,11 @@ func (j *Job) caughtUp(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("listing end offsets: %w", err)
 	}
+	return NoCommittedData(ctx, j.cfg.KafkaOpts, behindRanges(offs, ends), 3*time.Second)
+}
+
+// behindRanges are the spans between a group's committed offsets and the partitions' ends.
+func behindRanges(offs kadm.OffsetResponses, ends kadm.ListedOffsets) []Range {
 	var behind []Range
 	ends.Each(func(e kadm.ListedOffset) {
 		committed := int64(0)
@@ -104,5 +109,55 @@ func (j *Job) caughtUp(ctx context.Context) (bool, error) {
 			behind = append(behind, Range{e.Topic, e.Partition, committed, e.Offset})
 		}
 	})
-	return NoCommittedData(ctx, j.cfg.KafkaOpts, behind, 3*time.Second)
+	return behind
+}
+
+// drainedInputs returns which of the input partitions parts hold no committed record the
+// job's group has not consumed (an empty partition, or one read to its end).
+func (j *Job) drainedInputs(ctx context.Context, parts []Origin) (map[inputPart]bool, error) {
+	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	offs, err := adm.FetchOffsetsForTopics(ctx, GroupID(j.spec.Name), j.spec.Topics...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, fmt.Errorf("fetching the group's offsets: %w", err)
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, j.spec.Topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	want := map[inputPart]bool{}
+	for _, o := range parts {
+		want[inputPart{o.Topic, o.Partition}] = true
+	}
+	out := map[inputPart]bool{}
+	behind := map[inputPart]Range{}
+	for _, r := range behindRanges(offs, ends) {
+		behind[inputPart{r.Topic, r.Partition}] = r
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		k := inputPart{e.Topic, e.Partition}
+		if !want[k] {
+			return
+		}
+		r, ok := behind[k]
+		if !ok {
+			out[k] = true
+			return
+		}
+		// Commit markers at a transactional topic's end are not data: read the span.
+		if empty, err := NoCommittedData(ctx, j.cfg.KafkaOpts, []Range{r}, time.Second); err == nil && empty {
+			out[k] = true
+		}
+	})
+	return out, nil
 }

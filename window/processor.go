@@ -44,7 +44,8 @@ type LateRec struct {
 // goroutine owns each partition's processor.
 //
 // Invariants:
-//   - streamTime is the largest event time seen (or set by AdvanceTo); it never goes back.
+//   - streamTime is the watermark: the minimum over the input partitions feeding the job of
+//     the largest event time each has reached (see watermark); it never goes back.
 //   - A window is open until streamTime >= its end + grace (session windows: last event + gap
 //   - grace); then it is emitted (emit final) and purged, and never reopened: a later record
 //     for it is a LateRec.
@@ -53,6 +54,7 @@ type Processor struct {
 	table      bool
 	streamTime int64
 	hasTime    bool
+	wm         watermark
 	// the stream time last written to the changelog
 	savedTime int64
 	savedHas  bool
@@ -135,9 +137,7 @@ func (p *Processor) settle() {
 // Add processes one record.
 func (p *Processor) Add(r Rec) error {
 	p.settle()
-	if !p.hasTime || r.T > p.streamTime {
-		p.streamTime, p.hasTime = r.T, true
-	}
+	p.observe(r.Origin, r.T)
 	p.keyBuf = p.keyBuf[:0]
 	for _, v := range r.Group {
 		p.keyBuf = appendKey(p.keyBuf, v)
@@ -168,10 +168,21 @@ func (p *Processor) Add(r Rec) error {
 	return nil
 }
 
-// AdvanceTo moves stream time forward to t (µs) without a record, closing what is due: an idle
-// partition's stream time follows the wall clock this way.
+// AdvanceTo moves stream time, and every input partition's, forward to t (µs) without a
+// record, closing what is due: an idle partition's stream time follows the wall clock this way
+// once the job has caught up with its input.
 func (p *Processor) AdvanceTo(t int64) {
 	p.settle()
+	for _, e := range p.wm.all {
+		if *e < t {
+			*e = t
+			p.wm.dirty = true
+		}
+	}
+	if len(p.wm.waiting) > 0 {
+		clear(p.wm.waiting)
+		p.wm.dirty = true
+	}
 	if p.hasTime && t <= p.streamTime {
 		return
 	}

@@ -35,16 +35,19 @@ func (p *Processor) TakeChanges() []KV {
 	}
 	clear(p.changed)
 	if p.metaDirty() {
-		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime)}
+		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime, p.wm.reached)}
 		out = append(out, kv)
 		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+		p.wm.dirty = false
 		p.bytes += len(kv.Key) + len(kv.Value) - p.metaSize
 		p.metaSize = len(kv.Key) + len(kv.Value)
 	}
 	return out
 }
 
-func (p *Processor) metaDirty() bool { return p.streamTime != p.savedTime || p.hasTime != p.savedHas }
+func (p *Processor) metaDirty() bool {
+	return p.streamTime != p.savedTime || p.hasTime != p.savedHas || p.wm.dirty
+}
 
 // Restore applies one changelog record (the latest per key, in any order; a nil value
 // deletes). Call it only on a processor that has processed nothing yet.
@@ -58,11 +61,21 @@ func (p *Processor) Restore(key, value []byte) error {
 			return nil
 		}
 		r := &buf{b: value}
-		if r.byte1() != stateFormat {
+		f := r.byte1()
+		if f != stateFormat && f != metaFormat {
 			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
 		}
 		p.hasTime = r.byte1() == 1
 		p.streamTime = r.varint()
+		if f == metaFormat {
+			n := r.uvarint()
+			for i := uint64(0); i < n && r.err == nil; i++ {
+				o := Origin{Topic: string(r.bytes()), Partition: int32(r.varint())}
+				t := r.varint()
+				e, _ := p.wm.get(inputPart{o.Topic, o.Partition})
+				*e = t
+			}
+		}
 		p.savedTime, p.savedHas = p.streamTime, p.hasTime
 		p.bytes += len(key) + len(value) - p.metaSize
 		p.metaSize = len(key) + len(value)
