@@ -202,6 +202,7 @@ const (
 	keyMeta    byte = 0
 	keyWindow  byte = 1
 	keyCounter byte = 2
+	keyRow     byte = 3 // table mode: a row's counted image, by Rec.Row
 )
 
 func windowKey(id WindowID) []byte {

@@ -24,6 +24,7 @@ const (
 	ClassNeedBeforeImage = "need_before_image" // table mode: an update or delete without its before image
 	ClassFieldMissing    = "field_missing"     // the record's schema lacks a field the job reads
 	ClassUndecodable     = "undecodable_value" // not Avro in the registry's wire format
+	ClassTruncate        = "truncate"          // a TRUNCATE in table mode (its rows stay counted)
 )
 
 // wireFormatError: an input record that is not Avro in the schema registry's wire format, or
@@ -45,6 +46,8 @@ func unprocessable(err error) string {
 		return ClassFieldMissing
 	case errors.As(err, &wf), errors.Is(err, errShort):
 		return ClassUndecodable
+	case errors.Is(err, errTruncate):
+		return ClassTruncate
 	}
 	return ""
 }

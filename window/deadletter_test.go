@@ -125,3 +125,37 @@ func TestJobStopsOnRecordNotInWireFormat(t *testing.T) {
 		t.Fatalf("want the job stopped, naming the record and the fix, got %v", err)
 	}
 }
+
+// A table-mode job cannot retract the rows a TRUNCATE removed: without a dead-letter topic it
+// stops with the fix instead of counting them on silently.
+func TestJobTableModeTruncateStops(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
+	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",
+		TopicOverrides: map[string]string{"public.orders": input}}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec encode.Record
+	if err := enc.Encode(ctx, &change.Event{Op: change.OpTruncate, Table: ordersTable, Pos: change.Position{Tx: 9}, CommitTime: at, TxID: "2"}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: input, Key: rec.Key, Value: rec.Value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	spec := ordersJob(input)
+	spec.Mode, spec.Ops, spec.Time = ModeTable, "", Path{"after", "id"}
+	job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = job.Run(rctx)
+	var fe *FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "TRUNCATE") || unprocessable(err) != ClassTruncate {
+		t.Fatalf("want the job stopped naming the TRUNCATE and the fix, got %v", err)
+	}
+}

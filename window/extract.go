@@ -1,6 +1,7 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/hamba/avro/v2"
@@ -144,6 +145,13 @@ func fieldType(env avro.Schema, p Path) avro.Schema {
 	return nil
 }
 
+// errTruncate: table mode got a TRUNCATE. The change names no rows, and the job keeps no copy
+// of the table, so it cannot retract the rows from the windows that count them: a documented
+// dead letter (class truncate), or the job stops.
+var errTruncate = errors.New("mode table cannot retract the rows a TRUNCATE removed (the change names none), so its windows would go on counting them; " +
+	"fix: set dlq.topic to dead-letter truncates (counted in cdcd_window_dead_letters_total, the windows keep the truncated rows) and go on, " +
+	"or, to count the table afresh, start the job under a new name after the truncate")
+
 // ErrNeedBefore: table mode got an update or delete without a before image.
 type ErrNeedBefore struct{ Op byte }
 
@@ -168,7 +176,13 @@ func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec,
 	if op == 0 {
 		return out, fmt.Errorf("the record has no op: not a cdcd change record")
 	}
-	if op == 't' || !x.spec.opSelected(op) {
+	if op == 't' {
+		if x.spec.Mode == ModeTable {
+			return out, errTruncate
+		}
+		return out, nil // events mode counts row changes; a truncate is none
+	}
+	if !x.spec.opSelected(op) {
 		return out, nil
 	}
 	hasBefore, hasAfter := ex.hasRow[1], ex.hasRow[2]

@@ -55,6 +55,10 @@ type Processor struct {
 	streamTime int64
 	hasTime    bool
 	wm         watermark
+	// table mode: the counted image of each row in an open window (see rows.go)
+	rows        map[uint64]*rowImg
+	rowHeap     rowHeap
+	rowsChanged map[uint64]bool
 	// the stream time last written to the changelog
 	savedTime int64
 	savedHas  bool
@@ -130,6 +134,7 @@ func (p *Processor) OpenWindows() int { return p.nWins }
 func (p *Processor) settle() {
 	if p.heapStale {
 		heap.Init(&p.closing)
+		heap.Init(&p.rowHeap)
 		p.heapStale = false
 	}
 }
@@ -138,6 +143,23 @@ func (p *Processor) settle() {
 func (p *Processor) Add(r Rec) error {
 	p.settle()
 	p.observe(r.Origin, r.T)
+	if p.table && r.Row != 0 && r.Sign > 0 {
+		if err := p.upsert(r); err != nil {
+			return err
+		}
+	}
+	if err := p.addRec(r); err != nil {
+		return err
+	}
+	if p.table && r.Row != 0 {
+		p.indexRow(r)
+	}
+	p.closeDue()
+	return nil
+}
+
+// addRec adds (or retracts) one record in the windows of its group.
+func (p *Processor) addRec(r Rec) error {
 	p.keyBuf = p.keyBuf[:0]
 	for _, v := range r.Group {
 		p.keyBuf = appendKey(p.keyBuf, v)
@@ -161,7 +183,6 @@ func (p *Processor) Add(r Rec) error {
 	if err != nil {
 		return err
 	}
-	p.closeDue()
 	if len(g.wins) == 0 && g.count == 0 {
 		delete(p.groups, g.key)
 	}
@@ -333,6 +354,9 @@ func (p *Processor) apply(w *win, r Rec) error {
 
 // closeDue emits and purges every window whose close time stream time has reached.
 func (p *Processor) closeDue() {
+	if len(p.rowHeap) > 0 {
+		p.expireRows()
+	}
 	for len(p.closing) > 0 && p.closing[0].closeAt <= p.streamTime {
 		w := heap.Pop(&p.closing).(*win)
 		if !p.spec.EmitUpdates {

@@ -34,6 +34,9 @@ func (p *Processor) TakeChanges() []KV {
 		}
 	}
 	clear(p.changed)
+	if len(p.rowsChanged) > 0 {
+		out = p.rowChanges(out)
+	}
 	if p.metaDirty() {
 		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime, p.wm.reached)}
 		out = append(out, kv)
@@ -96,6 +99,8 @@ func (p *Processor) Restore(key, value []byte) error {
 		g.csize = len(key) + len(value)
 		p.bytes += g.csize
 		return r.err
+	case keyRow:
+		return p.restoreRow(key, value)
 	case keyWindow:
 		kr := &buf{b: key[1:]}
 		gk := string(kr.bytes())
