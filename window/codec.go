@@ -203,6 +203,7 @@ const (
 	keyWindow  byte = 1
 	keyCounter byte = 2
 	keyRow     byte = 3 // table mode: a row's counted image, by Rec.Row
+	keySpec    byte = 4 // the fingerprint of the spec that wrote the partition's state
 )
 
 func windowKey(id WindowID) []byte {

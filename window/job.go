@@ -413,8 +413,8 @@ func (j *Job) createTopics(ctx context.Context) error {
 			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
 	}
 	if rp != cp {
-		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: delete both (the job's state restarts) or give them equal counts",
-			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)}
+		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: %s",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp, InternalPartitionsFix(j.spec.Name))}
 	}
 	j.parts = int32(rp)
 	outParts := j.cfg.OutputPartitions
@@ -812,6 +812,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 	want := map[int32]int64{}
 	for _, p := range parts {
 		procs[p] = NewProcessor(j.spec)
+		procs[p].partitions = j.parts
 		if o, ok := ends.Lookup(topic, p); ok && o.Offset > 0 {
 			offs[p] = kgo.NewOffset().AtStart()
 			want[p] = o.Offset
@@ -872,7 +873,13 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 	}
 	keys := 0
 	for p, kvs := range latest {
-		// Meta first is not needed: Restore accepts any order.
+		// Restore accepts any order, but the spec's fingerprint goes first: a changed spec
+		// is reported as such, not as a window that does not fit.
+		if v, ok := kvs[string([]byte{keySpec})]; ok && v != nil {
+			if err := procs[p].Restore([]byte{keySpec}, v); err != nil {
+				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
+			}
+		}
 		for k, v := range kvs {
 			if v == nil {
 				continue

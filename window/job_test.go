@@ -770,8 +770,8 @@ func TestRestoreWaitsForOpenChangelogTransaction(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if r.keys != 11 { // ten windows and the stream time
-		t.Fatalf("restored %d keys, want the committed transaction's 11", r.keys)
+	if r.keys != 12 { // ten windows, the stream time and the spec's fingerprint
+		t.Fatalf("restored %d keys, want the committed transaction's 12", r.keys)
 	}
 }
 

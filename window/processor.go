@@ -55,6 +55,9 @@ type Processor struct {
 	streamTime int64
 	hasTime    bool
 	wm         watermark
+	specSaved  bool  // the changelog holds the spec's fingerprint (see fingerprint.go)
+	partitions int32 // the internal topics' partition count, if known (part of the fingerprint)
+	specSize   int   // bytes of the fingerprint's changelog record
 	// table mode: the counted image of each row in an open window (see rows.go)
 	rows        map[uint64]*rowImg
 	rowHeap     rowHeap

@@ -17,6 +17,13 @@ type KV struct {
 // as durable as the progress.
 func (p *Processor) TakeChanges() []KV {
 	var out []KV
+	if !p.specSaved {
+		kv := KV{Key: []byte{keySpec}, Value: p.spec.specRecord(p.partitions)}
+		out = append(out, kv)
+		p.specSaved = true
+		p.bytes += len(kv.Key) + len(kv.Value) - p.specSize
+		p.specSize = len(kv.Key) + len(kv.Value)
+	}
 	for _, id := range p.purged {
 		out = append(out, KV{Key: windowKey(id)})
 	}
@@ -101,6 +108,11 @@ func (p *Processor) Restore(key, value []byte) error {
 		return r.err
 	case keyRow:
 		return p.restoreRow(key, value)
+	case keySpec:
+		if value == nil {
+			return nil
+		}
+		return p.checkSpec(value)
 	case keyWindow:
 		kr := &buf{b: key[1:]}
 		gk := string(kr.bytes())

@@ -178,7 +178,7 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	cp, cok := exists(internal[1])
 	if rok && cok && len(rp.Partitions) != len(cp.Partitions) {
 		rep.Fail("internal topics", fmt.Sprintf("%s has %d partitions and %s %d: the job refuses to start", internal[0], len(rp.Partitions), internal[1], len(cp.Partitions)),
-			"delete both (the job's state restarts) or give them equal partition counts")
+			window.InternalPartitionsFix(w.Name))
 	}
 	outParts := int32(cfg.Kafka.TopicPartitions)
 	create(w.Output.Topic, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
