@@ -79,6 +79,8 @@ type Processor struct {
 	late  []LateRec
 	// changed and purged windows since the last TakeChanges (for the changelog)
 	changed map[*win]struct{}
+	// count windows: groups whose counter changed since the last TakeChanges
+	counted map[*group]struct{}
 	purged  []WindowID
 	nWins   int
 	// bytes is the size of the changelog as compaction keeps it (keys and values), as of the
@@ -311,6 +313,10 @@ func (p *Processor) addCount(g *group, r Rec) error {
 		w.idx = g.count / n // the window's index within its group keys it
 	}
 	g.count++
+	if p.counted == nil {
+		p.counted = map[*group]struct{}{}
+	}
+	p.counted[g] = struct{}{}
 	if err := p.apply(w, r); err != nil {
 		return err
 	}

@@ -33,14 +33,17 @@ func (p *Processor) TakeChanges() []KV {
 		out = append(out, kv)
 		p.bytes += len(kv.Key) + len(kv.Value) - w.size
 		w.size = len(kv.Key) + len(kv.Value)
-		if p.spec.Window.Type == Count {
-			kv := KV{Key: counterKey(w.g.key), Value: binary.AppendVarint([]byte{stateFormat}, w.g.count)}
-			out = append(out, kv)
-			p.bytes += len(kv.Key) + len(kv.Value) - w.g.csize
-			w.g.csize = len(kv.Key) + len(kv.Value)
-		}
 	}
 	clear(p.changed)
+	// Count windows: the counter of every group that counted, whether its window is still
+	// open or closed (it numbers the group's next window).
+	for g := range p.counted {
+		kv := KV{Key: counterKey(g.key), Value: binary.AppendVarint([]byte{stateFormat}, g.count)}
+		out = append(out, kv)
+		p.bytes += len(kv.Key) + len(kv.Value) - g.csize
+		g.csize = len(kv.Key) + len(kv.Value)
+	}
+	clear(p.counted)
 	if len(p.rowsChanged) > 0 {
 		out = p.rowChanges(out)
 	}
