@@ -81,8 +81,12 @@ type Processor struct {
 	changed map[*win]struct{}
 	// count windows: groups whose counter changed since the last TakeChanges
 	counted map[*group]struct{}
-	purged  []WindowID
-	nWins   int
+	// session windows: groups that keep their latest closed session's end, by expiry (see
+	// sessions.go); forgotten groups whose record the changelog must drop
+	closedQ   []closedGroup
+	forgotten []string
+	purged    []WindowID
+	nWins     int
 	// bytes is the size of the changelog as compaction keeps it (keys and values), as of the
 	// last TakeChanges; metaSize is the meta record's share of it.
 	bytes    int
@@ -100,7 +104,11 @@ type group struct {
 	vals  []Value
 	wins  []*win // open windows, by start
 	count int64  // count windows: events seen in the group so far
-	csize int    // bytes of the group's counter record in the changelog (count windows)
+	csize int    // bytes of the group's counter record in the changelog (count, session windows)
+	// session windows: the end of the group's latest closed session (valid if hasClosed). An
+	// event within gap of it would merge a closed session: it is late.
+	closedEnd int64
+	hasClosed bool
 }
 
 type win struct {
@@ -140,6 +148,7 @@ func (p *Processor) settle() {
 	if p.heapStale {
 		heap.Init(&p.closing)
 		heap.Init(&p.rowHeap)
+		sort.Slice(p.closedQ, func(a, b int) bool { return p.closedQ[a].expiry < p.closedQ[b].expiry })
 		p.heapStale = false
 	}
 }
@@ -188,7 +197,7 @@ func (p *Processor) addRec(r Rec) error {
 	if err != nil {
 		return err
 	}
-	if len(g.wins) == 0 && g.count == 0 {
+	if len(g.wins) == 0 && g.count == 0 && !g.hasClosed {
 		delete(p.groups, g.key)
 	}
 	return nil
@@ -265,6 +274,10 @@ func (p *Processor) addSession(g *group, r Rec) error {
 		if w.start-gap <= r.T && r.T <= w.end+gap {
 			merge = append(merge, w)
 		}
+	}
+	if g.hasClosed && r.T-gap <= g.closedEnd {
+		p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+		return nil
 	}
 	if len(merge) == 0 {
 		if r.T+gap+grace <= p.streamTime {
@@ -366,8 +379,14 @@ func (p *Processor) closeDue() {
 	if len(p.rowHeap) > 0 {
 		p.expireRows()
 	}
+	if len(p.closedQ) > 0 {
+		p.forgetClosed()
+	}
 	for len(p.closing) > 0 && p.closing[0].closeAt <= p.streamTime {
 		w := heap.Pop(&p.closing).(*win)
+		if p.spec.Window.Type == Session {
+			p.sessionClosed(w)
+		}
 		if !p.spec.EmitUpdates {
 			p.emit(w, true)
 		} else if _, ok := p.dirty[w]; ok {
@@ -407,7 +426,7 @@ func (p *Processor) drop(w *win) {
 	w.size = 0
 	// A count window's group keeps its event count (it numbers the next window); other groups
 	// go with their last window.
-	if len(g.wins) == 0 && p.spec.Window.Type != Count {
+	if len(g.wins) == 0 && p.spec.Window.Type != Count && !g.hasClosed {
 		delete(p.groups, g.key)
 	}
 }

@@ -1,7 +1,6 @@
 package window
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -37,8 +36,12 @@ func (p *Processor) TakeChanges() []KV {
 	clear(p.changed)
 	// Count windows: the counter of every group that counted, whether its window is still
 	// open or closed (it numbers the group's next window).
+	for _, k := range p.forgotten {
+		out = append(out, KV{Key: counterKey(k)})
+	}
+	p.forgotten = p.forgotten[:0]
 	for g := range p.counted {
-		kv := KV{Key: counterKey(g.key), Value: binary.AppendVarint([]byte{stateFormat}, g.count)}
+		kv := KV{Key: counterKey(g.key), Value: p.groupRecord(g)}
 		out = append(out, kv)
 		p.bytes += len(kv.Key) + len(kv.Value) - g.csize
 		g.csize = len(kv.Key) + len(kv.Value)
@@ -105,7 +108,7 @@ func (p *Processor) Restore(key, value []byte) error {
 		if r.byte1() != stateFormat {
 			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
 		}
-		g.count = r.varint()
+		p.restoreGroupRecord(g, r.varint())
 		g.csize = len(key) + len(value)
 		p.bytes += g.csize
 		return r.err
