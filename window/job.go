@@ -62,11 +62,6 @@ type Config struct {
 // jobFetchMaxBytes bounds one fetch of a job's consumer.
 const jobFetchMaxBytes = 16 << 20
 
-// Topic names of a job's internal topics.
-func RepartitionTopic(job string) string { return "cdcd-window." + job + ".repartition" }
-func ChangelogTopic(job string) string   { return "cdcd-window." + job + ".changelog" }
-func GroupID(job string) string          { return "cdcd-window-" + job }
-
 // Job runs one window job.
 //
 // Each transaction (franz-go's GroupTransactSession, EOS v2) covers: the input offsets
@@ -88,6 +83,8 @@ type Job struct {
 	expect []Origin
 	// released is when waiting input partitions were last checked (see releaseTicks).
 	released time.Time
+	// purgeEvery: how often processed repartition records are deleted (see deleteProcessed)
+	purgeEvery time.Duration
 
 	// owned by the run loop
 	procs map[int32]*Processor
@@ -137,7 +134,7 @@ func New(cfg Config) (*Job, error) {
 		cfg.Spec.Late = cfg.Spec.Output + ".late" // late records are never dropped
 	}
 	return &Job{cfg: cfg, spec: cfg.Spec, log: cfg.Log.With("window_job", cfg.Spec.Name), x: newExtractor(cfg.Spec),
-		procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}, assigned: map[int32]uint64{}}, nil
+		purgeEvery: purgeEvery, procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}, assigned: map[int32]uint64{}}, nil
 }
 
 // Run runs the job until ctx ends (nil) or a fatal error stops it. Anything else — Kafka or
@@ -393,11 +390,13 @@ func (j *Job) createTopics(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := create(RepartitionTopic(j.spec.Name), parts, nil); err != nil {
-		return err
+	plans := InternalTopics(j.spec.Name)
+	for _, p := range plans {
+		if err := create(p.Topic, parts, ptrs(p.Create)); err != nil {
+			return err
+		}
 	}
-	if err := create(ChangelogTopic(j.spec.Name), parts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact"),
-		"retention.ms": kadm.StringPtr("-1"), "segment.ms": kadm.StringPtr("600000")}); err != nil {
+	if err := enforceTopicConfigs(ctx, adm, plans); err != nil {
 		return err
 	}
 	// The state lives in changelog partition p with repartition partition p: their counts
@@ -511,9 +510,14 @@ func (j *Job) loop(ctx context.Context) error {
 	j.log.Info("window job joining its group", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
 
 	var recs []Rec
+	purged := time.Now()
 	for {
 		if err := j.applyAssignment(ctx); err != nil {
 			return err
+		}
+		if time.Since(purged) >= j.purgeEvery {
+			purged = time.Now()
+			j.deleteProcessed(ctx, sess.Client())
 		}
 		j.mu.Lock()
 		ready := j.joined && len(j.toRestore) == 0

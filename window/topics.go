@@ -1,0 +1,150 @@
+package window
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Topic names of a job's internal topics.
+func RepartitionTopic(job string) string { return "cdcd-window." + job + ".repartition" }
+func ChangelogTopic(job string) string   { return "cdcd-window." + job + ".changelog" }
+func GroupID(job string) string          { return "cdcd-window-" + job }
+
+// TopicPlan is an internal topic of a job and the configuration its contents need. The job
+// creates it so, and sets Required on a topic that exists without it; `cdcd check` reports a
+// topic that lacks it.
+type TopicPlan struct {
+	Topic string
+	// Create is the configuration of a topic the job creates.
+	Create map[string]string
+	// Required must hold on the topic, with why.
+	Required map[string]string
+	Why      string
+}
+
+// InternalTopics are the job's repartition and changelog topics.
+//
+// The repartition topic keeps its records until the job has processed them: retention by time
+// or size could delete records whose input offsets are committed already (silent loss), so it
+// has none, and the job deletes (DeleteRecords) what its group's committed offsets passed, as
+// Kafka Streams does. The changelog is compacted and keeps the latest record per key forever.
+func InternalTopics(job string) []TopicPlan {
+	return []TopicPlan{
+		{Topic: RepartitionTopic(job),
+			Create:   map[string]string{"retention.ms": "-1", "retention.bytes": "-1"},
+			Required: map[string]string{"retention.ms": "-1", "retention.bytes": "-1"},
+			Why:      "records the job has not processed yet must not be deleted by retention (their input offsets are committed already); the job deletes what it processed"},
+		{Topic: ChangelogTopic(job),
+			Create:   map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "segment.ms": "600000"},
+			Required: map[string]string{"cleanup.policy": "compact"},
+			Why:      "the job's state is the latest record per key"},
+	}
+}
+
+func ptrs(m map[string]string) map[string]*string {
+	out := make(map[string]*string, len(m))
+	for k, v := range m {
+		out[k] = kadm.StringPtr(v)
+	}
+	return out
+}
+
+// Missing returns what the plan requires that configs (a topic's described configuration)
+// lack, as "key=value".
+func (p TopicPlan) Missing(configs []kadm.Config) map[string]string {
+	have := map[string]string{}
+	for _, c := range configs {
+		if c.Value != nil {
+			have[c.Key] = *c.Value
+		}
+	}
+	out := map[string]string{}
+	for k, v := range p.Required {
+		if have[k] != v {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// enforceTopicConfigs sets what a plan requires on topics that exist without it (created by an
+// older cdcd, or by hand).
+func enforceTopicConfigs(ctx context.Context, adm *kadm.Client, plans []TopicPlan) error {
+	for _, p := range plans {
+		rc, err := adm.DescribeTopicConfigs(ctx, p.Topic)
+		var cfg kadm.ResourceConfig
+		if err == nil {
+			cfg, err = rc.On(p.Topic, nil)
+		}
+		if err == nil {
+			err = cfg.Err
+		}
+		if err != nil {
+			return fmt.Errorf("kafka: describing the configuration of %s: %w", p.Topic, err)
+		}
+		missing := p.Missing(cfg.Configs)
+		if len(missing) == 0 {
+			continue
+		}
+		var alter []kadm.AlterConfig
+		for k, v := range missing {
+			alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(v)})
+		}
+		resp, err := adm.AlterTopicConfigs(ctx, alter, p.Topic)
+		if err == nil {
+			_, err = resp.On(p.Topic, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("kafka: setting %v on %s (%s): %w; fix: grant ALTER_CONFIGS on the topic, or set it by hand", missing, p.Topic, p.Why, err)
+		}
+	}
+	return nil
+}
+
+// purgeEvery is how often the job deletes processed repartition records.
+const purgeEvery = 30 * time.Second
+
+// deleteProcessed deletes, in the repartition partitions this instance owns, the records its
+// group's committed offsets have passed: their state is in the changelog.
+func (j *Job) deleteProcessed(ctx context.Context, cl *kgo.Client) {
+	owned := j.owned()
+	if len(owned) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	topic := RepartitionTopic(j.spec.Name)
+	offs, err := adm.FetchOffsetsForTopics(ctx, GroupID(j.spec.Name), topic)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		if !errors.Is(err, kerr.GroupIDNotFound) {
+			j.log.Debug("reading the group's offsets to delete processed repartition records failed", "err", err)
+		}
+		return
+	}
+	del := kadm.Offsets{}
+	for _, p := range owned {
+		if o, ok := offs.Lookup(topic, p); ok && o.At > 0 {
+			del.Add(kadm.Offset{Topic: topic, Partition: p, At: o.At})
+		}
+	}
+	if len(del) == 0 {
+		return
+	}
+	resp, err := adm.DeleteRecords(ctx, del)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		j.log.Debug("deleting processed repartition records failed", "err", err)
+	}
+}
