@@ -75,3 +75,54 @@ func (p *Processor) restoreGroupRecord(g *group, v int64) {
 	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(v)}) // ordered by settle
 	p.heapStale = true
 }
+
+func (p *Processor) addSession(g *group, r Rec) error {
+	gap := p.spec.Window.Gap.Microseconds()
+	grace := p.spec.Window.Grace.Microseconds()
+	// Sessions within gap of t merge with the new event.
+	var merge []*win
+	for _, w := range g.wins {
+		if w.start-gap <= r.T && r.T <= w.end+gap {
+			merge = append(merge, w)
+		}
+	}
+	if g.hasClosed && r.T-gap <= g.closedEnd {
+		p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+		return nil
+	}
+	if len(merge) == 0 {
+		if r.T+gap+grace <= p.streamTime {
+			p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+			return nil
+		}
+		w := p.newWin(g, r.T, r.T, r.T+gap+grace)
+		return p.apply(w, r)
+	}
+	w := merge[0]
+	oldID := w.id()
+	for _, o := range merge[1:] {
+		if err := p.mergeInto(w, o); err != nil {
+			return err
+		}
+	}
+	w.start, w.end = min(w.start, r.T), max(w.end, r.T)
+	if w.id() != oldID {
+		p.purged = append(p.purged, oldID) // the changelog keys sessions by start
+	}
+	p.setClose(w, w.end+gap+grace)
+	sortWins(g)
+	return p.apply(w, r)
+}
+
+// mergeInto folds session o into w and drops o.
+func (p *Processor) mergeInto(w, o *win) error {
+	for i := range w.accs {
+		if err := w.accs[i].merge(p.spec.Aggs[i].Fn, &o.accs[i]); err != nil {
+			return err
+		}
+	}
+	w.events += o.events
+	w.start, w.end = min(w.start, o.start), max(w.end, o.end)
+	p.drop(o)
+	return nil
+}

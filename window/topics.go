@@ -148,3 +148,100 @@ func (j *Job) deleteProcessed(ctx context.Context, cl *kgo.Client) {
 		j.log.Debug("deleting processed repartition records failed", "err", err)
 	}
 }
+
+func (j *Job) createTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx, j.spec.Topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: describing input topics: %w", err)
+	}
+	parts := j.cfg.Partitions
+	for _, t := range j.spec.Topics {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			return &waitError{fmt.Errorf("input topic %s does not exist yet: waiting for the pipeline that writes it", t)}
+		}
+		if j.cfg.Partitions == 0 {
+			parts = max(parts, int32(len(td.Partitions)))
+		}
+	}
+	j.expect = j.expect[:0]
+	for _, t := range j.spec.Topics {
+		for _, p := range tds[t].Partitions.Numbers() {
+			j.expect = append(j.expect, Origin{Topic: t, Partition: p})
+		}
+	}
+	create := func(topic string, n int32, cfg map[string]*string) error {
+		resp, err := adm.CreateTopic(ctx, n, j.cfg.Replication, cfg, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: creating topic %s: %w", topic, err)
+		}
+		return nil
+	}
+	plans := InternalTopics(j.spec.Name)
+	for _, p := range plans {
+		if err := create(p.Topic, parts, ptrs(p.Create)); err != nil {
+			return err
+		}
+	}
+	if err := enforceTopicConfigs(ctx, adm, plans); err != nil {
+		return err
+	}
+	// The state lives in changelog partition p with repartition partition p: their counts
+	// must agree.
+	td, err := adm.ListTopics(ctx, RepartitionTopic(j.spec.Name), ChangelogTopic(j.spec.Name))
+	if err != nil {
+		return fmt.Errorf("kafka: describing internal topics: %w", err)
+	}
+	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
+	if rp == 0 || cp == 0 {
+		// Just created: the broker answering may not know the partitions yet. Retried.
+		return fmt.Errorf("topics %s (%d partitions) and %s (%d) are not visible yet after their creation",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
+	}
+	if rp != cp {
+		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: %s",
+			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp, InternalPartitionsFix(j.spec.Name))}
+	}
+	j.parts = int32(rp)
+	outParts := j.cfg.OutputPartitions
+	if outParts == 0 {
+		outParts = -1 // the broker's default
+	}
+	if err := create(j.spec.Output, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}); err != nil {
+		return err
+	}
+	if j.spec.Late != "" {
+		if err := create(j.spec.Late, outParts, nil); err != nil {
+			return err
+		}
+	}
+	if j.spec.DeadLetter != "" {
+		return create(j.spec.DeadLetter, 1, DeadLetterTopicConfig(j.cfg.MaxMessageBytes))
+	}
+	return nil
+}
+
+// partitioner sends changelog and repartition records to the partition set on them (the
+// state's own partition, the group's partition) and everything else by key, as Kafka's Java
+// client does.
+type partitioner struct {
+	changelog   string
+	repartition string
+	byKey       kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.changelog || t == p.repartition {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.byKey.ForTopic(t)
+}
