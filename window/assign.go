@@ -1,5 +1,7 @@
 package window
 
+import "time"
+
 // How a record finds its windows: time windows by arithmetic on its event time, count
 // windows by the group's counter (sessions: sessions.go); and the close heap.
 
@@ -10,11 +12,21 @@ func (p *Processor) addTimed(g *group, r Rec) error {
 		adv = p.spec.Window.Advance.Microseconds()
 	}
 	grace := p.spec.Window.Grace.Microseconds()
-	// The windows containing t start at the multiples of adv in (t-size, t].
-	last := floorDiv(r.T, adv) * adv
+	// The windows containing t start at the multiples of adv in (t-size, t] (of the wall clock
+	// in the job's time zone, if it has one).
+	zone := p.spec.TimeZone
+	local := zone != nil && zone != time.UTC
+	t := r.T
+	if local {
+		t = zoneToLocal(zone, t)
+	}
+	last := floorDiv(t, adv) * adv
 	var missed [][2]int64
-	for start := last - size + adv; start <= last; start += adv {
-		end := start + size
+	for lstart := last - size + adv; lstart <= last; lstart += adv {
+		start, end := lstart, lstart+size
+		if local {
+			start, end = zoneFromLocal(zone, start), zoneFromLocal(zone, end)
+		}
 		if end+grace <= p.streamTime {
 			missed = append(missed, [2]int64{start, end})
 			continue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // A job's state holds what its spec made of its input: windows of one size, groups of some
@@ -39,6 +40,9 @@ func (s *Spec) fingerprint(partitions int32) map[string]string {
 		"window.type":  string(w.Type),
 		"window.grace": w.Grace.String(),
 		"aggregates":   strings.Join(aggs, ", "),
+	}
+	if s.TimeZone != nil && s.TimeZone != time.UTC {
+		fp["time_zone"] = s.TimeZone.String()
 	}
 	if partitions > 0 {
 		fp["partitions"] = fmt.Sprint(partitions)

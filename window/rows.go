@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // Table mode keeps, per repartition partition, the image of every row counted in an open
@@ -37,7 +38,11 @@ func (p *Processor) rowExpiry(t int64) int64 {
 	if p.spec.Window.Type == Hopping {
 		adv = p.spec.Window.Advance.Microseconds()
 	}
-	return floorDiv(t, adv)*adv + size + p.spec.Window.Grace.Microseconds()
+	zone := p.spec.TimeZone
+	if zone == nil || zone == time.UTC {
+		return floorDiv(t, adv)*adv + size + p.spec.Window.Grace.Microseconds()
+	}
+	return zoneFromLocal(zone, floorDiv(zoneToLocal(zone, t), adv)*adv+size) + p.spec.Window.Grace.Microseconds()
 }
 
 // upsert retracts the counted image of r's row, if any, before r adds its new image.
