@@ -115,6 +115,9 @@ func (j *Job) flushOutputs(touched map[int32]bool, produce func(*kgo.Record)) er
 			produce(j.lateRecord(l))
 		}
 		for _, kv := range proc.TakeChanges() {
+			if err := j.checkRecordSize(p, kv); err != nil {
+				return err
+			}
 			produce(&kgo.Record{Topic: ChangelogTopic(j.spec.Name), Partition: p, Key: kv.Key, Value: kv.Value})
 		}
 	}

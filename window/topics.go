@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -188,7 +189,11 @@ func (j *Job) createTopics(ctx context.Context) error {
 	}
 	plans := InternalTopics(j.spec.Name)
 	for _, p := range plans {
-		if err := create(p.Topic, parts, ptrs(p.Create)); err != nil {
+		cfg := ptrs(p.Create)
+		if p.Topic == ChangelogTopic(j.spec.Name) {
+			cfg["max.message.bytes"] = kadm.StringPtr(strconv.Itoa(j.maxMessageBytes()))
+		}
+		if err := create(p.Topic, parts, cfg); err != nil {
 			return err
 		}
 	}
@@ -244,4 +249,42 @@ func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
 		return kgo.ManualPartitioner().ForTopic(t)
 	}
 	return p.byKey.ForTopic(t)
+}
+
+// defaultMaxMessageBytes is the record limit when Config.MaxMessageBytes is 0 (Kafka's).
+const defaultMaxMessageBytes = 1 << 20
+
+// recordOverhead is what a record batch adds to one record's key and value.
+const recordOverhead = 512
+
+func (j *Job) maxMessageBytes() int {
+	if j.cfg.MaxMessageBytes > 0 {
+		return j.cfg.MaxMessageBytes
+	}
+	return defaultMaxMessageBytes
+}
+
+// StateRecordError: one window's state is larger than a changelog record may be. Retrying
+// cannot help (the same input builds the same state), so the job stops.
+type StateRecordError struct {
+	Job          string
+	Partition    int32
+	Bytes, Limit int
+}
+
+func (e *StateRecordError) Error() string {
+	return fmt.Sprintf("window job %s: the state of one window in partition %d takes %d bytes, over the changelog's record limit of %d bytes "+
+		"(most of it is a value set: count_distinct, or min, max, first and last in table mode); the job stopped rather than retry input that builds the same window; "+
+		"fix: raise kafka.max_message_bytes (the job gives the changelog topic %s that max.message.bytes when it creates it; raise it there too if it exists), "+
+		"or let windows hold fewer distinct values (a shorter window.size, a finer group_by, an aggregate without a value set)",
+		e.Job, e.Partition, e.Bytes, e.Limit, ChangelogTopic(e.Job))
+}
+
+// checkRecordSize returns a FatalError if the changelog record kv is over the record limit.
+func (j *Job) checkRecordSize(p int32, kv KV) error {
+	n := len(kv.Key) + len(kv.Value) + recordOverhead
+	if n <= j.maxMessageBytes() {
+		return nil
+	}
+	return &FatalError{&StateRecordError{Job: j.spec.Name, Partition: p, Bytes: len(kv.Key) + len(kv.Value), Limit: j.maxMessageBytes() - recordOverhead}}
 }

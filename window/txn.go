@@ -257,11 +257,18 @@ func (t *txn) end() error {
 	}
 	commit := kgo.TryCommit
 	t.perrMu.Lock()
-	if t.perr != nil {
-		j.log.Warn("producing failed; aborting the transaction", "err", t.perr)
+	perr := t.perr
+	t.perrMu.Unlock()
+	if perr != nil {
+		if errors.Is(perr, kerr.MessageTooLarge) || errors.Is(perr, kerr.RecordListTooLarge) {
+			// The same input would produce the same record: stop, do not retry forever.
+			_, _ = t.sess.End(context.WithoutCancel(t.ctx), kgo.TryAbort)
+			j.cfg.OnTransaction(false, time.Since(t.began))
+			return &FatalError{fmt.Errorf("window job %s: a record is over the limit of its topic: %w; fix: raise kafka.max_message_bytes and the topic's max.message.bytes", j.spec.Name, perr)}
+		}
+		j.log.Warn("producing failed; aborting the transaction", "err", perr)
 		commit = kgo.TryAbort
 	}
-	t.perrMu.Unlock()
 	if t.abort {
 		j.log.Debug("aborting: records of a partition whose state is not restored yet")
 		commit = kgo.TryAbort

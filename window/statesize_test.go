@@ -1,0 +1,36 @@
+package window
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A window whose state outgrows the changelog's record limit (count_distinct over many
+// values) stops the job with the reason and the fix, instead of aborting and retrying the same
+// input forever.
+func TestJobStopsOnWindowStateOverRecordLimit(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var orders []order
+	for i := 0; i < 300; i++ {
+		orders = append(orders, order{id: int64(i), customer: 1, cents: int64(i), at: at})
+	}
+	produceOrders(t, ctx, cl, srcl, input, orders)
+	spec := ordersJob(input)
+	spec.Aggs = append(spec.Aggs, AggSpec{Name: "ids", Fn: FnCountDistinct, Field: Path{"after", "id"}})
+	job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1, MaxMessageBytes: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = job.Run(rctx)
+	var fe *FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "record limit") || !strings.Contains(err.Error(), "max_message_bytes") {
+		t.Fatalf("want the job stopped with the window's size, the limit and the fix, got %v", err)
+	}
+}
