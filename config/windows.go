@@ -228,9 +228,14 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 		key string
 		v   Duration
 	}{{"window.size", w.Window.Size}, {"window.advance", w.Window.Advance}, {"window.gap", w.Window.Gap}, {"window.grace", w.Window.Grace}} {
-		if d.v.IsSet() {
-			checkDur(&own, at(d.key), d.v, 0)
+		if !d.v.IsSet() {
+			continue
 		}
+		if v, err := time.ParseDuration(strings.TrimSpace(d.v.Raw)); err == nil && v < 0 {
+			own.add(at(d.key), fmt.Sprintf("%s is negative", quote(d.v.Raw)), "use 0s or more")
+			continue
+		}
+		checkDur(&own, at(d.key), d.v, 0)
 	}
 	if z := w.Window.TimeZone; z != "" {
 		if _, err := time.LoadLocation(z); err != nil || z == "Local" {

@@ -136,6 +136,7 @@ func TestWindowJobsBad(t *testing.T) {
 		{"bad path", strings.Replace(windowsBase, "[after.customer_id]", "[customer_id]", 1), "windows[0].group_by[0]", 16, "after.<column>"},
 		{"bad type", strings.Replace(windowsBase, "type: tumbling", "type: sliding", 1), "windows[0].window.type", 17, "hopping {size, advance}"},
 		{"no size", strings.Replace(windowsBase, "size: 5m, ", "", 1), "windows[0].window.size", 17, "tumbling {size}"},
+		{"negative grace", strings.Replace(windowsBase, "grace: 30s", "grace: -30s", 1), "windows[0].window.grace", 17, "0s or more"},
 		{"unknown time zone", strings.Replace(windowsBase, "size: 5m", "size: 5m, time_zone: Mars/Olympus", 1), "windows[0].window.time_zone", 17, "IANA"},
 		{"bad duration", strings.Replace(windowsBase, "size: 5m", "size: 5 minutes", 1), "windows[0].window.size", 17, "1m30s"},
 		{"key of another type", strings.Replace(windowsBase, "size: 5m,", "size: 5m, gap: 1m,", 1), "windows[0].window.gap", 17, "size and grace"},

@@ -159,3 +159,21 @@ func TestJobTableModeTruncateStops(t *testing.T) {
 		t.Fatalf("want the job stopped naming the TRUNCATE and the fix, got %v", err)
 	}
 }
+
+// A late record's JSON holds text values as JSON strings (not quoted twice) and NULL as null.
+func TestLateRecordJSONValues(t *testing.T) {
+	s := spec(WindowSpec{Type: Tumbling, Size: time.Minute})
+	s.Aggs = []AggSpec{{Name: "n", Fn: FnCount}, {Name: "status", Fn: FnLast, Field: Path{"after", "status"}}}
+	s.GroupBy = []Path{{"after", "shop"}, {"after", "region"}}
+	j, err := New(Config{Spec: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := j.lateRecord(LateRec{Rec: Rec{Group: []Value{String("new"), Null}, Vals: []Value{Null, String("paid")}, T: 0, Sign: 1}, Reason: "window closed"})
+	body := string(r.Value)
+	for _, want := range []string{`"after.shop":"new"`, `"after.region":null`, `"status":"paid"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("late record %s lacks %s", body, want)
+		}
+	}
+}

@@ -159,15 +159,15 @@ func confluentHeader(id int) []byte {
 // lateRecord is a JSON record for the late topic: what arrived, why it is late, where from.
 func (j *Job) lateRecord(l LateRec) *kgo.Record {
 	o := l.Rec.Origin
-	vals := map[string]string{}
+	vals := map[string]*string{}
 	for i, a := range j.spec.Aggs {
 		if a.Fn != FnCount {
-			vals[a.Name] = l.Rec.Vals[i].Text()
+			vals[a.Name] = jsonText(l.Rec.Vals[i])
 		}
 	}
-	group := map[string]string{}
+	group := map[string]*string{}
 	for i, g := range j.spec.GroupBy {
-		group[g.String()] = l.Rec.Group[i].Text()
+		group[g.String()] = jsonText(l.Rec.Group[i])
 	}
 	var missed []map[string]int64
 	for _, m := range l.Missed {
@@ -190,4 +190,17 @@ func (j *Job) lateRecord(l LateRec) *kgo.Record {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "cdcd.origin", Value: []byte(fmt.Sprintf("%s[%d]@%d", o.Topic, o.Partition, o.Offset))})
 	}
 	return rec
+}
+
+// jsonText is a value as a late record's JSON holds it: its text (a string as it is, not
+// quoted again), or null.
+func jsonText(v Value) *string {
+	switch v.Kind {
+	case KindNull:
+		return nil
+	case KindString:
+		return &v.S
+	}
+	t := v.Text()
+	return &t
 }
