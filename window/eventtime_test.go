@@ -1,7 +1,11 @@
 package window
 
 import (
+	"errors"
+	"fmt"
+
 	"context"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +94,20 @@ func TestLocalTimestampReadInTheTimeZone(t *testing.T) {
 	}
 	if got := p.eventTime(Value{Kind: KindTime, I: 1<<63 - 1}); got != badTime {
 		t.Errorf("infinity: got %d, want badTime", got)
+	}
+}
+
+// A fenced producer is explained: two instances with one instance_id fence each other.
+func TestFencedProducerNamesInstanceID(t *testing.T) {
+	j, err := New(Config{Spec: ordersJob("in"), InstanceID: "host-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := j.explain(fmt.Errorf("kafka: ending the transaction: %w", kerr.ProducerFenced)).Error()
+	if !strings.Contains(got, "instance_id") || !strings.Contains(got, "cdcd-window-orders_per_customer-host-1") {
+		t.Errorf("no hint at the shared instance_id: %s", got)
+	}
+	if !errors.Is(j.explain(kerr.ProducerFenced), kerr.ProducerFenced) {
+		t.Error("the explained error no longer wraps the cause")
 	}
 }

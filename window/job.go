@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -158,6 +159,7 @@ func (j *Job) Run(ctx context.Context) error {
 			j.setPhase("waiting", err.Error())
 			j.log.Info("window job waiting", "cause", err.Error(), "next_attempt_in", backoff.String())
 		} else {
+			err = j.explain(err)
 			j.setPhase("retrying", err.Error())
 			j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", backoff.String())
 		}
@@ -241,3 +243,12 @@ type waitError struct{ Err error }
 
 func (e *waitError) Error() string { return e.Err.Error() }
 func (e *waitError) Unwrap() error { return e.Err }
+
+// explain adds the likely cause to errors whose message alone misleads.
+func (j *Job) explain(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDNotFound) {
+		return fmt.Errorf("%w (another process took over the transactional id %s: if two cdcd instances run this job with the same instance_id, they fence each other over and over; fix: give every instance its own instance_id)",
+			err, j.transactionalID())
+	}
+	return err
+}
