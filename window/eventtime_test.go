@@ -1,14 +1,14 @@
 package window
 
 import (
+	"context"
 	"errors"
 	"fmt"
-
-	"context"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // An event time far in the future (a typo year 9999) would move stream time to the end of
