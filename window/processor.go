@@ -30,6 +30,9 @@ type Result struct {
 	Index      int64 // count windows: the window's index within its group
 	Events     int64 // records counted (in table mode: rows currently in the window)
 	Final      bool  // the window closed: no more results for it
+	// Tombstone: delete the result under this key (emit: updates; a session or count window
+	// whose start moved, or a session merged into another). Only Group, Start, Index are set.
+	Tombstone bool
 }
 
 // LateRec is an input that arrived after (some of) its windows closed.
@@ -119,6 +122,9 @@ type win struct {
 	events     int64
 	accs       []acc
 	heapIdx    int
+	// emit: updates: the start the window's last result was keyed by
+	emitted    int64
+	hasEmitted bool
 	size       int // bytes of its changelog record (key and value) as last written; 0: none
 }
 
@@ -286,9 +292,20 @@ func (p *Processor) emit(w *win, final bool) {
 	for i := range w.accs {
 		aggs[i] = w.accs[i].result(p.spec.Aggs[i].Fn, p.table)
 	}
+	if p.spec.EmitUpdates && w.hasEmitted && w.emitted != w.start {
+		p.tombstone(w) // a session or count window whose start moved: its old key goes
+	}
 	// Sessions and count windows report [first event, last event].
 	p.out = append(p.out, Result{Group: w.g.vals, Start: w.start, End: w.end, Index: w.idx, Aggs: aggs, Events: w.events, Final: final})
+	w.emitted, w.hasEmitted = w.start, true
 	delete(p.dirty, w)
+}
+
+// tombstone deletes the result w was last emitted under (emit: updates; the key holds the
+// window's start).
+func (p *Processor) tombstone(w *win) {
+	p.out = append(p.out, Result{Group: w.g.vals, Start: w.emitted, Index: w.idx, Tombstone: true})
+	w.hasEmitted = false
 }
 
 // drop purges a window from its group and the close heap.

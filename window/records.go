@@ -135,6 +135,9 @@ func (j *Job) resultRecord(r Result) (*kgo.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("window job %s: writing a result key: %w", j.spec.Name, err)
 	}
+	if r.Tombstone {
+		return &kgo.Record{Topic: j.spec.Output, Key: key}, nil
+	}
 	vv := append(kv, TimeMicros(r.End))
 	vv = append(vv, r.Aggs...)
 	vv = append(vv, Long(r.Events))

@@ -123,6 +123,9 @@ func (p *Processor) mergeInto(w, o *win) error {
 	}
 	w.events += o.events
 	w.start, w.end = min(w.start, o.start), max(w.end, o.end)
+	if p.spec.EmitUpdates && o.hasEmitted {
+		p.tombstone(o) // merged away: its result goes
+	}
 	p.drop(o)
 	return nil
 }

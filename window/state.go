@@ -175,6 +175,11 @@ func (p *Processor) restoreWindow(key, value []byte) error {
 	if r.err != nil {
 		return r.err
 	}
+	if p.spec.EmitUpdates {
+		// Every change of a window was emitted in the transaction that wrote it: its result
+		// is keyed by its start as restored.
+		w.emitted, w.hasEmitted = w.start, true
+	}
 	g := p.restoreGroup(gk, vals)
 	w.g = g
 	g.wins = append(g.wins, w)
