@@ -3,6 +3,7 @@ package window
 import (
 	"context"
 	"errors"
+	"github.com/hamba/avro/v2"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,21 @@ func TestJobWithChangedSpecRefusesToStart(t *testing.T) {
 	}
 	if err := run(spec, 5*time.Second); err != nil {
 		t.Fatalf("the unchanged job: %v", err)
+	}
+}
+
+// A sum over a text column names the aggregate's configuration key and a fix that works.
+func TestSumOverTextNamesKeyAndFix(t *testing.T) {
+	env := avro.MustParse(`{"type":"record","name":"Envelope","fields":[{"name":"after","type":["null",
+		{"type":"record","name":"Value","fields":[{"name":"customer_id","type":"long"},{"name":"buyer","type":"string"}]}]}]}`)
+	s := ordersJob("in")
+	s.Aggs = []AggSpec{{Name: "n", Fn: FnCount}, {Name: "buyers", Fn: FnSum, Field: Path{"after", "buyer"}}}
+	j, err := New(Config{Spec: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = j.buildSchemas(env)
+	if err == nil || !strings.Contains(err.Error(), "aggregates[1]") || !strings.Contains(err.Error(), "after.buyer") || !strings.Contains(err.Error(), "fix: ") {
+		t.Fatalf("want the key aggregates[1], the field and a fix, got %v", err)
 	}
 }

@@ -83,7 +83,7 @@ func (j *Job) buildSchemas(env avro.Schema) error {
 	}
 	valFields = append(valFields, keyFields...)
 	valFields = append(valFields, te)
-	for _, a := range j.spec.Aggs {
+	for i, a := range j.spec.Aggs {
 		var f outField
 		var err error
 		switch a.Fn {
@@ -102,7 +102,11 @@ func (j *Job) buildSchemas(env avro.Schema) error {
 			f.name = a.Name
 		}
 		if err != nil {
-			return fmt.Errorf("aggregate %s: %w", a.Name, err)
+			fix := "aggregate a column of another type, or choose another fn"
+			if a.Fn == FnSum {
+				fix = "sum a numeric column (smallint, integer, bigint, numeric, real, double precision); for text use count_distinct, min, max, first or last"
+			}
+			return fmt.Errorf("aggregates[%d] (%s: %s of %s): %w; fix: %s", i, a.Name, a.Fn, a.Field, err, fix)
 		}
 		valFields = append(valFields, f)
 	}
