@@ -147,15 +147,8 @@ func TestJobTableModeTruncateStops(t *testing.T) {
 	}
 	spec := ordersJob(input)
 	spec.Mode, spec.Ops, spec.Time = ModeTable, "", Path{"after", "id"}
-	job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err = job.Run(rctx)
-	var fe *FatalError
-	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "TRUNCATE") || unprocessable(err) != ClassTruncate {
+	err = runUntilFatal(t, ctx, Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err == nil || !strings.Contains(err.Error(), "TRUNCATE") || unprocessable(err) != ClassTruncate {
 		t.Fatalf("want the job stopped naming the TRUNCATE and the fix, got %v", err)
 	}
 }

@@ -56,8 +56,24 @@ func ptrs(m map[string]string) map[string]*string {
 	return out
 }
 
+// Lacking describes the topic and returns what the plan requires that it lacks.
+func (p TopicPlan) Lacking(ctx context.Context, adm *kadm.Client) (map[string]string, error) {
+	rc, err := adm.DescribeTopicConfigs(ctx, p.Topic)
+	var cfg kadm.ResourceConfig
+	if err == nil {
+		cfg, err = rc.On(p.Topic, nil)
+	}
+	if err == nil {
+		err = cfg.Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: describing the configuration of %s: %w", p.Topic, err)
+	}
+	return p.Missing(cfg.Configs), nil
+}
+
 // Missing returns what the plan requires that configs (a topic's described configuration)
-// lack, as "key=value".
+// lack.
 func (p TopicPlan) Missing(configs []kadm.Config) map[string]string {
 	have := map[string]string{}
 	for _, c := range configs {
@@ -78,18 +94,10 @@ func (p TopicPlan) Missing(configs []kadm.Config) map[string]string {
 // older cdcd, or by hand).
 func enforceTopicConfigs(ctx context.Context, adm *kadm.Client, plans []TopicPlan) error {
 	for _, p := range plans {
-		rc, err := adm.DescribeTopicConfigs(ctx, p.Topic)
-		var cfg kadm.ResourceConfig
-		if err == nil {
-			cfg, err = rc.On(p.Topic, nil)
-		}
-		if err == nil {
-			err = cfg.Err
-		}
+		missing, err := p.Lacking(ctx, adm)
 		if err != nil {
-			return fmt.Errorf("kafka: describing the configuration of %s: %w", p.Topic, err)
+			return err
 		}
-		missing := p.Missing(cfg.Configs)
 		if len(missing) == 0 {
 			continue
 		}

@@ -208,19 +208,11 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 // need. The job sets what is missing when it starts (if its principal may ALTER_CONFIGS):
 // until then, a warning.
 func checkTopicPlan(ctx context.Context, adm *kadm.Client, p window.TopicPlan, parts int, rep *checks.Scoped) {
-	rc, err := adm.DescribeTopicConfigs(ctx, p.Topic)
-	var cfg kadm.ResourceConfig
-	if err == nil {
-		cfg, err = rc.On(p.Topic, nil)
-	}
-	if err == nil {
-		err = cfg.Err
-	}
+	missing, err := p.Lacking(ctx, adm)
 	if err != nil {
-		rep.Fail("topic "+p.Topic, "describing its configuration failed: "+err.Error(), "let the principal DESCRIBE_CONFIGS on the topic")
+		rep.Fail("topic "+p.Topic, err.Error(), "let the principal DESCRIBE_CONFIGS on the topic")
 		return
 	}
-	missing := p.Missing(cfg.Configs)
 	if len(missing) == 0 {
 		rep.OK("topic "+p.Topic, fmt.Sprintf("exists (%d partitions), configured as its contents need", parts))
 		return
