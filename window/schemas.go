@@ -47,12 +47,7 @@ func (j *Job) prepare(ctx context.Context) error {
 	}{{j.spec.Output + "-key", j.keySchema, &j.keyID}, {j.spec.Output + "-value", j.valSchema, &j.valID}} {
 		ss, err := j.cfg.Registry.CreateSchema(ctx, s.subject, sr.Schema{Schema: s.schema.json, Type: sr.TypeAvro})
 		if err != nil {
-			err = fmt.Errorf("registering the result schema under %s: %w (fix: if the job's group fields or aggregates changed, write the results to a new output topic)", s.subject, err)
-			var re *sr.ResponseError
-			if errors.As(err, &re) && re.StatusCode == 409 {
-				return &FatalError{err}
-			}
-			return err
+			return registryRefusal(s.subject, err)
 		}
 		*s.id = ss.ID
 	}
@@ -114,4 +109,23 @@ func (j *Job) buildSchemas(env avro.Schema) error {
 	j.keySchema = newOutSchema("Key", ns, keyFields)
 	j.valSchema = newOutSchema("Value", ns, valFields)
 	return nil
+}
+
+// registryRefusal classifies a failed registration of a result schema: a refusal the registry
+// will repeat (a 4xx other than a timeout or rate limit) stops the job with the fix; anything
+// else (the registry unreachable, a 5xx) is retried.
+func registryRefusal(subject string, err error) error {
+	var re *sr.ResponseError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("registering the result schema under %s: %w", subject, err)
+	}
+	switch {
+	case re.StatusCode == 409:
+		return &FatalError{fmt.Errorf("registering the result schema under %s: %w; fix: the subject holds an incompatible schema: if the job's group fields or aggregates changed, write the results to a new output topic", subject, err)}
+	case re.StatusCode == 401 || re.StatusCode == 403:
+		return &FatalError{fmt.Errorf("registering the result schema under %s: %w; fix: give schema_registry credentials that may register schemas under the subject", subject, err)}
+	case re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != 408 && re.StatusCode != 429:
+		return &FatalError{fmt.Errorf("registering the result schema under %s: the registry refuses it: %w; fix: check the subject's mode and compatibility settings in the registry (a read-only or import mode refuses new schemas), or write the results to a new output topic", subject, err)}
+	}
+	return fmt.Errorf("registering the result schema under %s: %w", subject, err)
 }

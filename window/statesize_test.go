@@ -3,9 +3,13 @@ package window
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A window whose state outgrows the changelog's record limit (count_distinct over many
@@ -44,4 +48,36 @@ func runUntilFatal(t *testing.T, ctx context.Context, cfg Config) error {
 		return nil
 	}
 	return err
+}
+
+// A registry that refuses the result schema (other than 409: incompatible) stops the job at
+// start with the refusal and the fix, instead of retrying forever.
+func TestJobStopsWhenRegistryRefusesResultSchema(t *testing.T) {
+	const input = "shop.public.orders"
+	_, reg, opts, srcl := newJobFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, input); err != nil {
+		t.Fatal(err)
+	}
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: time.Now()}})
+	spec := ordersJob(input)
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.Contains(r.URL.Path, "/subjects/"+spec.Output+"-") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte(`{"error_code":42201,"message":"Invalid schema"}`))
+		return true
+	})
+	err = runUntilFatal(t, ctx, Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err == nil || !strings.Contains(err.Error(), "Invalid schema") || !strings.Contains(err.Error(), "fix:") {
+		t.Fatalf("want the job stopped with the registry's refusal and the fix, got %v", err)
+	}
 }
