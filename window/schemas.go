@@ -13,6 +13,7 @@ import (
 // internal and output topics, and registers the result schemas.
 func (j *Job) prepare(ctx context.Context) error {
 	var first avro.Schema
+	var firstTopic, firstKey, firstVal string
 	for _, t := range j.spec.Topics {
 		sub := t + "-value"
 		ss, err := j.cfg.Registry.SchemaByVersion(ctx, sub, -1)
@@ -30,8 +31,15 @@ func (j *Job) prepare(ctx context.Context) error {
 		if _, err := j.x.compile(ss.ID, s); err != nil {
 			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
+		// Every input must give the same result schema: one job's results have one.
+		if err := j.buildSchemas(s); err != nil {
+			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
+		}
 		if first == nil {
-			first = s
+			first, firstTopic, firstKey, firstVal = s, t, j.keySchema.json, j.valSchema.json
+		} else if j.keySchema.json != firstKey || j.valSchema.json != firstVal {
+			return &FatalError{fmt.Errorf("window job %s: input topics %s and %s give results of different types (a group or aggregate field of another type, or a decimal of another scale): %s against %s; "+
+				"fix: read topics whose fields have the same types (e.g. the same numeric(p,s)), or run one job per topic", j.spec.Name, firstTopic, t, j.valSchema.json, firstVal)}
 		}
 	}
 	if err := j.buildSchemas(first); err != nil {

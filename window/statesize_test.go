@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -79,5 +81,39 @@ func TestJobStopsWhenRegistryRefusesResultSchema(t *testing.T) {
 	err = runUntilFatal(t, ctx, Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
 	if err == nil || !strings.Contains(err.Error(), "Invalid schema") || !strings.Contains(err.Error(), "fix:") {
 		t.Fatalf("want the job stopped with the registry's refusal and the fix, got %v", err)
+	}
+}
+
+// A second input topic whose summed decimal has another scale would give results of another
+// type: the job refuses to start, naming both topics, instead of failing on every record.
+func TestJobRefusesInputsOfDifferentDecimalScale(t *testing.T) {
+	const input, other = "shop.public.orders", "shop2.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, other); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
+	wide := *ordersTable
+	wide.Columns = append([]change.Column{}, ordersTable.Columns...)
+	wide.Columns[2].Precision, wide.Columns[2].Scale, wide.Columns[2].SourceType = 12, 4, "numeric(12,4)"
+	enc, err := encode.New(encode.Config{Pipeline: "shop2", Connector: "postgresql", TopicPrefix: "shop2"}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec encode.Record
+	ev := change.Event{Op: change.OpCreate, Table: &wide, Pos: change.Position{Tx: 1}, CommitTime: at, TxID: "1",
+		After: []change.Value{{State: change.Present, Int: 1}, {State: change.Present, Int: 1}, {State: change.Present, Str: "1.0000"}}}
+	if err := enc.Encode(ctx, &ev, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: other, Key: rec.Key, Value: rec.Value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	spec := ordersJob(input)
+	spec.Topics = []string{input, other}
+	err = runUntilFatal(t, ctx, Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err == nil || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "decimal of another scale") {
+		t.Fatalf("want the job refused naming %s and the scale, got %v", other, err)
 	}
 }
