@@ -34,6 +34,12 @@ type watermark struct {
 	lastKey inputPart // the last input partition seen, and its entry: records come in runs
 	last    *int64
 	dirty   bool // changed since the changelog last got it
+	// idle: input partitions found drained (nothing the group has not consumed) while they
+	// held windows open: left out of the minimum until their next event time (as Flink's
+	// idleness). Not in the changelog: after a restore they are found idle again.
+	idle map[*int64]bool
+	// moved: when (wall clock) each input partition's watermark record last moved it
+	moved map[*int64]time.Time
 }
 
 // get returns the entry of input partition k, and whether it is new.
@@ -65,8 +71,8 @@ func (w *watermark) min() (int64, bool) {
 	}
 	m, ok := int64(0), false
 	for _, e := range w.all {
-		if *e == noTime {
-			continue // read, but no event time yet: it holds nothing back
+		if *e == noTime || len(w.idle) > 0 && w.idle[e] {
+			continue // read without an event time yet, or idle: it holds nothing back
 		}
 		if !ok || *e < m {
 			m, ok = *e, true
@@ -79,6 +85,10 @@ func (w *watermark) min() (int64, bool) {
 // an event time) and moves stream time to the new minimum.
 func (p *Processor) observe(o Origin, t int64) {
 	e, isNew := p.wm.get(inputPart{o.Topic, o.Partition})
+	if len(p.wm.idle) > 0 && t != noTime && p.wm.idle[e] {
+		delete(p.wm.idle, e) // it has event times again
+		isNew = true         // recompute the minimum
+	}
 	if !isNew && (t == noTime || t <= *e) {
 		return
 	}
@@ -115,8 +125,57 @@ func (p *Processor) Expect(parts []Origin) {
 // emitted.
 func (p *Processor) Watermark(o Origin, t int64) {
 	p.settle()
-	p.observe(o, t)
+	if t == idleTime {
+		p.markIdle(o)
+	} else {
+		e, _ := p.wm.get(inputPart{o.Topic, o.Partition})
+		if t != noTime && t > *e {
+			if p.wm.moved == nil {
+				p.wm.moved = map[*int64]time.Time{}
+			}
+			p.wm.moved[e] = time.Now()
+		}
+		p.observe(o, t)
+	}
 	p.closeDue()
+}
+
+// idleTime marks a release record: the input partition has nothing the job has not read.
+const idleTime = noTime + 2
+
+// markIdle leaves input partition o out of the minimum until its next event time.
+func (p *Processor) markIdle(o Origin) {
+	e, _ := p.wm.get(inputPart{o.Topic, o.Partition})
+	if p.wm.idle == nil {
+		p.wm.idle = map[*int64]bool{}
+	}
+	p.wm.idle[e] = true
+	if m, ok := p.wm.min(); ok && (!p.hasTime || m > p.streamTime) {
+		p.streamTime, p.hasTime = m, true
+	}
+}
+
+// holding returns the input partitions that hold this processor's windows open: waiting
+// ones, and those behind the next close time whose watermark has not moved for quiet.
+func (p *Processor) holding(now time.Time, quiet time.Duration) []Origin {
+	next, ok := p.NextClose()
+	if !ok {
+		return nil
+	}
+	var out []Origin
+	for k := range p.wm.waiting {
+		out = append(out, Origin{Topic: k.topic, Partition: k.partition})
+	}
+	for k, e := range p.wm.reached {
+		if *e == noTime || *e >= next || p.wm.idle[e] {
+			continue
+		}
+		if moved, ok := p.wm.moved[e]; ok && now.Sub(moved) < quiet {
+			continue
+		}
+		out = append(out, Origin{Topic: k.topic, Partition: k.partition})
+	}
+	return out
 }
 
 // inputReached collects, within one transaction of the first stage, the largest event time
@@ -152,11 +211,13 @@ func (j *Job) produceWatermarks(m inputReached, produce func(*kgo.Record)) {
 // releaseEvery bounds how often releaseTicks looks at the input partitions still waited for.
 const releaseEvery = time.Second
 
-// releaseTicks releases input partitions a repartition partition still waits for (they have
-// not reported an event time since it was restored) once they hold nothing the group has not
-// consumed: an empty input partition, or one whose records count in no window, must not hold
-// windows open. Like an idle tick, a release is a record in the repartition partition (Sign 0,
-// the input partition as Origin, no time), after every record the input partition sent there.
+// releaseTicks releases the input partitions that hold a repartition partition's windows open
+// — waited for (nothing reported since it was restored), or behind and quiet for
+// max(idle_timeout, 1s) — once they hold nothing the group has not consumed: an empty input
+// partition, or one that has gone quiet, must not hold windows open (Flink's idleness). A
+// released partition counts again from its next event time. Like an idle tick, a release is
+// a record in the repartition partition (Sign 0, the input partition as Origin, idleTime),
+// after every record the input partition sent there.
 func (j *Job) releaseTicks(ctx context.Context, now time.Time) []*kgo.Record {
 	if now.Sub(j.released) < releaseEvery {
 		return nil
@@ -165,12 +226,13 @@ func (j *Job) releaseTicks(ctx context.Context, now time.Time) []*kgo.Record {
 	waits := map[int32][]Origin{}
 	var all []Origin
 	seen := map[inputPart]bool{}
+	quiet := max(j.spec.IdleTimeout, releaseEvery)
 	for p, proc := range j.procs {
 		if proc.OpenWindows() == 0 || j.stale(p) {
 			continue
 		}
-		for k := range proc.wm.waiting {
-			o := Origin{Topic: k.topic, Partition: k.partition}
+		for _, o := range proc.holding(now, quiet) {
+			k := inputPart{o.Topic, o.Partition}
 			waits[p] = append(waits[p], o)
 			if !seen[k] {
 				seen[k] = true
@@ -192,7 +254,7 @@ func (j *Job) releaseTicks(ctx context.Context, now time.Time) []*kgo.Record {
 	for p, os := range waits {
 		for _, o := range os {
 			if drained[inputPart{o.Topic, o.Partition}] {
-				r := Rec{T: noTime}
+				r := Rec{T: idleTime}
 				out = append(out, &kgo.Record{Topic: RepartitionTopic(j.spec.Name), Partition: p, Value: marshalRec(nil, &r, o)})
 			}
 		}
