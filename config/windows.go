@@ -80,6 +80,9 @@ type WindowShape struct {
 	Gap     Duration `yaml:"gap"`
 	Events  int      `yaml:"events"`
 	Grace   Duration `yaml:"grace"`
+	// TimeZone (an IANA zone name, default UTC) reads times without zone (timestamp without
+	// time zone, date) and aligns time windows: a daily window starts at local midnight.
+	TimeZone string `yaml:"time_zone"`
 }
 
 // Aggregate is one output column of a job.
@@ -139,6 +142,11 @@ func (w *Window) Spec() (*window.Spec, error) {
 			Gap: w.Window.Gap.D, Events: w.Window.Events, Grace: w.Window.Grace.D}}
 	var errs []error
 	var err error
+	if w.Window.TimeZone != "" {
+		if s.TimeZone, err = time.LoadLocation(w.Window.TimeZone); err != nil {
+			errs = append(errs, fmt.Errorf("window.time_zone: %w", err))
+		}
+	}
 	if s.Time, err = window.ParsePath(w.Time); err != nil {
 		errs = append(errs, fmt.Errorf("time: %w", err))
 	}
@@ -220,8 +228,19 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 		key string
 		v   Duration
 	}{{"window.size", w.Window.Size}, {"window.advance", w.Window.Advance}, {"window.gap", w.Window.Gap}, {"window.grace", w.Window.Grace}} {
-		if d.v.IsSet() {
-			checkDur(&own, at(d.key), d.v, 0)
+		if !d.v.IsSet() {
+			continue
+		}
+		if v, err := time.ParseDuration(strings.TrimSpace(d.v.Raw)); err == nil && v < 0 {
+			own.add(at(d.key), fmt.Sprintf("%s is negative", quote(d.v.Raw)), "use 0s or more")
+			continue
+		}
+		checkDur(&own, at(d.key), d.v, 0)
+	}
+	if z := w.Window.TimeZone; z != "" {
+		if _, err := time.LoadLocation(z); err != nil || z == "Local" {
+			own.add(at("window.time_zone"), fmt.Sprintf("%s is not a time zone", quote(z)),
+				"name an IANA zone such as Europe/Berlin or America/New_York, or leave it out for UTC")
 		}
 	}
 	// A key of another window type is a mistake that would be silently ignored.

@@ -136,6 +136,8 @@ func TestWindowJobsBad(t *testing.T) {
 		{"bad path", strings.Replace(windowsBase, "[after.customer_id]", "[customer_id]", 1), "windows[0].group_by[0]", 16, "after.<column>"},
 		{"bad type", strings.Replace(windowsBase, "type: tumbling", "type: sliding", 1), "windows[0].window.type", 17, "hopping {size, advance}"},
 		{"no size", strings.Replace(windowsBase, "size: 5m, ", "", 1), "windows[0].window.size", 17, "tumbling {size}"},
+		{"negative grace", strings.Replace(windowsBase, "grace: 30s", "grace: -30s", 1), "windows[0].window.grace", 17, "0s or more"},
+		{"unknown time zone", strings.Replace(windowsBase, "size: 5m", "size: 5m, time_zone: Mars/Olympus", 1), "windows[0].window.time_zone", 17, "IANA"},
 		{"bad duration", strings.Replace(windowsBase, "size: 5m", "size: 5 minutes", 1), "windows[0].window.size", 17, "1m30s"},
 		{"key of another type", strings.Replace(windowsBase, "size: 5m,", "size: 5m, gap: 1m,", 1), "windows[0].window.gap", 17, "size and grace"},
 		{"advance not dividing", strings.Replace(windowsBase, "type: tumbling, size: 5m", "type: hopping, size: 5m, advance: 2m", 1), "windows[0].window.size", 17, "window shapes"},
@@ -219,5 +221,20 @@ func TestWindowJobMembershipAndStateLimit(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: got %v, want a problem at %s saying %q", c.extra, err, c.path, c.msg)
 		}
+	}
+}
+
+// window.time_zone names an IANA zone; the spec carries it.
+func TestWindowJobTimeZone(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(strings.Replace(windowsBase, "size: 5m", "size: 24h, time_zone: Europe/Berlin", 1)), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Windows[0].Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TimeZone == nil || s.TimeZone.String() != "Europe/Berlin" {
+		t.Fatalf("spec time zone %v, want Europe/Berlin", s.TimeZone)
 	}
 }

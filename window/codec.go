@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
 )
 
 // The job's internal topics carry values in a small binary form of their own: the repartition
@@ -16,6 +17,8 @@ const (
 	// recFormat 2 adds Rec.Row at the end; format 1 records (without it) are still read.
 	recFormat   = 2
 	stateFormat = 1
+	// metaFormat 2 adds each input partition's largest event time to the meta record.
+	metaFormat = 2
 )
 
 var errCorrupt = errors.New("truncated or corrupt internal record")
@@ -199,6 +202,8 @@ const (
 	keyMeta    byte = 0
 	keyWindow  byte = 1
 	keyCounter byte = 2
+	keyRow     byte = 3 // table mode: a row's counted image, by Rec.Row
+	keySpec    byte = 4 // the fingerprint of the spec that wrote the partition's state
 )
 
 func windowKey(id WindowID) []byte {
@@ -294,12 +299,30 @@ func (r *buf) acc() acc {
 	return a
 }
 
-func marshalMeta(streamTime int64, hasTime bool) []byte {
-	dst := []byte{stateFormat}
+func marshalMeta(streamTime int64, hasTime bool, reached map[inputPart]*int64) []byte {
+	dst := []byte{metaFormat}
 	if hasTime {
 		dst = append(dst, 1)
 	} else {
 		dst = append(dst, 0)
 	}
-	return binary.AppendVarint(dst, streamTime)
+	dst = binary.AppendVarint(dst, streamTime)
+	ks := make([]inputPart, 0, len(reached))
+	for k := range reached {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(a, b int) bool {
+		if ks[a].topic != ks[b].topic {
+			return ks[a].topic < ks[b].topic
+		}
+		return ks[a].partition < ks[b].partition
+	})
+	dst = binary.AppendUvarint(dst, uint64(len(ks)))
+	for _, k := range ks {
+		dst = binary.AppendUvarint(dst, uint64(len(k.topic)))
+		dst = append(dst, k.topic...)
+		dst = binary.AppendVarint(dst, int64(k.partition))
+		dst = binary.AppendVarint(dst, *reached[k])
+	}
+	return dst
 }

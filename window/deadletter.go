@@ -21,9 +21,11 @@ const (
 
 // Classes of input records a job can never process.
 const (
-	ClassNeedBeforeImage = "need_before_image" // table mode: an update or delete without its before image
-	ClassFieldMissing    = "field_missing"     // the record's schema lacks a field the job reads
-	ClassUndecodable     = "undecodable_value" // not Avro in the registry's wire format
+	ClassNeedBeforeImage = "need_before_image"       // table mode: an update or delete without its before image
+	ClassFieldMissing    = "field_missing"           // the record's schema lacks a field the job reads
+	ClassUndecodable     = "undecodable_value"       // not Avro in the registry's wire format
+	ClassTruncate        = "truncate"                // a TRUNCATE in table mode (its rows stay counted)
+	ClassEventTime       = "event_time_out_of_range" // ±infinity, or far after the wall clock
 )
 
 // wireFormatError: an input record that is not Avro in the schema registry's wire format, or
@@ -45,6 +47,10 @@ func unprocessable(err error) string {
 		return ClassFieldMissing
 	case errors.As(err, &wf), errors.Is(err, errShort):
 		return ClassUndecodable
+	case errors.Is(err, errTruncate):
+		return ClassTruncate
+	case errors.As(err, new(*eventTimeError)):
+		return ClassEventTime
 	}
 	return ""
 }

@@ -125,3 +125,48 @@ func TestJobStopsOnRecordNotInWireFormat(t *testing.T) {
 		t.Fatalf("want the job stopped, naming the record and the fix, got %v", err)
 	}
 }
+
+// A table-mode job cannot retract the rows a TRUNCATE removed: without a dead-letter topic it
+// stops with the fix instead of counting them on silently.
+func TestJobTableModeTruncateStops(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, time.Minute, input, 1)
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	produceOrders(t, ctx, cl, srcl, input, []order{{id: 1, customer: 1, cents: 100, at: at}})
+	enc, err := encode.New(encode.Config{Pipeline: "shop", Connector: "postgresql", TopicPrefix: "shop",
+		TopicOverrides: map[string]string{"public.orders": input}}, encode.NewSRRegistry(srcl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec encode.Record
+	if err := enc.Encode(ctx, &change.Event{Op: change.OpTruncate, Table: ordersTable, Pos: change.Position{Tx: 9}, CommitTime: at, TxID: "2"}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: input, Key: rec.Key, Value: rec.Value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	spec := ordersJob(input)
+	spec.Mode, spec.Ops, spec.Time = ModeTable, "", Path{"after", "id"}
+	err = runUntilFatal(t, ctx, Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 1})
+	if err == nil || !strings.Contains(err.Error(), "TRUNCATE") || unprocessable(err) != ClassTruncate {
+		t.Fatalf("want the job stopped naming the TRUNCATE and the fix, got %v", err)
+	}
+}
+
+// A late record's JSON holds text values as JSON strings (not quoted twice) and NULL as null.
+func TestLateRecordJSONValues(t *testing.T) {
+	s := spec(WindowSpec{Type: Tumbling, Size: time.Minute})
+	s.Aggs = []AggSpec{{Name: "n", Fn: FnCount}, {Name: "status", Fn: FnLast, Field: Path{"after", "status"}}}
+	s.GroupBy = []Path{{"after", "shop"}, {"after", "region"}}
+	j, err := New(Config{Spec: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := j.lateRecord(LateRec{Rec: Rec{Group: []Value{String("new"), Null}, Vals: []Value{Null, String("paid")}, T: 0, Sign: 1}, Reason: "window closed"})
+	body := string(r.Value)
+	for _, want := range []string{`"after.shop":"new"`, `"after.region":null`, `"status":"paid"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("late record %s lacks %s", body, want)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package window
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/hamba/avro/v2"
 )
@@ -31,7 +34,11 @@ type extractor struct {
 type plan struct {
 	rd      *reader
 	timeMul int64 // multiply the time field by this to get µs (0: already µs)
-	vals    []Value
+	// local: the time field has no zone (a timestamp without time zone, a date): it is read
+	// in zone (the job's time_zone; nil: UTC)
+	local bool
+	zone  *time.Location
+	vals  []Value
 }
 
 func newExtractor(spec *Spec) *extractor {
@@ -88,6 +95,7 @@ func (x *extractor) compile(id int, s avro.Schema) (*plan, error) {
 	}
 	p := &plan{rd: rd, vals: make([]Value, x.slots)}
 	p.timeMul, err = timeUnit(s, x.time.path)
+	p.local, p.zone = isLocalTime(s, x.time.path), x.spec.TimeZone
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,7 @@ func timeUnit(env avro.Schema, p Path) (int64, error) {
 	case isTimestamp(ft):
 		return 0, nil
 	case logical(ft) == avro.Date:
-		return 86_400_000_000, nil
+		return dayMicros, nil
 	case ft.Type() == avro.Long || ft.Type() == avro.Int && logical(ft) == "":
 		return 1000, nil
 	}
@@ -169,6 +177,13 @@ func fieldType(env avro.Schema, p Path) avro.Schema {
 	return nil
 }
 
+// errTruncate: table mode got a TRUNCATE. The change names no rows, and the job keeps no copy
+// of the table, so it cannot retract the rows from the windows that count them: a documented
+// dead letter (class truncate), or the job stops.
+var errTruncate = errors.New("mode table cannot retract the rows a TRUNCATE removed (the change names none), so its windows would go on counting them; " +
+	"fix: set dlq.topic to dead-letter truncates (counted in cdcd_window_dead_letters_total, the windows keep the truncated rows) and go on, " +
+	"or, to count the table afresh, start the job under a new name after the truncate")
+
 // ErrNeedBefore: table mode got an update or delete without a before image.
 type ErrNeedBefore struct{ Op byte }
 
@@ -193,7 +208,13 @@ func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec,
 	if op == 0 {
 		return out, fmt.Errorf("the record has no op: not a cdcd change record")
 	}
-	if op == 't' || !x.spec.opSelected(op) {
+	if op == 't' {
+		if x.spec.Mode == ModeTable {
+			return out, errTruncate
+		}
+		return out, nil // events mode counts row changes; a truncate is none
+	}
+	if !x.spec.opSelected(op) {
 		return out, nil
 	}
 	hasBefore, hasAfter := ex.hasRow[1], ex.hasRow[2]
@@ -234,15 +255,7 @@ func (x *extractor) rec(p *plan, side int, sign int64, seq uint64) Rec {
 		return p.vals[s.self]
 	}
 	r := Rec{Sign: sign, Seq: seq, Group: make([]Value, len(x.group)), Vals: make([]Value, len(x.aggs))}
-	tv := get(x.time)
-	switch {
-	case tv.IsNull():
-		r.T = noTime
-	case p.timeMul == 0:
-		r.T = tv.I
-	default:
-		r.T = tv.I * p.timeMul
-	}
+	r.T = p.eventTime(get(x.time))
 	for i, g := range x.group {
 		r.Group[i] = get(g)
 	}
@@ -251,6 +264,37 @@ func (x *extractor) rec(p *plan, side int, sign int64, seq uint64) Rec {
 	}
 	return r
 }
+
+// eventTime turns the time field's value into µs since the epoch (UTC): noTime for NULL,
+// badTime for ±infinity and values beyond int64 µs.
+func (p *plan) eventTime(tv Value) int64 {
+	switch {
+	case tv.IsNull():
+		return noTime
+	case p.timeMul == 0:
+		if tv.I == math.MaxInt64 || tv.I == math.MinInt64 { // timestamp ±infinity
+			return badTime
+		}
+		return p.fromLocal(tv.I)
+	case tv.I > math.MaxInt64/p.timeMul || tv.I < math.MinInt64/p.timeMul+1 ||
+		p.timeMul == dayMicros && (tv.I == math.MaxInt32 || tv.I == math.MinInt32): // date ±infinity
+		return badTime
+	}
+	return p.fromLocal(tv.I * p.timeMul)
+}
+
+// fromLocal reads a local time (a timestamp without zone, a date) in the job's time zone.
+func (p *plan) fromLocal(t int64) int64 {
+	if !p.local || p.zone == nil || p.zone == time.UTC {
+		return t
+	}
+	return zoneFromLocal(p.zone, t)
+}
+
+// badTime marks a Rec whose event time is out of range (±infinity): a dead letter.
+const badTime = noTime + 1
+
+const dayMicros = 86_400_000_000
 
 // noTime marks a Rec whose time field is NULL: it cannot be placed in a window and goes to
 // the late topic.

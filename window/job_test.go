@@ -293,20 +293,7 @@ func TestJobExactlyOnceAcrossRestartsAndRebalances(t *testing.T) {
 	for _, in := range insts {
 		halt(in)
 	}
-	seen := map[[2]int64]bool{}
-	for _, g := range got {
-		k := [2]int64{g.customer, g.start}
-		if seen[k] {
-			t.Errorf("window %v emitted twice", k)
-		}
-		seen[k] = true
-		if w := want[k]; w == nil || *w != g {
-			t.Errorf("window %v: got %+v, want %+v", k, g, w)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %d results, want %d", len(got), len(want))
-	}
+	compareWindows(t, got, want)
 	if t.Failed() {
 		auditRepartition(t, ctx, opts, spec, len(orders)+len(flush))
 	}
@@ -770,7 +757,66 @@ func TestRestoreWaitsForOpenChangelogTransaction(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if r.keys != 11 { // ten windows and the stream time
-		t.Fatalf("restored %d keys, want the committed transaction's 11", r.keys)
+	if r.keys != 12 { // ten windows, the stream time and the spec's fingerprint
+		t.Fatalf("restored %d keys, want the committed transaction's 12", r.keys)
+	}
+}
+
+// A backlog over four input partitions, written before the job starts (a first start on a
+// topic with history, or a restart after downtime longer than grace): the job reads each
+// partition's chunk of a fetch one after the other, yet no on-time record may go late. Every
+// window equals the batch aggregation and the late topic stays empty.
+func TestJobBacklogOverPartitionsSendsNothingLate(t *testing.T) {
+	const input = "shop.public.orders"
+	ctx, opts, cl, srcl := newOrdersInput(t, 2*time.Minute, input, 4)
+	rng := rand.New(rand.NewPCG(seed(t), 13))
+	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var orders []order
+	const n = 4000
+	for i := 0; i < n; i++ { // increasing over 10 minutes
+		orders = append(orders, order{id: int64(i), customer: rng.Int64N(50), cents: rng.Int64N(100000),
+			at: base.Add(time.Duration(i) * 10 * time.Minute / n)})
+	}
+	produceOrders(t, ctx, cl, srcl, input, orders)
+	want := batchPerCustomerMinute(orders)
+
+	spec := ordersJob(input)
+	spec.Window.Grace = 10 * time.Second
+	job, err := New(Config{Spec: spec, KafkaOpts: opts, Registry: srcl, InstanceID: "a", Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- job.Run(jctx) }()
+	got := readResults(t, ctx, opts, srcl, spec.Output, len(want), time.Minute)
+	late := readLate(t, ctx, opts, spec.Output+".late")
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	if len(late) > 0 {
+		t.Errorf("%d of %d on-time records went to the late topic, first: %s", len(late), n, late[0])
+	}
+	compareWindows(t, got, want)
+}
+
+// compareWindows checks the results read against the batch aggregation: each window once,
+// equal field by field, none missing.
+func compareWindows(t *testing.T, got []result, want map[[2]int64]*result) {
+	t.Helper()
+	seen := map[[2]int64]bool{}
+	for _, g := range got {
+		k := [2]int64{g.customer, g.start}
+		if seen[k] {
+			t.Errorf("window %v emitted twice", k)
+		}
+		seen[k] = true
+		if w := want[k]; w == nil || *w != g {
+			t.Errorf("window %v: got %+v, want %+v", k, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d results, want %d", len(got), len(want))
 	}
 }

@@ -30,6 +30,9 @@ type Result struct {
 	Index      int64 // count windows: the window's index within its group
 	Events     int64 // records counted (in table mode: rows currently in the window)
 	Final      bool  // the window closed: no more results for it
+	// Tombstone: delete the result under this key (emit: updates; a session or count window
+	// whose start moved, or a session merged into another). Only Group, Start, Index are set.
+	Tombstone bool
 }
 
 // LateRec is an input that arrived after (some of) its windows closed.
@@ -44,7 +47,8 @@ type LateRec struct {
 // goroutine owns each partition's processor.
 //
 // Invariants:
-//   - streamTime is the largest event time seen (or set by AdvanceTo); it never goes back.
+//   - streamTime is the watermark: the minimum over the input partitions feeding the job of
+//     the largest event time each has reached (see watermark); it never goes back.
 //   - A window is open until streamTime >= its end + grace (session windows: last event + gap
 //   - grace); then it is emitted (emit final) and purged, and never reopened: a later record
 //     for it is a LateRec.
@@ -53,6 +57,14 @@ type Processor struct {
 	table      bool
 	streamTime int64
 	hasTime    bool
+	wm         watermark
+	specSaved  bool  // the changelog holds the spec's fingerprint (see fingerprint.go)
+	partitions int32 // the internal topics' partition count, if known (part of the fingerprint)
+	specSize   int   // bytes of the fingerprint's changelog record
+	// table mode: the counted image of each row in an open window (see rows.go)
+	rows        map[uint64]*rowImg
+	rowHeap     rowHeap
+	rowsChanged map[uint64]bool
 	// the stream time last written to the changelog
 	savedTime int64
 	savedHas  bool
@@ -70,8 +82,14 @@ type Processor struct {
 	late  []LateRec
 	// changed and purged windows since the last TakeChanges (for the changelog)
 	changed map[*win]struct{}
-	purged  []WindowID
-	nWins   int
+	// count windows: groups whose counter changed since the last TakeChanges
+	counted map[*group]struct{}
+	// session windows: groups that keep their latest closed session's end, by expiry (see
+	// sessions.go); forgotten groups whose record the changelog must drop
+	closedQ   []closedGroup
+	forgotten []string
+	purged    []WindowID
+	nWins     int
 	// bytes is the size of the changelog as compaction keeps it (keys and values), as of the
 	// last TakeChanges; metaSize is the meta record's share of it.
 	bytes    int
@@ -89,7 +107,11 @@ type group struct {
 	vals  []Value
 	wins  []*win // open windows, by start
 	count int64  // count windows: events seen in the group so far
-	csize int    // bytes of the group's counter record in the changelog (count windows)
+	csize int    // bytes of the group's counter record in the changelog (count, session windows)
+	// session windows: the end of the group's latest closed session (valid if hasClosed). An
+	// event within gap of it would merge a closed session: it is late.
+	closedEnd int64
+	hasClosed bool
 }
 
 type win struct {
@@ -100,6 +122,9 @@ type win struct {
 	events     int64
 	accs       []acc
 	heapIdx    int
+	// emit: updates: the start the window's last result was keyed by
+	emitted    int64
+	hasEmitted bool
 	size       int // bytes of its changelog record (key and value) as last written; 0: none
 }
 
@@ -128,6 +153,8 @@ func (p *Processor) OpenWindows() int { return p.nWins }
 func (p *Processor) settle() {
 	if p.heapStale {
 		heap.Init(&p.closing)
+		heap.Init(&p.rowHeap)
+		sort.Slice(p.closedQ, func(a, b int) bool { return p.closedQ[a].expiry < p.closedQ[b].expiry })
 		p.heapStale = false
 	}
 }
@@ -135,9 +162,24 @@ func (p *Processor) settle() {
 // Add processes one record.
 func (p *Processor) Add(r Rec) error {
 	p.settle()
-	if !p.hasTime || r.T > p.streamTime {
-		p.streamTime, p.hasTime = r.T, true
+	p.observe(r.Origin, r.T)
+	if p.table && r.Row != 0 && r.Sign > 0 {
+		if err := p.upsert(r); err != nil {
+			return err
+		}
 	}
+	if err := p.addRec(r); err != nil {
+		return err
+	}
+	if p.table && r.Row != 0 {
+		p.indexRow(r)
+	}
+	p.closeDue()
+	return nil
+}
+
+// addRec adds (or retracts) one record in the windows of its group.
+func (p *Processor) addRec(r Rec) error {
 	p.keyBuf = p.keyBuf[:0]
 	for _, v := range r.Group {
 		p.keyBuf = appendKey(p.keyBuf, v)
@@ -161,129 +203,32 @@ func (p *Processor) Add(r Rec) error {
 	if err != nil {
 		return err
 	}
-	p.closeDue()
-	if len(g.wins) == 0 && g.count == 0 {
+	if len(g.wins) == 0 && g.count == 0 && !g.hasClosed {
 		delete(p.groups, g.key)
 	}
 	return nil
 }
 
-// AdvanceTo moves stream time forward to t (µs) without a record, closing what is due: an idle
-// partition's stream time follows the wall clock this way.
+// AdvanceTo moves stream time, and every input partition's, forward to t (µs) without a
+// record, closing what is due: an idle partition's stream time follows the wall clock this way
+// once the job has caught up with its input.
 func (p *Processor) AdvanceTo(t int64) {
 	p.settle()
+	for _, e := range p.wm.all {
+		if *e < t {
+			*e = t
+			p.wm.dirty = true
+		}
+	}
+	if len(p.wm.waiting) > 0 {
+		clear(p.wm.waiting)
+		p.wm.dirty = true
+	}
 	if p.hasTime && t <= p.streamTime {
 		return
 	}
 	p.streamTime, p.hasTime = t, true
 	p.closeDue()
-}
-
-func (p *Processor) addTimed(g *group, r Rec) error {
-	size := p.spec.Window.Size.Microseconds()
-	adv := size
-	if p.spec.Window.Type == Hopping {
-		adv = p.spec.Window.Advance.Microseconds()
-	}
-	grace := p.spec.Window.Grace.Microseconds()
-	// The windows containing t start at the multiples of adv in (t-size, t].
-	last := floorDiv(r.T, adv) * adv
-	var missed [][2]int64
-	for start := last - size + adv; start <= last; start += adv {
-		end := start + size
-		if end+grace <= p.streamTime {
-			missed = append(missed, [2]int64{start, end})
-			continue
-		}
-		w := g.find(start)
-		if w == nil {
-			if r.Sign < 0 {
-				// A retraction of a row counted before this window's state began (the job
-				// started after it was added, or its window was already purged): nothing to
-				// take back here.
-				continue
-			}
-			w = p.newWin(g, start, end, end+grace)
-		}
-		if err := p.apply(w, r); err != nil {
-			return err
-		}
-	}
-	if len(missed) > 0 {
-		reason := "window closed"
-		if r.Sign < 0 {
-			reason = "retraction for a closed window"
-		}
-		p.late = append(p.late, LateRec{Rec: r, Reason: reason, Missed: missed})
-	}
-	return nil
-}
-
-func (p *Processor) addSession(g *group, r Rec) error {
-	gap := p.spec.Window.Gap.Microseconds()
-	grace := p.spec.Window.Grace.Microseconds()
-	// Sessions within gap of t merge with the new event.
-	var merge []*win
-	for _, w := range g.wins {
-		if w.start-gap <= r.T && r.T <= w.end+gap {
-			merge = append(merge, w)
-		}
-	}
-	if len(merge) == 0 {
-		if r.T+gap+grace <= p.streamTime {
-			p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
-			return nil
-		}
-		w := p.newWin(g, r.T, r.T, r.T+gap+grace)
-		return p.apply(w, r)
-	}
-	w := merge[0]
-	oldID := w.id()
-	for _, o := range merge[1:] {
-		if err := p.mergeInto(w, o); err != nil {
-			return err
-		}
-	}
-	w.start, w.end = min(w.start, r.T), max(w.end, r.T)
-	if w.id() != oldID {
-		p.purged = append(p.purged, oldID) // the changelog keys sessions by start
-	}
-	p.setClose(w, w.end+gap+grace)
-	sortWins(g)
-	return p.apply(w, r)
-}
-
-// mergeInto folds session o into w and drops o.
-func (p *Processor) mergeInto(w, o *win) error {
-	for i := range w.accs {
-		if err := w.accs[i].merge(p.spec.Aggs[i].Fn, &o.accs[i]); err != nil {
-			return err
-		}
-	}
-	w.events += o.events
-	w.start, w.end = min(w.start, o.start), max(w.end, o.end)
-	p.drop(o)
-	return nil
-}
-
-func (p *Processor) addCount(g *group, r Rec) error {
-	n := int64(p.spec.Window.Events)
-	var w *win
-	if len(g.wins) > 0 {
-		w = g.wins[0]
-	} else {
-		w = p.newWin(g, r.T, r.T, neverClose)
-		w.idx = g.count / n // the window's index within its group keys it
-	}
-	g.count++
-	if err := p.apply(w, r); err != nil {
-		return err
-	}
-	if w.events >= n {
-		p.emit(w, true)
-		p.drop(w)
-	}
-	return nil
 }
 
 func (p *Processor) newWin(g *group, start, end, closeAt int64) *win {
@@ -322,8 +267,17 @@ func (p *Processor) apply(w *win, r Rec) error {
 
 // closeDue emits and purges every window whose close time stream time has reached.
 func (p *Processor) closeDue() {
+	if len(p.rowHeap) > 0 {
+		p.expireRows()
+	}
+	if len(p.closedQ) > 0 {
+		p.forgetClosed()
+	}
 	for len(p.closing) > 0 && p.closing[0].closeAt <= p.streamTime {
 		w := heap.Pop(&p.closing).(*win)
+		if p.spec.Window.Type == Session {
+			p.sessionClosed(w)
+		}
 		if !p.spec.EmitUpdates {
 			p.emit(w, true)
 		} else if _, ok := p.dirty[w]; ok {
@@ -338,9 +292,20 @@ func (p *Processor) emit(w *win, final bool) {
 	for i := range w.accs {
 		aggs[i] = w.accs[i].result(p.spec.Aggs[i].Fn, p.table)
 	}
+	if p.spec.EmitUpdates && w.hasEmitted && w.emitted != w.start {
+		p.tombstone(w) // a session or count window whose start moved: its old key goes
+	}
 	// Sessions and count windows report [first event, last event].
 	p.out = append(p.out, Result{Group: w.g.vals, Start: w.start, End: w.end, Index: w.idx, Aggs: aggs, Events: w.events, Final: final})
+	w.emitted, w.hasEmitted = w.start, true
 	delete(p.dirty, w)
+}
+
+// tombstone deletes the result w was last emitted under (emit: updates; the key holds the
+// window's start).
+func (p *Processor) tombstone(w *win) {
+	p.out = append(p.out, Result{Group: w.g.vals, Start: w.emitted, Index: w.idx, Tombstone: true})
+	w.hasEmitted = false
 }
 
 // drop purges a window from its group and the close heap.
@@ -363,7 +328,7 @@ func (p *Processor) drop(w *win) {
 	w.size = 0
 	// A count window's group keeps its event count (it numbers the next window); other groups
 	// go with their last window.
-	if len(g.wins) == 0 && p.spec.Window.Type != Count {
+	if len(g.wins) == 0 && p.spec.Window.Type != Count && !g.hasClosed {
 		delete(p.groups, g.key)
 	}
 }
@@ -424,40 +389,6 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
-}
-
-// neverClose is the close time of count windows, which close on their N-th event instead.
-const neverClose = 1 << 62
-
-// closeHeap orders open windows by close time.
-type closeHeap []*win
-
-func (h closeHeap) Len() int { return len(h) }
-func (h closeHeap) Less(i, j int) bool {
-	if h[i].closeAt != h[j].closeAt {
-		return h[i].closeAt < h[j].closeAt
-	}
-	if h[i].g.key != h[j].g.key {
-		return h[i].g.key < h[j].g.key // deterministic emit order
-	}
-	return h[i].start < h[j].start
-}
-func (h closeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
-}
-func (h *closeHeap) Push(x any) {
-	w := x.(*win)
-	w.heapIdx = len(*h)
-	*h = append(*h, w)
-}
-func (h *closeHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	w.heapIdx = -1
-	*h = old[:len(old)-1]
-	return w
 }
 
 // Micros converts a duration to µs (helper for callers building specs in code).

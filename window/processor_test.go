@@ -597,3 +597,49 @@ func TestTableModeFirstLastFollowRows(t *testing.T) {
 		}
 	})
 }
+
+// A session merge counts sessions that already closed: gap 10s, grace 5s, events at 0, 16,
+// then 8. The session [0, 0] closed at stream time 16 (0 + 10 + 5 <= 16), and 8 lies within the
+// gap of it: it would merge a closed session, so it is late; the finals are [0, 0] and
+// [16, 16]. The same holds after a restore, and once the group went quiet.
+func TestSessionMergeWithClosedSessionIsLate(t *testing.T) {
+	s := spec(WindowSpec{Type: Session, Gap: 10 * time.Second, Grace: 5 * time.Second})
+	s.Aggs = []AggSpec{{Name: "n", Fn: FnCount}}
+	for _, c := range []struct{ restore, other bool }{{false, false}, {false, true}, {true, true}} {
+		restore := c.restore
+		second := int64(1)
+		if c.other {
+			second = 2
+		}
+		p := NewProcessor(s)
+		add := func(group, at int64) {
+			t.Helper()
+			if err := p.Add(Rec{Group: []Value{Long(group)}, T: at * sec, Sign: 1, Vals: []Value{Null}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add(1, 0)
+		add(second, 16) // [0, 0] closes (with another group: group 1 holds no session)
+		res, _ := p.TakeResults()
+		if restore {
+			q := NewProcessor(s)
+			for _, kv := range p.TakeChanges() {
+				if err := q.Restore(kv.Key, kv.Value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p = q
+		}
+		add(1, 8)
+		p.AdvanceTo(100 * sec)
+		more, late := p.TakeResults()
+		res = append(res, more...)
+		var got []string
+		for _, r := range res {
+			got = append(got, fmt.Sprintf("%d[%d,%d]", r.Group[0].I, r.Start/sec, r.End/sec))
+		}
+		if len(late) != 1 || late[0].Rec.T != 8*sec || len(res) != 2 {
+			t.Errorf("%+v: finals %v, %d late; want 1[0,0] and %d[16,16], and the event at 8 late", c, got, len(late), second)
+		}
+	}
+}

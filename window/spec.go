@@ -67,6 +67,9 @@ type Spec struct {
 	// IdleTimeout: once the job has caught up with an input partition and no record arrived
 	// for this long, that partition's stream time follows the wall clock (so windows close).
 	IdleTimeout time.Duration
+	// TimeZone reads times without zone (timestamp without time zone, date) and aligns time
+	// windows (a daily window starts at local midnight); nil: UTC.
+	TimeZone *time.Location
 }
 
 // WindowSpec is the window's shape.

@@ -1,7 +1,6 @@
 package window
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -17,6 +16,13 @@ type KV struct {
 // as durable as the progress.
 func (p *Processor) TakeChanges() []KV {
 	var out []KV
+	if !p.specSaved {
+		kv := KV{Key: []byte{keySpec}, Value: p.spec.specRecord(p.partitions)}
+		out = append(out, kv)
+		p.specSaved = true
+		p.bytes += len(kv.Key) + len(kv.Value) - p.specSize
+		p.specSize = len(kv.Key) + len(kv.Value)
+	}
 	for _, id := range p.purged {
 		out = append(out, KV{Key: windowKey(id)})
 	}
@@ -26,25 +32,38 @@ func (p *Processor) TakeChanges() []KV {
 		out = append(out, kv)
 		p.bytes += len(kv.Key) + len(kv.Value) - w.size
 		w.size = len(kv.Key) + len(kv.Value)
-		if p.spec.Window.Type == Count {
-			kv := KV{Key: counterKey(w.g.key), Value: binary.AppendVarint([]byte{stateFormat}, w.g.count)}
-			out = append(out, kv)
-			p.bytes += len(kv.Key) + len(kv.Value) - w.g.csize
-			w.g.csize = len(kv.Key) + len(kv.Value)
-		}
 	}
 	clear(p.changed)
+	// Count windows: the counter of every group that counted, whether its window is still
+	// open or closed (it numbers the group's next window).
+	for _, k := range p.forgotten {
+		out = append(out, KV{Key: counterKey(k)})
+	}
+	p.forgotten = p.forgotten[:0]
+	for g := range p.counted {
+		kv := KV{Key: counterKey(g.key), Value: p.groupRecord(g)}
+		out = append(out, kv)
+		p.bytes += len(kv.Key) + len(kv.Value) - g.csize
+		g.csize = len(kv.Key) + len(kv.Value)
+	}
+	clear(p.counted)
+	if len(p.rowsChanged) > 0 {
+		out = p.rowChanges(out)
+	}
 	if p.metaDirty() {
-		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime)}
+		kv := KV{Key: []byte{keyMeta}, Value: marshalMeta(p.streamTime, p.hasTime, p.wm.reached)}
 		out = append(out, kv)
 		p.savedTime, p.savedHas = p.streamTime, p.hasTime
+		p.wm.dirty = false
 		p.bytes += len(kv.Key) + len(kv.Value) - p.metaSize
 		p.metaSize = len(kv.Key) + len(kv.Value)
 	}
 	return out
 }
 
-func (p *Processor) metaDirty() bool { return p.streamTime != p.savedTime || p.hasTime != p.savedHas }
+func (p *Processor) metaDirty() bool {
+	return p.streamTime != p.savedTime || p.hasTime != p.savedHas || p.wm.dirty
+}
 
 // Restore applies one changelog record (the latest per key, in any order; a nil value
 // deletes). Call it only on a processor that has processed nothing yet.
@@ -54,89 +73,125 @@ func (p *Processor) Restore(key, value []byte) error {
 	}
 	switch key[0] {
 	case keyMeta:
-		if value == nil {
-			return nil
-		}
-		r := &buf{b: value}
-		if r.byte1() != stateFormat {
-			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
-		}
-		p.hasTime = r.byte1() == 1
-		p.streamTime = r.varint()
-		p.savedTime, p.savedHas = p.streamTime, p.hasTime
-		p.bytes += len(key) + len(value) - p.metaSize
-		p.metaSize = len(key) + len(value)
-		return r.err
+		return p.restoreMeta(key, value)
 	case keyCounter:
-		g := p.restoreGroup(string(key[1:]), nil)
-		p.bytes -= g.csize
-		g.csize = 0
+		return p.restoreCounter(key, value)
+	case keyRow:
+		return p.restoreRow(key, value)
+	case keySpec:
 		if value == nil {
-			g.count = 0
 			return nil
 		}
-		r := &buf{b: value}
-		if r.byte1() != stateFormat {
-			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
-		}
-		g.count = r.varint()
-		g.csize = len(key) + len(value)
-		p.bytes += g.csize
-		return r.err
+		return p.checkSpec(value)
 	case keyWindow:
-		kr := &buf{b: key[1:]}
-		gk := string(kr.bytes())
-		start := kr.varint()
-		if kr.err != nil {
-			return kr.err
-		}
-		if value == nil {
-			if g := p.groups[gk]; g != nil {
-				for _, w := range g.wins {
-					if w.id().Start == start {
-						p.drop(w)
-						break
-					}
-				}
-				p.purged = p.purged[:0]
-			}
-			return nil
-		}
-		r := &buf{b: value}
-		if r.byte1() != stateFormat {
-			return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
-		}
-		vals := r.values()
-		w := &win{heapIdx: -1, size: len(key) + len(value)}
-		ns := []*int64{&w.start, &w.end, &w.closeAt, &w.idx, &w.events}
-		for _, n := range ns {
-			*n = r.varint()
-		}
-		na := r.uvarint()
-		if na != uint64(len(p.spec.Aggs)) {
-			return fmt.Errorf("changelog window has %d aggregates, the job %d: the job's aggregates changed; give the changed job a new name (its state cannot carry over)", na, len(p.spec.Aggs))
-		}
-		w.accs = make([]acc, na)
-		for i := range w.accs {
-			w.accs[i] = r.acc()
-		}
-		if r.err != nil {
-			return r.err
-		}
-		g := p.restoreGroup(gk, vals)
-		w.g = g
-		g.wins = append(g.wins, w)
-		sortWins(g)
-		if w.closeAt != neverClose {
-			w.heapIdx = len(p.closing)
-			p.closing = append(p.closing, w) // ordered by settle, once
-			p.heapStale = true
-		}
-		p.nWins++
-		p.bytes += w.size
-		return nil
+		return p.restoreWindow(key, value)
 	}
 	return fmt.Errorf("changelog key of unknown kind %d: written by a newer cdcd; upgrade every instance of the job", key[0])
+}
+
+var errNewerState = fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+
+func (p *Processor) restoreMeta(key, value []byte) error {
+	if value == nil {
+		return nil
+	}
+	r := &buf{b: value}
+	f := r.byte1()
+	if f != stateFormat && f != metaFormat {
+		return errNewerState
+	}
+	p.hasTime = r.byte1() == 1
+	p.streamTime = r.varint()
+	if f == metaFormat {
+		n := r.uvarint()
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			o := Origin{Topic: string(r.bytes()), Partition: int32(r.varint())}
+			t := r.varint()
+			e, _ := p.wm.get(inputPart{o.Topic, o.Partition})
+			*e = t
+		}
+	}
+	p.savedTime, p.savedHas = p.streamTime, p.hasTime
+	p.bytes += len(key) + len(value) - p.metaSize
+	p.metaSize = len(key) + len(value)
+	return r.err
+}
+
+func (p *Processor) restoreCounter(key, value []byte) error {
+	g := p.restoreGroup(string(key[1:]), nil)
+	p.bytes -= g.csize
+	g.csize = 0
+	if value == nil {
+		g.count = 0
+		return nil
+	}
+	r := &buf{b: value}
+	if r.byte1() != stateFormat {
+		return errNewerState
+	}
+	p.restoreGroupRecord(g, r.varint())
+	g.csize = len(key) + len(value)
+	p.bytes += g.csize
+	return r.err
+}
+
+func (p *Processor) restoreWindow(key, value []byte) error {
+	kr := &buf{b: key[1:]}
+	gk := string(kr.bytes())
+	start := kr.varint()
+	if kr.err != nil {
+		return kr.err
+	}
+	if value == nil {
+		if g := p.groups[gk]; g != nil {
+			for _, w := range g.wins {
+				if w.id().Start == start {
+					p.drop(w)
+					break
+				}
+			}
+			p.purged = p.purged[:0]
+		}
+		return nil
+	}
+	r := &buf{b: value}
+	if r.byte1() != stateFormat {
+		return errNewerState
+	}
+	vals := r.values()
+	w := &win{heapIdx: -1, size: len(key) + len(value)}
+	ns := []*int64{&w.start, &w.end, &w.closeAt, &w.idx, &w.events}
+	for _, n := range ns {
+		*n = r.varint()
+	}
+	na := r.uvarint()
+	if na != uint64(len(p.spec.Aggs)) {
+		return fmt.Errorf("changelog window has %d aggregates, the job %d: the job's aggregates changed; give the changed job a new name (its state cannot carry over)", na, len(p.spec.Aggs))
+	}
+	w.accs = make([]acc, na)
+	for i := range w.accs {
+		w.accs[i] = r.acc()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if p.spec.EmitUpdates {
+		// Every change of a window was emitted in the transaction that wrote it: its result
+		// is keyed by its start as restored.
+		w.emitted, w.hasEmitted = w.start, true
+	}
+	g := p.restoreGroup(gk, vals)
+	w.g = g
+	g.wins = append(g.wins, w)
+	sortWins(g)
+	if w.closeAt != neverClose {
+		w.heapIdx = len(p.closing)
+		p.closing = append(p.closing, w) // ordered by settle, once
+		p.heapStale = true
+	}
+	p.nWins++
+	p.bytes += w.size
+	return nil
 }
 
 func (p *Processor) restoreGroup(key string, vals []Value) *group {

@@ -184,3 +184,33 @@ func TestStateBytesEqualsTheChangelog(t *testing.T) {
 		})
 	}
 }
+
+// A count window's index survives a restore even when the window closed in the transaction
+// that opened it (its counter was saved only with windows still open).
+func TestCountWindowIndexSurvivesRestore(t *testing.T) {
+	s := spec(WindowSpec{Type: Count, Events: 2})
+	s.Aggs = []AggSpec{{Name: "n", Fn: FnCount}}
+	p := NewProcessor(s)
+	add := func(p *Processor, at int64) {
+		t.Helper()
+		if err := p.Add(Rec{Group: []Value{Long(1)}, T: at, Sign: 1, Vals: []Value{Null}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(p, 1)
+	add(p, 2)
+	if res, _ := p.TakeResults(); len(res) != 1 || res[0].Index != 0 {
+		t.Fatalf("want window 0, got %+v", res)
+	}
+	q := NewProcessor(s)
+	for _, kv := range p.TakeChanges() {
+		if err := q.Restore(kv.Key, kv.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(q, 3)
+	add(q, 4)
+	if res, _ := q.TakeResults(); len(res) != 1 || res[0].Index != 1 {
+		t.Fatalf("after a restore want window 1, got %+v", res)
+	}
+}

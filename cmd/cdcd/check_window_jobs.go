@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/cdcd-dev/cdcd/checks"
@@ -145,8 +146,16 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	if parts == 0 {
 		parts = int32(inputParts)
 	}
+	plans := map[string]window.TopicPlan{}
+	for _, p := range window.InternalTopics(w.Name) {
+		plans[p.Topic] = p
+	}
 	create := func(topic string, n int32, cfgs map[string]*string) {
 		if td, ok := exists(topic); ok {
+			if p, internal := plans[topic]; internal {
+				checkTopicPlan(ctx, adm, p, len(td.Partitions), rep)
+				return
+			}
 			rep.OK("topic "+topic, fmt.Sprintf("exists (%d partitions)", len(td.Partitions)))
 			return
 		}
@@ -171,14 +180,19 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 		rep.OK("topic "+topic, "does not exist yet; the job can create it")
 	}
 	if parts > 0 {
-		create(window.RepartitionTopic(w.Name), parts, nil)
-		create(window.ChangelogTopic(w.Name), parts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+		for _, p := range window.InternalTopics(w.Name) {
+			cfgs := map[string]*string{}
+			for k, v := range p.Create {
+				cfgs[k] = kadm.StringPtr(v)
+			}
+			create(p.Topic, parts, cfgs)
+		}
 	}
 	rp, rok := exists(internal[0])
 	cp, cok := exists(internal[1])
 	if rok && cok && len(rp.Partitions) != len(cp.Partitions) {
 		rep.Fail("internal topics", fmt.Sprintf("%s has %d partitions and %s %d: the job refuses to start", internal[0], len(rp.Partitions), internal[1], len(cp.Partitions)),
-			"delete both (the job's state restarts) or give them equal partition counts")
+			window.InternalPartitionsFix(w.Name))
 	}
 	outParts := int32(cfg.Kafka.TopicPartitions)
 	create(w.Output.Topic, outParts, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
@@ -188,4 +202,26 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	if w.DLQ.Topic != "" {
 		create(w.DLQ.Topic, 1, window.DeadLetterTopicConfig(int(cfg.Kafka.MaxMessageBytes.N)))
 	}
+}
+
+// checkTopicPlan checks an existing internal topic's configuration against what its contents
+// need. The job sets what is missing when it starts (if its principal may ALTER_CONFIGS):
+// until then, a warning.
+func checkTopicPlan(ctx context.Context, adm *kadm.Client, p window.TopicPlan, parts int, rep *checks.Scoped) {
+	missing, err := p.Lacking(ctx, adm)
+	if err != nil {
+		rep.Fail("topic "+p.Topic, err.Error(), "let the principal DESCRIBE_CONFIGS on the topic")
+		return
+	}
+	if len(missing) == 0 {
+		rep.OK("topic "+p.Topic, fmt.Sprintf("exists (%d partitions), configured as its contents need", parts))
+		return
+	}
+	var kv []string
+	for k, v := range missing {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	rep.Warn("topic "+p.Topic, fmt.Sprintf("exists (%d partitions) without %s: %s", parts, strings.Join(kv, ", "), p.Why),
+		fmt.Sprintf("the job sets it when it starts if its principal may ALTER_CONFIGS the topic; or run kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config %s", p.Topic, strings.Join(kv, ",")))
 }

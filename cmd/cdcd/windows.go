@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"time"
 
@@ -178,72 +177,34 @@ func (l *lagWatcher) run(ctx context.Context) {
 func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Time) error {
 	mctx, cancel := context.WithTimeout(ctx, l.interval)
 	defer cancel()
-	group := window.GroupID(l.job)
-	offs, err := adm.FetchOffsetsForTopics(mctx, group, l.topics...)
-	if err == nil {
-		err = offs.Error()
-	}
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		offs, err = nil, nil // the job never committed: everything is still to read
-	}
+	pos, err := window.GroupPositions(mctx, adm, window.GroupID(l.job), l.topics)
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return nil // the job has not created its topics yet (it waits for its input)
 	}
 	if err != nil {
-		return fmt.Errorf("fetching the committed offsets of group %s: %w", group, err)
+		return err
 	}
-	ends, err := adm.ListCommittedOffsets(mctx, l.topics...)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("listing the end offsets of %v: %w", l.topics, err)
-	}
-	starts, err := adm.ListStartOffsets(mctx, l.topics...)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("listing the start offsets of %v: %w", l.topics, err)
-	}
-	var list []kadm.ListedOffset
-	ends.Each(func(o kadm.ListedOffset) { list = append(list, o) })
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].Topic != list[j].Topic {
-			return list[i].Topic < list[j].Topic
-		}
-		return list[i].Partition < list[j].Partition
-	})
 	var worst time.Duration
-	for _, e := range list {
-		committed := int64(-1)
-		if o, ok := offs.Lookup(e.Topic, e.Partition); ok {
-			committed = o.At
-		}
-		if committed < 0 { // nothing committed yet: everything there is to read
-			committed = 0
-			if s, ok := starts.Lookup(e.Topic, e.Partition); ok {
-				committed = s.Offset
-			}
-		}
+	for _, e := range pos {
+		committed := e.Committed
 		key := lagPartition{e.Topic, e.Partition}
 		h := l.parts[key]
 		if h == nil {
 			h = &lagHistory{committed: -1}
 			l.parts[key] = h
 		}
-		if h.committed != committed || h.end != e.Offset {
+		if h.committed != committed || h.end != e.End {
 			h.empty = false
-		} else if !h.empty && e.Offset > committed {
+		} else if !h.empty && e.End > committed {
 			// Unchanged since the last measurement: commit markers and aborted records only?
-			empty, err := window.NoCommittedData(mctx, l.kopts, []window.Range{{Topic: e.Topic, Partition: e.Partition, From: committed, To: e.Offset}}, 2*time.Second)
+			empty, err := window.NoCommittedData(mctx, l.kopts, []window.Range{e.Behind()}, 2*time.Second)
 			if err != nil {
 				return err
 			}
 			h.empty = empty
 		}
-		h.committed, h.end = committed, e.Offset
-		lag := max(e.Offset-committed, 0)
+		h.committed, h.end = committed, e.End
+		lag := max(e.End-committed, 0)
 		if h.empty {
 			lag = 0
 		}
@@ -261,7 +222,7 @@ func (l *lagWatcher) measure(ctx context.Context, adm *kadm.Client, now time.Tim
 			}
 			worst = max(worst, behind)
 		}
-		h.ends = append(h.ends, lagEnd{now, e.Offset})
+		h.ends = append(h.ends, lagEnd{now, e.End})
 		if len(h.ends) > lagHistoryLen {
 			h.ends = h.ends[1:]
 		}

@@ -164,6 +164,11 @@ func TestCheckWindows(t *testing.T) {
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, input); err != nil {
 		t.Fatal(err)
 	}
+	// A repartition topic with a time limit (the broker's default retention) can lose records
+	// the job has not processed.
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": kadm.StringPtr("604800000")}, window.RepartitionTopic("good")); err != nil {
+		t.Fatal(err)
+	}
 	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +231,7 @@ windows:
 		{"window job good / topic good_out", checks.OK, "can create"},
 		{"window job good / schema good_out-value", checks.OK, "not registered yet"},
 		{"window job good / topic cdcd-window.good.changelog", checks.OK, "can create"},
+		{"window job good / topic cdcd-window.good.repartition", checks.Warn, "retention.ms=-1"},
 		{"window job badfield / fields in shop.public.orders-value", checks.Fail, "customer_id"},
 		{"window job noinput / input shop.public.missing", checks.Fail, "does not exist"},
 	} {

@@ -1,0 +1,114 @@
+package window
+
+import "time"
+
+// How a record finds its windows: time windows by arithmetic on its event time, count
+// windows by the group's counter (sessions: sessions.go); and the close heap.
+
+func (p *Processor) addTimed(g *group, r Rec) error {
+	size := p.spec.Window.Size.Microseconds()
+	adv := size
+	if p.spec.Window.Type == Hopping {
+		adv = p.spec.Window.Advance.Microseconds()
+	}
+	grace := p.spec.Window.Grace.Microseconds()
+	// The windows containing t start at the multiples of adv in (t-size, t] (of the wall clock
+	// in the job's time zone, if it has one).
+	zone := p.spec.TimeZone
+	local := zone != nil && zone != time.UTC
+	t := r.T
+	if local {
+		t = zoneToLocal(zone, t)
+	}
+	last := floorDiv(t, adv) * adv
+	var missed [][2]int64
+	for lstart := last - size + adv; lstart <= last; lstart += adv {
+		start, end := lstart, lstart+size
+		if local {
+			start, end = zoneFromLocal(zone, start), zoneFromLocal(zone, end)
+		}
+		if end+grace <= p.streamTime {
+			missed = append(missed, [2]int64{start, end})
+			continue
+		}
+		w := g.find(start)
+		if w == nil {
+			if r.Sign < 0 {
+				// A retraction of a row counted before this window's state began (the job
+				// started after it was added, or its window was already purged): nothing to
+				// take back here.
+				continue
+			}
+			w = p.newWin(g, start, end, end+grace)
+		}
+		if err := p.apply(w, r); err != nil {
+			return err
+		}
+	}
+	if len(missed) > 0 {
+		reason := "window closed"
+		if r.Sign < 0 {
+			reason = "retraction for a closed window"
+		}
+		p.late = append(p.late, LateRec{Rec: r, Reason: reason, Missed: missed})
+	}
+	return nil
+}
+
+func (p *Processor) addCount(g *group, r Rec) error {
+	n := int64(p.spec.Window.Events)
+	var w *win
+	if len(g.wins) > 0 {
+		w = g.wins[0]
+	} else {
+		w = p.newWin(g, r.T, r.T, neverClose)
+		w.idx = g.count / n // the window's index within its group keys it
+	}
+	g.count++
+	if p.counted == nil {
+		p.counted = map[*group]struct{}{}
+	}
+	p.counted[g] = struct{}{}
+	if err := p.apply(w, r); err != nil {
+		return err
+	}
+	if w.events >= n {
+		p.emit(w, true)
+		p.drop(w)
+	}
+	return nil
+}
+
+// neverClose is the close time of count windows, which close on their N-th event instead.
+const neverClose = 1 << 62
+
+// closeHeap orders open windows by close time.
+type closeHeap []*win
+
+func (h closeHeap) Len() int { return len(h) }
+func (h closeHeap) Less(i, j int) bool {
+	if h[i].closeAt != h[j].closeAt {
+		return h[i].closeAt < h[j].closeAt
+	}
+	if h[i].g.key != h[j].g.key {
+		return h[i].g.key < h[j].g.key // deterministic emit order
+	}
+	return h[i].start < h[j].start
+}
+func (h closeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *closeHeap) Push(x any) {
+	w := x.(*win)
+	w.heapIdx = len(*h)
+	*h = append(*h, w)
+}
+func (h *closeHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	w.heapIdx = -1
+	*h = old[:len(old)-1]
+	return w
+}

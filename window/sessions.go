@@ -1,0 +1,131 @@
+package window
+
+import "encoding/binary"
+
+// Session windows remember, per group, the end of the latest session that closed: an event
+// within gap of it would merge with a closed session (whose final result is out), so it is
+// late, never the start of a session the closed one should have absorbed. A group keeps this
+// until stream time passes that end + 2 gap + grace: from then on, an event near it is late by
+// its own session's close time anyway. It goes to the changelog as the group's counter record.
+
+// closedGroup is a group that keeps a closed session's end, until expiry.
+type closedGroup struct {
+	g      *group
+	expiry int64
+}
+
+func (p *Processor) sessionExpiry(end int64) int64 {
+	return end + 2*p.spec.Window.Gap.Microseconds() + p.spec.Window.Grace.Microseconds()
+}
+
+// sessionClosed records that session w closed.
+func (p *Processor) sessionClosed(w *win) {
+	g := w.g
+	if !g.hasClosed || w.end > g.closedEnd {
+		g.closedEnd, g.hasClosed = w.end, true
+		if p.counted == nil {
+			p.counted = map[*group]struct{}{}
+		}
+		p.counted[g] = struct{}{}
+	}
+	// Sessions close in the order of their close time, so expiries come in order.
+	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(w.end)})
+}
+
+// forgetClosed drops the closed-session ends that have expired, and the groups left empty.
+func (p *Processor) forgetClosed() {
+	n := 0
+	for n < len(p.closedQ) && p.closedQ[n].expiry <= p.streamTime {
+		g := p.closedQ[n].g
+		n++
+		if !g.hasClosed || p.sessionExpiry(g.closedEnd) > p.streamTime {
+			continue // a later session closed since: its own entry comes later
+		}
+		g.hasClosed = false
+		delete(p.counted, g)
+		if g.csize > 0 {
+			p.bytes -= g.csize
+			g.csize = 0
+			p.forgotten = append(p.forgotten, g.key)
+		}
+		if len(g.wins) == 0 && p.groups[g.key] == g {
+			delete(p.groups, g.key)
+		}
+	}
+	p.closedQ = append(p.closedQ[:0], p.closedQ[n:]...)
+}
+
+// groupRecord is the value of a group's counter record: the count (count windows) or the
+// closed session's end.
+func (p *Processor) groupRecord(g *group) []byte {
+	v := g.count
+	if p.spec.Window.Type == Session {
+		v = g.closedEnd
+	}
+	return binary.AppendVarint([]byte{stateFormat}, v)
+}
+
+// restoreGroupRecord applies a group's counter record's value.
+func (p *Processor) restoreGroupRecord(g *group, v int64) {
+	if p.spec.Window.Type != Session {
+		g.count = v
+		return
+	}
+	g.closedEnd, g.hasClosed = v, true
+	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(v)}) // ordered by settle
+	p.heapStale = true
+}
+
+func (p *Processor) addSession(g *group, r Rec) error {
+	gap := p.spec.Window.Gap.Microseconds()
+	grace := p.spec.Window.Grace.Microseconds()
+	// Sessions within gap of t merge with the new event.
+	var merge []*win
+	for _, w := range g.wins {
+		if w.start-gap <= r.T && r.T <= w.end+gap {
+			merge = append(merge, w)
+		}
+	}
+	if g.hasClosed && r.T-gap <= g.closedEnd {
+		p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+		return nil
+	}
+	if len(merge) == 0 {
+		if r.T+gap+grace <= p.streamTime {
+			p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+			return nil
+		}
+		w := p.newWin(g, r.T, r.T, r.T+gap+grace)
+		return p.apply(w, r)
+	}
+	w := merge[0]
+	oldID := w.id()
+	for _, o := range merge[1:] {
+		if err := p.mergeInto(w, o); err != nil {
+			return err
+		}
+	}
+	w.start, w.end = min(w.start, r.T), max(w.end, r.T)
+	if w.id() != oldID {
+		p.purged = append(p.purged, oldID) // the changelog keys sessions by start
+	}
+	p.setClose(w, w.end+gap+grace)
+	sortWins(g)
+	return p.apply(w, r)
+}
+
+// mergeInto folds session o into w and drops o.
+func (p *Processor) mergeInto(w, o *win) error {
+	for i := range w.accs {
+		if err := w.accs[i].merge(p.spec.Aggs[i].Fn, &o.accs[i]); err != nil {
+			return err
+		}
+	}
+	w.events += o.events
+	w.start, w.end = min(w.start, o.start), max(w.end, o.end)
+	if p.spec.EmitUpdates && o.hasEmitted {
+		p.tombstone(o) // merged away: its result goes
+	}
+	p.drop(o)
+	return nil
+}
