@@ -2,6 +2,7 @@ package encode
 
 import (
 	"encoding/binary"
+	"github.com/cdcd-dev/cdcd/change"
 	"math"
 	"strings"
 )
@@ -50,9 +51,10 @@ func appendHeader(dst []byte, id int) []byte {
 
 // scratch is per-Record working memory for the hot path, reused across events.
 type scratch struct {
-	limbs []uint32 // little-endian base-2^32 magnitude of a large decimal
-	mag   []byte   // big-endian two's complement bytes of a decimal
-	text  []byte   // small formatted strings (source.sequence)
+	limbs []uint32       // little-endian base-2^32 magnitude of a large decimal
+	mag   []byte         // big-endian two's complement bytes of a decimal
+	text  []byte         // small formatted strings (source.sequence)
+	row   []change.Value // a delete's before with unsent columns as null (Debezium modes)
 }
 
 // Decimal problems, reported by appendDecimal. The caller turns them into *Errors.

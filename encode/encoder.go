@@ -361,6 +361,12 @@ func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrde
 	}
 
 	v := appendHeader(dst.valBuf[:0], st.valueID)
+	if before != nil && !complete(before) && ev.Op == change.OpDelete && e.modes().debezium() {
+		// Debezium's modes write a delete's before as Debezium does: the key and whatever
+		// else the source sent, null for columns it did not send (its JDBC sink needs a
+		// before to delete by). Only when every such column may be null.
+		before = p.nullFilled(before, &dst.sc)
+	}
 	if before != nil && complete(before) { // see "The before image" in the package doc
 		v = append(v, unionValue)
 		if v, err = p.appendRecord(v, before, nil, &dst.sc); err != nil {

@@ -202,6 +202,22 @@ func (p *tablePlan) appendUnchanged(dst []byte, after []change.Value) []byte {
 }
 
 // complete reports whether row carries every column's value (none Absent or Unchanged).
+// nullFilled returns row with its absent and unchanged values null, in sc's reused buffer, or
+// row itself when one of them is in a column that cannot be null.
+func (p *tablePlan) nullFilled(row []change.Value, sc *scratch) []change.Value {
+	out := append(sc.row[:0], row...)
+	for i := range out {
+		if s := out[i].State; s == change.Absent || s == change.Unchanged {
+			if i >= len(p.cols) || !p.cols[i].nullable {
+				return row
+			}
+			out[i] = change.NullValue
+		}
+	}
+	sc.row = out
+	return out
+}
+
 func complete(row []change.Value) bool {
 	for i := range row {
 		if s := row[i].State; s == change.Absent || s == change.Unchanged {

@@ -45,8 +45,11 @@ CREATE TABLE items (
   at timestamp, atz timestamptz, tm time, flag bool, doc jsonb, u uuid, iv interval,
   big text
 );
--- cdcd writes a delete's before only when every old column is known, and the sink needs it
-ALTER TABLE items REPLICA IDENTITY FULL;`
+-- under REPLICA IDENTITY FULL an update carries the unchanged TOAST value of big
+ALTER TABLE items REPLICA IDENTITY FULL;
+-- the default replica identity: a delete carries the old key alone, which the Debezium modes
+-- write as Debezium does (the key, null for the rest), and the sink deletes by
+CREATE TABLE plain (id int PRIMARY KEY, v text NOT NULL);`
 
 // jdbcCompare is what both tables are compared by: every column as text, in UTC. The sink
 // makes a VariableScaleDecimal (an unconstrained numeric in decimal_handling: precise) a
@@ -62,7 +65,7 @@ func TestDebeziumJDBCSinkReadsCdcdTopics(t *testing.T) {
 	tdb := pgConnect(t, ctx, target)
 
 	name := uniqueName("jdbc")
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"},
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items", "public.plain"},
 		"    time_precision: adaptive_time_microseconds\n    decimal_handling: precise\n"))
 	d.waitReady(90 * time.Second)
 
@@ -81,6 +84,10 @@ func TestDebeziumJDBCSinkReadsCdcdTopics(t *testing.T) {
 	run(`UPDATE items SET name = 'A', qty = qty + 1, price = 0.01 WHERE id = 1`) // big is unchanged TOAST
 	run(`UPDATE items SET id = 30 WHERE id = 3`)                                 // a primary-key change: a delete and a create
 	run(`DELETE FROM items WHERE id = 4`)
+	run(`INSERT INTO plain VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')`)
+	run(`UPDATE plain SET v = 'A' WHERE id = 1`)
+	run(`UPDATE plain SET id = 20 WHERE id = 2`)
+	run(`DELETE FROM plain WHERE id = 3`)
 
 	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
 	dir := t.TempDir()
@@ -103,7 +110,7 @@ func TestDebeziumJDBCSinkReadsCdcdTopics(t *testing.T) {
 	sink := fmt.Sprintf(`name=%s-sink
 connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
 tasks.max=1
-topics=%s.public.items
+topics=%s.public.items,%s.public.plain
 connection.url=jdbc:postgresql://%s:%d/%s
 connection.username=%s
 connection.password=%s
@@ -113,7 +120,7 @@ primary.key.mode=record_key
 schema.evolution=basic
 use.time.zone=UTC
 collection.name.format=${source.table}
-`, name, name, cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.Password)
+`, name, name, name, cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.Password)
 	workerFile, sinkFile := filepath.Join(dir, "worker.properties"), filepath.Join(dir, "sink.properties")
 	for f, body := range map[string]string{workerFile: worker.String(), sinkFile: sink} {
 		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
@@ -147,21 +154,25 @@ collection.name.format=${source.table}
 	})
 
 	source := rowsText(t, ctx, db, fmt.Sprintf(jdbcCompare, "items"))
-	var got []string
+	const plainCompare = `SELECT id, v FROM plain ORDER BY id`
+	plainSource := rowsText(t, ctx, db, plainCompare)
+	var got, plainGot []string
 	deadline := time.Now().Add(150 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(2 * time.Second)
 		if state := connectorState(port, name+"-sink"); strings.Contains(state, "FAILED") {
 			t.Fatalf("the sink failed: %s", state)
 		}
-		if tableExists(ctx, tdb, "items") {
+		if tableExists(ctx, tdb, "items") && tableExists(ctx, tdb, "plain") {
 			got = rowsText(t, ctx, tdb, fmt.Sprintf(jdbcCompare, "items"))
-			if strings.Join(got, "\n") == strings.Join(source, "\n") {
+			plainGot = rowsText(t, ctx, tdb, plainCompare)
+			if strings.Join(got, "\n") == strings.Join(source, "\n") && strings.Join(plainGot, "\n") == strings.Join(plainSource, "\n") {
 				return
 			}
 		}
 	}
-	t.Fatalf("the target table does not equal the source:\ntarget:\n%s\nsource:\n%s", strings.Join(got, "\n"), strings.Join(source, "\n"))
+	t.Fatalf("the target tables do not equal the source:\nitems target:\n%s\nitems source:\n%s\nplain target:\n%s\nplain source:\n%s",
+		strings.Join(got, "\n"), strings.Join(source, "\n"), strings.Join(plainGot, "\n"), strings.Join(plainSource, "\n"))
 }
 
 func rowsText(t *testing.T, ctx context.Context, db *pgx.Conn, q string) []string {
