@@ -23,14 +23,15 @@ import (
 type verifyReport struct {
 	Equal  bool `json:"equal"`
 	Tables []struct {
-		Table     string `json:"table"`
-		Rows      int64  `json:"rows"`
-		Records   int64  `json:"records"`
-		Missing   int64  `json:"missing"`
-		Extra     int64  `json:"extra"`
-		Different int64  `json:"different"`
-		CaughtUp  bool   `json:"caught_up"`
-		Error     string `json:"error"`
+		Table     string             `json:"table"`
+		Rows      int64              `json:"rows"`
+		Records   int64              `json:"records"`
+		Missing   int64              `json:"missing"`
+		Extra     int64              `json:"extra"`
+		Different int64              `json:"different"`
+		CaughtUp  bool               `json:"caught_up"`
+		Phases    map[string]float64 `json:"phases"`
+		Error     string             `json:"error"`
 		Examples  []struct {
 			Kind    string         `json:"kind"`
 			Key     map[string]any `json:"key"`

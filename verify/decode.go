@@ -58,14 +58,6 @@ func framed(b []byte) (int, []byte, error) {
 
 var decodeConfig = avro.Config{MaxByteSliceSize: 256 << 20}.Freeze()
 
-// envelope is what verify needs of a decoded value record.
-type envelope struct {
-	op        string
-	after     map[string]any // nil: no after image (a delete)
-	unchanged []string       // unchanged_toast: columns whose value the record does not carry
-	lsn       uint64         // source.lsn: the commit LSN (0 when the source has none)
-}
-
 // unwrapUnion returns the value of a decoded union: hamba gives {"type name": value} for
 // unions of null and a named or complex type.
 func unwrapUnion(v any) any {
@@ -77,50 +69,12 @@ func unwrapUnion(v any) any {
 	return v
 }
 
-func decodeEnvelope(s avro.Schema, body []byte) (envelope, error) {
-	var m map[string]any
-	if err := decodeConfig.Unmarshal(s, body, &m); err != nil {
-		return envelope{}, err
-	}
-	var e envelope
-	e.op, _ = m["op"].(string)
-	if a := m["after"]; a != nil {
-		after, ok := unwrapUnion(a).(map[string]any)
-		if !ok {
-			return envelope{}, fmt.Errorf("after is %T, not a record", a)
-		}
-		e.after = after
-	}
-	if src, ok := m["source"].(map[string]any); ok {
-		if l, ok := unwrapUnion(src["lsn"]).(int64); ok && l > 0 {
-			e.lsn = uint64(l)
-		}
-	}
-	if u := m["unchanged_toast"]; u != nil {
-		list, _ := unwrapUnion(u).([]any)
-		for _, x := range list {
-			if s, ok := x.(string); ok {
-				e.unchanged = append(e.unchanged, s)
-			}
-		}
-	}
-	return e, nil
-}
-
-// hasher hashes decoded column values. The seed is per run: hashes are compared only within
+// hasher hashes keys and encoded column values. The seed is per run: hashes are compared only within
 // one run.
 type hasher struct {
 	seed maphash.Seed
-	buf  []byte
 }
 
 func newHasher() *hasher { return &hasher{seed: maphash.MakeSeed()} }
-
-// value hashes one decoded value. Both sides of a comparison were decoded by the same
-// decoder from the same kind of schema, so equal values print equally (maps print sorted).
-func (h *hasher) value(v any) uint64 {
-	h.buf = fmt.Appendf(h.buf[:0], "%T:%v", v, v)
-	return maphash.Bytes(h.seed, h.buf)
-}
 
 func (h *hasher) bytes(b []byte) uint64 { return maphash.Bytes(h.seed, b) }

@@ -138,9 +138,7 @@ func TestCompareAsOfTheRead(t *testing.T) {
 		}
 	}
 	// Beyond Recheck, differences are counted at once.
-	r2 := *r
-	r2.tr = &TableReport{}
-	r2.cfg = &Config{Recheck: 1}
+	r2 := &run{cfg: &Config{Recheck: 1}, tr: &TableReport{}, h: r.h, names: r.names, n: r.n}
 	diffs, err = r2.compare(rows, recs)
 	if err != nil {
 		t.Fatal(err)

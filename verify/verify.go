@@ -27,6 +27,8 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -35,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 )
 
 // Source reads one table and knows how far the pipeline is.
@@ -130,7 +133,10 @@ type TableReport struct {
 	CaughtUp  bool    `json:"caught_up"`
 	Rechecked int64   `json:"rechecked"`
 	Seconds   float64 `json:"seconds"`
-	Error     string  `json:"error,omitempty"`
+	// Phases are the seconds spent reading the table, waiting for the pipeline, reading the
+	// topic, comparing, and reading differing keys again.
+	Phases map[string]float64 `json:"phases,omitempty"`
+	Error  string             `json:"error,omitempty"`
 	// KeyColumns and RepairKeys are the table's key columns and the SQL text of the keys a
 	// snapshot can repair (missing and different), for --repair.
 	KeyColumns []string   `json:"-"`
@@ -209,13 +215,17 @@ type run struct {
 	topic   string
 	tr      *TableReport
 	schemas *schemaCache
+	plans   planCache
 	h       *hasher
 	names   map[string]uint16 // column (Avro field) name -> index
 	list    []string
 	// keySchema is the table's current key schema; keyID its registry id once known.
 	keySchema avro.Schema
 	keyID     int
+	mu        sync.Mutex       // guards names, list and sameKey: both sides are read at once
 	sameKey   map[int]bool     // writer key schema id -> same schema as keySchema
+	rows      atomic.Int64     // rows read (progress)
+	records   atomic.Int64     // records read (progress)
 	lastPos   map[int32]uint64 // per partition, the source position of the last record read
 	rec       encode.Record
 	n         int // buckets
@@ -296,31 +306,54 @@ func verifyTable(ctx context.Context, cfg *Config, table string) (*TableReport, 
 	}
 	defer recs.close()
 
-	// 1. The table, in key-ordered chunks.
-	if err := r.readTable(ctx, rows); err != nil {
+	tr.Phases = map[string]float64{}
+	phase := time.Now()
+	lap := func(name string) {
+		tr.Phases[name] = round(time.Since(phase).Seconds())
+		phase = time.Now()
+	}
+	// 1. The table, in key-ordered chunks, and at the same time the topic to its end. A
+	// record committed after a row's read is not held against the row (records carry their
+	// source position), so the order of the two reads does not matter.
+	var end map[int32]int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.readTable(gctx, rows) })
+	g.Go(func() error {
+		var err error
+		end, err = r.readTopic(gctx, starts, recs)
+		return err
+	})
+	err = g.Wait()
+	tr.Rows, tr.Records = r.rows.Load(), r.records.Load()
+	if err != nil {
 		return tr, err
 	}
-	// 2. Wait for the pipeline to pass the table read, then read the topic to its end.
+	lap("read")
+	// 2. Wait for the pipeline to pass the table read, then read what the topic gained.
 	caught, err := r.waitCaught(ctx)
 	if err != nil {
 		return tr, err
 	}
 	tr.CaughtUp = caught
-	end, err := r.readTopic(ctx, starts, recs)
-	if err != nil {
+	lap("wait")
+	if end, err = r.consume(ctx, end, func(e *entry) error { return recs.add(r.bucket(e.key), e) }); err != nil {
 		return tr, err
 	}
+	tr.Records = r.records.Load()
+	lap("topic")
 	// 3. Compare bucket by bucket.
 	r.progress("compare")
 	diffs, err := r.compare(rows, recs)
 	if err != nil {
 		return tr, err
 	}
+	lap("compare")
 	// 4. Read the differing keys again while the pipeline keeps up.
 	if caught && len(diffs) > 0 {
 		if diffs, err = r.recheck(ctx, diffs, end); err != nil {
 			return tr, err
 		}
+		lap("recheck")
 	}
 	r.report(diffs)
 	r.progress("done")
@@ -329,12 +362,14 @@ func verifyTable(ctx context.Context, cfg *Config, table string) (*TableReport, 
 
 func (r *run) progress(phase string) {
 	if r.cfg.Progress != nil {
-		r.cfg.Progress(Progress{Table: r.tr.Table, Phase: phase, Rows: r.tr.Rows, Estimated: r.src.Estimate(),
-			Records: r.tr.Records, Elapsed: time.Since(r.started)})
+		r.cfg.Progress(Progress{Table: r.tr.Table, Phase: phase, Rows: r.rows.Load(), Estimated: r.src.Estimate(),
+			Records: r.records.Load(), Elapsed: time.Since(r.started)})
 	}
 }
 
 func (r *run) nameIdx(name string) uint16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if i, ok := r.names[name]; ok {
 		return i
 	}
@@ -358,40 +393,48 @@ func (r *run) rowEntry(ctx context.Context, row []change.Value, pos uint64, e *e
 		return fmt.Errorf("the encoded key of %s: %w", r.tr.Table, err)
 	}
 	if r.keyID < 0 {
+		r.mu.Lock()
 		r.keyID = kid
 		r.sameKey[kid] = true
+		r.mu.Unlock()
 	}
 	vid, vb, err := framed(r.rec.Value)
 	if err != nil {
 		return fmt.Errorf("the encoded value of %s: %w", r.tr.Table, err)
 	}
-	s, err := r.schemas.get(ctx, vid)
-	if err != nil {
-		return err
-	}
-	env, err := decodeEnvelope(s, vb)
-	if err != nil {
-		return fmt.Errorf("decoding an encoded row of %s: %w", r.tr.Table, err)
-	}
 	e.key = append(e.key[:0], kb...)
 	e.partition, e.offset, e.deleted, e.pos = -1, 0, false, pos
-	e.cols = r.cols(e.cols[:0], env.after, nil)
+	if _, e.cols, err = r.walk(ctx, vid, vb, e.cols[:0]); err != nil {
+		return fmt.Errorf("reading an encoded row of %s: %w", r.tr.Table, err)
+	}
 	return nil
 }
 
-func (r *run) cols(dst []col, after map[string]any, unchanged []string) []col {
-	for name, v := range after {
-		c := col{idx: r.nameIdx(name)}
-		if slices.Contains(unchanged, name) {
-			c.unchanged = true
-		} else {
-			c.hash = r.h.value(v)
-		}
-		dst = append(dst, c)
+// walk reads an envelope written with schema id: its columns (sorted, unchanged-TOAST ones
+// marked) and what else verify needs.
+func (r *run) walk(ctx context.Context, id int, body []byte, cols []col) (walked, []col, error) {
+	s, err := r.schemas.get(ctx, id)
+	if err != nil {
+		return walked{}, cols, err
 	}
-	slices.SortFunc(dst, func(a, b col) int { return int(a.idx) - int(b.idx) })
-	return dst
+	p, err := r.plans.plan(s, r.nameIdx)
+	if err != nil {
+		return walked{}, cols, err
+	}
+	w, cols, err := r.h.walkEnvelope(p, body, cols)
+	if err != nil {
+		return w, cols, err
+	}
+	if len(w.unchanged) > 0 {
+		withUnchanged(cols, w.unchanged, p.byName)
+	}
+	if !slices.IsSortedFunc(cols, byIdx) {
+		slices.SortFunc(cols, byIdx)
+	}
+	return w, cols, nil
 }
+
+func byIdx(a, b col) int { return int(a.idx) - int(b.idx) }
 
 func (r *run) readTable(ctx context.Context, rows *buckets) error {
 	var after []string
@@ -410,7 +453,7 @@ func (r *run) readTable(ctx context.Context, rows *buckets) error {
 				return fmt.Errorf("writing a spill file: %w", err)
 			}
 		}
-		r.tr.Rows += int64(len(chunk))
+		r.rows.Add(int64(len(chunk)))
 		if time.Since(last) > time.Second {
 			r.progress("table")
 			last = time.Now()
@@ -452,14 +495,18 @@ func (r *run) topicKey(ctx context.Context, k []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
 	same, ok := r.sameKey[id]
+	r.mu.Unlock()
 	if !ok {
 		s, err := r.schemas.get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		same = s.Fingerprint() == r.keySchema.Fingerprint()
+		r.mu.Lock()
 		r.sameKey[id] = same
+		r.mu.Unlock()
 	}
 	if same {
 		return body, nil
@@ -546,7 +593,7 @@ func (r *run) consume(ctx context.Context, from map[int32]int64, fn func(*entry)
 			if rec.Attrs.IsControl() {
 				return
 			}
-			r.tr.Records++
+			r.records.Add(1)
 			if rec.Key == nil {
 				return // a truncate
 			}
@@ -581,21 +628,16 @@ func (r *run) recordEntry(ctx context.Context, rec *kgo.Record, e *entry) error 
 	if err != nil {
 		return fmt.Errorf("the record at %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
-	s, err := r.schemas.get(ctx, id)
+	w, cols, err := r.walk(ctx, id, body, e.cols)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the record at %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
-	env, err := decodeEnvelope(s, body)
-	if err != nil {
-		return fmt.Errorf("decoding the record at %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	e.cols = cols
+	e.pos = w.lsn
+	r.lastPos[rec.Partition] = w.lsn
+	if !w.hasAfter || w.op == "d" {
+		e.deleted, e.cols = true, e.cols[:0]
 	}
-	e.pos = env.lsn
-	r.lastPos[rec.Partition] = env.lsn
-	if env.after == nil || env.op == "d" {
-		e.deleted = true
-		return nil
-	}
-	e.cols = r.cols(e.cols, env.after, env.unchanged)
 	return nil
 }
 
