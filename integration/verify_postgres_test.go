@@ -99,7 +99,7 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	produceExtra(t, ctx, s, topic, 9999)
+	produce(t, ctx, s, topic, 9999, true)
 
 	rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name, "--chunk-rows", "50", "--catch-up", "2s")
 	if code != 1 || rep.Equal || len(rep.Tables) != 1 {
@@ -120,19 +120,32 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 		t.Errorf("examples: got %q, want %q", found, want)
 	}
 
-	// The pipeline publishes the update and the delete once it runs again; the planted record
-	// stays extra.
+	// The pipeline publishes the changes once it runs again; the planted record stays extra,
+	// and a tombstone planted for a row makes it missing.
 	d.start()
 	d.waitReady(90 * time.Second)
-	rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name, "--table", "public.items")
-	if code != 1 || len(rep.Tables) != 1 || rep.Tables[0].Extra != 1 || rep.Tables[0].Missing != 0 || rep.Tables[0].Different != 0 || !rep.Tables[0].CaughtUp {
+	produce(t, ctx, s, topic, 10, false)
+	rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name, "--table", "public.items", "--repair")
+	if tr := rep.Tables; code != 1 || len(tr) != 1 || tr[0].Extra != 1 || tr[0].Missing != 1 || tr[0].Different != 0 || !tr[0].CaughtUp {
 		t.Fatalf("after catching up: exit %d, report %+v\n%s", code, rep, stderr)
+	}
+	// --repair asked the pipeline to snapshot the missing key again.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name)
+		if tr := rep.Tables; len(tr) == 1 && tr[0].Missing == 0 && tr[0].Extra == 1 && tr[0].Different == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after --repair: exit %d, report %+v\n%s", code, rep, stderr)
+		}
+		time.Sleep(time.Second)
 	}
 }
 
-// produceExtra writes a create record for a key the table never had straight into the topic,
-// framed with the schema ids the pipeline's records carry.
-func produceExtra(t *testing.T, ctx context.Context, s stack, topic string, id int32) {
+// produce writes a record for key id straight into the topic, framed with the schema ids the
+// pipeline's records carry: a copy of the first record's value (create), or a tombstone.
+func produce(t *testing.T, ctx context.Context, s stack, topic string, id int32, create bool) {
 	t.Helper()
 	c := newConsumer(t, s, topic)
 	recs := c.read(t, 1, 30*time.Second, 0)
@@ -146,7 +159,11 @@ func produceExtra(t *testing.T, ctx context.Context, s stack, topic string, id i
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: r.Value}).FirstErr(); err != nil {
+	rec := &kgo.Record{Topic: topic, Key: key}
+	if create {
+		rec.Value = r.Value
+	}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -144,7 +144,11 @@ func verifyRun(ctx context.Context, path string, o verifyOptions, stdout, stderr
 		printVerifyReport(stdout, rep)
 	}
 	if o.repair {
-		if err := verifyRepair(ctx, pg.DSN, p.Name, rep, stdout); err != nil {
+		out := stdout
+		if o.output == "json" {
+			out = stderr // stdout holds only the report
+		}
+		if err := verifyRepair(ctx, pg.DSN, p.Name, rep, out); err != nil {
 			return err
 		}
 	}
