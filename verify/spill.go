@@ -30,7 +30,7 @@ type entry struct {
 	offset    int64
 	deleted   bool // a delete or tombstone
 	// pos is a table row's read position, or a topic record's source position (the commit
-	// LSN): a record is part of the state a row was read at when its pos is not after it.
+	// LSN): a record is part of the state a row was read at when its pos is before it.
 	pos  uint64
 	cols []col
 }

@@ -701,7 +701,7 @@ func (r *run) compare(rows, recs *buckets) ([]diff, error) {
 				topic[string(e.key)] = s
 			}
 			s.latest.apply(&e)
-			if row := table[string(e.key)]; row != nil && (e.pos == 0 || e.pos <= row.pos) {
+			if row := table[string(e.key)]; row != nil && (e.pos == 0 || e.pos < row.pos) {
 				s.asOf.apply(&e)
 			}
 		}
@@ -813,7 +813,7 @@ func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([
 				return nil
 			}
 			diffs[i].latest.apply(e)
-			if e.pos == 0 || e.pos <= readPos[i] {
+			if e.pos == 0 || e.pos < readPos[i] {
 				asOf[i].apply(e)
 			}
 			return nil

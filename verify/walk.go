@@ -195,24 +195,38 @@ func (h *hasher) walkEnvelope(p *envPlan, b []byte, cols []col) (walked, []col, 
 	return w, cols, nil
 }
 
-// walkSource reads the source block, returning its length and its lsn (0 if null or absent).
+// walkSource reads the source block, returning its length and the record's source position:
+// the tx of source.sequence (cdcd's position: the commit LSN for PostgreSQL, the binlog
+// offset of the transaction for MySQL), else source.lsn, else 0.
 func walkSource(r *avro.RecordSchema, b []byte) (int, uint64, error) {
 	pos := 0
-	var lsn uint64
+	var lsn, seq uint64
 	for _, f := range r.Fields() {
-		if f.Name() == "lsn" {
+		if f.Name() == "lsn" || f.Name() == "sequence" {
 			if u, ok := deref(f.Type()).(*avro.UnionSchema); ok {
 				idx, n, err := readLong(b[pos:])
 				if err != nil {
 					return 0, 0, err
 				}
-				if deref(u.Types()[idx]).Type() == avro.Long {
+				if idx < 0 || int(idx) >= len(u.Types()) {
+					return 0, 0, fmt.Errorf("avro: union index %d out of range", idx)
+				}
+				switch deref(u.Types()[idx]).Type() {
+				case avro.Long:
 					v, m, err := readLong(b[pos+n:])
 					if err != nil {
 						return 0, 0, err
 					}
 					lsn = uint64(max(v, 0))
 					pos += n + m
+					continue
+				case avro.String:
+					l, m, err := readLong(b[pos+n:])
+					if err != nil || l < 0 || pos+n+m+int(l) > len(b) {
+						return 0, 0, errShort
+					}
+					seq = sequenceTx(b[pos+n+m : pos+n+m+int(l)])
+					pos += n + m + int(l)
 					continue
 				}
 			}
@@ -223,7 +237,26 @@ func walkSource(r *avro.RecordSchema, b []byte) (int, uint64, error) {
 		}
 		pos += n
 	}
+	if seq != 0 {
+		return pos, seq, nil
+	}
 	return pos, lsn, nil
+}
+
+// sequenceTx reads N from a sequence {"tx":N,...}; 0 if it is not of that form.
+func sequenceTx(b []byte) uint64 {
+	const prefix = `{"tx":`
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return 0
+	}
+	var v uint64
+	for _, c := range b[len(prefix):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v
 }
 
 // readStrings reads an Avro array of strings (its blocks).

@@ -13,9 +13,12 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/cdcd-dev/cdcd/verify"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 var verifyCommand = &command{
@@ -87,15 +90,20 @@ func verifyRun(ctx context.Context, path string, o verifyOptions, stdout, stderr
 	if p == nil {
 		return fmt.Errorf("no pipeline named %q in %s (pipelines: %v)", o.pipeline, path, names)
 	}
-	pg := p.Source.Postgres
-	if pg == nil {
-		return fmt.Errorf("pipeline %s: cdcd verify supports PostgreSQL sources in this version (this pipeline's source is %s)", p.Name, p.SourceKind())
+	pg, my := p.Source.Postgres, p.Source.MySQL
+	if pg == nil && my == nil {
+		return fmt.Errorf("pipeline %s: cdcd verify supports PostgreSQL and MySQL sources (this pipeline's source is %s)", p.Name, p.SourceKind())
 	}
-	tables := qualified(pg.Tables)
+	var tables []string
+	if pg != nil {
+		tables = qualified(pg.Tables)
+	} else {
+		tables = qualified(my.Tables)
+	}
 	if o.table != "" {
 		s, n, err := change.ParseTableName(o.table)
 		if err != nil {
-			return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as schema.table)", o.table, err)}
+			return &exitError{2, fmt.Errorf("--table %q: %w (fix: write it as schema.table, or database.table for MySQL)", o.table, err)}
 		}
 		if !slices.Contains(tables, s+"."+n) {
 			return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: name a captured table", p.Name, s+"."+n, tables)
@@ -119,6 +127,17 @@ func verifyRun(ctx context.Context, path string, o verifyOptions, stdout, stderr
 	vc := verify.Config{Pipeline: p.Name, Tables: tables, Where: o.where, Encoder: enc, Schemas: schemas, KafkaOpts: kopts,
 		ChunkRows: o.chunk, SpillDir: o.spillDir, CatchUp: o.catchUp, Log: log.With("pipeline", p.Name), Metrics: verify.NewMetrics(reg),
 		Open: func(ctx context.Context, table string) (verify.Source, error) {
+			if my != nil {
+				signal := my.SignalTable
+				if signal == "" {
+					signal = mysql.DefaultSignalTable(qualified(my.Tables))
+				}
+				r, err := mysql.OpenTableReader(ctx, my.DSN, table, signal)
+				if err != nil {
+					return nil, err
+				}
+				return &myVerifySource{TableReader: r, pipeline: p.Name, offsetsTopic: cfg.Kafka.OffsetsTopic, kopts: kopts}, nil
+			}
 			r, err := postgres.OpenTableReader(ctx, pg.DSN, table)
 			if err != nil {
 				return nil, err
@@ -148,7 +167,7 @@ func verifyRun(ctx context.Context, path string, o verifyOptions, stdout, stderr
 		if o.output == "json" {
 			out = stderr // stdout holds only the report
 		}
-		if err := verifyRepair(ctx, pg.DSN, p.Name, rep, out); err != nil {
+		if err := verifyRepair(ctx, p, rep, out); err != nil {
 			return err
 		}
 	}
@@ -180,6 +199,22 @@ func (s *pgVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) 
 		return false, fmt.Errorf("replication slot %s does not exist: the pipeline has not run, or its slot was dropped", s.slot)
 	}
 	return lsn > mark, nil
+}
+
+// myVerifySource is a MySQL table for verify: the pipeline has passed a mark once its
+// committed position (the offsets topic) reaches it.
+type myVerifySource struct {
+	*mysql.TableReader
+	pipeline, offsetsTopic string
+	kopts                  []kgo.Opt
+}
+
+func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) {
+	rec, ok, err := offsets.Load(ctx, s.kopts, s.offsetsTopic, s.pipeline)
+	if err != nil || !ok {
+		return false, err
+	}
+	return rec.Pos.Tx >= mark, nil
 }
 
 func printVerifyProgress(w io.Writer, pr verify.Progress) {
@@ -238,7 +273,7 @@ func writeMetricsFile(reg *prometheus.Registry, path string) error {
 // verifyRepair requests an on-demand snapshot of the missing and differing keys of each
 // table that differs, through the same path as cdcd snapshot. Extra keys cannot be repaired
 // by a snapshot (there is no row to read): they are named for the operator.
-func verifyRepair(ctx context.Context, dsn, pipeline string, rep *verify.Report, stdout io.Writer) error {
+func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, stdout io.Writer) error {
 	for _, t := range rep.Tables {
 		if t.Error != "" || len(t.RepairKeys) == 0 {
 			if t.Extra > 0 {
@@ -246,6 +281,11 @@ func verifyRepair(ctx context.Context, dsn, pipeline string, rep *verify.Report,
 			}
 			continue
 		}
+		if p.Source.MySQL != nil {
+			fmt.Fprintf(stdout, "%s: --repair supports PostgreSQL sources in this version; request a snapshot of the table with cdcd snapshot\n", t.Table)
+			continue
+		}
+		dsn, pipeline := p.Source.Postgres.DSN, p.Name
 		where := postgres.KeyCondition(t.KeyColumns, t.RepairKeys)
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		id, err := postgres.RequestSnapshot(rctx, dsn, pipeline, t.Table, where)
