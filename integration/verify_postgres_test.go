@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +42,9 @@ type verifyReport struct {
 	} `json:"tables"`
 }
 
+// lastVerifyMaxRSS is the peak resident memory of the last runVerify's process, in bytes.
+var lastVerifyMaxRSS int64
+
 // runVerify runs cdcd verify with --output json and returns the report and the exit code.
 func runVerify(t *testing.T, ctx context.Context, cfg string, args ...string) (verifyReport, int, string) {
 	t.Helper()
@@ -53,6 +58,9 @@ func runVerify(t *testing.T, ctx context.Context, cfg string, args ...string) (v
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		lastVerifyMaxRSS = ru.Maxrss * 1024
 	}
 	var rep verifyReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
@@ -101,9 +109,24 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 	}
 	produce(t, ctx, s, topic, 9999, true)
 
-	rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name, "--chunk-rows", "50", "--catch-up", "2s")
+	metrics := filepath.Join(t.TempDir(), "verify.prom")
+	rep, code, stderr = runVerify(t, ctx, d.cfg, "--pipeline", name, "--chunk-rows", "50", "--catch-up", "2s", "--metrics-file", metrics)
 	if code != 1 || rep.Equal || len(rep.Tables) != 1 {
 		t.Fatalf("planted differences: exit %d, report %+v\n%s", code, rep, stderr)
+	}
+	prom, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`cdcd_verify_differences{kind="extra",pipeline="` + name + `",table="public.items"} 2`,
+		`cdcd_verify_differences{kind="missing",pipeline="` + name + `",table="public.items"} 1`,
+		`cdcd_verify_equal{pipeline="` + name + `"} 0`,
+		`cdcd_verify_rows{pipeline="` + name + `",table="public.items"} 300`,
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("--metrics-file lacks %s:\n%s", want, prom)
+		}
 	}
 	tr := rep.Tables[0]
 	// The deleted row and the planted record are extra (the topic has them, the table not),

@@ -58,8 +58,8 @@ func TestVerifyPostgresSpeed(t *testing.T) {
 		t.Fatalf("verify: exit %d, report %+v\n%s", code, rep, stderr)
 	}
 	rate := float64(n) / took.Seconds()
-	t.Logf("%d rows: snapshot %.0f rows/s end to end (%s), verify %.0f rows/s (%.2f of the snapshot's rate) in %s; phases %v",
-		n, snapRate, snapTook.Round(time.Millisecond), rate, rate/snapRate, took.Round(time.Millisecond), rep.Tables[0].Phases)
+	t.Logf("%d rows: snapshot %.0f rows/s end to end (%s), verify %.0f rows/s (%.2f of the snapshot's rate) in %s, peak RSS %d MiB; phases %v",
+		n, snapRate, snapTook.Round(time.Millisecond), rate, rate/snapRate, took.Round(time.Millisecond), lastVerifyMaxRSS>>20, rep.Tables[0].Phases)
 	if rate < snapRate/2 {
 		t.Errorf("verify reads %.0f rows/s, less than half the snapshot's %.0f", rate, snapRate)
 	}
