@@ -64,7 +64,7 @@ func readEntry(r *bufio.Reader, e *entry) error {
 	if err != nil {
 		return err // io.EOF at an entry's start: the file ended
 	}
-	e.key = make([]byte, n)
+	e.key = grow(e.key, int(n))
 	if _, err := io.ReadFull(r, e.key); err != nil {
 		return unexpected(err)
 	}
@@ -88,7 +88,7 @@ func readEntry(r *bufio.Reader, e *entry) error {
 	if err != nil {
 		return unexpected(err)
 	}
-	e.cols = make([]col, nc)
+	e.cols = grow(e.cols, int(nc))
 	var h [9]byte
 	for i := range e.cols {
 		idx, err := binary.ReadUvarint(r)
@@ -101,6 +101,15 @@ func readEntry(r *bufio.Reader, e *entry) error {
 		e.cols[i] = col{idx: uint16(idx), hash: binary.LittleEndian.Uint64(h[:8]), unchanged: h[8] == 1}
 	}
 	return nil
+}
+
+// grow returns b with length n, reusing its array when it is large enough: readEntry reuses
+// the entry's buffers, so a caller that keeps an entry passes a fresh one.
+func grow[T any](b []T, n int) []T {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]T, n)
 }
 
 func unexpected(err error) error {
@@ -139,17 +148,6 @@ func (b *buckets) add(bucket int, e *entry) error {
 	return err
 }
 
-// reader flushes bucket i and reads it from its start.
-func (b *buckets) reader(i int) (*bufio.Reader, error) {
-	if err := b.w[i].Flush(); err != nil {
-		return nil, err
-	}
-	if _, err := b.files[i].Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return bufio.NewReaderSize(b.files[i], 64<<10), nil
-}
-
 func (b *buckets) close() {
 	for _, f := range b.files {
 		name := f.Name()
@@ -176,9 +174,19 @@ func (s *state) clone() *state {
 }
 
 func (s *state) apply(e *entry) {
+	wasPresent := s.present()
 	s.seen, s.partition, s.offset, s.deleted = true, e.partition, e.offset, e.deleted
 	if e.deleted {
 		s.cols = nil
+		return
+	}
+	if wasPresent && sameColumns(s.cols, e.cols) {
+		// The usual case: the same columns as the previous record; update in place.
+		for i, c := range e.cols {
+			if !c.unchanged {
+				s.cols[i].hash = c.hash
+			}
+		}
 		return
 	}
 	next := make([]col, 0, len(e.cols))
@@ -195,6 +203,18 @@ func (s *state) apply(e *entry) {
 	}
 	slices.SortFunc(next, func(a, b col) int { return int(a.idx) - int(b.idx) })
 	s.cols = next
+}
+
+func sameColumns(a, b []col) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].idx != b[i].idx {
+			return false
+		}
+	}
+	return true
 }
 
 // differing returns the column indexes whose hashes differ between two sorted column lists

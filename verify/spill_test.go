@@ -13,7 +13,7 @@ import (
 func TestEntryRoundTrip(t *testing.T) {
 	in := []entry{
 		{key: []byte("k1"), partition: -1, offset: 0, pos: 77, cols: []col{{idx: 0, hash: 1}, {idx: 3, hash: 1 << 63}}},
-		{key: []byte{}, partition: 2, offset: 1 << 40, deleted: true, pos: 0, cols: []col{}},
+		{key: nil, partition: 2, offset: 1 << 40, deleted: true, pos: 0, cols: nil},
 		{key: []byte("k3"), partition: 0, offset: 5, pos: 1 << 62, cols: []col{{idx: 1, unchanged: true}}},
 	}
 	var b []byte

@@ -20,12 +20,15 @@
 package verify
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -658,82 +661,122 @@ type side struct {
 
 func (s *state) present() bool { return s.seen && !s.deleted }
 
-// compare joins the two sides bucket by bucket. It counts every difference and returns the
-// first Recheck of them (the rest are counted as found).
+// compare joins the two sides bucket by bucket, on up to four cores. It counts every
+// difference and returns the first Recheck of them (the rest are counted as found).
 func (r *run) compare(rows, recs *buckets) ([]diff, error) {
-	var out []diff
-	add := func(d diff) {
-		if len(out) < r.cfg.Recheck {
-			out = append(out, d)
-			return
-		}
-		r.count(d.kind, 1)
-	}
+	// Flush every bucket before the workers read them (the writers are not shared).
 	for b := 0; b < r.n; b++ {
-		rd, err := rows.reader(b)
-		if err != nil {
+		if err := rows.w[b].Flush(); err != nil {
 			return nil, err
 		}
-		table := map[string]*entry{}
-		for {
-			e := &entry{}
-			if err := readEntry(rd, e); err == io.EOF {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("reading a spill file: %w", err)
-			}
-			table[string(e.key)] = e
-		}
-		if rd, err = recs.reader(b); err != nil {
+		if err := recs.w[b].Flush(); err != nil {
 			return nil, err
-		}
-		topic := map[string]*side{}
-		var e entry
-		for {
-			if err := readEntry(rd, &e); err == io.EOF {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("reading a spill file: %w", err)
-			}
-			s := topic[string(e.key)]
-			if s == nil {
-				s = &side{}
-				topic[string(e.key)] = s
-			}
-			s.latest.apply(&e)
-			if row := table[string(e.key)]; row != nil && (e.pos == 0 || e.pos < row.pos) {
-				s.asOf.apply(&e)
-			}
-		}
-		for k, row := range table {
-			s := topic[k]
-			delete(topic, k)
-			var latest *state
-			if s != nil {
-				latest = &s.latest
-				if s.latest.present() {
-					r.tr.Keys++
-				}
-			}
-			if s == nil || !s.asOf.present() {
-				add(diff{kind: Missing, key: row.key, latest: latest})
-				continue
-			}
-			if cols := differing(row.cols, s.asOf.cols); len(cols) > 0 {
-				add(diff{kind: Different, key: row.key, latest: latest, columns: cols})
-			}
-		}
-		for k, s := range topic {
-			if !s.latest.present() {
-				continue
-			}
-			r.tr.Keys++
-			if r.cfg.Where == "" {
-				add(diff{kind: Extra, key: []byte(k), latest: &s.latest})
-			}
 		}
 	}
-	return out, nil
+	var (
+		mu   sync.Mutex
+		out  []diff
+		next atomic.Int64
+	)
+	g := new(errgroup.Group)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), 4, r.n); w++ {
+		g.Go(func() error {
+			for {
+				b := int(next.Add(1) - 1)
+				if b >= r.n {
+					return nil
+				}
+				diffs, keys, err := r.compareBucket(rows.files[b], recs.files[b])
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				r.tr.Keys += keys
+				for _, d := range diffs {
+					if len(out) < r.cfg.Recheck {
+						out = append(out, d)
+					} else {
+						r.count(d.kind, 1)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	return out, g.Wait()
+}
+
+// tableRow is a row of one bucket: its read position and its columns in the bucket's arena.
+type tableRow struct {
+	pos        uint64
+	start, end int
+}
+
+// compareBucket compares one bucket's rows with its records, returning the differences and
+// the number of keys the topic holds.
+func (r *run) compareBucket(rowsFile, recsFile *os.File) ([]diff, int64, error) {
+	rd := bufio.NewReaderSize(io.NewSectionReader(rowsFile, 0, 1<<62), 64<<10)
+	table := map[string]tableRow{}
+	var arena []col
+	var e entry
+	for {
+		if err := readEntry(rd, &e); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("reading a spill file: %w", err)
+		}
+		start := len(arena)
+		arena = append(arena, e.cols...)
+		table[string(e.key)] = tableRow{pos: e.pos, start: start, end: len(arena)}
+	}
+	rd = bufio.NewReaderSize(io.NewSectionReader(recsFile, 0, 1<<62), 64<<10)
+	topic := map[string]*side{}
+	for {
+		if err := readEntry(rd, &e); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("reading a spill file: %w", err)
+		}
+		s := topic[string(e.key)]
+		if s == nil {
+			s = &side{}
+			topic[string(e.key)] = s
+		}
+		s.latest.apply(&e)
+		if row, ok := table[string(e.key)]; ok && (e.pos == 0 || e.pos < row.pos) {
+			s.asOf.apply(&e)
+		}
+	}
+	var out []diff
+	var keys int64
+	for k, row := range table {
+		s := topic[k]
+		delete(topic, k)
+		var latest *state
+		if s != nil {
+			latest = &s.latest
+			if s.latest.present() {
+				keys++
+			}
+		}
+		if s == nil || !s.asOf.present() {
+			out = append(out, diff{kind: Missing, key: []byte(k), latest: latest})
+			continue
+		}
+		if cols := differing(arena[row.start:row.end], s.asOf.cols); len(cols) > 0 {
+			out = append(out, diff{kind: Different, key: []byte(k), latest: latest, columns: cols})
+		}
+	}
+	for k, s := range topic {
+		if !s.latest.present() {
+			continue
+		}
+		keys++
+		if r.cfg.Where == "" {
+			out = append(out, diff{kind: Extra, key: []byte(k), latest: &s.latest})
+		}
+	}
+	return out, keys, nil
 }
 
 func (r *run) count(kind string, n int64) {
