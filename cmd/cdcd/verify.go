@@ -281,14 +281,19 @@ func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, s
 			}
 			continue
 		}
-		if p.Source.MySQL != nil {
-			fmt.Fprintf(stdout, "%s: --repair supports PostgreSQL sources in this version; request a snapshot of the table with cdcd snapshot\n", t.Table)
-			continue
-		}
-		dsn, pipeline := p.Source.Postgres.DSN, p.Name
-		where := postgres.KeyCondition(t.KeyColumns, t.RepairKeys)
+		pipeline := p.Name
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		id, err := postgres.RequestSnapshot(rctx, dsn, pipeline, t.Table, where)
+		var id string
+		var err error
+		if my := p.Source.MySQL; my != nil {
+			signal := my.SignalTable
+			if signal == "" {
+				signal = mysql.DefaultSignalTable(qualified(my.Tables))
+			}
+			id, err = mysql.RequestSnapshot(rctx, my.DSN, signal, pipeline, t.Table, mysql.KeyCondition(t.KeyColumns, t.RepairKeys))
+		} else {
+			id, err = postgres.RequestSnapshot(rctx, p.Source.Postgres.DSN, pipeline, t.Table, postgres.KeyCondition(t.KeyColumns, t.RepairKeys))
+		}
 		cancel()
 		if err != nil {
 			return fmt.Errorf("requesting the repair snapshot of %s: %w", t.Table, err)

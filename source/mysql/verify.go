@@ -180,3 +180,23 @@ func (r *TableReader) Mark(context.Context) (uint64, error) {
 	}
 	return txOf(seq, off), nil
 }
+
+// KeyCondition is a WHERE condition selecting the rows with the given keys: "(k1, k2) IN
+// (('a', 'b'), ...)", the columns quoted as identifiers and the values as string literals
+// (MySQL compares them with the columns' types).
+func KeyCondition(columns []string, keys [][]string) string {
+	cols := make([]string, len(columns))
+	for i, c := range columns {
+		cols[i] = quoteIdent(c)
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`)
+	tuples := make([]string, len(keys))
+	for i, k := range keys {
+		lits := make([]string, len(k))
+		for j, v := range k {
+			lits[j] = "'" + esc.Replace(v) + "'"
+		}
+		tuples[i] = "(" + strings.Join(lits, ", ") + ")"
+	}
+	return "(" + strings.Join(cols, ", ") + ") IN (" + strings.Join(tuples, ", ") + ")"
+}
