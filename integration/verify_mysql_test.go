@@ -23,6 +23,7 @@ func TestVerifyMariaDBFindsEachDifference(t *testing.T) {
 	topic := name + "." + db + ".items"
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".items"}, ""),
 		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100}\n", 1)
+	yaml = strings.Replace(yaml, "        server_id:", "        heartbeat_interval: 1s\n        server_id:", 1)
 	d := startMySQLDaemon(t, yaml)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	mysqlExec(t, conn, `UPDATE items SET qty = 100 WHERE id = 3`)
@@ -84,6 +85,7 @@ func TestVerifyMariaDBEqualUnderLiveWriter(t *testing.T) {
 	name := uniqueName("verifymylive")
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".items"}, ""),
 		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100}\n", 1)
+	yaml = strings.Replace(yaml, "        server_id:", "        heartbeat_interval: 1s\n        server_id:", 1)
 	d := startMySQLDaemon(t, yaml)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 

@@ -66,6 +66,9 @@ func runVerify(t *testing.T, ctx context.Context, cfg string, args ...string) (v
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("cdcd verify (exit %d) printed no JSON report: %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout.String(), stderr.String())
 	}
+	for _, tr := range rep.Tables {
+		t.Logf("verify %v: %s phases %v", args, tr.Table, tr.Phases)
+	}
 	return rep, code, stderr.String()
 }
 
@@ -86,6 +89,7 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 	name := uniqueName("verify")
 	topic := name + ".public.items"
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100}\n"))
+	stopCleanly(t, d)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	// An update that leaves the TOASTed body out of the record (unchanged_toast: [body]).
 	if _, err := db.Exec(ctx, `UPDATE items SET qty = 100 WHERE id = 3`); err != nil {
@@ -166,6 +170,14 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 	}
 }
 
+// stopCleanly gives the daemon SIGTERM at the end of the test, before the harness's SIGKILL: a
+// killed daemon leaves its Kafka transaction open in the shared offsets topic until it times
+// out, and read_committed readers of that topic (other tests' pipelines starting, verify on
+// MySQL) see nothing committed after it meanwhile.
+func stopCleanly(t *testing.T, d *daemon) {
+	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
+}
+
 // produce writes a record for key id straight into the topic, framed with the schema ids the
 // pipeline's records carry: a copy of the first record's value (create), or a tombstone.
 func produce(t *testing.T, ctx context.Context, s stack, topic string, id int32, create bool) {
@@ -198,6 +210,7 @@ func TestVerifyPostgresEqualUnderLiveWriter(t *testing.T) {
 	s, ctx, dsn, _ := setup(t, 4*time.Minute, "cdcd_verify_live", verifyDDL)
 	name := uniqueName("verifylive")
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100}\n"))
+	stopCleanly(t, d)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 
 	wctx, stop := context.WithCancel(ctx)

@@ -32,6 +32,7 @@ func TestVerifyPostgresSpeed(t *testing.T) {
 	name := uniqueName("verifyspeed")
 	t0 := time.Now()
 	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial}\n"))
+	stopCleanly(t, d)
 	adm, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...))
 	if err != nil {
 		t.Fatal(err)

@@ -792,9 +792,13 @@ func (r *run) count(kind string, n int64) {
 
 // recheck reads the differing keys again, waits for the pipeline to pass that read, applies
 // the topic's records since end, and keeps the keys that still differ from the topic as of
-// the new read; up to Rounds times. Every record read before a round began committed before
+// the new read; a key that received records meanwhile is read again, up to Rounds times. Every record read before a round began committed before
 // the round's read, so the key's latest state is where its state as of the read starts.
 func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([]diff, error) {
+	// final holds the keys whose difference is settled: the pipeline passed the read and no
+	// record of the key arrived meanwhile, so the topic's state as of the read is complete
+	// and the row is the table's at that read.
+	var final []diff
 	for round := 0; round < r.cfg.Rounds && len(diffs) > 0; round++ {
 		r.progress("recheck")
 		r.tr.Rechecked += int64(len(diffs))
@@ -850,11 +854,13 @@ func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([
 			}
 			asOf[i] = diffs[i].latest.clone()
 		}
+		touched := make([]bool, len(diffs))
 		end, err = r.consume(ctx, end, func(e *entry) error {
 			i, ok := byKey[string(e.key)]
 			if !ok {
 				return nil
 			}
+			touched[i] = true
 			diffs[i].latest.apply(e)
 			if e.pos == 0 || e.pos < readPos[i] {
 				asOf[i].apply(e)
@@ -869,6 +875,8 @@ func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([
 			row, topic := now[string(d.key)], asOf[i]
 			switch {
 			case !asked[string(d.key)]:
+				final = append(final, d)
+				continue
 			case row == nil && !topic.present():
 				continue // gone from both
 			case row == nil:
@@ -885,6 +893,10 @@ func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([
 				}
 				d.kind, d.columns = Different, cols
 			}
+			if caught && !touched[i] {
+				final = append(final, d)
+				continue
+			}
 			next = append(next, d)
 		}
 		diffs = next
@@ -892,7 +904,7 @@ func (r *run) recheck(ctx context.Context, diffs []diff, end map[int32]int64) ([
 			break
 		}
 	}
-	return diffs, nil
+	return append(final, diffs...), nil
 }
 
 // report counts the differences found and names the first Examples of each kind.

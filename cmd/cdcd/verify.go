@@ -14,10 +14,12 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/cdcd-dev/cdcd/verify"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -207,14 +209,93 @@ type myVerifySource struct {
 	*mysql.TableReader
 	pipeline, offsetsTopic string
 	kopts                  []kgo.Opt
+
+	// The uncommitted scan of the offsets topic (see caughtUncommitted): how far it read,
+	// and the positions of the pipeline's last two records.
+	scanned    int64
+	last, prev uint64
 }
 
 func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) {
 	rec, ok, err := offsets.Load(ctx, s.kopts, s.offsetsTopic, s.pipeline)
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
 	}
-	return rec.Pos.Tx >= mark, nil
+	if ok && rec.Pos.Tx >= mark {
+		return true, nil
+	}
+	return s.caughtUncommitted(ctx, mark)
+}
+
+// caughtUncommitted answers Caught when read_committed readers of the offsets topic are held
+// back: the topic is shared, and a transaction another pipeline's crashed process left open
+// holds its last stable offset until the transaction times out. It reads the pipeline's own
+// records uncommitted: the pipeline runs one transaction at a time, so when its transactional
+// id has no transaction in progress its last record is committed, and otherwise every record
+// before the last is.
+func (s *myVerifySource) caughtUncommitted(ctx context.Context, mark uint64) (bool, error) {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...), kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	txs, err := adm.DescribeTransactions(ctx, pipeline.TransactionalID(s.pipeline))
+	if err != nil {
+		return false, nil // cannot tell (no DESCRIBE on the transactional id): wait for read_committed
+	}
+	tx, ok := txs[pipeline.TransactionalID(s.pipeline)]
+	if !ok || tx.Err != nil {
+		return false, nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, s.offsetsTopic)
+	if err != nil {
+		return false, nil
+	}
+	end, ok := ends.Lookup(s.offsetsTopic, 0)
+	if ok && end.Offset > s.scanned {
+		if err := s.scan(ctx, cl, end.Offset); err != nil {
+			return false, err
+		}
+	}
+	switch tx.State {
+	case "CompleteCommit":
+		return s.last >= mark, nil
+	case "Ongoing", "PrepareCommit":
+		return s.prev >= mark, nil
+	}
+	return false, nil
+}
+
+// scan reads the offsets topic from where the last scan stopped to end, keeping the positions
+// of the pipeline's last two records.
+func (s *myVerifySource) scan(ctx context.Context, cl *kgo.Client, end int64) error {
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.offsetsTopic: {0: kgo.NewOffset().At(s.scanned)}})
+	for s.scanned < end {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < s.scanned {
+				return
+			}
+			s.scanned = r.Offset + 1
+			if r.Attrs.IsControl() || string(r.Key) != s.pipeline || r.Value == nil {
+				return
+			}
+			if rec, err := offsets.Unmarshal(r.Value); err == nil {
+				s.prev, s.last = s.last, rec.Pos.Tx
+			}
+		})
+	}
+	return nil
 }
 
 func printVerifyProgress(w io.Writer, pr verify.Progress) {
