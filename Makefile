@@ -74,6 +74,7 @@ demo-smoke: build stack-up
 
 bench: build stack-up
 	go test -run '^$$' -bench . -benchmem ./encode/ ./source/postgres/
+	CDCD_VERIFY_BENCH_ROWS=$${CDCD_VERIFY_BENCH_ROWS:-5000000} go test -count=1 -v -timeout 30m -run '^TestVerifyPostgresSpeed$$' ./integration/ | grep -E 'rows/s|^(--- |ok|FAIL)'
 	scripts/bench.sh
 
 clean:

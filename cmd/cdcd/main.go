@@ -259,6 +259,7 @@ percent, chunks, rate) until it ends; it exits 1 if the pipeline fails meanwhile
 			}
 		},
 	},
+	verifyCommand,
 	{
 		name: "healthcheck", args: "[--url URL]",
 		summary: "probe a running cdcd's /healthz (for a container HEALTHCHECK)",

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Bad verify invocations fail before connecting, naming the problem and the fix.
+func TestVerifyUsageErrors(t *testing.T) {
+	cfg := "../../config.example.yaml"
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"verify", "--config", cfg}, 2, "--pipeline NAME is required"},
+		{[]string{"verify", "--config", cfg, "--pipeline", "shop", "--output", "yaml"}, 2, `--output "yaml": use text or json`},
+		{[]string{"verify", "--config", cfg, "--pipeline", "shop", "--chunk-rows", "0"}, 2, "--chunk-rows must be positive"},
+		{[]string{"verify", "--config", cfg, "--pipeline", "nope"}, 1, `no pipeline named "nope"`},
+		{[]string{"verify", "--config", cfg, "--pipeline", "shop", "--table", "public.nope"}, 1, "does not capture public.nope"},
+		{[]string{"verify", "--config", cfg, "--pipeline", "shop", "--table", "nope"}, 2, "is not schema-qualified"},
+	} {
+		r := cdcd(t, nil, c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("cdcd %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), r.code, r.stderr, c.code, c.want)
+		}
+	}
+}
