@@ -24,7 +24,7 @@ func TestVerifyMariaDBFindsEachDifference(t *testing.T) {
 	name := uniqueName("verifymy")
 	topic := name + "." + db + ".items"
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".items"}, ""),
-		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100}\n", 1)
+		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100, signal_key: "+testSignalKey+"}\n", 1)
 	yaml = strings.Replace(yaml, "        server_id:", "        heartbeat_interval: 1s\n        server_id:", 1)
 	d := startMySQLDaemon(t, yaml)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
@@ -86,7 +86,7 @@ func TestVerifyMariaDBEqualUnderLiveWriter(t *testing.T) {
   FROM seq_1_to_300`)
 	name := uniqueName("verifymylive")
 	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".items"}, ""),
-		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100}\n", 1)
+		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100, signal_key: "+testSignalKey+"}\n", 1)
 	yaml = strings.Replace(yaml, "        server_id:", "        heartbeat_interval: 1s\n        server_id:", 1)
 	d := startMySQLDaemon(t, yaml)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })

@@ -88,7 +88,7 @@ func TestVerifyPostgresFindsEachDifference(t *testing.T) {
 	s, ctx, dsn, db := setup(t, 4*time.Minute, "cdcd_verify_diff", verifyDDL)
 	name := uniqueName("verify")
 	topic := name + ".public.items"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100}\n"))
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100, signal_key: "+testSignalKey+"}\n"))
 	stopCleanly(t, d)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 	// An update that leaves the TOASTed body out of the record (unchanged_toast: [body]).
@@ -209,7 +209,7 @@ func produce(t *testing.T, ctx context.Context, s stack, topic string, id int32,
 func TestVerifyPostgresEqualUnderLiveWriter(t *testing.T) {
 	s, ctx, dsn, _ := setup(t, 4*time.Minute, "cdcd_verify_live", verifyDDL)
 	name := uniqueName("verifylive")
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100}\n"))
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.items"}, "    snapshot: {mode: initial, chunk_size: 100, signal_key: "+testSignalKey+"}\n"))
 	stopCleanly(t, d)
 	waitFor(t, d, "the snapshot", 2*time.Minute, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
 

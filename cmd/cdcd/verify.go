@@ -363,22 +363,30 @@ func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, s
 			continue
 		}
 		pipeline := p.Name
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		var id string
-		var err error
-		if my := p.Source.MySQL; my != nil {
-			signal := my.SignalTable
-			if signal == "" {
-				signal = mysql.DefaultSignalTable(qualified(my.Tables))
+		var ids []string
+		for _, cond := range verify.RepairConditions(t.KeyColumns, t.RepairKeys) {
+			if err := checkSnapshotRequest(p, cond); err != nil {
+				return fmt.Errorf("requesting the repair snapshot of %s: %w", t.Table, err)
 			}
-			id, err = mysql.RequestSnapshot(rctx, my.DSN, signal, pipeline, t.Table, mysql.KeyCondition(t.KeyColumns, t.RepairKeys))
-		} else {
-			id, err = postgres.RequestSnapshot(rctx, p.Source.Postgres.DSN, pipeline, t.Table, postgres.KeyCondition(t.KeyColumns, t.RepairKeys))
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			var id string
+			var err error
+			if my := p.Source.MySQL; my != nil {
+				signal := my.SignalTable
+				if signal == "" {
+					signal = mysql.DefaultSignalTable(qualified(my.Tables))
+				}
+				id, err = mysql.RequestSnapshot(rctx, my.DSN, p.SignalKey(), signal, pipeline, t.Table, cond)
+			} else {
+				id, err = postgres.RequestSnapshot(rctx, p.Source.Postgres.DSN, p.SignalKey(), pipeline, t.Table, cond)
+			}
+			cancel()
+			if err != nil {
+				return fmt.Errorf("requesting the repair snapshot of %s: %w", t.Table, err)
+			}
+			ids = append(ids, id)
 		}
-		cancel()
-		if err != nil {
-			return fmt.Errorf("requesting the repair snapshot of %s: %w", t.Table, err)
-		}
+		id := strings.Join(ids, ", ")
 		fmt.Fprintf(stdout, "%s: snapshot of %d key(s) requested (request %s); pipeline %s reads them while it streams\n", t.Table, len(t.RepairKeys), id, pipeline)
 	}
 	return nil

@@ -70,7 +70,11 @@ func (r *TableReader) Chunk(_ context.Context, after []string, where string, lim
 	}
 	var conds []string
 	if after != nil {
-		conds = append(conds, r.w.keyCond(r.d, ">", after))
+		c, err := r.w.keyCond(r.d, ">", after)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		conds = append(conds, c)
 	}
 	if where != "" {
 		conds = append(conds, "("+where+")")
@@ -95,7 +99,11 @@ func (r *TableReader) Rows(_ context.Context, keys [][]string) ([][]change.Value
 		}
 		lits := make([]string, len(k))
 		for j, v := range k {
-			lits[j] = literal(&r.d.specs[r.d.table.KeyColumns[j]], v)
+			l, err := literal(&r.d.specs[r.d.table.KeyColumns[j]], v)
+			if err != nil {
+				return nil, 0, fmt.Errorf("key %v of %s: %w", k, r.d.table.QualifiedName(), err)
+			}
+			lits[j] = l
 		}
 		tuples[i] = "(" + strings.Join(lits, ", ") + ")"
 	}
@@ -179,24 +187,4 @@ func (r *TableReader) Mark(context.Context) (uint64, error) {
 		return 0, fmt.Errorf("writing the verify mark into %s: %w; fix: GRANT INSERT, DELETE ON the signal table TO the cdcd user", r.signal, err)
 	}
 	return txOf(seq, off), nil
-}
-
-// KeyCondition is a WHERE condition selecting the rows with the given keys: "(k1, k2) IN
-// (('a', 'b'), ...)", the columns quoted as identifiers and the values as string literals
-// (MySQL compares them with the columns' types).
-func KeyCondition(columns []string, keys [][]string) string {
-	cols := make([]string, len(columns))
-	for i, c := range columns {
-		cols[i] = quoteIdent(c)
-	}
-	esc := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`)
-	tuples := make([]string, len(keys))
-	for i, k := range keys {
-		lits := make([]string, len(k))
-		for j, v := range k {
-			lits[j] = "'" + esc.Replace(v) + "'"
-		}
-		tuples[i] = "(" + strings.Join(lits, ", ") + ")"
-	}
-	return "(" + strings.Join(cols, ", ") + ") IN (" + strings.Join(tuples, ", ") + ")"
 }

@@ -198,21 +198,3 @@ func parseLSNText(s string) (uint64, error) {
 	}
 	return h<<32 | l, nil
 }
-
-// KeyCondition is a WHERE condition selecting the rows with the given keys: "(k1, k2) IN
-// (('a', 'b'), ...)", the columns quoted as identifiers and the values as literals.
-func KeyCondition(columns []string, keys [][]string) string {
-	cols := make([]string, len(columns))
-	for i, c := range columns {
-		cols[i] = pgx.Identifier{c}.Sanitize()
-	}
-	tuples := make([]string, len(keys))
-	for i, k := range keys {
-		lits := make([]string, len(k))
-		for j, v := range k {
-			lits[j] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
-		}
-		tuples[i] = "(" + strings.Join(lits, ", ") + ")"
-	}
-	return "(" + strings.Join(cols, ", ") + ") IN (" + strings.Join(tuples, ", ") + ")"
-}
