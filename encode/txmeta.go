@@ -131,8 +131,15 @@ type TxTracker struct {
 	id     string
 	ts     time.Time
 	total  int64
-	tables []TxCollection
+	tables []txTable
 	begun  bool
+}
+
+// txTable is one table's count in the open transaction (named by its parts: building the
+// qualified name for every event would allocate on the hot path).
+type txTable struct {
+	schema, name string
+	events       int64
 }
 
 // Next counts ev (an event of a source transaction: TxID set, not a snapshot read) and
@@ -143,16 +150,16 @@ func (t *TxTracker) Next(ev *change.Event) (order TxOrder, first bool) {
 		first = true
 	}
 	t.total++
-	name := ev.Table.QualifiedName()
+	schema, name := ev.Table.Schema, ev.Table.Name
 	i := len(t.tables) - 1
-	for ; i >= 0 && t.tables[i].DataCollection != name; i-- {
+	for ; i >= 0 && (t.tables[i].name != name || t.tables[i].schema != schema); i-- {
 	}
 	if i < 0 {
-		t.tables = append(t.tables, TxCollection{DataCollection: name})
+		t.tables = append(t.tables, txTable{schema: schema, name: name})
 		i = len(t.tables) - 1
 	}
-	t.tables[i].EventCount++
-	return TxOrder{Total: t.total, DataCollection: t.tables[i].EventCount}, first
+	t.tables[i].events++
+	return TxOrder{Total: t.total, DataCollection: t.tables[i].events}, first
 }
 
 // Begun reports whether the open transaction's BEGIN was written (or is covered by a commit
@@ -173,9 +180,12 @@ func (t *TxTracker) Open(tx uint64) (id string, ts time.Time, ok bool) {
 
 // End returns the END record of the open transaction on topic and forgets it.
 func (t *TxTracker) End(topic string, ts time.Time) TxBoundary {
-	b := TxBoundary{Topic: topic, ID: t.id, End: true, TS: ts, Events: t.total, Collections: append([]TxCollection(nil), t.tables...)}
+	b := TxBoundary{Topic: topic, ID: t.id, End: true, TS: ts, Events: t.total}
 	if b.TS.IsZero() {
 		b.TS = t.ts
+	}
+	for _, c := range t.tables {
+		b.Collections = append(b.Collections, TxCollection{DataCollection: c.schema + "." + c.name, EventCount: c.events})
 	}
 	*t = TxTracker{tables: t.tables[:0]}
 	return b

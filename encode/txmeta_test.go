@@ -97,3 +97,15 @@ func TestTxTrackerOrders(t *testing.T) {
 		t.Fatalf("transaction block %v", tx)
 	}
 }
+
+// The tracker runs for every event of a transaction: it must not allocate once a
+// transaction's tables are known.
+func TestTxTrackerDoesNotAllocate(t *testing.T) {
+	orders := ordersTable()
+	var tr TxTracker
+	ev := &change.Event{Table: orders, TxID: "9", Pos: change.Position{Tx: 500}}
+	tr.Next(ev)
+	if n := testing.AllocsPerRun(1000, func() { tr.Next(ev) }); n != 0 {
+		t.Fatalf("TxTracker.Next allocates %.1f times per event", n)
+	}
+}
