@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ func TestMySQLTruncateAfterRestart(t *testing.T) {
 	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_trunc",
 		`CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL, tx BIGINT NOT NULL, txsize INT NOT NULL)`)
 	name := uniqueName("mytrunc")
-	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, ""))
+	// One partition: a truncate has no key, so on several partitions it is not ordered with
+	// the insert that follows it.
+	d := startMySQLDaemon(t, strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, ""), "topic_partitions: 3", "topic_partitions: 1", 1))
 	d.waitReady(60 * time.Second)
 	mysqlExec(t, conn, "INSERT INTO kv VALUES (1,1,1,2),(2,2,1,2)")
 	c := newConsumer(t, s, name+"."+db+".kv")

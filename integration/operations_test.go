@@ -161,6 +161,7 @@ tests:
             exp_annotations:
               summary: "slot %[2]s holds %.4[5]g%% of max_slot_wal_keep_size"
               description: "When it reaches the limit the server invalidates the slot (wal_status lost) and changes are lost to it."
+              runbook_url: "https://github.com/cdcd-dev/cdcd/blob/main/docs/troubleshooting.md#the-slot-retains-too-much-wal"
 `, rules, name, got, keep, got/keep*100)
 	path := filepath.Join(dir, "observed_test.yaml")
 	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {

@@ -15,7 +15,7 @@ func TestWindowTableModeSnapshotReadReplacesRows(t *testing.T) {
 	job := name + "_rows"
 	input := name + ".public.orders"
 	output := name + ".rows_per_customer"
-	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.orders"}, "")+fmt.Sprintf(`windows:
+	d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.orders"}, "    snapshot: {mode: never, signal_key: "+testSignalKey+"}\n")+fmt.Sprintf(`windows:
   - name: %s
     input:
       topics: [%s]
