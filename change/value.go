@@ -1,5 +1,7 @@
 package change
 
+import "fmt"
+
 // ValueState tells whether a Value holds data.
 type ValueState uint8
 
@@ -41,3 +43,13 @@ var NullValue = Value{State: Null}
 
 // IsNull reports whether v is SQL NULL.
 func (v Value) IsNull() bool { return v.State == Null }
+
+// FormatDuration writes a duration in microseconds (KindDuration, MySQL's TIME) as
+// [-]hh:mm:ss.ffffff, hours not bounded by a day.
+func FormatDuration(us int64) string {
+	sign := ""
+	if us < 0 {
+		us, sign = -us, "-"
+	}
+	return fmt.Sprintf("%s%02d:%02d:%02d.%06d", sign, us/3_600_000_000, us/60_000_000%60, us/1_000_000%60, us%1_000_000)
+}

@@ -186,11 +186,7 @@ func valueJSON(k, elem change.Kind, v change.Value) ([]byte, error) {
 		d := time.Duration(v.Int) * time.Microsecond
 		return json.Marshal(fmt.Sprintf("%02d:%02d:%02d.%06d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60, v.Int%1e6))
 	case change.KindDuration:
-		us, sign := v.Int, ""
-		if us < 0 {
-			us, sign = -us, "-"
-		}
-		return json.Marshal(fmt.Sprintf("%s%02d:%02d:%02d.%06d", sign, us/3_600_000_000, us/60_000_000%60, us/1_000_000%60, us%1_000_000))
+		return json.Marshal(change.FormatDuration(v.Int))
 	case change.KindTimestamp, change.KindTimestampTZ:
 		switch v.Int {
 		case change.TimestampInfinity:

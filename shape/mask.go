@@ -123,7 +123,7 @@ type writer interface{ Write([]byte) (int, error) }
 func writeCanonical(w writer, k change.Kind, v *change.Value) {
 	switch k {
 	case change.KindBool, change.KindInt16, change.KindInt32, change.KindInt64, change.KindDate,
-		change.KindTime, change.KindTimestamp, change.KindTimestampTZ:
+		change.KindTime, change.KindDuration, change.KindTimestamp, change.KindTimestampTZ:
 		_, _ = w.Write([]byte(strconv.FormatInt(v.Int, 10)))
 	case change.KindUint64:
 		_, _ = w.Write([]byte(strconv.FormatUint(v.Uint, 10)))

@@ -187,6 +187,8 @@ func headerText(c change.Column, v change.Value) ([]byte, bool) {
 		return []byte(time.Unix(v.Int*86400, 0).UTC().Format(time.DateOnly)), true
 	case change.KindTime:
 		return []byte(time.UnixMicro(v.Int).UTC().Format("15:04:05.999999")), true
+	case change.KindDuration:
+		return []byte(change.FormatDuration(v.Int)), true
 	case change.KindTimestamp:
 		if v.Int == change.TimestampInfinity || v.Int == change.TimestampNegInfinity {
 			return strconv.AppendInt(nil, v.Int, 10), true
