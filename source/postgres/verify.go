@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/jackc/pglogrepl"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -189,12 +190,11 @@ func (r *TableReader) SlotConfirmed(ctx context.Context, slot string) (lsn uint6
 	return lsn, true, err
 }
 
+// parseLSNText reads an LSN as the server prints it (0/16B3748).
 func parseLSNText(s string) (uint64, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if !ok || err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unexpected LSN %q", s)
+	l, err := pglogrepl.ParseLSN(s)
+	if err != nil {
+		return 0, fmt.Errorf("reading LSN %q: %w", s, err)
 	}
-	return h<<32 | l, nil
+	return uint64(l), nil
 }
