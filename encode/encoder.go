@@ -117,6 +117,10 @@ type Encoder struct {
 	tables sync.Map // *change.Table -> *tableState
 	// outboxes caches outbox subjects' schema ids and payload schemas (outbox.go).
 	outboxes sync.Map // outboxKey -> *outboxState
+	// txMeta caches the transaction metadata schemas' ids by topic (txmeta.go).
+	txMeta sync.Map // topic -> [2]int
+	// typeModes is the pipeline's type modes, fixed at New.
+	typeModes typeModes
 
 	mu       sync.Mutex        // serializes preparation; guards the maps below
 	subjects map[string]string // subject -> level in force, once ensured
@@ -168,8 +172,10 @@ func New(cfg Config, reg Registry) (*Encoder, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Encoder{cfg: cfg, reg: reg, overrides: overrides, subjects: map[string]string{}, ids: map[string]int{},
-		topics: map[string]string{}}, nil
+	e := &Encoder{cfg: cfg, reg: reg, overrides: overrides, subjects: map[string]string{}, ids: map[string]int{},
+		topics: map[string]string{}}
+	e.typeModes = typeModes{time: cfg.TimePrecision, decimal: cfg.DecimalHandling, mysql: !e.unchangedTOAST()}
+	return e, nil
 }
 
 func parseLevel(s string) (sr.CompatibilityLevel, error) {
@@ -414,9 +420,7 @@ func (e *Encoder) unchangedTOAST() bool {
 }
 
 // modes returns the type modes of the encoder's pipeline.
-func (e *Encoder) modes() typeModes {
-	return typeModes{time: e.cfg.TimePrecision, decimal: e.cfg.DecimalHandling, mysql: !e.unchangedTOAST()}
-}
+func (e *Encoder) modes() typeModes { return e.typeModes }
 
 // appendSource writes the envelope's source block, in sourceSchema's field order.
 func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {

@@ -201,7 +201,6 @@ func (p *tablePlan) appendUnchanged(dst []byte, after []change.Value) []byte {
 	return append(dst, 0)
 }
 
-// complete reports whether row carries every column's value (none Absent or Unchanged).
 // nullFilled returns row with its absent and unchanged values null, in sc's reused buffer, or
 // row itself when one of them is in a column that cannot be null.
 func (p *tablePlan) nullFilled(row []change.Value, sc *scratch) []change.Value {
@@ -218,6 +217,7 @@ func (p *tablePlan) nullFilled(row []change.Value, sc *scratch) []change.Value {
 	return out
 }
 
+// complete reports whether row carries every column's value (none Absent or Unchanged).
 func complete(row []change.Value) bool {
 	for i := range row {
 		if s := row[i].State; s == change.Absent || s == change.Unchanged {

@@ -106,6 +106,10 @@ func (e *Encoder) EncodeTxBoundary(ctx context.Context, b TxBoundary, dst *Recor
 
 // txMetaIDs registers (once) the metadata schemas under topic's subjects.
 func (e *Encoder) txMetaIDs(ctx context.Context, topic string) (keyID, valueID int, err error) {
+	if v, ok := e.txMeta.Load(topic); ok { // every transaction: no lock, no registry
+		ids := v.([2]int)
+		return ids[0], ids[1], nil
+	}
 	if err := checkTopic(topic); err != nil {
 		return 0, 0, fmt.Errorf("transaction metadata topic: %w", err)
 	}
@@ -118,6 +122,7 @@ func (e *Encoder) txMetaIDs(ctx context.Context, topic string) (keyID, valueID i
 	if valueID, err = e.register(ctx, p, topic+"-value", txMetaValueSchema); err != nil {
 		return 0, 0, err
 	}
+	e.txMeta.Store(topic, [2]int{keyID, valueID})
 	return keyID, valueID, nil
 }
 
