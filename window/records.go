@@ -48,7 +48,7 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 		}
 		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w%s", j.spec.Name, r.Topic, r.Partition, r.Offset, err, fix)
 	}
-	if err := j.checkEventTimes(out[n:], time.Now(), fmt.Sprintf("%s[%d]@%d", r.Topic, r.Partition, r.Offset)); err != nil {
+	if err := j.checkEventTimes(out[n:], r); err != nil {
 		return out[:n], err
 	}
 	if j.spec.Mode == ModeTable { // first and last follow rows there (see Rec.Row)

@@ -52,7 +52,9 @@ func (p *Processor) forgetClosed() {
 			delete(p.groups, g.key)
 		}
 	}
-	p.closedQ = append(p.closedQ[:0], p.closedQ[n:]...)
+	if n > 0 { // nothing expired: no copy of the queue (this runs after every record)
+		p.closedQ = append(p.closedQ[:0], p.closedQ[n:]...)
+	}
 }
 
 // groupRecord is the value of a group's counter record: the count (count windows) or the

@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"time"
 	_ "time/tzdata" // time_zone works where the system has no zone database (containers)
 
@@ -53,14 +54,16 @@ type eventTimeError struct{ msg string }
 func (e *eventTimeError) Error() string { return e.msg }
 
 // checkEventTimes returns an eventTimeError for the first of recs whose event time is out of
-// range: ±infinity, or more than maxAhead after now.
-func (j *Job) checkEventTimes(recs []Rec, now time.Time, where string) error {
-	limit := now.Add(maxAhead).UnixMicro()
+// range: ±infinity, or more than maxAhead after now. r is the input record they came from.
+func (j *Job) checkEventTimes(recs []Rec, r *kgo.Record) error {
+	limit := time.Now().Add(maxAhead).UnixMicro()
 	for i := range recs {
 		t := recs[i].T
 		if t == noTime || t != badTime && t <= limit {
 			continue
 		}
+		// Only now: this runs for every input record.
+		where := fmt.Sprintf("%s[%d]@%d", r.Topic, r.Partition, r.Offset)
 		shown := "±infinity"
 		if t != badTime {
 			shown = time.UnixMicro(t).UTC().Format(time.RFC3339Nano)
