@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/diagnostics"
 	"github.com/cdcd-dev/cdcd/source/mysql/dsn"
 	"net"
 	"net/url"
@@ -82,11 +83,11 @@ func (c *Config) applyDefaults() {
 		if fr.Dir == "" {
 			fr.Dir = filepath.Join(os.TempDir(), "cdcd-flight")
 		}
-		defDur(&fr.Window, 10*time.Second)
-		defSize(&fr.MaxBytes, 32<<20)
-		defDur(&fr.Cooldown, time.Minute)
+		defDur(&fr.Window, diagnostics.DefaultFlightWindow)
+		defSize(&fr.MaxBytes, diagnostics.DefaultFlightMaxBytes)
+		defDur(&fr.Cooldown, diagnostics.DefaultFlightCooldown)
 		if fr.MaxFiles == 0 {
-			fr.MaxFiles = 10
+			fr.MaxFiles = diagnostics.DefaultFlightMaxFiles
 		}
 	}
 	if f := &c.Fleet; f.Enabled {

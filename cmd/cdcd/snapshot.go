@@ -78,10 +78,7 @@ func requestMySQLSnapshot(ctx context.Context, p config.Pipeline, table, where s
 	if !slices.Contains(captured, qn) {
 		return fmt.Errorf("pipeline %s does not capture %s (its tables: %v); fix: add the table to source.mysql.tables, or name a captured table", p.Name, qn, captured)
 	}
-	signal := my.SignalTable
-	if signal == "" {
-		signal = mysql.DefaultSignalTable(captured)
-	}
+	signal := signalTable(my)
 	mark, err := w.mark(ctx, p.Name, qn)
 	if err != nil {
 		return err
@@ -105,4 +102,13 @@ func qualified(tables []string) []string {
 		}
 	}
 	return out
+}
+
+// signalTable is the MySQL source's signal table: the configured one, or the default next to
+// its tables.
+func signalTable(my *config.MySQL) string {
+	if my.SignalTable != "" {
+		return my.SignalTable
+	}
+	return mysql.DefaultSignalTable(qualified(my.Tables))
 }

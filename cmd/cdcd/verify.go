@@ -130,11 +130,7 @@ func verifyRun(ctx context.Context, path string, o verifyOptions, stdout, stderr
 		ChunkRows: o.chunk, SpillDir: o.spillDir, CatchUp: o.catchUp, Log: log.With("pipeline", p.Name), Metrics: verify.NewMetrics(reg),
 		Open: func(ctx context.Context, table string) (verify.Source, error) {
 			if my != nil {
-				signal := my.SignalTable
-				if signal == "" {
-					signal = mysql.DefaultSignalTable(qualified(my.Tables))
-				}
-				r, err := mysql.OpenTableReader(ctx, my.DSN, table, signal)
+				r, err := mysql.OpenTableReader(ctx, my.DSN, table, signalTable(my))
 				if err != nil {
 					return nil, err
 				}
@@ -356,10 +352,10 @@ func writeMetricsFile(reg *prometheus.Registry, path string) error {
 // by a snapshot (there is no row to read): they are named for the operator.
 func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, stdout io.Writer) error {
 	for _, t := range rep.Tables {
+		if t.Extra > 0 {
+			fmt.Fprintf(stdout, "%s: %d extra key(s) have no row to snapshot; delete them from the topic with tombstones if they must go\n", t.Table, t.Extra)
+		}
 		if t.Error != "" || len(t.RepairKeys) == 0 {
-			if t.Extra > 0 {
-				fmt.Fprintf(stdout, "%s: %d extra key(s) have no row to snapshot; delete them from the topic with tombstones if they must go\n", t.Table, t.Extra)
-			}
 			continue
 		}
 		pipeline := p.Name
@@ -372,11 +368,7 @@ func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, s
 			var id string
 			var err error
 			if my := p.Source.MySQL; my != nil {
-				signal := my.SignalTable
-				if signal == "" {
-					signal = mysql.DefaultSignalTable(qualified(my.Tables))
-				}
-				id, err = mysql.RequestSnapshot(rctx, my.DSN, p.SignalKey(), signal, pipeline, t.Table, cond)
+				id, err = mysql.RequestSnapshot(rctx, my.DSN, p.SignalKey(), signalTable(my), pipeline, t.Table, cond)
 			} else {
 				id, err = postgres.RequestSnapshot(rctx, p.Source.Postgres.DSN, p.SignalKey(), pipeline, t.Table, cond)
 			}
