@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -319,27 +320,24 @@ func CheckKeylessSnapshots(conn *client.Conn, tables []string, snap SnapshotChec
 		r, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.table_constraints
 			WHERE table_schema = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`, db, name)
 		if err != nil {
+			snapshot.KeylessUnknown(rep, t, err)
 			continue
 		}
 		if n, _ := r.GetInt(0, 0); n > 0 {
 			continue // keyed
 		}
-		if e, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?`, db, name); err != nil {
+		e, err := conn.Execute(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?`, db, name)
+		if err != nil {
+			snapshot.KeylessUnknown(rep, t, err)
 			continue
-		} else if n, _ := e.GetInt(0, 0); n == 0 {
+		}
+		if n, _ := e.GetInt(0, 0); n == 0 {
 			continue // missing: Preflight reports it
 		}
 		key := db + "." + name
-		if accepted[key] {
-			rep.Warn("snapshot of "+t, "has no primary key: its snapshot is accepted as inexact (snapshot.accept_inexact_keyless): a row written during the snapshot can be published stale, again after its delete, twice or not at all",
-				"add a primary key to "+t+" for an exact snapshot")
-			continue
-		}
-		fix := fmt.Sprintf("add a primary key to %s, or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless", t, key)
-		if !snap.Snapshots {
-			rep.Warn("snapshot of "+t, "has no primary key: an on-demand snapshot of it (cdcd snapshot) is refused", fix)
-			continue
-		}
-		rep.Fail("snapshot of "+t, "has no primary key: the snapshot refuses it and stops the pipeline, since its chunks (read by row offsets) cannot be reconciled with changes written meanwhile", fix)
+		snapshot.KeylessCheck{Table: t, NoKey: "has no primary key", Accepted: accepted[key], Snapshots: snap.Snapshots,
+			Refused: "has no primary key: the snapshot refuses it and stops the pipeline, since its chunks (read by row offsets) cannot be reconciled with changes written meanwhile",
+			AddKey:  "add a primary key to " + t + " for an exact snapshot",
+			Fix:     fmt.Sprintf("add a primary key to %s, or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless", t, key)}.Report(rep)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -355,22 +356,18 @@ func CheckKeylessSnapshots(ctx context.Context, conn *pgx.Conn, tables []string,
 				EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &hasPK)
-		if err != nil || ident == "i" || hasPK && ident != "n" {
-			continue // keyed, or missing (checkTable reports it)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && (ident == "i" || hasPK && ident != "n") {
+			continue // missing (checkTable reports it), or keyed
+		}
+		if err != nil {
+			snapshot.KeylessUnknown(rep, t, err)
+			continue
 		}
 		key := schema + "." + name
-		if accepted[key] {
-			rep.Warn("snapshot of "+t, "has no key: its snapshot is accepted as inexact (snapshot.accept_inexact_keyless): a row written during the snapshot can be published stale, again after its delete, twice or not at all",
-				fmt.Sprintf("add a primary key to %s for an exact snapshot", quoteQualified(schema, name)))
-			continue
-		}
-		detail := "has no key (no primary key or replica identity index): the snapshot refuses it and stops the pipeline, since its chunks cannot be reconciled with changes written meanwhile"
-		fix := fmt.Sprintf("add a primary key (or ALTER TABLE %s REPLICA IDENTITY USING INDEX a unique index of NOT NULL columns), or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless",
-			quoteQualified(schema, name), key)
-		if !snap.Snapshots {
-			rep.Warn("snapshot of "+t, "has no key: an on-demand snapshot of it (cdcd snapshot) is refused", fix)
-			continue
-		}
-		rep.Fail("snapshot of "+t, detail, fix)
+		snapshot.KeylessCheck{Table: t, NoKey: "has no key", Accepted: accepted[key], Snapshots: snap.Snapshots,
+			Refused: "has no key (no primary key or replica identity index): the snapshot refuses it and stops the pipeline, since its chunks cannot be reconciled with changes written meanwhile",
+			AddKey:  fmt.Sprintf("add a primary key to %s for an exact snapshot", quoteQualified(schema, name)),
+			Fix: fmt.Sprintf("add a primary key (or ALTER TABLE %s REPLICA IDENTITY USING INDEX a unique index of NOT NULL columns), or accept an inexact snapshot by listing %s in the pipeline's snapshot.accept_inexact_keyless",
+				quoteQualified(schema, name), key)}.Report(rep)
 	}
 }
