@@ -19,15 +19,25 @@ import (
 // left open. It returns the position it replaced; had is false, and nothing is written, when
 // the pipeline has no committed position.
 func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID string, txTimeout time.Duration, acceptAck uint64) (prev Record, had bool, err error) {
-	prev, had, err = Load(ctx, opts, topic, pipeline)
-	if err != nil || !had {
-		return prev, had, err
-	}
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txTimeout))...)
 	if err != nil {
 		return prev, had, fmt.Errorf("creating kafka client: %w", err)
 	}
 	defer cl.Close()
+	// Fence first: once this client holds the transactional ID's epoch, a running instance can
+	// no longer commit, so the position read next is the last one it will ever have written.
+	// Read before fencing, a commit landing in between would be overwritten by the older
+	// position read here (republishing, or with accept, skipping, what it covered).
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		return prev, had, fmt.Errorf("fencing pipeline %s's running instance (transactional id %s): %w", pipeline, transactionalID, err)
+	}
+	prev, had, err = Load(ctx, opts, topic, pipeline)
+	if resetLoaded != nil {
+		resetLoaded()
+	}
+	if err != nil || !had {
+		return prev, had, err
+	}
 	if err := cl.BeginTransaction(); err != nil {
 		return prev, had, err
 	}
@@ -46,3 +56,6 @@ func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID
 	}
 	return prev, had, nil
 }
+
+// resetLoaded, when set (by tests), runs after Reset has read the position it replaces.
+var resetLoaded func()

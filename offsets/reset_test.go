@@ -76,3 +76,57 @@ func TestReset(t *testing.T) {
 		t.Fatalf("pipeline other's position changed: %+v ok=%v", got, ok)
 	}
 }
+
+// A running instance that commits a newer position while cdcd reset-offsets works must either
+// be fenced before the reset reads the position, or have its position kept: the reset never
+// writes back a position older than one already committed.
+func TestResetFencesBeforeReading(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	// The running instance writes with the pipeline's own transactional id.
+	inst, err := kgo.NewClient(append(opts, kgo.TransactionalID("cdcd-shop"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if err := EnsureTopic(ctx, kadm.NewClient(inst), "_off", 1); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(r Record) error {
+		if err := inst.BeginTransaction(); err != nil {
+			return err
+		}
+		if err := inst.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
+			_ = inst.EndTransaction(ctx, kgo.TryAbort)
+			return err
+		}
+		return inst.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if err := commit(Record{Pos: change.Position{Tx: 0x600}, Complete: true, AckLSN: 0x600}); err != nil {
+		t.Fatal(err)
+	}
+	newer := Record{Pos: change.Position{Tx: 0x900}, Complete: true, AckLSN: 0x900}
+	var instErr error
+	resetLoaded = func() { instErr = commit(newer) }
+	defer func() { resetLoaded = nil }()
+
+	if _, _, err := Reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0x650); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := Load(ctx, opts, "_off", "shop")
+	if err != nil || !ok {
+		t.Fatalf("after reset: ok=%v err=%v", ok, err)
+	}
+	if instErr == nil && got.Pos != newer.Pos {
+		t.Fatalf("the running instance committed position %v during the reset, and the reset wrote back the older %v", newer.Pos, got.Pos)
+	}
+	if instErr != nil && got.Pos != (change.Position{Tx: 0x600}) {
+		t.Fatalf("instance was fenced (%v) but the position is %v, want the one committed before", instErr, got.Pos)
+	}
+}
