@@ -26,9 +26,21 @@ type snapshotWait struct {
 	client   *http.Client
 }
 
-// snapshotMark is what the daemon's metrics said of the table before the request.
+// snapshotMark is what the daemon's metrics said of the table before the request, and when
+// the daemon's process started (process_start_time_seconds; 0 when not served).
 type snapshotMark struct {
 	chunks, duration float64
+	started          float64
+}
+
+// restartedSince tells whether the daemon that answered with m is another process than the
+// one that answered with before: by the start time, or, without one, by the daemon having not
+// answered in between.
+func restartedSince(before, m snapshotMark, unanswered bool) bool {
+	if before.started != 0 && m.started != 0 {
+		return before.started != m.started
+	}
+	return unanswered
 }
 
 // listenURL is the base URL of http.listen, as seen from this host.
@@ -86,6 +98,11 @@ func (w *snapshotWait) metrics(ctx context.Context, pipeline, table string) (sna
 		line := sc.Text()
 		var dst *float64
 		switch {
+		case strings.HasPrefix(line, "process_start_time_seconds "):
+			if v, err := strconv.ParseFloat(strings.TrimSpace(line[len("process_start_time_seconds "):]), 64); err == nil {
+				m.started = v
+			}
+			continue
 		case strings.HasPrefix(line, "cdcd_snapshot_chunks_total{"):
 			dst = &m.chunks
 		case strings.HasPrefix(line, "cdcd_snapshot_duration_seconds{"):
@@ -185,6 +202,7 @@ func (w *snapshotWait) wait(ctx context.Context, pipeline, table string, before 
 		}
 	}
 	var unreachable error
+	unanswered := false // the daemon did not answer since the last look at its metrics
 	for {
 		e, err := w.readyz(ctx, pipeline)
 		switch {
@@ -196,6 +214,7 @@ func (w *snapshotWait) wait(ctx context.Context, pipeline, table string, before 
 			return &exitError{1, err}
 		case err != nil:
 			// The daemon restarting: a requested snapshot is taken up again after a restart.
+			unanswered = true
 			if unreachable == nil {
 				unreachable = err
 				show(fmt.Sprintf("%s: cdcd does not answer (%v); waiting", table, err), false)
@@ -224,6 +243,15 @@ func (w *snapshotWait) wait(ctx context.Context, pipeline, table string, before 
 			}
 			if !listed {
 				m, err := w.metrics(ctx, pipeline, table)
+				if err == nil && restartedSince(before, m, unanswered) {
+					// A restarted daemon resumes a requested snapshot from its log; its counters
+					// start again from zero, and the table is listed again once resumed.
+					before, seen, last, start = snapshotMark{started: m.started}, false, "", time.Now()
+					show(fmt.Sprintf("%s: cdcd restarted; waiting for pipeline %s to resume the snapshot", table, pipeline), false)
+				}
+				if err == nil {
+					unanswered = false
+				}
 				moved := err == nil && (m.chunks != before.chunks || m.duration != before.duration)
 				if seen || moved {
 					done := fmt.Sprintf("snapshot of %s done", table)

@@ -17,6 +17,7 @@ type fakeDaemon struct {
 	mu     sync.Mutex
 	steps  []string // /readyz bodies; the last repeats
 	chunks []float64
+	starts []float64 // process_start_time_seconds per step (none: not served)
 	n      int
 }
 
@@ -27,9 +28,16 @@ func (f *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/readyz":
 		f.n++
+		if f.steps[i] == "" { // the daemon restarting: nothing listens
+			http.Error(w, "", http.StatusBadGateway)
+			return
+		}
 		fmt.Fprint(w, f.steps[i])
 	case "/metrics":
 		c := f.chunks[min(i, len(f.chunks)-1)]
+		if len(f.starts) > 0 {
+			fmt.Fprintf(w, "process_start_time_seconds %g\n", f.starts[min(i, len(f.starts)-1)])
+		}
 		fmt.Fprintf(w, "# TYPE cdcd_snapshot_chunks_total counter\ncdcd_snapshot_chunks_total{pipeline=\"other\",table=\"public.orders\"} 99\ncdcd_snapshot_chunks_total{pipeline=\"shop\",table=\"public.orders\"} %g\n", c)
 	default:
 		http.NotFound(w, r)
@@ -126,5 +134,53 @@ func TestListenURL(t *testing.T) {
 		if got := listenURL(in); got != want {
 			t.Errorf("listenURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A daemon restarted in the middle of the snapshot resumes it later: until it is listed again
+// (or the new process's chunks move), the snapshot is not done, even though the first look
+// after the restart does not list it and the chunk counters start again from zero.
+func TestSnapshotWaitFollowsADaemonRestart(t *testing.T) {
+	f := &fakeDaemon{
+		steps: []string{
+			step("snapshotting", "", progress(300, 1, 3)),
+			"", // restarting
+			step("starting", "", ""),
+			step("streaming", "", ""), // restarted, snapshot not resumed yet
+			step("snapshotting", "", progress(1000, 4, 0)),
+			step("streaming", "", ""), // done
+		},
+		// /metrics answers after a /readyz look with the next step's values.
+		chunks: []float64{1, 1, 0, 0, 0, 4, 4},
+		starts: []float64{100, 100, 200, 200, 200, 200, 200},
+	}
+	out, err := runWait(t, f, false)
+	if err != nil {
+		t.Fatalf("wait: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "public.orders: 1000 rows") || !strings.Contains(out, "snapshot of public.orders done") {
+		t.Fatalf("--wait said done before the restarted daemon resumed and finished the snapshot:\n%s", out)
+	}
+	if !strings.Contains(out, "cdcd restarted") {
+		t.Errorf("output does not say that cdcd restarted:\n%s", out)
+	}
+}
+
+// A restart that is quicker than one look is seen by the process's start time.
+func TestSnapshotWaitSeesAQuickRestart(t *testing.T) {
+	f := &fakeDaemon{
+		steps: []string{
+			step("snapshotting", "", progress(300, 1, 3)),
+			step("streaming", "", ""), // restarted between looks, not resumed yet
+			step("streaming", "", ""),
+			step("snapshotting", "", progress(1000, 4, 0)),
+			step("streaming", "", ""),
+		},
+		chunks: []float64{1, 0, 0, 0, 4, 4},
+		starts: []float64{100, 200, 200, 200, 200, 200},
+	}
+	out, err := runWait(t, f, false)
+	if err != nil || !strings.Contains(out, "public.orders: 1000 rows") {
+		t.Fatalf("err %v, output:\n%s", err, out)
 	}
 }
