@@ -144,6 +144,11 @@ type TableReport struct {
 	// snapshot can repair (missing and different), for --repair.
 	KeyColumns []string   `json:"-"`
 	RepairKeys [][]string `json:"-"`
+	// Unrepairable counts the missing and different keys that cannot be written as a snapshot
+	// condition (UnrepairableReason says why, for the first): --repair cannot name them, a
+	// whole-table snapshot repairs them.
+	Unrepairable       int64  `json:"unrepairable,omitempty"`
+	UnrepairableReason string `json:"unrepairable_reason,omitempty"`
 }
 
 // Equal reports whether the table and its topic hold the same keys and values.
@@ -915,6 +920,11 @@ func (r *run) report(diffs []diff) {
 		if d.kind != Extra {
 			if kt, err := r.keyText(d.key); err == nil {
 				r.tr.RepairKeys = append(r.tr.RepairKeys, kt)
+			} else {
+				if r.tr.Unrepairable == 0 {
+					r.tr.UnrepairableReason = err.Error()
+				}
+				r.tr.Unrepairable++
 			}
 		}
 		if shown[d.kind] >= r.cfg.Examples {

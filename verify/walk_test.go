@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/encode"
+	"github.com/hamba/avro/v2"
 )
 
 // memRegistry is a schema registry in memory: one id per distinct schema.
@@ -106,5 +107,27 @@ func TestWalkEnvelope(t *testing.T) {
 	wd, _ := walk(change.Event{Op: change.OpDelete, Table: tbl, Before: row("y", change.NullValue)})
 	if wd.op != "d" || wd.hasAfter {
 		t.Fatalf("delete walked as %+v", wd)
+	}
+}
+
+// A differing key that cannot be spelled as a snapshot condition is counted as unrepairable
+// with its reason, not dropped from the repair silently.
+func TestReportCountsUnrepairableKeys(t *testing.T) {
+	ks, err := avro.Parse(`{"type":"record","name":"k","fields":[{"name":"id","type":"int"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &change.Table{Schema: "public", Name: "t", KeyColumns: []int{0}, Columns: []change.Column{{Name: "id", Kind: change.KindInt32, Key: true}}}
+	r := &run{cfg: &Config{Examples: 1}, tr: &TableReport{}, table: tbl, keySchema: ks, list: []string{"id"}}
+	good, err := avro.Marshal(ks, map[string]any{"id": 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.report([]diff{{key: good, kind: Missing}, {key: []byte{0xff}, kind: Different}, {key: []byte{0xff}, kind: Missing}, {key: []byte{0xff}, kind: Extra}})
+	if len(r.tr.RepairKeys) != 1 || r.tr.RepairKeys[0][0] != "7" {
+		t.Fatalf("repair keys %v, want [[7]]", r.tr.RepairKeys)
+	}
+	if r.tr.Unrepairable != 2 || r.tr.UnrepairableReason == "" {
+		t.Fatalf("unrepairable %d (%q), want 2 with a reason", r.tr.Unrepairable, r.tr.UnrepairableReason)
 	}
 }

@@ -355,6 +355,10 @@ func verifyRepair(ctx context.Context, p *config.Pipeline, rep *verify.Report, s
 		if t.Extra > 0 {
 			fmt.Fprintf(stdout, "%s: %d extra key(s) have no row to snapshot; delete them from the topic with tombstones if they must go\n", t.Table, t.Extra)
 		}
+		if t.Unrepairable > 0 {
+			fmt.Fprintf(stdout, "%s: %d missing or different key(s) cannot be named in a snapshot condition (%s); fix: snapshot the whole table: cdcd snapshot --config FILE --pipeline %s --table %s\n",
+				t.Table, t.Unrepairable, t.UnrepairableReason, p.Name, t.Table)
+		}
 		if t.Error != "" || len(t.RepairKeys) == 0 {
 			continue
 		}

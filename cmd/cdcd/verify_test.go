@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/verify"
 )
 
 // Bad verify invocations fail before connecting, naming the problem and the fix.
@@ -23,6 +27,20 @@ func TestVerifyUsageErrors(t *testing.T) {
 		r := cdcd(t, nil, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("cdcd %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), r.code, r.stderr, c.code, c.want)
+		}
+	}
+}
+
+// --repair says how many differing keys it cannot name and how to repair them anyway.
+func TestVerifyRepairNamesUnrepairableKeys(t *testing.T) {
+	rep := &verify.Report{Tables: []verify.TableReport{{Table: "public.t", Different: 3, Unrepairable: 3, UnrepairableReason: "column k: no SQL text"}}}
+	var out strings.Builder
+	if err := verifyRepair(context.Background(), &config.Pipeline{Name: "shop"}, rep, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"public.t: 3 missing or different key(s) cannot be named", "column k: no SQL text", "cdcd snapshot --config FILE --pipeline shop --table public.t"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
 }
