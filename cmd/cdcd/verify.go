@@ -206,6 +206,12 @@ type myVerifySource struct {
 	pipeline, offsetsTopic string
 	kopts                  []kgo.Opt
 
+	// cl reads the offsets topic for every look (made at the first one; offsets.ReaderOpts,
+	// so it serves the committed reader, the uncommitted scan and admin requests alike), and
+	// committed reads it incrementally: a look reads only what was written since the last.
+	cl        *kgo.Client
+	committed *offsets.Reader
+
 	// The uncommitted scan of the offsets topic (see caughtUncommitted): how far it read,
 	// and the positions of the pipeline's last two records.
 	scanned    int64
@@ -213,7 +219,14 @@ type myVerifySource struct {
 }
 
 func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) {
-	rec, ok, err := offsets.Load(ctx, s.kopts, s.offsetsTopic, s.pipeline)
+	if s.cl == nil {
+		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...), offsets.ReaderOpts()...)...)
+		if err != nil {
+			return false, fmt.Errorf("creating kafka client: %w", err)
+		}
+		s.cl, s.committed = cl, offsets.NewReader(cl, s.offsetsTopic, s.pipeline)
+	}
+	rec, ok, err := s.committed.Read(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -230,12 +243,7 @@ func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) 
 // id has no transaction in progress its last record is committed, and otherwise every record
 // before the last is.
 func (s *myVerifySource) caughtUncommitted(ctx context.Context, mark uint64) (bool, error) {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...), kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-		kgo.KeepControlRecords())...)
-	if err != nil {
-		return false, err
-	}
-	defer cl.Close()
+	cl := s.cl
 	adm := kadm.NewClient(cl)
 	txs, err := adm.DescribeTransactions(ctx, pipeline.TransactionalID(s.pipeline))
 	if err != nil {
@@ -264,10 +272,21 @@ func (s *myVerifySource) caughtUncommitted(ctx context.Context, mark uint64) (bo
 	return false, nil
 }
 
+// Close closes the table reader and the offsets topic's client.
+func (s *myVerifySource) Close() {
+	if s.cl != nil {
+		s.cl.Close()
+	}
+	if s.TableReader != nil {
+		s.TableReader.Close()
+	}
+}
+
 // scan reads the offsets topic from where the last scan stopped to end, keeping the positions
 // of the pipeline's last two records.
 func (s *myVerifySource) scan(ctx context.Context, cl *kgo.Client, end int64) error {
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.offsetsTopic: {0: kgo.NewOffset().At(s.scanned)}})
+	defer cl.RemoveConsumePartitions(map[string][]int32{s.offsetsTopic: {0}})
 	for s.scanned < end {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {

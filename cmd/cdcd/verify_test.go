@@ -4,9 +4,16 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/verify"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Bad verify invocations fail before connecting, naming the problem and the fix.
@@ -42,5 +49,78 @@ func TestVerifyRepairNamesUnrepairableKeys(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// The MySQL verify source follows the pipeline's committed position look after look with one
+// client, reading only what was written since the last look.
+func TestMyVerifySourceCaughtFollowsCommits(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kopts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	prod, err := kgo.NewClient(append(kopts, kgo.TransactionalID(pipeline.TransactionalID("shop")))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := offsets.EnsureTopic(ctx, kadm.NewClient(prod), "_off", 1); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(tx uint64) {
+		t.Helper()
+		if err := prod.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		r := offsets.Record{Pos: change.Position{Tx: tx}, Complete: true, AckLSN: tx}
+		if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &myVerifySource{pipeline: "shop", offsetsTopic: "_off", kopts: kopts}
+	defer s.Close()
+	caught := func(mark uint64) bool {
+		t.Helper()
+		ok, err := s.Caught(ctx, mark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	commit(100)
+	if !caught(50) || caught(150) {
+		t.Fatal("after committing 100: want caught up to 50, not to 150")
+	}
+	first := s.cl
+	commit(200)
+	if !caught(150) || caught(250) {
+		t.Fatal("after committing 200: want caught up to 150, not to 250")
+	}
+	// The pipeline's own transaction in progress: its record is not committed yet.
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	r := offsets.Record{Pos: change.Position{Tx: 300}, Complete: true, AckLSN: 300}
+	if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if caught(250) {
+		t.Fatal("caught up to 250 while the record of 300 is not committed")
+	}
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if !caught(250) || caught(350) {
+		t.Fatal("after committing 300: want caught up to 250, not to 350")
+	}
+	if s.cl != first {
+		t.Fatal("a look made a new Kafka client")
 	}
 }
