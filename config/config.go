@@ -9,6 +9,7 @@ package config
 import (
 	"fmt"
 	"go.yaml.in/yaml/v3"
+	"slices"
 	"strings"
 	"time"
 )
@@ -210,6 +211,11 @@ type TableShape struct {
 type ColumnSelection struct {
 	Include []string `yaml:"include"`
 	Exclude []string `yaml:"exclude"`
+}
+
+// Keeps reports whether the selection publishes column col.
+func (c ColumnSelection) Keeps(col string) bool {
+	return !slices.Contains(c.Exclude, col) && (len(c.Include) == 0 || slices.Contains(c.Include, col))
 }
 
 // Snapshot configures how a pipeline reads existing rows. In YAML it is either the mode alone

@@ -85,7 +85,7 @@ func validateOutbox(ps *problems, at func(string) string, p *Pipeline, tables ma
 		if sh, ok := p.Shape[t]; ok {
 			c := sh.Columns
 			for _, col := range append([]string{o.ID, o.Key, o.Payload}, ob.Headers...) {
-				if slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col) {
+				if !c.Keeps(col) {
 					ps.add(k, fmt.Sprintf("outbox column %s is left out by shape.%s.columns", quote(col), t), "keep the outbox's columns in the shaping")
 				}
 			}

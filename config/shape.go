@@ -29,7 +29,7 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 			} else if spec == "hash" && p.MaskKey == "" {
 				ps.add(mk, "hash needs a key", "set the pipeline's mask_key: ${file:/run/secrets/cdcd_mask_key} (at least 16 random characters)")
 			}
-			if slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col) {
+			if !c.Keeps(col) {
 				ps.add(mk, fmt.Sprintf("column %s is masked but left out by columns", quote(col)), "mask only columns the shaping keeps")
 			}
 		}
@@ -43,7 +43,7 @@ func validateShape(ps *problems, at func(string) string, p *Pipeline, tables map
 			switch {
 			case col == "" || slices.Index(sh.Key, col) != i:
 				ps.add(kk, fmt.Sprintf("key column %s is empty or listed twice", quote(col)), "name each key column once")
-			case slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col):
+			case !c.Keeps(col):
 				ps.add(kk, fmt.Sprintf("key column %s is left out by columns", quote(col)), "key by columns the shaping keeps")
 			case sh.Mask[col] != "" && !(sh.Mask[col] == "hash" && sh.HashKey):
 				ps.add(kk, fmt.Sprintf("key column %s is masked: a masked key would merge or split keys", quote(col)), "key by another column, or do not mask it")
