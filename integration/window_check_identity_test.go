@@ -74,3 +74,29 @@ ALTER TABLE items REPLICA IDENTITY FULL;`)
 		t.Logf("%s\n%s", line("ev_del"), fixOf("ev_del"))
 	}
 }
+
+// Over a MySQL table, cdcd check reads the server's binlog_row_image for a job that needs
+// before images: the stack's is FULL, so the check passes naming it. (A server with another
+// setting would get a warning; the shared stack's global setting is not changed here.)
+func TestCheckWindowJobOverMySQLReadsBinlogRowImage(t *testing.T) {
+	s, _, db, dsn, _ := mysqlSetup(t, time.Minute, "winri", "CREATE TABLE orders (id bigint PRIMARY KEY, created_at datetime(6))")
+	yaml := mysqlPipelineYAML(s, db, dsn, nextServerID(), []string{db + ".orders"}, "") + fmt.Sprintf(`windows:
+  - name: %s_tbl
+    input: {topics: [%s.%s.orders]}
+    mode: table
+    time: after.created_at
+    window: {type: tumbling, size: 1m}
+    aggregates: [{name: n, fn: count}]
+    output: {topic: %s.tbl}
+`, db, db, db, db)
+	out, _ := checkOutput(t, yaml)
+	var got string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "window job "+db+"_tbl: before images of "+db+".orders") {
+			got = l
+		}
+	}
+	if !strings.HasPrefix(got, "ok") || !strings.Contains(got, "binlog_row_image FULL") {
+		t.Errorf("want ok naming binlog_row_image FULL, got %q\n%s", got, out)
+	}
+}
