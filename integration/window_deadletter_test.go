@@ -23,7 +23,6 @@ func TestWindowTableModeDeadLettersChangesWithoutBeforeImage(t *testing.T) {
 		return fmt.Sprintf(`  - name: %s
     input: {topics: [%s]}
     time: after.created_at
-    mode: table
     group_by: [after.customer_id]
     window: {type: tumbling, size: 2s, grace: 1s}
     aggregates:
@@ -35,7 +34,7 @@ func TestWindowTableModeDeadLettersChangesWithoutBeforeImage(t *testing.T) {
 %s`, jobName, input, name, jobName, extra)
 	}
 	yaml := pipelineYAML(s, name, dsn, []string{"public.orders"}, "") + "windows:\n" +
-		job(name+"_dlq", "    on_error: dlq\n") + job(name+"_fail", "")
+		job(name+"_dlq", "    mode: table\n    on_error: dlq\n") + job(name+"_fail", "    mode: table\n") + job(name+"_ev", "    on_error: dlq\n")
 	d := startDaemon(t, yaml)
 	waitPipelineStreaming(t, d, name)
 	if _, err := db.Exec(ctx, `INSERT INTO orders VALUES (0, 9, 0.01, now() - interval '1 hour')`); err != nil {
@@ -121,8 +120,35 @@ func TestWindowTableModeDeadLettersChangesWithoutBeforeImage(t *testing.T) {
 			t.Errorf("dead letter %d holds op %v, want %v: the change as it was", i, op, want)
 		}
 	}
-	if n := d.metric("cdcd_window_dead_letters_total"); n != 2 {
-		t.Errorf("cdcd_window_dead_letters_total = %v, want 2", n)
+
+	// In events mode the update counts (its after image) and the delete, without the row it
+	// deleted, is a dead letter naming the table and the fix.
+	out = newConsumer(t, s, name+"."+name+"_ev")
+	got = nil
+	deadline = time.Now().Add(time.Minute)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		for _, r := range out.read(t, 1, time.Second, 0) {
+			w := out.decode(t, r.Value)
+			got = append(got, fmt.Sprintf("customer %d: %d orders, %s", asInt64(t, unwrap(w["customer_id"])), asInt64(t, unwrap(w["orders"])),
+				unwrap(w["revenue"]).(*big.Rat).FloatString(2)))
+		}
+	}
+	sort.Strings(got)
+	if want := []string{"customer 1: 4 orders, 114.07", "customer 9: 1 orders, 0.01"}; strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("events mode: windows %q, want %q", got, want)
+	}
+	letters = newConsumer(t, s, name+"."+name+"_ev.dlq").read(t, 1, time.Minute, 2*time.Second)
+	if len(letters) != 1 {
+		t.Fatalf("events mode: %d dead letters, want 1 (the delete)", len(letters))
+	}
+	if op := changes.decode(t, letters[0].Value)["op"]; op != "d" || headerOf(letters[0], "cdcd.error.class") != "need_before_image" ||
+		!strings.Contains(headerOf(letters[0], "cdcd.error.message"), "ALTER TABLE public.orders REPLICA IDENTITY FULL") {
+		t.Errorf("events mode: dead letter of op %v, class %q, message %q; want the delete, need_before_image and the fix", op,
+			headerOf(letters[0], "cdcd.error.class"), headerOf(letters[0], "cdcd.error.message"))
+	}
+
+	if n := d.metric("cdcd_window_dead_letters_total"); n != 3 {
+		t.Errorf("cdcd_window_dead_letters_total = %v, want 3 (2 in table mode, 1 in events mode)", n)
 	}
 
 	// The job with on_error: fail stopped on the update, with the fix; the other runs.

@@ -47,19 +47,10 @@ func Uses(cfg *config.Config) []encode.TopicUse {
 		Fix: "set kafka.offsets_topic to a topic no pipeline writes"}}
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
-		overrides := map[string]string{}
-		for t, topic := range p.Topics.Overrides {
-			overrides[encode.OverrideKey(t)] = topic
-		}
 		for _, t := range p.Tables() {
-			key := encode.OverrideKey(t)
-			topic, ok := overrides[key]
+			topic, ok := TableTopic(p, t)
 			if !ok {
-				schema, name, err := change.ParseTableName(t)
-				if err != nil {
-					continue // config validation reports it
-				}
-				topic = encode.DefaultTopic(p.Topics.Prefix, schema, name)
+				continue // config validation reports it
 			}
 			uses = append(uses, encode.TopicUse{Topic: topic,
 				What: fmt.Sprintf("table %s of pipeline %s", t, p.Name),
@@ -77,6 +68,22 @@ func Uses(cfg *config.Config) []encode.TopicUse {
 		}
 	}
 	return uses
+}
+
+// TableTopic is the change topic pipeline p writes table t (a name in p's tables) to, as the
+// encoder names it; false if t is no valid table name.
+func TableTopic(p *config.Pipeline, t string) (string, bool) {
+	key := encode.OverrideKey(t)
+	for o, topic := range p.Topics.Overrides {
+		if encode.OverrideKey(o) == key {
+			return topic, true
+		}
+	}
+	schema, name, err := change.ParseTableName(t)
+	if err != nil {
+		return "", false
+	}
+	return encode.DefaultTopic(p.Topics.Prefix, schema, name), true
 }
 
 // yamlKey writes a configured table name as a YAML mapping key.

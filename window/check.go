@@ -27,3 +27,18 @@ func CheckInput(spec *Spec, schema string) (key, value string, err error) {
 	}
 	return j.keySchema.json, j.valSchema.json, nil
 }
+
+// BeforeImageNeed says why the job needs the before image of changes that a source without
+// full row images (a PostgreSQL table without REPLICA IDENTITY FULL, MySQL's binlog_row_image
+// other than FULL) sends without it, or "" if it does not: table mode retracts the before
+// image of every update and delete; events mode counts a delete by its before image when the
+// job reads a row column (time, group_by or an aggregate's field).
+func (s *Spec) BeforeImageNeed() string {
+	switch {
+	case s.Mode == ModeTable:
+		return "mode table retracts the before image of every update and delete"
+	case s.opSelected('d') && newExtractor(s).readsRow:
+		return "mode events counts a delete by its before image (its time, group and values), and the job selects deletes (input.ops)"
+	}
+	return ""
+}

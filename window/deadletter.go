@@ -21,7 +21,7 @@ const (
 
 // Classes of input records a job can never process.
 const (
-	ClassNeedBeforeImage = "need_before_image"       // table mode: an update or delete without its before image
+	ClassNeedBeforeImage = "need_before_image"       // an update or delete (table mode), or a delete (events mode), without its before image
 	ClassFieldMissing    = "field_missing"           // the record's schema lacks a field the job reads
 	ClassUndecodable     = "undecodable_value"       // not Avro in the registry's wire format
 	ClassTruncate        = "truncate"                // a TRUNCATE in table mode (its rows stay counted)

@@ -28,6 +28,8 @@ type extractor struct {
 	refs  []fieldRef
 	slots int
 	plans map[int]*plan // by writer schema id
+	// readsRow: time, a group field or an aggregate reads a row column (after.c, before.c)
+	readsRow bool
 }
 
 // plan is the compiled form of one writer schema.
@@ -39,6 +41,7 @@ type plan struct {
 	local bool
 	zone  *time.Location
 	vals  []Value
+	env   avro.Schema // the writer schema, to name a record's table in an error
 }
 
 func newExtractor(spec *Spec) *extractor {
@@ -55,10 +58,12 @@ func newExtractor(spec *Spec) *extractor {
 		case p.Root == "" && p.Field == "ts_ms":
 			s.self = 1
 		case p.Root == "after":
+			x.readsRow = true
 			s.before, s.self = x.slots, x.slots+1
 			x.slots += 2
 			x.refs = append(x.refs, fieldRef{Path{"before", p.Field}, s.before}, fieldRef{p, s.self})
 		default:
+			x.readsRow = x.readsRow || p.Root == "before"
 			s.self = x.slots
 			x.slots++
 			x.refs = append(x.refs, fieldRef{p, s.self})
@@ -93,7 +98,7 @@ func (x *extractor) compile(id int, s avro.Schema) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{rd: rd, vals: make([]Value, x.slots)}
+	p := &plan{rd: rd, vals: make([]Value, x.slots), env: s}
 	p.timeMul, err = timeUnit(s, x.time.path)
 	p.local, p.zone = isLocalTime(s, x.time.path), x.spec.TimeZone
 	if err != nil {
@@ -184,10 +189,22 @@ var errTruncate = errors.New("mode table cannot retract the rows a TRUNCATE remo
 	"fix: set dlq.topic to dead-letter truncates (counted in cdcd_window_dead_letters_total, the windows keep the truncated rows) and go on, " +
 	"or, to count the table afresh, start the job under a new name after the truncate")
 
-// ErrNeedBefore: table mode got an update or delete without a before image.
-type ErrNeedBefore struct{ Op byte }
+// ErrNeedBefore: table mode got an update or delete without a before image, or events mode a
+// delete without one (Table and Connector set: what the record's source block names).
+type ErrNeedBefore struct {
+	Op               byte
+	Table, Connector string
+}
 
 func (e *ErrNeedBefore) Error() string {
+	if e.Table != "" {
+		fix := fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", e.Table)
+		if e.Connector == "mysql" {
+			fix = "binlog_row_image=FULL on the MySQL server (SET GLOBAL binlog_row_image = FULL)"
+		}
+		return fmt.Sprintf("mode events counts a delete by its before image, and this delete of %s has none (the source sent only the row's key), "+
+			"so it has no time, group or values to count; fix: %s, or leave d out of input.ops to count no deletes", e.Table, fix)
+	}
 	return fmt.Sprintf("mode table needs the before image of every update and delete to retract it, and this %q change has none; fix: set REPLICA IDENTITY FULL on the source table (Postgres) or binlog_row_image=FULL (MySQL), or use mode events", string(e.Op))
 }
 
@@ -223,6 +240,9 @@ func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec,
 		if !hasAfter {
 			side = 0
 		}
+		if op == 'd' && !hasBefore && x.readsRow {
+			return out, p.deleteWithoutBefore(body)
+		}
 		return append(out, x.rec(p, side, 1, seq)), nil
 	}
 	switch op {
@@ -240,6 +260,29 @@ func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec,
 		}
 	}
 	return out, nil
+}
+
+// deleteWithoutBefore is the error of an events-mode delete without its before image, naming
+// the table its source block names.
+func (p *plan) deleteWithoutBefore(body []byte) error {
+	e := &ErrNeedBefore{Op: 'd', Table: "its table"}
+	var m map[string]any
+	if avro.Unmarshal(p.env, body, &m) == nil {
+		if src, ok := m["source"].(map[string]any); ok {
+			e.Connector, _ = src["connector"].(string)
+			ns, _ := src["schema"].(string)
+			if e.Connector == "mysql" || ns == "" {
+				ns, _ = src["db"].(string)
+			}
+			if tbl, _ := src["table"].(string); tbl != "" {
+				e.Table = tbl
+				if ns != "" {
+					e.Table = ns + "." + tbl
+				}
+			}
+		}
+	}
+	return e
 }
 
 // rec builds the Rec of one side of the change: side 1 reads row columns from after, 0 from

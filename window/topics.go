@@ -48,6 +48,9 @@ func InternalTopics(job string) []TopicPlan {
 	}
 }
 
+// CreateConfig is Create as kadm's CreateTopic takes it.
+func (p TopicPlan) CreateConfig() map[string]*string { return ptrs(p.Create) }
+
 func ptrs(m map[string]string) map[string]*string {
 	out := make(map[string]*string, len(m))
 	for k, v := range m {

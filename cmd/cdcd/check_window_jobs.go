@@ -6,13 +6,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/cdcd-dev/cdcd/window"
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,8 +55,144 @@ func checkWindows(ctx context.Context, cfg *config.Config, rep *checks.Report) {
 	for _, u := range topics.Uses(cfg) {
 		writers[u.Topic] = u.What
 	}
+	src := newSourceTables(cfg)
+	defer src.close()
 	for i := range cfg.Windows {
-		checkWindow(ctx, cfg, &cfg.Windows[i], adm, srcl, writers, rep.Scoped("window job "+cfg.Windows[i].Name))
+		scope := rep.Scoped("window job " + cfg.Windows[i].Name)
+		checkWindow(ctx, cfg, &cfg.Windows[i], adm, srcl, writers, scope)
+		checkBeforeImages(ctx, &cfg.Windows[i], src, scope)
+	}
+}
+
+// sourceTables knows which table of which pipeline of the configuration writes each change
+// topic, and connects to the pipelines' databases (once each) to ask how they log old rows.
+type sourceTables struct {
+	byTopic map[string]sourceTable
+	pg      map[string]*pgx.Conn
+	my      map[string]*client.Conn
+	failed  map[string]error
+}
+
+type sourceTable struct {
+	p     *config.Pipeline
+	table string
+}
+
+func newSourceTables(cfg *config.Config) *sourceTables {
+	s := &sourceTables{byTopic: map[string]sourceTable{}, pg: map[string]*pgx.Conn{}, my: map[string]*client.Conn{}, failed: map[string]error{}}
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		for _, t := range p.Tables() {
+			if topic, ok := topics.TableTopic(p, t); ok {
+				s.byTopic[topic] = sourceTable{p, t}
+			}
+		}
+	}
+	return s
+}
+
+func (s *sourceTables) close() {
+	for _, c := range s.pg {
+		_ = c.Close(context.Background())
+	}
+	for _, c := range s.my {
+		_ = c.Close()
+	}
+}
+
+// oldRows says how the source of table st logs the old row of an update or delete: full
+// (complete before images) and what it is set to, e.g. "REPLICA IDENTITY DEFAULT".
+func (s *sourceTables) oldRows(ctx context.Context, st sourceTable) (full bool, setting string, err error) {
+	name := st.p.Name
+	if err := s.failed[name]; err != nil {
+		return false, "", err
+	}
+	switch {
+	case st.p.Source.Postgres != nil:
+		conn := s.pg[name]
+		if conn == nil {
+			if conn, err = pgx.Connect(ctx, st.p.Source.Postgres.DSN); err != nil {
+				s.failed[name] = err
+				return false, "", err
+			}
+			s.pg[name] = conn
+		}
+		schema, table, err := change.ParseTableName(st.table)
+		if err != nil {
+			return false, "", err
+		}
+		var ident string
+		err = conn.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relname = $2`, schema, table).Scan(&ident)
+		if err != nil {
+			return false, "", fmt.Errorf("reading the replica identity of %s: %w", st.table, err)
+		}
+		names := map[string]string{"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
+		return ident == "f", "REPLICA IDENTITY " + names[ident], nil
+	case st.p.Source.MySQL != nil:
+		conn := s.my[name]
+		if conn == nil {
+			if conn, err = mysql.Connect(ctx, st.p.Source.MySQL.DSN); err != nil {
+				s.failed[name] = err
+				return false, "", err
+			}
+			s.my[name] = conn
+		}
+		r, err := conn.Execute("SELECT @@GLOBAL.binlog_row_image")
+		if err != nil {
+			return false, "", fmt.Errorf("reading binlog_row_image: %w", err)
+		}
+		v, _ := r.GetString(0, 0)
+		return strings.EqualFold(v, "FULL"), "binlog_row_image " + v, nil
+	}
+	return true, "", nil
+}
+
+// checkBeforeImages warns about a job that needs before images (table mode; events mode
+// counting deletes by a row column) over an input table whose source leaves them out (a
+// PostgreSQL table without REPLICA IDENTITY FULL, MySQL's binlog_row_image other than FULL):
+// its first such change would stop it or be dead-lettered.
+func checkBeforeImages(ctx context.Context, w *config.Window, src *sourceTables, rep *checks.Scoped) {
+	spec, err := w.Spec()
+	if err != nil {
+		return // checkWindow reported it
+	}
+	need := spec.BeforeImageNeed()
+	if need == "" {
+		return
+	}
+	first := "update or delete"
+	if spec.Mode != window.ModeTable {
+		first = "delete"
+	}
+	outcome := fmt.Sprintf("on the first such %s the job stops (on_error: fail)", first)
+	if spec.DeadLetter != "" {
+		outcome = fmt.Sprintf("every such %s goes to %s and the windows never count it (on_error: dlq)", first, spec.DeadLetter)
+	}
+	for _, topic := range w.Input.Topics {
+		st, ok := src.byTopic[topic]
+		if !ok {
+			continue // not written by a pipeline of this configuration
+		}
+		check := "before images of " + st.table
+		full, setting, err := src.oldRows(ctx, st)
+		switch {
+		case err != nil:
+			rep.Warn(check, fmt.Sprintf("cannot tell whether table %s of pipeline %s logs complete old rows: %v", st.table, st.p.Name, err),
+				"check the pipeline's dsn (cdcd check reports its connection above)")
+		case full:
+			rep.OK(check, fmt.Sprintf("%s: updates and deletes carry their complete old row", setting))
+		case st.p.Source.MySQL != nil:
+			rep.Warn(check, fmt.Sprintf("the server of pipeline %s has %s: updates and deletes of %s may come without their complete old row, and %s: %s", st.p.Name, setting, st.table, need, outcome),
+				"SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf")
+		default:
+			fix := fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", sqlTableName(st.table))
+			if spec.Mode != window.ModeTable {
+				fix += ", or leave d out of input.ops"
+			}
+			rep.Warn(check, fmt.Sprintf("table %s of pipeline %s has %s: PostgreSQL sends its updates and deletes with the key alone as the old row, and %s: %s",
+				st.table, st.p.Name, setting, need, outcome), fix)
+		}
 	}
 }
 
@@ -181,11 +322,7 @@ func checkWindow(ctx context.Context, cfg *config.Config, w *config.Window, adm 
 	}
 	if parts > 0 {
 		for _, p := range window.InternalTopics(w.Name) {
-			cfgs := map[string]*string{}
-			for k, v := range p.Create {
-				cfgs[k] = kadm.StringPtr(v)
-			}
-			create(p.Topic, parts, cfgs)
+			create(p.Topic, parts, p.CreateConfig())
 		}
 	}
 	rp, rok := exists(internal[0])
@@ -225,3 +362,23 @@ func checkTopicPlan(ctx context.Context, adm *kadm.Client, p window.TopicPlan, p
 	rep.Warn("topic "+p.Topic, fmt.Sprintf("exists (%d partitions) without %s: %s", parts, strings.Join(kv, ", "), p.Why),
 		fmt.Sprintf("the job sets it when it starts if its principal may ALTER_CONFIGS the topic; or run kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config %s", p.Topic, strings.Join(kv, ",")))
 }
+
+// sqlTableName is a configured PostgreSQL table name as SQL writes it: schema.table, quoted
+// only where an identifier needs it.
+func sqlTableName(t string) string {
+	schema, table, err := change.ParseTableName(t)
+	if err != nil {
+		return t
+	}
+	var parts []string
+	for _, id := range []string{schema, table} {
+		if plainIdent.MatchString(id) {
+			parts = append(parts, id)
+		} else {
+			parts = append(parts, pgx.Identifier{id}.Sanitize())
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
