@@ -33,7 +33,7 @@ type extractor struct {
 // plan is the compiled form of one writer schema.
 type plan struct {
 	rd      *reader
-	timeMul int64 // multiply the time field by this to get µs (0: already µs)
+	timeMul int64 // multiply the time field by this to get µs (0: already µs; nanos: ns)
 	// local: the time field has no zone (a timestamp without time zone, a date): it is read
 	// in zone (the job's time_zone; nil: UTC)
 	local bool
@@ -141,8 +141,10 @@ func debeziumTimeUnit(ft avro.Schema, p Path) (unit int64, err error, ok bool) {
 		return 1, nil, true
 	case "io.debezium.time.Timestamp":
 		return 1000, nil, true
+	case "io.debezium.time.NanoTimestamp":
+		return nanos, nil, true
 	case "io.debezium.time.Date":
-		return 86_400_000_000, nil, true
+		return dayMicros, nil, true
 	case "io.debezium.time.Time", "io.debezium.time.MicroTime", "io.debezium.time.MicroDuration", "io.debezium.time.Year",
 		"io.debezium.time.ZonedTimestamp", "io.debezium.time.ZonedTime":
 		return 0, fmt.Errorf("time %s is an %s, which is not a point in time cdcd can read; use a timestamp or date column, or source.ts_ms", p, name), true
@@ -276,6 +278,8 @@ func (p *plan) eventTime(tv Value) int64 {
 			return badTime
 		}
 		return p.fromLocal(tv.I)
+	case p.timeMul == nanos:
+		return p.fromLocal(floorDiv(tv.I, 1000))
 	case tv.I > math.MaxInt64/p.timeMul || tv.I < math.MinInt64/p.timeMul+1 ||
 		p.timeMul == dayMicros && (tv.I == math.MaxInt32 || tv.I == math.MinInt32): // date ±infinity
 		return badTime
@@ -295,6 +299,9 @@ func (p *plan) fromLocal(t int64) int64 {
 const badTime = noTime + 1
 
 const dayMicros = 86_400_000_000
+
+// nanos is the timeMul of a time field in ns (io.debezium.time.NanoTimestamp): divide by 1000.
+const nanos = -1
 
 // noTime marks a Rec whose time field is NULL: it cannot be placed in a window and goes to
 // the late topic.
