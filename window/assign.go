@@ -57,6 +57,9 @@ func (p *Processor) addTimed(g *group, r Rec) error {
 
 func (p *Processor) addCount(g *group, r Rec) error {
 	n := int64(p.spec.Window.Events)
+	if g.hasClosed && p.closedExpiry(g.closedEnd) <= p.streamTime {
+		g.count = 0 // quiet for countRetention: numbered afresh, whether or not purged yet
+	}
 	var w *win
 	if len(g.wins) > 0 {
 		w = g.wins[0]
@@ -65,6 +68,7 @@ func (p *Processor) addCount(g *group, r Rec) error {
 		w.idx = g.count / n // the window's index within its group keys it
 	}
 	g.count++
+	g.hasClosed = false // not quiet: see countClosed
 	if p.counted == nil {
 		p.counted = map[*group]struct{}{}
 	}
@@ -75,6 +79,7 @@ func (p *Processor) addCount(g *group, r Rec) error {
 	if w.events >= n {
 		p.emit(w, true)
 		p.drop(w)
+		p.countClosed(g)
 	}
 	return nil
 }
@@ -112,3 +117,7 @@ func (h *closeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return w
 }
+
+// countRetention: a count-window group whose last window closed and that saw no record for
+// this long in stream time is dropped (see sessions.go); its next record starts window_index 0.
+const countRetention = 7 * 24 * time.Hour

@@ -7,14 +7,24 @@ import "encoding/binary"
 // late, never the start of a session the closed one should have absorbed. A group keeps this
 // until stream time passes that end + 2 gap + grace: from then on, an event near it is late by
 // its own session's close time anyway. It goes to the changelog as the group's counter record.
-
+//
+// Count windows keep, per group, the number of events seen (it numbers the group's windows,
+// window_index) and, once the group's last window closed, the stream time it closed at. A
+// group that then sees no record for countRetention of stream time is dropped with its
+// counter: its next record opens window_index 0 again (under a new window_start, so a new
+// result key). A group with a window open is never dropped: that would lose its events.
 // closedGroup is a group that keeps a closed session's end, until expiry.
 type closedGroup struct {
 	g      *group
 	expiry int64
 }
 
-func (p *Processor) sessionExpiry(end int64) int64 {
+// closedExpiry is when a group whose latest window closed at end (a session's end; a count
+// window's close in stream time) is forgotten if nothing arrives for it.
+func (p *Processor) closedExpiry(end int64) int64 {
+	if p.spec.Window.Type == Count {
+		return end + countRetention.Microseconds()
+	}
 	return end + 2*p.spec.Window.Gap.Microseconds() + p.spec.Window.Grace.Microseconds()
 }
 
@@ -29,19 +39,27 @@ func (p *Processor) sessionClosed(w *win) {
 		p.counted[g] = struct{}{}
 	}
 	// Sessions close in the order of their close time, so expiries come in order.
-	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(w.end)})
+	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(w.end)})
 }
 
-// forgetClosed drops the closed-session ends that have expired, and the groups left empty.
+// countClosed records that a count window of g closed (at the current stream time): the group
+// is quiet until its next record.
+func (p *Processor) countClosed(g *group) {
+	g.closedEnd, g.hasClosed = p.streamTime, true
+	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(g.closedEnd)})
+}
+
+// forgetClosed drops the closed-session ends and quiet count-window groups that have expired,
+// and the groups left empty.
 func (p *Processor) forgetClosed() {
 	n := 0
 	for n < len(p.closedQ) && p.closedQ[n].expiry <= p.streamTime {
 		g := p.closedQ[n].g
 		n++
-		if !g.hasClosed || p.sessionExpiry(g.closedEnd) > p.streamTime {
+		if !g.hasClosed || p.closedExpiry(g.closedEnd) > p.streamTime {
 			continue // a later session closed since: its own entry comes later
 		}
-		g.hasClosed = false
+		g.hasClosed, g.count = false, 0
 		delete(p.counted, g)
 		if g.csize > 0 {
 			p.bytes -= g.csize
@@ -57,24 +75,34 @@ func (p *Processor) forgetClosed() {
 	}
 }
 
-// groupRecord is the value of a group's counter record: the count (count windows) or the
-// closed session's end.
+// groupRecord is the value of a group's counter record: the closed session's end (session
+// windows), or the count and, once its last window closed, the stream time it closed at (count
+// windows).
 func (p *Processor) groupRecord(g *group) []byte {
-	v := g.count
 	if p.spec.Window.Type == Session {
-		v = g.closedEnd
+		return binary.AppendVarint([]byte{stateFormat}, g.closedEnd)
 	}
-	return binary.AppendVarint([]byte{stateFormat}, v)
+	b := binary.AppendVarint([]byte{stateFormat}, g.count)
+	if g.hasClosed {
+		b = binary.AppendVarint(b, g.closedEnd)
+	}
+	return b
 }
 
-// restoreGroupRecord applies a group's counter record's value.
-func (p *Processor) restoreGroupRecord(g *group, v int64) {
+// restoreGroupRecord applies a group's counter record's value (after its format byte).
+// A count-window record without the close time (written before groups were dropped) keeps
+// its group until its next window closes.
+func (p *Processor) restoreGroupRecord(g *group, r *buf) {
+	v := r.varint()
 	if p.spec.Window.Type != Session {
 		g.count = v
-		return
+		if len(r.b) == 0 {
+			return
+		}
+		v = r.varint()
 	}
 	g.closedEnd, g.hasClosed = v, true
-	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(v)}) // ordered by settle
+	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(v)}) // ordered by settle
 	p.heapStale = true
 }
 

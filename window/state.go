@@ -129,7 +129,7 @@ func (p *Processor) restoreCounter(key, value []byte) error {
 	if r.byte1() != stateFormat {
 		return errNewerState
 	}
-	p.restoreGroupRecord(g, r.varint())
+	p.restoreGroupRecord(g, r)
 	g.csize = len(key) + len(value)
 	p.bytes += g.csize
 	return r.err
