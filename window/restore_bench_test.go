@@ -128,8 +128,8 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n != keys+parts { // and each partition's stream time
-			b.Fatalf("restored %d keys, want %d windows and %d stream times", n, keys, parts)
+		if n != keys+2*parts { // and each partition's stream time and spec fingerprint
+			b.Fatalf("restored %d keys, want %d windows, %d stream times and %d fingerprints", n, keys, parts, parts)
 		}
 		state := 0
 		for _, p := range got {
