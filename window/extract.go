@@ -28,6 +28,7 @@ type extractor struct {
 	refs  []fieldRef
 	slots int
 	plans map[int]*plan // by writer schema id
+	dec   *decoder
 }
 
 // plan is the compiled form of one writer schema.
@@ -42,7 +43,7 @@ type plan struct {
 }
 
 func newExtractor(spec *Spec) *extractor {
-	x := &extractor{spec: spec, slots: 2, plans: map[int]*plan{}}
+	x := &extractor{spec: spec, slots: 2, plans: map[int]*plan{}, dec: newDecoder()}
 	seen := map[Path]selector{}
 	sel := func(p Path) selector {
 		if s, ok := seen[p]; ok {
@@ -198,10 +199,11 @@ func (e *ErrNeedBefore) Error() string {
 func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec, error) {
 	clear(p.vals)
 	ex := extracted{vals: p.vals}
-	d := &decoder{b: body}
+	d := x.dec
+	d.reset(body)
 	p.rd.read(d, &ex)
-	if d.err != nil {
-		return out, d.err
+	if err := d.done(); err != nil {
+		return out, err
 	}
 	op := byte(0)
 	if v := p.vals[0]; v.Kind == KindString && len(v.S) == 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -64,14 +65,14 @@ func (j *Job) prepare(ctx context.Context) error {
 
 // buildSchemas derives the result key and value schemas from the first input topic's schema.
 func (j *Job) buildSchemas(env avro.Schema) error {
-	ns := "io.cdcd.window." + avroName.ReplaceAllString(j.spec.Name, "_")
+	ns := "io.cdcd.window." + encode.AvroNamePart(j.spec.Name)
 	var keyFields, valFields []outField
 	for _, g := range j.spec.GroupBy {
 		ft := fieldType(env, g)
 		if ft == nil {
 			return fmt.Errorf("group field %s is not in the input schema", g)
 		}
-		f, err := fieldFor(avroName.ReplaceAllString(g.Field, "_"), ft)
+		f, err := fieldFor(g.Field, ft) // a field of the input's Avro schema: a valid name
 		if err != nil {
 			return fmt.Errorf("group_by %s: %w", g, err)
 		}

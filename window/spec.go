@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cdcd-dev/cdcd/encode"
 )
 
 // WindowType is how events are grouped in time.
@@ -204,6 +206,8 @@ func (s *Spec) Validate() error {
 	for i, a := range s.Aggs {
 		if a.Name == "" {
 			bad("aggregates[%d] needs a name", i)
+		} else if !encode.ValidAvroName(a.Name) {
+			bad("aggregates[%d]: the name %q is not a valid Avro field name (it names a field of the result schema): use letters, digits and '_', starting with a letter or '_'", i, a.Name)
 		}
 		if names[a.Name] || a.Name == "window_start" || a.Name == "window_end" || a.Name == "events" {
 			bad("aggregates[%d]: the name %q is already taken by a group field or window_start, window_end, events", i, a.Name)
