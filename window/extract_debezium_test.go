@@ -37,7 +37,7 @@ func TestTimeUnitOfDebeziumTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for col, want := range map[string]int64{"ts": 1, "ts3": 1000, "d": 86_400_000_000, "n": 1000} {
+	for col, want := range map[string]int64{"ts": 1, "ts3": 1000, "d": dayMicros, "n": 1000} {
 		if got, err := timeUnit(env, Path{Root: "after", Field: col}); err != nil || got != want {
 			t.Errorf("after.%s: unit %d, %v; want %d", col, got, err, want)
 		}

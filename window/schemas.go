@@ -13,7 +13,7 @@ import (
 // prepare checks the job's fields against every input topic's registered schema, creates the
 // internal and output topics, and registers the result schemas.
 func (j *Job) prepare(ctx context.Context) error {
-	var first avro.Schema
+	// j.keySchema and j.valSchema are those of the last input; every input must give the same.
 	var firstTopic, firstKey, firstVal string
 	for _, t := range j.spec.Topics {
 		sub := t + "-value"
@@ -36,15 +36,12 @@ func (j *Job) prepare(ctx context.Context) error {
 		if err := j.buildSchemas(s); err != nil {
 			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
-		if first == nil {
-			first, firstTopic, firstKey, firstVal = s, t, j.keySchema.json, j.valSchema.json
+		if firstTopic == "" {
+			firstTopic, firstKey, firstVal = t, j.keySchema.json, j.valSchema.json
 		} else if j.keySchema.json != firstKey || j.valSchema.json != firstVal {
 			return &FatalError{fmt.Errorf("window job %s: input topics %s and %s give results of different types (a group or aggregate field of another type, or a decimal of another scale): %s against %s; "+
 				"fix: read topics whose fields have the same types (e.g. the same numeric(p,s)), or run one job per topic", j.spec.Name, firstTopic, t, j.valSchema.json, firstVal)}
 		}
-	}
-	if err := j.buildSchemas(first); err != nil {
-		return &FatalError{fmt.Errorf("window job %s: %w", j.spec.Name, err)}
 	}
 	if err := j.createTopics(ctx); err != nil {
 		return err
