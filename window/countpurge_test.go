@@ -110,3 +110,22 @@ func TestCountWindowPurgeSurvivesRestore(t *testing.T) {
 		t.Error("restored group 2 is not purged after the retention")
 	}
 }
+
+// A busy group keeps one entry in the queue of quiet groups, not one per window it closed:
+// the bookkeeping of the purge is bounded by the groups, like the state.
+func TestCountWindowPurgeQueueBoundedByGroups(t *testing.T) {
+	p := NewProcessor(countSpec(2))
+	for i := int64(0); i < 19_998; i++ { // 6,666 events each: no window left open
+		addCountRec(t, p, i%3, i)
+	}
+	p.TakeResults()
+	p.TakeChanges()
+	if len(p.closedQ) > 3 {
+		t.Errorf("%d entries queued for 3 groups", len(p.closedQ))
+	}
+	// Quiet for the retention after their last close, all three go.
+	p.AdvanceTo(19_997 + countRetention.Microseconds())
+	if len(p.groups) != 0 || len(p.closedQ) != 0 {
+		t.Errorf("after the retention: %d groups, %d queued; want none", len(p.groups), len(p.closedQ))
+	}
+}

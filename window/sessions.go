@@ -12,8 +12,11 @@ import "encoding/binary"
 // window_index) and, once the group's last window closed, the stream time it closed at. A
 // group that then sees no record for countRetention of stream time is dropped with its
 // counter: its next record opens window_index 0 again (under a new window_start, so a new
-// result key). A group with a window open is never dropped: that would lose its events.
-// closedGroup is a group that keeps a closed session's end, until expiry.
+// result key). A group with a window open is never dropped: that would lose its events. A
+// count-window group is queued once (group.queued), however many windows it closes.
+
+// closedGroup is a group that keeps a closed session's end or is a quiet count-window group,
+// until expiry. Processor.closedQ is a min-heap of them by expiry.
 type closedGroup struct {
 	g      *group
 	expiry int64
@@ -38,28 +41,36 @@ func (p *Processor) sessionClosed(w *win) {
 		}
 		p.counted[g] = struct{}{}
 	}
-	// Sessions close in the order of their close time, so expiries come in order.
-	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(w.end)})
+	p.pushClosed(closedGroup{g, p.closedExpiry(w.end)})
 }
 
 // countClosed records that a count window of g closed (at the current stream time): the group
 // is quiet until its next record.
 func (p *Processor) countClosed(g *group) {
 	g.closedEnd, g.hasClosed = p.streamTime, true
-	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(g.closedEnd)})
+	if !g.queued {
+		g.queued = true
+		p.pushClosed(closedGroup{g, p.closedExpiry(g.closedEnd)})
+	}
 }
 
 // forgetClosed drops the closed-session ends and quiet count-window groups that have expired,
 // and the groups left empty.
 func (p *Processor) forgetClosed() {
-	n := 0
-	for n < len(p.closedQ) && p.closedQ[n].expiry <= p.streamTime {
-		g := p.closedQ[n].g
-		n++
-		if !g.hasClosed || p.closedExpiry(g.closedEnd) > p.streamTime {
-			continue // a later session closed since: its own entry comes later
+	count := p.spec.Window.Type == Count
+	for len(p.closedQ) > 0 && p.closedQ[0].expiry <= p.streamTime {
+		g := p.popClosed().g
+		if count && !g.hasClosed {
+			g.queued = false // a record came: queued again when its window closes
+			continue
 		}
-		g.hasClosed, g.count = false, 0
+		if exp := p.closedExpiry(g.closedEnd); !g.hasClosed || exp > p.streamTime {
+			if count {
+				p.pushClosed(closedGroup{g, exp}) // it closed another window since
+			}
+			continue // sessions: a later session closed since, with an entry of its own
+		}
+		g.hasClosed, g.count, g.queued = false, 0, false
 		delete(p.counted, g)
 		if g.csize > 0 {
 			p.bytes -= g.csize
@@ -70,9 +81,46 @@ func (p *Processor) forgetClosed() {
 			delete(p.groups, g.key)
 		}
 	}
-	if n > 0 { // nothing expired: no copy of the queue (this runs after every record)
-		p.closedQ = append(p.closedQ[:0], p.closedQ[n:]...)
+}
+
+// pushClosed adds e to the heap closedQ.
+func (p *Processor) pushClosed(e closedGroup) {
+	q := append(p.closedQ, e)
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if q[parent].expiry <= q[i].expiry {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
 	}
+	p.closedQ = q
+}
+
+// popClosed removes and returns the entry of closedQ that expires first.
+func (p *Processor) popClosed() closedGroup {
+	q := p.closedQ
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = closedGroup{}
+	q = q[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && q[c+1].expiry < q[c].expiry {
+			c++
+		}
+		if q[i].expiry <= q[c].expiry {
+			break
+		}
+		q[i], q[c] = q[c], q[i]
+		i = c
+	}
+	p.closedQ = q
+	return top
 }
 
 // groupRecord is the value of a group's counter record: the closed session's end (session
@@ -101,8 +149,8 @@ func (p *Processor) restoreGroupRecord(g *group, r *buf) {
 		}
 		v = r.varint()
 	}
-	g.closedEnd, g.hasClosed = v, true
-	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(v)}) // ordered by settle
+	g.closedEnd, g.hasClosed, g.queued = v, true, true
+	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(v)}) // a heap once settle sorts it
 	p.heapStale = true
 }
 
