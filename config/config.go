@@ -358,7 +358,8 @@ func (p *Pipeline) Tables() []string {
 type Duration struct {
 	D   time.Duration
 	Raw string
-	Bad bool
+	Bad bool // not a duration, or negative (then Neg is set too): D is 0
+	Neg bool
 }
 
 // Dur returns a set Duration.
@@ -368,7 +369,7 @@ func (d *Duration) set(raw string) {
 	d.Raw = raw
 	v, err := time.ParseDuration(strings.TrimSpace(raw))
 	if err != nil || v < 0 {
-		d.Bad = true
+		d.Bad, d.Neg = true, err == nil
 		return
 	}
 	d.D = v

@@ -417,7 +417,7 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 		serverIDs[my.ServerID] = i
 	}
 	if my.HeartbeatInterval.Bad {
-		ps.add(at+".heartbeat_interval", fmt.Sprintf("%s is not a duration", quote(my.HeartbeatInterval.Raw)), "write it like 5s")
+		checkDur(ps, at+".heartbeat_interval", my.HeartbeatInterval, 0)
 	} else if my.HeartbeatInterval.D < 100*time.Millisecond || my.HeartbeatInterval.D > time.Hour {
 		ps.add(at+".heartbeat_interval", fmt.Sprintf("heartbeat_interval %s is out of range", my.HeartbeatInterval.D), "use 100ms to 1h (default 5s)")
 	}
@@ -465,6 +465,10 @@ func unecho(msg, value string) string {
 }
 
 func checkDur(ps *problems, at string, d Duration, minimum time.Duration) {
+	if d.Neg {
+		ps.add(at, fmt.Sprintf("%s is negative", quote(d.Raw)), fmt.Sprintf("use %s or more", max(minimum, 0)))
+		return
+	}
 	if d.Bad {
 		ps.add(at, fmt.Sprintf("%s is not a duration", quote(d.Raw)), "write a duration like 500ms, 10s or 1m30s")
 		return

@@ -134,26 +134,41 @@ func (w *Window) applyDefaults() {
 // Spec is the job as package window runs it. The configuration must have been validated
 // (Load and Parse do that); the error reports what does not map.
 func (w *Window) Spec() (*window.Spec, error) {
+	s, ps := w.spec()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, errors.New(p.String()))
+	}
+	return s, errors.Join(errs...)
+}
+
+// spec maps the YAML onto a window.Spec; the problems are the values that do not map (a
+// field path, a time zone), keyed like window.Spec's own.
+func (w *Window) spec() (*window.Spec, []window.Problem) {
 	s := &window.Spec{Name: w.Name, Topics: append([]string(nil), w.Input.Topics...), Ops: strings.Join(w.Input.Ops, ""),
 		Mode: window.Mode(w.Mode), EmitUpdates: w.Emit == "updates", Output: w.Output.Topic, Late: w.Late.Topic,
 		DeadLetter:  w.DLQ.Topic,
 		IdleTimeout: w.IdleTimeout.D,
 		Window: window.WindowSpec{Type: window.WindowType(w.Window.Type), Size: w.Window.Size.D, Advance: w.Window.Advance.D,
 			Gap: w.Window.Gap.D, Events: w.Window.Events, Grace: w.Window.Grace.D}}
-	var errs []error
-	var err error
-	if w.Window.TimeZone != "" {
-		if s.TimeZone, err = time.LoadLocation(w.Window.TimeZone); err != nil {
-			errs = append(errs, fmt.Errorf("window.time_zone: %w", err))
+	var ps []window.Problem
+	const fixPath = "write after.<column>, before.<column>, source.<field>, ts_ms or op"
+	if z := w.Window.TimeZone; z != "" {
+		loc, err := time.LoadLocation(z)
+		if err != nil || z == "Local" {
+			ps = append(ps, window.Problem{Key: "window.time_zone", Message: fmt.Sprintf("%s is not a time zone", quote(z)),
+				Fix: "name an IANA zone such as Europe/Berlin or America/New_York, or leave it out for UTC"})
 		}
+		s.TimeZone = loc
 	}
+	var err error
 	if s.Time, err = window.ParsePath(w.Time); err != nil {
-		errs = append(errs, fmt.Errorf("time: %w", err))
+		ps = append(ps, window.Problem{Key: "time", Message: err.Error(), Fix: fixPath})
 	}
 	for i, g := range w.GroupBy {
 		p, err := window.ParsePath(g)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("group_by[%d]: %w", i, err))
+			ps = append(ps, window.Problem{Key: fmt.Sprintf("group_by[%d]", i), Message: err.Error(), Fix: fixPath})
 		}
 		s.GroupBy = append(s.GroupBy, p)
 	}
@@ -161,18 +176,15 @@ func (w *Window) Spec() (*window.Spec, error) {
 		as := window.AggSpec{Name: a.Name, Fn: window.Fn(a.Fn)}
 		if a.Field != "" {
 			if as.Field, err = window.ParsePath(a.Field); err != nil {
-				errs = append(errs, fmt.Errorf("aggregates[%d].field: %w", i, err))
+				ps = append(ps, window.Problem{Key: fmt.Sprintf("aggregates[%d].field", i), Message: err.Error(), Fix: fixPath})
 			}
 		}
 		s.Aggs = append(s.Aggs, as)
 	}
-	return s, errors.Join(errs...)
+	return s, ps
 }
 
-var (
-	windowTypes = []string{string(window.Tumbling), string(window.Hopping), string(window.Session), string(window.Count)}
-	windowFns   = []string{"count", "sum", "min", "max", "avg", "count_distinct", "first", "last"}
-)
+var windowTypes = []string{string(window.Tumbling), string(window.Hopping), string(window.Session), string(window.Count)}
 
 // validateWindows checks every window job; names must be unique among jobs and pipelines
 // (both name Kafka groups, transactional ids and /readyz entries).
@@ -188,18 +200,17 @@ func (c *Config) validateWindows(ps *problems) {
 	}
 }
 
+// validateWindow checks what the YAML of job i can get wrong (a value that does not parse, a
+// key of another window type, names and topics shared with other jobs and pipelines, the
+// instance's settings) and adds window.Spec's problems with the job's rules, each once.
 func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string]int, outputs map[string]string) {
 	w := &c.Windows[i]
 	at := func(k string) string { return join(fmt.Sprintf("windows[%d]", i), k) }
-	// Problems found here; Spec.Validate's are added for paths not already reported.
 	var own problems
-	switch {
-	case w.Name == "":
-		own.add(at("name"), "the window job has no name", "set name: a short lowercase name such as orders_per_customer (it names the job's consumer group and internal topics)")
-	case !pipelineNameRE.MatchString(w.Name):
-		own.add(at("name"), fmt.Sprintf("%s is not a valid window job name", quote(w.Name)), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
-	default:
-		if j, dup := names[w.Name]; dup {
+	if w.Name != "" {
+		if !pipelineNameRE.MatchString(w.Name) {
+			own.add(at("name"), fmt.Sprintf("%s is not a valid window job name", quote(w.Name)), "use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters")
+		} else if j, dup := names[w.Name]; dup {
 			own.add(at("name"), fmt.Sprintf("window job name %s is already used by windows[%d]", quote(w.Name), j), "give every window job its own name")
 		} else {
 			names[w.Name] = i
@@ -208,39 +219,17 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 			own.add(at("name"), fmt.Sprintf("window job name %s is already the name of pipelines[%d]", quote(w.Name), j), "give the job a name no pipeline has (both appear in /readyz, metrics and logs)")
 		}
 	}
-	if len(w.Input.Topics) == 0 {
-		own.add(at("input.topics"), "no input topics are listed", "name the cdcd change topics to read, e.g. topics: [shop.public.orders]")
-	}
-	for j, t := range w.Input.Topics {
-		if !topicRE.MatchString(t) {
-			own.add(at(fmt.Sprintf("input.topics[%d]", j)), fmt.Sprintf("%s is not a valid Kafka topic name", quote(t)), "use letters, digits, '.', '_' and '-' only")
-		}
-	}
 	for j, op := range w.Input.Ops {
 		if !oneOf(op, "c", "u", "d", "r") {
 			own.add(at(fmt.Sprintf("input.ops[%d]", j)), fmt.Sprintf("%s is not a change op", quote(op)), "use c (create), u (update), d (delete) or r (snapshot read)")
 		}
 	}
-	if !oneOf(w.Window.Type, windowTypes...) {
-		own.add(at("window.type"), fmt.Sprintf("unknown window type %s", quote(w.Window.Type)), "use tumbling {size}, hopping {size, advance}, session {gap} or count {events}")
-	}
 	for _, d := range []struct {
 		key string
 		v   Duration
 	}{{"window.size", w.Window.Size}, {"window.advance", w.Window.Advance}, {"window.gap", w.Window.Gap}, {"window.grace", w.Window.Grace}} {
-		if !d.v.IsSet() {
-			continue
-		}
-		if v, err := time.ParseDuration(strings.TrimSpace(d.v.Raw)); err == nil && v < 0 {
-			own.add(at(d.key), fmt.Sprintf("%s is negative", quote(d.v.Raw)), "use 0s or more")
-			continue
-		}
-		checkDur(&own, at(d.key), d.v, 0)
-	}
-	if z := w.Window.TimeZone; z != "" {
-		if _, err := time.LoadLocation(z); err != nil || z == "Local" {
-			own.add(at("window.time_zone"), fmt.Sprintf("%s is not a time zone", quote(z)),
-				"name an IANA zone such as Europe/Berlin or America/New_York, or leave it out for UTC")
+		if d.v.IsSet() {
+			checkDur(&own, at(d.key), d.v, 0)
 		}
 	}
 	// A key of another window type is a mistake that would be silently ignored.
@@ -256,25 +245,8 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 			}
 		}
 	}
-	if !oneOf(w.Mode, string(window.ModeEvents), string(window.ModeTable)) {
-		own.add(at("mode"), fmt.Sprintf("unknown mode %s", quote(w.Mode)), "use events (each change counts once) or table (an update retracts its before image and adds its after image)")
-	}
 	if !oneOf(w.Emit, "final", "updates") {
 		own.add(at("emit"), fmt.Sprintf("unknown emit %s", quote(w.Emit)), "use final (one result when the window closes) or updates (a result on every change)")
-	}
-	if len(w.Aggregates) == 0 {
-		own.add(at("aggregates"), "no aggregates are listed", "add at least one, e.g. - {name: orders, fn: count}")
-	}
-	for j, a := range w.Aggregates {
-		if !oneOf(a.Fn, windowFns...) {
-			own.add(at(fmt.Sprintf("aggregates[%d].fn", j)), fmt.Sprintf("unknown aggregate function %s", quote(a.Fn)), "use one of "+strings.Join(windowFns, ", "))
-		}
-		if a.Fn == "count" && a.Field != "" {
-			own.add(at(fmt.Sprintf("aggregates[%d].field", j)), "count takes no field (it counts the changes)", "remove field, or use count_distinct to count distinct values of a field")
-		}
-	}
-	if w.Output.Topic == "" {
-		own.add(at("output.topic"), "no output topic", "set output: {topic: <the topic for the results>}, e.g. shop.orders_per_customer_5m")
 	}
 	if !oneOf(w.OnError, "fail", "dlq") {
 		own.add(at("on_error"), fmt.Sprintf("unknown on_error %s", quote(w.OnError)), "use fail (stop the job on a record it can never process) or dlq (dead-letter the record and go on)")
@@ -282,9 +254,6 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 		own.add(at("dlq.topic"), "is set, but on_error is fail, so nothing would be written to it", "set on_error: dlq, or remove dlq")
 	}
 	for _, t := range []struct{ key, topic string }{{"output.topic", w.Output.Topic}, {"late.topic", w.Late.Topic}, {"dlq.topic", w.DLQ.Topic}} {
-		if t.topic != "" && !topicRE.MatchString(t.topic) {
-			own.add(at(t.key), fmt.Sprintf("%s is not a valid Kafka topic name", quote(t.topic)), "use letters, digits, '.', '_' and '-' only")
-		}
 		if t.topic == "" {
 			continue
 		}
@@ -307,17 +276,10 @@ func (c *Config) validateWindow(ps *problems, i int, pipelines, names map[string
 	if w.InstanceID != "" && !instanceIDRE.MatchString(w.InstanceID) {
 		own.add(at("instance_id"), fmt.Sprintf("%s is not a valid instance id", quote(w.InstanceID)), "use letters, digits, '.', '_' and '-' (it becomes part of a Kafka transactional id)")
 	}
-	spec, err := w.Spec()
-	for _, e := range unjoin(err) {
-		path, msg := splitKey(e.Error())
-		own.add(at(path), msg, "write after.<column>, before.<column>, source.<field>, ts_ms or op")
-	}
-	if err := spec.Validate(); err != nil {
-		for _, e := range unjoin(err) {
-			path, msg, fix := specProblem(strings.TrimPrefix(e.Error(), "window job "+w.Name+": "))
-			if !related(at(path), own) {
-				own.add(at(path), msg, fix)
-			}
+	spec, conv := w.spec()
+	for _, p := range append(conv, spec.Problems()...) {
+		if !related(at(p.Key), own) {
+			own.add(at(p.Key), p.Message, p.Fix)
 		}
 	}
 	*ps = append(*ps, own...)
@@ -348,75 +310,4 @@ func windowKeys(typ string) string {
 		return "gap and grace"
 	}
 	return "events"
-}
-
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range u.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-// splitKey splits "key: message" into the key and the message.
-func splitKey(s string) (string, string) {
-	k, msg, ok := strings.Cut(s, ": ")
-	if !ok || !specKeyRE.MatchString(k) {
-		return "", s
-	}
-	return k, msg
-}
-
-var specKeyRE = regexp.MustCompile(`^[a-z_]+(\[[0-9]+\])?(\.[a-z_]+)*$`)
-
-// specProblem maps one of window.Spec.Validate's messages to the job's key (the messages
-// start with the key they are about), a message and a fix.
-func specProblem(msg string) (path, message, fix string) {
-	key := msg
-	if i := strings.IndexAny(msg, " :"); i > 0 {
-		key = msg[:i]
-	}
-	switch {
-	case strings.HasPrefix(msg, "topic ") && strings.Contains(msg, "both an input and an output"):
-		return "output.topic", msg, "write the results to a topic the job does not read"
-	case strings.HasPrefix(msg, "mode table needs time"):
-		return "time", msg, "set time: after.<a timestamp column of the row>, e.g. after.created_at"
-	case strings.HasPrefix(msg, "mode table"):
-		return "mode", msg, "use mode: events, or a tumbling or hopping window"
-	case msg == "a job needs a name":
-		return "name", msg, "set name"
-	case strings.HasPrefix(msg, "window.size and window.advance"):
-		return "window.size", msg, "set size and advance, e.g. {type: hopping, size: 5m, advance: 1m}"
-	}
-	if strings.HasPrefix(key, "aggregates[") {
-		if i := strings.IndexByte(key, ']'); i > 0 {
-			key = key[:i+1]
-		}
-		switch {
-		case strings.Contains(msg, "needs a name"), strings.Contains(msg, "is already taken"):
-			key += ".name"
-		case strings.Contains(msg, ": fn "):
-			key += ".fn"
-		case strings.Contains(msg, "needs a field"):
-			key += ".field"
-		}
-	}
-	if !specKeyRE.MatchString(key) {
-		key = ""
-	}
-	switch {
-	case strings.HasPrefix(key, "window."):
-		fix = "see the window shapes in config.example.yaml: tumbling {size}, hopping {size, advance}, session {gap}, count {events}"
-	case strings.HasPrefix(key, "aggregates"):
-		fix = "give each aggregate a name of its own, a known fn and, except for count, a field"
-	default:
-		fix = "see the windows example in config.example.yaml"
-	}
-	return key, msg, fix
 }

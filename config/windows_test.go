@@ -142,6 +142,8 @@ func TestWindowJobsBad(t *testing.T) {
 		{"key of another type", strings.Replace(windowsBase, "size: 5m,", "size: 5m, gap: 1m,", 1), "windows[0].window.gap", 17, "size and grace"},
 		{"advance not dividing", strings.Replace(windowsBase, "type: tumbling, size: 5m", "type: hopping, size: 5m, advance: 2m", 1), "windows[0].window.size", 17, "window shapes"},
 		{"unknown fn", strings.Replace(windowsBase, "fn: sum", "fn: total", 1), "windows[0].aggregates[1].fn", 20, "count_distinct"},
+		{"aggregate name not an Avro name", strings.Replace(windowsBase, "name: revenue", "name: revenue-eur", 1), "windows[0].aggregates[1].name", 20, "starting with a letter"},
+		{"count with a field", strings.Replace(windowsBase, "{name: orders, fn: count}", "{name: orders, fn: count, field: after.id}", 1), "windows[0].aggregates[0].field", 19, "count_distinct"},
 		{"sum without field", strings.Replace(windowsBase, "fn: sum, field: after.total", "fn: sum", 1), "windows[0].aggregates[1].field", 20, "except for count, a field"},
 		{"name taken", strings.Replace(windowsBase, "name: revenue", "name: events", 1), "windows[0].aggregates[1].name", 20, "a name of its own"},
 		{"no output", strings.Replace(windowsBase, "    output: {topic: shop.orders_per_customer_5m}\n", "", 1), "windows[0].output.topic", 12, "set output"},
@@ -176,6 +178,34 @@ func TestWindowJobsBad(t *testing.T) {
 			}
 			t.Errorf("no problem at %s; got:\n%v", c.path, err)
 		})
+	}
+}
+
+// A negative duration says it is negative, at every duration key (not that it is no
+// duration).
+func TestNegativeDurationsSayNegative(t *testing.T) {
+	for _, c := range []struct{ yaml, path string }{
+		{strings.Replace(windowsBase, "grace: 30s", "grace: -30s", 1), "windows[0].window.grace"},
+		{windowsBase + "    idle_timeout: -1s\n", "windows[0].idle_timeout"},
+		{windowsBase + "    session_timeout: -45s\n", "windows[0].session_timeout"},
+	} {
+		_, err := Parse("c.yaml", []byte(c.yaml), noEnv)
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("%s: accepted or wrong error: %v", c.path, err)
+		}
+		found := false
+		for _, p := range ce.Problems {
+			if p.Path == c.path {
+				found = true
+				if !strings.Contains(p.Message, "is negative") || strings.Contains(p.Message, "not a duration") {
+					t.Errorf("%s: %s", c.path, p)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no problem at %s; got:\n%v", c.path, err)
+		}
 	}
 }
 

@@ -2,9 +2,11 @@ package encode
 
 import (
 	"encoding/binary"
-	"github.com/cdcd-dev/cdcd/change"
 	"math"
 	"strings"
+
+	"github.com/cdcd-dev/cdcd/change"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Avro binary primitives. Each appends to dst and returns the extended slice.
@@ -45,8 +47,8 @@ func appendDouble(dst []byte, v float64) []byte {
 
 // appendHeader writes the Confluent wire-format prefix.
 func appendHeader(dst []byte, id int) []byte {
-	dst = append(dst, 0)
-	return binary.BigEndian.AppendUint32(dst, uint32(id))
+	dst, _ = (*sr.ConfluentHeader)(nil).AppendEncode(dst, id, nil) // fails only for a protobuf index
+	return dst
 }
 
 // scratch is per-Record working memory for the hot path, reused across events.

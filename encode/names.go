@@ -21,7 +21,9 @@ func nameHash(s string) string {
 	return fmt.Sprintf("_%08x", h.Sum32())
 }
 
-func validAvroName(s string) bool {
+// ValidAvroName reports whether s is a valid Avro name: a letter or '_', then letters, digits
+// and '_'.
+func ValidAvroName(s string) bool {
 	if s == "" || !isLetter(s[0]) {
 		return false
 	}
@@ -37,7 +39,18 @@ func validAvroName(s string) bool {
 // invalid character replaced by '_', a '_' prefix when it starts with a digit, and the
 // original's hash suffix appended.
 func AvroName(s string) string {
-	if validAvroName(s) {
+	if ValidAvroName(s) {
+		return s
+	}
+	return AvroNamePart(s) + nameHash(s)
+}
+
+// AvroNamePart returns s as a valid Avro name without AvroName's hash suffix: s itself when
+// valid, otherwise s with every invalid character replaced by '_' and a '_' prefix when it
+// starts with a digit ("_" for ""). Two names may give one result: use it only where that
+// cannot matter (the namespace of a schema alone in its subject).
+func AvroNamePart(s string) string {
+	if ValidAvroName(s) {
 		return s
 	}
 	var b strings.Builder
@@ -57,7 +70,6 @@ func AvroName(s string) string {
 	if s == "" {
 		b.WriteByte('_')
 	}
-	b.WriteString(nameHash(s))
 	return b.String()
 }
 

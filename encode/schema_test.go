@@ -118,7 +118,7 @@ func TestAvroName(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got := AvroName(tc.in)
-		if got != tc.want || !validAvroName(got) {
+		if got != tc.want || !ValidAvroName(got) {
 			t.Errorf("AvroName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

@@ -5,28 +5,35 @@ import "time"
 // How a record finds its windows: time windows by arithmetic on its event time, count
 // windows by the group's counter (sessions: sessions.go); and the close heap.
 
-func (p *Processor) addTimed(g *group, r Rec) error {
-	size := p.spec.Window.Size.Microseconds()
-	adv := size
+// lastWindow returns the start of the last (latest-starting) time window holding t, as a
+// wall-clock time of the job's zone, and the windows' size and advance (µs): the windows
+// holding t start at the multiples of advance in (t-size, t] of that wall clock.
+func (p *Processor) lastWindow(t int64) (last, size, adv int64) {
+	size = p.spec.Window.Size.Microseconds()
+	adv = size
 	if p.spec.Window.Type == Hopping {
 		adv = p.spec.Window.Advance.Microseconds()
 	}
-	grace := p.spec.Window.Grace.Microseconds()
-	// The windows containing t start at the multiples of adv in (t-size, t] (of the wall clock
-	// in the job's time zone, if it has one).
-	zone := p.spec.TimeZone
-	local := zone != nil && zone != time.UTC
-	t := r.T
-	if local {
+	if zone := p.spec.TimeZone; zone != nil && zone != time.UTC {
 		t = zoneToLocal(zone, t)
 	}
-	last := floorDiv(t, adv) * adv
+	return floorDiv(t, adv) * adv, size, adv
+}
+
+// instant turns a wall-clock time of the job's zone (a window bound) into an instant.
+func (p *Processor) instant(local int64) int64 {
+	if zone := p.spec.TimeZone; zone != nil && zone != time.UTC {
+		return zoneFromLocal(zone, local)
+	}
+	return local
+}
+
+func (p *Processor) addTimed(g *group, r Rec) error {
+	grace := p.spec.Window.Grace.Microseconds()
+	last, size, adv := p.lastWindow(r.T)
 	var missed [][2]int64
 	for lstart := last - size + adv; lstart <= last; lstart += adv {
-		start, end := lstart, lstart+size
-		if local {
-			start, end = zoneFromLocal(zone, start), zoneFromLocal(zone, end)
-		}
+		start, end := p.instant(lstart), p.instant(lstart+size)
 		if end+grace <= p.streamTime {
 			missed = append(missed, [2]int64{start, end})
 			continue
@@ -57,6 +64,9 @@ func (p *Processor) addTimed(g *group, r Rec) error {
 
 func (p *Processor) addCount(g *group, r Rec) error {
 	n := int64(p.spec.Window.Events)
+	if g.hasClosed && p.closedExpiry(g.closedEnd) <= p.streamTime {
+		g.count = 0 // quiet for countRetention: numbered afresh, whether or not purged yet
+	}
 	var w *win
 	if len(g.wins) > 0 {
 		w = g.wins[0]
@@ -65,6 +75,7 @@ func (p *Processor) addCount(g *group, r Rec) error {
 		w.idx = g.count / n // the window's index within its group keys it
 	}
 	g.count++
+	g.hasClosed = false // not quiet: see countClosed
 	if p.counted == nil {
 		p.counted = map[*group]struct{}{}
 	}
@@ -75,6 +86,7 @@ func (p *Processor) addCount(g *group, r Rec) error {
 	if w.events >= n {
 		p.emit(w, true)
 		p.drop(w)
+		p.countClosed(g)
 	}
 	return nil
 }
@@ -112,3 +124,7 @@ func (h *closeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return w
 }
+
+// countRetention: a count-window group whose last window closed and that saw no record for
+// this long in stream time is dropped (see sessions.go); its next record starts window_index 0.
+const countRetention = 7 * 24 * time.Hour

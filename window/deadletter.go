@@ -45,7 +45,7 @@ func unprocessable(err error) string {
 		return ClassNeedBeforeImage
 	case errors.As(err, &fe):
 		return ClassFieldMissing
-	case errors.As(err, &wf), errors.Is(err, errShort):
+	case errors.As(err, &wf), errors.Is(err, errUndecodable):
 		return ClassUndecodable
 	case errors.Is(err, errTruncate):
 		return ClassTruncate

@@ -1,9 +1,9 @@
 package window
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"sort"
@@ -263,51 +263,63 @@ func isTimestamp(s avro.Schema) bool {
 	return false
 }
 
-var errShort = errors.New("record ends early: not a record of the schema its id names")
+// errUndecodable: the record's Avro body does not decode with the schema its id names (a
+// dead letter of class undecodable_value, or the job stops).
+var errUndecodable = errors.New("not a record of the schema its id names")
 
-// decoder walks Avro binary.
+var errShort = fmt.Errorf("record ends early: %w", errUndecodable)
+
+// decoder walks Avro binary with hamba's Reader (one per extractor, reset per record).
 type decoder struct {
-	b   []byte
+	r   *avro.Reader
 	err error
 }
 
-func (d *decoder) long() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(errShort)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+// readerConfig lifts hamba's 1 MiB bound on the strings and bytes it reads: a kept value is
+// as long as its record, which Kafka already bounds.
+var readerConfig = avro.Config{MaxByteSliceSize: math.MaxInt32}.Freeze()
+
+func newDecoder() *decoder {
+	return &decoder{r: avro.NewReader(nil, 0, avro.WithReaderConfig(readerConfig))}
 }
 
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-	d.b = nil
+// reset starts reading body.
+func (d *decoder) reset(body []byte) {
+	d.r.Reset(body)
+	d.r.Error, d.err = nil, nil
 }
 
-func (d *decoder) take(n int64) []byte {
-	if n < 0 || int64(len(d.b)) < n {
-		d.fail(errShort)
+// done returns the first problem of the record read: errShort if it ended early.
+func (d *decoder) done() error {
+	switch {
+	case d.err != nil:
+		return d.err
+	case d.r.Error == nil:
 		return nil
+	case errors.Is(d.r.Error, io.EOF), errors.Is(d.r.Error, io.ErrUnexpectedEOF):
+		return errShort
 	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
+	return fmt.Errorf("%v: %w", d.r.Error, errUndecodable)
+}
+
+func (d *decoder) failed() bool { return d.err != nil || d.r.Error != nil }
+
+func (d *decoder) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format+": %w", append(a, errUndecodable)...)
+	}
 }
 
 // read walks one record of rd's schema, storing kept fields in ex.vals.
 func (rd *reader) read(d *decoder, ex *extracted) {
 	for i := range rd.steps {
 		st := &rd.steps[i]
-		if d.err != nil {
+		if d.failed() {
 			return
 		}
 		if st.nested != nil {
 			if st.union {
-				if d.long() == 0 {
+				if d.r.ReadLong() == 0 {
 					continue // null row
 				}
 				ex.hasRow[st.rowSide] = true
@@ -325,10 +337,11 @@ func (rd *reader) read(d *decoder, ex *extracted) {
 
 // value decodes a scalar field (possibly a nullable union).
 func value(d *decoder, s avro.Schema) Value {
+	r := d.r
 	if u, ok := s.(*avro.UnionSchema); ok {
-		br := d.long()
+		br := r.ReadLong()
 		if br < 0 || int(br) >= len(u.Types()) {
-			d.fail(fmt.Errorf("union branch %d out of range", br))
+			d.fail("union branch %d out of range", br)
 			return Null
 		}
 		s = u.Types()[br]
@@ -338,13 +351,12 @@ func value(d *decoder, s avro.Schema) Value {
 	case avro.Null:
 		return Null
 	case avro.Boolean:
-		b := d.take(1)
-		if len(b) == 0 {
-			return Null
+		if r.ReadBool() {
+			return Value{Kind: KindBool, I: 1}
 		}
-		return Value{Kind: KindBool, I: int64(b[0] & 1)}
+		return Value{Kind: KindBool}
 	case avro.Int, avro.Long:
-		n := d.long()
+		n := r.ReadLong()
 		switch logical(s) {
 		case avro.TimestampMillis, avro.LocalTimestampMillis:
 			return TimeMicros(n * 1000)
@@ -353,33 +365,26 @@ func value(d *decoder, s avro.Schema) Value {
 		}
 		return Long(n)
 	case avro.Float:
-		b := d.take(4)
-		if len(b) < 4 {
-			return Null
-		}
-		return Double(float64(math.Float32frombits(binary.LittleEndian.Uint32(b))))
+		return Double(float64(r.ReadFloat()))
 	case avro.Double:
-		b := d.take(8)
-		if len(b) < 8 {
-			return Null
-		}
-		return Double(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		return Double(r.ReadDouble())
 	case avro.String:
-		return String(string(d.take(d.long())))
+		return String(string(r.ReadBytes())) // a copy: hamba's bytes share a slab
 	case avro.Enum:
-		i := d.long()
+		i := r.ReadLong()
 		syms := s.(*avro.EnumSchema).Symbols()
 		if i < 0 || int(i) >= len(syms) {
-			d.fail(fmt.Errorf("enum index %d out of range", i))
+			d.fail("enum index %d out of range", i)
 			return Null
 		}
 		return String(syms[i])
 	case avro.Bytes, avro.Fixed:
 		var raw []byte
 		if fs, ok := s.(*avro.FixedSchema); ok {
-			raw = d.take(int64(fs.Size()))
+			raw = make([]byte, fs.Size())
+			r.Read(raw)
 		} else {
-			raw = d.take(d.long())
+			raw = r.ReadBytes()
 		}
 		scale := 0
 		if ls, ok := s.(avro.LogicalTypeSchema); ok {
@@ -389,7 +394,7 @@ func value(d *decoder, s avro.Schema) Value {
 		}
 		return Decimal(unscaled(raw, scale), scale)
 	}
-	d.fail(fmt.Errorf("unsupported type %s", s.Type()))
+	d.fail("unsupported type %s", s.Type())
 	return Null
 }
 
@@ -404,45 +409,46 @@ func unscaled(b []byte, scale int) *big.Rat {
 
 // skip walks over one value of schema s.
 func skip(d *decoder, s avro.Schema) {
+	r := d.r
 	switch s.Type() {
 	case avro.Null:
 	case avro.Boolean:
-		d.take(1)
+		r.SkipBool()
 	case avro.Int, avro.Long, avro.Enum:
-		d.long()
+		r.SkipLong()
 	case avro.Float:
-		d.take(4)
+		r.SkipFloat()
 	case avro.Double:
-		d.take(8)
+		r.SkipDouble()
 	case avro.String, avro.Bytes:
-		d.take(d.long())
+		skipN(d, r.ReadLong())
 	case avro.Fixed:
-		d.take(int64(s.(*avro.FixedSchema).Size()))
+		skipN(d, int64(s.(*avro.FixedSchema).Size()))
 	case avro.Record:
 		for _, f := range s.(*avro.RecordSchema).Fields() {
 			skip(d, f.Type())
 		}
 	case avro.Union:
 		u := s.(*avro.UnionSchema)
-		br := d.long()
+		br := r.ReadLong()
 		if br < 0 || int(br) >= len(u.Types()) {
-			d.fail(fmt.Errorf("union branch %d out of range", br))
+			d.fail("union branch %d out of range", br)
 			return
 		}
 		skip(d, u.Types()[br])
 	case avro.Array, avro.Map:
-		for d.err == nil {
-			n := d.long()
+		for !d.failed() {
+			n, size := r.ReadBlockHeader()
 			if n == 0 {
 				return
 			}
-			if n < 0 { // a block with its byte size: skip it whole
-				d.long()
-				n = -n
+			if size > 0 { // a block with its byte size: skip it whole
+				skipN(d, size)
+				continue
 			}
-			for i := int64(0); i < n && d.err == nil; i++ {
+			for i := int64(0); i < n && !d.failed(); i++ {
 				if s.Type() == avro.Map {
-					d.take(d.long())
+					skipN(d, r.ReadLong())
 					skip(d, s.(*avro.MapSchema).Values())
 				} else {
 					skip(d, s.(*avro.ArraySchema).Items())
@@ -452,6 +458,16 @@ func skip(d *decoder, s avro.Schema) {
 	case avro.Ref:
 		skip(d, s.(*avro.RefSchema).Schema())
 	default:
-		d.fail(fmt.Errorf("unsupported type %s", s.Type()))
+		d.fail("unsupported type %s", s.Type())
 	}
+}
+
+// skipN skips n bytes: a negative length is corrupt, and bytes past the end end the record
+// early.
+func skipN(d *decoder, n int64) {
+	if n < 0 || n > math.MaxInt32 {
+		d.fail("length %d out of range", n)
+		return
+	}
+	d.r.SkipNBytes(int(n))
 }

@@ -28,6 +28,7 @@ type extractor struct {
 	refs  []fieldRef
 	slots int
 	plans map[int]*plan // by writer schema id
+	dec   *decoder
 	// readsRow: time, a group field or an aggregate reads a row column (after.c, before.c)
 	readsRow bool
 }
@@ -35,7 +36,7 @@ type extractor struct {
 // plan is the compiled form of one writer schema.
 type plan struct {
 	rd      *reader
-	timeMul int64 // multiply the time field by this to get µs (0: already µs)
+	timeMul int64 // multiply the time field by this to get µs (0: already µs; nanos: ns)
 	// local: the time field has no zone (a timestamp without time zone, a date): it is read
 	// in zone (the job's time_zone; nil: UTC)
 	local bool
@@ -45,7 +46,7 @@ type plan struct {
 }
 
 func newExtractor(spec *Spec) *extractor {
-	x := &extractor{spec: spec, slots: 2, plans: map[int]*plan{}}
+	x := &extractor{spec: spec, slots: 2, plans: map[int]*plan{}, dec: newDecoder()}
 	seen := map[Path]selector{}
 	sel := func(p Path) selector {
 		if s, ok := seen[p]; ok {
@@ -146,8 +147,10 @@ func debeziumTimeUnit(ft avro.Schema, p Path) (unit int64, err error, ok bool) {
 		return 1, nil, true
 	case "io.debezium.time.Timestamp":
 		return 1000, nil, true
+	case "io.debezium.time.NanoTimestamp":
+		return nanos, nil, true
 	case "io.debezium.time.Date":
-		return 86_400_000_000, nil, true
+		return dayMicros, nil, true
 	case "io.debezium.time.Time", "io.debezium.time.MicroTime", "io.debezium.time.MicroDuration", "io.debezium.time.Year",
 		"io.debezium.time.ZonedTimestamp", "io.debezium.time.ZonedTime":
 		return 0, fmt.Errorf("time %s is an %s, which is not a point in time cdcd can read; use a timestamp or date column, or source.ts_ms", p, name), true
@@ -213,10 +216,11 @@ func (e *ErrNeedBefore) Error() string {
 func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec, error) {
 	clear(p.vals)
 	ex := extracted{vals: p.vals}
-	d := &decoder{b: body}
+	d := x.dec
+	d.reset(body)
 	p.rd.read(d, &ex)
-	if d.err != nil {
-		return out, d.err
+	if err := d.done(); err != nil {
+		return out, err
 	}
 	op := byte(0)
 	if v := p.vals[0]; v.Kind == KindString && len(v.S) == 1 {
@@ -319,6 +323,8 @@ func (p *plan) eventTime(tv Value) int64 {
 			return badTime
 		}
 		return p.fromLocal(tv.I)
+	case p.timeMul == nanos:
+		return p.fromLocal(floorDiv(tv.I, 1000))
 	case tv.I > math.MaxInt64/p.timeMul || tv.I < math.MinInt64/p.timeMul+1 ||
 		p.timeMul == dayMicros && (tv.I == math.MaxInt32 || tv.I == math.MinInt32): // date ±infinity
 		return badTime
@@ -338,6 +344,9 @@ func (p *plan) fromLocal(t int64) int64 {
 const badTime = noTime + 1
 
 const dayMicros = 86_400_000_000
+
+// nanos is the timeMul of a time field in ns (io.debezium.time.NanoTimestamp): divide by 1000.
+const nanos = -1
 
 // noTime marks a Rec whose time field is NULL: it cannot be placed in a window and goes to
 // the late topic.

@@ -95,7 +95,7 @@ func InternalPartitionsFix(job string) string {
 // checkSpec compares a restored fingerprint with the processor's spec.
 func (p *Processor) checkSpec(value []byte) error {
 	if len(value) == 0 || value[0] != stateFormat {
-		return fmt.Errorf("changelog spec record written by a newer cdcd; upgrade every instance of the job")
+		return errNewerState
 	}
 	var old map[string]string
 	if err := json.Unmarshal(value[1:], &old); err != nil {

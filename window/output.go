@@ -1,13 +1,11 @@
 package window
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/big"
-	"regexp"
 
+	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/hamba/avro/v2"
 )
 
@@ -25,8 +23,6 @@ type outSchema struct {
 	fields []outField
 	json   string
 }
-
-var avroName = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
 func newOutSchema(name, namespace string, fields []outField) *outSchema {
 	fs := make([]map[string]any, len(fields))
@@ -67,29 +63,28 @@ func writeLong(dst []byte, v Value) ([]byte, error) {
 	if v.Kind != KindLong && v.Kind != KindTime && v.Kind != KindBool {
 		return dst, fmt.Errorf("a %s value in a long field", v.Kind)
 	}
-	return binary.AppendVarint(dst, v.I), nil
+	return encode.AppendLong(dst, v.I), nil
 }
 
 func writeDouble(dst []byte, v Value) ([]byte, error) {
 	if v.Kind != KindDouble {
 		return dst, fmt.Errorf("a %s value in a double field", v.Kind)
 	}
-	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v.F)), nil
+	return encode.AppendDouble(dst, v.F), nil
 }
 
 func writeString(dst []byte, v Value) ([]byte, error) {
 	if v.Kind != KindString {
 		return dst, fmt.Errorf("a %s value in a string field", v.Kind)
 	}
-	dst = binary.AppendVarint(dst, int64(len(v.S)))
-	return append(dst, v.S...), nil
+	return encode.AppendString(dst, v.S), nil
 }
 
 func writeMillis(dst []byte, v Value) ([]byte, error) {
 	if v.Kind != KindTime {
 		return dst, fmt.Errorf("a %s value in a timestamp field", v.Kind)
 	}
-	return binary.AppendVarint(dst, floorDiv(v.I, 1000)), nil
+	return encode.AppendLong(dst, floorDiv(v.I, 1000)), nil
 }
 
 // decimalWriter writes exact decimals of the given scale (bytes: big-endian two's complement
@@ -109,29 +104,8 @@ func decimalWriter(precision, scale int) func([]byte, Value) ([]byte, error) {
 		if new(big.Int).Abs(q).Cmp(limit) >= 0 {
 			return dst, fmt.Errorf("%s needs more than %d digits", v.R.FloatString(scale), precision)
 		}
-		b := twosComplement(q)
-		dst = binary.AppendVarint(dst, int64(len(b)))
-		return append(dst, b...), nil
+		return encode.AppendBigDecimal(dst, q), nil
 	}
-}
-
-func twosComplement(n *big.Int) []byte {
-	if n.Sign() >= 0 {
-		b := n.Bytes()
-		if len(b) == 0 || b[0]&0x80 != 0 {
-			b = append([]byte{0}, b...)
-		}
-		return b
-	}
-	// -n in two's complement: 2^(8k) + n for the smallest k that holds it.
-	k := (n.BitLen() + 8) / 8
-	m := new(big.Int).Lsh(big.NewInt(1), uint(8*k))
-	m.Add(m, n)
-	b := m.Bytes()
-	for len(b) < k {
-		b = append([]byte{0xff}, b...)
-	}
-	return b
 }
 
 // fieldFor makes the output field that carries values of an input field of schema s (group
@@ -144,7 +118,7 @@ func fieldFor(name string, s avro.Schema) (outField, error) {
 	f := outField{name: name, nullable: true}
 	switch s.Type() {
 	case avro.Boolean:
-		f.typ, f.write = "boolean", func(dst []byte, v Value) ([]byte, error) { return append(dst, byte(v.I&1)), nil }
+		f.typ, f.write = "boolean", func(dst []byte, v Value) ([]byte, error) { return encode.AppendBool(dst, v.I&1 == 1), nil }
 	case avro.Int, avro.Long:
 		switch logical(s) {
 		case avro.TimestampMillis, avro.TimestampMicros, avro.LocalTimestampMillis, avro.LocalTimestampMicros:

@@ -84,8 +84,9 @@ type Processor struct {
 	changed map[*win]struct{}
 	// count windows: groups whose counter changed since the last TakeChanges
 	counted map[*group]struct{}
-	// session windows: groups that keep their latest closed session's end, by expiry (see
-	// sessions.go); forgotten groups whose record the changelog must drop
+	// session windows: groups that keep their latest closed session's end; count windows:
+	// quiet groups; a min-heap by expiry (see sessions.go); forgotten groups whose record the
+	// changelog must drop
 	closedQ   []closedGroup
 	forgotten []string
 	purged    []WindowID
@@ -109,9 +110,11 @@ type group struct {
 	count int64  // count windows: events seen in the group so far
 	csize int    // bytes of the group's counter record in the changelog (count, session windows)
 	// session windows: the end of the group's latest closed session (valid if hasClosed). An
-	// event within gap of it would merge a closed session: it is late.
+	// event within gap of it would merge a closed session: it is late. Count windows: the
+	// stream time its last window closed at, while no record came since (see sessions.go).
 	closedEnd int64
 	hasClosed bool
+	queued    bool // count windows: the group has an entry in closedQ
 }
 
 type win struct {
@@ -154,7 +157,7 @@ func (p *Processor) settle() {
 	if p.heapStale {
 		heap.Init(&p.closing)
 		heap.Init(&p.rowHeap)
-		sort.Slice(p.closedQ, func(a, b int) bool { return p.closedQ[a].expiry < p.closedQ[b].expiry })
+		sort.Slice(p.closedQ, func(a, b int) bool { return p.closedQ[a].expiry < p.closedQ[b].expiry }) // sorted: a heap
 		p.heapStale = false
 	}
 }

@@ -2,7 +2,6 @@ package window
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // fromInput turns an input change record into Recs.
@@ -19,10 +19,10 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 	if r.Value == nil {
 		return out, nil // a tombstone: the delete before it carried the change
 	}
-	if len(r.Value) < 5 || r.Value[0] != 0 {
+	id, body, err := wire.DecodeID(r.Value)
+	if err != nil {
 		return out, &wireFormatError{fmt.Sprintf("window job %s: %s[%d]@%d is not in the schema registry's wire format (a zero byte, a 4-byte schema id, then Avro), so it was not written by cdcd; fix: keep other writers off cdcd's change topics", j.spec.Name, r.Topic, r.Partition, r.Offset)}
 	}
-	id := int(binary.BigEndian.Uint32(r.Value[1:5]))
 	p := j.x.plans[id]
 	if p == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -40,10 +40,10 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 		}
 	}
 	n := len(out)
-	out, err := j.x.extract(p, r.Value[5:], uint64(r.Offset), out)
+	out, err = j.x.extract(p, body, uint64(r.Offset), out)
 	if err != nil {
 		fix := ""
-		if errors.Is(err, errShort) {
+		if errors.Is(err, errUndecodable) {
 			fix = "; fix: keep other writers off cdcd's change topics"
 		}
 		return out, fmt.Errorf("window job %s: %s[%d]@%d: %w%s", j.spec.Name, r.Topic, r.Partition, r.Offset, err, fix)
@@ -65,11 +65,12 @@ func (j *Job) fromInput(r *kgo.Record, out []Rec) ([]Rec, error) {
 // registry's 5-byte header, so a new key schema id alone does not change it); 0 for a table
 // without a key. The same on every instance and across restarts (FNV-1a).
 func rowID(key []byte) uint64 {
-	if len(key) <= 5 {
+	_, body, err := wire.DecodeID(key)
+	if err != nil || len(body) == 0 {
 		return 0
 	}
 	h := uint64(14695981039346656037)
-	for _, c := range key[5:] {
+	for _, c := range body {
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
@@ -130,7 +131,7 @@ func (j *Job) resultRecord(r Result) (*kgo.Record, error) {
 	if j.spec.Window.Type == Count {
 		kv = append(kv, Long(r.Index))
 	}
-	key := confluentHeader(j.keyID)
+	key, _ := wire.AppendEncode(make([]byte, 0, 64), j.keyID, nil)
 	key, err := j.keySchema.append(key, kv)
 	if err != nil {
 		return nil, fmt.Errorf("window job %s: writing a result key: %w", j.spec.Name, err)
@@ -141,7 +142,7 @@ func (j *Job) resultRecord(r Result) (*kgo.Record, error) {
 	vv := append(kv, TimeMicros(r.End))
 	vv = append(vv, r.Aggs...)
 	vv = append(vv, Long(r.Events))
-	val := confluentHeader(j.valID)
+	val, _ := wire.AppendEncode(make([]byte, 0, 64), j.valID, nil)
 	val, err = j.valSchema.append(val, vv)
 	if err != nil {
 		return nil, fmt.Errorf("window job %s: writing a result: %w", j.spec.Name, err)
@@ -153,11 +154,9 @@ func (j *Job) resultRecord(r Result) (*kgo.Record, error) {
 	return rec, nil
 }
 
-func confluentHeader(id int) []byte {
-	b := make([]byte, 5, 64)
-	binary.BigEndian.PutUint32(b[1:], uint32(id))
-	return b
-}
+// wire is the schema registry's wire format: a zero byte and the 4-byte schema id before the
+// Avro body.
+var wire sr.ConfluentHeader
 
 // lateRecord is a JSON record for the late topic: what arrived, why it is late, where from.
 func (j *Job) lateRecord(l LateRec) *kgo.Record {

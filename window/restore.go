@@ -123,15 +123,17 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 	}
 	keys := 0
 	for p, kvs := range latest {
-		// Restore accepts any order, but the spec's fingerprint goes first: a changed spec
-		// is reported as such, not as a window that does not fit.
-		if v, ok := kvs[string([]byte{keySpec})]; ok && v != nil {
-			if err := procs[p].Restore([]byte{keySpec}, v); err != nil {
+		// Restore accepts any order, but the spec's fingerprint goes first, once: a changed
+		// spec is reported as such, not as a window that does not fit.
+		spec := string([]byte{keySpec})
+		if v, ok := kvs[spec]; ok && v != nil {
+			if err := procs[p].Restore([]byte(spec), v); err != nil {
 				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
+			keys++
 		}
 		for k, v := range kvs {
-			if v == nil {
+			if v == nil || k == spec {
 				continue
 			}
 			if err := procs[p].Restore([]byte(k), v); err != nil {

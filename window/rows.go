@@ -3,8 +3,6 @@ package window
 import (
 	"container/heap"
 	"encoding/binary"
-	"fmt"
-	"time"
 )
 
 // Table mode keeps, per repartition partition, the image of every row counted in an open
@@ -33,16 +31,8 @@ func rowKey(id uint64) []byte {
 
 // rowExpiry is the stream time at which the last window holding t closes.
 func (p *Processor) rowExpiry(t int64) int64 {
-	size := p.spec.Window.Size.Microseconds()
-	adv := size
-	if p.spec.Window.Type == Hopping {
-		adv = p.spec.Window.Advance.Microseconds()
-	}
-	zone := p.spec.TimeZone
-	if zone == nil || zone == time.UTC {
-		return floorDiv(t, adv)*adv + size + p.spec.Window.Grace.Microseconds()
-	}
-	return zoneFromLocal(zone, floorDiv(zoneToLocal(zone, t), adv)*adv+size) + p.spec.Window.Grace.Microseconds()
+	last, size, _ := p.lastWindow(t)
+	return p.instant(last+size) + p.spec.Window.Grace.Microseconds()
 }
 
 // upsert retracts the counted image of r's row, if any, before r adds its new image.
@@ -129,7 +119,7 @@ func (p *Processor) restoreRow(key, value []byte) error {
 	}
 	r := &buf{b: value}
 	if r.byte1() != stateFormat {
-		return fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+		return errNewerState
 	}
 	img := &rowImg{id: id, t: r.varint(), heapIdx: -1, size: len(key) + len(value)}
 	img.seq = r.uvarint()

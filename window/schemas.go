@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cdcd-dev/cdcd/encode"
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -12,7 +13,7 @@ import (
 // prepare checks the job's fields against every input topic's registered schema, creates the
 // internal and output topics, and registers the result schemas.
 func (j *Job) prepare(ctx context.Context) error {
-	var first avro.Schema
+	// j.keySchema and j.valSchema are those of the last input; every input must give the same.
 	var firstTopic, firstKey, firstVal string
 	for _, t := range j.spec.Topics {
 		sub := t + "-value"
@@ -35,15 +36,12 @@ func (j *Job) prepare(ctx context.Context) error {
 		if err := j.buildSchemas(s); err != nil {
 			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
-		if first == nil {
-			first, firstTopic, firstKey, firstVal = s, t, j.keySchema.json, j.valSchema.json
+		if firstTopic == "" {
+			firstTopic, firstKey, firstVal = t, j.keySchema.json, j.valSchema.json
 		} else if j.keySchema.json != firstKey || j.valSchema.json != firstVal {
 			return &FatalError{fmt.Errorf("window job %s: input topics %s and %s give results of different types (a group or aggregate field of another type, or a decimal of another scale): %s against %s; "+
 				"fix: read topics whose fields have the same types (e.g. the same numeric(p,s)), or run one job per topic", j.spec.Name, firstTopic, t, j.valSchema.json, firstVal)}
 		}
-	}
-	if err := j.buildSchemas(first); err != nil {
-		return &FatalError{fmt.Errorf("window job %s: %w", j.spec.Name, err)}
 	}
 	if err := j.createTopics(ctx); err != nil {
 		return err
@@ -64,14 +62,14 @@ func (j *Job) prepare(ctx context.Context) error {
 
 // buildSchemas derives the result key and value schemas from the first input topic's schema.
 func (j *Job) buildSchemas(env avro.Schema) error {
-	ns := "io.cdcd.window." + avroName.ReplaceAllString(j.spec.Name, "_")
+	ns := "io.cdcd.window." + encode.AvroNamePart(j.spec.Name)
 	var keyFields, valFields []outField
 	for _, g := range j.spec.GroupBy {
 		ft := fieldType(env, g)
 		if ft == nil {
 			return fmt.Errorf("group field %s is not in the input schema", g)
 		}
-		f, err := fieldFor(avroName.ReplaceAllString(g.Field, "_"), ft)
+		f, err := fieldFor(g.Field, ft) // a field of the input's Avro schema: a valid name
 		if err != nil {
 			return fmt.Errorf("group_by %s: %w", g, err)
 		}

@@ -7,14 +7,27 @@ import "encoding/binary"
 // late, never the start of a session the closed one should have absorbed. A group keeps this
 // until stream time passes that end + 2 gap + grace: from then on, an event near it is late by
 // its own session's close time anyway. It goes to the changelog as the group's counter record.
+//
+// Count windows keep, per group, the number of events seen (it numbers the group's windows,
+// window_index) and, once the group's last window closed, the stream time it closed at. A
+// group that then sees no record for countRetention of stream time is dropped with its
+// counter: its next record opens window_index 0 again (under a new window_start, so a new
+// result key). A group with a window open is never dropped: that would lose its events. A
+// count-window group is queued once (group.queued), however many windows it closes.
 
-// closedGroup is a group that keeps a closed session's end, until expiry.
+// closedGroup is a group that keeps a closed session's end or is a quiet count-window group,
+// until expiry. Processor.closedQ is a min-heap of them by expiry.
 type closedGroup struct {
 	g      *group
 	expiry int64
 }
 
-func (p *Processor) sessionExpiry(end int64) int64 {
+// closedExpiry is when a group whose latest window closed at end (a session's end; a count
+// window's close in stream time) is forgotten if nothing arrives for it.
+func (p *Processor) closedExpiry(end int64) int64 {
+	if p.spec.Window.Type == Count {
+		return end + countRetention.Microseconds()
+	}
 	return end + 2*p.spec.Window.Gap.Microseconds() + p.spec.Window.Grace.Microseconds()
 }
 
@@ -28,20 +41,36 @@ func (p *Processor) sessionClosed(w *win) {
 		}
 		p.counted[g] = struct{}{}
 	}
-	// Sessions close in the order of their close time, so expiries come in order.
-	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(w.end)})
+	p.pushClosed(closedGroup{g, p.closedExpiry(w.end)})
 }
 
-// forgetClosed drops the closed-session ends that have expired, and the groups left empty.
+// countClosed records that a count window of g closed (at the current stream time): the group
+// is quiet until its next record.
+func (p *Processor) countClosed(g *group) {
+	g.closedEnd, g.hasClosed = p.streamTime, true
+	if !g.queued {
+		g.queued = true
+		p.pushClosed(closedGroup{g, p.closedExpiry(g.closedEnd)})
+	}
+}
+
+// forgetClosed drops the closed-session ends and quiet count-window groups that have expired,
+// and the groups left empty.
 func (p *Processor) forgetClosed() {
-	n := 0
-	for n < len(p.closedQ) && p.closedQ[n].expiry <= p.streamTime {
-		g := p.closedQ[n].g
-		n++
-		if !g.hasClosed || p.sessionExpiry(g.closedEnd) > p.streamTime {
-			continue // a later session closed since: its own entry comes later
+	count := p.spec.Window.Type == Count
+	for len(p.closedQ) > 0 && p.closedQ[0].expiry <= p.streamTime {
+		g := p.popClosed().g
+		if count && !g.hasClosed {
+			g.queued = false // a record came: queued again when its window closes
+			continue
 		}
-		g.hasClosed = false
+		if exp := p.closedExpiry(g.closedEnd); !g.hasClosed || exp > p.streamTime {
+			if count {
+				p.pushClosed(closedGroup{g, exp}) // it closed another window since
+			}
+			continue // sessions: a later session closed since, with an entry of its own
+		}
+		g.hasClosed, g.count, g.queued = false, 0, false
 		delete(p.counted, g)
 		if g.csize > 0 {
 			p.bytes -= g.csize
@@ -52,29 +81,76 @@ func (p *Processor) forgetClosed() {
 			delete(p.groups, g.key)
 		}
 	}
-	if n > 0 { // nothing expired: no copy of the queue (this runs after every record)
-		p.closedQ = append(p.closedQ[:0], p.closedQ[n:]...)
-	}
 }
 
-// groupRecord is the value of a group's counter record: the count (count windows) or the
-// closed session's end.
+// pushClosed adds e to the heap closedQ.
+func (p *Processor) pushClosed(e closedGroup) {
+	q := append(p.closedQ, e)
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if q[parent].expiry <= q[i].expiry {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+	p.closedQ = q
+}
+
+// popClosed removes and returns the entry of closedQ that expires first.
+func (p *Processor) popClosed() closedGroup {
+	q := p.closedQ
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = closedGroup{}
+	q = q[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && q[c+1].expiry < q[c].expiry {
+			c++
+		}
+		if q[i].expiry <= q[c].expiry {
+			break
+		}
+		q[i], q[c] = q[c], q[i]
+		i = c
+	}
+	p.closedQ = q
+	return top
+}
+
+// groupRecord is the value of a group's counter record: the closed session's end (session
+// windows), or the count and, once its last window closed, the stream time it closed at (count
+// windows).
 func (p *Processor) groupRecord(g *group) []byte {
-	v := g.count
 	if p.spec.Window.Type == Session {
-		v = g.closedEnd
+		return binary.AppendVarint([]byte{stateFormat}, g.closedEnd)
 	}
-	return binary.AppendVarint([]byte{stateFormat}, v)
+	b := binary.AppendVarint([]byte{stateFormat}, g.count)
+	if g.hasClosed {
+		b = binary.AppendVarint(b, g.closedEnd)
+	}
+	return b
 }
 
-// restoreGroupRecord applies a group's counter record's value.
-func (p *Processor) restoreGroupRecord(g *group, v int64) {
+// restoreGroupRecord applies a group's counter record's value (after its format byte).
+// A count-window record without the close time (written before groups were dropped) keeps
+// its group until its next window closes.
+func (p *Processor) restoreGroupRecord(g *group, r *buf) {
+	v := r.varint()
 	if p.spec.Window.Type != Session {
 		g.count = v
-		return
+		if len(r.b) == 0 {
+			return
+		}
+		v = r.varint()
 	}
-	g.closedEnd, g.hasClosed = v, true
-	p.closedQ = append(p.closedQ, closedGroup{g, p.sessionExpiry(v)}) // ordered by settle
+	g.closedEnd, g.hasClosed, g.queued = v, true, true
+	p.closedQ = append(p.closedQ, closedGroup{g, p.closedExpiry(v)}) // a heap once settle sorts it
 	p.heapStale = true
 }
 

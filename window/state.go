@@ -1,6 +1,7 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -86,10 +87,10 @@ func (p *Processor) Restore(key, value []byte) error {
 	case keyWindow:
 		return p.restoreWindow(key, value)
 	}
-	return fmt.Errorf("changelog key of unknown kind %d: written by a newer cdcd; upgrade every instance of the job", key[0])
+	return fmt.Errorf("changelog key of unknown kind %d: %w", key[0], errNewerState)
 }
 
-var errNewerState = fmt.Errorf("changelog state written by a newer cdcd; upgrade every instance of the job")
+var errNewerState = errors.New("changelog state written by a newer cdcd; upgrade every instance of the job")
 
 func (p *Processor) restoreMeta(key, value []byte) error {
 	if value == nil {
@@ -129,7 +130,7 @@ func (p *Processor) restoreCounter(key, value []byte) error {
 	if r.byte1() != stateFormat {
 		return errNewerState
 	}
-	p.restoreGroupRecord(g, r.varint())
+	p.restoreGroupRecord(g, r)
 	g.csize = len(key) + len(value)
 	p.bytes += g.csize
 	return r.err

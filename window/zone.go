@@ -14,7 +14,12 @@ import (
 // date: the wall-clock time in that zone) and where time windows start: a daily window starts
 // at local midnight, and on a day the clocks change it is 23 or 25 hours long.
 
-// isLocalTime reports whether the time field is a timestamp without zone or a date.
+// isLocalTime reports whether the time field is a timestamp without zone or a date: the Avro
+// local-timestamp and date logical types, and in a pipeline's Debezium time modes the plain
+// longs and ints Debezium names io.debezium.time.Timestamp, MicroTimestamp, NanoTimestamp and
+// Date, and Kafka Connect's Timestamp and Date (time_precision: connect writes a timestamp
+// without time zone as Connect's Timestamp; a timestamp with time zone is a ZonedTimestamp
+// string in every Debezium mode).
 func isLocalTime(env avro.Schema, p Path) bool {
 	ft := fieldType(env, p)
 	if ft == nil {
@@ -23,7 +28,15 @@ func isLocalTime(env avro.Schema, p Path) bool {
 	if u, ok := ft.(*avro.UnionSchema); ok && len(u.Types()) == 2 {
 		ft = u.Types()[1]
 	}
-	switch logical(deref(ft)) {
+	ft = deref(ft)
+	if ps, ok := ft.(avro.PropertySchema); ok {
+		switch name, _ := ps.Prop("connect.name").(string); name {
+		case "io.debezium.time.Timestamp", "io.debezium.time.MicroTimestamp", "io.debezium.time.NanoTimestamp", "io.debezium.time.Date",
+			"org.apache.kafka.connect.data.Timestamp", "org.apache.kafka.connect.data.Date":
+			return true
+		}
+	}
+	switch logical(ft) {
 	case avro.LocalTimestampMillis, avro.LocalTimestampMicros, avro.Date:
 		return true
 	}
