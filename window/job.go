@@ -234,7 +234,7 @@ func (j *Job) checkStateLimit() error {
 	if n <= j.cfg.MaxStateBytes {
 		return nil
 	}
-	return &FatalError{&StateLimitError{Job: j.spec.Name, Bytes: n, Limit: j.cfg.MaxStateBytes, Partitions: len(j.procs)}}
+	return &FatalError{Err: &StateLimitError{Job: j.spec.Name, Bytes: n, Limit: j.cfg.MaxStateBytes, Partitions: len(j.procs)}}
 }
 
 // waitError: the job waits for something that is expected to appear (an input topic, its

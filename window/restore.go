@@ -127,7 +127,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		// is reported as such, not as a window that does not fit.
 		if v, ok := kvs[string([]byte{keySpec})]; ok && v != nil {
 			if err := procs[p].Restore([]byte{keySpec}, v); err != nil {
-				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
+				return nil, 0, &FatalError{Err: fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
 		}
 		for k, v := range kvs {
@@ -135,7 +135,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 				continue
 			}
 			if err := procs[p].Restore([]byte(k), v); err != nil {
-				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
+				return nil, 0, &FatalError{Err: fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
 			keys++
 		}

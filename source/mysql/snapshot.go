@@ -291,7 +291,7 @@ func (w *snapWorker) Prepare(_ context.Context, t *snapshot.Task) error {
 			return fmt.Errorf("reading @@binlog_order_commits: %w", err)
 		}
 		if v, ok := vars["binlog_order_commits"]; ok && !strings.EqualFold(v, "ON") {
-			return &FatalError{errors.New(binlogOrderCommitsOff)}
+			return &FatalError{Err: errors.New(binlogOrderCommitsOff)}
 		}
 	}
 	w.src.log.Info("snapshot consistency", "table", t.Table, "consistency", w.consistency, "where", t.Where)
@@ -355,7 +355,7 @@ func (w *snapWorker) keyCond(d *myTable, op string, vals []string) (string, erro
 		if err != nil {
 			// Retrying reads the same state: stop. (States of versions before bounds were
 			// typed hold BIT and binary key bounds as raw bytes.)
-			return "", &FatalError{fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
+			return "", &FatalError{Err: fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
 				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", d.ident, err)}
 		}
 		lits[i] = l
@@ -515,7 +515,7 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 		}
 	}
 	if file == "" || pos == 0 {
-		return 0, &FatalError{errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file), which snapshot_consistency binlog_snapshot needs (MariaDB reports it, MySQL does not); fix: set source.mysql.snapshot_consistency: watermarks")}
+		return 0, &FatalError{Err: errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file), which snapshot_consistency binlog_snapshot needs (MariaDB reports it, MySQL does not); fix: set source.mysql.snapshot_consistency: watermarks")}
 	}
 	seq, err := fileSeq(file)
 	if err != nil {
@@ -707,7 +707,7 @@ func (w *snapWorker) Watermark(_ context.Context, token string) error {
 func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.Resume) (*snapshot.Engine, error) {
 	consistency, err := ResolveConsistency(s.cfg.Snapshot.Consistency, flavor)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	s.snapSignal = s.cfg.Snapshot.SignalTable
 	if s.snapSignal == "" {
@@ -717,7 +717,7 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	// the stream recognises it by name whenever it appears.
 	if s.cfg.Snapshot.Mode != snapshot.Never {
 		if err := ensureSignalTable(conn, s.snapSignal); err != nil {
-			return nil, &FatalError{err}
+			return nil, &FatalError{Err: err}
 		}
 	}
 	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
@@ -735,7 +735,7 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	open := func(ctx context.Context) (snapshot.Worker, error) { return s.openSnapshotWorker(ctx, consistency) }
 	eng, err := snapshot.New(c, resume.Committed, resume.State, open)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	return eng, nil
 }

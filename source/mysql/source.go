@@ -194,7 +194,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	if !sess.rebuild && (sess.start.GTIDs != "" || hasGTIDs(conn, sess.flavor)) {
 		if st.gset, err = parseGTIDs(sess.flavor, sess.start.GTIDs); err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
+			return &FatalError{Err: fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
 		}
 	}
 	// The snapshot engine reads chunks beside the stream; either failing ends the session.
@@ -224,7 +224,7 @@ func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, err
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
 		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	for _, w := range rep.Results {
 		if w.Status == checks.Warn {
@@ -278,7 +278,7 @@ type binlogReader struct {
 func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalName string) (*binlogReader, error) {
 	d, err := dsn.Parse(s.cfg.DSN)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	host, portText, _ := strings.Cut(d.Addr, ":")
 	port, _ := strconv.ParseUint(cmp.Or(portText, "3306"), 10, 16)
@@ -320,11 +320,11 @@ func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalNa
 	if start.GTIDs != "" {
 		state, err := parseGTIDs(sess.flavor, start.GTIDs)
 		if err != nil {
-			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{Err: fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
 		gs, err := syncGTIDSet(sess.flavor, state)
 		if err != nil {
-			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{Err: fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
 		if streamer, err = bl.syncer.StartSyncGTID(gs); err != nil {
 			bl.syncer.Close()
@@ -446,16 +446,16 @@ func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume cha
 	}
 	t, err := ParseToken(resume.Pos.Resume)
 	if err != nil {
-		return t, false, &FatalError{err}
+		return t, false, &FatalError{Err: err}
 	}
 	if t.Flavor != flavor {
-		return t, false, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
+		return t, false, &FatalError{Err: fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
 	}
 	if t.Server == "" || t.Server == server {
 		return t, false, nil
 	}
 	if t.GTIDs == "" && t.GTID == "" {
-		return t, false, &FatalError{fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
+		return t, false, &FatalError{Err: fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
 			"fix: point the DSN back at server %s; for failovers, enable GTIDs on every server (gtid_mode=ON, enforce_gtid_consistency=ON); to start over on this server, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`",
 			describe(resume.Pos), t.Server, server, t.Server)}
 	}
@@ -465,7 +465,7 @@ func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume cha
 			err = state.Update(t.GTID)
 		}
 		if err != nil {
-			return t, false, &FatalError{fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
+			return t, false, &FatalError{Err: fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
 		}
 		t.GTIDs = state.String()
 		s.log.Warn("the server changed (failover): resuming by GTID after the committed transaction", "old_server", t.Server, "server", server, "gtids", t.GTIDs)
@@ -571,7 +571,7 @@ func binlogStatus(conn *client.Conn) (binlogPosition, error) {
 		return binlogPosition{}, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
 	}
 	if r.RowNumber() == 0 {
-		return binlogPosition{}, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
+		return binlogPosition{}, &FatalError{Err: errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
 	}
 	var p binlogPosition
 	p.file, _ = r.GetString(0, 0)
@@ -670,9 +670,9 @@ func classifyStreamError(err error, start Token) error {
 		switch me.Code {
 		case gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 			// 1236: purged binlog, GTID not in the binlogs, or server_id conflicts.
-			return &FatalError{fmt.Errorf("the server refused to send the binlog from %s: %s; fix: if the binlog was purged, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer (binlog_expire_logs_seconds)", start.String(), me.Message)}
+			return &FatalError{Err: fmt.Errorf("the server refused to send the binlog from %s: %s; fix: if the binlog was purged, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer (binlog_expire_logs_seconds)", start.String(), me.Message)}
 		case gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, gomysql.ER_ACCESS_DENIED_ERROR, gomysql.ER_DBACCESS_DENIED_ERROR:
-			return &FatalError{fmt.Errorf("reading the binlog: %s; fix: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user", me.Message)}
+			return &FatalError{Err: fmt.Errorf("reading the binlog: %s; fix: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user", me.Message)}
 		}
 	}
 	return fmt.Errorf("reading the binlog: %w", err)

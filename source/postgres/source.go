@@ -186,7 +186,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	var rep checks.Report
 	Preflight(ctx, conn, s.cfg.Slot, s.cfg.Publication, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
-		return &FatalError{err}
+		return &FatalError{Err: err}
 	}
 	for _, w := range rep.Results {
 		if w.Status == checks.Warn {
@@ -240,7 +240,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	} else {
 		if s.cfg.Snapshot.Mode != snapshot.Never || (resume.State != nil && len(resume.State) > 0) {
 			// A chunk's watermark is a logical message, which pgoutput sends from version 14.
-			return &FatalError{fmt.Errorf("snapshots need PostgreSQL 14 or later (this server is %d); fix: set snapshot: never for pipeline %s, or upgrade the server", version, s.cfg.Pipeline)}
+			return &FatalError{Err: fmt.Errorf("snapshots need PostgreSQL 14 or later (this server is %d); fix: set snapshot: never for pipeline %s, or upgrade the server", version, s.cfg.Pipeline)}
 		}
 		args = append(args, "proto_version '1'")
 		if s.cfg.HeartbeatInterval > 0 {
@@ -344,7 +344,7 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	}
 	eng, err := snapshot.New(c, resume.Committed, resume.State, s.openSnapshotWorker)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	return eng, nil
 }
@@ -381,7 +381,7 @@ func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) erro
 		return fmt.Errorf("reading the server's WAL position: %w", err)
 	}
 	if end != 0 && r.AckLSN > uint64(end) {
-		return &FatalError{fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
+		return &FatalError{Err: fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
 			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckLSN), end)}
 	}
 	return nil
@@ -392,7 +392,7 @@ func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) erro
 func connectCatalog(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, &FatalError{fmt.Errorf("parsing dsn: %w", err)}
+		return nil, &FatalError{Err: fmt.Errorf("parsing dsn: %w", err)}
 	}
 	cfg.RuntimeParams["application_name"] = "cdcd"
 	cfg.RuntimeParams["TimeZone"] = "UTC"
