@@ -37,6 +37,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -65,14 +66,9 @@ type Config struct {
 	SnapshotMetrics snapshot.Metrics
 }
 
-// FatalError is a failure retrying cannot fix (a prerequisite, a purged position).
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
-
-// Fatal tells the pipeline's supervisor not to retry.
-func (e *FatalError) Fatal() bool { return true }
+// FatalError is a failure retrying cannot fix (a prerequisite, a purged position): the one
+// marker every layer uses (package fatal).
+type FatalError = fatal.Error
 
 // Source streams one server's binlog.
 type Source struct {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/jackc/pglogrepl"
@@ -83,14 +84,9 @@ type SnapshotConfig struct {
 	SignalKey []byte
 }
 
-// FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
-
-// Fatal tells the pipeline's supervisor not to retry.
-func (e *FatalError) Fatal() bool { return true }
+// FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap): the one
+// marker every layer uses (package fatal).
+type FatalError = fatal.Error
 
 // SlotBusyError is returned while another connection streams from the slot; the pipeline
 // waits as a standby and retries.
