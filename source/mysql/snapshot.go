@@ -99,24 +99,6 @@ func ResolveConsistency(mode, flavor string) (string, error) {
 	return "", fmt.Errorf("source.mysql.snapshot_consistency %q is not a mode; fix: use auto, binlog_snapshot or watermarks", mode)
 }
 
-// SnapshotConfig configures the source's snapshots.
-type SnapshotConfig struct {
-	Mode        snapshot.Mode
-	Parallelism int
-	ChunkRows   int
-	ChunkBytes  int64
-	Progress    func([]snapshot.Progress)
-	// SignalTable is db.table of the table cdcd writes watermarks and requests into (created
-	// if missing). Default: cdcd_signal in the first captured table's database.
-	SignalTable string
-	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
-	Consistency string
-	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
-	KeylessAccepted []string
-	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
-	SignalKey []byte
-}
-
 const (
 	signalKindLow       = "low"       // a chunk's low watermark (watermarks mode)
 	signalKindWatermark = "watermark" // a chunk's high watermark
@@ -705,11 +687,11 @@ func (w *snapWorker) Watermark(_ context.Context, token string) error {
 
 // snapshotEngine builds the session's snapshot engine, creating the signal table if needed.
 func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.Resume) (*snapshot.Engine, error) {
-	consistency, err := ResolveConsistency(s.cfg.Snapshot.Consistency, flavor)
+	consistency, err := ResolveConsistency(s.cfg.SnapshotConsistency, flavor)
 	if err != nil {
 		return nil, &FatalError{Err: err}
 	}
-	s.snapSignal = s.cfg.Snapshot.SignalTable
+	s.snapSignal = s.cfg.SignalTable
 	if s.snapSignal == "" {
 		s.snapSignal = DefaultSignalTable(s.cfg.Tables)
 	}
@@ -720,10 +702,8 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 			return nil, &FatalError{Err: err}
 		}
 	}
-	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
-		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
-		SignalKey: s.cfg.Snapshot.SignalKey}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list)
+	c.Precedes, c.Log, c.KeylessAccepted = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot"), nil
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		if db, name, err := change.ParseTableName(t); err == nil {
 			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)

@@ -39,6 +39,7 @@ import (
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -62,8 +63,13 @@ type Config struct {
 	// file (for lag metrics; it must not block).
 	OnEvent func(h *replication.EventHeader, file string)
 	// Snapshot configures snapshots (see snapshot.go); SnapshotMetrics may be nil.
-	Snapshot        SnapshotConfig
+	Snapshot        source.SnapshotConfig
 	SnapshotMetrics snapshot.Metrics
+	// SignalTable is db.table of the table cdcd writes watermarks and requests into (created
+	// if missing). Default: cdcd_signal in the first captured table's database.
+	SignalTable string
+	// SnapshotConsistency is the snapshots' consistency mode (ConsistencyAuto, the default, ...).
+	SnapshotConsistency string
 }
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a purged position): the one
@@ -101,15 +107,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 5 * time.Second
 	}
-	if cfg.Snapshot.Mode == "" {
-		cfg.Snapshot.Mode = snapshot.Never
-	}
-	if cfg.Snapshot.ChunkRows <= 0 {
-		cfg.Snapshot.ChunkRows = snapshot.DefaultChunkRows
-	}
-	if cfg.Snapshot.ChunkBytes <= 0 {
-		cfg.Snapshot.ChunkBytes = snapshot.DefaultChunkBytes
-	}
+	cfg.Snapshot = cfg.Snapshot.WithDefaults()
 	switch cfg.Flavor {
 	case "", gomysql.MySQLFlavor, gomysql.MariaDBFlavor:
 	default:
@@ -149,16 +147,10 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer conn.Close()
 	defer func() {
-		// A check or statement that failed because the connection broke (the server
-		// restarting, a network cut) says nothing about the server: retry, and let the
-		// next session decide on a working connection.
-		var f *FatalError
-		if errors.As(err, &f) {
+		err = source.LostConnection(err, func() error {
 			_ = conn.Conn.SetDeadline(time.Now().Add(5 * time.Second)) // conn closes right after
-			if perr := conn.Ping(); perr != nil {
-				err = fmt.Errorf("lost the connection to the server (%w), so this failure says nothing about the server; retrying. It read: %v", perr, f.Err)
-			}
-		}
+			return conn.Ping()
+		}, "the server")
 	}()
 
 	sess, err := s.prepare(conn, resume)
@@ -193,12 +185,8 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 			return &FatalError{Err: fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
 		}
 	}
-	// The snapshot engine reads chunks beside the stream; either failing ends the session.
-	engCtx, stopEng := context.WithCancel(ctx)
-	engErr := make(chan error, 1)
-	go func() { engErr <- eng.Run(engCtx) }()
-	defer func() { stopEng(); <-engErr }()
-	return s.loop(ctx, st, sess, bl, engErr, resume)
+	// The snapshot engine reads chunks beside the stream; either ending ends the session.
+	return source.Session(ctx, func(ctx context.Context) error { return s.loop(ctx, st, sess, bl, resume) }, eng.Run)
 }
 
 // session is what a session's start found out about the server and where it starts.
@@ -218,7 +206,7 @@ func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, err
 	}
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
-		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
+		SnapshotChecks{Consistency: s.cfg.SnapshotConsistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
 		return nil, &FatalError{Err: err}
 	}
@@ -355,7 +343,7 @@ func (bl *binlogReader) close(log *slog.Logger) {
 
 // loop feeds the binlog's events to the stream until ctx ends or the reader, the stream or
 // the snapshot engine fails.
-func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, engErr chan error, resume change.Resume) error {
+func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, resume change.Resume) error {
 	streaming := false
 	for {
 		var outC chan<- []change.Item
@@ -390,12 +378,6 @@ func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlog
 		case err := <-bl.errc:
 			bl.errc <- err // for the deferred wait
 			return classifyStreamError(err, sess.start)
-		case err := <-engErr:
-			engErr <- err // for the deferred wait
-			if err == nil {
-				return nil // the session ends
-			}
-			return err
 		case <-ctx.Done():
 			return nil
 		}
