@@ -272,7 +272,7 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s, position %s): another client consumed the slot or it was recreated, so changes in between may be missing; "+
 		"fix: make sure only cdcd reads the slot and re-snapshot the tables if changes are missing, then accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s` "+
 		"(it keeps the committed position, so nothing already in Kafka is published again)",
-		lsnString(e.AckedLSN), lsnString(e.Committed.AckLSN), e.Committed.Pos, lsnString(e.AckedLSN))
+		lsnString(e.AckedLSN), lsnString(e.Committed.AckPosition), e.Committed.Pos, lsnString(e.AckedLSN))
 }
 
 // Fatal: retrying cannot bring the skipped changes back.

@@ -267,8 +267,8 @@ func produceRetryBackoff() func(fails int) time.Duration {
 func (s *Sink) Resume(committed offsets.Record) {
 	s.committed = committed
 	s.deadKeys = clone(committed.DeadKeys)
-	if committed.AckLSN > 0 {
-		s.cfg.Ack(committed.AckLSN)
+	if committed.AckPosition > 0 {
+		s.cfg.Ack(committed.AckPosition)
 	}
 }
 

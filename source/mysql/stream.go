@@ -371,7 +371,7 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 			state = st.snap.StateIfDirty()
 		}
 	}
-	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckLSN: st.txTx - st.shift,
+	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckPosition: st.txTx - st.shift,
 		Time: time.Unix(int64(h.Timestamp), 0), State: state}
 	if st.txEvents == 0 && state == nil {
 		st.pending = c
@@ -398,7 +398,7 @@ func (st *stream) startCommit(ctx context.Context, start Token) error {
 		return &FatalError{Err: err}
 	}
 	tx := txOf(seq, start.Pos) - 1
-	c := &change.Commit{Pos: change.Position{Tx: tx, Resume: start.String()}, AckLSN: tx, Time: time.Now()}
+	c := &change.Commit{Pos: change.Position{Tx: tx, Resume: start.String()}, AckPosition: tx, Time: time.Now()}
 	if err := st.emit(ctx, change.Item{Commit: c}); err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func checkResume(slotName string, slot slotInfo, r change.Resume) error {
 	}
 	if !slot.exists {
 		return &FatalError{Err: fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to any new slot; cdcd created nothing; "+
-			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start with a new slot", slotName, pglogrepl.LSN(r.AckLSN))}
+			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start with a new slot", slotName, pglogrepl.LSN(r.AckPosition))}
 	}
 	if slot.walStatus == "lost" {
 		return &FatalError{Err: fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot (SELECT pg_drop_replication_slot('%s')), reset offsets and re-snapshot", slotName, slotName)}

@@ -170,7 +170,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	// the first receive): the pipeline committed it, possibly beyond what the slot confirmed.
 	acked := slot.confirmedFlush
 	if resume.Committed {
-		acked = max(acked, resume.AckLSN)
+		acked = max(acked, resume.AckPosition)
 	}
 	s.acked.Store(acked)
 	protocol, err := s.startReplication(ctx, conn, repl, resume)
@@ -321,7 +321,7 @@ func serverVersionNum(ctx context.Context, conn *pgx.Conn) (int, error) {
 // restored from a backup, or the DSN points at another server than the one the pipeline
 // captured.
 func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) error {
-	if !r.Committed || r.AckLSN == 0 {
+	if !r.Committed || r.AckPosition == 0 {
 		return nil
 	}
 	var text string
@@ -333,9 +333,9 @@ func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) erro
 	if err != nil {
 		return fmt.Errorf("reading the server's WAL position: %w", err)
 	}
-	if end != 0 && r.AckLSN > uint64(end) {
+	if end != 0 && r.AckPosition > uint64(end) {
 		return &FatalError{Err: fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
-			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckLSN), end)}
+			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckPosition), end)}
 	}
 	return nil
 }

@@ -221,7 +221,7 @@ func (st *stream) idleCommit(ctx context.Context, now time.Time, force bool) err
 		return nil
 	}
 	st.emittedAck, st.idleAt = s, now
-	return st.emit(ctx, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: s - 1}, AckLSN: s, Time: now}})
+	return st.emit(ctx, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: s - 1}, AckPosition: s, Time: now}})
 }
 
 // statusLSN is the position the next status update reports as written, flushed and applied:
@@ -393,10 +393,10 @@ func (st *stream) commit(ctx context.Context, c commitMsg) error {
 	st.inTx = false
 	st.emittedAck = max(st.emittedAck, c.endLSN)
 	return st.emit(ctx, change.Item{Commit: &change.Commit{
-		Pos:    change.Position{Tx: c.commitLSN, Index: st.txIndex},
-		AckLSN: c.endLSN,
-		Time:   c.time,
-		State:  state,
+		Pos:         change.Position{Tx: c.commitLSN, Index: st.txIndex},
+		AckPosition: c.endLSN,
+		Time:        c.time,
+		State:       state,
 	}})
 }
 
