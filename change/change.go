@@ -159,10 +159,10 @@ type Resume struct {
 
 // Streaming describes the stream a source holds.
 type Streaming struct {
-	// AckedLSN is how far the source was acknowledged before this session (Postgres: the
+	// AckedPosition is how far the source was acknowledged before this session (Postgres: the
 	// slot's confirmed_flush_lsn). A committed position behind it means changes in between
 	// were consumed by someone else: the pipeline refuses to go on.
-	AckedLSN uint64
+	AckedPosition uint64
 }
 
 // ChunkSize is the capacity of a pooled chunk of Items.

@@ -259,9 +259,9 @@ func sourceErr(err error) error {
 // GapError: the source was acknowledged beyond what the pipeline committed, so changes in
 // between went to another reader (or the slot was recreated). Streaming on would skip them.
 type GapError struct {
-	// AckedLSN is the slot's confirmed position; Committed the pipeline's committed state.
-	AckedLSN  uint64
-	Committed offsets.Record
+	// AckedPosition is the slot's confirmed position; Committed the pipeline's committed state.
+	AckedPosition uint64
+	Committed     offsets.Record
 }
 
 // Error gives the one fix that never duplicates: accepting the slot's position while keeping
@@ -272,7 +272,7 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s, position %s): another client consumed the slot or it was recreated, so changes in between may be missing; "+
 		"fix: make sure only cdcd reads the slot and re-snapshot the tables if changes are missing, then accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s` "+
 		"(it keeps the committed position, so nothing already in Kafka is published again)",
-		lsnString(e.AckedLSN), lsnString(e.Committed.AckPosition), e.Committed.Pos, lsnString(e.AckedLSN))
+		lsnString(e.AckedPosition), lsnString(e.Committed.AckPosition), e.Committed.Pos, lsnString(e.AckedPosition))
 }
 
 // Fatal: retrying cannot bring the skipped changes back.

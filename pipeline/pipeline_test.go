@@ -89,7 +89,7 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 	if f.beforeStreaming != nil {
 		f.beforeStreaming()
 	}
-	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
+	resume.OnStreaming(change.Streaming{AckedPosition: f.acked.Load()})
 	if f.afterStreaming != nil {
 		f.afterStreaming(run)
 	}

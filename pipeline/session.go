@@ -165,11 +165,11 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 func checkSlot(stream change.Streaming, committed offsets.Record, hasCommitted bool) (offsets.Record, error) {
 	switch {
 	case !hasCommitted:
-		committed.AckPosition = stream.AckedLSN
-	case committed.AckPosition == 0 && !committed.Complete && stream.AckedLSN <= committed.Pos.Tx:
-		committed.AckPosition = stream.AckedLSN
-	case stream.AckedLSN > committed.AckPosition:
-		return committed, &GapError{AckedLSN: stream.AckedLSN, Committed: committed}
+		committed.AckPosition = stream.AckedPosition
+	case committed.AckPosition == 0 && !committed.Complete && stream.AckedPosition <= committed.Pos.Tx:
+		committed.AckPosition = stream.AckedPosition
+	case stream.AckedPosition > committed.AckPosition:
+		return committed, &GapError{AckedPosition: stream.AckedPosition, Committed: committed}
 	}
 	return committed, nil
 }

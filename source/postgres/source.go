@@ -182,7 +182,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	if resume.OnStreaming != nil {
 		// The pipeline compares the slot's position with its committed one after it has fenced
 		// older producers: only then is the committed position certain to be the latest.
-		resume.OnStreaming(change.Streaming{AckedLSN: slot.confirmedFlush})
+		resume.OnStreaming(change.Streaming{AckedPosition: slot.confirmedFlush})
 	}
 
 	eng, err := s.snapshotEngine(resume)
