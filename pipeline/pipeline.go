@@ -36,8 +36,9 @@ import (
 type Source interface {
 	// Run streams committed transactions as Items into out until ctx ends or it fails.
 	Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error
-	// Ack reports that everything up to the source position lsn is durable in Kafka.
-	Ack(lsn uint64)
+	// Ack reports that everything up to the acknowledgement position pos
+	// (change.Commit.AckPosition) is durable in Kafka.
+	Ack(pos uint64)
 }
 
 // Config of one pipeline.

@@ -123,13 +123,13 @@ func New(cfg Config) (*Source, error) {
 // replicaHost is the host name this instance's binlog connection reports to the server.
 func (s *Source) replicaHost() string { return ReplicaHost(s.cfg.Pipeline) + "@" + s.instance }
 
-// Ack records that every transaction at or before Tx lsn is durable in Kafka. The binlog
+// Ack records that every transaction at or before Tx pos is durable in Kafka. The binlog
 // needs no acknowledgement (the server keeps binlogs by time, not by replica); the value
 // feeds the retention metrics.
-func (s *Source) Ack(lsn uint64) {
+func (s *Source) Ack(pos uint64) {
 	for {
 		cur := s.acked.Load()
-		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+		if pos <= cur || s.acked.CompareAndSwap(cur, pos) {
 			return
 		}
 	}
