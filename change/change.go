@@ -83,10 +83,11 @@ type Commit struct {
 	// Pos is the transaction's position: Tx as in its events, Index past every event's index
 	// (a source may leave gaps between event indexes, e.g. for changes it does not capture).
 	Pos Position
-	// AckLSN is what to acknowledge to the source once the transaction is durable in Kafka
-	// (Postgres: the end LSN of the commit record). Zero for sources that do not ack by LSN.
-	AckLSN uint64
-	Time   time.Time
+	// AckPosition is the source position to acknowledge (Source.Ack) once the transaction is
+	// durable in Kafka, in the source's own terms (PostgreSQL: the end LSN of the commit
+	// record; MySQL: Pos.Tx). Zero acknowledges nothing.
+	AckPosition uint64
+	Time        time.Time
 	// State, if set, is the source's own progress to record with this position (the snapshot
 	// engine's state, see package snapshot). The offsets record keeps the latest State of the
 	// Commits it covers, so a restart resumes it exactly when it resumes the position.
@@ -145,8 +146,9 @@ type Resume struct {
 	Committed bool
 	// Pos is the last published position (see offsets.Record).
 	Pos Position
-	// AckLSN is the end LSN of the last fully published Postgres transaction.
-	AckLSN uint64
+	// AckPosition is the acknowledgement position (Commit.AckPosition) of the last fully
+	// published transaction.
+	AckPosition uint64
 	// State is the source's progress committed with Pos (Commit.State), nil if none.
 	State []byte
 	// OnStreaming, if set, is called once the source holds its replication stream (the slot
@@ -157,10 +159,10 @@ type Resume struct {
 
 // Streaming describes the stream a source holds.
 type Streaming struct {
-	// AckedLSN is how far the source was acknowledged before this session (Postgres: the
+	// AckedPosition is how far the source was acknowledged before this session (Postgres: the
 	// slot's confirmed_flush_lsn). A committed position behind it means changes in between
 	// were consumed by someone else: the pipeline refuses to go on.
-	AckedLSN uint64
+	AckedPosition uint64
 }
 
 // ChunkSize is the capacity of a pooled chunk of Items.

@@ -44,6 +44,25 @@ var NullValue = Value{State: Null}
 // IsNull reports whether v is SQL NULL.
 func (v Value) IsNull() bool { return v.State == Null }
 
+// DaysFromCivil is the Date value (days since 1970-01-01) of an astronomical year (0 is 1 BC),
+// month and day of the proleptic Gregorian calendar, exact for every year an int64 of days
+// holds (Howard Hinnant's days_from_civil). Sources decode dates with it, so a date is the same
+// number whichever source or path (stream, snapshot) read it.
+func DaysFromCivil(y int64, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := int64((m + 9) % 12)
+	doy := (153*mp+2)/5 + int64(d) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
 // FormatDuration writes a duration in microseconds (KindDuration, MySQL's TIME) as
 // [-]hh:mm:ss.ffffff, hours not bounded by a day.
 func FormatDuration(us int64) string {

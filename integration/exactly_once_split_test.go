@@ -73,7 +73,7 @@ func TestExactlyOnceSplitTransactionsUnderSIGKILL(t *testing.T) {
 	if !ok || rec.Complete {
 		t.Fatalf("killed after %v events: want a partial offsets record of the first transaction, got %+v (ok %v)", published, rec, ok)
 	}
-	t.Logf("SIGKILL inside the first transaction: offsets record at %s, ack_lsn %X", rec.Pos, rec.AckLSN)
+	t.Logf("SIGKILL inside the first transaction: offsets record at %s, ack_lsn %X", rec.Pos, rec.AckPosition)
 	d.restart()
 	d.waitReady(90 * time.Second) // a GapError would leave it failed (unready) for good
 

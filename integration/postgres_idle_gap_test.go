@@ -97,11 +97,11 @@ func testIdleRestartNoGap(t *testing.T, heartbeat string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ok || pglogrepl.LSN(rec.AckLSN) < slotAt {
+	if !ok || pglogrepl.LSN(rec.AckPosition) < slotAt {
 		// Go on: the restart shows what the gap does to the pipeline.
 		t.Errorf("after SIGTERM the slot is confirmed up to %s, beyond the committed offsets record %+v (ok %v)", slotAt, rec, ok)
 	}
-	t.Logf("after SIGTERM: slot confirmed %s, offsets ack_lsn %s at %s", slotAt, pglogrepl.LSN(rec.AckLSN), rec.Pos)
+	t.Logf("after SIGTERM: slot confirmed %s, offsets ack_lsn %s at %s", slotAt, pglogrepl.LSN(rec.AckPosition), rec.Pos)
 
 	d.restart()
 	d.waitReady(90 * time.Second) // a gap would leave the pipeline failed (unready) for good

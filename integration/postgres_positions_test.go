@@ -423,7 +423,7 @@ func TestPostgresCommittedPositionBeyondWALRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := postgres.New(postgres.Config{Pipeline: "beyond", DSN: dsn, Slot: "beyond", Publication: "beyond", Tables: []string{"public.b"}})
-	err := src.Run(ctx, change.Resume{Committed: true, AckLSN: 1 << 62}, make(chan []change.Item, 1))
+	err := src.Run(ctx, change.Resume{Committed: true, AckPosition: 1 << 62}, make(chan []change.Item, 1))
 	var fatal *postgres.FatalError
 	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "beyond the server's WAL end") {
 		t.Fatalf("want a fatal error about the WAL end, got %v", err)

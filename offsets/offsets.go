@@ -34,9 +34,10 @@ type Record struct {
 	Pos change.Position `json:"pos"`
 	// Complete is true when Pos's whole source transaction is published.
 	Complete bool `json:"complete"`
-	// AckLSN is what may be acknowledged to the source: the end of the last complete
-	// transaction (Postgres commit end LSN).
-	AckLSN uint64 `json:"ack_lsn"`
+	// AckPosition is what may be acknowledged to the source: the Commit.AckPosition of the
+	// last complete transaction (PostgreSQL: its commit's end LSN). The JSON name is the one
+	// records have always had.
+	AckPosition uint64 `json:"ack_lsn"`
 	// CommitTime is the source commit time of the last complete transaction.
 	CommitTime time.Time `json:"commit_time"`
 	WrittenAt  time.Time `json:"written_at"`

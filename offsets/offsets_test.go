@@ -40,9 +40,9 @@ func TestCovers(t *testing.T) {
 }
 
 func TestMarshalRoundTripAndNewerVersionRefused(t *testing.T) {
-	r := Record{Pos: change.Position{Tx: 1 << 40, Index: 3}, Complete: true, AckLSN: 1<<40 + 8, CommitTime: time.Unix(1700000000, 0).UTC()}
+	r := Record{Pos: change.Position{Tx: 1 << 40, Index: 3}, Complete: true, AckPosition: 1<<40 + 8, CommitTime: time.Unix(1700000000, 0).UTC()}
 	got, err := Unmarshal(r.Marshal())
-	if err != nil || got.Pos != r.Pos || got.AckLSN != r.AckLSN || !got.Complete || !got.CommitTime.Equal(r.CommitTime) {
+	if err != nil || got.Pos != r.Pos || got.AckPosition != r.AckPosition || !got.Complete || !got.CommitTime.Equal(r.CommitTime) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	if _, err := Unmarshal([]byte(`{"version":99}`)); err == nil {

@@ -11,7 +11,7 @@ import (
 // Reset changes pipeline's committed position in topic, as cdcd reset-offsets does. With
 // acceptAck 0 it forgets the position (a tombstone): the pipeline's next start follows the
 // source from where the source is. With acceptAck > 0 it keeps the position and records that
-// the source was acknowledged up to acceptAck (never lowering AckLSN), the answer to a gap the
+// the source was acknowledged up to acceptAck (never lowering AckPosition), the answer to a gap the
 // pipeline refused: nothing already in Kafka is published again.
 //
 // It writes in a transaction of the pipeline's own transactionalID, which fences a running
@@ -44,7 +44,7 @@ func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID
 	rec := &kgo.Record{Topic: topic, Key: []byte(pipeline), Partition: 0}
 	if acceptAck > 0 {
 		next := prev
-		next.AckLSN, next.WrittenAt = max(prev.AckLSN, acceptAck), time.Now().UTC()
+		next.AckPosition, next.WrittenAt = max(prev.AckPosition, acceptAck), time.Now().UTC()
 		rec = next.KafkaRecord(topic, pipeline)
 	}
 	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {

@@ -42,24 +42,24 @@ func TestReset(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	partial := Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckLSN: 0x301}
+	partial := Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckPosition: 0x301}
 	write("shop", partial)
-	write("other", Record{Pos: change.Position{Tx: 0x700}, Complete: true, AckLSN: 0x700})
+	write("other", Record{Pos: change.Position{Tx: 0x700}, Complete: true, AckPosition: 0x700})
 
-	// Accepting the source's position keeps Pos and raises AckLSN (never lowers it).
+	// Accepting the source's position keeps Pos and raises AckPosition (never lowers it).
 	prev, had, err := Reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0x500)
 	if err != nil || !had || prev.Pos != partial.Pos {
 		t.Fatalf("Reset accept: prev %+v had %v err %v", prev, had, err)
 	}
 	got, ok, err := Load(ctx, opts, "_off", "shop")
-	if err != nil || !ok || got.Pos != partial.Pos || got.Complete || got.AckLSN != 0x500 {
+	if err != nil || !ok || got.Pos != partial.Pos || got.Complete || got.AckPosition != 0x500 {
 		t.Fatalf("after accepting 0/500: %+v ok=%v err=%v", got, ok, err)
 	}
 	if _, _, err := Reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0x400); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := Load(ctx, opts, "_off", "shop"); got.AckLSN != 0x500 {
-		t.Fatalf("accepting an older position lowered ack_lsn to %#x", got.AckLSN)
+	if got, _, _ := Load(ctx, opts, "_off", "shop"); got.AckPosition != 0x500 {
+		t.Fatalf("accepting an older position lowered ack_lsn to %#x", got.AckPosition)
 	}
 
 	// Forgetting writes a tombstone: no position afterwards, and nothing to forget twice.
@@ -72,7 +72,7 @@ func TestReset(t *testing.T) {
 	if _, had, err := Reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0); err != nil || had {
 		t.Fatalf("forgetting nothing: had %v err %v", had, err)
 	}
-	if got, ok, _ := Load(ctx, opts, "_off", "other"); !ok || got.AckLSN != 0x700 {
+	if got, ok, _ := Load(ctx, opts, "_off", "other"); !ok || got.AckPosition != 0x700 {
 		t.Fatalf("pipeline other's position changed: %+v ok=%v", got, ok)
 	}
 }
@@ -108,10 +108,10 @@ func TestResetFencesBeforeReading(t *testing.T) {
 		}
 		return inst.EndTransaction(ctx, kgo.TryCommit)
 	}
-	if err := commit(Record{Pos: change.Position{Tx: 0x600}, Complete: true, AckLSN: 0x600}); err != nil {
+	if err := commit(Record{Pos: change.Position{Tx: 0x600}, Complete: true, AckPosition: 0x600}); err != nil {
 		t.Fatal(err)
 	}
-	newer := Record{Pos: change.Position{Tx: 0x900}, Complete: true, AckLSN: 0x900}
+	newer := Record{Pos: change.Position{Tx: 0x900}, Complete: true, AckPosition: 0x900}
 	var instErr error
 	resetLoaded = func() { instErr = commit(newer) }
 	defer func() { resetLoaded = nil }()

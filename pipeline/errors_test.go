@@ -22,10 +22,10 @@ func TestGapErrorAdviceNeverDuplicates(t *testing.T) {
 		name string
 		err  GapError
 	}{
-		{"complete", GapError{AckedLSN: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x300, Index: 4}, Complete: true, AckLSN: 0x301}}},
+		{"complete", GapError{AckedPosition: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x300, Index: 4}, Complete: true, AckPosition: 0x301}}},
 		// The slot was confirmed past earlier transactions but not past the split one that
 		// is partly in Kafka: forgetting the position would republish its first 100 events.
-		{"partial ahead of the slot", GapError{AckedLSN: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckLSN: 0x301}}},
+		{"partial ahead of the slot", GapError{AckedPosition: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckPosition: 0x301}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -118,7 +118,7 @@ func TestOlderInstanceCommitsItsFirstPositionDuringStartUp(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			rec := offsets.Record{Pos: change.Position{Tx: lsnOf(59), Index: uint32(len(txs[59]))}, Complete: true, AckLSN: lsnOf(59) + 1}
+			rec := offsets.Record{Pos: change.Position{Tx: lsnOf(59), Index: uint32(len(txs[59]))}, Complete: true, AckPosition: lsnOf(59) + 1}
 			if err := older.ProduceSync(ctx, rec.KafkaRecord("_cdcd_offsets", "p")).FirstErr(); err != nil {
 				t.Error(err)
 				return

@@ -36,8 +36,9 @@ import (
 type Source interface {
 	// Run streams committed transactions as Items into out until ctx ends or it fails.
 	Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error
-	// Ack reports that everything up to the source position lsn is durable in Kafka.
-	Ack(lsn uint64)
+	// Ack reports that everything up to the acknowledgement position pos
+	// (change.Commit.AckPosition) is durable in Kafka.
+	Ack(pos uint64)
 }
 
 // Config of one pipeline.
@@ -259,9 +260,9 @@ func sourceErr(err error) error {
 // GapError: the source was acknowledged beyond what the pipeline committed, so changes in
 // between went to another reader (or the slot was recreated). Streaming on would skip them.
 type GapError struct {
-	// AckedLSN is the slot's confirmed position; Committed the pipeline's committed state.
-	AckedLSN  uint64
-	Committed offsets.Record
+	// AckedPosition is the slot's confirmed position; Committed the pipeline's committed state.
+	AckedPosition uint64
+	Committed     offsets.Record
 }
 
 // Error gives the one fix that never duplicates: accepting the slot's position while keeping
@@ -272,7 +273,7 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s, position %s): another client consumed the slot or it was recreated, so changes in between may be missing; "+
 		"fix: make sure only cdcd reads the slot and re-snapshot the tables if changes are missing, then accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s` "+
 		"(it keeps the committed position, so nothing already in Kafka is published again)",
-		lsnString(e.AckedLSN), lsnString(e.Committed.AckLSN), e.Committed.Pos, lsnString(e.AckedLSN))
+		lsnString(e.AckedPosition), lsnString(e.Committed.AckPosition), e.Committed.Pos, lsnString(e.AckedPosition))
 }
 
 // Fatal: retrying cannot bring the skipped changes back.

@@ -89,7 +89,7 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 	if f.beforeStreaming != nil {
 		f.beforeStreaming()
 	}
-	resume.OnStreaming(change.Streaming{AckedLSN: f.acked.Load()})
+	resume.OnStreaming(change.Streaming{AckedPosition: f.acked.Load()})
 	if f.afterStreaming != nil {
 		f.afterStreaming(run)
 	}
@@ -126,7 +126,7 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 			}
 			return errors.New("connection reset (injected)")
 		}
-		chunk = append(chunk, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: lsnOf(i), Index: uint32(len(evs))}, AckLSN: lsnOf(i) + 1, Time: time.Now()}})
+		chunk = append(chunk, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: lsnOf(i), Index: uint32(len(evs))}, AckPosition: lsnOf(i) + 1, Time: time.Now()}})
 		select {
 		case out <- chunk:
 		case <-ctx.Done():
@@ -134,7 +134,7 @@ func (f *fakeSource) Run(ctx context.Context, resume change.Resume, out chan<- [
 		}
 	}
 	if f.idleConfirm > 0 && f.acked.Load() < f.idleConfirm {
-		idle := []change.Item{{Commit: &change.Commit{Pos: change.Position{Tx: f.idleConfirm - 1}, AckLSN: f.idleConfirm}}}
+		idle := []change.Item{{Commit: &change.Commit{Pos: change.Position{Tx: f.idleConfirm - 1}, AckPosition: f.idleConfirm}}}
 		select {
 		case out <- idle:
 		case <-ctx.Done():
@@ -272,7 +272,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("offsets: %v %v", ok, err)
 	}
-	if rec.Pos.Tx != lsnOf(len(txs)-1) || !rec.Complete || rec.AckLSN != lsnOf(len(txs)-1)+1 {
+	if rec.Pos.Tx != lsnOf(len(txs)-1) || !rec.Complete || rec.AckPosition != lsnOf(len(txs)-1)+1 {
 		t.Fatalf("final offsets %+v", rec)
 	}
 }

@@ -71,8 +71,8 @@ func TestSplitFirstTransactionOfNewPipelineResumes(t *testing.T) {
 	if rec.Complete || rec.Pos.Tx != lsnOf(0) {
 		t.Fatalf("want a partial record of the first transaction, got %+v", rec)
 	}
-	if rec.AckLSN != slotStart {
-		t.Errorf("partial record carries ack_lsn %d, want the slot's starting point %d", rec.AckLSN, slotStart)
+	if rec.AckPosition != slotStart {
+		t.Errorf("partial record carries ack_lsn %d, want the slot's starting point %d", rec.AckPosition, slotStart)
 	}
 
 	done, stop = runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
@@ -97,7 +97,7 @@ func TestCoveredCommitsAreAcknowledged(t *testing.T) {
 	done, stop := runPipeline(newTestPipeline(t, c.ListenAddrs(), reg.URL(), src))
 	waitFor(t, "every transaction committed", done, func() bool {
 		rec, ok := loadOffsetsT(t, c.ListenAddrs())
-		return ok && rec.AckLSN == lastAck
+		return ok && rec.AckPosition == lastAck
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestOlderInstanceCommitBeforeFencingIsSeen(t *testing.T) {
 		}
 		defer cl.Close()
 		ctx := context.Background()
-		older = offsets.Record{Pos: change.Position{Tx: lsnOf(4), Index: uint32(len(txs[4]))}, Complete: true, AckLSN: lsnOf(4) + 1}
+		older = offsets.Record{Pos: change.Position{Tx: lsnOf(4), Index: uint32(len(txs[4]))}, Complete: true, AckPosition: lsnOf(4) + 1}
 		if err := cl.BeginTransaction(); err != nil {
 			t.Error(err)
 			return
@@ -177,7 +177,7 @@ func TestIdlePositionCommitKeepsSlotAndOffsetsTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, ok := loadOffsetsT(t, c.ListenAddrs())
-	if !ok || rec.AckLSN != idle || !rec.Complete {
+	if !ok || rec.AckPosition != idle || !rec.Complete {
 		t.Fatalf("offsets %+v: want the idle position %d committed", rec, idle)
 	}
 	// The restart sees the slot at the idle position: no gap, nothing republished.

@@ -43,7 +43,7 @@ func (p *Pipeline) session(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error {
 		defer close(srcDone)
-		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckLSN: first.AckLSN, State: first.Snapshot,
+		srcErr = p.src.Run(srcCtx, change.Resume{Committed: hasFirst, Pos: first.Pos, AckPosition: first.AckPosition, State: first.Snapshot,
 			OnStreaming: func(st change.Streaming) { streaming <- st }}, items)
 		return nil // the sink loop watches srcDone and reports the source's error
 	})
@@ -165,11 +165,11 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 func checkSlot(stream change.Streaming, committed offsets.Record, hasCommitted bool) (offsets.Record, error) {
 	switch {
 	case !hasCommitted:
-		committed.AckLSN = stream.AckedLSN
-	case committed.AckLSN == 0 && !committed.Complete && stream.AckedLSN <= committed.Pos.Tx:
-		committed.AckLSN = stream.AckedLSN
-	case stream.AckedLSN > committed.AckLSN:
-		return committed, &GapError{AckedLSN: stream.AckedLSN, Committed: committed}
+		committed.AckPosition = stream.AckedPosition
+	case committed.AckPosition == 0 && !committed.Complete && stream.AckedPosition <= committed.Pos.Tx:
+		committed.AckPosition = stream.AckedPosition
+	case stream.AckedPosition > committed.AckPosition:
+		return committed, &GapError{AckedPosition: stream.AckedPosition, Committed: committed}
 	}
 	return committed, nil
 }

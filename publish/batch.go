@@ -144,8 +144,8 @@ func (s *Sink) addCommit(ctx context.Context, c *change.Commit) error {
 		// emitted acknowledged. Never beyond what the offsets record holds: the slot must
 		// not get ahead of Kafka (an empty position-only commit covered by a partial record
 		// could end past the record's ack_lsn).
-		if c.AckLSN > 0 {
-			s.cfg.Ack(min(c.AckLSN, s.committed.AckLSN))
+		if c.AckPosition > 0 {
+			s.cfg.Ack(min(c.AckPosition, s.committed.AckPosition))
 		}
 		return nil
 	}

@@ -37,7 +37,7 @@ func BenchmarkSinkAdd(b *testing.B) {
 			b.Fatal(err)
 		}
 		if idx == 999 || i == b.N-1 {
-			if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: 1000}, AckLSN: tx}}); err != nil {
+			if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: 1000}, AckPosition: tx}}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 // Commit makes the open batch durable with its offsets record, then acknowledges the source.
-// The offsets record carries the committed state forward: its AckLSN is that of the last
+// The offsets record carries the committed state forward: its AckPosition is that of the last
 // complete transaction, or, while the batch holds only part of one, the previous state's
 // (which, from a new pipeline's first commit on, is at least the slot's starting point).
 func (s *Sink) Commit(ctx context.Context) error {
@@ -21,13 +21,13 @@ func (s *Sink) Commit(ctx context.Context) error {
 	if !b.open {
 		return nil
 	}
-	off := offsets.Record{Pos: b.lastPos, Complete: b.tail == 0, AckLSN: s.committed.AckLSN, CommitTime: s.committed.CommitTime,
+	off := offsets.Record{Pos: b.lastPos, Complete: b.tail == 0, AckPosition: s.committed.AckPosition, CommitTime: s.committed.CommitTime,
 		WrittenAt: time.Now().UTC(), DeadKeys: s.deadKeys, Snapshot: s.committed.Snapshot}
 	if b.state != nil {
 		off.Snapshot = b.state
 	}
 	if c := b.lastComplete; c != nil {
-		off.AckLSN, off.CommitTime = max(c.AckLSN, s.committed.AckLSN), c.Time
+		off.AckPosition, off.CommitTime = max(c.AckPosition, s.committed.AckPosition), c.Time
 	}
 	t0 := time.Now()
 	// A commit that cannot finish within the transaction timeout will be aborted by the broker
@@ -92,8 +92,8 @@ func (s *Sink) Commit(ctx context.Context) error {
 	}
 	s.mem.published.Add(uint64(b.events))
 	s.pendingSince.Store(0)
-	if off.AckLSN > 0 {
-		s.cfg.Ack(off.AckLSN)
+	if off.AckPosition > 0 {
+		s.cfg.Ack(off.AckPosition)
 	}
 	s.committed = off
 	s.deadKeys = clone(off.DeadKeys)

@@ -23,7 +23,7 @@ func TestLatencyHookReportsTheBatchWorst(t *testing.T) {
 			After: []change.Value{{Int: int64(i)}}, Pos: change.Position{Tx: tx}}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: 1}, AckLSN: tx + 1,
+		if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: 1}, AckPosition: tx + 1,
 			Time: now.Add(-age)}}); err != nil {
 			t.Fatal(err)
 		}
@@ -35,7 +35,7 @@ func TestLatencyHookReportsTheBatchWorst(t *testing.T) {
 		t.Fatalf("latency hook heard %v, want one value of at least 3s (the older transaction)", got)
 	}
 	// A position-only batch (no source commit time) is not a latency.
-	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 200, Index: 0}, AckLSN: 201}}); err != nil {
+	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 200, Index: 0}, AckPosition: 201}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx); err != nil {

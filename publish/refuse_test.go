@@ -34,7 +34,7 @@ func TestRefuseSourceErrorsAreDeadLettersOfTheirClass(t *testing.T) {
 			t.Fatalf("event %d: %v", i, e)
 		}
 	}
-	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 10, Index: 2}, AckLSN: 11}}); err != nil {
+	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 10, Index: 2}, AckPosition: 11}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx); err != nil {

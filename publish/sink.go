@@ -63,8 +63,9 @@ type Config struct {
 	// DrainTimeout bounds the final commit on shutdown (derived from shutdown_timeout).
 	DrainTimeout time.Duration
 
-	// Ack tells the source that everything up to lsn is durable in Kafka.
-	Ack func(lsn uint64)
+	// Ack tells the source that everything up to the acknowledgement position pos
+	// (change.Commit.AckPosition) is durable in Kafka.
+	Ack func(pos uint64)
 	// OnCommit, if set, is called (on the session goroutine) after every committed batch.
 	OnCommit func()
 	// Latency, if set, is called (on the session goroutine) after every committed batch with
@@ -267,8 +268,8 @@ func produceRetryBackoff() func(fails int) time.Duration {
 func (s *Sink) Resume(committed offsets.Record) {
 	s.committed = committed
 	s.deadKeys = clone(committed.DeadKeys)
-	if committed.AckLSN > 0 {
-		s.cfg.Ack(committed.AckLSN)
+	if committed.AckPosition > 0 {
+		s.cfg.Ack(committed.AckPosition)
 	}
 }
 

@@ -85,7 +85,7 @@ func TestDeadLetterHeaders(t *testing.T) {
 		After: []change.Value{{Int: 7}, {Str: "123456.789"}}, Pos: pos}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 100, Index: 1}, AckLSN: 101}}); err != nil {
+	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 100, Index: 1}, AckPosition: 101}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx); err != nil {
@@ -157,7 +157,7 @@ func docsTx(ctx context.Context, s *Sink) (small, large string, err error) {
 			return small, large, err
 		}
 	}
-	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 7, Index: 2}, AckLSN: 7}}); err != nil {
+	if err := s.Add(ctx, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: 7, Index: 2}, AckPosition: 7}}); err != nil {
 		return small, large, err
 	}
 	return small, large, s.Commit(ctx)

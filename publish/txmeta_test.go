@@ -48,7 +48,7 @@ func TestTransactionMetadataSurvivesSplitAndRestart(t *testing.T) {
 			out = append(out, &change.Item{Event: change.Event{Op: change.OpCreate, Table: tbl, TxID: fmt.Sprint(tx / 10),
 				After: []change.Value{{Int: int64(tx) + int64(i)}}, Pos: change.Position{Tx: tx, Index: uint32(i)}}})
 		}
-		return append(out, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: uint32(len(txs[tx]))}, AckLSN: tx + 1}})
+		return append(out, &change.Item{Commit: &change.Commit{Pos: change.Position{Tx: tx, Index: uint32(len(txs[tx]))}, AckPosition: tx + 1}})
 	}
 	ctx := context.Background()
 	s := openSink(t, c, cfg, mem)

@@ -42,7 +42,7 @@ type Rules map[string]Columns
 // Source is the part of pipeline.Source a shaped source needs.
 type Source interface {
 	Run(ctx context.Context, resume change.Resume, out chan<- []change.Item) error
-	Ack(lsn uint64)
+	Ack(pos uint64)
 }
 
 // Wrap returns src with rules applied to every event it emits; src itself when rules are

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -197,11 +198,9 @@ func (j *Job) setPhase(phase, reason string) {
 }
 
 // FatalError stops a job: retrying cannot help (a field the input does not have, a changed
-// job whose state does not fit, a corrupt internal record).
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
+// job whose state does not fit, a corrupt internal record): the one marker every layer uses
+// (package fatal).
+type FatalError = fatal.Error
 
 // StateLimitError: the window state this instance holds grew past Config.MaxStateBytes
 // (state.max_bytes). The transaction that crossed the limit is aborted, so the state on record
@@ -234,7 +233,7 @@ func (j *Job) checkStateLimit() error {
 	if n <= j.cfg.MaxStateBytes {
 		return nil
 	}
-	return &FatalError{&StateLimitError{Job: j.spec.Name, Bytes: n, Limit: j.cfg.MaxStateBytes, Partitions: len(j.procs)}}
+	return &FatalError{Err: &StateLimitError{Job: j.spec.Name, Bytes: n, Limit: j.cfg.MaxStateBytes, Partitions: len(j.procs)}}
 }
 
 // waitError: the job waits for something that is expected to appear (an input topic, its

@@ -128,7 +128,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 		spec := string([]byte{keySpec})
 		if v, ok := kvs[spec]; ok && v != nil {
 			if err := procs[p].Restore([]byte(spec), v); err != nil {
-				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
+				return nil, 0, &FatalError{Err: fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
 			keys++
 		}
@@ -137,7 +137,7 @@ func (j *Job) restore(ctx context.Context, parts []int32) (map[int32]*Processor,
 				continue
 			}
 			if err := procs[p].Restore([]byte(k), v); err != nil {
-				return nil, 0, &FatalError{fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
+				return nil, 0, &FatalError{Err: fmt.Errorf("restoring %s[%d]: %w", topic, p, err)}
 			}
 			keys++
 		}

@@ -27,19 +27,19 @@ func (j *Job) prepare(ctx context.Context) error {
 		}
 		s, err := avro.Parse(ss.Schema.Schema)
 		if err != nil {
-			return &FatalError{fmt.Errorf("parsing the schema of %s: %w", sub, err)}
+			return &FatalError{Err: fmt.Errorf("parsing the schema of %s: %w", sub, err)}
 		}
 		if _, err := j.x.compile(ss.ID, s); err != nil {
-			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
+			return &FatalError{Err: fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
 		// Every input must give the same result schema: one job's results have one.
 		if err := j.buildSchemas(s); err != nil {
-			return &FatalError{fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
+			return &FatalError{Err: fmt.Errorf("window job %s, input topic %s: %w", j.spec.Name, t, err)}
 		}
 		if firstTopic == "" {
 			firstTopic, firstKey, firstVal = t, j.keySchema.json, j.valSchema.json
 		} else if j.keySchema.json != firstKey || j.valSchema.json != firstVal {
-			return &FatalError{fmt.Errorf("window job %s: input topics %s and %s give results of different types (a group or aggregate field of another type, or a decimal of another scale): %s against %s; "+
+			return &FatalError{Err: fmt.Errorf("window job %s: input topics %s and %s give results of different types (a group or aggregate field of another type, or a decimal of another scale): %s against %s; "+
 				"fix: read topics whose fields have the same types (e.g. the same numeric(p,s)), or run one job per topic", j.spec.Name, firstTopic, t, j.valSchema.json, firstVal)}
 		}
 	}
@@ -127,11 +127,11 @@ func registryRefusal(subject string, err error) error {
 	}
 	switch {
 	case re.StatusCode == 409:
-		return &FatalError{fmt.Errorf("registering the result schema under %s: %w; fix: the subject holds an incompatible schema: if the job's group fields or aggregates changed, write the results to a new output topic", subject, err)}
+		return &FatalError{Err: fmt.Errorf("registering the result schema under %s: %w; fix: the subject holds an incompatible schema: if the job's group fields or aggregates changed, write the results to a new output topic", subject, err)}
 	case re.StatusCode == 401 || re.StatusCode == 403:
-		return &FatalError{fmt.Errorf("registering the result schema under %s: %w; fix: give schema_registry credentials that may register schemas under the subject", subject, err)}
+		return &FatalError{Err: fmt.Errorf("registering the result schema under %s: %w; fix: give schema_registry credentials that may register schemas under the subject", subject, err)}
 	case re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != 408 && re.StatusCode != 429:
-		return &FatalError{fmt.Errorf("registering the result schema under %s: the registry refuses it: %w; fix: check the subject's mode and compatibility settings in the registry (a read-only or import mode refuses new schemas), or write the results to a new output topic", subject, err)}
+		return &FatalError{Err: fmt.Errorf("registering the result schema under %s: the registry refuses it: %w; fix: check the subject's mode and compatibility settings in the registry (a read-only or import mode refuses new schemas), or write the results to a new output topic", subject, err)}
 	}
 	return fmt.Errorf("registering the result schema under %s: %w", subject, err)
 }

@@ -224,7 +224,7 @@ func (j *Job) createTopics(ctx context.Context) error {
 			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
 	}
 	if rp != cp {
-		return &FatalError{fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: %s",
+		return &FatalError{Err: fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: %s",
 			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp, InternalPartitionsFix(j.spec.Name))}
 	}
 	j.parts = int32(rp)
@@ -297,5 +297,5 @@ func (j *Job) checkRecordSize(p int32, kv KV) error {
 	if n <= j.maxMessageBytes() {
 		return nil
 	}
-	return &FatalError{&StateRecordError{Job: j.spec.Name, Partition: p, Bytes: len(kv.Key) + len(kv.Value), Limit: j.maxMessageBytes() - recordOverhead}}
+	return &FatalError{Err: &StateRecordError{Job: j.spec.Name, Partition: p, Bytes: len(kv.Key) + len(kv.Value), Limit: j.maxMessageBytes() - recordOverhead}}
 }

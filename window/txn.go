@@ -185,7 +185,7 @@ func (t *txn) ingest(r *kgo.Record) {
 			t.failure = err // a service failed: retried
 		case j.spec.DeadLetter == "":
 			// Retrying reads the same record again: stop with the fix instead.
-			t.failure = &FatalError{fmt.Errorf("%w (or set on_error: dlq to send such records to a dead-letter topic and go on)", err)}
+			t.failure = &FatalError{Err: fmt.Errorf("%w (or set on_error: dlq to send such records to a dead-letter topic and go on)", err)}
 		default:
 			t.counts.dlq++
 			if t.counts.dlqCause == nil {
@@ -216,7 +216,7 @@ func (t *txn) aggregate(r *kgo.Record) {
 	}
 	rec, origin, err := unmarshalRec(r.Value)
 	if err != nil {
-		t.failure = &FatalError{fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)}
+		t.failure = &FatalError{Err: fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)}
 		return
 	}
 	rec.Seq, rec.Origin = uint64(r.Offset), origin
@@ -264,7 +264,7 @@ func (t *txn) end() error {
 			// The same input would produce the same record: stop, do not retry forever.
 			_, _ = t.sess.End(context.WithoutCancel(t.ctx), kgo.TryAbort)
 			j.cfg.OnTransaction(false, time.Since(t.began))
-			return &FatalError{fmt.Errorf("window job %s: a record is over the limit of its topic: %w; fix: raise kafka.max_message_bytes and the topic's max.message.bytes", j.spec.Name, perr)}
+			return &FatalError{Err: fmt.Errorf("window job %s: a record is over the limit of its topic: %w; fix: raise kafka.max_message_bytes and the topic's max.message.bytes", j.spec.Name, perr)}
 		}
 		j.log.Warn("producing failed; aborting the transaction", "err", perr)
 		commit = kgo.TryAbort

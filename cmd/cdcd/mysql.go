@@ -6,7 +6,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
-	"github.com/cdcd-dev/cdcd/snapshot"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 )
 
@@ -17,11 +16,8 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 	my := p.Source.MySQL
 	src, err := mysql.New(mysql.Config{
 		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor,
-		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log,
-		Snapshot: mysql.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
-			ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
-			SignalTable: my.SignalTable, Consistency: my.SnapshotConsistency, KeylessAccepted: p.Snapshot.AcceptInexactKeyless,
-			SignalKey: p.SignalKey()},
+		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log, Snapshot: snapshotConfig(p, d),
+		SignalTable: my.SignalTable, SnapshotConsistency: my.SnapshotConsistency,
 	})
 	if err != nil {
 		return nil, nil, err

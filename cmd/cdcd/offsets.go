@@ -57,10 +57,10 @@ func resetOffsets(ctx context.Context, path, name, acceptSlot string, stdout io.
 	}
 	if accept > 0 {
 		fmt.Fprintf(stdout, "pipeline %s: kept committed position %s and accepted the slot's position %s (was %s); its next start follows the slot and drops what Kafka already holds\n",
-			name, prev.Pos, pglogrepl.LSN(max(prev.AckLSN, accept)), pglogrepl.LSN(prev.AckLSN))
+			name, prev.Pos, pglogrepl.LSN(max(prev.AckPosition, accept)), pglogrepl.LSN(prev.AckPosition))
 		return nil
 	}
 	fmt.Fprintf(stdout, "pipeline %s: forgot committed position %s (acknowledged LSN %s); its next start follows the slot, and publishes again whatever the slot still holds from before that position (use --accept-slot to keep the position instead)\n",
-		name, prev.Pos, pglogrepl.LSN(prev.AckLSN))
+		name, prev.Pos, pglogrepl.LSN(prev.AckPosition))
 	return nil
 }

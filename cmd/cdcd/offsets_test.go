@@ -36,7 +36,7 @@ func TestResetOffsetsAcceptSlotKeepsPosition(t *testing.T) {
 	if err := offsets.EnsureTopic(ctx, kadm.NewClient(prod), "_cdcd_offsets", 1); err != nil {
 		t.Fatal(err)
 	}
-	partial := offsets.Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckLSN: 0x301}
+	partial := offsets.Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckPosition: 0x301}
 	if err := prod.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ pipelines:
 		t.Fatalf("%v\n%s", err, out)
 	}
 	got, ok, err := offsets.Load(ctx, opts, "_cdcd_offsets", "shop")
-	if err != nil || !ok || got.Pos != partial.Pos || got.Complete || got.AckLSN != 0x500 {
+	if err != nil || !ok || got.Pos != partial.Pos || got.Complete || got.AckPosition != 0x500 {
 		t.Fatalf("after --accept-slot: %+v ok=%v err=%v; want the position kept and ack_lsn 0/500", got, ok, err)
 	}
 	if !strings.Contains(out, "kept committed position") {

@@ -15,6 +15,7 @@ import (
 	"github.com/cdcd-dev/cdcd/publish"
 	"github.com/cdcd-dev/cdcd/shape"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -45,10 +46,7 @@ func newPipeline(cfg *config.Config, p *config.Pipeline, d deps) (*pipelineRunne
 			Pipeline: p.Name, DSN: pg.DSN, Slot: pg.Slot, Publication: pg.Publication, Tables: pg.Tables,
 			HeartbeatInterval: pg.HeartbeatInterval.D, StatusInterval: pg.StatusInterval.D,
 			TxMemoryLimit: pg.TxMemoryLimit.N, SpillDir: pg.SpillDir, DrainTimeout: sourceDrain, Log: d.log, Metrics: d.metrics,
-			Snapshot: postgres.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
-				ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
-				KeylessAccepted: p.Snapshot.AcceptInexactKeyless, SignalKey: p.SignalKey()},
-			Shapes: publishShapes(p),
+			Snapshot: snapshotConfig(p, d), Shapes: publishShapes(p),
 		})
 	case p.Source.MySQL != nil:
 		if src, watch, err = newMySQLSource(p, d, sourceDrain); err != nil {
@@ -102,6 +100,13 @@ func flightTrigger(fr *diagnostics.FlightRecorder, pipeline string) func(time.Du
 		return nil
 	}
 	return func(d time.Duration) { fr.Observe(pipeline, d) }
+}
+
+// snapshotConfig is a pipeline's snapshot options, the same for every source.
+func snapshotConfig(p *config.Pipeline, d deps) source.SnapshotConfig {
+	return source.SnapshotConfig{Mode: snapshot.Mode(p.Snapshot.Mode), Parallelism: p.Snapshot.Parallelism,
+		ChunkRows: p.Snapshot.ChunkSize, ChunkBytes: p.Snapshot.ChunkMaxBytes.N, Progress: snapshotProgress(d, p.Name),
+		KeylessAccepted: p.Snapshot.AcceptInexactKeyless, SignalKey: p.SignalKey()}
 }
 
 // snapshotProgress reports a pipeline's snapshot progress on /readyz.

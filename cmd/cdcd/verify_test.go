@@ -76,7 +76,7 @@ func TestMyVerifySourceCaughtFollowsCommits(t *testing.T) {
 		if err := prod.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		r := offsets.Record{Pos: change.Position{Tx: tx}, Complete: true, AckLSN: tx}
+		r := offsets.Record{Pos: change.Position{Tx: tx}, Complete: true, AckPosition: tx}
 		if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestMyVerifySourceCaughtFollowsCommits(t *testing.T) {
 	if err := prod.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	r := offsets.Record{Pos: change.Position{Tx: 300}, Complete: true, AckLSN: 300}
+	r := offsets.Record{Pos: change.Position{Tx: 300}, Complete: true, AckPosition: 300}
 	if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -272,7 +272,7 @@ func parseDate(x string) (int64, bool) {
 	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
 		return 0, false
 	}
-	return daysFromCivil(y, m, d), true
+	return change.DaysFromCivil(y, int(m), int(d)), true
 }
 
 // parseDateTime parses "YYYY-MM-DD HH:MM:SS[.ffffff]" into microseconds since the epoch (of
@@ -363,21 +363,4 @@ func daysIn(y, m int64) int64 {
 		return 30
 	}
 	return 31
-}
-
-// daysFromCivil is days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-// algorithm), exact for every year MySQL stores (0..9999).
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
 }

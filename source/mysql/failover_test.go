@@ -79,8 +79,8 @@ func TestStreamFailoverShift(t *testing.T) {
 	if err != nil || tok.Server != "8" || tok.Shift == 0 || tok.GTID != "0-8-103" {
 		t.Fatalf("token %+v (%v): want server 8, the shift and the transaction's GTID", tok, err)
 	}
-	if raw := items[1].Commit.AckLSN; raw != txOf(3, 1000) {
-		t.Errorf("AckLSN %x, want the server's own coordinates %x (binlog metrics)", raw, txOf(3, 1000))
+	if raw := items[1].Commit.AckPosition; raw != txOf(3, 1000) {
+		t.Errorf("AckPosition %x, want the server's own coordinates %x (binlog metrics)", raw, txOf(3, 1000))
 	}
 	again := run(false, tok.Shift)
 	for i := range items {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 )
 
 // TestWatermarksVisibilityOnServer pins the boundary of the watermarks mode on a real server
@@ -45,7 +46,7 @@ func TestWatermarksVisibilityOnServer(t *testing.T) {
 
 	src, err := New(Config{Pipeline: "lowvis", DSN: strings.TrimSuffix(dsn, "/") + "/" + db,
 		ServerID: 39000 + uint32(time.Now().UnixNano()%1000), Tables: []string{db + ".kv"}, HeartbeatInterval: time.Second,
-		Snapshot: SnapshotConfig{Mode: snapshot.Never, Consistency: ConsistencyWatermarks, SignalTable: db + ".cdcd_signal"}})
+		Snapshot: source.SnapshotConfig{Mode: snapshot.Never}, SnapshotConsistency: ConsistencyWatermarks, SignalTable: db + ".cdcd_signal"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,24 +99,6 @@ func ResolveConsistency(mode, flavor string) (string, error) {
 	return "", fmt.Errorf("source.mysql.snapshot_consistency %q is not a mode; fix: use auto, binlog_snapshot or watermarks", mode)
 }
 
-// SnapshotConfig configures the source's snapshots.
-type SnapshotConfig struct {
-	Mode        snapshot.Mode
-	Parallelism int
-	ChunkRows   int
-	ChunkBytes  int64
-	Progress    func([]snapshot.Progress)
-	// SignalTable is db.table of the table cdcd writes watermarks and requests into (created
-	// if missing). Default: cdcd_signal in the first captured table's database.
-	SignalTable string
-	// Consistency is the consistency mode (ConsistencyAuto, the default, ...).
-	Consistency string
-	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
-	KeylessAccepted []string
-	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
-	SignalKey []byte
-}
-
 const (
 	signalKindLow       = "low"       // a chunk's low watermark (watermarks mode)
 	signalKindWatermark = "watermark" // a chunk's high watermark
@@ -291,7 +273,7 @@ func (w *snapWorker) Prepare(_ context.Context, t *snapshot.Task) error {
 			return fmt.Errorf("reading @@binlog_order_commits: %w", err)
 		}
 		if v, ok := vars["binlog_order_commits"]; ok && !strings.EqualFold(v, "ON") {
-			return &FatalError{errors.New(binlogOrderCommitsOff)}
+			return &FatalError{Err: errors.New(binlogOrderCommitsOff)}
 		}
 	}
 	w.src.log.Info("snapshot consistency", "table", t.Table, "consistency", w.consistency, "where", t.Where)
@@ -355,7 +337,7 @@ func (w *snapWorker) keyCond(d *myTable, op string, vals []string) (string, erro
 		if err != nil {
 			// Retrying reads the same state: stop. (States of versions before bounds were
 			// typed hold BIT and binary key bounds as raw bytes.)
-			return "", &FatalError{fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
+			return "", &FatalError{Err: fmt.Errorf("snapshot of %s: %w; its snapshot state is not one this version can resume; "+
 				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", d.ident, err)}
 		}
 		lits[i] = l
@@ -515,7 +497,7 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 		}
 	}
 	if file == "" || pos == 0 {
-		return 0, &FatalError{errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file), which snapshot_consistency binlog_snapshot needs (MariaDB reports it, MySQL does not); fix: set source.mysql.snapshot_consistency: watermarks")}
+		return 0, &FatalError{Err: errors.New("the server does not report the binlog position of a consistent snapshot (Binlog_snapshot_file), which snapshot_consistency binlog_snapshot needs (MariaDB reports it, MySQL does not); fix: set source.mysql.snapshot_consistency: watermarks")}
 	}
 	seq, err := fileSeq(file)
 	if err != nil {
@@ -705,11 +687,11 @@ func (w *snapWorker) Watermark(_ context.Context, token string) error {
 
 // snapshotEngine builds the session's snapshot engine, creating the signal table if needed.
 func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.Resume) (*snapshot.Engine, error) {
-	consistency, err := ResolveConsistency(s.cfg.Snapshot.Consistency, flavor)
+	consistency, err := ResolveConsistency(s.cfg.SnapshotConsistency, flavor)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
-	s.snapSignal = s.cfg.Snapshot.SignalTable
+	s.snapSignal = s.cfg.SignalTable
 	if s.snapSignal == "" {
 		s.snapSignal = DefaultSignalTable(s.cfg.Tables)
 	}
@@ -717,13 +699,11 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	// the stream recognises it by name whenever it appears.
 	if s.cfg.Snapshot.Mode != snapshot.Never {
 		if err := ensureSignalTable(conn, s.snapSignal); err != nil {
-			return nil, &FatalError{err}
+			return nil, &FatalError{Err: err}
 		}
 	}
-	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: s.tables.list,
-		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: func(a, b uint64) bool { return a < b }, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
-		SignalKey: s.cfg.Snapshot.SignalKey}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list)
+	c.Precedes, c.Log, c.KeylessAccepted = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot"), nil
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		if db, name, err := change.ParseTableName(t); err == nil {
 			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)
@@ -735,7 +715,7 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 	open := func(ctx context.Context) (snapshot.Worker, error) { return s.openSnapshotWorker(ctx, consistency) }
 	eng, err := snapshot.New(c, resume.Committed, resume.State, open)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	return eng, nil
 }

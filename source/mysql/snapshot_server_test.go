@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/go-mysql-org/go-mysql/client"
 )
 
@@ -44,7 +45,7 @@ func serverDB(t *testing.T, chunkRows int, chunkBytes int64, stmts ...string) (c
 		}
 	}
 	src, err := New(Config{Pipeline: "snapkeys", DSN: strings.TrimSuffix(dsn, "/") + "/" + db, ServerID: 38000,
-		Tables: []string{db + ".t"}, Snapshot: SnapshotConfig{Mode: snapshot.Never, ChunkRows: chunkRows, ChunkBytes: chunkBytes}})
+		Tables: []string{db + ".t"}, Snapshot: source.SnapshotConfig{Mode: snapshot.Never, ChunkRows: chunkRows, ChunkBytes: chunkBytes}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,9 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -61,18 +63,18 @@ type Config struct {
 	// file (for lag metrics; it must not block).
 	OnEvent func(h *replication.EventHeader, file string)
 	// Snapshot configures snapshots (see snapshot.go); SnapshotMetrics may be nil.
-	Snapshot        SnapshotConfig
+	Snapshot        source.SnapshotConfig
 	SnapshotMetrics snapshot.Metrics
+	// SignalTable is db.table of the table cdcd writes watermarks and requests into (created
+	// if missing). Default: cdcd_signal in the first captured table's database.
+	SignalTable string
+	// SnapshotConsistency is the snapshots' consistency mode (ConsistencyAuto, the default, ...).
+	SnapshotConsistency string
 }
 
-// FatalError is a failure retrying cannot fix (a prerequisite, a purged position).
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
-
-// Fatal tells the pipeline's supervisor not to retry.
-func (e *FatalError) Fatal() bool { return true }
+// FatalError is a failure retrying cannot fix (a prerequisite, a purged position): the one
+// marker every layer uses (package fatal).
+type FatalError = fatal.Error
 
 // Source streams one server's binlog.
 type Source struct {
@@ -105,15 +107,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 5 * time.Second
 	}
-	if cfg.Snapshot.Mode == "" {
-		cfg.Snapshot.Mode = snapshot.Never
-	}
-	if cfg.Snapshot.ChunkRows <= 0 {
-		cfg.Snapshot.ChunkRows = snapshot.DefaultChunkRows
-	}
-	if cfg.Snapshot.ChunkBytes <= 0 {
-		cfg.Snapshot.ChunkBytes = snapshot.DefaultChunkBytes
-	}
+	cfg.Snapshot = cfg.Snapshot.WithDefaults()
 	switch cfg.Flavor {
 	case "", gomysql.MySQLFlavor, gomysql.MariaDBFlavor:
 	default:
@@ -129,13 +123,13 @@ func New(cfg Config) (*Source, error) {
 // replicaHost is the host name this instance's binlog connection reports to the server.
 func (s *Source) replicaHost() string { return ReplicaHost(s.cfg.Pipeline) + "@" + s.instance }
 
-// Ack records that every transaction at or before Tx lsn is durable in Kafka. The binlog
+// Ack records that every transaction at or before Tx pos is durable in Kafka. The binlog
 // needs no acknowledgement (the server keeps binlogs by time, not by replica); the value
 // feeds the retention metrics.
-func (s *Source) Ack(lsn uint64) {
+func (s *Source) Ack(pos uint64) {
 	for {
 		cur := s.acked.Load()
-		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+		if pos <= cur || s.acked.CompareAndSwap(cur, pos) {
 			return
 		}
 	}
@@ -153,16 +147,10 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer conn.Close()
 	defer func() {
-		// A check or statement that failed because the connection broke (the server
-		// restarting, a network cut) says nothing about the server: retry, and let the
-		// next session decide on a working connection.
-		var f *FatalError
-		if errors.As(err, &f) {
+		err = source.LostConnection(err, func() error {
 			_ = conn.Conn.SetDeadline(time.Now().Add(5 * time.Second)) // conn closes right after
-			if perr := conn.Ping(); perr != nil {
-				err = fmt.Errorf("lost the connection to the server (%w), so this failure says nothing about the server; retrying. It read: %v", perr, f.Err)
-			}
-		}
+			return conn.Ping()
+		}, "the server")
 	}()
 
 	sess, err := s.prepare(conn, resume)
@@ -194,15 +182,11 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	if !sess.rebuild && (sess.start.GTIDs != "" || hasGTIDs(conn, sess.flavor)) {
 		if st.gset, err = parseGTIDs(sess.flavor, sess.start.GTIDs); err != nil {
-			return &FatalError{fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
+			return &FatalError{Err: fmt.Errorf("parsing the GTID set %q: %w", sess.start.GTIDs, err)}
 		}
 	}
-	// The snapshot engine reads chunks beside the stream; either failing ends the session.
-	engCtx, stopEng := context.WithCancel(ctx)
-	engErr := make(chan error, 1)
-	go func() { engErr <- eng.Run(engCtx) }()
-	defer func() { stopEng(); <-engErr }()
-	return s.loop(ctx, st, sess, bl, engErr, resume)
+	// The snapshot engine reads chunks beside the stream; either ending ends the session.
+	return source.Session(ctx, func(ctx context.Context) error { return s.loop(ctx, st, sess, bl, resume) }, eng.Run)
 }
 
 // session is what a session's start found out about the server and where it starts.
@@ -222,9 +206,9 @@ func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, err
 	}
 	var rep checks.Report
 	PreflightFor(conn, s.cfg.Pipeline, s.cfg.ServerID, s.cfg.Tables,
-		SnapshotChecks{Consistency: s.cfg.Snapshot.Consistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
+		SnapshotChecks{Consistency: s.cfg.SnapshotConsistency, Snapshots: s.cfg.Snapshot.Mode != snapshot.Never}, rep.Scoped("pipeline "+s.cfg.Pipeline))
 	if err := rep.Errors(); err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	for _, w := range rep.Results {
 		if w.Status == checks.Warn {
@@ -278,7 +262,7 @@ type binlogReader struct {
 func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalName string) (*binlogReader, error) {
 	d, err := dsn.Parse(s.cfg.DSN)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	host, portText, _ := strings.Cut(d.Addr, ":")
 	port, _ := strconv.ParseUint(cmp.Or(portText, "3306"), 10, 16)
@@ -320,11 +304,11 @@ func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalNa
 	if start.GTIDs != "" {
 		state, err := parseGTIDs(sess.flavor, start.GTIDs)
 		if err != nil {
-			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{Err: fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
 		gs, err := syncGTIDSet(sess.flavor, state)
 		if err != nil {
-			return nil, &FatalError{fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
+			return nil, &FatalError{Err: fmt.Errorf("parsing the GTID set %q to resume from: %w", start.GTIDs, err)}
 		}
 		if streamer, err = bl.syncer.StartSyncGTID(gs); err != nil {
 			bl.syncer.Close()
@@ -359,7 +343,7 @@ func (bl *binlogReader) close(log *slog.Logger) {
 
 // loop feeds the binlog's events to the stream until ctx ends or the reader, the stream or
 // the snapshot engine fails.
-func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, engErr chan error, resume change.Resume) error {
+func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlogReader, resume change.Resume) error {
 	streaming := false
 	for {
 		var outC chan<- []change.Item
@@ -394,12 +378,6 @@ func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlog
 		case err := <-bl.errc:
 			bl.errc <- err // for the deferred wait
 			return classifyStreamError(err, sess.start)
-		case err := <-engErr:
-			engErr <- err // for the deferred wait
-			if err == nil {
-				return nil // the session ends
-			}
-			return err
 		case <-ctx.Done():
 			return nil
 		}
@@ -446,16 +424,16 @@ func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume cha
 	}
 	t, err := ParseToken(resume.Pos.Resume)
 	if err != nil {
-		return t, false, &FatalError{err}
+		return t, false, &FatalError{Err: err}
 	}
 	if t.Flavor != flavor {
-		return t, false, &FatalError{fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
+		return t, false, &FatalError{Err: fmt.Errorf("the committed position was taken on a %s server, but this server is %s; fix: point the DSN at the server the pipeline captured, or `cdcd reset-offsets` and re-snapshot", t.Flavor, flavor)}
 	}
 	if t.Server == "" || t.Server == server {
 		return t, false, nil
 	}
 	if t.GTIDs == "" && t.GTID == "" {
-		return t, false, &FatalError{fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
+		return t, false, &FatalError{Err: fmt.Errorf("the committed position %s is in the binlog of server %s, but the DSN now reaches server %s, and the position has no GTIDs: a binlog file and offset name nothing on another server, so resuming could skip or repeat changes; "+
 			"fix: point the DSN back at server %s; for failovers, enable GTIDs on every server (gtid_mode=ON, enforce_gtid_consistency=ON); to start over on this server, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`",
 			describe(resume.Pos), t.Server, server, t.Server)}
 	}
@@ -465,7 +443,7 @@ func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume cha
 			err = state.Update(t.GTID)
 		}
 		if err != nil {
-			return t, false, &FatalError{fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
+			return t, false, &FatalError{Err: fmt.Errorf("the committed position's GTIDs %q and %q: %w", t.GTIDs, t.GTID, err)}
 		}
 		t.GTIDs = state.String()
 		s.log.Warn("the server changed (failover): resuming by GTID after the committed transaction", "old_server", t.Server, "server", server, "gtids", t.GTIDs)
@@ -571,7 +549,7 @@ func binlogStatus(conn *client.Conn) (binlogPosition, error) {
 		return binlogPosition{}, fmt.Errorf("reading the binlog position (SHOW MASTER STATUS): %w (fix: GRANT REPLICATION CLIENT ON *.* TO the cdcd user)", err)
 	}
 	if r.RowNumber() == 0 {
-		return binlogPosition{}, &FatalError{errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
+		return binlogPosition{}, &FatalError{Err: errors.New("SHOW MASTER STATUS returns nothing: binary logging is off; fix: start the server with log_bin")}
 	}
 	var p binlogPosition
 	p.file, _ = r.GetString(0, 0)
@@ -670,9 +648,9 @@ func classifyStreamError(err error, start Token) error {
 		switch me.Code {
 		case gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 			// 1236: purged binlog, GTID not in the binlogs, or server_id conflicts.
-			return &FatalError{fmt.Errorf("the server refused to send the binlog from %s: %s; fix: if the binlog was purged, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer (binlog_expire_logs_seconds)", start.String(), me.Message)}
+			return &FatalError{Err: fmt.Errorf("the server refused to send the binlog from %s: %s; fix: if the binlog was purged, re-snapshot the tables and `cdcd reset-offsets --config FILE --pipeline NAME`, and keep binlogs longer (binlog_expire_logs_seconds)", start.String(), me.Message)}
 		case gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, gomysql.ER_ACCESS_DENIED_ERROR, gomysql.ER_DBACCESS_DENIED_ERROR:
-			return &FatalError{fmt.Errorf("reading the binlog: %s; fix: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user", me.Message)}
+			return &FatalError{Err: fmt.Errorf("reading the binlog: %s; fix: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the cdcd user", me.Message)}
 		}
 	}
 	return fmt.Errorf("reading the binlog: %w", err)

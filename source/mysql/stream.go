@@ -155,14 +155,14 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		name := string(e.NextLogName)
 		seq, err := fileSeq(name)
 		if err != nil {
-			return &FatalError{err}
+			return &FatalError{Err: err}
 		}
 		st.file, st.seq = name, seq
 	case *replication.PreviousGTIDsEvent:
 		if st.rebuildGTIDs && !st.inTx {
 			gs, err := parseGTIDs(st.flavor, e.GTIDSets)
 			if err != nil {
-				return &FatalError{fmt.Errorf("binlog %s: its PREVIOUS_GTIDS event %q: %w", st.file, e.GTIDSets, err)}
+				return &FatalError{Err: fmt.Errorf("binlog %s: its PREVIOUS_GTIDS event %q: %w", st.file, e.GTIDSets, err)}
 			}
 			st.gset, st.rebuildGTIDs = gs, false
 		}
@@ -371,7 +371,7 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 			state = st.snap.StateIfDirty()
 		}
 	}
-	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckLSN: st.txTx - st.shift,
+	c := &change.Commit{Pos: change.Position{Tx: st.txTx, Index: commitIndex, Resume: st.txToken}, AckPosition: st.txTx - st.shift,
 		Time: time.Unix(int64(h.Timestamp), 0), State: state}
 	if st.txEvents == 0 && state == nil {
 		st.pending = c
@@ -395,10 +395,10 @@ func (st *stream) end(ctx context.Context, h *replication.EventHeader) error {
 func (st *stream) startCommit(ctx context.Context, start Token) error {
 	seq, err := fileSeq(start.File)
 	if err != nil {
-		return &FatalError{err}
+		return &FatalError{Err: err}
 	}
 	tx := txOf(seq, start.Pos) - 1
-	c := &change.Commit{Pos: change.Position{Tx: tx, Resume: start.String()}, AckLSN: tx, Time: time.Now()}
+	c := &change.Commit{Pos: change.Position{Tx: tx, Resume: start.String()}, AckPosition: tx, Time: time.Now()}
 	if err := st.emit(ctx, change.Item{Commit: c}); err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ func (st *stream) snapshotAtEnd(ctx context.Context, h *replication.EventHeader)
 		for i := range m.Rows {
 			row := &m.Rows[i]
 			if st.txIndex > math.MaxUint32-indexStride {
-				return nil, &FatalError{fmt.Errorf("a snapshot chunk of %s has more rows than a position can index; fix: lower snapshot.chunk_size", t.QualifiedName())}
+				return nil, &FatalError{Err: fmt.Errorf("a snapshot chunk of %s has more rows than a position can index; fix: lower snapshot.chunk_size", t.QualifiedName())}
 			}
 			index := st.txIndex
 			st.txIndex += indexStride
@@ -497,7 +497,7 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 	}
 	for i := 0; i < len(e.Rows); i += step {
 		if st.txIndex > math.MaxUint32-indexStride {
-			return &FatalError{fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
+			return &FatalError{Err: fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
 		}
 		index := st.txIndex
 		st.txIndex += stride

@@ -64,7 +64,7 @@ func (st *stream) hold(typ replication.EventType, tv *tableVersion, e *replicati
 	st.xa.n += len(e.Rows) / step
 	st.xaHeld += len(e.Rows) / step
 	if st.xaHeld > xaMaxHeldRows {
-		return &FatalError{fmt.Errorf("XA transactions prepared but not yet committed hold more than %d row changes of captured tables (branch %s, prepared at %s); cdcd keeps them in memory until their XA COMMIT; "+
+		return &FatalError{Err: fmt.Errorf("XA transactions prepared but not yet committed hold more than %d row changes of captured tables (branch %s, prepared at %s); cdcd keeps them in memory until their XA COMMIT; "+
 			"fix: commit or roll back prepared branches promptly (XA RECOVER lists them), or make XA transactions smaller", xaMaxHeldRows, st.xa.xid, describe(change.Position{Resume: st.xa.token}))}
 	}
 	return nil

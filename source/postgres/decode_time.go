@@ -28,23 +28,6 @@ const (
 	maxTimestamp = change.TimestampInfinity - 1
 )
 
-// daysFromCivil returns days since 1970-01-01 of an astronomical year, month and day
-// (H. Hinnant's algorithm).
-func daysFromCivil(y int64, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := int64((m + 9) % 12)
-	doy := (153*mp+2)/5 + int64(d) - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
-}
-
 func daysInMonth(y int64, m int) int {
 	switch m {
 	case 2:
@@ -99,7 +82,7 @@ func civilDays(y int64, m, d int, bc bool) (int64, string) {
 	if m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m) {
 		return 0, "no such date"
 	}
-	return daysFromCivil(y, m, d), ""
+	return change.DaysFromCivil(y, m, d), ""
 }
 
 // hasBC reports whether b[i:] is exactly " BC"; ok is false if b[i:] is anything else but empty.

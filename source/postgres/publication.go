@@ -35,7 +35,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	for _, t := range tables {
 		s, n, err := change.ParseTableName(t)
 		if err != nil {
-			return &FatalError{err}
+			return &FatalError{Err: err}
 		}
 		quoted = append(quoted, quoteQualified(s, n))
 	}
@@ -58,7 +58,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		}
 		stmt := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s%s", quoteIdent(name), strings.Join(members, ", "), with)
 		if _, err := conn.Exec(ctx, stmt); err != nil {
-			return &FatalError{fmt.Errorf("creating publication %s: %w (fix: create it as the tables' owner: %s)", name, err, stmt)}
+			return &FatalError{Err: fmt.Errorf("creating publication %s: %w (fix: create it as the tables' owner: %s)", name, err, stmt)}
 		}
 		log.Info("publication created", "publication", name, "tables", tables, "publish_via_partition_root", version >= 130000)
 		return nil
@@ -74,7 +74,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		if len(partitioned) > 0 {
 			stmt := fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = true)", quoteIdent(name))
 			if _, err := conn.Exec(ctx, stmt); err != nil {
-				return &FatalError{fmt.Errorf("setting publish_via_partition_root on publication %s (needed for partitioned %v): %w (fix: run it as the publication's owner: %s)", name, partitioned, err, stmt)}
+				return &FatalError{Err: fmt.Errorf("setting publish_via_partition_root on publication %s (needed for partitioned %v): %w (fix: run it as the publication's owner: %s)", name, partitioned, err, stmt)}
 			}
 			log.Warn("publication lacked publish_via_partition_root; set it so the partitioned tables' changes arrive under their own names (changes written before this were published under the partitions' names and are not captured)",
 				"publication", name, "partitioned", partitioned)
@@ -107,13 +107,13 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	sort.Strings(drop)
 	if len(add) > 0 {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", quoteIdent(name), strings.Join(add, ", "))); err != nil {
-			return &FatalError{fmt.Errorf("adding %v to publication %s: %w (fix: run it as the publication's owner)", add, name, err)}
+			return &FatalError{Err: fmt.Errorf("adding %v to publication %s: %w (fix: run it as the publication's owner)", add, name, err)}
 		}
 		log.Info("publication tables added", "publication", name, "tables", add)
 	}
 	if len(drop) > 0 {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s DROP TABLE %s", quoteIdent(name), strings.Join(drop, ", "))); err != nil {
-			return &FatalError{fmt.Errorf("dropping %v from publication %s: %w (fix: run it as the publication's owner)", drop, name, err)}
+			return &FatalError{Err: fmt.Errorf("dropping %v from publication %s: %w (fix: run it as the publication's owner)", drop, name, err)}
 		}
 		log.Info("publication tables dropped", "publication", name, "tables", drop)
 	}

@@ -173,7 +173,7 @@ func (rs *relations) build(ctx context.Context, m relationMsg) (*relation, error
 			err = fmt.Errorf("table %s: %w", qn, err)
 			if errors.Is(err, errUnsupportedType) {
 				// Retrying cannot help; the table cannot be captured as it is.
-				return nil, &FatalError{fmt.Errorf("%w; fix: change the column's type or stop capturing the table", err)}
+				return nil, &FatalError{Err: fmt.Errorf("%w; fix: change the column's type or stop capturing the table", err)}
 			}
 			return nil, err
 		}
@@ -222,7 +222,7 @@ func (rs *relations) fullIdentityKey(ctx context.Context, m relationMsg, qn stri
 	for _, name := range pk {
 		i := slices.IndexFunc(m.cols, func(c relationCol) bool { return c.name == name })
 		if i < 0 {
-			return nil, &FatalError{fmt.Errorf("table %s (REPLICA IDENTITY FULL) is keyed by its primary key (%s), but column %q is not in its Relation message: it was renamed or dropped between the change and the moment cdcd read the key; fix: rename the column back until cdcd has streamed past the rename, and use REPLICA IDENTITY DEFAULT or USING INDEX so the key comes from the log",
+			return nil, &FatalError{Err: fmt.Errorf("table %s (REPLICA IDENTITY FULL) is keyed by its primary key (%s), but column %q is not in its Relation message: it was renamed or dropped between the change and the moment cdcd read the key; fix: rename the column back until cdcd has streamed past the rename, and use REPLICA IDENTITY DEFAULT or USING INDEX so the key comes from the log",
 				qn, strings.Join(pk, ", "), name)}
 		}
 		key = append(key, i)

@@ -68,7 +68,7 @@ func (ps publishedShape) applyColumnList(table, publication string, cols []relat
 		}
 	}
 	if len(missing) > 0 {
-		return nil, nil, &FatalError{fmt.Errorf("table %s: the column list of publication %s leaves out key column(s) %s; fix: add them to the list (ALTER PUBLICATION %s SET TABLE %s (...)) or stop capturing the table",
+		return nil, nil, &FatalError{Err: fmt.Errorf("table %s: the column list of publication %s leaves out key column(s) %s; fix: add them to the list (ALTER PUBLICATION %s SET TABLE %s (...)) or stop capturing the table",
 			table, publication, strings.Join(missing, ", "), quoteIdent(publication), table)}
 	}
 	var outCols []relationCol
@@ -241,7 +241,7 @@ func shapedMembers(ctx context.Context, conn *pgx.Conn, tables, quoted []string,
 		if sh.Filter != "" {
 			c, err := snapshot.ParseCondition(sh.Filter)
 			if err != nil {
-				return nil, &FatalError{fmt.Errorf("row filter of %s: %w", t, err)}
+				return nil, &FatalError{Err: fmt.Errorf("row filter of %s: %w", t, err)}
 			}
 			safe := ident == "f"
 			if ident == "d" || ident == "i" {

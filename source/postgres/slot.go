@@ -37,7 +37,7 @@ func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error
 	}
 	si.exists = true
 	if plugin != "pgoutput" {
-		return si, &FatalError{fmt.Errorf("replication slot %s uses plugin %q, not pgoutput; fix: choose another slot name or drop it", name, plugin)}
+		return si, &FatalError{Err: fmt.Errorf("replication slot %s uses plugin %q, not pgoutput; fix: choose another slot name or drop it", name, plugin)}
 	}
 	for _, f := range []struct {
 		text *string
@@ -80,11 +80,11 @@ func checkResume(slotName string, slot slotInfo, r change.Resume) error {
 		return nil
 	}
 	if !slot.exists {
-		return &FatalError{fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to any new slot; cdcd created nothing; "+
-			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start with a new slot", slotName, pglogrepl.LSN(r.AckLSN))}
+		return &FatalError{Err: fmt.Errorf("slot %s did not exist although the pipeline committed changes up to %s: it was dropped or the database failed over, and the changes since are lost to any new slot; cdcd created nothing; "+
+			"fix: re-snapshot the tables, then `cdcd reset-offsets --config FILE --pipeline NAME` to start with a new slot", slotName, pglogrepl.LSN(r.AckPosition))}
 	}
 	if slot.walStatus == "lost" {
-		return &FatalError{fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot (SELECT pg_drop_replication_slot('%s')), reset offsets and re-snapshot", slotName, slotName)}
+		return &FatalError{Err: fmt.Errorf("slot %s has wal_status lost: the server removed WAL it still needed (max_slot_wal_keep_size); fix: drop the slot (SELECT pg_drop_replication_slot('%s')), reset offsets and re-snapshot", slotName, slotName)}
 	}
 	return nil
 }

@@ -149,7 +149,7 @@ type snapWorker struct {
 func (s *Source) openSnapshotWorker(ctx context.Context) (snapshot.Worker, error) {
 	cfg, err := pgx.ParseConfig(s.cfg.DSN)
 	if err != nil {
-		return nil, &FatalError{fmt.Errorf("parsing dsn: %w", err)}
+		return nil, &FatalError{Err: fmt.Errorf("parsing dsn: %w", err)}
 	}
 	// The same session settings as the replication connection: rows are decoded from the
 	// same text output, so a row gives the same values from a snapshot and from the stream.
@@ -260,7 +260,7 @@ func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, er
 		}
 		_, ti, err := w.types.resolveColumn(ctx, c.name, c.typ, c.typmod)
 		if err != nil {
-			return nil, &FatalError{fmt.Errorf("table %s: %w; fix: change the column's type or stop capturing the table", table, err)}
+			return nil, &FatalError{Err: fmt.Errorf("table %s: %w; fix: change the column's type or stop capturing the table", table, err)}
 		}
 		shape.types[i] = ti
 	}
@@ -578,7 +578,7 @@ func (w *snapWorker) readPages(ctx context.Context, tx pgx.Tx, d *snapTable, t *
 		if _, ok := parsePartBound(b); len(b) > 1 && (!ok || len(leaves) == 0) {
 			// A bound no read of this table makes (or of a table no longer partitioned):
 			// reading on would read the wrong rows.
-			return &FatalError{fmt.Errorf("snapshot of %s: page-range bound %q is not one this version can resume for this table; "+
+			return &FatalError{Err: fmt.Errorf("snapshot of %s: page-range bound %q is not one this version can resume for this table; "+
 				"fix: start the table's snapshot afresh: start the pipeline once without the table in tables: (its snapshot leaves the queue), then add it back with snapshot: when_needed", t.Table, b)}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -43,7 +44,7 @@ func TestSnapshotPartitionedKeylessBounded(t *testing.T) {
 		}
 	}
 	const chunkBytes = 256 << 10
-	src := New(Config{Pipeline: "parts", DSN: dsn, Snapshot: SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
+	src := New(Config{Pipeline: "parts", DSN: dsn, Snapshot: source.SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
 	w, err := src.openSnapshotWorker(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestSnapshotKeylessToastBounded(t *testing.T) {
 		}
 	}
 	const chunkBytes = 256 << 10
-	src := New(Config{Pipeline: "ktoast", DSN: dsn, Snapshot: SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
+	src := New(Config{Pipeline: "ktoast", DSN: dsn, Snapshot: source.SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
 	w, err := src.openSnapshotWorker(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestSnapshotPartitionedKeylessToastBounded(t *testing.T) {
 		}
 	}
 	const chunkBytes = 256 << 10
-	src := New(Config{Pipeline: "ptoast", DSN: dsn, Snapshot: SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
+	src := New(Config{Pipeline: "ptoast", DSN: dsn, Snapshot: source.SnapshotConfig{Mode: snapshot.Never, ChunkRows: 100000, ChunkBytes: chunkBytes}})
 	w, err := src.openSnapshotWorker(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -37,8 +37,10 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
+	"github.com/cdcd-dev/cdcd/fatal"
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,34 +65,15 @@ type Config struct {
 	SpillDir      string
 	Log           *slog.Logger
 	Metrics       *metrics.Metrics // may be nil in tests
-	Snapshot      SnapshotConfig
+	Snapshot      source.SnapshotConfig
 	// Shapes are the shaping's column selections and row filters (schema.table), pushed
 	// into the publication when cdcd creates it (shaping.go).
 	Shapes map[string]PublishShape
 }
 
-// SnapshotConfig configures the source's snapshots (see package snapshot).
-type SnapshotConfig struct {
-	Mode        snapshot.Mode
-	Parallelism int
-	ChunkRows   int
-	ChunkBytes  int64
-	// Progress, if set, receives every table's progress when it changes.
-	Progress func([]snapshot.Progress)
-	// KeylessAccepted are tables without a key whose inexact snapshot the user accepts.
-	KeylessAccepted []string
-	// SignalKey authenticates on-demand requests (snapshot.Signal); nil refuses them.
-	SignalKey []byte
-}
-
-// FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap).
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
-
-// Fatal tells the pipeline's supervisor not to retry.
-func (e *FatalError) Fatal() bool { return true }
+// FatalError is a failure retrying cannot fix (a prerequisite, a lost slot, a gap): the one
+// marker every layer uses (package fatal).
+type FatalError = fatal.Error
 
 // SlotBusyError is returned while another connection streams from the slot; the pipeline
 // waits as a standby and retries.
@@ -135,15 +118,7 @@ func New(cfg Config) *Source {
 	if cfg.SpillDir == "" {
 		cfg.SpillDir = os.TempDir()
 	}
-	if cfg.Snapshot.Mode == "" {
-		cfg.Snapshot.Mode = snapshot.Never
-	}
-	if cfg.Snapshot.ChunkRows <= 0 {
-		cfg.Snapshot.ChunkRows = snapshot.DefaultChunkRows
-	}
-	if cfg.Snapshot.ChunkBytes <= 0 {
-		cfg.Snapshot.ChunkBytes = snapshot.DefaultChunkBytes
-	}
+	cfg.Snapshot = cfg.Snapshot.WithDefaults()
 	return &Source{cfg: cfg, log: cfg.Log}
 }
 
@@ -170,42 +145,14 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer conn.Close(context.Background())
 	defer func() {
-		// A check or statement that failed because the connection broke (the server
-		// restarting, a network cut) says nothing about the server: retry, and let the
-		// next session decide on a working connection.
-		var f *FatalError
-		if errors.As(err, &f) {
+		err = source.LostConnection(err, func() error {
 			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if perr := conn.Ping(pctx); perr != nil {
-				err = fmt.Errorf("lost the connection to PostgreSQL (%w), so this failure says nothing about the server; retrying. It read: %v", perr, f.Err)
-			}
-		}
+			return conn.Ping(pctx)
+		}, "PostgreSQL")
 	}()
-
-	var rep checks.Report
-	Preflight(ctx, conn, s.cfg.Slot, s.cfg.Publication, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
-	if err := rep.Errors(); err != nil {
-		return &FatalError{err}
-	}
-	for _, w := range rep.Results {
-		if w.Status == checks.Warn {
-			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
-		}
-	}
-	// Decide before creating anything: a missing or lost slot under committed positions is
-	// refused without leaving a new slot behind to hold WAL.
-	slot, err := readSlot(ctx, conn, s.cfg.Slot)
+	slot, err := s.prepare(ctx, conn, resume)
 	if err != nil {
-		return err
-	}
-	if err := checkResume(s.cfg.Slot, slot, resume); err != nil {
-		return err
-	}
-	if err := checkResumeInWAL(ctx, conn, resume); err != nil {
-		return err
-	}
-	if err := ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.cfg.Shapes, s.log); err != nil {
 		return err
 	}
 
@@ -214,7 +161,6 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		return err
 	}
 	defer repl.Close(context.Background())
-
 	if !slot.exists {
 		if slot, err = createSlot(ctx, repl, s.cfg.Slot, s.log); err != nil {
 			return err
@@ -224,62 +170,19 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	// the first receive): the pipeline committed it, possibly beyond what the slot confirmed.
 	acked := slot.confirmedFlush
 	if resume.Committed {
-		acked = max(acked, resume.AckLSN)
+		acked = max(acked, resume.AckPosition)
 	}
 	s.acked.Store(acked)
-
-	version, _ := strconv.Atoi(repl.ParameterStatus("server_version"))
-	if v, err := serverVersionNum(ctx, conn); err == nil {
-		version = v
-	}
-	args := []string{"publication_names '" + s.cfg.Publication + "'"}
-	streaming := version >= 140000
-	if streaming {
-		// messages carry the heartbeats; both options need PostgreSQL 14.
-		args = append(args, "proto_version '2'", "streaming 'on'", "messages 'true'")
-	} else {
-		if s.cfg.Snapshot.Mode != snapshot.Never || (resume.State != nil && len(resume.State) > 0) {
-			// A chunk's watermark is a logical message, which pgoutput sends from version 14.
-			return &FatalError{fmt.Errorf("snapshots need PostgreSQL 14 or later (this server is %d); fix: set snapshot: never for pipeline %s, or upgrade the server", version, s.cfg.Pipeline)}
-		}
-		args = append(args, "proto_version '1'")
-		if s.cfg.HeartbeatInterval > 0 {
-			s.log.Warn("heartbeats need PostgreSQL 14 (pgoutput logical messages); the slot advances only with changes of the captured tables", "server_version_num", version)
-			s.cfg.HeartbeatInterval = 0
-		}
-	}
-	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
+	protocol, err := s.startReplication(ctx, conn, repl, resume)
 	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			return &SlotBusyError{Slot: s.cfg.Slot, Detail: pgErr.Message}
-		}
-		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
-	}
-	protocol := "1"
-	if streaming {
-		protocol = "2 (streamed transactions)"
+		return err
 	}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "from", pglogrepl.LSN(slot.confirmedFlush).String(),
 		"acknowledged", pglogrepl.LSN(acked).String(), "protocol", protocol)
-
 	if resume.OnStreaming != nil {
 		// The pipeline compares the slot's position with its committed one after it has fenced
 		// older producers: only then is the committed position certain to be the latest.
-		resume.OnStreaming(change.Streaming{AckedLSN: slot.confirmedFlush})
-	}
-	if s.cfg.HeartbeatInterval > 0 {
-		// The heartbeat is joined before Run returns.
-		hbCtx, stopHB := context.WithCancel(ctx)
-		hbDone := make(chan struct{})
-		go func() {
-			defer close(hbDone)
-			s.heartbeat(hbCtx)
-		}()
-		defer func() {
-			stopHB()
-			<-hbDone
-		}()
+		resume.OnStreaming(change.Streaming{AckedPosition: slot.confirmedFlush})
 	}
 
 	eng, err := s.snapshotEngine(resume)
@@ -305,25 +208,77 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer st.bufs.closeAll()
 
-	// The snapshot engine reads chunks beside the stream; either failing ends the session.
-	sctx, stopStream := context.WithCancel(ctx)
-	defer stopStream()
-	var engErr error
-	engDone := make(chan struct{})
-	go func() {
-		defer close(engDone)
-		if err := eng.Run(sctx); err != nil {
-			engErr = err
-			stopStream()
-		}
-	}()
-	err = st.run(sctx)
-	stopStream()
-	<-engDone
-	if engErr != nil && ctx.Err() == nil {
-		return engErr
+	// The snapshot engine reads chunks beside the stream, and heartbeats are written beside
+	// it; the first to end ends the session.
+	beside := []func(context.Context) error{eng.Run}
+	if s.cfg.HeartbeatInterval > 0 {
+		beside = append(beside, func(ctx context.Context) error { s.heartbeat(ctx); return nil })
 	}
-	return err
+	return source.Session(ctx, st.run, beside...)
+}
+
+// prepare checks the server, the publication and the slot against the committed position,
+// deciding before creating anything: a missing or lost slot under committed positions is
+// refused without leaving a new slot behind to hold WAL.
+func (s *Source) prepare(ctx context.Context, conn *pgx.Conn, resume change.Resume) (slotInfo, error) {
+	var rep checks.Report
+	Preflight(ctx, conn, s.cfg.Slot, s.cfg.Publication, s.cfg.Tables, rep.Scoped("pipeline "+s.cfg.Pipeline))
+	if err := rep.Errors(); err != nil {
+		return slotInfo{}, &FatalError{Err: err}
+	}
+	for _, w := range rep.Results {
+		if w.Status == checks.Warn {
+			s.log.Warn(w.Name+": "+w.Detail, "fix", w.Fix)
+		}
+	}
+	slot, err := readSlot(ctx, conn, s.cfg.Slot)
+	if err != nil {
+		return slot, err
+	}
+	if err := checkResume(s.cfg.Slot, slot, resume); err != nil {
+		return slot, err
+	}
+	if err := checkResumeInWAL(ctx, conn, resume); err != nil {
+		return slot, err
+	}
+	return slot, ensurePublication(ctx, conn, s.cfg.Publication, s.cfg.Tables, s.cfg.Shapes, s.log)
+}
+
+// startReplication starts pgoutput with the options the server's version allows (protocol 2,
+// streamed transactions and logical messages need PostgreSQL 14) and says which protocol.
+func (s *Source) startReplication(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, resume change.Resume) (string, error) {
+	version, _ := strconv.Atoi(repl.ParameterStatus("server_version"))
+	if v, err := serverVersionNum(ctx, conn); err == nil {
+		version = v
+	}
+	args := []string{"publication_names '" + s.cfg.Publication + "'"}
+	streaming := version >= 140000
+	if streaming {
+		// messages carry the heartbeats; both options need PostgreSQL 14.
+		args = append(args, "proto_version '2'", "streaming 'on'", "messages 'true'")
+	} else {
+		if s.cfg.Snapshot.Mode != snapshot.Never || (resume.State != nil && len(resume.State) > 0) {
+			// A chunk's watermark is a logical message, which pgoutput sends from version 14.
+			return "", &FatalError{Err: fmt.Errorf("snapshots need PostgreSQL 14 or later (this server is %d); fix: set snapshot: never for pipeline %s, or upgrade the server", version, s.cfg.Pipeline)}
+		}
+		args = append(args, "proto_version '1'")
+		if s.cfg.HeartbeatInterval > 0 {
+			s.log.Warn("heartbeats need PostgreSQL 14 (pgoutput logical messages); the slot advances only with changes of the captured tables", "server_version_num", version)
+			s.cfg.HeartbeatInterval = 0
+		}
+	}
+	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			return "", &SlotBusyError{Slot: s.cfg.Slot, Detail: pgErr.Message}
+		}
+		return "", fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
+	}
+	if streaming {
+		return "2 (streamed transactions)", nil
+	}
+	return "1", nil
 }
 
 // snapshotEngine builds the session's snapshot engine from the committed progress.
@@ -332,10 +287,8 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	for i, t := range s.cfg.Tables {
 		tables[i] = normalizeTable(t)
 	}
-	c := snapshot.Config{Pipeline: s.cfg.Pipeline, Mode: s.cfg.Snapshot.Mode, Tables: tables,
-		Parallelism: s.cfg.Snapshot.Parallelism, ChunkRows: s.cfg.Snapshot.ChunkRows, ChunkBytes: s.cfg.Snapshot.ChunkBytes,
-		Precedes: xidPrecedes, Log: s.log.With("component", "snapshot"), Progress: s.cfg.Snapshot.Progress,
-		SignalKey: s.cfg.Snapshot.SignalKey}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, tables)
+	c.Precedes, c.Log, c.KeylessAccepted = xidPrecedes, s.log.With("component", "snapshot"), nil
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		c.KeylessAccepted = append(c.KeylessAccepted, normalizeTable(t))
 	}
@@ -344,7 +297,7 @@ func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) 
 	}
 	eng, err := snapshot.New(c, resume.Committed, resume.State, s.openSnapshotWorker)
 	if err != nil {
-		return nil, &FatalError{err}
+		return nil, &FatalError{Err: err}
 	}
 	return eng, nil
 }
@@ -368,7 +321,7 @@ func serverVersionNum(ctx context.Context, conn *pgx.Conn) (int, error) {
 // restored from a backup, or the DSN points at another server than the one the pipeline
 // captured.
 func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) error {
-	if !r.Committed || r.AckLSN == 0 {
+	if !r.Committed || r.AckPosition == 0 {
 		return nil
 	}
 	var text string
@@ -380,9 +333,9 @@ func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) erro
 	if err != nil {
 		return fmt.Errorf("reading the server's WAL position: %w", err)
 	}
-	if end != 0 && r.AckLSN > uint64(end) {
-		return &FatalError{fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
-			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckLSN), end)}
+	if end != 0 && r.AckPosition > uint64(end) {
+		return &FatalError{Err: fmt.Errorf("the pipeline committed changes up to %s, beyond the server's WAL end %s: the database was restored from a backup or is not the server the pipeline captured; "+
+			"fix: point the DSN at the right server, or re-snapshot and `cdcd reset-offsets --config FILE --pipeline NAME`", pglogrepl.LSN(r.AckPosition), end)}
 	}
 	return nil
 }
@@ -392,7 +345,7 @@ func checkResumeInWAL(ctx context.Context, conn *pgx.Conn, r change.Resume) erro
 func connectCatalog(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, &FatalError{fmt.Errorf("parsing dsn: %w", err)}
+		return nil, &FatalError{Err: fmt.Errorf("parsing dsn: %w", err)}
 	}
 	cfg.RuntimeParams["application_name"] = "cdcd"
 	cfg.RuntimeParams["TimeZone"] = "UTC"

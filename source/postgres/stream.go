@@ -221,7 +221,7 @@ func (st *stream) idleCommit(ctx context.Context, now time.Time, force bool) err
 		return nil
 	}
 	st.emittedAck, st.idleAt = s, now
-	return st.emit(ctx, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: s - 1}, AckLSN: s, Time: now}})
+	return st.emit(ctx, change.Item{Commit: &change.Commit{Pos: change.Position{Tx: s - 1}, AckPosition: s, Time: now}})
 }
 
 // statusLSN is the position the next status update reports as written, flushed and applied:
@@ -368,7 +368,7 @@ func (st *stream) handle(ctx context.Context, data []byte, replay bool) error {
 			}
 		}
 	default:
-		return &FatalError{fmt.Errorf("unknown pgoutput message type %q: this server speaks a pgoutput protocol cdcd does not know; fix: upgrade cdcd", typ)}
+		return &FatalError{Err: fmt.Errorf("unknown pgoutput message type %q: this server speaks a pgoutput protocol cdcd does not know; fix: upgrade cdcd", typ)}
 	}
 	if r.err != nil {
 		return fmt.Errorf("decoding pgoutput message %q: %w", typ, r.err)
@@ -393,10 +393,10 @@ func (st *stream) commit(ctx context.Context, c commitMsg) error {
 	st.inTx = false
 	st.emittedAck = max(st.emittedAck, c.endLSN)
 	return st.emit(ctx, change.Item{Commit: &change.Commit{
-		Pos:    change.Position{Tx: c.commitLSN, Index: st.txIndex},
-		AckLSN: c.endLSN,
-		Time:   c.time,
-		State:  state,
+		Pos:         change.Position{Tx: c.commitLSN, Index: st.txIndex},
+		AckPosition: c.endLSN,
+		Time:        c.time,
+		State:       state,
 	}})
 }
 
@@ -471,7 +471,7 @@ const indexStride = 2
 // nextRow reserves the indexes of the next row change of the transaction.
 func (st *stream) nextRow() (uint32, error) {
 	if st.txIndex > math.MaxUint32-indexStride {
-		return 0, &FatalError{fmt.Errorf("transaction %d at %s has more than %d row changes, more than a position can index; fix: split the transaction", st.txXid, pglogrepl.LSN(st.txLSN), math.MaxUint32/indexStride)}
+		return 0, &FatalError{Err: fmt.Errorf("transaction %d at %s has more than %d row changes, more than a position can index; fix: split the transaction", st.txXid, pglogrepl.LSN(st.txLSN), math.MaxUint32/indexStride)}
 	}
 	i := st.txIndex
 	st.txIndex += indexStride

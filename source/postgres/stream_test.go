@@ -160,7 +160,7 @@ func summary(items []change.Item) []string {
 	var out []string
 	for _, it := range items {
 		if c := it.Commit; c != nil {
-			out = append(out, fmt.Sprintf("commit %X#%d ack %X", c.Pos.Tx, c.Pos.Index, c.AckLSN))
+			out = append(out, fmt.Sprintf("commit %X#%d ack %X", c.Pos.Tx, c.Pos.Index, c.AckPosition))
 			continue
 		}
 		ev := it.Event
