@@ -170,6 +170,9 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 			return s, fmt.Errorf("column %s: %w", name, err)
 		}
 		s.Values = vals
+	case extUUID, extINET4, extINET6:
+		// As the binlog spells them (BINARY(n)), marked as what they are (exttypes.go).
+		s.Type, s.Meta, s.Collation, s.Ext = gomysql.MYSQL_TYPE_STRING, uint16(extLen(dataType)), collationBinary, dataType
 	case "json":
 		s.Type = gomysql.MYSQL_TYPE_JSON
 	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":

@@ -34,6 +34,14 @@ func DecodeBinlog(s *ColumnSpec, kind change.Kind, v any) (change.Value, error) 
 	if v == nil {
 		return change.NullValue, nil
 	}
+	if s.Ext != "" {
+		switch x := v.(type) {
+		case string:
+			return extValue(s, []byte(x))
+		case []byte:
+			return extValue(s, x)
+		}
+	}
 	switch x := v.(type) {
 	case int8:
 		return decodeInt(s, kind, int64(x), uint64(uint8(x))), nil
@@ -83,6 +91,9 @@ func DecodeText(s *ColumnSpec, kind change.Kind, raw []byte) (change.Value, erro
 		return change.NullValue, nil
 	}
 	text := string(raw)
+	if s.Ext != "" {
+		return extTextValue(s, text)
+	}
 	bad := func(err error) (change.Value, error) {
 		return change.Value{State: change.Undecodable, Str: text}, fmt.Errorf("column %s: %q: %w", s.Name, text, err)
 	}
