@@ -36,7 +36,8 @@ const unreadableFix = "fix: change the column to a type and character set cdcd r
 // make each a poison record naming the column, as the stream does with the table's changes.
 func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*change.Table, []ColumnSpec, map[int]error, error) {
 	r, err := conn.Execute(`SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.NUMERIC_PRECISION, 0), COALESCE(c.NUMERIC_SCALE, 0),
-		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0)
+		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0),
+		COALESCE(c.COLUMN_DEFAULT, ''), c.COLUMN_DEFAULT IS NULL, c.EXTRA
 		FROM information_schema.COLUMNS c LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME
 		WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION`, db, table)
 	if err != nil {
@@ -48,6 +49,7 @@ func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*chan
 	specs := make([]ColumnSpec, r.RowNumber())
 	cols := make([]change.Column, len(specs))
 	var unreadable map[int]error
+	mariadb := isMariaDB(conn)
 	for i := range specs {
 		name, _ := r.GetString(i, 0)
 		dataType, _ := r.GetString(i, 1)
@@ -59,9 +61,13 @@ func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*chan
 		octets, _ := r.GetUint(i, 7)
 		collation, _ := r.GetUint(i, 8)
 		s, err := specFromCatalog(name, strings.ToLower(dataType), colType, prec, scale, fsp, octets, collation)
+		def, _ := r.GetString(i, 9)
+		defNull, _ := r.GetInt(i, 10)
+		extra, _ := r.GetString(i, 11)
 		s.Nullable = nullable == "YES"
 		if err == nil {
 			cols[i], err = s.Column()
+			cols[i].Default = columnDefault(&s, &cols[i], mariadb, def, defNull != 0, extra)
 		}
 		if err != nil {
 			if !tolerate {

@@ -48,45 +48,66 @@ func extCandidate(s *ColumnSpec) bool {
 	return s.Type == gomysql.MYSQL_TYPE_STRING && s.Collation == collationBinary && (s.Meta == 4 || s.Meta == 16)
 }
 
-// applyExt marks the columns of v the catalog's types (column name -> DATA_TYPE) name as Ext
-// types, and rederives their change.Columns.
-func (v *tableVersion) applyExt(types map[string]string) error {
+// applyCatalog completes v from the catalog's columns (by name): on MariaDB, marks the
+// BINARY(4)/BINARY(16) columns the catalog names UUID, INET4 or INET6 as such; and sets each
+// column's default. A column the catalog does not have (dropped since) keeps the binlog's view.
+func (v *tableVersion) applyCatalog(cat map[string]catalogColumn, mariadb bool) error {
 	for i := range v.specs {
 		s := &v.specs[i]
-		ext := types[s.Name]
-		if !extCandidate(s) || extLen(ext) != int(s.Meta) {
+		cc, ok := cat[s.Name]
+		if !ok {
 			continue
 		}
-		s.Ext = ext
-		c, err := s.Column()
-		if err != nil {
-			return err
+		if mariadb && extCandidate(s) && extLen(cc.dataType) == int(s.Meta) {
+			s.Ext = cc.dataType
+			c, err := s.Column()
+			if err != nil {
+				return err
+			}
+			c.Key = v.table.Columns[i].Key
+			v.table.Columns[i] = c
 		}
-		c.Key = v.table.Columns[i].Key
-		v.table.Columns[i] = c
+		c := &v.table.Columns[i]
+		c.Default = columnDefault(s, c, mariadb, cc.def, cc.defNull, cc.extra)
 	}
 	return nil
 }
 
-// extTypes reads which columns of db.table are UUID, INET4 or INET6 (column name ->
-// DATA_TYPE), on a connection of its own (rare: once per new table version with BINARY(4) or
-// BINARY(16) columns).
-func (s *Source) extTypes(ctx context.Context, db, table string) (map[string]string, error) {
+// catalogColumn is what the stream takes from the catalog for a column (the binlog lacks it):
+// its DATA_TYPE (MariaDB's UUID, INET4, INET6) and its default (COLUMN_DEFAULT, EXTRA).
+type catalogColumn struct {
+	dataType, def, extra string
+	defNull              bool
+}
+
+// catalogColumns reads the catalog's description of db.table's columns by name, on a
+// connection of its own in UTC (a TIMESTAMP default is shown in the session's time zone). It
+// runs once per new table version the stream meets.
+func (s *Source) catalogColumns(ctx context.Context, db, table string) (map[string]catalogColumn, error) {
 	conn, err := Connect(ctx, s.cfg.DSN)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	r, err := conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE IN ('uuid', 'inet4', 'inet6')`, db, table)
-	if err != nil {
-		return nil, fmt.Errorf("reading the column types of %s.%s: %w", db, table, err)
+	if err := PrepareSnapshotSession(conn); err != nil {
+		return nil, err
 	}
-	out := map[string]string{}
+	r, err := conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COALESCE(COLUMN_DEFAULT, ''), COLUMN_DEFAULT IS NULL, EXTRA
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, db, table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the columns of %s.%s from the catalog: %w", db, table, err)
+	}
+	out := map[string]catalogColumn{}
 	for i := 0; i < r.RowNumber(); i++ {
 		name, _ := r.GetString(i, 0)
-		typ, _ := r.GetString(i, 1)
-		out[name] = strings.ToLower(typ)
+		var c catalogColumn
+		c.dataType, _ = r.GetString(i, 1)
+		c.dataType = strings.ToLower(c.dataType)
+		c.def, _ = r.GetString(i, 2)
+		n, _ := r.GetInt(i, 3)
+		c.defNull = n != 0
+		c.extra, _ = r.GetString(i, 4)
+		out[name] = c
 	}
 	return out, nil
 }

@@ -414,6 +414,9 @@ func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Ta
 		return nil, err
 	}
 	defer conn.Close()
+	if err := PrepareSnapshotSession(conn); err != nil { // UTC: TIMESTAMP defaults as the stream reads them
+		return nil, err
+	}
 	t, _, err := TableFromCatalog(conn, db, table)
 	return t, err
 }

@@ -236,11 +236,11 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		if len(body) >= replication.EventHeaderSize+st.csumLen {
 			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
 		}
-		var ext func(db, table string) (map[string]string, error)
+		var cat func(db, table string) (map[string]catalogColumn, error)
 		if st.src != nil {
-			ext = func(db, table string) (map[string]string, error) { return st.src.extTypes(ctx, db, table) }
+			cat = func(db, table string) (map[string]catalogColumn, error) { return st.src.catalogColumns(ctx, db, table) }
 		}
-		tv, err := st.tables.version(e, body, st.flavor, ext)
+		tv, err := st.tables.version(e, body, st.flavor, cat)
 		if err != nil {
 			return fmt.Errorf("binlog %s:%d: table %s.%s: %w", st.file, h.LogPos, e.Schema, e.Table, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -63,10 +62,11 @@ func (t *tables) isCaptured(db, table []byte) bool {
 }
 
 // version returns the table version a TABLE_MAP event describes (nil for tables not
-// captured). body is the event's post-header and payload (for the shape comparison). On
-// MariaDB, a new version with BINARY(4) or BINARY(16) columns asks ext (if set) which of them
-// are UUID, INET4 or INET6 (exttypes.go); its error is the session's.
-func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor string, ext func(db, table string) (map[string]string, error)) (*tableVersion, error) {
+// captured). body is the event's post-header and payload (for the shape comparison). A new
+// version asks cat (if set) for what the binlog does not carry: the columns' defaults, and on
+// MariaDB which BINARY(4)/BINARY(16) columns are UUID, INET4 or INET6 (exttypes.go); its error
+// is the session's.
+func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor string, cat func(db, table string) (map[string]catalogColumn, error)) (*tableVersion, error) {
 	key := string(ev.Schema) + "." + string(ev.Table)
 	if !t.captured[key] {
 		return nil, nil
@@ -79,12 +79,12 @@ func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor stri
 		return cur, nil
 	}
 	v := buildVersion(ev, flavor)
-	if v.err == nil && ext != nil && flavor == gomysql.MariaDBFlavor && slices.ContainsFunc(v.specs, func(s ColumnSpec) bool { return extCandidate(&s) }) {
-		types, err := ext(string(ev.Schema), string(ev.Table))
+	if v.err == nil && cat != nil {
+		cols, err := cat(string(ev.Schema), string(ev.Table))
 		if err != nil {
 			return nil, err
 		}
-		if err := v.applyExt(types); err != nil {
+		if err := v.applyCatalog(cols, flavor == gomysql.MariaDBFlavor); err != nil {
 			v.err = fmt.Errorf("table %s: %w", key, err)
 		}
 	}
