@@ -339,10 +339,10 @@ func TestMySQLSnapshotKeyShapesUnderWritersAndSIGKILL(t *testing.T) {
 // TestMySQLMariaDBTypesParity: MariaDB's UUID, INET4 and INET6 columns are published as the
 // text SELECT shows, the same string from a snapshot read and from the stream (whose binlog
 // metadata spells them as BINARY(16) and BINARY(4): the stream used to publish raw bytes, and
-// the snapshot refused the table), keys included.
+// the snapshot refused the table), keys included; JSON documents too.
 func TestMySQLMariaDBTypesParity(t *testing.T) {
 	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_myext",
-		"CREATE TABLE t (id INT PRIMARY KEY, u UUID, a INET4, b INET6, touch INT NOT NULL DEFAULT 0);\n"+
+		"CREATE TABLE t (id INT PRIMARY KEY, u UUID, a INET4, b INET6, j JSON, touch INT NOT NULL DEFAULT 0);\n"+
 			"CREATE TABLE k (u UUID PRIMARY KEY, a INET4 NOT NULL, touch INT NOT NULL DEFAULT 0)")
 	want := map[int][3]any{
 		1: {"123e4567-e89b-12d3-a456-426614174000", "192.0.2.1", "2001:db8::1"},
@@ -355,7 +355,10 @@ func TestMySQLMariaDBTypesParity(t *testing.T) {
 		8: {nil, nil, "fe80::1:2:3:4:5"},
 	}
 	for id, w := range want {
-		mysqlExec(t, conn, "INSERT INTO t (id, u, a, b) VALUES (?, ?, ?, ?)", id, w[0], w[1], w[2])
+		// A JSON document (MariaDB: LONGTEXT) with key order, whitespace, doubles and escapes
+		// that a rewrite would change: the same string from both paths.
+		mysqlExec(t, conn, "INSERT INTO t (id, u, a, b, j) VALUES (?, ?, ?, ?, ?)", id, w[0], w[1], w[2],
+			fmt.Sprintf(`{"b": %d, "a" :[1.0, 1e2, -0.0],  "u": "\u00e9\n", "é": "✓"}`, id))
 	}
 	mysqlExec(t, conn, "INSERT INTO k (u, a) VALUES ('123e4567-e89b-12d3-a456-426614174000', '192.0.2.1'), ('ffffffff-ffff-ffff-ffff-ffffffffffff', '0.0.0.1')")
 	name := uniqueName("myext")
