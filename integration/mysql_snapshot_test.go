@@ -414,3 +414,35 @@ func toIntAny(v any) int {
 	}
 	return -1
 }
+
+// TestMySQLSnapshotTableRenamedAwayAndBack: a table renamed away and back while its snapshot
+// runs is missing for a moment; its snapshot used to be abandoned for good at the first
+// "table does not exist" (the rest of the table never published). It now looks for the table
+// again and reads every row.
+func TestMySQLSnapshotTableRenamedAwayAndBack(t *testing.T) {
+	const rows = 20000
+	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_myren", "CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL)")
+	mysqlExec(t, conn, fmt.Sprintf("INSERT INTO kv SELECT seq, 0 FROM seq_1_to_%d", rows))
+	name := uniqueName("myren")
+	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".kv"}, ""),
+		"    snapshot: never\n", "    snapshot: {mode: initial, chunk_size: 100, parallelism: 1}\n", 1)
+	d := startMySQLDaemon(t, yaml)
+	waitFor(t, d, "the snapshot to start", time.Minute, func() bool { return metricOrZero(d, "cdcd_snapshot_rows_total") >= 200 })
+	mysqlExec(t, conn, "RENAME TABLE kv TO kv_away")
+	time.Sleep(1500 * time.Millisecond)
+	mysqlExec(t, conn, "RENAME TABLE kv_away TO kv")
+	waitFor(t, d, "the snapshot to finish", 2*time.Minute, func() bool {
+		return strings.Contains(d.Logs(), `msg="snapshot finished"`) || strings.Contains(d.Logs(), `msg="snapshot abandoned`)
+	})
+	if strings.Contains(d.Logs(), "snapshot abandoned") {
+		t.Fatalf("the snapshot was abandoned\n%s", d.Logs())
+	}
+	recs := readSnapTopic(t, s, name+"."+db+".kv", rows, time.Minute)
+	seen := map[int64]bool{}
+	for _, r := range recs {
+		seen[r.k] = true
+	}
+	if len(seen) != rows {
+		t.Fatalf("%d of %d rows published", len(seen), rows)
+	}
+}

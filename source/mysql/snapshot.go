@@ -289,6 +289,15 @@ func (d *myTable) unreadableErr(table string) error {
 	return fmt.Errorf("table %s (snapshot): %w; %s", table, d.unreadable[i], unreadableFix)
 }
 
+// forgetIfGone drops the worker's description of a table found missing: the engine looks for
+// it again (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may
+// have another shape.
+func (w *snapWorker) forgetIfGone(table string, err *error) {
+	if errors.Is(*err, snapshot.ErrTableGone) {
+		delete(w.descs, table)
+	}
+}
+
 func (w *snapWorker) Describe(_ context.Context, t *snapshot.Task) (bool, int64, error) {
 	d, err := w.describe(t.Table)
 	if err != nil {
@@ -419,7 +428,8 @@ func (w *snapWorker) chunkRows(d *myTable, rows int) int {
 	return max(rows, 1)
 }
 
-func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) ([]string, bool, error) {
+func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) (_ []string, _ bool, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, false, err
@@ -543,7 +553,8 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 
 // Read reads a chunk in a consistent snapshot and tells which binlog transactions that
 // snapshot saw (see the comment at the top of this file).
-func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (*snapshot.Read, error) {
+func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (_ *snapshot.Read, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, err
