@@ -443,7 +443,7 @@ var afterBinlogStatus func()
 // session stops with the fix.
 func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
 	if !resume.Committed {
-		t, err := currentPosition(conn, flavor)
+		t, err := s.firstPosition(conn, flavor)
 		t.Server = server
 		return t, false, err
 	}
