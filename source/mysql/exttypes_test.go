@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/change"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // TestExtTextSpellsAsMariaDB: the bytes of UUID, INET4 and INET6 values are spelled as
@@ -92,5 +93,52 @@ func TestExtTextAgainstServer(t *testing.T) {
 				t.Errorf("%s %s: cdcd spells %q, the server %q", ext, h, got, want)
 			}
 		}
+	}
+}
+
+// TestApplyCatalog: a MariaDB table version's BINARY(16)/BINARY(4) columns become UUID, INET6
+// and INET4 where the catalog names them so (a real BINARY(16) stays bytes, a column the
+// catalog no longer has keeps the binlog's view), key flags survive, and defaults are set; a
+// MySQL version is never taken for MariaDB's types.
+func TestApplyCatalog(t *testing.T) {
+	bin := func(name string, n uint16) ColumnSpec {
+		return ColumnSpec{Name: name, Type: gomysql.MYSQL_TYPE_STRING, Meta: n, Collation: collationBinary}
+	}
+	build := func() *tableVersion {
+		specs := []ColumnSpec{bin("u", 16), bin("a", 4), bin("b", 16), bin("raw", 16), bin("gone", 16), {Name: "n", Type: gomysql.MYSQL_TYPE_LONG}}
+		v := &tableVersion{specs: specs, table: &change.Table{Columns: make([]change.Column, len(specs)), KeyColumns: []int{0}}}
+		for i := range specs {
+			v.table.Columns[i], _ = specs[i].Column()
+		}
+		v.table.Columns[0].Key = true
+		return v
+	}
+	cat := map[string]catalogColumn{"u": {dataType: "uuid"}, "a": {dataType: "inet4"}, "b": {dataType: "inet6"},
+		"raw": {dataType: "binary"}, "n": {dataType: "int", def: "7"}}
+	v := build()
+	if err := v.applyCatalog(cat, true); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		kind change.Kind
+		typ  string
+	}{{change.KindUUID, "uuid"}, {change.KindString, "inet4"}, {change.KindString, "inet6"}, {change.KindBytes, "binary"}, {change.KindBytes, "binary"}, {change.KindInt32, "int"}}
+	for i, w := range want {
+		if c := v.table.Columns[i]; c.Kind != w.kind || c.SourceType != w.typ {
+			t.Errorf("column %s: %v %s, want %v %s", c.Name, c.Kind, c.SourceType, w.kind, w.typ)
+		}
+	}
+	if !v.table.Columns[0].Key {
+		t.Error("the key flag of u was lost")
+	}
+	if d := v.table.Columns[5].Default; !d.Set || d.Int != 7 {
+		t.Errorf("column n: default %+v, want 7", d)
+	}
+	v = build()
+	if err := v.applyCatalog(cat, false); err != nil {
+		t.Fatal(err)
+	}
+	if c := v.table.Columns[0]; c.Kind != change.KindBytes {
+		t.Errorf("MySQL: column u became %v", c.Kind)
 	}
 }
