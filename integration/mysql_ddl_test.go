@@ -99,6 +99,7 @@ func TestMySQLAddNotNullColumnWithDefault(t *testing.T) {
 	name := uniqueName("mydef")
 	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
 	d.waitReady(60 * time.Second)
+	mysqlExec(t, conn, "SET time_zone = '+00:00'") // the TIMESTAMP default below is read in it
 	mysqlExec(t, conn, "INSERT INTO t VALUES (1, 'before')")
 	c := newConsumer(t, s, name+"."+db+".t")
 	if recs := c.read(t, 1, time.Minute, 0); len(recs) != 1 {
@@ -107,7 +108,8 @@ func TestMySQLAddNotNullColumnWithDefault(t *testing.T) {
 	mysqlExec(t, conn, `ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7, ADD COLUMN s VARCHAR(10) NOT NULL DEFAULT 'it''s',
 		ADD COLUMN n DECIMAL(5,2) NOT NULL DEFAULT 1.50, ADD COLUMN e ENUM('x', 'y') NOT NULL DEFAULT 'y',
 		ADD COLUMN dt DATE NOT NULL DEFAULT '2024-02-29', ADD COLUMN f DOUBLE NOT NULL DEFAULT -2.5,
-		ADD COLUMN bl BIT(1) NOT NULL DEFAULT b'1', ADD COLUMN big BIGINT UNSIGNED NOT NULL DEFAULT 18446744073709551615`)
+		ADD COLUMN bl BIT(1) NOT NULL DEFAULT b'1', ADD COLUMN big BIGINT UNSIGNED NOT NULL DEFAULT 18446744073709551615,
+		ADD COLUMN ts TIMESTAMP NOT NULL DEFAULT '2024-01-01 00:00:00', ADD COLUMN u UUID NOT NULL DEFAULT '123e4567-e89b-12d3-a456-426614174000'`)
 	mysqlExec(t, conn, "INSERT INTO t (id, a) VALUES (2, 'after')")
 	recs := c.read(t, 1, time.Minute, time.Second)
 	if len(recs) != 1 {
@@ -124,7 +126,7 @@ func TestMySQLAddNotNullColumnWithDefault(t *testing.T) {
 	}
 	defaults := valueDefaults(t, sch.Schema)
 	for col, want := range map[string]any{"c": 7.0, "s": "it's", "e": "y", "f": -2.5, "bl": true, "dt": 19782.0,
-		"n": "\u0000\u0096", "big": "\u0000\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff"} { // bytes: code points 0-255
+		"ts": 1704067200000000.0, "u": "123e4567-e89b-12d3-a456-426614174000", "n": "\u0000\u0096", "big": "\u0000\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff"} { // bytes: code points 0-255
 		got, ok := defaults[col]
 		if !ok || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("field %s: default %#v (present %v), want %#v\n%s", col, got, ok, want, sch.Schema)
