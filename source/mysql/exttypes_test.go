@@ -150,7 +150,7 @@ func TestSnapshotExtKeys(t *testing.T) {
 		{"UUID", "INSERT INTO t SELECT CONCAT(LPAD(HEX(seq * 7919), 8, '0'), '-e89b-12d3-a456-', LPAD(HEX(seq), 12, '0')) FROM seq_1_to_150"},
 		{"UUID", "INSERT INTO t SELECT UUID() FROM seq_1_to_50"},
 		{"UUID", "INSERT INTO t SELECT CONCAT(SUBSTR(MD5(seq), 1, 12), '4', SUBSTR(MD5(seq), 14, 3), 'a', SUBSTR(MD5(seq), 18, 15)) FROM seq_1_to_100"},
-		{"INET6", "INSERT INTO t SELECT CONCAT('2001:db8::', HEX(seq * 7919)) FROM seq_1_to_150"},
+		{"INET6", "INSERT INTO t SELECT CONCAT('2001:db8::', HEX(seq * 97), ':', HEX(seq)) FROM seq_1_to_150"},
 		{"INET4", "INSERT INTO t SELECT CONCAT('10.0.', seq DIV 256, '.', seq MOD 256) FROM seq_1_to_300"},
 	} {
 		ctx, src, admin, db := serverDB(t, 7, 1<<20, "CREATE TABLE t (k "+c.typ+" PRIMARY KEY)", c.fill)
