@@ -70,6 +70,36 @@ type Column struct {
 	Precision, Scale int
 	// SourceType is the database's own spelling of the type, e.g. "numeric(10,2)".
 	SourceType string
+	// Default is the column's constant default value, which a schema may carry (an Avro
+	// field's default); unset when the column has none, or an expression (CURRENT_TIMESTAMP).
+	Default Default
+}
+
+// Default is a column's default value in Value's scalar fields (comparable, so Columns are).
+type Default struct {
+	Set   bool
+	Int   int64
+	Uint  uint64
+	Float float64
+	Str   string
+	Bytes string
+}
+
+// DefaultOf is the Default of a present scalar value (unset for another).
+func DefaultOf(v Value) Default {
+	if v.State != Present || v.Arr != nil {
+		return Default{}
+	}
+	return Default{Set: true, Int: v.Int, Uint: v.Uint, Float: v.Float, Str: v.Str, Bytes: string(v.Bytes)}
+}
+
+// Value is the default as a present Value (its Bytes are a copy).
+func (d Default) Value() Value {
+	v := Value{Int: d.Int, Uint: d.Uint, Float: d.Float, Str: d.Str}
+	if d.Bytes != "" {
+		v.Bytes = []byte(d.Bytes)
+	}
+	return v
 }
 
 // Table is one version of a captured table's shape. It is immutable once emitted.

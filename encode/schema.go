@@ -2,9 +2,12 @@ package encode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/change"
 )
@@ -110,6 +113,85 @@ func decimalShape(p, s int) (prec, scale int) {
 	return p, s
 }
 
+// rawJSON is JSON text written as it is.
+type rawJSON string
+
+// avroDefault is the JSON form of a column's default for its Avro field of type typ: the
+// value encoded as a record would carry it, read back as the Avro specification spells a
+// default of the type's primitive (a number, a boolean, a string; bytes as a string of code
+// points 0-255). No default when there is none, when it does not encode, when the type is
+// not a primitive (an array), or when it has no JSON form (NaN, infinities).
+func avroDefault(c *colPlan, typ any, d change.Default) (rawJSON, bool) {
+	if !d.Set {
+		return "", false
+	}
+	prim, ok := typ.(string)
+	if o, isObj := typ.(jobj); isObj {
+		for _, kv := range o {
+			if kv.k == "type" {
+				prim, ok = kv.v.(string)
+			}
+		}
+	}
+	if !ok {
+		return "", false
+	}
+	v := d.Value()
+	b, err := appendValue(nil, c, &v, &scratch{})
+	if err != nil {
+		return "", false
+	}
+	switch prim {
+	case "boolean":
+		if len(b) != 1 {
+			return "", false
+		}
+		return rawJSON(strconv.FormatBool(b[0] != 0)), true
+	case "int", "long":
+		x, n := binary.Varint(b)
+		if n != len(b) {
+			return "", false
+		}
+		return rawJSON(strconv.FormatInt(x, 10)), true
+	case "float", "double":
+		var f float64
+		switch {
+		case prim == "float" && len(b) == 4:
+			f = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		case prim == "double" && len(b) == 8:
+			f = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		default:
+			return "", false
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return "", false
+		}
+		bits := 64
+		if prim == "float" {
+			bits = 32
+		}
+		return rawJSON(strconv.FormatFloat(f, 'g', -1, bits)), true
+	case "string", "bytes":
+		n, m := binary.Varint(b)
+		if m <= 0 || n < 0 || int64(len(b)-m) != n {
+			return "", false
+		}
+		s := string(b[m:])
+		if prim == "bytes" {
+			r := make([]rune, len(s))
+			for i := 0; i < len(s); i++ {
+				r[i] = rune(s[i])
+			}
+			s = string(r)
+		} else if !utf8.ValidString(s) {
+			return "", false
+		}
+		q, _ := json.Marshal(s)
+		return rawJSON(q), true
+	}
+	return "", false
+}
+
 // jobj is a JSON object whose keys keep their order, so schemas are deterministic.
 type jobj []jkv
 
@@ -128,6 +210,8 @@ func writeJSON(b *bytes.Buffer, v any, defined map[string]bool) {
 		b.Write(q)
 	case int:
 		b.WriteString(strconv.Itoa(v))
+	case rawJSON:
+		b.WriteString(string(v))
 	case namedType:
 		if defined[v.name] {
 			writeJSON(b, v.name, defined)
@@ -276,6 +360,12 @@ func buildPlan(t *change.Table, topic string, unchangedTOAST bool, m typeModes) 
 			f = append(f, jkv{"type", []any{"null", typ}}, jkv{"default", nil})
 		} else {
 			f = append(f, jkv{"type", typ})
+			// A NOT NULL column's default is the field's (as Debezium does): a column added
+			// with one is then a compatible change under BACKWARD. Not on key fields, which the
+			// key schema shares: a key's bytes must not change with a default.
+			if d, ok := avroDefault(&cp, typ, c.Default); ok && !isKey(t, i) {
+				f = append(f, jkv{"default", d})
+			}
 		}
 		if c.SourceType != "" {
 			f = append(f, jkv{sourceTypeProp, c.SourceType})

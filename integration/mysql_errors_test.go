@@ -82,11 +82,11 @@ func TestMySQLPrerequisitesRefused(t *testing.T) {
 }
 
 // TestMySQLUnreadableColumnRefused: a captured table with a column a snapshot cannot read
-// (MariaDB's INET6 here) is named with the fix by `cdcd check`, and a pipeline that snapshots
+// (a big5 column here) is named with the fix by `cdcd check`, and a pipeline that snapshots
 // fails at start instead of retrying the snapshot forever (`check` used to pass, and the
 // pipeline stayed in phase retrying with a growing backoff, even with on_error: dlq).
 func TestMySQLUnreadableColumnRefused(t *testing.T) {
-	s, _, db, dsn, _ := mysqlSetup(t, 3*time.Minute, "cdcd_unread", `CREATE TABLE t (id INT PRIMARY KEY, addr INET6)`)
+	s, _, db, dsn, _ := mysqlSetup(t, 3*time.Minute, "cdcd_unread", `CREATE TABLE t (id INT PRIMARY KEY, addr VARCHAR(20) CHARACTER SET big5)`)
 	yaml := strings.Replace(mysqlPipelineYAML(s, uniqueName("myunread"), dsn, nextServerID(), []string{db + ".t"}, "    on_error: dlq\n"),
 		"snapshot: never", "snapshot: initial", 1)
 	out, err := checkOutput(t, yaml)
@@ -98,4 +98,32 @@ func TestMySQLUnreadableColumnRefused(t *testing.T) {
 	if !strings.Contains(body, "failed") {
 		t.Errorf("/readyz: want the pipeline failed (not retrying): %s", body)
 	}
+}
+
+// TestMySQLUnreadableColumnRequestedSnapshot: with snapshot: never, `check` only warns about a
+// column a snapshot cannot read, and a `cdcd snapshot` request of the table used to put the
+// pipeline in phase retrying for good (the table's description failed at every attempt, even
+// with on_error: dlq). Each row of it is now a poison record naming the column, dead-lettered
+// under on_error: dlq, as the stream's changes of the table are; the snapshot finishes and the
+// pipeline stays ready.
+func TestMySQLUnreadableColumnRequestedSnapshot(t *testing.T) {
+	s, _, db, dsn, conn := mysqlSetup(t, 3*time.Minute, "cdcd_unreq", `CREATE TABLE t (id INT PRIMARY KEY, addr VARCHAR(20) CHARACTER SET big5)`)
+	mysqlExec(t, conn, "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, NULL)")
+	name := uniqueName("myunreq")
+	yaml := strings.Replace(mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, "    on_error: dlq\n"),
+		"    snapshot: never\n", "    snapshot: {mode: never, signal_key: "+testSignalKey+"}\n", 1)
+	d := startMySQLDaemon(t, yaml)
+	d.waitReady(60 * time.Second)
+	t.Log(strings.TrimSpace(runCLI(t, "snapshot", "--config", d.cfg, "--pipeline", name, "--table", db+".t")))
+	waitFor(t, d, "the requested snapshot to finish", 90*time.Second, func() bool { return strings.Contains(d.Logs(), `msg="snapshot finished"`) })
+	dl := newConsumer(t, s, name+".dlq").read(t, 3, 60*time.Second, time.Second)
+	if len(dl) != 3 {
+		t.Fatalf("dead letters: got %d, want the 3 snapshot rows\n%s", len(dl), d.Logs())
+	}
+	for _, r := range dl {
+		if e := headerOf(r, "cdcd.error.message"); !strings.Contains(e, "column addr") {
+			t.Errorf("dead letter without the column named: %q (headers %v)", e, r.Headers)
+		}
+	}
+	d.waitReady(30 * time.Second)
 }

@@ -24,6 +24,9 @@ const (
 	DefaultParallelism = 2
 	DefaultChunkRows   = 8192
 	DefaultChunkBytes  = 32 << 20
+	// DefaultTableGoneGrace: a table renamed away and back, or dropped and recreated, is
+	// missing for a moment; its snapshot is abandoned only when it stays missing this long.
+	DefaultTableGoneGrace = 30 * time.Second
 )
 
 // Config of a pipeline's snapshot engine.
@@ -49,6 +52,9 @@ type Config struct {
 	Progress func([]Progress)
 	// SignalKey authenticates on-demand snapshot requests (signal.go); nil refuses them all.
 	SignalKey []byte
+	// TableGoneGrace is how long a table the database says does not exist is looked for again
+	// before its snapshot is abandoned (DefaultTableGoneGrace).
+	TableGoneGrace time.Duration
 }
 
 // Metrics receives the engine's counts (metrics.Snapshot implements it); may be nil.
@@ -181,6 +187,9 @@ type taskRun struct {
 	planning          bool
 	reading           map[uint64]bool // chunk seqs being read
 	begun             time.Time
+	// gone is when the table was first found missing in the current streak (zero: found);
+	// retry is when it is looked for again (no job of the task is picked before).
+	gone, retry time.Time
 }
 
 // bound is a lower bound of the horizon of a snapshot in use; unknown before any snapshot
@@ -241,6 +250,9 @@ func New(cfg Config, committed bool, prev []byte, open func(context.Context) (Wo
 	}
 	if cfg.Precedes == nil {
 		cfg.Precedes = func(a, b uint64) bool { return a < b }
+	}
+	if cfg.TableGoneGrace <= 0 {
+		cfg.TableGoneGrace = DefaultTableGoneGrace
 	}
 	ps, err := ParseState(prev)
 	if err != nil {
@@ -335,8 +347,12 @@ func (e *Engine) next() *job {
 // reads, else planning the next chunk of a table. e.mu is held.
 func (e *Engine) pick() *job {
 	maxBuffered := 2 * e.cfg.Parallelism
+	now := time.Now()
 	for _, t := range e.st.Queue {
 		r := e.runs[t.ID]
+		if now.Before(r.retry) {
+			continue // its table was missing: looked for again later (tableGone)
+		}
 		if !r.started {
 			if r.starting {
 				continue
@@ -405,10 +421,19 @@ func (e *Engine) worker(ctx context.Context) error {
 		case jobRead:
 			err = e.read(ctx, w, j)
 		}
+		if errors.Is(err, ErrTableGone) {
+			if e.tableGone(j.id, err) {
+				e.drop(j.id, err)
+			}
+			continue
+		}
 		var ke *KeylessError
-		if errors.Is(err, ErrTableGone) || errors.Is(err, ErrInvalidCondition) || errors.As(err, &ke) && j.task.Reason == "requested" {
+		if errors.Is(err, ErrInvalidCondition) || errors.As(err, &ke) && j.task.Reason == "requested" {
 			e.drop(j.id, err)
 			continue
+		}
+		if err == nil {
+			e.tableFound(j.id)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -416,6 +441,47 @@ func (e *Engine) worker(ctx context.Context) error {
 			}
 			return fmt.Errorf("snapshot of %s: %w", j.task.Table, err)
 		}
+	}
+}
+
+// tableGone notes that a task's table was missing (its job was given back): it is looked for
+// again with a growing pause, and given up (true) once it has been missing for
+// TableGoneGrace. A table renamed away and back, or dropped and recreated, during its snapshot
+// is missing for a moment only; its snapshot goes on where it was.
+func (e *Engine) tableGone(id uint64, cause error) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.runs[id]
+	if r == nil {
+		return false
+	}
+	now := time.Now()
+	if r.gone.IsZero() {
+		r.gone = now
+		e.log.Warn("snapshot: the table does not exist; looking for it again before the snapshot is abandoned: "+cause.Error(),
+			"table", e.task(id).Table, "grace", e.cfg.TableGoneGrace.String())
+	}
+	missing := now.Sub(r.gone)
+	if missing >= e.cfg.TableGoneGrace {
+		return true
+	}
+	pause := min(max(missing, 250*time.Millisecond), 5*time.Second, e.cfg.TableGoneGrace-missing)
+	r.retry = now.Add(pause)
+	time.AfterFunc(pause, func() {
+		e.mu.Lock()
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	})
+	return false
+}
+
+// tableFound ends a task's streak of missing-table errors (a job of it succeeded).
+func (e *Engine) tableFound(id uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.runs[id]; r != nil && !r.gone.IsZero() {
+		e.log.Info("snapshot: the table exists again; its snapshot goes on", "table", e.task(id).Table, "missing_for", time.Since(r.gone).Round(time.Millisecond).String())
+		r.gone, r.retry = time.Time{}, time.Time{}
 	}
 }
 

@@ -507,3 +507,91 @@ func TestKeylessSnapshotNeedsAcceptance(t *testing.T) {
 		t.Fatalf("an accepted keyless table: Run = %v, still queued %v; want it snapshotted", err, e.Running())
 	}
 }
+
+// goneWorker reports the table missing for its first gone calls of Plan or Read (a table
+// renamed away and back, or dropped and recreated, while its snapshot runs).
+type goneWorker struct {
+	fakeWorker
+	gone *int
+}
+
+func (w goneWorker) missing() bool {
+	w.db.mu.Lock()
+	defer w.db.mu.Unlock()
+	if *w.gone > 0 {
+		*w.gone--
+		return true
+	}
+	return false
+}
+
+func (w goneWorker) Plan(ctx context.Context, t *Task, rows int) ([]string, bool, error) {
+	if w.missing() {
+		return nil, false, fmt.Errorf("%s: %w", t.Table, ErrTableGone)
+	}
+	return w.fakeWorker.Plan(ctx, t, rows)
+}
+
+func (w goneWorker) Read(ctx context.Context, t *Task, c Chunk, n int64) (*Read, error) {
+	if w.missing() {
+		return nil, fmt.Errorf("%s: %w", t.Table, ErrTableGone)
+	}
+	return w.fakeWorker.Read(ctx, t, c, n)
+}
+
+// TestTableGoneForAMomentResumes: a table the database says does not exist for a moment
+// (renamed away and back, dropped and recreated) used to end its snapshot for good at once
+// ("snapshot abandoned"): the rest of the table was never read. The engine now looks again
+// for TableGoneGrace before it gives up, and the snapshot reads every row.
+func TestTableGoneForAMomentResumes(t *testing.T) {
+	db := newFakeDB(10)
+	gone := 3
+	e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, ChunkRows: 4, TableGoneGrace: 20 * time.Second}, false, nil,
+		func(context.Context) (Worker, error) { return goneWorker{fakeWorker{db}, &gone}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = e.Run(ctx) }()
+	var keys []int64
+	for len(keys) < 10 {
+		select {
+		case tok := <-db.watermarks:
+			if m := e.Take(tok); m != nil {
+				keys = append(keys, rowKeys(m.Rows)...)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the snapshot stopped after %d rows (running: %v)", len(keys), e.Running())
+		}
+	}
+	if e.Running() {
+		t.Errorf("the snapshot did not finish")
+	}
+}
+
+// TestTableGoneForGoodIsAbandoned: a table that stays missing for TableGoneGrace ends its
+// snapshot (logged), and the engine goes on.
+func TestTableGoneForGoodIsAbandoned(t *testing.T) {
+	db := newFakeDB(10)
+	gone := 1 << 30
+	e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, TableGoneGrace: 300 * time.Millisecond}, false, nil,
+		func(context.Context) (Worker, error) { return goneWorker{fakeWorker{db}, &gone}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the snapshot of a table gone for good is still queued")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("the engine failed: %v", err)
+	}
+}

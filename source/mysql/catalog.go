@@ -23,17 +23,33 @@ var errNoTable = errors.New("does not exist")
 // binary (e.g. with a prepared statement) or CAST(col AS DOUBLE): the text protocol prints a
 // FLOAT with 6 significant digits, which is not always the stored value.
 func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []ColumnSpec, error) {
+	t, specs, _, err := tableFromCatalog(conn, db, table, false)
+	return t, specs, err
+}
+
+// unreadableFix is the fix for a column cdcd cannot decode.
+const unreadableFix = "fix: change the column to a type and character set cdcd reads, or stop capturing the table; re-snapshot the table after the change"
+
+// tableFromCatalog is TableFromCatalog; with tolerate, a column whose type or character set
+// cdcd cannot decode does not fail the table: it gets a bytes column of its own type's name
+// and its error in unreadable (by column index), so a snapshot can read the table's rows and
+// make each a poison record naming the column, as the stream does with the table's changes.
+func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*change.Table, []ColumnSpec, map[int]error, error) {
 	r, err := conn.Execute(`SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.NUMERIC_PRECISION, 0), COALESCE(c.NUMERIC_SCALE, 0),
-		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0)
+		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0),
+		COALESCE(c.COLUMN_DEFAULT, ''), c.COLUMN_DEFAULT IS NULL, c.EXTRA
 		FROM information_schema.COLUMNS c LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME
 		WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION`, db, table)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
+		return nil, nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
 	}
 	if r.RowNumber() == 0 {
-		return nil, nil, fmt.Errorf("table %s.%s %w (or the user may not see it: GRANT SELECT)", db, table, errNoTable)
+		return nil, nil, nil, fmt.Errorf("table %s.%s %w (or the user may not see it: GRANT SELECT)", db, table, errNoTable)
 	}
 	specs := make([]ColumnSpec, r.RowNumber())
+	cols := make([]change.Column, len(specs))
+	var unreadable map[int]error
+	mariadb := isMariaDB(conn)
 	for i := range specs {
 		name, _ := r.GetString(i, 0)
 		dataType, _ := r.GetString(i, 1)
@@ -45,21 +61,31 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 		octets, _ := r.GetUint(i, 7)
 		collation, _ := r.GetUint(i, 8)
 		s, err := specFromCatalog(name, strings.ToLower(dataType), colType, prec, scale, fsp, octets, collation)
-		if err != nil {
-			return nil, nil, fmt.Errorf("table %s.%s: %w", db, table, err)
-		}
+		def, _ := r.GetString(i, 9)
+		defNull, _ := r.GetInt(i, 10)
+		extra, _ := r.GetString(i, 11)
 		s.Nullable = nullable == "YES"
+		if err == nil {
+			cols[i], err = s.Column()
+			cols[i].Default = columnDefault(&s, &cols[i], mariadb, def, defNull != 0, extra)
+		}
+		if err != nil {
+			if !tolerate {
+				return nil, nil, nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+			}
+			if unreadable == nil {
+				unreadable = map[int]error{}
+			}
+			unreadable[i] = err
+			s = ColumnSpec{Name: name, Type: gomysql.MYSQL_TYPE_BLOB, Meta: 4, Collation: collationBinary, Nullable: s.Nullable}
+			cols[i] = change.Column{Name: name, Nullable: s.Nullable, Kind: change.KindBytes, SourceType: strings.ToLower(dataType)}
+		}
 		specs[i] = s
 	}
-	t := &change.Table{Database: db, Schema: db, Name: table, FullIdentity: true, Columns: make([]change.Column, len(specs))}
-	for i := range specs {
-		if t.Columns[i], err = specs[i].Column(); err != nil {
-			return nil, nil, fmt.Errorf("table %s.%s: %w", db, table, err)
-		}
-	}
+	t := &change.Table{Database: db, Schema: db, Name: table, FullIdentity: true, Columns: cols}
 	k, err := conn.Execute(`SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, db, table)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the primary key of %s.%s: %w", db, table, err)
+		return nil, nil, nil, fmt.Errorf("reading the primary key of %s.%s: %w", db, table, err)
 	}
 	for i := 0; i < k.RowNumber(); i++ {
 		name, _ := k.GetString(i, 0)
@@ -70,7 +96,7 @@ func TableFromCatalog(conn *client.Conn, db, table string) (*change.Table, []Col
 			}
 		}
 	}
-	return t, specs, nil
+	return t, specs, unreadable, nil
 }
 
 // PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4,
@@ -150,6 +176,9 @@ func specFromCatalog(name, dataType, colType string, prec, scale, fsp, octets, c
 			return s, fmt.Errorf("column %s: %w", name, err)
 		}
 		s.Values = vals
+	case extUUID, extINET4, extINET6:
+		// As the binlog spells them (BINARY(n)), marked as what they are (exttypes.go).
+		s.Type, s.Meta, s.Collation, s.Ext = gomysql.MYSQL_TYPE_STRING, uint16(extLen(dataType)), collationBinary, dataType
 	case "json":
 		s.Type = gomysql.MYSQL_TYPE_JSON
 	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":

@@ -28,6 +28,9 @@ type ColumnSpec struct {
 	Collation uint64
 	// Values are the labels of an ENUM or SET, in definition order.
 	Values []string
+	// Ext is MariaDB's UUID, INET4 or INET6 (extUUID ...), which the binlog spells as BINARY(16)
+	// or BINARY(4) and the catalog names (exttypes.go); "" for every other column.
+	Ext string
 }
 
 // collationBinary is the "binary" pseudo charset: BINARY, VARBINARY and BLOB columns.
@@ -38,6 +41,14 @@ const collationBinary = 63
 // bit width that the binlog carries (never string lengths, which it does not).
 func (s *ColumnSpec) Column() (change.Column, error) {
 	c := change.Column{Name: s.Name, Nullable: s.Nullable}
+	switch s.Ext {
+	case extUUID:
+		c.Kind, c.SourceType = change.KindUUID, s.Ext
+		return c, nil
+	case extINET4, extINET6:
+		c.Kind, c.SourceType = change.KindString, s.Ext
+		return c, nil
+	}
 	unsigned := ""
 	if s.Unsigned {
 		unsigned = " unsigned"
@@ -145,7 +156,7 @@ func (s *ColumnSpec) bits() int { return int(s.Meta>>8)*8 + int(s.Meta&0xff) }
 // fixedBytes is the declared length of a BINARY(n) column, whose trailing zero bytes the
 // binlog strips and SELECT returns; 0 for other columns.
 func (s *ColumnSpec) fixedBytes() int {
-	if s.Type != gomysql.MYSQL_TYPE_STRING || charsetOf(s.Collation) != charsetBinary {
+	if s.Ext != "" || s.Type != gomysql.MYSQL_TYPE_STRING || charsetOf(s.Collation) != charsetBinary {
 		return 0
 	}
 	return int(s.Meta)

@@ -34,6 +34,14 @@ func DecodeBinlog(s *ColumnSpec, kind change.Kind, v any) (change.Value, error) 
 	if v == nil {
 		return change.NullValue, nil
 	}
+	if s.Ext != "" {
+		switch x := v.(type) {
+		case string:
+			return extValue(s, []byte(x))
+		case []byte:
+			return extValue(s, x)
+		}
+	}
 	switch x := v.(type) {
 	case int8:
 		return decodeInt(s, kind, int64(x), uint64(uint8(x))), nil
@@ -83,6 +91,9 @@ func DecodeText(s *ColumnSpec, kind change.Kind, raw []byte) (change.Value, erro
 		return change.NullValue, nil
 	}
 	text := string(raw)
+	if s.Ext != "" {
+		return extTextValue(s, text)
+	}
 	bad := func(err error) (change.Value, error) {
 		return change.Value{State: change.Undecodable, Str: text}, fmt.Errorf("column %s: %q: %w", s.Name, text, err)
 	}
@@ -193,6 +204,8 @@ func decodeBytes(s *ColumnSpec, kind change.Kind, b []byte, fromBinlog bool) (ch
 			return change.Value{State: change.Undecodable, Str: fmt.Sprintf("%x", b)}, fmt.Errorf("column %s: geometry value of %d bytes is shorter than its SRID", s.Name, len(b))
 		}
 		return change.Value{Bytes: append([]byte(nil), b[4:]...)}, nil
+	case kind == change.KindJSON:
+		return decodeString(s, kind, string(b), fromBinlog) // an empty binlog document is []byte{}
 	case kind == change.KindBytes:
 		n := s.fixedBytes()
 		out := make([]byte, max(len(b), n))
@@ -224,7 +237,11 @@ func decodeString(s *ColumnSpec, kind change.Kind, x string, fromBinlog bool) (c
 	case change.KindDecimal:
 		return change.Value{Str: strings.Clone(x)}, nil
 	case change.KindJSON:
-		return change.Value{Str: strings.Clone(x)}, nil
+		c, err := canonicalJSON(x)
+		if err != nil {
+			return change.Value{State: change.Undecodable, Str: strings.Clone(x)}, fmt.Errorf("column %s: JSON document does not parse: %w", s.Name, err)
+		}
+		return change.Value{Str: c}, nil
 	case change.KindDate:
 		days, ok := parseDate(x)
 		if !ok {

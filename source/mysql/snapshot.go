@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -175,6 +176,9 @@ type myTable struct {
 	keyed     bool // chunked by its primary key (else read as one chunk)
 	avgRow    int64
 	rows      int64
+	// unreadable are the columns (by index) cdcd cannot decode, with why: every row of the
+	// table is a poison record naming them (the stream's changes of the table are too).
+	unreadable map[int]error
 }
 
 type snapWorker struct {
@@ -208,14 +212,21 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 		return d, nil
 	}
 	db, name, _ := strings.Cut(table, ".")
-	t, specs, err := TableFromCatalog(w.conn, db, name)
+	t, specs, unreadable, err := tableFromCatalog(w.conn, db, name, true)
 	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") {
+		if errors.Is(err, errNoTable) {
 			return nil, fmt.Errorf("%s: %w", table, snapshot.ErrTableGone)
 		}
 		return nil, err
 	}
-	d := &myTable{table: t, specs: specs, ident: quoteTable(table), keyed: len(t.KeyColumns) > 0}
+	for _, k := range t.KeyColumns {
+		if err := unreadable[k]; err != nil {
+			// Without its key the table cannot be chunked, nor its rows keyed: retrying reads
+			// the same column.
+			return nil, &FatalError{fmt.Errorf("snapshot of %s: key %w; %s", table, err, unreadableFix)}
+		}
+	}
+	d := &myTable{table: t, specs: specs, ident: quoteTable(table), keyed: len(t.KeyColumns) > 0, unreadable: unreadable}
 	var sel []string
 	for _, s := range specs {
 		c := quoteIdent(s.Name)
@@ -252,6 +263,21 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 	}
 	w.descs[table] = d
 	return d, nil
+}
+
+// unreadableErr is the error of every row of a table with columns cdcd cannot decode.
+func (d *myTable) unreadableErr(table string) error {
+	i := slices.Min(slices.Collect(maps.Keys(d.unreadable)))
+	return fmt.Errorf("table %s (snapshot): %w; %s", table, d.unreadable[i], unreadableFix)
+}
+
+// forgetIfGone drops the worker's description of a table found missing: the engine looks for
+// it again (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may
+// have another shape.
+func (w *snapWorker) forgetIfGone(table string, err *error) {
+	if errors.Is(*err, snapshot.ErrTableGone) {
+		delete(w.descs, table)
+	}
 }
 
 func (w *snapWorker) Describe(_ context.Context, t *snapshot.Task) (bool, int64, error) {
@@ -384,7 +410,8 @@ func (w *snapWorker) chunkRows(d *myTable, rows int) int {
 	return max(rows, 1)
 }
 
-func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) ([]string, bool, error) {
+func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) (_ []string, _ bool, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, false, err
@@ -508,7 +535,8 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 
 // Read reads a chunk in a consistent snapshot and tells which binlog transactions that
 // snapshot saw (see the comment at the top of this file).
-func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (*snapshot.Read, error) {
+func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (_ *snapshot.Read, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, err
@@ -642,11 +670,19 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 				raw = []byte{}
 			}
 			raws[i] = raw
+			if d.unreadable[i] != nil {
+				vals[i] = change.Value{State: change.Undecodable, Str: string(raw)}
+				continue
+			}
 			v, err := DecodeText(&d.specs[i], d.table.Columns[i].Kind, raw)
 			if err != nil && out.Err == nil {
 				out.Err = fmt.Errorf("table %s (snapshot): %w", t.Table, err)
 			}
 			vals[i] = v
+		}
+		if len(d.unreadable) > 0 {
+			// Every row, NULL or not there: the stream's changes of the table are poison too.
+			out.Err = d.unreadableErr(t.Table)
 		}
 		if d.keyed {
 			out.Key = snapshot.KeyOf(vals, d.table.KeyColumns)

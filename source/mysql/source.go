@@ -392,6 +392,9 @@ func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Ta
 		return nil, err
 	}
 	defer conn.Close()
+	if err := PrepareSnapshotSession(conn); err != nil { // UTC: TIMESTAMP defaults as the stream reads them
+		return nil, err
+	}
 	t, _, err := TableFromCatalog(conn, db, table)
 	return t, err
 }
@@ -418,7 +421,7 @@ var afterBinlogStatus func()
 // session stops with the fix.
 func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
 	if !resume.Committed {
-		t, err := currentPosition(conn, flavor)
+		t, err := s.firstPosition(conn, flavor)
 		t.Server = server
 		return t, false, err
 	}

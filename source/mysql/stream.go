@@ -236,7 +236,15 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		if len(body) >= replication.EventHeaderSize+st.csumLen {
 			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
 		}
-		st.byID[e.TableID] = st.tables.version(e, body, st.flavor)
+		var cat func(db, table string) (map[string]catalogColumn, error)
+		if st.src != nil {
+			cat = func(db, table string) (map[string]catalogColumn, error) { return st.src.catalogColumns(ctx, db, table) }
+		}
+		tv, err := st.tables.version(e, body, st.flavor, cat)
+		if err != nil {
+			return fmt.Errorf("binlog %s:%d: table %s.%s: %w", st.file, h.LogPos, e.Schema, e.Table, err)
+		}
+		st.byID[e.TableID] = tv
 	case *replication.TransactionPayloadEvent:
 		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
 		// Their headers carry no positions; the transaction's GTID event came before.

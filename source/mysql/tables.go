@@ -62,20 +62,32 @@ func (t *tables) isCaptured(db, table []byte) bool {
 }
 
 // version returns the table version a TABLE_MAP event describes (nil for tables not
-// captured). body is the event's post-header and payload (for the shape comparison).
-func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor string) *tableVersion {
+// captured). body is the event's post-header and payload (for the shape comparison). A new
+// version asks cat (if set) for what the binlog does not carry: the columns' defaults, and on
+// MariaDB which BINARY(4)/BINARY(16) columns are UUID, INET4 or INET6 (exttypes.go); its error
+// is the session's.
+func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor string, cat func(db, table string) (map[string]catalogColumn, error)) (*tableVersion, error) {
 	key := string(ev.Schema) + "." + string(ev.Table)
 	if !t.captured[key] {
-		return nil
+		return nil, nil
 	}
 	meta := body
 	if len(meta) > 6 {
 		meta = meta[6:] // skip the table id, which changes with each table open
 	}
 	if cur := t.byName[key]; cur != nil && bytes.Equal(cur.meta, meta) {
-		return cur
+		return cur, nil
 	}
 	v := buildVersion(ev, flavor)
+	if v.err == nil && cat != nil {
+		cols, err := cat(string(ev.Schema), string(ev.Table))
+		if err != nil {
+			return nil, err
+		}
+		if err := v.applyCatalog(cols, flavor == gomysql.MariaDBFlavor); err != nil {
+			v.err = fmt.Errorf("table %s: %w", key, err)
+		}
+	}
 	v.meta = bytes.Clone(meta)
 	t.versions[key]++
 	v.table.Version = t.versions[key]
@@ -85,7 +97,7 @@ func (t *tables) version(ev *replication.TableMapEvent, body []byte, flavor stri
 		t.onNewVersion(v.table)
 	}
 	t.byName[key] = v
-	return v
+	return v, nil
 }
 
 // buildVersion derives the table version of one TABLE_MAP event.

@@ -2,10 +2,14 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
@@ -154,4 +158,82 @@ func (st *stream) publishHeld(ctx context.Context, h *replication.EventHeader, b
 		}
 	}
 	return nil
+}
+
+// A brand-new pipeline starts at the server's current position. A branch prepared before that
+// position and committed after it would be lost: its rows are invisible to a snapshot while
+// only prepared, and its XA COMMIT, after the start, matches no branch the stream saw. So a
+// first start takes its position only while XA RECOVER lists no prepared branch, before and
+// after reading it (a branch prepared and committed within those few milliseconds is the
+// one case left: its commit is then only logged). XA RECOVER is server-wide: a branch of any
+// database holds the start. Where the user may not run it (MySQL 8.0.19+ needs
+// XA_RECOVER_ADMIN) the check is skipped with a warning naming the grant.
+
+// xaFirstStartWait is how long a first start waits for prepared branches to end before it
+// fails (the pipeline retries: waiting on with its backoff).
+var xaFirstStartWait = 5 * time.Second
+
+// XAPreparedError: a first start found XA branches prepared (retried: they end, in time).
+type XAPreparedError struct{ XIDs []string }
+
+func (e *XAPreparedError) Error() string {
+	return fmt.Sprintf("XA RECOVER lists %d prepared XA transaction branch(es) (%s): a new pipeline does not start while one is, since a branch prepared before its start position and committed after it would be lost "+
+		"(invisible to the snapshot while prepared, and its XA COMMIT would match no branch the stream saw); cdcd waits and retries; "+
+		"fix: XA COMMIT or XA ROLLBACK the branches (a branch whose application is gone stays prepared until someone does)",
+		len(e.XIDs), strings.Join(e.XIDs, ", "))
+}
+
+// preparedXA lists the data (gtrid and bqual) of the branches XA RECOVER reports prepared.
+func preparedXA(conn *client.Conn) ([]string, error) {
+	r, err := conn.Execute("XA RECOVER")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := 0; i < r.RowNumber(); i++ {
+		data, _ := r.GetString(i, 3)
+		out = append(out, fmt.Sprintf("%q", data))
+	}
+	return out, nil
+}
+
+// xaRecoverDenied reports an error of a user who may not run XA RECOVER.
+func xaRecoverDenied(err error) bool {
+	var me *gomysql.MyError
+	return errors.As(err, &me) && (me.Code == gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR || me.Code == gomysql.ER_ACCESS_DENIED_ERROR || me.Code == gomysql.ER_DBACCESS_DENIED_ERROR)
+}
+
+// firstPosition is a brand-new pipeline's start: the current position, read while no XA
+// branch is prepared (see above).
+func (s *Source) firstPosition(conn *client.Conn, flavor string) (Token, error) {
+	deadline := time.Now().Add(xaFirstStartWait)
+	for {
+		before, err := preparedXA(conn)
+		if xaRecoverDenied(err) {
+			s.log.Warn("cannot run XA RECOVER, so a new pipeline cannot tell whether an XA transaction branch is prepared at its start position (one committed after it would be lost); "+
+				"fix: GRANT XA_RECOVER_ADMIN ON *.* TO the cdcd user (MySQL 8.0.19+)", "error", err.Error())
+			return currentPosition(conn, flavor)
+		}
+		if err != nil {
+			return Token{}, fmt.Errorf("XA RECOVER: %w", err)
+		}
+		if len(before) == 0 {
+			t, err := currentPosition(conn, flavor)
+			if err != nil {
+				return t, err
+			}
+			after, err := preparedXA(conn)
+			if err != nil {
+				return Token{}, fmt.Errorf("XA RECOVER: %w", err)
+			}
+			if len(after) == 0 {
+				return t, nil
+			}
+			before = after
+		}
+		if time.Now().After(deadline) {
+			return Token{}, &XAPreparedError{XIDs: before}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

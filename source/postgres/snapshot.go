@@ -292,6 +292,15 @@ func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, er
 	return d, nil
 }
 
+// forgetIfGone drops the worker's description of a table found missing: the engine looks for
+// it again (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may
+// have another shape.
+func (w *snapWorker) forgetIfGone(table string, err *error) {
+	if errors.Is(*err, snapshot.ErrTableGone) {
+		delete(w.descs, table)
+	}
+}
+
 func (w *snapWorker) Describe(ctx context.Context, t *snapshot.Task) (bool, int64, error) {
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
@@ -392,7 +401,8 @@ func textArgs(v []string) [][]byte {
 	return out
 }
 
-func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) ([]string, bool, error) {
+func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) (_ []string, _ bool, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
 		return nil, false, err
@@ -462,6 +472,7 @@ func (w *snapWorker) planPages(ctx context.Context, d *snapTable, t *snapshot.Ta
 }
 
 func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (rd *snapshot.Read, err error) {
+	defer w.forgetIfGone(t.Table, &err)
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
 		return nil, err
