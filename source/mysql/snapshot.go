@@ -223,7 +223,7 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 		if err := unreadable[k]; err != nil {
 			// Without its key the table cannot be chunked, nor its rows keyed: retrying reads
 			// the same column.
-			return nil, &FatalError{fmt.Errorf("snapshot of %s: key %w; %s", table, err, unreadableFix)}
+			return nil, &FatalError{Err: fmt.Errorf("snapshot of %s: key %w; %s", table, err, unreadableFix)}
 		}
 	}
 	d := &myTable{table: t, specs: specs, ident: quoteTable(table), keyed: len(t.KeyColumns) > 0, unreadable: unreadable}
