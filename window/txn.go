@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -273,10 +274,18 @@ func (t *txn) end() error {
 		j.log.Debug("aborting: records of a partition whose state is not restored yet")
 		commit = kgo.TryAbort
 	}
+	// What this transaction commits, should it commit (the offsets consumed), and what was
+	// committed before it: End does not poll, so neither moves before End takes them.
+	before, after := t.sess.Client().CommittedOffsets(), t.sess.Client().UncommittedOffsets()
 	committed, err := t.sess.End(t.ctx, commit)
 	j.cfg.OnTransaction(committed && err == nil, time.Since(t.began))
 	if err != nil {
 		return fmt.Errorf("kafka: ending the transaction: %w", err)
+	}
+	if commit == kgo.TryCommit && !committed {
+		if err := j.confirmAborted(t.ctx, t.sess.Client(), before, after); err != nil {
+			return err
+		}
 	}
 	j.ended(t.counts, committed)
 	if committed && t.counts.dlq > 0 && t.now.Sub(j.dlqLogged) >= time.Minute {
@@ -288,6 +297,62 @@ func (t *txn) end() error {
 	if !committed {
 		j.log.Debug("transaction aborted; restoring state from the changelog")
 		j.resetState()
+	}
+	return nil
+}
+
+// AmbiguousCommitError: a transaction the job asked to commit was reported as not committed,
+// yet the group's committed offsets show (or cannot rule out) that it did commit. franz-go
+// answers an EndTxn that failed with an unknown outcome (UNKNOWN_SERVER_ERROR, say) by
+// retrying it as an abort and rewinding the consumer to the offsets it last saw committed;
+// going on from there would read input again whose results and state are committed already.
+// The job restarts its session instead: committed offsets and state are read afresh.
+type AmbiguousCommitError struct{ Err error }
+
+func (e *AmbiguousCommitError) Error() string {
+	return "kafka: the outcome of a transaction's commit was unknown to the client (it retried the commit as an abort): " +
+		e.Err.Error() + "; restarting from the committed state"
+}
+func (e *AmbiguousCommitError) Unwrap() error { return e.Err }
+
+// confirmAborted checks, after End reported a transaction the job asked to commit as not
+// committed, that the group's committed offsets are still those before the transaction
+// (before), not those it would have committed (after). A transaction that committed no
+// offset cannot be checked, nor does it need to be: it wrote only idle ticks, which move
+// stream time to a wall clock time again when repeated.
+func (j *Job) confirmAborted(ctx context.Context, cl *kgo.Client, before, after map[string]map[int32]kgo.EpochOffset) error {
+	var topics []string
+	for topic, ps := range after {
+		for p, o := range ps {
+			if b, ok := before[topic][p]; !ok || b.Offset != o.Offset {
+				topics = append(topics, topic)
+				break
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// RequireStable: the answer waits until no transaction of the group is pending.
+	offs, err := kadm.NewClient(cl).FetchOffsetsForTopics(kadm.RequireStable(ctx), GroupID(j.spec.Name), topics...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets could not be read to tell: %w", err)}
+	}
+	for _, topic := range topics {
+		for p, o := range after[topic] {
+			b, ok := before[topic][p]
+			if ok && b.Offset == o.Offset {
+				continue
+			}
+			if c, ok := offs.Lookup(topic, p); ok && c.At == o.Offset {
+				return &AmbiguousCommitError{fmt.Errorf("the group's offset of %s[%d] is %d, the transaction's", topic, p, c.At)}
+			}
+		}
 	}
 	return nil
 }
