@@ -98,6 +98,9 @@ type Job struct {
 	dlqLogged time.Time
 
 	stats stats // see Stats
+
+	lagOnce sync.Once
+	lag     *GroupLag // see groupLag
 }
 
 // New prepares a job; Run connects.
@@ -134,6 +137,7 @@ func New(cfg Config) (*Job, error) {
 // the registry unreachable, an input topic that has no schema yet — is retried with capped
 // exponential backoff, and the state is restored from the changelog on every new attempt.
 func (j *Job) Run(ctx context.Context) error {
+	defer j.closeLag()
 	backoff := 500 * time.Millisecond
 	for {
 		j.setPhase("starting", "")
