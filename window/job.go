@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -98,6 +99,9 @@ type Job struct {
 	dlqLogged time.Time
 
 	stats stats // see Stats
+
+	// revokePending: a revocation was reported since the last transaction ended (see owner.go).
+	revokePending atomic.Bool
 
 	lagOnce sync.Once
 	lag     *GroupLag // see groupLag

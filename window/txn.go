@@ -30,14 +30,19 @@ func (j *Job) loop(ctx context.Context) error {
 	j.log.Info("window job joining its group", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
 
 	var recs []Rec // reused by every transaction
-	purged := time.Now()
+	purged, checked := time.Now(), time.Now()
 	for {
 		if err := j.applyAssignment(ctx); err != nil {
 			return err
 		}
+		j.held()
 		if time.Since(purged) >= j.purgeEvery {
 			purged = time.Now()
 			j.deleteProcessed(ctx, sess.Client())
+		}
+		if time.Since(checked) >= ownerCheckEvery {
+			checked = time.Now()
+			j.confirmOwned(ctx, sess.Client(), nil)
 		}
 		j.mu.Lock()
 		ready := j.joined && len(j.toRestore) == 0
@@ -57,7 +62,15 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		now := time.Now()
 		ticks := append(j.idleTicks(ctx, now, fs), j.releaseTicks(ctx, now)...)
+		if len(ticks) > 0 {
+			// Only a partition's owner may write ticks into it.
+			checked = now
+			ticks = j.confirmOwned(ctx, sess.Client(), ticks)
+		}
 		if fs.NumRecords() == 0 && len(ticks) == 0 {
+			if err := j.endIdle(ctx, sess); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := sess.Begin(); err != nil {
@@ -114,6 +127,7 @@ func (j *Job) sessionOpts() []kgo.Opt {
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			j.revocation() // also called for lost partitions (no OnPartitionsLost is set)
 			j.mu.Lock()
 			defer j.mu.Unlock()
 			for _, p := range m[repart] {
@@ -277,6 +291,7 @@ func (t *txn) end() error {
 	// What this transaction commits, should it commit (the offsets consumed), and what was
 	// committed before it: End does not poll, so neither moves before End takes them.
 	before, after := t.sess.Client().CommittedOffsets(), t.sess.Client().UncommittedOffsets()
+	j.revokePending.Store(false) // End clears the session's pending revocation (see endIdle)
 	committed, err := t.sess.End(t.ctx, commit)
 	j.cfg.OnTransaction(committed && err == nil, time.Since(t.began))
 	if err != nil {
