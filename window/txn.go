@@ -350,26 +350,42 @@ func (j *Job) confirmAborted(ctx context.Context, cl *kgo.Client, before, after 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// RequireStable: the answer waits until no transaction of the group is pending.
-	offs, err := kadm.NewClient(cl).FetchOffsetsForTopics(kadm.RequireStable(ctx), GroupID(j.spec.Name), topics...)
-	if err == nil {
-		err = offs.Error()
-	}
-	if err != nil {
-		return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets could not be read to tell: %w", err)}
-	}
-	for _, topic := range topics {
-		for p, o := range after[topic] {
-			b, ok := before[topic][p]
-			if ok && b.Offset == o.Offset {
-				continue
-			}
-			if c, ok := offs.Lookup(topic, p); ok && c.At == o.Offset {
-				return &AmbiguousCommitError{fmt.Errorf("the group's offset of %s[%d] is %d, the transaction's", topic, p, c.At)}
+	adm := kadm.NewClient(cl)
+	for {
+		// RequireStable: a partition's offset is answered once no transaction of the group is
+		// pending on it. Only the transaction's partitions count: others may be another
+		// instance's, in the middle of its own transaction.
+		offs, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), GroupID(j.spec.Name), topics...)
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		if err != nil && !unstable {
+			return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets could not be read to tell: %w", err)}
+		}
+		for _, topic := range topics {
+			for p, o := range after[topic] {
+				if b, ok := before[topic][p]; ok && b.Offset == o.Offset {
+					continue
+				}
+				c, ok := offs.Lookup(topic, p)
+				switch {
+				case !ok || unstable:
+				case errors.Is(c.Err, kerr.UnstableOffsetCommit):
+					unstable = true
+				case c.Err != nil:
+					return &AmbiguousCommitError{fmt.Errorf("the group's committed offset of %s[%d] could not be read to tell: %w", topic, p, c.Err)}
+				case c.At == o.Offset:
+					return &AmbiguousCommitError{fmt.Errorf("the group's offset of %s[%d] is %d, the transaction's", topic, p, c.At)}
+				}
 			}
 		}
+		if !unstable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets stayed unstable: %w", ctx.Err())}
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 func fatalFetchErr(fs kgo.Fetches) error {
