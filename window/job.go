@@ -176,6 +176,7 @@ func (j *Job) failed(err error, b *supervise.Backoff) (time.Duration, error) {
 		j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", wait.Round(time.Millisecond).String())
 	}
 	j.reset()
+	j.held()
 	return wait, nil
 }
 
