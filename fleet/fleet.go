@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/supervise"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -128,7 +129,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 		return errors.New("fleet mode: the configuration has no pipelines")
 	}
 	// Kafka may not be reachable yet when the instance starts: retry, unready with the cause.
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+	for b := supervise.NewBackoff(supervise.Policy{Initial: time.Second}); ; {
 		err := f.ensureTopic(ctx)
 		if err == nil {
 			break
@@ -140,7 +141,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(b.Next()):
 		}
 	}
 	f.mu.Lock()

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -29,6 +28,7 @@ import (
 	"github.com/cdcd-dev/cdcd/metrics"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/publish"
+	"github.com/cdcd-dev/cdcd/supervise"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -116,57 +116,40 @@ func (p *Pipeline) sinkConfig() publish.Config {
 
 // Run supervises sessions until ctx ends (nil: drained) or a fatal error stops the pipeline.
 func (p *Pipeline) Run(ctx context.Context) error {
-	backoff := p.cfg.InitialBackoff
-	attempts := 0
-	for {
-		started := time.Now()
-		err := p.session(ctx)
-		if ctx.Err() != nil {
-			p.setHealth(false, "stopped", "shut down")
-			return nil
-		}
-		if err == nil {
-			err = errors.New("session ended without an error")
-		}
-		if time.Since(started) > 2*p.cfg.MaxBackoff {
-			backoff, attempts = p.cfg.InitialBackoff, 0 // it ran well for a while
-		}
-		var wait time.Duration
-		switch classify(err) {
-		case classFatal:
-			p.setHealth(false, "failed", err.Error())
-			p.log.Error("pipeline stopped: not retriable", "err", err)
-			return err
-		case classStandby:
-			p.setHealth(false, "standby", err.Error())
-			p.log.Info("standby: another instance holds the stream; waiting", "cause", err.Error(), "next_attempt_in", p.cfg.StandbyInterval.String())
-			wait = p.cfg.StandbyInterval
-		default:
-			attempts++
-			if p.cfg.MaxAttempts > 0 && attempts >= p.cfg.MaxAttempts {
-				err = fmt.Errorf("giving up after %d attempts (retry.max_attempts): %w", attempts, err)
-				p.setHealth(false, "failed", err.Error())
-				p.log.Error("pipeline stopped", "err", err)
-				return err
-			}
-			wait = backoff/2 + rand.N(backoff/2+1)
-			backoff = min(backoff*2, p.cfg.MaxBackoff)
-			p.attemptFailed(err)
-			p.setHealth(false, "retrying", err.Error())
-			if p.cfg.Metrics != nil {
-				p.cfg.Metrics.Retries.WithLabelValues(p.cfg.Name, causeLabel(err)).Inc()
-			}
-			p.log.Warn("retrying", "cause", err.Error(), "attempt", attempts, "next_attempt_in", wait.Round(time.Millisecond).String())
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			p.setHealth(false, "stopped", "shut down")
-			return nil
-		case <-t.C:
-		}
+	err := supervise.Run(ctx, supervise.Policy{Initial: p.cfg.InitialBackoff, Max: p.cfg.MaxBackoff}, p.session, p.failed)
+	if ctx.Err() != nil && err == nil {
+		p.setHealth(false, "stopped", "shut down")
 	}
+	return err
+}
+
+// failed decides after a failed session: stop (fatal, or retry.max_attempts reached), wait
+// for the stream to be free (standby), or retry after the backoff.
+func (p *Pipeline) failed(err error, b *supervise.Backoff) (time.Duration, error) {
+	switch classify(err) {
+	case classFatal:
+		p.setHealth(false, "failed", err.Error())
+		p.log.Error("pipeline stopped: not retriable", "err", err)
+		return 0, err
+	case classStandby:
+		p.setHealth(false, "standby", err.Error())
+		p.log.Info("standby: another instance holds the stream; waiting", "cause", err.Error(), "next_attempt_in", p.cfg.StandbyInterval.String())
+		return p.cfg.StandbyInterval, nil
+	}
+	wait := b.Next()
+	if p.cfg.MaxAttempts > 0 && b.Attempts() >= p.cfg.MaxAttempts {
+		err = fmt.Errorf("giving up after %d attempts (retry.max_attempts): %w", b.Attempts(), err)
+		p.setHealth(false, "failed", err.Error())
+		p.log.Error("pipeline stopped", "err", err)
+		return 0, err
+	}
+	p.attemptFailed(err)
+	p.setHealth(false, "retrying", err.Error())
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Retries.WithLabelValues(p.cfg.Name, causeLabel(err)).Inc()
+	}
+	p.log.Warn("retrying", "cause", err.Error(), "attempt", b.Attempts(), "next_attempt_in", wait.Round(time.Millisecond).String())
+	return wait, nil
 }
 
 func (p *Pipeline) setHealth(ready bool, phase, reason string) {

@@ -27,5 +27,7 @@
 //     the job deletes them (topics.go). The changelog is compacted.
 //   - Idle ticks and releases that move stream time without input are records in the
 //     repartition partition itself, processed and committed like any other (idle.go,
-//     watermark.go), so a replay gives the same results.
+//     watermark.go), so a replay gives the same results. Only a partition's owner writes them:
+//     the group's callbacks say which partitions that is, and the coordinator's assignment
+//     confirms it before any tick (owner.go).
 package window

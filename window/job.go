@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/fatal"
+	"github.com/cdcd-dev/cdcd/supervise"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -99,6 +101,12 @@ type Job struct {
 	dlqLogged time.Time
 
 	stats stats // see Stats
+
+	// revokePending: a revocation was reported since the last transaction ended (see owner.go).
+	revokePending atomic.Bool
+
+	lagOnce sync.Once
+	lag     *GroupLag // see groupLag
 }
 
 // New prepares a job; Run connects.
@@ -133,47 +141,44 @@ func New(cfg Config) (*Job, error) {
 
 // Run runs the job until ctx ends (nil) or a fatal error stops it. Anything else — Kafka or
 // the registry unreachable, an input topic that has no schema yet — is retried with capped
-// exponential backoff, and the state is restored from the changelog on every new attempt.
+// exponential backoff and jitter (package supervise), and the state is restored from the
+// changelog on every new attempt.
 func (j *Job) Run(ctx context.Context) error {
-	backoff := 500 * time.Millisecond
-	for {
-		j.setPhase("starting", "")
-		started := time.Now()
-		err := j.prepare(ctx)
-		if err == nil {
-			err = j.loop(ctx)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		var fe *FatalError
-		if errors.As(err, &fe) {
-			j.setPhase("failed", err.Error())
-			j.log.Error("window job stopped: not retriable", "err", err)
-			return err
-		}
-		if time.Since(started) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		var we *waitError
-		if errors.As(err, &we) {
-			j.setPhase("waiting", err.Error())
-			j.log.Info("window job waiting", "cause", err.Error(), "next_attempt_in", backoff.String())
-		} else {
-			err = j.explain(err)
-			j.setPhase("retrying", err.Error())
-			j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", backoff.String())
-		}
-		j.reset()
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 30*time.Second)
+	defer j.closeLag()
+	return supervise.Run(ctx, supervise.Policy{}, j.attempt, j.failed)
+}
+
+// attempt is one session of the job: connect, join, restore, run transactions.
+func (j *Job) attempt(ctx context.Context) error {
+	j.setPhase("starting", "")
+	if err := j.prepare(ctx); err != nil {
+		return err
 	}
+	return j.loop(ctx)
+}
+
+// failed decides after a failed attempt: stop on a FatalError, else forget the attempt's
+// state and retry after the backoff.
+func (j *Job) failed(err error, b *supervise.Backoff) (time.Duration, error) {
+	var fe *FatalError
+	if errors.As(err, &fe) {
+		j.setPhase("failed", err.Error())
+		j.log.Error("window job stopped: not retriable", "err", err)
+		return 0, err
+	}
+	wait := b.Next()
+	var we *waitError
+	if errors.As(err, &we) {
+		j.setPhase("waiting", err.Error())
+		j.log.Info("window job waiting", "cause", err.Error(), "next_attempt_in", wait.Round(time.Millisecond).String())
+	} else {
+		err = j.explain(err)
+		j.setPhase("retrying", err.Error())
+		j.log.Warn("window job retrying", "cause", err.Error(), "next_attempt_in", wait.Round(time.Millisecond).String())
+	}
+	j.reset()
+	j.held()
+	return wait, nil
 }
 
 // reset forgets the state of a failed attempt.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,10 +21,79 @@ type Range struct {
 }
 
 // NoCommittedData reports whether the ranges hold no committed data record: a read_committed
-// reader starting at each From returns nothing below its To within wait. A read_committed
-// consumer never commits past the commit markers and aborted records at the end of a
-// transactional topic, so this tells "caught up" from "behind" where offsets alone cannot.
+// reader starting at each From reads each range to its end within wait and finds no data
+// record in it. A read_committed consumer never commits past the commit markers and aborted
+// records at the end of a transactional topic, so this tells "caught up" from "behind" where
+// offsets alone cannot. A read that does not reach every range's end within wait proves
+// nothing: false. A read that fails: the error.
 func NoCommittedData(ctx context.Context, kopts []kgo.Opt, ranges []Range, wait time.Duration) (bool, error) {
+	l := NewGroupLag(kopts, "")
+	defer l.Close()
+	return l.NoCommittedData(ctx, ranges, wait)
+}
+
+// GroupLag measures a consumer group's lag on clients it keeps: one for the offsets, one that
+// reads the spans between committed offsets and ends. A job keeps one for its caught-up and
+// drained checks; cdcd's lag metrics one per job.
+type GroupLag struct {
+	kopts []kgo.Opt
+	group string
+
+	mu  sync.Mutex // one measurement at a time
+	cl  *kgo.Client
+	adm *kadm.Client
+	rd  *kgo.Client // a direct consumer with no partitions between reads
+}
+
+// NewGroupLag returns a GroupLag of group; its clients connect on first use.
+func NewGroupLag(kopts []kgo.Opt, group string) *GroupLag {
+	return &GroupLag{kopts: kopts, group: group}
+}
+
+// Close closes the clients.
+func (l *GroupLag) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cl != nil {
+		l.cl.Close()
+		l.cl, l.adm = nil, nil
+	}
+	if l.rd != nil {
+		l.rd.Close()
+		l.rd = nil
+	}
+}
+
+func (l *GroupLag) admin() (*kadm.Client, error) {
+	if l.adm == nil {
+		cl, err := kgo.NewClient(l.kopts...)
+		if err != nil {
+			return nil, err
+		}
+		l.cl, l.adm = cl, kadm.NewClient(cl)
+	}
+	return l.adm, nil
+}
+
+// Positions returns where the group stands in every partition of topics (GroupPositions).
+func (l *GroupLag) Positions(ctx context.Context, topics []string) ([]Position, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	adm, err := l.admin()
+	if err != nil {
+		return nil, err
+	}
+	return GroupPositions(ctx, adm, l.group, topics)
+}
+
+// NoCommittedData is the package's NoCommittedData on the reader this GroupLag keeps.
+func (l *GroupLag) NoCommittedData(ctx context.Context, ranges []Range, wait time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.noCommittedData(ctx, ranges, wait)
+}
+
+func (l *GroupLag) noCommittedData(ctx context.Context, ranges []Range, wait time.Duration) (bool, error) {
 	if len(ranges) == 0 {
 		return true, nil
 	}
@@ -36,23 +106,60 @@ func NoCommittedData(ctx context.Context, kopts []kgo.Opt, ranges []Range, wait 
 		from[r.Topic][r.Partition] = kgo.NewOffset().At(r.From)
 		to[r.Topic][r.Partition] = r.To
 	}
-	// Control records are kept: the last offset of each range is a commit or abort marker
-	// (or committed data), so seeing it ends the read early; aborted data is never returned.
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, kopts...), kgo.ConsumePartitions(from),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
-	if err != nil {
-		return false, err
+	start := map[string]map[int32]int64{} // what a record must reach to be of this read
+	for t, ps := range to {
+		start[t] = map[int32]int64{}
+		for p := range ps {
+			start[t][p] = from[t][p].EpochOffset().Offset
+		}
 	}
-	defer cl.Close()
+	if l.rd == nil {
+		// Control records are kept: the last offset of each range is a commit or abort
+		// marker (or committed data), so seeing it ends the read early; aborted data is
+		// never returned.
+		rd, err := kgo.NewClient(append(append([]kgo.Opt{}, l.kopts...), kgo.ConsumePartitions(from),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+		if err != nil {
+			return false, err
+		}
+		l.rd = rd
+	} else {
+		l.rd.AddConsumePartitions(from)
+	}
+	defer func() { // between reads the reader fetches nothing
+		rm := map[string][]int32{}
+		for t, ps := range start {
+			for p := range ps {
+				rm[t] = append(rm[t], p)
+			}
+		}
+		l.rd.RemoveConsumePartitions(rm)
+	}()
 	left := len(ranges)
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	for pctx.Err() == nil && left > 0 {
+	for left > 0 {
+		fs := l.rd.PollFetches(pctx)
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if pctx.Err() != nil {
+			return false, nil // not read to the end in time: not known to be empty
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if _, ok := to[t][p]; ok && ferr == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("reading %s[%d]: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return false, ferr
+		}
 		data := false
-		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+		fs.EachRecord(func(r *kgo.Record) {
 			end, ok := to[r.Topic][r.Partition]
-			if !ok {
-				return
+			if !ok || r.Offset < start[r.Topic][r.Partition] {
+				return // not of this read (fetched before a previous read ended)
 			}
 			if r.Offset < end && !r.Attrs.IsControl() {
 				data = true
@@ -66,7 +173,7 @@ func NoCommittedData(ctx context.Context, kopts []kgo.Opt, ranges []Range, wait 
 			return false, nil
 		}
 	}
-	return ctx.Err() == nil, ctx.Err()
+	return true, nil
 }
 
 // Position is where a consumer group stands in one partition: its committed offset (the
@@ -134,17 +241,26 @@ func GroupPositions(ctx context.Context, adm *kadm.Client, group string, topics 
 	return out, nil
 }
 
+// lag is the job's GroupLag (one per job: its clients are reused by every check).
+func (j *Job) groupLag() *GroupLag {
+	j.lagOnce.Do(func() { j.lag = NewGroupLag(j.cfg.KafkaOpts, GroupID(j.spec.Name)) })
+	return j.lag
+}
+
+// closeLag closes the job's GroupLag, if it has one.
+func (j *Job) closeLag() {
+	if j.lag != nil {
+		j.lag.Close()
+	}
+}
+
 // caughtUp reports whether the job's group has consumed everything committed in its input
 // and repartition topics (whichever instance owns them): only then may an idle partition's
 // stream time follow the wall clock, or a backlog still on its way (after a restart, say)
-// would arrive late.
+// would arrive late. A check that cannot tell (a timeout, an error) is not caught up.
 func (j *Job) caughtUp(ctx context.Context) (bool, error) {
-	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
-	if err != nil {
-		return false, err
-	}
-	defer cl.Close()
-	pos, err := GroupPositions(ctx, kadm.NewClient(cl), GroupID(j.spec.Name), append(append([]string{}, j.spec.Topics...), RepartitionTopic(j.spec.Name)))
+	l := j.groupLag()
+	pos, err := l.Positions(ctx, append(append([]string{}, j.spec.Topics...), RepartitionTopic(j.spec.Name)))
 	if err != nil {
 		return false, err
 	}
@@ -154,18 +270,15 @@ func (j *Job) caughtUp(ctx context.Context) (bool, error) {
 			behind = append(behind, p.Behind())
 		}
 	}
-	return NoCommittedData(ctx, j.cfg.KafkaOpts, behind, 3*time.Second)
+	return l.NoCommittedData(ctx, behind, 3*time.Second)
 }
 
 // drainedInputs returns which of the input partitions parts hold no committed record the
-// job's group has not consumed (an empty partition, or one read to its end).
+// job's group has not consumed (an empty partition, or one read to its end). A partition
+// whose span could not be read to its end in time is not drained; a failed read is an error.
 func (j *Job) drainedInputs(ctx context.Context, parts []Origin) (map[inputPart]bool, error) {
-	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	pos, err := GroupPositions(ctx, kadm.NewClient(cl), GroupID(j.spec.Name), j.spec.Topics)
+	l := j.groupLag()
+	pos, err := l.Positions(ctx, j.spec.Topics)
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +297,11 @@ func (j *Job) drainedInputs(ctx context.Context, parts []Origin) (map[inputPart]
 			continue
 		}
 		// Commit markers at a transactional topic's end are not data: read the span.
-		if empty, err := NoCommittedData(ctx, j.cfg.KafkaOpts, []Range{p.Behind()}, time.Second); err == nil && empty {
-			out[k] = true
+		empty, err := l.NoCommittedData(ctx, []Range{p.Behind()}, time.Second)
+		if err != nil {
+			return nil, err
 		}
+		out[k] = empty
 	}
 	return out, nil
 }

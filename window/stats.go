@@ -1,6 +1,7 @@
 package window
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,6 +20,8 @@ type Stats struct {
 	StateBytes  int
 	// StreamTime of each owned repartition partition that has one.
 	StreamTime map[int32]time.Time
+	// Partitions: the repartition partitions whose state this instance holds now, sorted.
+	Partitions []int32
 	// Restore progress: changelog records and bytes read by every restore so far; partitions
 	// being restored now and the records their restore has still to read (an upper bound:
 	// compaction may have removed some).
@@ -48,7 +51,18 @@ func (j *Job) Stats() Stats {
 	for p, t := range j.stats.s.StreamTime {
 		s.StreamTime[p] = t
 	}
+	s.Partitions = append([]int32(nil), j.stats.s.Partitions...)
 	return s
+}
+
+// held records the partitions whose state the instance holds; called by the run loop.
+func (j *Job) held() {
+	owned := j.owned()
+	j.stats.mu.Lock()
+	defer j.stats.mu.Unlock()
+	if !slices.Equal(owned, j.stats.s.Partitions) {
+		j.stats.s.Partitions = owned
+	}
 }
 
 // ended records the end of a transaction and the owned partitions' gauges; called by the run

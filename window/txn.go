@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -29,14 +30,19 @@ func (j *Job) loop(ctx context.Context) error {
 	j.log.Info("window job joining its group", "inputs", j.spec.Topics, "output", j.spec.Output, "partitions", j.parts)
 
 	var recs []Rec // reused by every transaction
-	purged := time.Now()
+	purged, checked := time.Now(), time.Now()
 	for {
 		if err := j.applyAssignment(ctx); err != nil {
 			return err
 		}
+		j.held()
 		if time.Since(purged) >= j.purgeEvery {
 			purged = time.Now()
 			j.deleteProcessed(ctx, sess.Client())
+		}
+		if time.Since(checked) >= ownerCheckEvery {
+			checked = time.Now()
+			j.confirmOwned(ctx, sess.Client(), nil)
 		}
 		j.mu.Lock()
 		ready := j.joined && len(j.toRestore) == 0
@@ -56,7 +62,15 @@ func (j *Job) loop(ctx context.Context) error {
 		}
 		now := time.Now()
 		ticks := append(j.idleTicks(ctx, now, fs), j.releaseTicks(ctx, now)...)
+		if len(ticks) > 0 {
+			// Only a partition's owner may write ticks into it.
+			checked = now
+			ticks = j.confirmOwned(ctx, sess.Client(), ticks)
+		}
 		if fs.NumRecords() == 0 && len(ticks) == 0 {
+			if err := j.endIdle(ctx, sess); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := sess.Begin(); err != nil {
@@ -113,6 +127,7 @@ func (j *Job) sessionOpts() []kgo.Opt {
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			j.revocation() // also called for lost partitions (no OnPartitionsLost is set)
 			j.mu.Lock()
 			defer j.mu.Unlock()
 			for _, p := range m[repart] {
@@ -273,10 +288,19 @@ func (t *txn) end() error {
 		j.log.Debug("aborting: records of a partition whose state is not restored yet")
 		commit = kgo.TryAbort
 	}
+	// What this transaction commits, should it commit (the offsets consumed), and what was
+	// committed before it: End does not poll, so neither moves before End takes them.
+	before, after := t.sess.Client().CommittedOffsets(), t.sess.Client().UncommittedOffsets()
+	j.revokePending.Store(false) // End clears the session's pending revocation (see endIdle)
 	committed, err := t.sess.End(t.ctx, commit)
 	j.cfg.OnTransaction(committed && err == nil, time.Since(t.began))
 	if err != nil {
 		return fmt.Errorf("kafka: ending the transaction: %w", err)
+	}
+	if commit == kgo.TryCommit && !committed {
+		if err := j.confirmAborted(t.ctx, t.sess.Client(), before, after); err != nil {
+			return err
+		}
 	}
 	j.ended(t.counts, committed)
 	if committed && t.counts.dlq > 0 && t.now.Sub(j.dlqLogged) >= time.Minute {
@@ -290,6 +314,78 @@ func (t *txn) end() error {
 		j.resetState()
 	}
 	return nil
+}
+
+// AmbiguousCommitError: a transaction the job asked to commit was reported as not committed,
+// yet the group's committed offsets show (or cannot rule out) that it did commit. franz-go
+// answers an EndTxn that failed with an unknown outcome (UNKNOWN_SERVER_ERROR, say) by
+// retrying it as an abort and rewinding the consumer to the offsets it last saw committed;
+// going on from there would read input again whose results and state are committed already.
+// The job restarts its session instead: committed offsets and state are read afresh.
+type AmbiguousCommitError struct{ Err error }
+
+func (e *AmbiguousCommitError) Error() string {
+	return "kafka: the outcome of a transaction's commit was unknown to the client (it retried the commit as an abort): " +
+		e.Err.Error() + "; restarting from the committed state"
+}
+func (e *AmbiguousCommitError) Unwrap() error { return e.Err }
+
+// confirmAborted checks, after End reported a transaction the job asked to commit as not
+// committed, that the group's committed offsets are still those before the transaction
+// (before), not those it would have committed (after). A transaction that committed no
+// offset cannot be checked, nor does it need to be: it wrote only idle ticks, which move
+// stream time to a wall clock time again when repeated.
+func (j *Job) confirmAborted(ctx context.Context, cl *kgo.Client, before, after map[string]map[int32]kgo.EpochOffset) error {
+	var topics []string
+	for topic, ps := range after {
+		for p, o := range ps {
+			if b, ok := before[topic][p]; !ok || b.Offset != o.Offset {
+				topics = append(topics, topic)
+				break
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	for {
+		// RequireStable: a partition's offset is answered once no transaction of the group is
+		// pending on it. Only the transaction's partitions count: others may be another
+		// instance's, in the middle of its own transaction.
+		offs, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), GroupID(j.spec.Name), topics...)
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		if err != nil && !unstable {
+			return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets could not be read to tell: %w", err)}
+		}
+		for _, topic := range topics {
+			for p, o := range after[topic] {
+				if b, ok := before[topic][p]; ok && b.Offset == o.Offset {
+					continue
+				}
+				c, ok := offs.Lookup(topic, p)
+				switch {
+				case !ok || unstable:
+				case errors.Is(c.Err, kerr.UnstableOffsetCommit):
+					unstable = true
+				case c.Err != nil:
+					return &AmbiguousCommitError{fmt.Errorf("the group's committed offset of %s[%d] could not be read to tell: %w", topic, p, c.Err)}
+				case c.At == o.Offset:
+					return &AmbiguousCommitError{fmt.Errorf("the group's offset of %s[%d] is %d, the transaction's", topic, p, c.At)}
+				}
+			}
+		}
+		if !unstable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &AmbiguousCommitError{fmt.Errorf("the group's committed offsets stayed unstable: %w", ctx.Err())}
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func fatalFetchErr(fs kgo.Fetches) error {
