@@ -1,12 +1,17 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // waitUnready waits until /readyz is 503 with a body containing every want.
@@ -46,9 +51,7 @@ func TestPostgresSlotGapRefused(t *testing.T) {
 		t.Fatalf("first row not published")
 	}
 	d.stop(syscall.SIGTERM)
-	if _, err := db.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
-		t.Fatal(err)
-	}
+	dropSlot(ctx, t, db, name)
 	if _, err := db.Exec(ctx, `INSERT INTO g VALUES (2)`); err != nil { // lost to any new slot
 		t.Fatal(err)
 	}
@@ -143,4 +146,23 @@ func TestPostgresAddNullableColumnIsCompatible(t *testing.T) {
 		t.Fatalf("subject versions %v (%v), want 3", vs, err)
 	}
 	d.waitReady(10 * time.Second)
+}
+
+// dropSlot drops a replication slot cdcd has just stopped using. The server releases a slot
+// when its walsender process exits, a moment after cdcd closed the connection: until then
+// dropping it fails with 55006 (the slot is active), and is tried again.
+func dropSlot(ctx context.Context, t *testing.T, db *pgx.Conn, slot string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := db.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("dropping slot %s: %v", slot, err)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

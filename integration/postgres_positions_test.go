@@ -253,9 +253,7 @@ func TestPostgresDroppedSlotNotRecreated(t *testing.T) {
 		t.Fatal("first row not published")
 	}
 	d.stop(syscall.SIGTERM)
-	if _, err := db.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
-		t.Fatal(err)
-	}
+	dropSlot(ctx, t, db, name)
 	d.restart()
 	body := d.waitUnready(90*time.Second, `"failed"`, "did not exist")
 	t.Logf("readyz: %s", body)

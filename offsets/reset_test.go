@@ -14,31 +14,10 @@ import (
 // Reset forgets a pipeline's committed position, or keeps it and accepts the source's
 // acknowledged position; other pipelines' positions stay.
 func TestReset(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	prod, err := kgo.NewClient(append(opts, kgo.TransactionalID("writer"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := EnsureTopic(ctx, kadm.NewClient(prod), "_off", 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx, opts, commit := offsetsCluster(t, "writer")
 	write := func(pipeline string, r Record) {
 		t.Helper()
-		if err := prod.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", pipeline)).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if err := commit(pipeline, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,33 +60,9 @@ func TestReset(t *testing.T) {
 // be fenced before the reset reads the position, or have its position kept: the reset never
 // writes back a position older than one already committed.
 func TestResetFencesBeforeReading(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	// The running instance writes with the pipeline's own transactional id.
-	inst, err := kgo.NewClient(append(opts, kgo.TransactionalID("cdcd-shop"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
-	if err := EnsureTopic(ctx, kadm.NewClient(inst), "_off", 1); err != nil {
-		t.Fatal(err)
-	}
-	commit := func(r Record) error {
-		if err := inst.BeginTransaction(); err != nil {
-			return err
-		}
-		if err := inst.ProduceSync(ctx, r.KafkaRecord("_off", "shop")).FirstErr(); err != nil {
-			_ = inst.EndTransaction(ctx, kgo.TryAbort)
-			return err
-		}
-		return inst.EndTransaction(ctx, kgo.TryCommit)
-	}
+	ctx, opts, write := offsetsCluster(t, "cdcd-shop")
+	commit := func(r Record) error { return write("shop", r) }
 	if err := commit(Record{Pos: change.Position{Tx: 0x600}, Complete: true, AckPosition: 0x600}); err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +83,37 @@ func TestResetFencesBeforeReading(t *testing.T) {
 	}
 	if instErr != nil && got.Pos != (change.Position{Tx: 0x600}) {
 		t.Fatalf("instance was fenced (%v) but the position is %v, want the one committed before", instErr, got.Pos)
+	}
+}
+
+// offsetsCluster is a kfake cluster with the offsets topic _off, and a writer that commits a
+// pipeline's record in one transaction of transactional id txnID.
+func offsetsCluster(t *testing.T, txnID string) (context.Context, []kgo.Opt, func(pipeline string, r Record) error) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	prod, err := kgo.NewClient(append(opts, kgo.TransactionalID(txnID))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	if err := EnsureTopic(ctx, kadm.NewClient(prod), "_off", 1); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, opts, func(pipeline string, r Record) error {
+		if err := prod.BeginTransaction(); err != nil {
+			return err
+		}
+		if err := prod.ProduceSync(ctx, r.KafkaRecord("_off", pipeline)).FirstErr(); err != nil {
+			_ = prod.EndTransaction(ctx, kgo.TryAbort)
+			return err
+		}
+		return prod.EndTransaction(ctx, kgo.TryCommit)
 	}
 }
