@@ -26,6 +26,8 @@ func TestGapErrorAdviceNeverDuplicates(t *testing.T) {
 		// The slot was confirmed past earlier transactions but not past the split one that
 		// is partly in Kafka: forgetting the position would republish its first 100 events.
 		{"partial ahead of the slot", GapError{AckedPosition: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x600, Index: 99}, AckPosition: 0x301}}},
+		{"hanging transaction", GapError{AckedPosition: 0x500, Committed: offsets.Record{Pos: change.Position{Tx: 0x300, Index: 4}, Complete: true, AckPosition: 0x301},
+			Hanging: &publish.HangingTransaction{Topic: "_cdcd_offsets", Partition: 0, StartOffset: 406664, ProducerID: 4248}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,6 +37,16 @@ func TestGapErrorAdviceNeverDuplicates(t *testing.T) {
 			}
 			if !strings.Contains(msg, "--accept-slot 0/500") {
 				t.Errorf("does not give the command that accepts the slot's position: %s", msg)
+			}
+			if h := tc.err.Hanging; h != nil {
+				for _, want := range []string{"hanging transaction", "_cdcd_offsets[0] from offset 406664", "find-hanging", "--start-offset 406664", "re-snapshot"} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("does not say %q: %s", want, msg)
+					}
+				}
+				if strings.Contains(msg, "another client consumed the slot") {
+					t.Errorf("blames another client for a hanging transaction: %s", msg)
+				}
 			}
 		})
 	}

@@ -246,6 +246,9 @@ type GapError struct {
 	// AckedPosition is the slot's confirmed position; Committed the pipeline's committed state.
 	AckedPosition uint64
 	Committed     offsets.Record
+	// Hanging, when set, is why Kafka shows an older committed position than the source was
+	// acknowledged for: a hanging transaction of the pipeline in the offsets topic.
+	Hanging *publish.HangingTransaction
 }
 
 // Error gives the one fix that never duplicates: accepting the slot's position while keeping
@@ -253,6 +256,14 @@ type GapError struct {
 // Forgetting the committed position (reset-offsets without --accept-slot) would republish
 // whatever the slot resends, e.g. the published part of a split transaction.
 func (e *GapError) Error() string {
+	if h := e.Hanging; h != nil {
+		return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position visible as committed in Kafka (%s, position %s), because Kafka holds a hanging transaction of this pipeline in %s: "+
+			"its coordinator finished it, but the partition never received its marker (a broker fault, e.g. a broker stopped while it wrote markers), so its records, the pipeline's last offsets record among them, stay invisible and hold back the topic's last stable offset; "+
+			"the changes it carried may be invisible in the table topics too; "+
+			"fix: list hanging transactions with `kafka-transactions.sh --bootstrap-server BROKER find-hanging --broker-id N` on each broker and abort them (`kafka-transactions.sh --bootstrap-server BROKER abort --topic %s --partition %d --start-offset %d`, and the same for the table topics' partitions it lists), "+
+			"then re-snapshot the pipeline's tables (`cdcd snapshot`), whose aborted changes are not in Kafka, and accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s`",
+			lsnString(e.AckedPosition), lsnString(e.Committed.AckPosition), e.Committed.Pos, h, h.Topic, h.Partition, h.StartOffset, lsnString(e.AckedPosition))
+	}
 	return fmt.Sprintf("the source was acknowledged up to %s, beyond the last position cdcd committed to Kafka (%s, position %s): another client consumed the slot or it was recreated, so changes in between may be missing; "+
 		"fix: make sure only cdcd reads the slot and re-snapshot the tables if changes are missing, then accept the slot's position with `cdcd reset-offsets --config FILE --pipeline NAME --accept-slot %s` "+
 		"(it keeps the committed position, so nothing already in Kafka is published again)",

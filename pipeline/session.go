@@ -87,6 +87,10 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 		return fmt.Errorf("the position read at start-up did not show the pipeline's committed position %s (a transaction was still open in the offsets topic, or an older instance committed meanwhile); starting again from it", committed.Pos)
 	}
 	if committed, err = checkSlot(stream, committed, hasCommitted); err != nil {
+		var ge *GapError
+		if errors.As(err, &ge) {
+			ge.Hanging = sink.FindHangingTransaction(ctx)
+		}
 		return err
 	}
 	sink.Resume(committed)
