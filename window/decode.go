@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 
@@ -271,22 +272,44 @@ var errShort = fmt.Errorf("record ends early: %w", errUndecodable)
 
 // decoder walks Avro binary with hamba's Reader (one per extractor, reset per record).
 type decoder struct {
-	r   *avro.Reader
-	err error
+	r    *avro.Reader
+	err  error
+	size int    // the record's length: no value in it is longer
+	text []byte // scratch of the last string or bytes value read (see readBytes)
 }
 
-// readerConfig lifts hamba's 1 MiB bound on the strings and bytes it reads: a kept value is
-// as long as its record, which Kafka already bounds.
-var readerConfig = avro.Config{MaxByteSliceSize: math.MaxInt32}.Freeze()
-
 func newDecoder() *decoder {
-	return &decoder{r: avro.NewReader(nil, 0, avro.WithReaderConfig(readerConfig))}
+	return &decoder{r: avro.NewReader(nil, 0)}
 }
 
 // reset starts reading body.
 func (d *decoder) reset(body []byte) {
 	d.r.Reset(body)
-	d.r.Error, d.err = nil, nil
+	d.r.Error, d.err, d.size = nil, nil, len(body)
+}
+
+// readBytes reads a string or bytes value into buf (grown as needed). Its length is checked
+// against the record's before anything is allocated: a corrupt length (a record of another
+// schema, say) must not allocate more than the record holds. hamba's own ReadBytes allocates
+// whatever length it reads, up to its MaxByteSliceSize.
+func (d *decoder) readBytes(buf []byte) []byte {
+	n := d.r.ReadLong()
+	switch {
+	case n < 0:
+		d.fail("length %d out of range", n)
+		return nil
+	case n > int64(d.size):
+		if d.err == nil {
+			d.err = errShort
+		}
+		return nil
+	}
+	buf = slices.Grow(buf[:0], int(n))[:n]
+	if buf == nil {
+		return []byte{}
+	}
+	d.r.Read(buf)
+	return buf
 }
 
 // done returns the first problem of the record read: errShort if it ended early.
@@ -369,7 +392,8 @@ func value(d *decoder, s avro.Schema) Value {
 	case avro.Double:
 		return Double(r.ReadDouble())
 	case avro.String:
-		return String(string(r.ReadBytes())) // a copy: hamba's bytes share a slab
+		d.text = d.readBytes(d.text)
+		return String(string(d.text))
 	case avro.Enum:
 		i := r.ReadLong()
 		syms := s.(*avro.EnumSchema).Symbols()
@@ -379,13 +403,15 @@ func value(d *decoder, s avro.Schema) Value {
 		}
 		return String(syms[i])
 	case avro.Bytes, avro.Fixed:
+		// Read into the scratch buffer: unscaled copies what it keeps.
 		var raw []byte
 		if fs, ok := s.(*avro.FixedSchema); ok {
-			raw = make([]byte, fs.Size())
+			raw = slices.Grow(d.text[:0], fs.Size())[:fs.Size()]
 			r.Read(raw)
 		} else {
-			raw = r.ReadBytes()
+			raw = d.readBytes(d.text)
 		}
+		d.text = raw
 		scale := 0
 		if ls, ok := s.(avro.LogicalTypeSchema); ok {
 			if dec, ok := ls.Logical().(*avro.DecimalLogicalSchema); ok {
