@@ -417,7 +417,7 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 		serverIDs[my.ServerID] = i
 	}
 	if my.HeartbeatInterval.Bad {
-		checkDur(ps, at+".heartbeat_interval", my.HeartbeatInterval, 0)
+		checkDur(ps, at+".heartbeat_interval", my.HeartbeatInterval, 100*time.Millisecond)
 	} else if my.HeartbeatInterval.D < 100*time.Millisecond || my.HeartbeatInterval.D > time.Hour {
 		ps.add(at+".heartbeat_interval", fmt.Sprintf("heartbeat_interval %s is out of range", my.HeartbeatInterval.D), "use 100ms to 1h (default 5s)")
 	}

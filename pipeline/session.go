@@ -89,7 +89,10 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 	if committed, err = checkSlot(stream, committed, hasCommitted); err != nil {
 		var ge *GapError
 		if errors.As(err, &ge) {
-			ge.Hanging = sink.FindHangingTransaction(ctx)
+			var herr error
+			if ge.Hanging, herr = sink.FindHangingTransaction(ctx); herr != nil {
+				p.log.Warn("could not check the offsets topic for a hanging transaction of this pipeline (needs Kafka 2.8+ and READ on the topic); if `kafka-transactions.sh find-hanging` lists one, the gap error below is its doing", "err", herr)
+			}
 		}
 		return err
 	}

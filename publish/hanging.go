@@ -30,22 +30,23 @@ func (h *HangingTransaction) String() string {
 // marker (a broker fault, e.g. a broker stopped while it wrote markers). Its records, the
 // pipeline's offsets record among them, stay invisible, so the committed position read looks
 // older than what the source was acknowledged for. It returns nil when there is none, or when
-// the broker cannot say (DescribeProducers needs Kafka 2.8 and READ on the topic).
-func (s *Sink) FindHangingTransaction(ctx context.Context) *HangingTransaction {
+// the broker cannot say (DescribeProducers needs Kafka 2.8 and READ on the topic): then the
+// error says why.
+func (s *Sink) FindHangingTransaction(ctx context.Context) (*HangingTransaction, error) {
 	if s.cl == nil {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pid, _, err := s.cl.ProducerID(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	ps, err := s.adm.DescribeProducers(ctx, kadm.TopicsSet{s.cfg.OffsetsTopic: {0: {}}})
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return hangingIn(ps, pid)
+	return hangingIn(ps, pid), nil
 }
 
 // hangingIn finds pid's open transaction among the described producers.

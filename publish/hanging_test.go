@@ -53,8 +53,8 @@ func TestFindHangingTransactionAsksTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Sink{cfg: Config{OffsetsTopic: "_off"}, cl: cl, adm: kadm.NewClient(cl)}
-	if h := s.FindHangingTransaction(ctx); h != nil {
-		t.Fatalf("before any transaction: %v", h)
+	if h, err := s.FindHangingTransaction(ctx); err != nil || h != nil {
+		t.Fatalf("before any transaction: %v, %v", h, err)
 	}
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
@@ -64,14 +64,17 @@ func TestFindHangingTransactionAsksTheBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := s.FindHangingTransaction(ctx)
+	h, err := s.FindHangingTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if h == nil || h.Topic != "_off" || h.Partition != 0 || h.StartOffset != 0 {
 		t.Fatalf("open transaction from offset 0: found %v", h)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	if h := s.FindHangingTransaction(ctx); h != nil {
-		t.Fatalf("after the commit: %v", h)
+	if h, err := s.FindHangingTransaction(ctx); err != nil || h != nil {
+		t.Fatalf("after the commit: %v, %v", h, err)
 	}
 }

@@ -104,7 +104,7 @@ func LostConnection(err error, ping func() error, server string) error {
 		return err
 	}
 	if perr := ping(); perr != nil {
-		return fmt.Errorf("lost the connection to %s (%w), so this failure says nothing about the server; retrying. It read: %v", server, perr, f.Err)
+		return fmt.Errorf("lost the connection to %s (%w); retrying on a new connection. The error before the connection was lost: %v", server, perr, f.Err)
 	}
 	return err
 }

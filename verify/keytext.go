@@ -32,8 +32,7 @@ func sqlText(c change.Column, v any) (string, error) {
 	case []byte:
 		return fmt.Sprintf("\\x%x", x), nil
 	case time.Duration:
-		us := x.Microseconds()
-		return fmt.Sprintf("%02d:%02d:%02d.%06d", us/3600e6, us/60e6%60, us/1e6%60, us%1e6), nil
+		return change.FormatDuration(x.Microseconds()), nil
 	case time.Time:
 		x = x.UTC()
 		switch c.Kind {

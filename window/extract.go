@@ -192,21 +192,26 @@ var errTruncate = errors.New("mode table cannot retract the rows a TRUNCATE remo
 	"fix: set dlq.topic to dead-letter truncates (counted in cdcd_window_dead_letters_total, the windows keep the truncated rows) and go on, " +
 	"or, to count the table afresh, start the job under a new name after the truncate")
 
-// ErrNeedBefore: table mode got an update or delete without a before image, or events mode a
-// delete without one (Table and Connector set: what the record's source block names).
+// ErrNeedBefore: table mode got an update or delete without a before image, or events mode
+// (Events) a delete without one; Table and Connector are what the record's source block
+// names, empty when it could not be read.
 type ErrNeedBefore struct {
 	Op               byte
+	Events           bool
 	Table, Connector string
 }
 
 func (e *ErrNeedBefore) Error() string {
-	if e.Table != "" {
-		fix := fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", e.Table)
+	if e.Events {
+		what, fix := "this delete", "REPLICA IDENTITY FULL on its source table (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL) or binlog_row_image=FULL on the MySQL server"
+		if e.Table != "" {
+			what, fix = "this delete of "+e.Table, fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", e.Table)
+		}
 		if e.Connector == "mysql" {
 			fix = "binlog_row_image=FULL on the MySQL server (SET GLOBAL binlog_row_image = FULL)"
 		}
-		return fmt.Sprintf("mode events counts a delete by its before image, and this delete of %s has none (the source sent only the row's key), "+
-			"so it has no time, group or values to count; fix: %s, or leave d out of input.ops to count no deletes", e.Table, fix)
+		return fmt.Sprintf("mode events counts a delete by its before image, and %s has none (the source sent only the row's key), "+
+			"so it has no time, group or values to count; fix: %s, or leave d out of input.ops to count no deletes", what, fix)
 	}
 	return fmt.Sprintf("mode table needs the before image of every update and delete to retract it, and this %q change has none; fix: set REPLICA IDENTITY FULL on the source table (Postgres) or binlog_row_image=FULL (MySQL), or use mode events", string(e.Op))
 }
@@ -269,7 +274,7 @@ func (x *extractor) extract(p *plan, body []byte, seq uint64, out []Rec) ([]Rec,
 // deleteWithoutBefore is the error of an events-mode delete without its before image, naming
 // the table its source block names.
 func (p *plan) deleteWithoutBefore(body []byte) error {
-	e := &ErrNeedBefore{Op: 'd', Table: "its table"}
+	e := &ErrNeedBefore{Op: 'd', Events: true}
 	var m map[string]any
 	if avro.Unmarshal(p.env, body, &m) == nil {
 		if src, ok := m["source"].(map[string]any); ok {

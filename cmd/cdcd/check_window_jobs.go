@@ -124,6 +124,9 @@ func (s *sourceTables) oldRows(ctx context.Context, st sourceTable) (full bool, 
 		var ident string
 		err = conn.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = $1 AND c.relname = $2`, schema, table).Scan(&ident)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, "", fmt.Errorf("table %s does not exist in the pipeline's database (fix: check the pipeline's tables list)", st.table)
+		}
 		if err != nil {
 			return false, "", fmt.Errorf("reading the replica identity of %s: %w", st.table, err)
 		}
