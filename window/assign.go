@@ -57,7 +57,7 @@ func (p *Processor) addTimed(g *group, r Rec) error {
 		if r.Sign < 0 {
 			reason = "retraction for a closed window"
 		}
-		p.late = append(p.late, LateRec{Rec: r, Reason: reason, Missed: missed})
+		p.addLate(LateRec{Rec: r, Reason: reason, Missed: missed})
 	}
 	return nil
 }

@@ -140,17 +140,22 @@ func appendValues(dst []byte, vs []Value) []byte {
 	return dst
 }
 
-func (r *buf) values() []Value {
+func (r *buf) values() []Value { return r.appendValues(nil) }
+
+// appendValues appends the values read to dst.
+func (r *buf) appendValues(dst []Value) []Value {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail()
-		return nil
+		return dst
 	}
-	vs := make([]Value, n)
-	for i := range vs {
-		vs[i] = r.value()
+	if dst == nil {
+		dst = make([]Value, 0, n)
 	}
-	return vs
+	for range n {
+		dst = append(dst, r.value())
+	}
+	return dst
 }
 
 // Origin locates the change a Rec came from (for late records).
@@ -175,6 +180,19 @@ func marshalRec(dst []byte, r *Rec, o Origin) []byte {
 }
 
 func unmarshalRec(b []byte) (Rec, Origin, error) {
+	var d recDecoder
+	return d.unmarshal(b)
+}
+
+// recDecoder decodes repartition records for aggregation: the Vals of what it returns are
+// valid until its next call (aggregates copy the values they keep), and it reuses the last
+// origin topic's string.
+type recDecoder struct {
+	vals  []Value
+	topic string
+}
+
+func (d *recDecoder) unmarshal(b []byte) (Rec, Origin, error) {
 	r := &buf{b: b}
 	f := r.byte1()
 	if f != recFormat && f != 1 {
@@ -185,8 +203,12 @@ func unmarshalRec(b []byte) (Rec, Origin, error) {
 	rec.T = r.varint()
 	rec.Sign = r.varint()
 	rec.Group = r.values()
-	rec.Vals = r.values()
-	o.Topic = string(r.bytes())
+	d.vals = r.appendValues(d.vals[:0])
+	rec.Vals = d.vals
+	if t := r.bytes(); string(t) != d.topic {
+		d.topic = string(t)
+	}
+	o.Topic = d.topic
 	o.Partition = int32(r.varint())
 	o.Offset = r.varint()
 	if f >= 2 {

@@ -306,7 +306,8 @@ func (x *extractor) rec(p *plan, side int, sign int64, seq uint64) Rec {
 		}
 		return p.vals[s.self]
 	}
-	r := Rec{Sign: sign, Seq: seq, Group: make([]Value, len(x.group)), Vals: make([]Value, len(x.aggs))}
+	vals := make([]Value, len(x.group)+len(x.aggs)) // one allocation for both
+	r := Rec{Sign: sign, Seq: seq, Group: vals[:len(x.group):len(x.group)], Vals: vals[len(x.group):]}
 	r.T = p.eventTime(get(x.time))
 	for i, g := range x.group {
 		r.Group[i] = get(g)

@@ -71,6 +71,12 @@ type Job struct {
 	spec *Spec
 	log  *slog.Logger
 	x    *extractor
+	// repart is RepartitionTopic(spec.Name), compared with every consumed record's topic.
+	repart string
+	// dec decodes the repartition records the loop aggregates.
+	dec recDecoder
+	// aheadLimit caches the latest event time checkEventTimes accepts (µs).
+	aheadLimit int64
 
 	keySchema, valSchema *outSchema
 	keyID, valID         int
@@ -135,7 +141,7 @@ func New(cfg Config) (*Job, error) {
 	if cfg.Spec.Late == "" {
 		cfg.Spec.Late = cfg.Spec.Output + ".late" // late records are never dropped
 	}
-	return &Job{cfg: cfg, spec: cfg.Spec, log: cfg.Log.With("window_job", cfg.Spec.Name), x: newExtractor(cfg.Spec),
+	return &Job{cfg: cfg, spec: cfg.Spec, log: cfg.Log.With("window_job", cfg.Spec.Name), x: newExtractor(cfg.Spec), repart: RepartitionTopic(cfg.Spec.Name),
 		purgeEvery: purgeEvery, procs: map[int32]*Processor{}, idle: map[int32]time.Time{}, toRestore: map[int32]bool{}, revoked: map[int32]bool{}, assigned: map[int32]uint64{}}, nil
 }
 

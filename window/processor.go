@@ -3,6 +3,7 @@ package window
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -334,6 +335,13 @@ func (p *Processor) drop(w *win) {
 	if len(g.wins) == 0 && p.spec.Window.Type != Count && !g.hasClosed {
 		delete(p.groups, g.key)
 	}
+}
+
+// addLate keeps a late record until TakeResults, with its own copy of its values (a Rec's
+// Vals may be a decoder's scratch, valid only while it is added).
+func (p *Processor) addLate(l LateRec) {
+	l.Rec.Vals = slices.Clone(l.Rec.Vals)
+	p.late = append(p.late, l)
 }
 
 // TakeResults returns the results and late records produced since the last call. With emit

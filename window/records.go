@@ -78,23 +78,35 @@ func rowID(key []byte) uint64 {
 }
 
 // groupKey is the repartition key: the group's canonical bytes (one partition per group).
-func (j *Job) groupKey(r *Rec) []byte {
-	var k []byte
+func (j *Job) groupKey(r *Rec) []byte { return appendGroupKey(nil, r) }
+
+// appendGroupKey appends r's group key to dst.
+func appendGroupKey(dst []byte, r *Rec) []byte {
+	n := len(dst)
 	for _, v := range r.Group {
-		k = appendKey(k, v)
+		dst = appendKey(dst, v)
 	}
-	if len(k) == 0 {
-		k = []byte{0} // one global group
+	if len(dst) == n {
+		dst = append(dst, 0) // one global group
 	}
-	return k
+	return dst
 }
 
 // partitionOf is the repartition partition of a group key: FNV-1a, stable across versions.
 func (j *Job) partitionOf(key []byte) int32 {
-	h := fnv.New32a()
-	h.Write(key)
-	return int32(h.Sum32() % uint32(j.parts))
+	h := uint32(fnvOffset32)
+	for _, c := range key {
+		h ^= uint32(c)
+		h *= fnvPrime32
+	}
+	return int32(h % uint32(j.parts))
 }
+
+// FNV-1a's 32-bit parameters (hash/fnv's, without its allocation per key).
+const (
+	fnvOffset32 = 2166136261
+	fnvPrime32  = 16777619
+)
 
 // flushOutputs produces the results, late records and changelog records of the touched
 // partitions.

@@ -3,6 +3,7 @@ package window
 import (
 	"container/heap"
 	"encoding/binary"
+	"slices"
 )
 
 // Table mode keeps, per repartition partition, the image of every row counted in an open
@@ -60,7 +61,9 @@ func (p *Processor) indexRow(r Rec) {
 		p.rows = map[uint64]*rowImg{}
 		p.rowsChanged = map[uint64]bool{}
 	}
-	img := &rowImg{id: r.Row, group: r.Group, t: r.T, seq: r.Seq, vals: r.Vals, expiry: p.rowExpiry(r.T), heapIdx: -1}
+	// The image outlives the record: its values get their own copy (a record's Vals may be a
+	// decoder's scratch).
+	img := &rowImg{id: r.Row, group: r.Group, t: r.T, seq: r.Seq, vals: slices.Clone(r.Vals), expiry: p.rowExpiry(r.T), heapIdx: -1}
 	p.rows[r.Row] = img
 	heap.Push(&p.rowHeap, img)
 	p.rowsChanged[r.Row] = true

@@ -165,12 +165,12 @@ func (p *Processor) addSession(g *group, r Rec) error {
 		}
 	}
 	if g.hasClosed && r.T-gap <= g.closedEnd {
-		p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+		p.addLate(LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
 		return nil
 	}
 	if len(merge) == 0 {
 		if r.T+gap+grace <= p.streamTime {
-			p.late = append(p.late, LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
+			p.addLate(LateRec{Rec: r, Reason: "session closed", Missed: [][2]int64{{r.T, r.T}}})
 			return nil
 		}
 		w := p.newWin(g, r.T, r.T, r.T+gap+grace)

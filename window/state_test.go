@@ -1,7 +1,9 @@
 package window
 
 import (
+	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -212,5 +214,46 @@ func TestCountWindowIndexSurvivesRestore(t *testing.T) {
 	add(q, 4)
 	if res, _ := q.TakeResults(); len(res) != 1 || res[0].Index != 1 {
 		t.Fatalf("after a restore want window 1, got %+v", res)
+	}
+}
+
+// The loop decodes repartition records into one reused values buffer: a late record, kept
+// until the transaction's results are taken, must keep its own values.
+func TestLateRecordKeepsItsValuesAcrossDecodes(t *testing.T) {
+	s := spec(WindowSpec{Type: Tumbling, Size: time.Second})
+	s.Aggs = []AggSpec{{Name: "total", Fn: FnSum}}
+	p := NewProcessor(s)
+	var d recDecoder
+	add := func(at time.Duration, v int64) {
+		t.Helper()
+		b := marshalRec(nil, &Rec{Group: []Value{Long(1)}, T: int64(at / time.Microsecond), Sign: 1, Vals: []Value{Long(v)}}, Origin{Topic: "in"})
+		r, _, err := d.unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(10*time.Second, 1)
+	add(2*time.Second, 7) // late: stream time is 10 s, grace 0
+	add(10*time.Second, 9)
+	_, late := p.TakeResults()
+	if len(late) != 1 || late[0].Rec.Vals[0] != Long(7) {
+		t.Fatalf("late records %+v, want one with the value 7", late)
+	}
+}
+
+// A group's repartition partition must never change between versions (its state lives
+// there): partitionOf is FNV-1a of the group key, as hash/fnv computes it.
+func TestPartitionOfIsFNV1a(t *testing.T) {
+	j := &Job{parts: 7}
+	for i := range 2000 {
+		key := appendGroupKey(nil, &Rec{Group: []Value{Long(int64(i * 7919)), String(strings.Repeat("x", i%13))}})
+		h := fnv.New32a()
+		h.Write(key)
+		if got, want := j.partitionOf(key), int32(h.Sum32()%7); got != want {
+			t.Fatalf("key %x: partition %d, want %d", key, got, want)
+		}
 	}
 }

@@ -155,6 +155,12 @@ type txn struct {
 	perrMu sync.Mutex
 	perr   error // the first produce that failed
 
+	// Slabs the repartition records and their keys and values are cut from: two
+	// allocations per few hundred records instead of three per record. Kafka holds a
+	// record until the transaction is flushed; a transaction's slabs are its own.
+	recSlab  []kgo.Record
+	byteSlab []byte
+
 	failure error // stops the job (after an abort)
 	abort   bool  // a partition's state is not restored yet: abort, read again
 }
@@ -164,11 +170,35 @@ func (t *txn) record(r *kgo.Record) {
 	if t.failure != nil || t.abort {
 		return
 	}
-	if r.Topic == RepartitionTopic(t.j.spec.Name) {
+	if r.Topic == t.j.repart {
 		t.aggregate(r)
 	} else {
 		t.ingest(r)
 	}
+}
+
+// newRecord returns a zero record from the transaction's slab.
+func (t *txn) newRecord() *kgo.Record {
+	if len(t.recSlab) == cap(t.recSlab) {
+		t.recSlab = make([]kgo.Record, 0, 256)
+	}
+	t.recSlab = t.recSlab[:len(t.recSlab)+1]
+	return &t.recSlab[len(t.recSlab)-1]
+}
+
+// carve returns what appendTo appends, cut from the transaction's byte slab (a value larger
+// than what is left gets an array of its own from append).
+func (t *txn) carve(appendTo func([]byte) []byte) []byte {
+	if cap(t.byteSlab)-len(t.byteSlab) < 1024 {
+		t.byteSlab = make([]byte, 0, 64<<10)
+	}
+	n := len(t.byteSlab)
+	b := appendTo(t.byteSlab)
+	if &b[:1][0] != &t.byteSlab[:1][0] { // outgrew the slab: keep it for what follows
+		return b[n:len(b):len(b)]
+	}
+	t.byteSlab = b
+	return b[n:len(b):len(b)]
 }
 
 // produce writes a record in the transaction.
@@ -214,8 +244,10 @@ func (t *txn) ingest(r *kgo.Record) {
 	origin := Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	t.reached.see(inputPart{r.Topic, r.Partition}, out)
 	for i := range out {
-		key := j.groupKey(&out[i])
-		t.produce(&kgo.Record{Topic: RepartitionTopic(j.spec.Name), Partition: j.partitionOf(key), Key: key, Value: marshalRec(nil, &out[i], origin)})
+		r := t.newRecord()
+		r.Topic, r.Key = j.repart, t.carve(func(b []byte) []byte { return appendGroupKey(b, &out[i]) })
+		r.Partition, r.Value = j.partitionOf(r.Key), t.carve(func(b []byte) []byte { return marshalRec(b, &out[i], origin) })
+		t.produce(r)
 	}
 }
 
@@ -229,7 +261,7 @@ func (t *txn) aggregate(r *kgo.Record) {
 		t.abort = true
 		return
 	}
-	rec, origin, err := unmarshalRec(r.Value)
+	rec, origin, err := t.j.dec.unmarshal(r.Value)
 	if err != nil {
 		t.failure = &FatalError{Err: fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)}
 		return

@@ -69,10 +69,14 @@ func (e *eventTimeError) Error() string { return e.msg }
 // checkEventTimes returns an eventTimeError for the first of recs whose event time is out of
 // range: ±infinity, or more than maxAhead after now. r is the input record they came from.
 func (j *Job) checkEventTimes(recs []Rec, r *kgo.Record) error {
-	limit := time.Now().Add(maxAhead).UnixMicro()
 	for i := range recs {
 		t := recs[i].T
-		if t == noTime || t != badTime && t <= limit {
+		if t == noTime || t != badTime && t <= j.aheadLimit {
+			continue
+		}
+		// The limit only grows with the clock: read the clock when a time passes the
+		// cached limit, not for every record.
+		if j.aheadLimit = time.Now().Add(maxAhead).UnixMicro(); t != badTime && t <= j.aheadLimit {
 			continue
 		}
 		// Only now: this runs for every input record.
