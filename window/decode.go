@@ -27,10 +27,13 @@ type reader struct {
 type step struct {
 	s       avro.Schema
 	slot    int
-	nested  *reader // record (through a nullable union for before/after)
-	union   bool    // nullable union ["null", X]: branch 0 is null
-	rowSide int     // 1 before, 2 after: marks presence of the row
+	nested  *reader  // record (through a nullable union for before/after)
+	union   bool     // nullable union ["null", X]: branch 0 is null
+	rowSide int      // 1 before, 2 after: marks presence of the row
+	sk      *skipper // how to skip the field (slot < 0)
 }
+
+func newStep(s avro.Schema) step { return step{s: s, slot: -1, sk: compileSkip(s, 0)} }
 
 // extracted is what a reader pulled out of one record.
 type extracted struct {
@@ -78,7 +81,7 @@ func compileReader(schema avro.Schema, refs []fieldRef, nslots int) (*reader, er
 	var envNames []string
 	for _, f := range env.Fields() {
 		envNames = append(envNames, f.Name())
-		st := step{s: f.Type(), slot: -1}
+		st := newStep(f.Type())
 		switch f.Name() {
 		case "op":
 			st.slot = 0
@@ -176,7 +179,7 @@ func fieldNames(env *avro.RecordSchema, root string, envNames []string) []string
 func compileRow(rs *avro.RecordSchema, want []fieldRef, nslots int, found map[Path]bool) (*reader, error) {
 	sub := &reader{slots: nslots}
 	for _, f := range rs.Fields() {
-		st := step{s: f.Type(), slot: -1}
+		st := newStep(f.Type())
 		for _, r := range want {
 			if r.path.Field == f.Name() {
 				if err := scalar(f.Type()); err != nil {
@@ -351,7 +354,7 @@ func (rd *reader) read(d *decoder, ex *extracted) {
 			continue
 		}
 		if st.slot < 0 {
-			skip(d, st.s)
+			st.sk.skip(d)
 			continue
 		}
 		ex.vals[st.slot] = value(d, st.s)
@@ -430,7 +433,141 @@ func unscaled(b []byte, scale int) *big.Rat {
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b)*8)))
 	}
-	return new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
+	return new(big.Rat).SetFrac(n, pow10(scale))
+}
+
+// pow10s caches 10^0 .. 10^76, read-only (Rat.SetFrac copies its denominator).
+var pow10s = func() []*big.Int {
+	out := make([]*big.Int, 77)
+	for i := range out {
+		out[i] = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(i)), nil)
+	}
+	return out
+}()
+
+// pow10 returns 10^scale; the cached ones must not be changed.
+func pow10(scale int) *big.Int {
+	if scale >= 0 && scale < len(pow10s) {
+		return pow10s[scale]
+	}
+	return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
+}
+
+// skipper skips one value of a schema compiled once (the source block and unread columns
+// of every record are skipped: no interface calls and type assertions per value).
+type skipper struct {
+	kind   skipKind
+	size   int        // skipFixed
+	subs   []*skipper // skipRecord: fields; skipUnion: branches
+	items  *skipper   // skipArray, skipMap: items or values
+	schema avro.Schema
+}
+
+type skipKind uint8
+
+const (
+	skipNone skipKind = iota
+	skipBool
+	skipLong
+	skipFloat
+	skipDouble
+	skipBytes
+	skipFixed
+	skipRecord
+	skipUnion
+	skipArray
+	skipMap
+	skipDynamic // deeply nested (a recursive named type): walked by skip
+)
+
+func compileSkip(s avro.Schema, depth int) *skipper {
+	if depth > 16 {
+		return &skipper{kind: skipDynamic, schema: s}
+	}
+	switch s.Type() {
+	case avro.Null:
+		return &skipper{kind: skipNone}
+	case avro.Boolean:
+		return &skipper{kind: skipBool}
+	case avro.Int, avro.Long, avro.Enum:
+		return &skipper{kind: skipLong}
+	case avro.Float:
+		return &skipper{kind: skipFloat}
+	case avro.Double:
+		return &skipper{kind: skipDouble}
+	case avro.String, avro.Bytes:
+		return &skipper{kind: skipBytes}
+	case avro.Fixed:
+		return &skipper{kind: skipFixed, size: s.(*avro.FixedSchema).Size()}
+	case avro.Record:
+		k := &skipper{kind: skipRecord}
+		for _, f := range s.(*avro.RecordSchema).Fields() {
+			k.subs = append(k.subs, compileSkip(f.Type(), depth+1))
+		}
+		return k
+	case avro.Union:
+		k := &skipper{kind: skipUnion}
+		for _, t := range s.(*avro.UnionSchema).Types() {
+			k.subs = append(k.subs, compileSkip(t, depth+1))
+		}
+		return k
+	case avro.Array:
+		return &skipper{kind: skipArray, items: compileSkip(s.(*avro.ArraySchema).Items(), depth+1)}
+	case avro.Map:
+		return &skipper{kind: skipMap, items: compileSkip(s.(*avro.MapSchema).Values(), depth+1)}
+	case avro.Ref:
+		return compileSkip(s.(*avro.RefSchema).Schema(), depth+1)
+	}
+	return &skipper{kind: skipDynamic, schema: s} // skip reports the unsupported type
+}
+
+func (k *skipper) skip(d *decoder) {
+	r := d.r
+	switch k.kind {
+	case skipNone:
+	case skipBool:
+		r.SkipBool()
+	case skipLong:
+		r.SkipLong()
+	case skipFloat:
+		r.SkipFloat()
+	case skipDouble:
+		r.SkipDouble()
+	case skipBytes:
+		skipN(d, r.ReadLong())
+	case skipFixed:
+		skipN(d, int64(k.size))
+	case skipRecord:
+		for _, f := range k.subs {
+			f.skip(d)
+		}
+	case skipUnion:
+		br := r.ReadLong()
+		if br < 0 || int(br) >= len(k.subs) {
+			d.fail("union branch %d out of range", br)
+			return
+		}
+		k.subs[br].skip(d)
+	case skipArray, skipMap:
+		for !d.failed() {
+			n, size := r.ReadBlockHeader()
+			if n == 0 {
+				return
+			}
+			if size > 0 { // a block with its byte size: skip it whole
+				skipN(d, size)
+				continue
+			}
+			for i := int64(0); i < n && !d.failed(); i++ {
+				if k.kind == skipMap {
+					skipN(d, r.ReadLong())
+				}
+				k.items.skip(d)
+			}
+		}
+	default:
+		skip(d, k.schema)
+	}
 }
 
 // skip walks over one value of schema s.
