@@ -57,6 +57,16 @@ func (c SnapshotConfig) Engine(pipeline string, tables []string) snapshot.Config
 		SignalKey: c.SignalKey}
 }
 
+// ForgetIfGone drops a snapshot worker's description of table (descs, keyed by table) when
+// *err says the table was found missing (snapshot.ErrTableGone): the engine looks for it again
+// (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may have
+// another shape. Workers defer it with the address of their named error result.
+func ForgetIfGone[D any](descs map[string]D, table string, err *error) {
+	if errors.Is(*err, snapshot.ErrTableGone) {
+		delete(descs, table)
+	}
+}
+
 // errEnded ends a session's other tasks when one returns without an error before the
 // session's context ended.
 var errEnded = errors.New("a session task ended")
