@@ -49,11 +49,12 @@ func (c SnapshotConfig) WithDefaults() SnapshotConfig {
 	return c
 }
 
-// Engine is the snapshot engine's configuration for the captured tables (named as the
-// source names them); the source adds its transaction order, logger and metrics.
-func (c SnapshotConfig) Engine(pipeline string, tables []string) snapshot.Config {
+// Engine is the snapshot engine's configuration for the captured tables and the accepted
+// keyless tables (c.KeylessAccepted), both named as the source names them; the source adds
+// its transaction order, logger and metrics.
+func (c SnapshotConfig) Engine(pipeline string, tables, keylessAccepted []string) snapshot.Config {
 	return snapshot.Config{Pipeline: pipeline, Mode: c.Mode, Tables: tables, Parallelism: c.Parallelism,
-		ChunkRows: c.ChunkRows, ChunkBytes: c.ChunkBytes, KeylessAccepted: c.KeylessAccepted, Progress: c.Progress,
+		ChunkRows: c.ChunkRows, ChunkBytes: c.ChunkBytes, KeylessAccepted: keylessAccepted, Progress: c.Progress,
 		SignalKey: c.SignalKey}
 }
 

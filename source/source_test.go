@@ -95,7 +95,7 @@ func TestSnapshotConfig(t *testing.T) {
 	if c.Mode != snapshot.Never || c.ChunkRows != snapshot.DefaultChunkRows || c.ChunkBytes != snapshot.DefaultChunkBytes {
 		t.Fatalf("defaults: %+v", c)
 	}
-	e := c.Engine("p", []string{"a.b"})
+	e := c.Engine("p", []string{"a.b"}, c.KeylessAccepted)
 	if e.Pipeline != "p" || e.Mode != snapshot.Never || e.Parallelism != 3 || len(e.Tables) != 1 || len(e.KeylessAccepted) != 1 || e.ChunkRows != c.ChunkRows {
 		t.Fatalf("engine config: %+v", e)
 	}

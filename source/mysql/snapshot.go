@@ -730,13 +730,14 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 			return nil, &FatalError{Err: err}
 		}
 	}
-	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list)
-	c.Precedes, c.Log, c.KeylessAccepted = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot"), nil
+	var keyless []string
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		if db, name, err := change.ParseTableName(t); err == nil {
-			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)
+			keyless = append(keyless, db+"."+name)
 		}
 	}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list, keyless)
+	c.Precedes, c.Log = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot")
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}
