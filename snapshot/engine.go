@@ -458,8 +458,10 @@ func (e *Engine) tableGone(id uint64, cause error) bool {
 	now := time.Now()
 	if r.gone.IsZero() {
 		r.gone = now
-		e.log.Warn("snapshot: the table does not exist; looking for it again before the snapshot is abandoned: "+cause.Error(),
-			"table", e.task(id).Table, "grace", e.cfg.TableGoneGrace.String())
+		table := e.task(id).Table
+		e.log.Warn("snapshot: the table does not exist; looking for it again before the snapshot is abandoned: "+cause.Error()+
+			"; fix: none needed if it is back within the grace period (renamed away and back, or dropped and recreated); "+e.goneFix(table),
+			"table", table, "grace", e.cfg.TableGoneGrace.String())
 	}
 	missing := now.Sub(r.gone)
 	if missing >= e.cfg.TableGoneGrace {
@@ -473,6 +475,12 @@ func (e *Engine) tableGone(id uint64, cause error) bool {
 		e.mu.Unlock()
 	})
 	return false
+}
+
+// goneFix is what the operator does about a table whose snapshot found it missing.
+func (e *Engine) goneFix(table string) string {
+	return fmt.Sprintf("if it is gone for good, remove it from the pipeline's tables; if it exists again after its snapshot was abandoned, "+
+		"request a new snapshot of it (cdcd snapshot --config FILE --pipeline %s --table %s)", e.cfg.Pipeline, table)
 }
 
 // tableFound ends a task's streak of missing-table errors (a job of it succeeded).
@@ -623,7 +631,7 @@ func (e *Engine) drop(id uint64, cause error) {
 	if t == nil {
 		return
 	}
-	e.log.Warn("snapshot abandoned: "+cause.Error(), "table", t.Table, "rows_done", t.Rows)
+	e.log.Warn("snapshot abandoned: "+cause.Error()+"; fix: "+e.goneFix(t.Table), "table", t.Table, "rows_done", t.Rows)
 	e.st.Queue = slices.DeleteFunc(e.st.Queue, func(x *Task) bool { return x.ID == id })
 	delete(e.runs, id)
 	e.dirty.Store(true)
