@@ -326,6 +326,9 @@ type job struct {
 	task  *Task // a copy, safe to read outside the lock
 	id    uint64
 	chunk Chunk
+	// missing: the task's table was missing when the job was picked (tableGone); the job's
+	// success ends that streak (tableFound). Other jobs' successes take no lock for it.
+	missing bool
 }
 
 // next blocks until there is a job for a worker (nil when the engine stops).
@@ -353,25 +356,26 @@ func (e *Engine) pick() *job {
 		if now.Before(r.retry) {
 			continue // its table was missing: looked for again later (tableGone)
 		}
+		missing := !r.gone.IsZero()
 		if !r.started {
 			if r.starting {
 				continue
 			}
 			r.starting = true
-			return &job{kind: jobStart, task: copyTask(t), id: t.ID}
+			return &job{kind: jobStart, task: copyTask(t), id: t.ID, missing: missing}
 		}
 		if e.buffered < maxBuffered {
 			for _, c := range t.Pending {
 				if !r.reading[c.Seq] {
 					r.reading[c.Seq] = true
 					e.buffered++
-					return &job{kind: jobRead, task: copyTask(t), id: t.ID, chunk: c}
+					return &job{kind: jobRead, task: copyTask(t), id: t.ID, chunk: c, missing: missing}
 				}
 			}
 		}
 		if !t.Planned && !r.planning && e.buffered < maxBuffered {
 			r.planning = true
-			return &job{kind: jobPlan, task: copyTask(t), id: t.ID}
+			return &job{kind: jobPlan, task: copyTask(t), id: t.ID, missing: missing}
 		}
 	}
 	return nil
@@ -432,7 +436,7 @@ func (e *Engine) worker(ctx context.Context) error {
 			e.drop(j.id, err)
 			continue
 		}
-		if err == nil {
+		if err == nil && j.missing {
 			e.tableFound(j.id)
 		}
 		if err != nil {
@@ -483,7 +487,8 @@ func (e *Engine) goneFix(table string) string {
 		"request a new snapshot of it (cdcd snapshot --config FILE --pipeline %s --table %s)", e.cfg.Pipeline, table)
 }
 
-// tableFound ends a task's streak of missing-table errors (a job of it succeeded).
+// tableFound ends a task's streak of missing-table errors: a job of it picked after the table
+// was found missing succeeded. (A job picked before may have read the table before it went.)
 func (e *Engine) tableFound(id uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
