@@ -188,10 +188,7 @@ func parseLevel(s string) (sr.CompatibilityLevel, error) {
 
 // Topic returns the topic of t's records.
 func (e *Encoder) Topic(t *change.Table) string {
-	if topic, ok := e.overrides[t.QualifiedName()]; ok {
-		return topic
-	}
-	return DefaultTopic(e.cfg.TopicPrefix, t.Schema, t.Name)
+	return TableTopic(e.cfg.TopicPrefix, e.overrides, t.Schema, t.Name)
 }
 
 // Schemas returns the key and value schemas of t without registering them. key is "" when
