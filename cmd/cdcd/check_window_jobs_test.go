@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,6 +17,10 @@ import (
 // no warning of its own for a setting other than FULL, which the pipeline's check already
 // fails on with the fix (it used to warn again for every job and table).
 func TestCheckBeforeImagesUsesThePipelinesChecks(t *testing.T) {
+	job := func(name, topics string) string {
+		return fmt.Sprintf("  - name: %s\n    input: {topics: [%s]}\n    mode: table\n    time: after.at\n"+
+			"    window: {type: tumbling, size: 1m}\n    aggregates: [{name: n, fn: count}]\n    output: {topic: %s_out}\n", name, topics, name)
+	}
 	cfg, err := config.Parse("c.yaml", []byte(`kafka:
   brokers: [localhost:9092]
 schema_registry:
@@ -28,28 +33,7 @@ pipelines:
     source: {mysql: {dsn: "u@tcp(h:3306)/db2", server_id: 78, tables: [db2.c]}}
     snapshot: never
 windows:
-  - name: ab
-    input: {topics: [m.db.a, m.db.b]}
-    mode: table
-    time: after.at
-    window: {type: tumbling, size: 1m}
-    aggregates: [{name: n, fn: count}]
-    output: {topic: ab_out}
-  - name: a
-    input: {topics: [m.db.a]}
-    mode: table
-    time: after.at
-    window: {type: tumbling, size: 1m}
-    aggregates: [{name: n, fn: count}]
-    output: {topic: a_out}
-  - name: c
-    input: {topics: [down.db2.c]}
-    mode: table
-    time: after.at
-    window: {type: tumbling, size: 1m}
-    aggregates: [{name: n, fn: count}]
-    output: {topic: c_out}
-`), func(string) (string, bool) { return "", false })
+`+job("ab", "m.db.a, m.db.b")+job("a", "m.db.a")+job("c", "down.db2.c")), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
