@@ -188,10 +188,7 @@ func parseLevel(s string) (sr.CompatibilityLevel, error) {
 
 // Topic returns the topic of t's records.
 func (e *Encoder) Topic(t *change.Table) string {
-	if topic, ok := e.overrides[t.QualifiedName()]; ok {
-		return topic
-	}
-	return DefaultTopic(e.cfg.TopicPrefix, t.Schema, t.Name)
+	return TableTopic(e.cfg.TopicPrefix, e.overrides, t.Schema, t.Name)
 }
 
 // Schemas returns the key and value schemas of t without registering them. key is "" when
@@ -210,7 +207,7 @@ func (e *Encoder) plan(t *change.Table) (*tablePlan, error) {
 		return nil, &Error{Class: ClassSchemaRejected, Table: t.QualifiedName(),
 			Err: fmt.Errorf("%w; set a shorter topic override for the table", err)}
 	}
-	return buildPlan(t, topic, e.unchangedTOAST(), e.modes())
+	return buildPlan(t, topic, e.unchangedTOAST(), e.typeModes)
 }
 
 func (e *Encoder) state(ctx context.Context, t *change.Table) (*tableState, error) {
@@ -367,7 +364,7 @@ func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrde
 	}
 
 	v := appendHeader(dst.valBuf[:0], st.valueID)
-	if before != nil && !complete(before) && ev.Op == change.OpDelete && e.modes().debezium() {
+	if before != nil && !complete(before) && ev.Op == change.OpDelete && e.typeModes.debezium() {
 		// Debezium's modes write a delete's before as Debezium does: the key and whatever
 		// else the source sent, null for columns it did not send (its JDBC sink needs a
 		// before to delete by). Only when every such column may be null.
@@ -418,9 +415,6 @@ func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrde
 func (e *Encoder) unchangedTOAST() bool {
 	return e.cfg.Connector == "postgresql" || e.cfg.Connector == "postgres"
 }
-
-// modes returns the type modes of the encoder's pipeline.
-func (e *Encoder) modes() typeModes { return e.typeModes }
 
 // appendSource writes the envelope's source block, in sourceSchema's field order.
 func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
@@ -473,8 +467,8 @@ func (e *Encoder) appendSource(v []byte, ev *change.Event, sc *scratch) []byte {
 	sc.text = s
 	v = append(v, unionValue)
 	v = appendBytes(v, s)
-	if m := e.modes(); m.debezium() {
-		v = appendDebeziumSource(v, ev, m.mysql)
+	if e.typeModes.debezium() {
+		v = appendDebeziumSource(v, ev, e.typeModes.mysql)
 	}
 	return v
 }

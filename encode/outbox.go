@@ -55,7 +55,7 @@ func (e *Encoder) encodeOutbox(ctx context.Context, ev *change.Event, dst *Recor
 	var keySchema string
 	switch o.Key.State {
 	case change.Present:
-		cp, typ, err := planColumn(&o.KeyColumn, o.KeyColumn.Kind, false, e.modes())
+		cp, typ, err := planColumn(&o.KeyColumn, o.KeyColumn.Kind, false, e.typeModes)
 		if err != nil {
 			return fail(ClassUndecodable, o.KeyColumn.Name, err)
 		}
@@ -83,7 +83,7 @@ func (e *Encoder) encodeOutbox(ctx context.Context, ev *change.Event, dst *Recor
 			}
 			parsed, valSchema = ps.s, strings.TrimSpace(o.PayloadSchema)
 		} else {
-			cp, typ, err := planColumn(&o.PayloadColumn, o.PayloadColumn.Kind, false, e.modes())
+			cp, typ, err := planColumn(&o.PayloadColumn, o.PayloadColumn.Kind, false, e.typeModes)
 			if err != nil {
 				return fail(ClassUndecodable, o.PayloadColumn.Name, err)
 			}

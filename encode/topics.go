@@ -19,6 +19,23 @@ func DefaultTopic(prefix, schema, name string) string {
 	return topic
 }
 
+// TableTopic is the topic of table schema.name under a pipeline's topic prefix and
+// topics.overrides (keyed by table names as configured, quoted or not, or by OverrideKey):
+// its override, else DefaultTopic. Encoder.Topic and the configuration checks (package topics)
+// both name a table's topic with it.
+func TableTopic(prefix string, overrides map[string]string, schema, name string) string {
+	key := schema + "." + name
+	if topic, ok := overrides[key]; ok {
+		return topic
+	}
+	for table, topic := range overrides {
+		if OverrideKey(table) == key {
+			return topic
+		}
+	}
+	return DefaultTopic(prefix, schema, name)
+}
+
 // OverrideKey turns a configured table name ("schema.table", possibly with quoted parts) into
 // the key Encoder.Topic looks overrides up by: change.Table's QualifiedName.
 func OverrideKey(table string) string {

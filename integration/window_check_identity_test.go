@@ -12,7 +12,7 @@ import (
 // (it retracts every update's and delete's before image), and an events-mode job that counts
 // deletes by a row column. A table-mode job over a table with FULL passes; an events-mode job
 // without deletes, or one that reads no row column (a count of changes by commit time), gets
-// no such check.
+// no such check. Each warning appears once.
 func TestCheckWarnsWindowJobsWithoutFullReplicaIdentity(t *testing.T) {
 	name := uniqueName("winri")
 	s, _, dsn, _ := setup(t, 2*time.Minute, name, `CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, total numeric(10,2), created_at timestamptz);
@@ -48,6 +48,9 @@ ALTER TABLE items REPLICA IDENTITY FULL;`)
 		return ""
 	}
 	for _, j := range []string{"tbl_default", "ev_del"} {
+		if n := strings.Count(out, "window job "+name+"_"+j+": before images of public.orders"); n != 1 {
+			t.Errorf("job %s: the before-images warning appears %d times, want once", j, n)
+		}
 		l := line(j)
 		if !strings.HasPrefix(l, "warn") || !strings.Contains(l, "public.orders") || !strings.Contains(l, "REPLICA IDENTITY DEFAULT") {
 			t.Errorf("job %s: want a warning naming public.orders and its REPLICA IDENTITY DEFAULT, got %q", j, l)

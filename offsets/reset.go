@@ -19,6 +19,12 @@ import (
 // left open. It returns the position it replaced; had is false, and nothing is written, when
 // the pipeline has no committed position.
 func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID string, txTimeout time.Duration, acceptAck uint64) (prev Record, had bool, err error) {
+	return reset(ctx, opts, topic, pipeline, transactionalID, txTimeout, acceptAck, nil)
+}
+
+// reset is Reset; loaded, if set, runs after it has read the position it replaces (a test
+// commits a newer position there, as a running instance could).
+func reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID string, txTimeout time.Duration, acceptAck uint64, loaded func()) (prev Record, had bool, err error) {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txTimeout))...)
 	if err != nil {
 		return prev, had, fmt.Errorf("creating kafka client: %w", err)
@@ -32,8 +38,8 @@ func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID
 		return prev, had, fmt.Errorf("fencing pipeline %s's running instance (transactional id %s): %w", pipeline, transactionalID, err)
 	}
 	prev, had, err = Load(ctx, opts, topic, pipeline)
-	if resetLoaded != nil {
-		resetLoaded()
+	if loaded != nil {
+		loaded()
 	}
 	if err != nil || !had {
 		return prev, had, err
@@ -56,6 +62,3 @@ func Reset(ctx context.Context, opts []kgo.Opt, topic, pipeline, transactionalID
 	}
 	return prev, had, nil
 }
-
-// resetLoaded, when set (by tests), runs after Reset has read the position it replaces.
-var resetLoaded func()

@@ -68,10 +68,8 @@ func TestResetFencesBeforeReading(t *testing.T) {
 	}
 	newer := Record{Pos: change.Position{Tx: 0x900}, Complete: true, AckPosition: 0x900}
 	var instErr error
-	resetLoaded = func() { instErr = commit(newer) }
-	defer func() { resetLoaded = nil }()
-
-	if _, _, err := Reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0x650); err != nil {
+	loaded := func() { instErr = commit(newer) }
+	if _, _, err := reset(ctx, opts, "_off", "shop", "cdcd-shop", 10*time.Second, 0x650, loaded); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := Load(ctx, opts, "_off", "shop")

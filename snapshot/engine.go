@@ -326,6 +326,9 @@ type job struct {
 	task  *Task // a copy, safe to read outside the lock
 	id    uint64
 	chunk Chunk
+	// missing: the task's table was missing when the job was picked (tableGone); the job's
+	// success ends that streak (tableFound). Other jobs' successes take no lock for it.
+	missing bool
 }
 
 // next blocks until there is a job for a worker (nil when the engine stops).
@@ -353,25 +356,26 @@ func (e *Engine) pick() *job {
 		if now.Before(r.retry) {
 			continue // its table was missing: looked for again later (tableGone)
 		}
+		missing := !r.gone.IsZero()
 		if !r.started {
 			if r.starting {
 				continue
 			}
 			r.starting = true
-			return &job{kind: jobStart, task: copyTask(t), id: t.ID}
+			return &job{kind: jobStart, task: copyTask(t), id: t.ID, missing: missing}
 		}
 		if e.buffered < maxBuffered {
 			for _, c := range t.Pending {
 				if !r.reading[c.Seq] {
 					r.reading[c.Seq] = true
 					e.buffered++
-					return &job{kind: jobRead, task: copyTask(t), id: t.ID, chunk: c}
+					return &job{kind: jobRead, task: copyTask(t), id: t.ID, chunk: c, missing: missing}
 				}
 			}
 		}
 		if !t.Planned && !r.planning && e.buffered < maxBuffered {
 			r.planning = true
-			return &job{kind: jobPlan, task: copyTask(t), id: t.ID}
+			return &job{kind: jobPlan, task: copyTask(t), id: t.ID, missing: missing}
 		}
 	}
 	return nil
@@ -432,7 +436,7 @@ func (e *Engine) worker(ctx context.Context) error {
 			e.drop(j.id, err)
 			continue
 		}
-		if err == nil {
+		if err == nil && j.missing {
 			e.tableFound(j.id)
 		}
 		if err != nil {
@@ -458,8 +462,10 @@ func (e *Engine) tableGone(id uint64, cause error) bool {
 	now := time.Now()
 	if r.gone.IsZero() {
 		r.gone = now
-		e.log.Warn("snapshot: the table does not exist; looking for it again before the snapshot is abandoned: "+cause.Error(),
-			"table", e.task(id).Table, "grace", e.cfg.TableGoneGrace.String())
+		table := e.task(id).Table
+		e.log.Warn("snapshot: the table does not exist; looking for it again before the snapshot is abandoned: "+cause.Error()+
+			"; fix: none needed if it is back within the grace period (renamed away and back, or dropped and recreated); "+e.goneFix(table),
+			"table", table, "grace", e.cfg.TableGoneGrace.String())
 	}
 	missing := now.Sub(r.gone)
 	if missing >= e.cfg.TableGoneGrace {
@@ -475,7 +481,14 @@ func (e *Engine) tableGone(id uint64, cause error) bool {
 	return false
 }
 
-// tableFound ends a task's streak of missing-table errors (a job of it succeeded).
+// goneFix is what the operator does about a table whose snapshot found it missing.
+func (e *Engine) goneFix(table string) string {
+	return fmt.Sprintf("if it is gone for good, remove it from the pipeline's tables; if it exists again after its snapshot was abandoned, "+
+		"request a new snapshot of it (cdcd snapshot --config FILE --pipeline %s --table %s)", e.cfg.Pipeline, table)
+}
+
+// tableFound ends a task's streak of missing-table errors: a job of it picked after the table
+// was found missing succeeded. (A job picked before may have read the table before it went.)
 func (e *Engine) tableFound(id uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -623,7 +636,7 @@ func (e *Engine) drop(id uint64, cause error) {
 	if t == nil {
 		return
 	}
-	e.log.Warn("snapshot abandoned: "+cause.Error(), "table", t.Table, "rows_done", t.Rows)
+	e.log.Warn("snapshot abandoned: "+cause.Error()+"; fix: "+e.goneFix(t.Table), "table", t.Table, "rows_done", t.Rows)
 	e.st.Queue = slices.DeleteFunc(e.st.Queue, func(x *Task) bool { return x.ID == id })
 	delete(e.runs, id)
 	e.dirty.Store(true)

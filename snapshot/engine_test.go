@@ -1,9 +1,11 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -571,11 +573,14 @@ func TestTableGoneForAMomentResumes(t *testing.T) {
 }
 
 // TestTableGoneForGoodIsAbandoned: a table that stays missing for TableGoneGrace ends its
-// snapshot (logged), and the engine goes on.
+// snapshot (logged), and the engine goes on. The warnings that the table is missing and that
+// its snapshot is abandoned say what the operator does about it (they named no fix before).
 func TestTableGoneForGoodIsAbandoned(t *testing.T) {
 	db := newFakeDB(10)
 	gone := 1 << 30
-	e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, TableGoneGrace: 300 * time.Millisecond}, false, nil,
+	var logs bytes.Buffer // written by the engine's workers, read once Run returned
+	e, err := New(Config{Pipeline: "p", Tables: []string{"public.t"}, TableGoneGrace: 300 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}, false, nil,
 		func(context.Context) (Worker, error) { return goneWorker{fakeWorker{db}, &gone}, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -593,5 +598,16 @@ func TestTableGoneForGoodIsAbandoned(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("the engine failed: %v", err)
+	}
+	for _, msg := range []string{"the table does not exist", "snapshot abandoned"} {
+		var line string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, msg) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "fix:") || !strings.Contains(line, "pipeline's tables") || !strings.Contains(line, "cdcd snapshot") {
+			t.Errorf("the warning %q names no fix (remove the table from the pipeline's tables, or request its snapshot again): %q", msg, line)
+		}
 	}
 }

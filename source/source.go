@@ -49,12 +49,23 @@ func (c SnapshotConfig) WithDefaults() SnapshotConfig {
 	return c
 }
 
-// Engine is the snapshot engine's configuration for the captured tables (named as the
-// source names them); the source adds its transaction order, logger and metrics.
-func (c SnapshotConfig) Engine(pipeline string, tables []string) snapshot.Config {
+// Engine is the snapshot engine's configuration for the captured tables and the accepted
+// keyless tables (c.KeylessAccepted), both named as the source names them; the source adds
+// its transaction order, logger and metrics.
+func (c SnapshotConfig) Engine(pipeline string, tables, keylessAccepted []string) snapshot.Config {
 	return snapshot.Config{Pipeline: pipeline, Mode: c.Mode, Tables: tables, Parallelism: c.Parallelism,
-		ChunkRows: c.ChunkRows, ChunkBytes: c.ChunkBytes, KeylessAccepted: c.KeylessAccepted, Progress: c.Progress,
+		ChunkRows: c.ChunkRows, ChunkBytes: c.ChunkBytes, KeylessAccepted: keylessAccepted, Progress: c.Progress,
 		SignalKey: c.SignalKey}
+}
+
+// ForgetIfGone drops a snapshot worker's description of table (descs, keyed by table) when
+// *err says the table was found missing (snapshot.ErrTableGone): the engine looks for it again
+// (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may have
+// another shape. Workers defer it with the address of their named error result.
+func ForgetIfGone[D any](descs map[string]D, table string, err *error) {
+	if errors.Is(*err, snapshot.ErrTableGone) {
+		delete(descs, table)
+	}
 }
 
 // errEnded ends a session's other tasks when one returns without an error before the

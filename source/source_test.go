@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -94,8 +95,25 @@ func TestSnapshotConfig(t *testing.T) {
 	if c.Mode != snapshot.Never || c.ChunkRows != snapshot.DefaultChunkRows || c.ChunkBytes != snapshot.DefaultChunkBytes {
 		t.Fatalf("defaults: %+v", c)
 	}
-	e := c.Engine("p", []string{"a.b"})
+	e := c.Engine("p", []string{"a.b"}, c.KeylessAccepted)
 	if e.Pipeline != "p" || e.Mode != snapshot.Never || e.Parallelism != 3 || len(e.Tables) != 1 || len(e.KeylessAccepted) != 1 || e.ChunkRows != c.ChunkRows {
 		t.Fatalf("engine config: %+v", e)
+	}
+}
+
+// TestForgetIfGone: a worker forgets its description of a table found missing (it may come
+// back with another shape), and keeps it on success or on any other error.
+func TestForgetIfGone(t *testing.T) {
+	descs := map[string]int{"a.b": 1, "a.c": 2}
+	for _, err := range []error{nil, errors.New("timeout")} {
+		ForgetIfGone(descs, "a.b", &err)
+	}
+	if len(descs) != 2 {
+		t.Fatalf("forgot a description without the table missing: %v", descs)
+	}
+	gone := fmt.Errorf("a.b: %w", snapshot.ErrTableGone)
+	ForgetIfGone(descs, "a.b", &gone)
+	if _, ok := descs["a.b"]; ok || len(descs) != 1 {
+		t.Fatalf("after the table went missing: %v, want only a.c", descs)
 	}
 }

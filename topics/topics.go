@@ -73,17 +73,11 @@ func Uses(cfg *config.Config) []encode.TopicUse {
 // TableTopic is the change topic pipeline p writes table t (a name in p's tables) to, as the
 // encoder names it; false if t is no valid table name.
 func TableTopic(p *config.Pipeline, t string) (string, bool) {
-	key := encode.OverrideKey(t)
-	for o, topic := range p.Topics.Overrides {
-		if encode.OverrideKey(o) == key {
-			return topic, true
-		}
-	}
 	schema, name, err := change.ParseTableName(t)
 	if err != nil {
 		return "", false
 	}
-	return encode.DefaultTopic(p.Topics.Prefix, schema, name), true
+	return encode.TableTopic(p.Topics.Prefix, p.Topics.Overrides, schema, name), true
 }
 
 // yamlKey writes a configured table name as a YAML mapping key.

@@ -35,6 +35,9 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 	if cfg.Fleet.Enabled {
 		checkFleet(ctx, cfg, rep.Scoped("fleet "+cfg.Fleet.Group))
 	}
+	// The pipelines' connections stay open for the window jobs' checks (checkWindows).
+	src := newSourceTables(cfg)
+	defer src.close()
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
 		scope := rep.Scoped("pipeline " + p.Name + " / " + p.SourceKind())
@@ -45,29 +48,31 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 			conn, err := pgx.Connect(ctx, pg.DSN)
 			if err != nil {
 				scope.Fail("connect", err.Error(), "check the dsn, that the server is reachable, and pg_hba.conf")
+				src.failed[p.Name] = err
 				continue
 			}
+			src.pg[p.Name] = conn
 			scope.OK("connect", "connected")
 			postgres.Preflight(ctx, conn, pg.Slot, pg.Publication, pg.Tables, scope)
 			postgres.CheckKeylessSnapshots(ctx, conn, pg.Tables,
 				postgres.SnapshotChecks{Snapshots: p.Snapshot.Mode != "never", KeylessAccepted: p.Snapshot.AcceptInexactKeyless}, scope)
-			_ = conn.Close(ctx)
 			postgres.CheckReplicationConnection(ctx, pg.DSN, scope)
 		case p.Source.MySQL != nil:
 			conn, err := mysql.Connect(ctx, p.Source.MySQL.DSN)
 			if err != nil {
 				scope.Fail("connect", err.Error(), "check the dsn, that the server is reachable, and the user's host grants")
+				src.failed[p.Name] = err
 				continue
 			}
+			src.my[p.Name] = conn
 			scope.OK("connect", "connected")
 			snap := mysql.SnapshotChecks{Consistency: p.Source.MySQL.SnapshotConsistency, Snapshots: p.Snapshot.Mode != "never",
 				KeylessAccepted: p.Snapshot.AcceptInexactKeyless}
 			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, snap, scope)
 			mysql.CheckKeylessSnapshots(conn, p.Source.MySQL.Tables, snap, scope)
-			_ = conn.Close()
 		}
 	}
-	checkWindows(ctx, cfg, &rep)
+	checkWindows(ctx, cfg, src, &rep)
 	rep.Print(stdout)
 	if rep.Failed() {
 		return &exitError{1, errors.New("some checks failed; see the fixes above")}

@@ -13,7 +13,6 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
-	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/topics"
 	"github.com/cdcd-dev/cdcd/window"
 	"github.com/go-mysql-org/go-mysql/client"
@@ -29,8 +28,9 @@ import (
 // registered and hold the job's fields, the result schemas it would register fit what its
 // output subjects already hold, and the topics it writes exist or can be created (internal
 // topics with equal partition counts). An input a pipeline of this configuration writes but
-// has not created yet is a warning: the job waits for it.
-func checkWindows(ctx context.Context, cfg *config.Config, rep *checks.Report) {
+// has not created yet is a warning: the job waits for it. src holds the connections the
+// pipelines' checks opened.
+func checkWindows(ctx context.Context, cfg *config.Config, src *sourceTables, rep *checks.Report) {
 	if len(cfg.Windows) == 0 {
 		return
 	}
@@ -55,8 +55,6 @@ func checkWindows(ctx context.Context, cfg *config.Config, rep *checks.Report) {
 	for _, u := range topics.Uses(cfg) {
 		writers[u.Topic] = u.What
 	}
-	src := newSourceTables(cfg)
-	defer src.close()
 	for i := range cfg.Windows {
 		scope := rep.Scoped("window job " + cfg.Windows[i].Name)
 		checkWindow(ctx, cfg, &cfg.Windows[i], adm, srcl, writers, scope)
@@ -65,12 +63,16 @@ func checkWindows(ctx context.Context, cfg *config.Config, rep *checks.Report) {
 }
 
 // sourceTables knows which table of which pipeline of the configuration writes each change
-// topic, and connects to the pipelines' databases (once each) to ask how they log old rows.
+// topic, and holds the connections to the pipelines' databases that the pipelines' checks
+// opened (one each), to ask them how they log old rows.
 type sourceTables struct {
 	byTopic map[string]sourceTable
 	pg      map[string]*pgx.Conn
 	my      map[string]*client.Conn
-	failed  map[string]error
+	// failed: why a pipeline's connection could not be opened (its check reported it).
+	failed map[string]error
+	// rowImage is a MySQL pipeline's server's @@GLOBAL.binlog_row_image, read once.
+	rowImage map[string]string
 }
 
 type sourceTable struct {
@@ -79,7 +81,8 @@ type sourceTable struct {
 }
 
 func newSourceTables(cfg *config.Config) *sourceTables {
-	s := &sourceTables{byTopic: map[string]sourceTable{}, pg: map[string]*pgx.Conn{}, my: map[string]*client.Conn{}, failed: map[string]error{}}
+	s := &sourceTables{byTopic: map[string]sourceTable{}, pg: map[string]*pgx.Conn{}, my: map[string]*client.Conn{},
+		failed: map[string]error{}, rowImage: map[string]string{}}
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
 		for _, t := range p.Tables() {
@@ -111,11 +114,7 @@ func (s *sourceTables) oldRows(ctx context.Context, st sourceTable) (full bool, 
 	case st.p.Source.Postgres != nil:
 		conn := s.pg[name]
 		if conn == nil {
-			if conn, err = pgx.Connect(ctx, st.p.Source.Postgres.DSN); err != nil {
-				s.failed[name] = err
-				return false, "", err
-			}
-			s.pg[name] = conn
+			return false, "", errNoConnection
 		}
 		schema, table, err := change.ParseTableName(st.table)
 		if err != nil {
@@ -133,23 +132,26 @@ func (s *sourceTables) oldRows(ctx context.Context, st sourceTable) (full bool, 
 		names := map[string]string{"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
 		return ident == "f", "REPLICA IDENTITY " + names[ident], nil
 	case st.p.Source.MySQL != nil:
-		conn := s.my[name]
-		if conn == nil {
-			if conn, err = mysql.Connect(ctx, st.p.Source.MySQL.DSN); err != nil {
-				s.failed[name] = err
-				return false, "", err
+		v, ok := s.rowImage[name]
+		if !ok {
+			conn := s.my[name]
+			if conn == nil {
+				return false, "", errNoConnection
 			}
-			s.my[name] = conn
+			r, err := conn.Execute("SELECT @@GLOBAL.binlog_row_image")
+			if err != nil {
+				return false, "", fmt.Errorf("reading binlog_row_image: %w", err)
+			}
+			v, _ = r.GetString(0, 0)
+			s.rowImage[name] = v
 		}
-		r, err := conn.Execute("SELECT @@GLOBAL.binlog_row_image")
-		if err != nil {
-			return false, "", fmt.Errorf("reading binlog_row_image: %w", err)
-		}
-		v, _ := r.GetString(0, 0)
 		return strings.EqualFold(v, "FULL"), "binlog_row_image " + v, nil
 	}
 	return true, "", nil
 }
+
+// errNoConnection: the pipeline's checks did not connect to its database.
+var errNoConnection = errors.New("no connection to the pipeline's database")
 
 // checkBeforeImages warns about a job that needs before images (table mode; events mode
 // counting deletes by a row column) over an input table whose source leaves them out (a
@@ -186,8 +188,8 @@ func checkBeforeImages(ctx context.Context, w *config.Window, src *sourceTables,
 		case full:
 			rep.OK(check, fmt.Sprintf("%s: updates and deletes carry their complete old row", setting))
 		case st.p.Source.MySQL != nil:
-			rep.Warn(check, fmt.Sprintf("the server of pipeline %s has %s: updates and deletes of %s may come without their complete old row, and %s: %s", st.p.Name, setting, st.table, need, outcome),
-				"SET GLOBAL binlog_row_image = 'FULL' and set it in my.cnf")
+			// Not FULL: the pipeline's own check fails on binlog_row_image and names the fix;
+			// one report of a server's setting is enough, not one more per job and table.
 		default:
 			fix := fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", sqlTableName(st.table))
 			if spec.Mode != window.ModeTable {

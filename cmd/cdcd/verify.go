@@ -14,12 +14,10 @@ import (
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/config"
 	"github.com/cdcd-dev/cdcd/offsets"
-	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/cdcd-dev/cdcd/verify"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -206,16 +204,13 @@ type myVerifySource struct {
 	pipeline, offsetsTopic string
 	kopts                  []kgo.Opt
 
-	// cl reads the offsets topic for every look (made at the first one; offsets.ReaderOpts,
-	// so it serves the committed reader, the uncommitted scan and admin requests alike), and
-	// committed reads it incrementally: a look reads only what was written since the last.
+	// cl reads the offsets topic for every look (made at the first one, with
+	// offsets.ReaderOpts), and committed reads it incrementally: a look reads only what was
+	// written since the last. The reader reads to the high watermark and decides itself which
+	// records are committed, so another pipeline's transaction left open in the shared topic
+	// does not hold it back.
 	cl        *kgo.Client
 	committed *offsets.Reader
-
-	// The uncommitted scan of the offsets topic (see caughtUncommitted): how far it read,
-	// and the positions of the pipeline's last two records.
-	scanned    int64
-	last, prev uint64
 }
 
 func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) {
@@ -230,46 +225,7 @@ func (s *myVerifySource) Caught(ctx context.Context, mark uint64) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	if ok && rec.Pos.Tx >= mark {
-		return true, nil
-	}
-	return s.caughtUncommitted(ctx, mark)
-}
-
-// caughtUncommitted answers Caught when read_committed readers of the offsets topic are held
-// back: the topic is shared, and a transaction another pipeline's crashed process left open
-// holds its last stable offset until the transaction times out. It reads the pipeline's own
-// records uncommitted: the pipeline runs one transaction at a time, so when its transactional
-// id has no transaction in progress its last record is committed, and otherwise every record
-// before the last is.
-func (s *myVerifySource) caughtUncommitted(ctx context.Context, mark uint64) (bool, error) {
-	cl := s.cl
-	adm := kadm.NewClient(cl)
-	txs, err := adm.DescribeTransactions(ctx, pipeline.TransactionalID(s.pipeline))
-	if err != nil {
-		return false, nil // cannot tell (no DESCRIBE on the transactional id): wait for read_committed
-	}
-	tx, ok := txs[pipeline.TransactionalID(s.pipeline)]
-	if !ok || tx.Err != nil {
-		return false, nil
-	}
-	ends, err := adm.ListEndOffsets(ctx, s.offsetsTopic)
-	if err != nil {
-		return false, nil
-	}
-	end, ok := ends.Lookup(s.offsetsTopic, 0)
-	if ok && end.Offset > s.scanned {
-		if err := s.scan(ctx, cl, end.Offset); err != nil {
-			return false, err
-		}
-	}
-	switch tx.State {
-	case "CompleteCommit":
-		return s.last >= mark, nil
-	case "Ongoing", "PrepareCommit":
-		return s.prev >= mark, nil
-	}
-	return false, nil
+	return ok && rec.Pos.Tx >= mark, nil
 }
 
 // Close closes the table reader and the offsets topic's client.
@@ -280,37 +236,6 @@ func (s *myVerifySource) Close() {
 	if s.TableReader != nil {
 		s.TableReader.Close()
 	}
-}
-
-// scan reads the offsets topic from where the last scan stopped to end, keeping the positions
-// of the pipeline's last two records.
-func (s *myVerifySource) scan(ctx context.Context, cl *kgo.Client, end int64) error {
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.offsetsTopic: {0: kgo.NewOffset().At(s.scanned)}})
-	defer cl.RemoveConsumePartitions(map[string][]int32{s.offsetsTopic: {0}})
-	for s.scanned < end {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return ferr
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < s.scanned {
-				return
-			}
-			s.scanned = r.Offset + 1
-			if r.Attrs.IsControl() || string(r.Key) != s.pipeline || r.Value == nil {
-				return
-			}
-			if rec, err := offsets.Unmarshal(r.Value); err == nil {
-				s.prev, s.last = s.last, rec.Pos.Tx
-			}
-		})
-	}
-	return nil
 }
 
 func printVerifyProgress(w io.Writer, pr verify.Progress) {

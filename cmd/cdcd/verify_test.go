@@ -53,7 +53,8 @@ func TestVerifyRepairNamesUnrepairableKeys(t *testing.T) {
 }
 
 // The MySQL verify source follows the pipeline's committed position look after look with one
-// client, reading only what was written since the last look.
+// client, reading only what was written since the last look, also behind another producer's
+// transaction left open in the shared offsets topic.
 func TestMyVerifySourceCaughtFollowsCommits(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -119,6 +120,23 @@ func TestMyVerifySourceCaughtFollowsCommits(t *testing.T) {
 	}
 	if !caught(250) || caught(350) {
 		t.Fatal("after committing 300: want caught up to 250, not to 350")
+	}
+	// Another producer's transaction left open in the shared topic holds its last stable
+	// offset back; the pipeline's commits behind it still count.
+	holder, err := kgo.NewClient(append(kopts, kgo.TransactionalID("holder"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := holder.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.ProduceSync(ctx, &kgo.Record{Topic: "_off", Key: []byte("holder"), Value: []byte("{}")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	commit(400)
+	if !caught(350) || caught(450) {
+		t.Fatal("after committing 400 behind another producer's open transaction: want caught up to 350, not to 450")
 	}
 	if s.cl != first {
 		t.Fatal("a look made a new Kafka client")

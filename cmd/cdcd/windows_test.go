@@ -144,7 +144,7 @@ windows:
 		t.Fatal(err)
 	}
 	var rep checks.Report
-	checkWindows(ctx, cfg, &rep)
+	checkWindows(ctx, cfg, newSourceTables(cfg), &rep)
 	var out strings.Builder
 	rep.Print(&out)
 	t.Logf("\n%s", out.String())

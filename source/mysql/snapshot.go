@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -271,15 +272,6 @@ func (d *myTable) unreadableErr(table string) error {
 	return fmt.Errorf("table %s (snapshot): %w; %s", table, d.unreadable[i], unreadableFix)
 }
 
-// forgetIfGone drops the worker's description of a table found missing: the engine looks for
-// it again (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may
-// have another shape.
-func (w *snapWorker) forgetIfGone(table string, err *error) {
-	if errors.Is(*err, snapshot.ErrTableGone) {
-		delete(w.descs, table)
-	}
-}
-
 func (w *snapWorker) Describe(_ context.Context, t *snapshot.Task) (bool, int64, error) {
 	d, err := w.describe(t.Table)
 	if err != nil {
@@ -411,7 +403,7 @@ func (w *snapWorker) chunkRows(d *myTable, rows int) int {
 }
 
 func (w *snapWorker) Plan(_ context.Context, t *snapshot.Task, rows int) (_ []string, _ bool, err error) {
-	defer w.forgetIfGone(t.Table, &err)
+	defer source.ForgetIfGone(w.descs, t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, false, err
@@ -536,7 +528,7 @@ func (w *snapWorker) snapshotPos() (uint64, error) {
 // Read reads a chunk in a consistent snapshot and tells which binlog transactions that
 // snapshot saw (see the comment at the top of this file).
 func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (_ *snapshot.Read, err error) {
-	defer w.forgetIfGone(t.Table, &err)
+	defer source.ForgetIfGone(w.descs, t.Table, &err)
 	d, err := w.describe(t.Table)
 	if err != nil {
 		return nil, err
@@ -738,13 +730,14 @@ func (s *Source) snapshotEngine(conn *client.Conn, flavor string, resume change.
 			return nil, &FatalError{Err: err}
 		}
 	}
-	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list)
-	c.Precedes, c.Log, c.KeylessAccepted = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot"), nil
+	var keyless []string
 	for _, t := range s.cfg.Snapshot.KeylessAccepted {
 		if db, name, err := change.ParseTableName(t); err == nil {
-			c.KeylessAccepted = append(c.KeylessAccepted, db+"."+name)
+			keyless = append(keyless, db+"."+name)
 		}
 	}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, s.tables.list, keyless)
+	c.Precedes, c.Log = func(a, b uint64) bool { return a < b }, s.log.With("component", "snapshot")
 	if s.cfg.SnapshotMetrics != nil {
 		c.Metrics = s.cfg.SnapshotMetrics
 	}

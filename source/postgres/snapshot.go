@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/change"
 	"github.com/cdcd-dev/cdcd/snapshot"
+	"github.com/cdcd-dev/cdcd/source"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -292,15 +293,6 @@ func (w *snapWorker) describe(ctx context.Context, table string) (*snapTable, er
 	return d, nil
 }
 
-// forgetIfGone drops the worker's description of a table found missing: the engine looks for
-// it again (snapshot.DefaultTableGoneGrace), and a table dropped and recreated meanwhile may
-// have another shape.
-func (w *snapWorker) forgetIfGone(table string, err *error) {
-	if errors.Is(*err, snapshot.ErrTableGone) {
-		delete(w.descs, table)
-	}
-}
-
 func (w *snapWorker) Describe(ctx context.Context, t *snapshot.Task) (bool, int64, error) {
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
@@ -402,7 +394,7 @@ func textArgs(v []string) [][]byte {
 }
 
 func (w *snapWorker) Plan(ctx context.Context, t *snapshot.Task, rows int) (_ []string, _ bool, err error) {
-	defer w.forgetIfGone(t.Table, &err)
+	defer source.ForgetIfGone(w.descs, t.Table, &err)
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
 		return nil, false, err
@@ -472,7 +464,7 @@ func (w *snapWorker) planPages(ctx context.Context, d *snapTable, t *snapshot.Ta
 }
 
 func (w *snapWorker) Read(ctx context.Context, t *snapshot.Task, c snapshot.Chunk, maxBytes int64) (rd *snapshot.Read, err error) {
-	defer w.forgetIfGone(t.Table, &err)
+	defer source.ForgetIfGone(w.descs, t.Table, &err)
 	d, err := w.describe(ctx, t.Table)
 	if err != nil {
 		return nil, err

@@ -283,15 +283,15 @@ func (s *Source) startReplication(ctx context.Context, conn *pgx.Conn, repl *pgc
 
 // snapshotEngine builds the session's snapshot engine from the committed progress.
 func (s *Source) snapshotEngine(resume change.Resume) (*snapshot.Engine, error) {
-	tables := make([]string, len(s.cfg.Tables))
-	for i, t := range s.cfg.Tables {
-		tables[i] = normalizeTable(t)
+	normalize := func(ts []string) []string {
+		n := make([]string, len(ts))
+		for i, t := range ts {
+			n[i] = normalizeTable(t)
+		}
+		return n
 	}
-	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, tables)
-	c.Precedes, c.Log, c.KeylessAccepted = xidPrecedes, s.log.With("component", "snapshot"), nil
-	for _, t := range s.cfg.Snapshot.KeylessAccepted {
-		c.KeylessAccepted = append(c.KeylessAccepted, normalizeTable(t))
-	}
+	c := s.cfg.Snapshot.Engine(s.cfg.Pipeline, normalize(s.cfg.Tables), normalize(s.cfg.Snapshot.KeylessAccepted))
+	c.Precedes, c.Log = xidPrecedes, s.log.With("component", "snapshot")
 	if s.cfg.Metrics != nil && s.cfg.Metrics.Snapshot != nil {
 		c.Metrics = s.cfg.Metrics.Snapshot
 	}
