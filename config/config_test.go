@@ -219,6 +219,40 @@ func TestMySQLSnapshotConsistency(t *testing.T) {
 	}
 }
 
+// source.mysql.xa_recover defaults to check, takes skip, and refuses anything else with the
+// values.
+func TestMySQLXARecover(t *testing.T) {
+	mysqlBase := strings.Replace(base, `      postgres:
+        dsn: postgres://postgres@127.0.0.1:55432/shop
+        tables: [public.orders]`, `      mysql:
+        dsn: root@tcp(127.0.0.1:33306)/inventory
+        server_id: 7
+        tables: [inventory.items]`, 1)
+	cfg, err := Parse("c.yaml", []byte(mysqlBase), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Source.MySQL.XARecover; got != "check" {
+		t.Errorf("default xa_recover = %q, want check", got)
+	}
+	for _, mode := range []string{"check", "skip"} {
+		y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        xa_recover: "+mode+"\n", 1)
+		cfg, err := Parse("c.yaml", []byte(y), noEnv)
+		if err != nil {
+			t.Errorf("%s: %v", mode, err)
+			continue
+		}
+		if got := cfg.Pipelines[0].Source.MySQL.XARecover; got != mode {
+			t.Errorf("xa_recover = %q, want %q", got, mode)
+		}
+	}
+	y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        xa_recover: off\n", 1)
+	_, err = Parse("c.yaml", []byte(y), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "pipelines[0].source.mysql.xa_recover") || !strings.Contains(err.Error(), "check (the default) or skip") {
+		t.Errorf("xa_recover: off: %v; want a problem at the key naming check and skip", err)
+	}
+}
+
 func TestEnvExpansion(t *testing.T) {
 	env := map[string]string{"PG_HOST": "db.internal", "SERVER_ID": "4242", "PREFIX": "sales"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
