@@ -188,8 +188,10 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer bl.close(s.log)
 
+	cat := &catalogConn{dsn: s.cfg.DSN}
+	defer cat.close()
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: sess.flavor, csumLen: sess.csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable,
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: cat.table, columns: cat.columns,
 		server: sess.server, shift: sess.start.Shift, rebuildGTIDs: sess.rebuild}
 	if resume.Committed {
 		st.resumeTx = resume.Pos.Tx
@@ -402,21 +404,6 @@ func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlog
 			return nil
 		}
 	}
-}
-
-// catalogTable reads a table's shape from the catalog, on a connection of its own (rare: a
-// TRUNCATE of a table the stream has not seen).
-func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Table, error) {
-	conn, err := Connect(ctx, s.cfg.DSN)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if err := PrepareSnapshotSession(conn); err != nil { // UTC: TIMESTAMP defaults as the stream reads them
-		return nil, err
-	}
-	t, _, err := TableFromCatalog(conn, db, table)
-	return t, err
 }
 
 type handlerFunc func(*replication.BinlogEvent) error
