@@ -1,10 +1,8 @@
 package mysql
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 )
@@ -14,26 +12,8 @@ import (
 // server closed is opened again. Needs the stack's MariaDB (CDCD_TEST_STACK=1 and
 // CDCD_TEST_MYSQL_DSN).
 func TestCatalogConnKept(t *testing.T) {
-	dsn := os.Getenv("CDCD_TEST_MYSQL_DSN")
-	if os.Getenv("CDCD_TEST_STACK") == "" || dsn == "" {
-		t.Skip("needs the stack's MariaDB: set CDCD_TEST_STACK=1 and CDCD_TEST_MYSQL_DSN (e.g. root@tcp(127.0.0.1:33306)/)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	db := fmt.Sprintf("cdcd_catconn%d", time.Now().UnixNano()%1_000_000_000)
-	if _, err := admin.Execute("CREATE DATABASE " + db); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = admin.Execute("DROP DATABASE IF EXISTS " + db) }()
-	if _, err := admin.Execute("CREATE TABLE " + db + ".t (id INT PRIMARY KEY, u UUID, n INT NOT NULL DEFAULT 7)"); err != nil {
-		t.Fatal(err)
-	}
-	cat := &catalogConn{dsn: dsn}
+	ctx, src, admin, db := serverDB(t, 1, 1<<20, "CREATE TABLE t (id INT PRIMARY KEY, u UUID, n INT NOT NULL DEFAULT 7)")
+	cat := &catalogConn{dsn: src.cfg.DSN}
 	defer cat.close()
 	cols, err := cat.columns(ctx, db, "t")
 	if err != nil {
