@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -276,11 +277,16 @@ func xaRecoverFailed(flavor string, account func() string, err error) error {
 	if !xaRecoverDenied(err) {
 		return fmt.Errorf("XA RECOVER: %w", err)
 	}
-	const why = "a new pipeline runs XA RECOVER to take its first position while no XA transaction branch is prepared (a branch prepared before that position and committed after it would be lost), but the server refused it (%v); "
+	why, fix := xaRecoverRefused(flavor, account)
+	return &FatalError{Err: fmt.Errorf("a new pipeline runs XA RECOVER to take its first position while no XA transaction branch is prepared (a branch prepared before that position and committed after it would be lost), but the server refused it (%v): %s; fix: %s", err, why, fix)}
+}
+
+// xaRecoverRefused says why a server refuses XA RECOVER, and the fix.
+func xaRecoverRefused(flavor string, account func() string) (why, fix string) {
 	const skip = "or, if no application uses XA transactions on this server, set source.mysql.xa_recover: skip to start without the check"
 	if flavor == gomysql.MariaDBFlavor {
-		return &FatalError{Err: fmt.Errorf(why+"MariaDB lets every user run XA RECOVER, so something between cdcd and the server refused it; "+
-			"fix: point the DSN at the MariaDB server itself (not a proxy that filters statements), "+skip, err)}
+		return "MariaDB lets every user run XA RECOVER, so something between cdcd and the server refused it",
+			"point the DSN at the MariaDB server itself (not a proxy that filters statements), " + skip
 	}
 	user, host := "<cdcd user>", "%"
 	if a := account(); a != "" {
@@ -290,6 +296,30 @@ func xaRecoverFailed(flavor string, account func() string, err error) error {
 			user = a
 		}
 	}
-	return &FatalError{Err: fmt.Errorf(why+"MySQL 8.0.19+ lets only users with XA_RECOVER_ADMIN run it; "+
-		"fix: GRANT XA_RECOVER_ADMIN ON *.* TO '%s'@'%s', "+skip, err, user, host)}
+	return "MySQL 8.0.19+ lets only users with XA_RECOVER_ADMIN run it", fmt.Sprintf("GRANT XA_RECOVER_ADMIN ON *.* TO '%s'@'%s', %s", user, host, skip)
+}
+
+// CheckXARecover checks that a new pipeline can run XA RECOVER at its first start (see
+// firstPosition); mode is source.mysql.xa_recover. A refusal is a warning: it stops a new
+// pipeline, but one with a committed position never asks. `cdcd check` runs it.
+func CheckXARecover(conn *client.Conn, mode string, rep *checks.Scoped) {
+	checkXARecover(mode, detectFlavor(conn), connProbe(conn, ""), rep)
+}
+
+func checkXARecover(mode, flavor string, p xaProbe, rep *checks.Scoped) {
+	const name = "XA RECOVER"
+	if mode == XARecoverSkip {
+		rep.OK(name, "not asked (xa_recover: skip): a new pipeline takes its first position without checking for prepared XA branches")
+		return
+	}
+	_, err := p.prepared()
+	switch {
+	case err == nil:
+		rep.OK(name, "allowed: a new pipeline takes its first position while no XA branch is prepared")
+	case xaRecoverDenied(err):
+		why, fix := xaRecoverRefused(flavor, p.account)
+		rep.Warn(name, fmt.Sprintf("refused (%v): %s; a new pipeline (no committed position) stops at its first start", err, why), fix)
+	default:
+		rep.Warn(name, "failed: "+err.Error()+"; a new pipeline stops at its first start while it fails", "run XA RECOVER as the cdcd user to see why")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/checks"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
@@ -104,5 +105,30 @@ func TestFirstStartXAWaitEndsWithContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 150*time.Millisecond {
 		t.Fatalf("the wait ended %v after the cancel; want at once", d)
+	}
+}
+
+// TestCheckXARecover: `cdcd check` warns, with the grant, when the user may not run XA RECOVER
+// (a new pipeline would stop at its first start), and passes when it may or the check is
+// skipped.
+func TestCheckXARecover(t *testing.T) {
+	probe := func(err error) xaProbe {
+		return xaProbe{prepared: func() ([]string, error) { return nil, err }, account: func() string { return "cdcd@10.%" }}
+	}
+	for _, c := range []struct {
+		name, mode string
+		err        error
+		want       checks.Status
+		fix        string
+	}{
+		{"refused", XARecoverCheck, xaRecoverDeniedErr, checks.Warn, "GRANT XA_RECOVER_ADMIN ON *.* TO 'cdcd'@'10.%'"},
+		{"allowed", XARecoverCheck, nil, checks.OK, ""},
+		{"skipped", XARecoverSkip, xaRecoverDeniedErr, checks.OK, ""},
+	} {
+		var rep checks.Report
+		checkXARecover(c.mode, gomysql.MySQLFlavor, probe(c.err), rep.Scoped("p"))
+		if len(rep.Results) != 1 || rep.Results[0].Status != c.want || !strings.Contains(rep.Results[0].Fix, c.fix) {
+			t.Errorf("%s: %+v; want status %v with fix %q", c.name, rep.Results, c.want, c.fix)
+		}
 	}
 }
