@@ -294,6 +294,10 @@ type MySQL struct {
 	// watermarks (a low watermark row written before each chunk; any server), or auto (the
 	// default: binlog_snapshot on MariaDB, watermarks on MySQL).
 	SnapshotConsistency string `yaml:"snapshot_consistency"`
+	// XARecover: check (the default) takes a new pipeline's first position only while XA
+	// RECOVER lists no prepared branch, and stops if the user may not run it; skip starts
+	// without asking (docs/mysql.md).
+	XARecover string `yaml:"xa_recover"`
 }
 
 // Topics names the Kafka topics of a pipeline.

@@ -191,31 +191,50 @@ pipelines:
 	}
 }
 
-// source.mysql.snapshot_consistency defaults to auto and takes each mode.
-func TestMySQLSnapshotConsistency(t *testing.T) {
-	mysqlBase := strings.Replace(base, `      postgres:
+// mysqlBase is base with a MySQL source instead of the Postgres one.
+var mysqlBase = strings.Replace(base, `      postgres:
         dsn: postgres://postgres@127.0.0.1:55432/shop
         tables: [public.orders]`, `      mysql:
         dsn: root@tcp(127.0.0.1:33306)/inventory
         server_id: 7
         tables: [inventory.items]`, 1)
+
+// checkMySQLChoice checks that source.mysql.<key> defaults to def and takes each of values.
+func checkMySQLChoice(t *testing.T, key, def string, values []string, get func(*MySQL) string) {
+	t.Helper()
 	cfg, err := Parse("c.yaml", []byte(mysqlBase), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Pipelines[0].Source.MySQL.SnapshotConsistency; got != "auto" {
-		t.Errorf("default snapshot_consistency = %q, want auto", got)
+	if got := get(cfg.Pipelines[0].Source.MySQL); got != def {
+		t.Errorf("default %s = %q, want %s", key, got, def)
 	}
-	for _, mode := range []string{"auto", "binlog_snapshot", "watermarks"} {
-		y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        snapshot_consistency: "+mode+"\n", 1)
+	for _, v := range values {
+		y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        "+key+": "+v+"\n", 1)
 		cfg, err := Parse("c.yaml", []byte(y), noEnv)
 		if err != nil {
-			t.Errorf("%s: %v", mode, err)
+			t.Errorf("%s: %v", v, err)
 			continue
 		}
-		if got := cfg.Pipelines[0].Source.MySQL.SnapshotConsistency; got != mode {
-			t.Errorf("snapshot_consistency = %q, want %q", got, mode)
+		if got := get(cfg.Pipelines[0].Source.MySQL); got != v {
+			t.Errorf("%s = %q, want %q", key, got, v)
 		}
+	}
+}
+
+// source.mysql.snapshot_consistency defaults to auto and takes each mode.
+func TestMySQLSnapshotConsistency(t *testing.T) {
+	checkMySQLChoice(t, "snapshot_consistency", "auto", []string{"auto", "binlog_snapshot", "watermarks"}, func(m *MySQL) string { return m.SnapshotConsistency })
+}
+
+// source.mysql.xa_recover defaults to check, takes skip, and refuses anything else with the
+// values.
+func TestMySQLXARecover(t *testing.T) {
+	checkMySQLChoice(t, "xa_recover", "check", []string{"check", "skip"}, func(m *MySQL) string { return m.XARecover })
+	y := strings.Replace(mysqlBase, "        server_id: 7\n", "        server_id: 7\n        xa_recover: off\n", 1)
+	_, err := Parse("c.yaml", []byte(y), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "pipelines[0].source.mysql.xa_recover") || !strings.Contains(err.Error(), "check (the default) or skip") {
+		t.Errorf("xa_recover: off: %v; want a problem at the key naming check and skip", err)
 	}
 }
 

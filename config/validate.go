@@ -141,6 +141,9 @@ func (c *Config) applyDefaults() {
 			if my.SnapshotConsistency == "" {
 				my.SnapshotConsistency = "auto"
 			}
+			if my.XARecover == "" {
+				my.XARecover = "check"
+			}
 		}
 		if pg := p.Source.Postgres; pg != nil {
 			if pg.Slot == "" {
@@ -429,6 +432,10 @@ func validateMySQL(ps *problems, at string, my *MySQL, serverIDs map[uint32]int,
 	if !oneOf(my.SnapshotConsistency, "auto", "binlog_snapshot", "watermarks") {
 		ps.add(at+".snapshot_consistency", fmt.Sprintf("unknown snapshot consistency mode %s", quote(my.SnapshotConsistency)),
 			"use auto (the default), binlog_snapshot (MariaDB only) or watermarks")
+	}
+	if !oneOf(my.XARecover, "check", "skip") {
+		ps.add(at+".xa_recover", fmt.Sprintf("unknown xa_recover %s", quote(my.XARecover)),
+			"use check (the default) or skip (start a new pipeline without asking XA RECOVER; see docs/mysql.md)")
 	}
 	if my.Flavor != "" && !oneOf(my.Flavor, "mysql", "mariadb") {
 		ps.add(at+".flavor", fmt.Sprintf("unknown flavor %s", quote(my.Flavor)), "use mysql or mariadb, or leave it out to detect it")

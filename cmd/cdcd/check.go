@@ -70,6 +70,7 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 				KeylessAccepted: p.Snapshot.AcceptInexactKeyless}
 			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, snap, scope)
 			mysql.CheckKeylessSnapshots(conn, p.Source.MySQL.Tables, snap, scope)
+			mysql.CheckXARecover(conn, p.Source.MySQL.XARecover, scope)
 		}
 	}
 	checkWindows(ctx, cfg, src, &rep)

@@ -17,7 +17,7 @@ func newMySQLSource(p *config.Pipeline, d deps, drain time.Duration) (pipeline.S
 	src, err := mysql.New(mysql.Config{
 		Pipeline: p.Name, DSN: my.DSN, ServerID: my.ServerID, Tables: my.Tables, Flavor: my.Flavor,
 		HeartbeatInterval: my.HeartbeatInterval.D, Log: d.log, Snapshot: snapshotConfig(p, d),
-		SignalTable: my.SignalTable, SnapshotConsistency: my.SnapshotConsistency,
+		SignalTable: my.SignalTable, SnapshotConsistency: my.SnapshotConsistency, XARecover: my.XARecover,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,39 +36,23 @@ const unreadableFix = "fix: change the column to a type and character set cdcd r
 // and its error in unreadable (by column index), so a snapshot can read the table's rows and
 // make each a poison record naming the column, as the stream does with the table's changes.
 func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*change.Table, []ColumnSpec, map[int]error, error) {
-	r, err := conn.Execute(`SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.NUMERIC_PRECISION, 0), COALESCE(c.NUMERIC_SCALE, 0),
-		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0),
-		COALESCE(c.COLUMN_DEFAULT, ''), c.COLUMN_DEFAULT IS NULL, c.EXTRA
-		FROM information_schema.COLUMNS c LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME
-		WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION`, db, table)
+	rows, err := catalogColumns(conn, db, table)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
+		return nil, nil, nil, err
 	}
-	if r.RowNumber() == 0 {
+	if len(rows) == 0 {
 		return nil, nil, nil, fmt.Errorf("table %s.%s %w (or the user may not see it: GRANT SELECT)", db, table, errNoTable)
 	}
-	specs := make([]ColumnSpec, r.RowNumber())
+	specs := make([]ColumnSpec, len(rows))
 	cols := make([]change.Column, len(specs))
 	var unreadable map[int]error
-	mariadb := isMariaDB(conn)
-	for i := range specs {
-		name, _ := r.GetString(i, 0)
-		dataType, _ := r.GetString(i, 1)
-		colType, _ := r.GetString(i, 2)
-		nullable, _ := r.GetString(i, 3)
-		prec, _ := r.GetUint(i, 4)
-		scale, _ := r.GetUint(i, 5)
-		fsp, _ := r.GetUint(i, 6)
-		octets, _ := r.GetUint(i, 7)
-		collation, _ := r.GetUint(i, 8)
-		s, err := specFromCatalog(name, strings.ToLower(dataType), colType, prec, scale, fsp, octets, collation)
-		def, _ := r.GetString(i, 9)
-		defNull, _ := r.GetInt(i, 10)
-		extra, _ := r.GetString(i, 11)
-		s.Nullable = nullable == "YES"
+	mariadb := detectFlavor(conn) == gomysql.MariaDBFlavor
+	for i, c := range rows {
+		s, err := specFromCatalog(c.name, c.dataType, c.colType, c.prec, c.scale, c.fsp, c.octets, c.collation)
+		s.Nullable = c.nullable
 		if err == nil {
 			cols[i], err = s.Column()
-			cols[i].Default = columnDefault(&s, &cols[i], mariadb, def, defNull != 0, extra)
+			cols[i].Default = columnDefault(&s, &cols[i], mariadb, c.def, c.defNull, c.extra)
 		}
 		if err != nil {
 			if !tolerate {
@@ -77,8 +62,8 @@ func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*chan
 				unreadable = map[int]error{}
 			}
 			unreadable[i] = err
-			s = ColumnSpec{Name: name, Type: gomysql.MYSQL_TYPE_BLOB, Meta: 4, Collation: collationBinary, Nullable: s.Nullable}
-			cols[i] = change.Column{Name: name, Nullable: s.Nullable, Kind: change.KindBytes, SourceType: strings.ToLower(dataType)}
+			s = ColumnSpec{Name: c.name, Type: gomysql.MYSQL_TYPE_BLOB, Meta: 4, Collation: collationBinary, Nullable: s.Nullable}
+			cols[i] = change.Column{Name: c.name, Nullable: s.Nullable, Kind: change.KindBytes, SourceType: c.dataType}
 		}
 		specs[i] = s
 	}
@@ -97,6 +82,116 @@ func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*chan
 		}
 	}
 	return t, specs, unreadable, nil
+}
+
+// catalogColumn is a column as information_schema.COLUMNS describes it (dataType lowercased;
+// def is COLUMN_DEFAULT, defNull when it is SQL NULL).
+type catalogColumn struct {
+	name, dataType, colType, def, extra string
+	nullable, defNull                   bool
+	prec, scale, fsp, octets, collation uint64
+}
+
+// catalogColumns reads db.table's columns from the catalog, in order (none: no such table, or
+// the user may not see it). Read on a session in UTC (PrepareSnapshotSession): a TIMESTAMP
+// default is shown in the session's time zone.
+func catalogColumns(conn *client.Conn, db, table string) ([]catalogColumn, error) {
+	r, err := conn.Execute(`SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.NUMERIC_PRECISION, 0), COALESCE(c.NUMERIC_SCALE, 0),
+		COALESCE(c.DATETIME_PRECISION, 0), COALESCE(c.CHARACTER_OCTET_LENGTH, 0), COALESCE(co.ID, 0),
+		COALESCE(c.COLUMN_DEFAULT, ''), c.COLUMN_DEFAULT IS NULL, c.EXTRA
+		FROM information_schema.COLUMNS c LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME
+		WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION`, db, table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the columns of %s.%s: %w", db, table, err)
+	}
+	out := make([]catalogColumn, r.RowNumber())
+	for i := range out {
+		c := &out[i]
+		c.name, _ = r.GetString(i, 0)
+		c.dataType, _ = r.GetString(i, 1)
+		c.dataType = strings.ToLower(c.dataType)
+		c.colType, _ = r.GetString(i, 2)
+		nullable, _ := r.GetString(i, 3)
+		c.nullable = nullable == "YES"
+		c.prec, _ = r.GetUint(i, 4)
+		c.scale, _ = r.GetUint(i, 5)
+		c.fsp, _ = r.GetUint(i, 6)
+		c.octets, _ = r.GetUint(i, 7)
+		c.collation, _ = r.GetUint(i, 8)
+		c.def, _ = r.GetString(i, 9)
+		defNull, _ := r.GetInt(i, 10)
+		c.defNull = defNull != 0
+		c.extra, _ = r.GetString(i, 11)
+	}
+	return out, nil
+}
+
+// catalogConn is a stream session's connection for catalog lookups (a new table version's
+// defaults and MariaDB types, the shape of a table a TRUNCATE names): opened at first use,
+// prepared as a snapshot session (UTC), and kept for the session. A kept connection that
+// fails without a server's answer (e.g. closed by wait_timeout) is opened again, once.
+type catalogConn struct {
+	dsn  string
+	conn *client.Conn
+}
+
+func (c *catalogConn) do(ctx context.Context, f func(*client.Conn) error) error {
+	for {
+		fresh := c.conn == nil
+		if fresh {
+			conn, err := Connect(ctx, c.dsn)
+			if err != nil {
+				return err
+			}
+			if err := PrepareSnapshotSession(conn); err != nil {
+				_ = conn.Close()
+				return err
+			}
+			c.conn = conn
+		}
+		err := f(c.conn)
+		var me *gomysql.MyError
+		if err == nil || errors.Is(err, errNoTable) || errors.As(err, &me) {
+			return err
+		}
+		c.close()
+		if fresh {
+			return err
+		}
+	}
+}
+
+func (c *catalogConn) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// table is db.table's shape in the catalog (TableFromCatalog).
+func (c *catalogConn) table(ctx context.Context, db, table string) (t *change.Table, err error) {
+	err = c.do(ctx, func(conn *client.Conn) error {
+		t, _, err = TableFromCatalog(conn, db, table)
+		return err
+	})
+	return t, err
+}
+
+// columns is db.table's catalog columns by name (empty: the table is gone).
+func (c *catalogConn) columns(ctx context.Context, db, table string) (map[string]catalogColumn, error) {
+	var cols []catalogColumn
+	err := c.do(ctx, func(conn *client.Conn) (err error) {
+		cols, err = catalogColumns(conn, db, table)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]catalogColumn, len(cols))
+	for _, col := range cols {
+		out[col.name] = col
+	}
+	return out, nil
 }
 
 // PrepareSnapshotSession sets what DecodeText expects of a session: results in utf8mb4,

@@ -237,7 +237,11 @@ func decodeString(s *ColumnSpec, kind change.Kind, x string, fromBinlog bool) (c
 	case change.KindDecimal:
 		return change.Value{Str: strings.Clone(x)}, nil
 	case change.KindJSON:
-		c, err := canonicalJSON(x)
+		canonical := canonicalJSON
+		if fromBinlog {
+			canonical = binlogJSON // go-mysql's text: see binlogJSON
+		}
+		c, err := canonical(x)
 		if err != nil {
 			return change.Value{State: change.Undecodable, Str: strings.Clone(x)}, fmt.Errorf("column %s: JSON document does not parse: %w", s.Name, err)
 		}

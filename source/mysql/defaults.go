@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/cdcd-dev/cdcd/change"
-	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
@@ -19,11 +18,6 @@ import (
 //   - a binary column (BINARY, VARBINARY, BLOB): information_schema shows its bytes converted
 //     to text, which loses those that are not characters;
 //   - a value that does not decode (a zero date in a NOT NULL column).
-
-// isMariaDB tells the flavor from the server's handshake version (MariaDB's says so).
-func isMariaDB(conn *client.Conn) bool {
-	return strings.Contains(strings.ToLower(conn.GetServerVersion()), "mariadb")
-}
 
 // columnDefault is the Default of a column from COLUMN_DEFAULT (def; defNull: SQL NULL) and
 // EXTRA as a server of the flavor spells them: MariaDB (10.2.7+) writes an SQL literal

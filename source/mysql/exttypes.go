@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -71,45 +70,6 @@ func (v *tableVersion) applyCatalog(cat map[string]catalogColumn, mariadb bool) 
 		c.Default = columnDefault(s, c, mariadb, cc.def, cc.defNull, cc.extra)
 	}
 	return nil
-}
-
-// catalogColumn is what the stream takes from the catalog for a column (the binlog lacks it):
-// its DATA_TYPE (MariaDB's UUID, INET4, INET6) and its default (COLUMN_DEFAULT, EXTRA).
-type catalogColumn struct {
-	dataType, def, extra string
-	defNull              bool
-}
-
-// catalogColumns reads the catalog's description of db.table's columns by name, on a
-// connection of its own in UTC (a TIMESTAMP default is shown in the session's time zone). It
-// runs once per new table version the stream meets.
-func (s *Source) catalogColumns(ctx context.Context, db, table string) (map[string]catalogColumn, error) {
-	conn, err := Connect(ctx, s.cfg.DSN)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if err := PrepareSnapshotSession(conn); err != nil {
-		return nil, err
-	}
-	r, err := conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COALESCE(COLUMN_DEFAULT, ''), COLUMN_DEFAULT IS NULL, EXTRA
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, db, table)
-	if err != nil {
-		return nil, fmt.Errorf("reading the columns of %s.%s from the catalog: %w", db, table, err)
-	}
-	out := map[string]catalogColumn{}
-	for i := 0; i < r.RowNumber(); i++ {
-		name, _ := r.GetString(i, 0)
-		var c catalogColumn
-		c.dataType, _ = r.GetString(i, 1)
-		c.dataType = strings.ToLower(c.dataType)
-		c.def, _ = r.GetString(i, 2)
-		n, _ := r.GetInt(i, 3)
-		c.defNull = n != 0
-		c.extra, _ = r.GetString(i, 4)
-		out[name] = c
-	}
-	return out, nil
 }
 
 // extValue is the value of an Ext column holding b (the binlog strips BINARY's trailing zero

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -19,20 +20,20 @@ func TestStartPointAfterFailover(t *testing.T) {
 	}
 	old := Token{Flavor: "mariadb", File: "mariadb-bin.000050", Pos: 1000, Server: "7", GTID: "0-7-101", GTIDs: "0-7-100,1-7-5"}
 	whole := change.Resume{Committed: true, Pos: change.Position{Tx: txOf(50, 1000), Index: commitIndex, Resume: old.String()}}
-	tok, failover, err := src.startPoint(nil, "mariadb", "8", whole)
+	tok, failover, err := src.startPoint(context.Background(), nil, "mariadb", "8", whole)
 	if err != nil || !failover || tok.GTIDs != "0-7-101,1-7-5" {
 		t.Fatalf("whole transaction on server 7, now 8: %+v failover=%v %v; want a failover resuming after 0-7-101", tok, failover, err)
 	}
 	split := whole
 	split.Pos.Index = 40
-	if tok, failover, err = src.startPoint(nil, "mariadb", "8", split); err != nil || !failover || tok.GTIDs != "0-7-100,1-7-5" {
+	if tok, failover, err = src.startPoint(context.Background(), nil, "mariadb", "8", split); err != nil || !failover || tok.GTIDs != "0-7-100,1-7-5" {
 		t.Fatalf("split transaction: %+v failover=%v %v; want a failover resuming before it", tok, failover, err)
 	}
-	if _, failover, err = src.startPoint(nil, "mariadb", "7", whole); err != nil || failover {
+	if _, failover, err = src.startPoint(context.Background(), nil, "mariadb", "7", whole); err != nil || failover {
 		t.Fatalf("same server: failover=%v %v", failover, err)
 	}
 	noGTIDs := Token{Flavor: "mysql", File: "binlog.000050", Pos: 1000, Server: "3e11fa47-71ca-11e1-9e33-c80aa9429562"}
-	_, _, err = src.startPoint(nil, "mysql", "4e11fa47-71ca-11e1-9e33-c80aa9429562",
+	_, _, err = src.startPoint(context.Background(), nil, "mysql", "4e11fa47-71ca-11e1-9e33-c80aa9429562",
 		change.Resume{Committed: true, Pos: change.Position{Tx: txOf(50, 1000), Index: commitIndex, Resume: noGTIDs.String()}})
 	var fe *FatalError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "gtid_mode=ON") || !strings.Contains(err.Error(), "point the DSN back") {

@@ -50,7 +50,7 @@ func TestFirstPositionConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := src.startPoint(conn, "mariadb", "1", change.Resume{})
+	tok, _, err := src.startPoint(ctx, conn, "mariadb", "1", change.Resume{})
 	if err != nil {
 		t.Fatal(err)
 	}

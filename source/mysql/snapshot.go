@@ -180,6 +180,8 @@ type myTable struct {
 	// unreadable are the columns (by index) cdcd cannot decode, with why: every row of the
 	// table is a poison record naming them (the stream's changes of the table are too).
 	unreadable map[int]error
+	// unreadableErr is the error of each of its rows (nil: every column is readable).
+	unreadableErr error
 }
 
 type snapWorker struct {
@@ -228,6 +230,10 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 		}
 	}
 	d := &myTable{table: t, specs: specs, ident: quoteTable(table), keyed: len(t.KeyColumns) > 0, unreadable: unreadable}
+	if len(unreadable) > 0 {
+		i := slices.Min(slices.Collect(maps.Keys(unreadable)))
+		d.unreadableErr = fmt.Errorf("table %s (snapshot): %w; %s", table, unreadable[i], unreadableFix)
+	}
 	var sel []string
 	for _, s := range specs {
 		c := quoteIdent(s.Name)
@@ -264,12 +270,6 @@ func (w *snapWorker) describe(table string) (*myTable, error) {
 	}
 	w.descs[table] = d
 	return d, nil
-}
-
-// unreadableErr is the error of every row of a table with columns cdcd cannot decode.
-func (d *myTable) unreadableErr(table string) error {
-	i := slices.Min(slices.Collect(maps.Keys(d.unreadable)))
-	return fmt.Errorf("table %s (snapshot): %w; %s", table, d.unreadable[i], unreadableFix)
 }
 
 func (w *snapWorker) Describe(_ context.Context, t *snapshot.Task) (bool, int64, error) {
@@ -672,9 +672,9 @@ func (w *snapWorker) readChunk(t *snapshot.Task, d *myTable, c snapshot.Chunk, m
 			}
 			vals[i] = v
 		}
-		if len(d.unreadable) > 0 {
+		if d.unreadableErr != nil {
 			// Every row, NULL or not there: the stream's changes of the table are poison too.
-			out.Err = d.unreadableErr(t.Table)
+			out.Err = d.unreadableErr
 		}
 		if d.keyed {
 			out.Key = snapshot.KeyOf(vals, d.table.KeyColumns)

@@ -70,7 +70,20 @@ type Config struct {
 	SignalTable string
 	// SnapshotConsistency is the snapshots' consistency mode (ConsistencyAuto, the default, ...).
 	SnapshotConsistency string
+	// XARecover is what a brand-new pipeline does about XA branches prepared at its start
+	// position (see firstPosition): XARecoverCheck (the default) or XARecoverSkip.
+	XARecover string
 }
+
+// XA RECOVER modes of a first start (source.mysql.xa_recover).
+const (
+	// XARecoverCheck: take the first position only while XA RECOVER lists no prepared branch;
+	// a user who may not run it stops the pipeline with the grant.
+	XARecoverCheck = "check"
+	// XARecoverSkip: take the first position without asking XA RECOVER (a branch prepared
+	// before it and committed after it is then lost).
+	XARecoverSkip = "skip"
+)
 
 // FatalError is a failure retrying cannot fix (a prerequisite, a purged position): the one
 // marker every layer uses (package fatal).
@@ -113,6 +126,13 @@ func New(cfg Config) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("flavor %q: must be mysql or mariadb (or empty to detect it)", cfg.Flavor)
 	}
+	switch cfg.XARecover {
+	case "":
+		cfg.XARecover = XARecoverCheck
+	case XARecoverCheck, XARecoverSkip:
+	default:
+		return nil, fmt.Errorf("xa_recover %q: must be check (the default) or skip", cfg.XARecover)
+	}
 	t, err := newTables(cfg.Tables)
 	if err != nil {
 		return nil, err
@@ -153,7 +173,7 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 		}, "the server")
 	}()
 
-	sess, err := s.prepare(conn, resume)
+	sess, err := s.prepare(ctx, conn, resume)
 	if err != nil {
 		return err
 	}
@@ -168,8 +188,10 @@ func (s *Source) Run(ctx context.Context, resume change.Resume, out chan<- []cha
 	}
 	defer bl.close(s.log)
 
+	cat := &catalogConn{dsn: s.cfg.DSN}
+	defer cat.close()
 	st := &stream{src: s, out: out, tables: s.tables, byID: map[uint64]*tableVersion{}, flavor: sess.flavor, csumLen: sess.csumLen,
-		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: s.catalogTable,
+		lastEmit: time.Now(), onEvent: s.cfg.OnEvent, snap: eng, signalDB: signalDB, signalName: signalName, catalog: cat.table, columns: cat.columns,
 		server: sess.server, shift: sess.start.Shift, rebuildGTIDs: sess.rebuild}
 	if resume.Committed {
 		st.resumeTx = resume.Pos.Tx
@@ -200,7 +222,7 @@ type session struct {
 }
 
 // prepare checks the server and decides where the session starts.
-func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, error) {
+func (s *Source) prepare(ctx context.Context, conn *client.Conn, resume change.Resume) (*session, error) {
 	if other := otherInstance(conn, s.cfg.Pipeline, s.replicaHost(), s.cfg.ServerID); other != "" {
 		return nil, &ReplicaBusyError{Detail: "replica " + other + " with server_id " + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + " is connected"}
 	}
@@ -229,7 +251,7 @@ func (s *Source) prepare(conn *client.Conn, resume change.Resume) (*session, err
 	if sess.server, err = serverIdentity(conn, sess.flavor); err != nil {
 		return nil, err
 	}
-	if sess.start, sess.failover, err = s.startPoint(conn, sess.flavor, sess.server, resume); err != nil {
+	if sess.start, sess.failover, err = s.startPoint(ctx, conn, sess.flavor, sess.server, resume); err != nil {
 		return nil, err
 	}
 	if resume.Committed && !sess.failover {
@@ -384,21 +406,6 @@ func (s *Source) loop(ctx context.Context, st *stream, sess *session, bl *binlog
 	}
 }
 
-// catalogTable reads a table's shape from the catalog, on a connection of its own (rare: a
-// TRUNCATE of a table the stream has not seen).
-func (s *Source) catalogTable(ctx context.Context, db, table string) (*change.Table, error) {
-	conn, err := Connect(ctx, s.cfg.DSN)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if err := PrepareSnapshotSession(conn); err != nil { // UTC: TIMESTAMP defaults as the stream reads them
-		return nil, err
-	}
-	t, _, err := TableFromCatalog(conn, db, table)
-	return t, err
-}
-
 type handlerFunc func(*replication.BinlogEvent) error
 
 func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }
@@ -419,9 +426,9 @@ var afterBinlogStatus func()
 // past the committed one (stream.rebase), so the pipeline drops nothing it has not
 // published. Without GTIDs nothing names the committed point on the new server: the
 // session stops with the fix.
-func (s *Source) startPoint(conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
+func (s *Source) startPoint(ctx context.Context, conn *client.Conn, flavor, server string, resume change.Resume) (Token, bool, error) {
 	if !resume.Committed {
-		t, err := s.firstPosition(conn, flavor)
+		t, err := s.firstPosition(ctx, conn, flavor)
 		t.Server = server
 		return t, false, err
 	}

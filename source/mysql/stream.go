@@ -100,6 +100,9 @@ type stream struct {
 	// catalog reads a table's shape from the catalog (a TRUNCATE of a table whose TABLE_MAP
 	// this process has not seen).
 	catalog func(ctx context.Context, db, table string) (*change.Table, error)
+	// columns reads a table's columns from the catalog (a new table version: what the
+	// binlog does not carry).
+	columns func(ctx context.Context, db, table string) (map[string]catalogColumn, error)
 	// onEvent, if set, is called with each event's header (lag metrics).
 	onEvent func(h *replication.EventHeader, file string)
 }
@@ -237,8 +240,8 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			body = body[replication.EventHeaderSize : len(body)-st.csumLen]
 		}
 		var cat func(db, table string) (map[string]catalogColumn, error)
-		if st.src != nil {
-			cat = func(db, table string) (map[string]catalogColumn, error) { return st.src.catalogColumns(ctx, db, table) }
+		if st.columns != nil {
+			cat = func(db, table string) (map[string]catalogColumn, error) { return st.columns(ctx, db, table) }
 		}
 		tv, err := st.tables.version(e, body, st.flavor, cat)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
+	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -167,7 +168,8 @@ func (st *stream) publishHeld(ctx context.Context, h *replication.EventHeader, b
 // after reading it (a branch prepared and committed within those few milliseconds is the
 // one case left: its commit is then only logged). XA RECOVER is server-wide: a branch of any
 // database holds the start. Where the user may not run it (MySQL 8.0.19+ needs
-// XA_RECOVER_ADMIN) the check is skipped with a warning naming the grant.
+// XA_RECOVER_ADMIN; MariaDB lets every user) the pipeline stops with the grant, unless
+// source.mysql.xa_recover: skip says to start unchecked.
 
 // xaFirstStartWait is how long a first start waits for prepared branches to end before it
 // fails (the pipeline retries: waiting on with its backoff).
@@ -203,28 +205,54 @@ func xaRecoverDenied(err error) bool {
 	return errors.As(err, &me) && (me.Code == gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR || me.Code == gomysql.ER_ACCESS_DENIED_ERROR || me.Code == gomysql.ER_DBACCESS_DENIED_ERROR)
 }
 
+// xaProbe is what a first start asks the server: the branches XA RECOVER lists, the current
+// position, and the account cdcd is connected as (for the fix of a refused XA RECOVER).
+type xaProbe struct {
+	prepared func() ([]string, error)
+	position func() (Token, error)
+	account  func() string
+}
+
+func connProbe(conn *client.Conn, flavor string) xaProbe {
+	return xaProbe{
+		prepared: func() ([]string, error) { return preparedXA(conn) },
+		position: func() (Token, error) { return currentPosition(conn, flavor) },
+		account: func() string {
+			r, err := conn.Execute("SELECT CURRENT_USER()")
+			if err != nil {
+				return ""
+			}
+			a, _ := r.GetString(0, 0)
+			return a
+		},
+	}
+}
+
 // firstPosition is a brand-new pipeline's start: the current position, read while no XA
 // branch is prepared (see above).
-func (s *Source) firstPosition(conn *client.Conn, flavor string) (Token, error) {
+func (s *Source) firstPosition(ctx context.Context, conn *client.Conn, flavor string) (Token, error) {
+	return s.firstPositionOf(ctx, flavor, connProbe(conn, flavor))
+}
+
+func (s *Source) firstPositionOf(ctx context.Context, flavor string, p xaProbe) (Token, error) {
+	if s.cfg.XARecover == XARecoverSkip {
+		s.log.Info("xa_recover: skip: a new pipeline takes its first position without asking XA RECOVER; an XA branch prepared before it and committed after it is not published")
+		return p.position()
+	}
 	deadline := time.Now().Add(xaFirstStartWait)
 	for {
-		before, err := preparedXA(conn)
-		if xaRecoverDenied(err) {
-			s.log.Warn("cannot run XA RECOVER, so a new pipeline cannot tell whether an XA transaction branch is prepared at its start position (one committed after it would be lost); "+
-				"fix: GRANT XA_RECOVER_ADMIN ON *.* TO the cdcd user (MySQL 8.0.19+)", "error", err.Error())
-			return currentPosition(conn, flavor)
-		}
+		before, err := p.prepared()
 		if err != nil {
-			return Token{}, fmt.Errorf("XA RECOVER: %w", err)
+			return Token{}, xaRecoverFailed(flavor, p.account, err)
 		}
 		if len(before) == 0 {
-			t, err := currentPosition(conn, flavor)
+			t, err := p.position()
 			if err != nil {
 				return t, err
 			}
-			after, err := preparedXA(conn)
+			after, err := p.prepared()
 			if err != nil {
-				return Token{}, fmt.Errorf("XA RECOVER: %w", err)
+				return Token{}, xaRecoverFailed(flavor, p.account, err)
 			}
 			if len(after) == 0 {
 				return t, nil
@@ -234,6 +262,64 @@ func (s *Source) firstPosition(conn *client.Conn, flavor string) (Token, error) 
 		if time.Now().After(deadline) {
 			return Token{}, &XAPreparedError{XIDs: before}
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return Token{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// xaRecoverFailed is the error of a first start whose XA RECOVER failed: a refused one stops
+// the pipeline with the grant (or xa_recover: skip), since starting unchecked could lose a
+// prepared branch.
+func xaRecoverFailed(flavor string, account func() string, err error) error {
+	if !xaRecoverDenied(err) {
+		return fmt.Errorf("XA RECOVER: %w", err)
+	}
+	why, fix := xaRecoverRefused(flavor, account)
+	return &FatalError{Err: fmt.Errorf("a new pipeline runs XA RECOVER to take its first position while no XA transaction branch is prepared (a branch prepared before that position and committed after it would be lost), but the server refused it (%v): %s; fix: %s", err, why, fix)}
+}
+
+// xaRecoverRefused says why a server refuses XA RECOVER, and the fix.
+func xaRecoverRefused(flavor string, account func() string) (why, fix string) {
+	const skip = "or, if no application uses XA transactions on this server, set source.mysql.xa_recover: skip to start without the check"
+	if flavor == gomysql.MariaDBFlavor {
+		return "MariaDB lets every user run XA RECOVER, so something between cdcd and the server refused it",
+			"point the DSN at the MariaDB server itself (not a proxy that filters statements), " + skip
+	}
+	user, host := "<cdcd user>", "%"
+	if a := account(); a != "" {
+		if i := strings.LastIndexByte(a, '@'); i >= 0 {
+			user, host = a[:i], a[i+1:]
+		} else {
+			user = a
+		}
+	}
+	return "MySQL 8.0.19+ lets only users with XA_RECOVER_ADMIN run it", fmt.Sprintf("GRANT XA_RECOVER_ADMIN ON *.* TO '%s'@'%s', %s", user, host, skip)
+}
+
+// CheckXARecover checks that a new pipeline can run XA RECOVER at its first start (see
+// firstPosition); mode is source.mysql.xa_recover. A refusal is a warning: it stops a new
+// pipeline, but one with a committed position never asks. `cdcd check` runs it.
+func CheckXARecover(conn *client.Conn, mode string, rep *checks.Scoped) {
+	checkXARecover(mode, detectFlavor(conn), connProbe(conn, ""), rep)
+}
+
+func checkXARecover(mode, flavor string, p xaProbe, rep *checks.Scoped) {
+	const name = "XA RECOVER"
+	if mode == XARecoverSkip {
+		rep.OK(name, "not asked (xa_recover: skip): a new pipeline takes its first position without checking for prepared XA branches")
+		return
+	}
+	_, err := p.prepared()
+	switch {
+	case err == nil:
+		rep.OK(name, "allowed: a new pipeline takes its first position while no XA branch is prepared")
+	case xaRecoverDenied(err):
+		why, fix := xaRecoverRefused(flavor, p.account)
+		rep.Warn(name, fmt.Sprintf("refused (%v): %s; a new pipeline (no committed position) stops at its first start", err, why), fix)
+	default:
+		rep.Warn(name, "failed: "+err.Error()+"; a new pipeline stops at its first start while it fails", "run XA RECOVER as the cdcd user to see why")
 	}
 }
