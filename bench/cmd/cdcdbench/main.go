@@ -66,6 +66,7 @@ type options struct {
 
 	catchupTimeout time.Duration
 	pipelineExtra  string
+	configExtra    string
 	partitions     int
 	cdcdEnv        string
 
@@ -119,6 +120,7 @@ func main() {
 	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")
 	flag.BoolVar(&o.keep, "keep", false, "keep databases, slots, topics and subjects (for inspection)")
 	flag.DurationVar(&o.catchupTimeout, "catchup-timeout", 10*time.Minute, "give up on a catch-up after this long")
+	flag.StringVar(&o.configExtra, "config-extra", "", "YAML added at the top level of cdcd's PostgreSQL configurations (e.g. \"diagnostics:\\n  flight_recorder:\\n    threshold: 300ms\\n    dir: /tmp/flight\\n\")")
 	flag.StringVar(&o.pipelineExtra, "pipeline-extra", "", "YAML appended at pipeline level (e.g. \"    batch:\\n      max_events: 50000\\n\")")
 	flag.IntVar(&o.partitions, "partitions", 3, "kafka.topic_partitions of the pipeline's topics")
 	flag.StringVar(&o.cdcdEnv, "cdcd-env", "", "extra environment of the cdcd process, comma-separated K=V (e.g. GOGC=400)")

@@ -160,7 +160,7 @@ log:
   level: info
   format: text
 shutdown_timeout: 10s
-pipelines:
+%spipelines:
   - name: %s
     source:
       postgres:
@@ -172,7 +172,7 @@ pipelines:
         status_interval: 1s
     topics:
       prefix: %s
-%s`, o.kafka, o.partitions, o.registry, httpAddr, name, dsn, name, name, benchTable, name, o.pipelineExtra)
+%s`, o.kafka, o.partitions, o.registry, httpAddr, o.configExtra, name, dsn, name, name, benchTable, name, o.pipelineExtra)
 }
 
 // runRound runs one round; failures are recorded in r.Err and everything is cleaned up.
