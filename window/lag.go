@@ -98,20 +98,13 @@ func (l *GroupLag) noCommittedData(ctx context.Context, ranges []Range, wait tim
 		return true, nil
 	}
 	from := map[string]map[int32]kgo.Offset{}
-	to := map[string]map[int32]int64{}
+	unread := map[string]map[int32]Range{} // the ranges not read to their end yet
 	for _, r := range ranges {
 		if from[r.Topic] == nil {
-			from[r.Topic], to[r.Topic] = map[int32]kgo.Offset{}, map[int32]int64{}
+			from[r.Topic], unread[r.Topic] = map[int32]kgo.Offset{}, map[int32]Range{}
 		}
 		from[r.Topic][r.Partition] = kgo.NewOffset().At(r.From)
-		to[r.Topic][r.Partition] = r.To
-	}
-	start := map[string]map[int32]int64{} // what a record must reach to be of this read
-	for t, ps := range to {
-		start[t] = map[int32]int64{}
-		for p := range ps {
-			start[t][p] = from[t][p].EpochOffset().Offset
-		}
+		unread[r.Topic][r.Partition] = r
 	}
 	if l.rd == nil {
 		// Control records are kept: the last offset of each range is a commit or abort
@@ -128,10 +121,8 @@ func (l *GroupLag) noCommittedData(ctx context.Context, ranges []Range, wait tim
 	}
 	defer func() { // between reads the reader fetches nothing
 		rm := map[string][]int32{}
-		for t, ps := range start {
-			for p := range ps {
-				rm[t] = append(rm[t], p)
-			}
+		for _, r := range ranges {
+			rm[r.Topic] = append(rm[r.Topic], r.Partition)
 		}
 		l.rd.RemoveConsumePartitions(rm)
 	}()
@@ -148,7 +139,7 @@ func (l *GroupLag) noCommittedData(ctx context.Context, ranges []Range, wait tim
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			if _, ok := to[t][p]; ok && ferr == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			if _, ok := from[t][p]; ok && ferr == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				ferr = fmt.Errorf("reading %s[%d]: %w", t, p, err)
 			}
 		})
@@ -157,15 +148,15 @@ func (l *GroupLag) noCommittedData(ctx context.Context, ranges []Range, wait tim
 		}
 		data := false
 		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := to[r.Topic][r.Partition]
-			if !ok || r.Offset < start[r.Topic][r.Partition] {
+			rg, ok := unread[r.Topic][r.Partition]
+			if !ok || r.Offset < rg.From {
 				return // not of this read (fetched before a previous read ended)
 			}
-			if r.Offset < end && !r.Attrs.IsControl() {
+			if r.Offset < rg.To && !r.Attrs.IsControl() {
 				data = true
 			}
-			if r.Offset+1 >= end {
-				delete(to[r.Topic], r.Partition)
+			if r.Offset+1 >= rg.To {
+				delete(unread[r.Topic], r.Partition)
 				left--
 			}
 		})

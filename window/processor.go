@@ -88,7 +88,7 @@ type Processor struct {
 	// session windows: groups that keep their latest closed session's end; count windows:
 	// quiet groups; a min-heap by expiry (see sessions.go); forgotten groups whose record the
 	// changelog must drop
-	closedQ   []closedGroup
+	closedQ   closedQueue
 	forgotten []string
 	purged    []WindowID
 	nWins     int
@@ -158,7 +158,7 @@ func (p *Processor) settle() {
 	if p.heapStale {
 		heap.Init(&p.closing)
 		heap.Init(&p.rowHeap)
-		sort.Slice(p.closedQ, func(a, b int) bool { return p.closedQ[a].expiry < p.closedQ[b].expiry }) // sorted: a heap
+		heap.Init(&p.closedQ)
 		p.heapStale = false
 	}
 }

@@ -1,6 +1,9 @@
 package window
 
-import "encoding/binary"
+import (
+	"container/heap"
+	"encoding/binary"
+)
 
 // Session windows remember, per group, the end of the latest session that closed: an event
 // within gap of it would merge with a closed session (whose final result is out), so it is
@@ -83,45 +86,26 @@ func (p *Processor) forgetClosed() {
 	}
 }
 
-// pushClosed adds e to the heap closedQ.
-func (p *Processor) pushClosed(e closedGroup) {
-	q := append(p.closedQ, e)
-	for i := len(q) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if q[parent].expiry <= q[i].expiry {
-			break
-		}
-		q[i], q[parent] = q[parent], q[i]
-		i = parent
-	}
-	p.closedQ = q
+// closedQueue is a min-heap of closed groups by expiry (container/heap).
+type closedQueue []closedGroup
+
+func (q closedQueue) Len() int           { return len(q) }
+func (q closedQueue) Less(i, j int) bool { return q[i].expiry < q[j].expiry }
+func (q closedQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *closedQueue) Push(x any)        { *q = append(*q, x.(closedGroup)) }
+func (q *closedQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = closedGroup{}
+	*q = old[:len(old)-1]
+	return e
 }
 
+// pushClosed adds e to the heap closedQ.
+func (p *Processor) pushClosed(e closedGroup) { heap.Push(&p.closedQ, e) }
+
 // popClosed removes and returns the entry of closedQ that expires first.
-func (p *Processor) popClosed() closedGroup {
-	q := p.closedQ
-	top := q[0]
-	n := len(q) - 1
-	q[0] = q[n]
-	q[n] = closedGroup{}
-	q = q[:n]
-	for i := 0; ; {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if c+1 < n && q[c+1].expiry < q[c].expiry {
-			c++
-		}
-		if q[i].expiry <= q[c].expiry {
-			break
-		}
-		q[i], q[c] = q[c], q[i]
-		i = c
-	}
-	p.closedQ = q
-	return top
-}
+func (p *Processor) popClosed() closedGroup { return heap.Pop(&p.closedQ).(closedGroup) }
 
 // groupRecord is the value of a group's counter record: the closed session's end (session
 // windows), or the count and, once its last window closed, the stream time it closed at (count

@@ -161,6 +161,29 @@ func (j *Job) deleteProcessed(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
+// errNotVisible: a topic just created is not described with its partitions yet.
+var errNotVisible = errors.New("not visible yet after their creation")
+
+// visibleWithin bounds untilVisible's wait.
+const visibleWithin = 5 * time.Second
+
+// untilVisible calls fn until it returns something other than a topic's absence, for
+// visibleWithin at most: metadata of a topic just created reaches the brokers a moment later.
+func untilVisible(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(visibleWithin)
+	for {
+		err := fn()
+		if err == nil || !errors.Is(err, errNotVisible) && !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (j *Job) createTopics(ctx context.Context) error {
 	cl, err := kgo.NewClient(j.cfg.KafkaOpts...)
 	if err != nil {
@@ -208,20 +231,28 @@ func (j *Job) createTopics(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := enforceTopicConfigs(ctx, adm, plans); err != nil {
+	// Topics just created may not be known yet to the broker that answers: wait a moment
+	// rather than fail the attempt (which is retried after a second).
+	if err := untilVisible(ctx, func() error { return enforceTopicConfigs(ctx, adm, plans) }); err != nil {
 		return err
 	}
 	// The state lives in changelog partition p with repartition partition p: their counts
 	// must agree.
-	td, err := adm.ListTopics(ctx, RepartitionTopic(j.spec.Name), ChangelogTopic(j.spec.Name))
+	var rp, cp int
+	err = untilVisible(ctx, func() error {
+		td, err := adm.ListTopics(ctx, RepartitionTopic(j.spec.Name), ChangelogTopic(j.spec.Name))
+		if err != nil {
+			return fmt.Errorf("kafka: describing internal topics: %w", err)
+		}
+		rp, cp = len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
+		if rp == 0 || cp == 0 {
+			return fmt.Errorf("topics %s (%d partitions) and %s (%d) are %w",
+				RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp, errNotVisible)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("kafka: describing internal topics: %w", err)
-	}
-	rp, cp := len(td[RepartitionTopic(j.spec.Name)].Partitions), len(td[ChangelogTopic(j.spec.Name)].Partitions)
-	if rp == 0 || cp == 0 {
-		// Just created: the broker answering may not know the partitions yet. Retried.
-		return fmt.Errorf("topics %s (%d partitions) and %s (%d) are not visible yet after their creation",
-			RepartitionTopic(j.spec.Name), rp, ChangelogTopic(j.spec.Name), cp)
+		return err
 	}
 	if rp != cp {
 		return &FatalError{Err: fmt.Errorf("topics %s (%d partitions) and %s (%d) must have the same partitions; fix: %s",

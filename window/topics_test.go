@@ -2,10 +2,13 @@ package window
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // The repartition topic keeps its records until the job has processed them: the job gives it
@@ -64,5 +67,30 @@ func TestRepartitionTopicKeepsWhatIsNotProcessed(t *testing.T) {
 			t.Fatalf("repartition topic: retention.ms %q (want -1), %d processed records deleted (want some)", retention, deleted)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A topic just created that a broker does not describe yet is asked again after 50 ms, not
+// after a failed attempt; other errors and a topic that never appears end the wait.
+func TestUntilVisible(t *testing.T) {
+	calls := 0
+	err := untilVisible(context.Background(), func() error {
+		if calls++; calls < 3 {
+			return fmt.Errorf("describing: %w", kerr.UnknownTopicOrPartition)
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("err %v after %d calls, want nil after 3", err, calls)
+	}
+	calls = 0
+	other := errors.New("authorization failed")
+	if err := untilVisible(context.Background(), func() error { calls++; return other }); err != other || calls != 1 {
+		t.Fatalf("err %v after %d calls, want the error at once", err, calls)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := untilVisible(ctx, func() error { return errNotVisible }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the context's end", err)
 	}
 }

@@ -321,8 +321,12 @@ func (t *txn) end() error {
 		commit = kgo.TryAbort
 	}
 	// What this transaction commits, should it commit (the offsets consumed), and what was
-	// committed before it: End does not poll, so neither moves before End takes them.
-	before, after := t.sess.Client().CommittedOffsets(), t.sess.Client().UncommittedOffsets()
+	// committed before it: End does not poll, so neither moves before End takes them. Only a
+	// commit reported as failed needs them (confirmAborted).
+	var before, after map[string]map[int32]kgo.EpochOffset
+	if commit == kgo.TryCommit {
+		before, after = t.sess.Client().CommittedOffsets(), t.sess.Client().UncommittedOffsets()
+	}
 	j.revokePending.Store(false) // End clears the session's pending revocation (see endIdle)
 	committed, err := t.sess.End(t.ctx, commit)
 	j.cfg.OnTransaction(committed && err == nil, time.Since(t.began))
