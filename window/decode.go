@@ -477,7 +477,8 @@ const (
 	skipUnion
 	skipArray
 	skipMap
-	skipDynamic // deeply nested (a recursive named type): walked by skip
+	skipDynamic // deeply nested (a recursive named type): compiled when reached
+	skipUnsupported
 )
 
 func compileSkip(s avro.Schema, depth int) *skipper {
@@ -518,7 +519,7 @@ func compileSkip(s avro.Schema, depth int) *skipper {
 	case avro.Ref:
 		return compileSkip(s.(*avro.RefSchema).Schema(), depth+1)
 	}
-	return &skipper{kind: skipDynamic, schema: s} // skip reports the unsupported type
+	return &skipper{kind: skipUnsupported, schema: s}
 }
 
 func (k *skipper) skip(d *decoder) {
@@ -565,63 +566,10 @@ func (k *skipper) skip(d *decoder) {
 				k.items.skip(d)
 			}
 		}
+	case skipDynamic:
+		compileSkip(k.schema, 0).skip(d) // the next levels of a deeply nested value
 	default:
-		skip(d, k.schema)
-	}
-}
-
-// skip walks over one value of schema s.
-func skip(d *decoder, s avro.Schema) {
-	r := d.r
-	switch s.Type() {
-	case avro.Null:
-	case avro.Boolean:
-		r.SkipBool()
-	case avro.Int, avro.Long, avro.Enum:
-		r.SkipLong()
-	case avro.Float:
-		r.SkipFloat()
-	case avro.Double:
-		r.SkipDouble()
-	case avro.String, avro.Bytes:
-		skipN(d, r.ReadLong())
-	case avro.Fixed:
-		skipN(d, int64(s.(*avro.FixedSchema).Size()))
-	case avro.Record:
-		for _, f := range s.(*avro.RecordSchema).Fields() {
-			skip(d, f.Type())
-		}
-	case avro.Union:
-		u := s.(*avro.UnionSchema)
-		br := r.ReadLong()
-		if br < 0 || int(br) >= len(u.Types()) {
-			d.fail("union branch %d out of range", br)
-			return
-		}
-		skip(d, u.Types()[br])
-	case avro.Array, avro.Map:
-		for !d.failed() {
-			n, size := r.ReadBlockHeader()
-			if n == 0 {
-				return
-			}
-			if size > 0 { // a block with its byte size: skip it whole
-				skipN(d, size)
-				continue
-			}
-			for i := int64(0); i < n && !d.failed(); i++ {
-				if s.Type() == avro.Map {
-					skipN(d, r.ReadLong())
-					skip(d, s.(*avro.MapSchema).Values())
-				} else {
-					skip(d, s.(*avro.ArraySchema).Items())
-				}
-			}
-		}
-	case avro.Ref:
-		skip(d, s.(*avro.RefSchema).Schema())
-	default:
-		d.fail("unsupported type %s", s.Type())
+		d.fail("unsupported type %s", k.schema.Type())
 	}
 }
 
