@@ -46,7 +46,7 @@ func tableFromCatalog(conn *client.Conn, db, table string, tolerate bool) (*chan
 	specs := make([]ColumnSpec, len(rows))
 	cols := make([]change.Column, len(specs))
 	var unreadable map[int]error
-	mariadb := detectFlavor(conn) == gomysql.MariaDBFlavor
+	mariadb := handshakeMariaDB(conn) // per table described: no round trip
 	for i, c := range rows {
 		s, err := specFromCatalog(c.name, c.dataType, c.colType, c.prec, c.scale, c.fsp, c.octets, c.collation)
 		s.Nullable = c.nullable

@@ -516,10 +516,19 @@ func versionAtLeast(conn *client.Conn, major, minor int) bool {
 }
 
 func detectFlavor(conn *client.Conn) string {
+	if handshakeMariaDB(conn) {
+		return gomysql.MariaDBFlavor
+	}
+	// A proxy may answer the handshake with a version of its own: ask the server.
 	if v, err := variable(conn, "version"); err == nil && strings.Contains(strings.ToLower(v), "mariadb") {
 		return gomysql.MariaDBFlavor
 	}
 	return gomysql.MySQLFlavor
+}
+
+// handshakeMariaDB reports whether the server's handshake names MariaDB (no round trip).
+func handshakeMariaDB(conn *client.Conn) bool {
+	return strings.Contains(strings.ToLower(conn.GetServerVersion()), "mariadb")
 }
 
 // hasGTIDs: MariaDB always has GTIDs; MySQL when gtid_mode is ON.
