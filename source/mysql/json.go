@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -84,11 +82,10 @@ func binlogJSON(text string) (string, error) {
 			}
 			str := text[i+1 : end-1]
 			if !plain {
-				var err error
-				if str, err = unquoteJSON(str); err != nil {
+				if err := json.Unmarshal([]byte(text[i:end]), &str); err != nil {
 					return "", err
 				}
-				if enc := string(appendJSONString(nil, str)); enc != text[i:end] {
+				if enc := jsonString(str); enc != text[i:end] {
 					splice(i, end, enc)
 				}
 			}
@@ -118,8 +115,8 @@ func binlogJSON(text string) (string, error) {
 			for end < len(text) && strings.IndexByte("0123456789+-.eE", text[end]) >= 0 {
 				end++
 			}
-			if n := text[i:end]; canonicalNumber(n) != n {
-				splice(i, end, canonicalNumber(n))
+			if n, c := text[i:end], canonicalNumber(text[i:end]); c != n {
+				splice(i, end, c)
 			}
 			i = end
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
@@ -221,117 +218,15 @@ func canonicalNumber(s string) string {
 			b = b[:n-1]
 		}
 	}
-	if string(b) == s {
-		return s
-	}
 	return string(b)
 }
 
-// unquoteJSON is the value of a JSON string literal's content (between the quotes), as
-// encoding/json reads it: invalid UTF-8 and lone surrogates become U+FFFD.
-func unquoteJSON(q string) (string, error) {
-	b := make([]byte, 0, len(q))
-	for i := 0; i < len(q); {
-		c := q[i]
-		switch {
-		case c == '\\':
-			if i+1 >= len(q) {
-				return "", errors.New("a string ends in a backslash")
-			}
-			switch e := q[i+1]; e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r, ok := hex4(q, i+2)
-				if !ok {
-					return "", errors.New("a \\u escape without four hex digits")
-				}
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if r2, ok := hex4(q, i+2); ok && i+1 < len(q) && q[i] == '\\' && q[i+1] == 'u' {
-						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-							b = utf8.AppendRune(b, d)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				b = utf8.AppendRune(b, r)
-				continue
-			default:
-				return "", fmt.Errorf("an unknown escape \\%c", e)
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, n := utf8.DecodeRuneInString(q[i:])
-			b = utf8.AppendRune(b, r) // invalid UTF-8: U+FFFD
-			i += n
-		}
-	}
-	return string(b), nil
-}
-
-// hex4 reads the four hex digits at q[i:].
-func hex4(q string, i int) (rune, bool) {
-	if i+4 > len(q) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(q[i:i+4], 16, 16)
-	return rune(v), err == nil
-}
-
-// appendJSONString appends s as encoding/json writes a string without HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\b':
-				b = append(b, '\\', 'b')
-			case c == '\f':
-				b = append(b, '\\', 'f')
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			b = append(b, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
+// jsonString is s as a JSON string literal in the canonical form (encoding/json's, without
+// HTML escaping).
+func jsonString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
 }
