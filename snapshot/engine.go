@@ -627,7 +627,8 @@ func (e *Engine) read(ctx context.Context, w Worker, j *job) error {
 	return nil
 }
 
-// drop ends a task whose table is gone.
+// drop ends a task: its table is gone, its condition is invalid, or a requested snapshot of
+// it was refused (each cause names its own fix; a gone table gets goneFix).
 func (e *Engine) drop(id uint64, cause error) {
 	defer e.report()
 	e.mu.Lock()
@@ -636,7 +637,11 @@ func (e *Engine) drop(id uint64, cause error) {
 	if t == nil {
 		return
 	}
-	e.log.Warn("snapshot abandoned: "+cause.Error()+"; fix: "+e.goneFix(t.Table), "table", t.Table, "rows_done", t.Rows)
+	msg := "snapshot abandoned: " + cause.Error()
+	if errors.Is(cause, ErrTableGone) {
+		msg += "; fix: " + e.goneFix(t.Table)
+	}
+	e.log.Warn(msg, "table", t.Table, "rows_done", t.Rows)
 	e.st.Queue = slices.DeleteFunc(e.st.Queue, func(x *Task) bool { return x.ID == id })
 	delete(e.runs, id)
 	e.dirty.Store(true)
