@@ -143,9 +143,6 @@ func (p *Pipeline) failed(err error, b *supervise.Backoff) (time.Duration, error
 		p.log.Error("pipeline stopped", "err", err)
 		return 0, err
 	}
-	if errors.Is(err, supervise.ErrEnded) {
-		err = fmt.Errorf("the pipeline's session %w (unexpected: report it if it repeats)", err)
-	}
 	p.attemptFailed(err)
 	p.setHealth(false, "retrying", err.Error())
 	if p.cfg.Metrics != nil {

@@ -70,7 +70,7 @@ func (b *Backoff) Attempts() int { return b.attempts }
 func (b *Backoff) Reset() { b.next, b.attempts = b.p.Initial, 0 }
 
 // ErrEnded is the error of an attempt that returned nil while ctx had not ended.
-var ErrEnded = errors.New("ended without an error")
+var ErrEnded = errors.New("the session ended without an error before shutdown (its connection closed or a task returned early); it is started again")
 
 // Run runs attempt until ctx ends (then nil) or failed stops it. After each failure (an
 // attempt's error, ErrEnded for nil) it calls failed with the error and the streak's backoff:
