@@ -20,20 +20,23 @@ func DefaultTopic(prefix, schema, name string) string {
 }
 
 // TableTopic is the topic of table schema.name under a pipeline's topic prefix and
-// topics.overrides (keyed by table names as configured, quoted or not, or by OverrideKey):
-// its override, else DefaultTopic. Encoder.Topic and the configuration checks (package topics)
-// both name a table's topic with it.
+// topics.overrides keyed by OverrideKey: its override, else DefaultTopic. Encoder.Topic and the
+// configuration checks (package topics) both name a table's topic with it.
 func TableTopic(prefix string, overrides map[string]string, schema, name string) string {
-	key := schema + "." + name
-	if topic, ok := overrides[key]; ok {
+	if topic, ok := overrides[schema+"."+name]; ok {
 		return topic
 	}
-	for table, topic := range overrides {
-		if OverrideKey(table) == key {
-			return topic
-		}
-	}
 	return DefaultTopic(prefix, schema, name)
+}
+
+// OverrideKeys re-keys configured topics.overrides (table names as written, quoted or not) by
+// OverrideKey.
+func OverrideKeys(configured map[string]string) map[string]string {
+	out := make(map[string]string, len(configured))
+	for table, topic := range configured {
+		out[OverrideKey(table)] = topic
+	}
+	return out
 }
 
 // OverrideKey turns a configured table name ("schema.table", possibly with quoted parts) into

@@ -77,7 +77,7 @@ func TableTopic(p *config.Pipeline, t string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return encode.TableTopic(p.Topics.Prefix, p.Topics.Overrides, schema, name), true
+	return encode.TableTopic(p.Topics.Prefix, encode.OverrideKeys(p.Topics.Overrides), schema, name), true
 }
 
 // yamlKey writes a configured table name as a YAML mapping key.
