@@ -35,9 +35,10 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 	if cfg.Fleet.Enabled {
 		checkFleet(ctx, cfg, rep.Scoped("fleet "+cfg.Fleet.Group))
 	}
-	// The pipelines' connections stay open for the window jobs' checks (checkWindows).
+	// With window jobs, the pipelines' connections stay open for their checks (checkWindows).
 	src := newSourceTables(cfg)
 	defer src.close()
+	keep := len(cfg.Windows) > 0
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
 		scope := rep.Scoped("pipeline " + p.Name + " / " + p.SourceKind())
@@ -71,6 +72,9 @@ func checkCommand(ctx context.Context, path string, stdout io.Writer) error {
 			mysql.Preflight(conn, p.Source.MySQL.ServerID, p.Source.MySQL.Tables, snap, scope)
 			mysql.CheckKeylessSnapshots(conn, p.Source.MySQL.Tables, snap, scope)
 			mysql.CheckXARecover(conn, p.Source.MySQL.XARecover, scope)
+		}
+		if !keep {
+			src.closePipeline(p.Name)
 		}
 	}
 	checkWindows(ctx, cfg, src, &rep)

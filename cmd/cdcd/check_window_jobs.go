@@ -95,11 +95,23 @@ func newSourceTables(cfg *config.Config) *sourceTables {
 }
 
 func (s *sourceTables) close() {
-	for _, c := range s.pg {
-		_ = c.Close(context.Background())
+	for name := range s.pg {
+		s.closePipeline(name)
 	}
-	for _, c := range s.my {
+	for name := range s.my {
+		s.closePipeline(name)
+	}
+}
+
+// closePipeline closes pipeline name's connection.
+func (s *sourceTables) closePipeline(name string) {
+	if c := s.pg[name]; c != nil {
+		_ = c.Close(context.Background())
+		delete(s.pg, name)
+	}
+	if c := s.my[name]; c != nil {
 		_ = c.Close()
+		delete(s.my, name)
 	}
 }
 
