@@ -33,7 +33,16 @@ type step struct {
 	sk      *skipper // how to skip the field (slot < 0)
 }
 
-func newStep(s avro.Schema) step { return step{s: s, slot: -1, sk: compileSkip(s, 0)} }
+func newStep(s avro.Schema) step { return step{s: s, slot: -1} }
+
+// planSkips compiles the skip plans of the steps that skip their field.
+func (rd *reader) planSkips() {
+	for i := range rd.steps {
+		if st := &rd.steps[i]; st.slot < 0 && st.nested == nil {
+			st.sk = compileSkip(st.s, 0)
+		}
+	}
+}
 
 // extracted is what a reader pulled out of one record.
 type extracted struct {
@@ -140,6 +149,7 @@ func compileReader(schema avro.Schema, refs []fieldRef, nslots int) (*reader, er
 			return nil, &fieldError{path: r.path, reason: "is not in the topic's schema", have: fieldNames(env, r.path.Root, envNames)}
 		}
 	}
+	rd.planSkips()
 	return rd, nil
 }
 
@@ -194,6 +204,7 @@ func compileRow(rs *avro.RecordSchema, want []fieldRef, nslots int, found map[Pa
 		}
 		sub.steps = append(sub.steps, st)
 	}
+	sub.planSkips()
 	return sub, nil
 }
 
@@ -460,6 +471,7 @@ type skipper struct {
 	size   int        // skipFixed
 	subs   []*skipper // skipRecord: fields; skipUnion: branches
 	items  *skipper   // skipArray, skipMap: items or values
+	next   *skipper   // skipDynamic: schema's plan, once reached
 	schema avro.Schema
 }
 
@@ -567,7 +579,10 @@ func (k *skipper) skip(d *decoder) {
 			}
 		}
 	case skipDynamic:
-		compileSkip(k.schema, 0).skip(d) // the next levels of a deeply nested value
+		if k.next == nil { // the next levels of a deeply nested value, compiled once
+			k.next = compileSkip(k.schema, 0)
+		}
+		k.next.skip(d)
 	default:
 		d.fail("unsupported type %s", k.schema.Type())
 	}

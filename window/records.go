@@ -77,10 +77,8 @@ func rowID(key []byte) uint64 {
 	return max(h, 1)
 }
 
-// groupKey is the repartition key: the group's canonical bytes (one partition per group).
-func (j *Job) groupKey(r *Rec) []byte { return appendGroupKey(nil, r) }
-
-// appendGroupKey appends r's group key to dst.
+// appendGroupKey appends r's repartition key to dst: the group's canonical bytes (one
+// partition per group).
 func appendGroupKey(dst []byte, r *Rec) []byte {
 	n := len(dst)
 	for _, v := range r.Group {

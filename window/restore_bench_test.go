@@ -99,7 +99,7 @@ func BenchmarkRestore(b *testing.B) {
 	}
 	for i := 0; i < keys; i++ {
 		r := Rec{Group: []Value{Long(int64(i))}, T: base + int64(i%1000), Sign: 1, Vals: []Value{Null}, Seq: uint64(i)}
-		p := job.partitionOf(job.groupKey(&r))
+		p := job.partitionOf(appendGroupKey(nil, &r))
 		if err := procs[p].Add(r); err != nil {
 			b.Fatal(err)
 		}

@@ -257,3 +257,18 @@ func TestPartitionOfIsFNV1a(t *testing.T) {
 		}
 	}
 }
+
+// A value larger than what is left of the transaction's byte slab gets a slab of its own:
+// the values cut before it keep their bytes, and no copy of the old slab is kept with it.
+func TestCarveLargeValue(t *testing.T) {
+	var tx txn
+	small := tx.carve(func(b []byte) []byte { return append(b, "abc"...) })
+	big := strings.Repeat("x", 100<<10)
+	got := tx.carve(func(b []byte) []byte { return append(b, big...) })
+	if string(small) != "abc" || string(got) != big {
+		t.Fatalf("values %q and %d bytes, want abc and %d bytes", small, len(got), len(big))
+	}
+	if cap(tx.byteSlab) != len(big) {
+		t.Fatalf("slab of %d bytes after a %d-byte value, want one of its size", cap(tx.byteSlab), len(big))
+	}
+}

@@ -194,8 +194,11 @@ func (t *txn) carve(appendTo func([]byte) []byte) []byte {
 	}
 	n := len(t.byteSlab)
 	b := appendTo(t.byteSlab)
-	if &b[:1][0] != &t.byteSlab[:1][0] { // outgrew the slab: keep it for what follows
-		return b[n:len(b):len(b)]
+	if &b[:1][0] != &t.byteSlab[:1][0] {
+		// Outgrew the slab: append copied the slab into a larger array. Write the value alone
+		// into a fresh slab of its size, so that array is not kept.
+		t.byteSlab = make([]byte, 0, max(64<<10, len(b)-n))
+		return t.carve(appendTo)
 	}
 	t.byteSlab = b
 	return b[n:len(b):len(b)]
