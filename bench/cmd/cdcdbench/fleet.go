@@ -99,7 +99,7 @@ func (s *suite) fleet(ctx context.Context) {
 
 	watches := map[string]*procWatch{}
 	for inst, d := range ds {
-		watches[inst] = watchProc(d.pid(), false)
+		watches[inst] = watchProc(d.pid(), false, "cdcd")
 	}
 	var written atomic.Int64
 	var wg sync.WaitGroup

@@ -45,7 +45,7 @@ func (s *suite) write() error {
 	_ = os.WriteFile(filepath.Join(s.dir, filepath.Base(s.o.latest)), []byte(md), 0o644)
 	fmt.Println("\ntargets:")
 	for _, t := range s.targets() {
-		fmt.Printf("  %-50s %-10s %s\n", t[0], t[1], strings.Trim(t[2], "*"))
+		fmt.Printf("  %-50s %-10s %s\n", t[0], t[1], strings.ReplaceAll(t[2], "**", ""))
 	}
 	fmt.Printf("\nreport: %s\ncharts: %s\nlogs:   %s\n", s.o.latest, strings.Join(charts, ", "), s.dir)
 	return cerr
@@ -349,6 +349,7 @@ func (s *suite) targets() [][3]string {
 		out = append(out, [3]string{"window job ≥ 200k events/s (2M events, tumbling count+sum)",
 			fmt.Sprintf("%.0f events/s (%s Kafka Streams)", v, fmtRatio(v/rate(sc.Debezium))), verdict(v >= targetWindowRate, !math.IsNaN(v))})
 	}
+	out = append(out, s.goalTargets(find)...)
 	worst := math.NaN()
 	for _, sc := range s.scenarios {
 		if sc.Kind == "window" {

@@ -59,6 +59,7 @@ type options struct {
 	profile    bool
 	noBaseline bool
 	noBare     bool
+	noTLSPair  bool
 	kafkaPID   int
 	noLatency  bool
 	verify     bool
@@ -116,6 +117,7 @@ func main() {
 	flag.BoolVar(&o.noBaseline, "no-baseline", false, "skip the pg_recvlogical baseline")
 	flag.IntVar(&o.kafkaPID, "kafka-pid", 0, "suite, scenario 2: the broker's process id; each steady phase then notes its JVM's garbage-collection pauses (jstat), 0 = none")
 	flag.BoolVar(&o.noBare, "no-bare", false, "suite, scenario 2: skip the bare slot consumer → Kafka pipelines (transactional and not) beside the bare slot consumer")
+	flag.BoolVar(&o.noTLSPair, "no-tls-pair", false, "suite, scenario 1: skip the second catch-up of cdcd and pg_recvlogical over connections without TLS")
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the latency phase")
 	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")
 	flag.BoolVar(&o.keep, "keep", false, "keep databases, slots, topics and subjects (for inspection)")

@@ -209,14 +209,21 @@ type procWatch struct {
 	// the machine's 1-minute load average, sampled with the process: what else ran
 	loadSum, loadMax float64
 	loadN            int
-	stop             chan struct{}
-	done             chan struct{}
+	// where the machine's CPU went (sampled every second)
+	split   *cpuSplit
+	started time.Time
+	ended   time.Time
+	ticks   int
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // watchProc starts sampling pid every 200 ms. fresh: the process started within the
 // measured interval (all of its CPU counts); otherwise its peak RSS is reset first.
-func watchProc(pid int, fresh bool) *procWatch {
-	w := &procWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+// label names the process in the machine's CPU split.
+func watchProc(pid int, fresh bool, label string) *procWatch {
+	w := &procWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
+	w.split = newCPUSplit(pid, label, fresh)
 	if fresh {
 		w.cpu.attachNew(pid)
 	} else {
@@ -233,6 +240,8 @@ func watchProc(pid int, fresh bool) *procWatch {
 			select {
 			case <-w.stop:
 				w.sample()
+				w.split.sample()
+				w.ended = time.Now()
 				return
 			case <-tk.C:
 			}
@@ -242,6 +251,9 @@ func watchProc(pid int, fresh bool) *procWatch {
 }
 
 func (w *procWatch) sample() {
+	if w.ticks++; w.ticks%5 == 0 {
+		w.split.sample()
+	}
 	w.cpu.read()
 	if l, ok := loadAvg1(); ok {
 		w.loadSum += l
@@ -272,7 +284,28 @@ func (w *procWatch) loadNote() string {
 	if w.loadN == 0 {
 		return ""
 	}
-	return fmt.Sprintf("load average (1 min) during the phase: mean %.1f, max %.1f on %d cores", w.loadSum/float64(w.loadN), w.loadMax, runtime.NumCPU())
+	n := fmt.Sprintf("load average (1 min) during the phase: mean %.1f, max %.1f on %d cores", w.loadSum/float64(w.loadN), w.loadMax, runtime.NumCPU())
+	if s := w.splitNote(); s != "" {
+		n += "; " + s
+	}
+	return n
+}
+
+// machine is the split as numbers (after finish), nil if the phase was not timed.
+func (w *procWatch) machine() *machineCPU {
+	if w.ended.IsZero() {
+		return nil
+	}
+	groups, busy := w.split.cores(w.ended.Sub(w.started).Seconds())
+	return &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups}
+}
+
+// splitNote says where the machine's CPU went while the process was watched (after finish).
+func (w *procWatch) splitNote() string {
+	if w.ended.IsZero() {
+		return ""
+	}
+	return w.split.note(w.ended.Sub(w.started).Seconds())
 }
 
 // loadAvg1 reads the 1-minute load average from /proc/loadavg.

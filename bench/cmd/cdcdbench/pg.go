@@ -25,6 +25,18 @@ func dbDSN(adminDSN, db string) (string, error) {
 	return u.String(), nil
 }
 
+// withoutTLS is dsn with sslmode=disable: the same server over a plain connection.
+func withoutTLS(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "", fmt.Errorf("a postgres:// URL is needed, got %q", dsn)
+	}
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
 func connect(ctx context.Context, dsn string, params map[string]string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {

@@ -74,7 +74,8 @@ func (s *suite) snapshot(ctx context.Context) {
 			kt := name + "_kafka"
 			topics = append(topics, kt)
 			logf("snapshot: Kafka's own limit: a bare transactional producer")
-			sc.Notes = append(sc.Notes, kafkaLimitNote(ctx, o.kafka, kt, sc.CDCD, sc.Limit))
+			note, rate := kafkaLimitNote(ctx, o.kafka, kt, sc.CDCD, sc.Limit)
+			sc.Notes, sc.KafkaLimit = append(sc.Notes, note), rate
 		}
 	}
 	if o.noDebezium || ctx.Err() != nil {
@@ -133,11 +134,12 @@ func lineWith(s, sub string) string {
 // producer writing as many records as cdcd did, of cdcd's average size, in 10,000-record
 // transactions to a 3-partition topic (cdcd's batch and partitions), nothing else running:
 // what any snapshot into Kafka here could reach at best. It compares that with half of COPY.
-func kafkaLimitNote(ctx context.Context, broker, topic string, cdcd, copyLimit *toolResult) string {
+// It returns the note and the producer's rows/s (0 if it failed).
+func kafkaLimitNote(ctx context.Context, broker, topic string, cdcd, copyLimit *toolResult) (string, float64) {
 	size := int(cdcd.Bytes / int64(max(cdcd.Rows, 1)))
 	rate, cpu, err := kafkaProduceLimit(ctx, broker, topic, cdcd.Rows, max(size, 16))
 	if err != nil {
-		return "Kafka's own limit: " + err.Error()
+		return "Kafka's own limit: " + err.Error(), 0
 	}
 	half := copyLimit.rowsPerSec() / 2
 	verdict := "above half of COPY"
@@ -145,7 +147,7 @@ func kafkaLimitNote(ctx context.Context, broker, topic string, cdcd, copyLimit *
 		verdict = fmt.Sprintf("below half of COPY (%.0f rows/s): on this machine no snapshot into Kafka reaches that", half)
 	}
 	return fmt.Sprintf("Kafka's own limit: a bare transactional producer (franz-go, no source, no encoding) wrote %d pre-built records of cdcd's average size (%d bytes) in 10,000-record transactions to a 3-partition topic at %.0f rows/s (%.1f CPU s in the producer): %s; cdcd reached %.0f%% of it",
-		cdcd.Rows, size, rate, cpu, verdict, 100*cdcd.rowsPerSec()/rate)
+		cdcd.Rows, size, rate, cpu, verdict, 100*cdcd.rowsPerSec()/rate), rate
 }
 
 func kafkaProduceLimit(ctx context.Context, broker, topic string, rows, size int) (rate, cpu float64, err error) {

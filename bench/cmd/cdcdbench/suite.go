@@ -33,7 +33,10 @@ type toolResult struct {
 	Achieved  float64 // steady scenarios: rows/s the writer achieved
 	PeakRSSKB int64
 	CPU       float64 // seconds, user+system, of the tool's process (all threads)
-	Notes     []string
+	// Machine: where the machine's CPU went during the phase (measureCatchupOf), nil if not
+	// measured.
+	Machine *machineCPU
+	Notes   []string
 }
 
 func (r *toolResult) ok() bool { return r != nil && r.Status == "" }
@@ -91,9 +94,12 @@ type scenarioResult struct {
 	// and not (measureBare): what Kafka adds at that load, with and without transactions.
 	Bare []*toolResult
 	// Also: further runs of cdcd on a variant of the scenario's table, shown in the results
-	// table under the others (7: the same rows under a composite key).
-	Also  []*toolResult
-	Notes []string
+	// table under the others (7: the same rows under a composite key; 1: cdcd and
+	// pg_recvlogical without TLS).
+	Also []*toolResult
+	// KafkaLimit: scenario 3's bare transactional producer, rows/s (0: not measured).
+	KafkaLimit float64
+	Notes      []string
 }
 
 // suite is everything one -suite run measured.
@@ -269,6 +275,7 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 			s.cleanupPG(ctx, db, nil)
 			continue
 		}
+		var extraTopics []string
 		err = func() error {
 			defer t.stop()
 			logf("%s: creating the slot and publication (start until ready, then stop)", tool)
@@ -286,6 +293,18 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 				if err := createRecvSlot(ctx, dsn, recvSlot); err != nil {
 					return err
 				}
+			}
+			// The same catch-up again over plain connections: cdcd and pg_recvlogical, each
+			// on a slot of its own made before the backlog.
+			var plain *plainPair
+			if tool == "cdcd" && want("1") && !o.noTLSPair {
+				p, err := s.preparePlainPair(ctx, name, db, dsn, baseline)
+				if err != nil {
+					return err
+				}
+				plain = p
+				defer p.tool.stop()
+				extraTopics = append(extraTopics, p.tool.topic())
 			}
 			if want("1") {
 				logf("%s: writing the backlog: %d rows in transactions of %d", tool, o.rows, o.txRows)
@@ -311,6 +330,9 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 				res(sc1, r)
 				s.noteSettings(t, "PostgreSQL streaming")
 				logResult(sc1, r)
+				if plain != nil {
+					sc1.Also = append(sc1.Also, plain.run(ctx, o, bl.endLSN)...)
+				}
 				// The backlog's autovacuum and checkpoint would otherwise fall into the steady
 				// phases of a tool that caught up fast (and not of one that took a minute):
 				// done now, for every tool alike.
@@ -378,7 +400,7 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 		if err != nil {
 			fail(err)
 		}
-		topics := []string{}
+		topics := extraTopics
 		if t != nil {
 			topics = append(topics, t.topic(), "__debezium-heartbeat."+name)
 		}
@@ -429,11 +451,16 @@ func (s *suite) steadyLimit(ctx context.Context, phases func(yield func(rate, tx
 
 // pgTool prepares cdcd or Debezium for database db (which holds the benchmark table).
 func (s *suite) pgTool(tool, name, db, snapshot string) (streamTool, error) {
-	o := s.o
-	dsn, err := dbDSN(o.pgDSN, db)
+	dsn, err := dbDSN(s.o.pgDSN, db)
 	if err != nil {
 		return nil, err
 	}
+	return s.pgToolAt(tool, name, db, dsn, snapshot)
+}
+
+// pgToolAt is pgTool over connection string dsn (of database db).
+func (s *suite) pgToolAt(tool, name, db, dsn, snapshot string) (streamTool, error) {
+	o := s.o
 	if tool == "cdcd" {
 		httpAddr, err := freeAddr()
 		if err != nil {
@@ -499,7 +526,7 @@ func measureCatchupOf(ctx context.Context, o options, t streamTool, firstID int6
 	if err := t.start(ctx); err != nil {
 		return failed(t.label(), err)
 	}
-	w := watchProc(t.pid(), true)
+	w := watchProc(t.pid(), true, t.label())
 	var err error
 	tk := time.NewTicker(500 * time.Millisecond)
 	defer tk.Stop()
@@ -521,6 +548,7 @@ wait:
 	if n := w.loadNote(); n != "" {
 		r.Notes = append(r.Notes, n)
 	}
+	r.Machine = w.machine()
 	if err != nil {
 		return failed(t.label(), err)
 	}
@@ -545,7 +573,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	if err != nil {
 		return failed(t.label(), err)
 	}
-	w := watchProc(t.pid(), false)
+	w := watchProc(t.pid(), false, t.label())
 	ct, _ := t.(*cdcdTool)
 	var before metricSet
 	if ct != nil {
@@ -703,7 +731,7 @@ func kafkaTxnNote(before, after metricSet, pipeline string, rows int) string {
 func measureBigTx(ctx context.Context, o options, t streamTool, dsn string, firstID int64, n int) *toolResult {
 	r := &toolResult{Tool: t.label(), Rows: n}
 	c := &idCounter{topic: t.topic(), format: t.format(), firstID: firstID, n: n}
-	w := watchProc(t.pid(), false)
+	w := watchProc(t.pid(), false, t.label())
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

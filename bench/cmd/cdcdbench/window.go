@@ -159,7 +159,7 @@ func measureGroup(ctx context.Context, o options, tool string, start func() (pro
 	if err != nil {
 		return failed(tool, err)
 	}
-	w := watchProc(ph.pid(), true)
+	w := watchProc(ph.pid(), true, tool)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(o.kafka))
 	if err != nil {
 		w.finish()

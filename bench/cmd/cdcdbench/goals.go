@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// The goals of the tail and CPU work: cdcd against what the stack itself does with the same
+// work, in the same run. Each one missed names where bench/README.md says what was tried and
+// what limits it; a throughput phase that ran the machine out of CPU says so with its split.
+const (
+	goalTailVsBare       = 1.25 // steady p99 ≤ 1.25× the bare transactional pipeline's, every load
+	goalCatchupCPU       = 2.5  // CPU s per million rows, PostgreSQL catch-up
+	goalCatchupVsRecv    = 0.90 // catch-up rows/s ≥ 90 % of pg_recvlogical's
+	goalBinlogVsSyncer   = 0.50 // MariaDB catch-up ≥ 50 % of go-mysql's bare BinlogSyncer
+	goalSnapshotVsKafka  = 0.60 // PostgreSQL snapshot ≥ 60 % of a bare transactional producer
+	readmeTail           = "bench/README.md, \"Where the single-row latency goes\""
+	readmeCatchupCPU     = "bench/README.md, \"CPU per row of the PostgreSQL catch-up\""
+	readmeBinlogCPU      = "bench/README.md, \"CPU of the MariaDB catch-up\""
+	readmeSnapshotCPU    = "bench/README.md, \"CPU of the PostgreSQL snapshot\""
+	labelCDCDNoTLS       = "cdcd, no TLS"
+	labelRecvNoTLS       = "pg_recvlogical, no TLS"
+	labelBareTxnPipeline = "bare slot consumer → Kafka, transactional"
+)
+
+// goalVerdict is "met", "n/a", or "**not met**" with what to read and, for a phase that left
+// the machine no idle CPU, where the CPU went.
+func goalVerdict(ok, have bool, readme string, m *machineCPU) string {
+	switch {
+	case !have:
+		return "n/a"
+	case ok:
+		return "met"
+	}
+	v := "**not met**: what was tried and what limits it: " + readme
+	if m.saturated() {
+		v += "; the machine had no idle CPU during the phase (" + m.String() + ")"
+	}
+	return v
+}
+
+// steadyShape names a steady scenario by its load, "5k×10" for "2-5000x10".
+func steadyShape(id string) string {
+	rest, ok := strings.CutPrefix(id, "2-")
+	if !ok {
+		return id
+	}
+	r, tx, _ := strings.Cut(rest, "x")
+	n, err := strconv.Atoi(r)
+	if err != nil {
+		return id
+	}
+	return human(n) + "×" + tx
+}
+
+func (sc *scenarioResult) bare(label string) *toolResult {
+	for _, r := range sc.Bare {
+		if r != nil && r.Tool == label {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {
+	var out [][3]string
+	// The tail against Kafka's own transactional limit, at every steady load.
+	var parts, missed []string
+	have := false
+	for _, sc := range s.scenarios {
+		if !strings.HasPrefix(sc.ID, "2-") {
+			continue
+		}
+		c, b := latMs(sc.CDCD, 99), latMs(sc.bare(labelBareTxnPipeline), 99)
+		if math.IsNaN(c) || math.IsNaN(b) {
+			continue
+		}
+		have = true
+		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f ms = %.2f×", steadyShape(sc.ID), c, b, c/b))
+		if c > goalTailVsBare*b {
+			missed = append(missed, steadyShape(sc.ID))
+		}
+	}
+	v := goalVerdict(len(missed) == 0, have, readmeTail, nil)
+	if len(missed) > 0 {
+		v = strings.Replace(v, "**not met**", "**not met** at "+strings.Join(missed, ", "), 1)
+	}
+	out = append(out, [3]string{"steady p99 ≤ 1.25× the bare transactional pipeline's, every load (cdcd/bare)", strings.Join(parts, "; "), v})
+	// The tail against Debezium's where cdcd batches well: 10-row transactions at 1k and 5k/s.
+	parts, missed, have = nil, nil, false
+	for _, id := range []string{"2-1000x10", "2-5000x10"} {
+		sc := find(id)
+		if sc == nil {
+			continue
+		}
+		c, d := latMs(sc.CDCD, 99), latMs(sc.Debezium, 99)
+		if math.IsNaN(c) || math.IsNaN(d) {
+			continue
+		}
+		have = true
+		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f ms", steadyShape(id), c, d))
+		if c > d {
+			missed = append(missed, steadyShape(id))
+		}
+	}
+	v = goalVerdict(len(missed) == 0, have, readmeTail, nil)
+	if len(missed) > 0 {
+		v = strings.Replace(v, "**not met**", "**not met** at "+strings.Join(missed, ", "), 1)
+	}
+	out = append(out, [3]string{"steady p99 ≤ Debezium's at 1k and 5k rows/s in 10-row transactions (cdcd/Debezium)", strings.Join(parts, "; "), v})
+
+	if sc := find("1"); sc != nil {
+		cpu := cpuRow(sc.CDCD)
+		measured := fmtCPU(cpu)
+		if n := sc.also(labelCDCDNoTLS); n.ok() {
+			measured += "; without TLS " + fmtCPU(cpuRow(n))
+		}
+		out = append(out, [3]string{"PostgreSQL catch-up ≤ 2.5 CPU s per million rows", measured,
+			goalVerdict(cpu <= goalCatchupCPU, !math.IsNaN(cpu), readmeCatchupCPU, machineOf(sc.CDCD))})
+		v := rate(sc.CDCD) / rate(sc.Limit)
+		measured = fmtPct(v)
+		if n, r := sc.also(labelCDCDNoTLS), sc.also(labelRecvNoTLS); n.ok() && r.ok() {
+			measured += "; without TLS " + fmtPct(rate(n)/rate(r)) + fmt.Sprintf(" (%s against %s)", fmtRate(rate(n)), fmtRate(rate(r)))
+		}
+		out = append(out, [3]string{"PostgreSQL catch-up ≥ 90 % of pg_recvlogical", measured,
+			goalVerdict(v >= goalCatchupVsRecv, !math.IsNaN(v), readmeCatchupCPU, machineOf(sc.CDCD))})
+	}
+	if sc := find("5"); sc != nil {
+		v := rate(sc.CDCD) / rate(sc.Limit)
+		out = append(out, [3]string{"MariaDB catch-up ≥ 50 % of go-mysql's BinlogSyncer", fmtPct(v),
+			goalVerdict(v >= goalBinlogVsSyncer, !math.IsNaN(v), readmeBinlogCPU, machineOf(sc.CDCD))})
+	}
+	if sc := find("3"); sc != nil {
+		v := math.NaN()
+		if sc.KafkaLimit > 0 {
+			v = rate(sc.CDCD) / sc.KafkaLimit
+		}
+		out = append(out, [3]string{"PostgreSQL snapshot ≥ 60 % of a bare transactional producer", fmtPct(v),
+			goalVerdict(v >= goalSnapshotVsKafka, !math.IsNaN(v), readmeSnapshotCPU, machineOf(sc.CDCD))})
+	}
+	return out
+}
+
+func machineOf(r *toolResult) *machineCPU {
+	if !r.ok() {
+		return nil
+	}
+	return r.Machine
+}
+
+func fmtCPU(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f CPU s", v)
+}
