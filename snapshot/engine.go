@@ -1017,7 +1017,8 @@ func (k *Keys) prune(h uint64, precedes func(a, b uint64) bool) {
 // KeyOf is the identity of a row's key: the same values give the same string, whether the
 // row came from a chunk or from the stream.
 func KeyOf(vals []change.Value, cols []int) string {
-	var b []byte
+	var buf [64]byte // most keys fit: one allocation, the string's
+	b := buf[:0]
 	for _, i := range cols {
 		if i < len(vals) {
 			b = appendValue(b, vals[i])

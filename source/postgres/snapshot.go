@@ -523,9 +523,10 @@ func (w *snapWorker) readKeyed(ctx context.Context, tx pgx.Tx, d *snapTable, t *
 	q += " ORDER BY " + strings.Join(d.keyIdents, ", ") + " LIMIT " + strconv.Itoa(limit)
 	rr := tx.Conn().PgConn().ExecParams(ctx, q, args, nil, nil, nil)
 	var size int64
+	var slab valueSlab
 	for rr.NextRow() {
 		vals := rr.Values()
-		row, n := decodeSnapRow(d, t.Table, vals)
+		row, n := decodeSnapRow(d, t.Table, vals, &slab)
 		size += n
 		rd.Rows = append(rd.Rows, row)
 		if size >= maxBytes || len(rd.Rows) >= limit {
@@ -542,9 +543,29 @@ func (w *snapWorker) readKeyed(ctx context.Context, tx pgx.Tx, d *snapTable, t *
 	return nil
 }
 
+// valueSlab hands out the value slices of a chunk's rows from shared allocations: the rows
+// of a chunk are published, and dropped, together.
+type valueSlab struct{ free []change.Value }
+
+// slabRows is how many rows' values one allocation holds.
+const slabRows = 256
+
+// take returns n zeroed values of their own: capped, so an append to them reallocates.
+func (s *valueSlab) take(n int) []change.Value {
+	if s == nil {
+		return make([]change.Value, n)
+	}
+	if len(s.free) < n {
+		s.free = make([]change.Value, n*slabRows)
+	}
+	v := s.free[:n:n]
+	s.free = s.free[n:]
+	return v
+}
+
 // decodeSnapRow decodes one row of d's columns; n is its size in the result.
-func decodeSnapRow(d *snapTable, table string, vals [][]byte) (row snapshot.Row, n int64) {
-	row = snapshot.Row{Vals: make([]change.Value, len(vals))}
+func decodeSnapRow(d *snapTable, table string, vals [][]byte, slab *valueSlab) (row snapshot.Row, n int64) {
+	row = snapshot.Row{Vals: slab.take(len(vals))}
 	for i, v := range vals {
 		n += int64(len(v))
 		if v == nil {
@@ -671,6 +692,7 @@ func readPageRange(ctx context.Context, tx pgx.Tx, d *snapTable, t *snapshot.Tas
 	var prevTid [2]int64
 	ordered, first := true, true
 	rest := ""
+	var slab valueSlab
 	for rr.NextRow() {
 		vals := rr.Values()
 		if len(vals) <= ncols {
@@ -687,7 +709,7 @@ func readPageRange(ctx context.Context, tx pgx.Tx, d *snapTable, t *snapshot.Tas
 			rest = strconv.FormatInt(tid[0], 10) + "," + strconv.FormatInt(tid[1], 10)
 			break
 		}
-		row, n := decodeSnapRow(d, t.Table, vals[:ncols])
+		row, n := decodeSnapRow(d, t.Table, vals[:ncols], &slab)
 		*size += n
 		rd.Rows = append(rd.Rows, row)
 	}
