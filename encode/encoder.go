@@ -81,6 +81,9 @@ type Record struct {
 	Op    change.Op
 	// Headers of an outbox event's record (outbox.go); nil otherwise.
 	Headers []change.Header
+	// Time is when the record was made, the envelope's ts_ms: the sink gives it to the Kafka
+	// record too, so one clock read serves both. Zero when the record has no ts_ms.
+	Time time.Time
 
 	keyBuf, valBuf []byte
 	sc             scratch
@@ -324,7 +327,7 @@ func (e *Encoder) Encode(ctx context.Context, ev *change.Event, dst *Record) err
 // EncodeInTx is Encode with the event's place in its source transaction (see TxTracker),
 // written to the envelope's transaction block when the event has a TxID.
 func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrder, dst *Record) error {
-	dst.Topic, dst.Key, dst.Value, dst.Op, dst.Headers = "", nil, nil, ev.Op, nil
+	dst.Topic, dst.Key, dst.Value, dst.Op, dst.Headers, dst.Time = "", nil, nil, ev.Op, nil, time.Time{}
 	if ev.Table == nil {
 		return &Error{Class: ClassUndecodable, Err: errors.New("event has no table; this is a source bug")}
 	}
@@ -391,7 +394,8 @@ func (e *Encoder) EncodeInTx(ctx context.Context, ev *change.Event, order TxOrde
 	v = e.appendSource(v, ev, &dst.sc)
 	v = appendString(v, ev.Op.String())
 	v = append(v, unionValue)
-	v = appendLong(v, e.cfg.Now().UnixMilli())
+	dst.Time = e.cfg.Now()
+	v = appendLong(v, dst.Time.UnixMilli())
 	if ev.TxID != "" {
 		v = append(v, unionValue)
 		v = appendString(v, ev.TxID)

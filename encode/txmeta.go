@@ -61,7 +61,7 @@ func TxMetaSchemas() (key, value string) { return txMetaKeySchema, txMetaValueSc
 // EncodeTxBoundary writes b into dst, registering the metadata schemas under b.Topic's
 // subjects on first use. Errors are registry trouble (see Retriable) or a refusal.
 func (e *Encoder) EncodeTxBoundary(ctx context.Context, b TxBoundary, dst *Record) error {
-	dst.Topic, dst.Key, dst.Value, dst.Op = "", nil, nil, 0
+	dst.Topic, dst.Key, dst.Value, dst.Op, dst.Time = "", nil, nil, 0, time.Time{}
 	if b.ID == "" {
 		return errors.New("transaction metadata: a transaction without an id")
 	}

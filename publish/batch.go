@@ -102,7 +102,7 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	// refusal now names it alone (and its neighbours of then are not dead-lettered with it).
 	alone := refused == refusedInBatch
 	rec := s.newDataRecord(ev.Pos, alone)
-	rec.Topic, rec.Key, rec.Value = s.rec.Topic, s.copyBytes(s.rec.Key), s.copyBytes(s.rec.Value)
+	rec.Topic, rec.Key, rec.Value, rec.Timestamp = s.rec.Topic, s.copyBytes(s.rec.Key), s.copyBytes(s.rec.Value), s.rec.Time
 	for _, h := range s.rec.Headers { // an outbox event's
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: s.copyBytes(h.Value)})
 	}
@@ -121,7 +121,7 @@ func (s *Sink) Add(ctx context.Context, it *change.Item) error {
 	if s.cfg.Tombstones && s.rec.Op == change.OpDelete && rec.Key != nil {
 		// The delete's tombstone: the same topic and key (never written again), no value.
 		t := s.newDataRecord(ev.Pos, false)
-		t.Topic, t.Key, t.Headers = rec.Topic, rec.Key, rec.Headers
+		t.Topic, t.Key, t.Headers, t.Timestamp = rec.Topic, rec.Key, rec.Headers, rec.Timestamp
 		s.produce(t)
 		size += len(t.Key)
 	}

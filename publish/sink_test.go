@@ -44,13 +44,19 @@ func newCluster(t testing.TB) (*kfake.Cluster, *kadm.Client) {
 // openSink opens a sink (a session) on cluster c with the pipeline's memory mem.
 func openSink(t testing.TB, c *kfake.Cluster, cfg Config, mem *Memory) *Sink {
 	t.Helper()
+	return openSinkClock(t, c, cfg, mem, nil)
+}
+
+// openSinkClock is openSink with the encoder's clock now (nil: time.Now).
+func openSinkClock(t testing.TB, c *kfake.Cluster, cfg Config, mem *Memory, now func() time.Time) *Sink {
+	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := encode.New(encode.Config{Pipeline: "p", Connector: "postgresql", TopicPrefix: "p"}, encode.NewSRRegistry(srcl))
+	enc, err := encode.New(encode.Config{Pipeline: "p", Connector: "postgresql", TopicPrefix: "p", Now: now}, encode.NewSRRegistry(srcl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +315,45 @@ func TestProduceRetryBackoff(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Error("no jitter: every retry of the same count waits the same")
+	}
+}
+
+// A data record's Kafka timestamp is the time its envelope gives as ts_ms (one clock read for
+// both), and a delete's tombstone carries its delete's.
+func TestRecordTimestampIsTheEnvelopesTime(t *testing.T) {
+	c, _ := newCluster(t)
+	at := time.Date(2001, 2, 3, 4, 5, 6, 7_000_000, time.UTC)
+	s := openSinkClock(t, c, Config{Tombstones: true}, NewMemory(), func() time.Time { return at })
+	tbl := &change.Table{Schema: "public", Name: "t", Version: 1,
+		Columns: []change.Column{{Name: "id", Kind: change.KindInt64, Key: true}}, KeyColumns: []int{0}}
+	ctx := context.Background()
+	for i, it := range []change.Item{
+		{Event: change.Event{Op: change.OpCreate, Table: tbl, After: []change.Value{{Int: 1}}, Pos: change.Position{Tx: 100}}},
+		{Event: change.Event{Op: change.OpDelete, Table: tbl, Before: []change.Value{{Int: 1}}, Pos: change.Position{Tx: 100, Index: 1}}},
+		{Commit: &change.Commit{Pos: change.Position{Tx: 100, Index: 2}, AckPosition: 101}},
+	} {
+		if err := s.Add(ctx, &it); err != nil {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("p.public.t"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) < 3 && rctx.Err() == nil {
+		cl.PollFetches(rctx).EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d records, want the insert, the delete and its tombstone", len(got))
+	}
+	for i, r := range got {
+		if !r.Timestamp.Equal(at.Truncate(time.Millisecond)) {
+			t.Errorf("record %d: timestamp %v, want the encoder's clock %v", i, r.Timestamp.UTC(), at)
+		}
 	}
 }
