@@ -42,6 +42,9 @@ type stream struct {
 	seq     uint32
 	gset    gtidState // GTIDs before the next transaction; nil without GTIDs
 	csumLen int       // checksum bytes at the end of each event
+	// text decodes again, with ParseTime off, rows events whose DATETIME values may be
+	// invalid days go-mysql normalised (see binlogtime.go).
+	text binlogText
 
 	inTx     bool
 	began    bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
@@ -248,6 +251,11 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return fmt.Errorf("binlog %s:%d: table %s.%s: %w", st.file, h.LogPos, e.Schema, e.Table, err)
 		}
 		st.byID[e.TableID] = tv
+		if tv != nil && len(tv.datetimes) > 0 {
+			st.text.tableMap(e.TableID, ev.RawData)
+		}
+	case *replication.FormatDescriptionEvent:
+		st.text.format(ev.RawData)
 	case *replication.TransactionPayloadEvent:
 		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
 		// Their headers carry no positions; the transaction's GTID event came before.
@@ -278,6 +286,9 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		tv := st.byID[e.TableID]
 		if tv == nil {
 			return nil // not captured (its rows were not even decoded)
+		}
+		if err := st.text.fix(e, ev.RawData, tv.datetimes); err != nil {
+			return fmt.Errorf("binlog %s:%d: table %s: decoding its DATETIME values again as text: %w", st.file, h.LogPos, tv.table.QualifiedName(), err)
 		}
 		if st.xa != nil {
 			return st.hold(h.EventType, tv, e)
@@ -725,14 +736,19 @@ func partialImage(tv *tableVersion, before, after []change.Value, skips []int) e
 func undecodableRow(t *change.Table, row []any) []change.Value {
 	vals := make([]change.Value, len(t.Columns))
 	for i := range vals {
-		if i < len(row) {
-			vals[i] = change.Value{State: change.Undecodable, Str: fmt.Sprint(row[i])}
-		} else {
+		switch {
+		case i >= len(row):
 			vals[i] = change.Value{State: change.Absent}
+		case isTime(row[i]):
+			vals[i] = change.Value{State: change.Undecodable, Str: binlogTimeText(row[i].(time.Time))}
+		default:
+			vals[i] = change.Value{State: change.Undecodable, Str: fmt.Sprint(row[i])}
 		}
 	}
 	return vals
 }
+
+func isTime(v any) bool { _, ok := v.(time.Time); return ok }
 
 func keyChanged(t *change.Table, before, after []change.Value) bool {
 	for _, k := range t.KeyColumns {
