@@ -379,3 +379,23 @@ func TestBinlogTextAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeValueYearRange: a time value beyond the years the text can hold is a zero date
+// (null in a nullable column), never a date; the ends of the range are dates.
+func TestTimeValueYearRange(t *testing.T) {
+	s := ColumnSpec{Name: "d", Type: gomysql.MYSQL_TYPE_DATETIME2, Nullable: true}
+	for _, c := range []struct {
+		t    time.Time
+		null bool
+	}{
+		{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), false},
+		{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), true},
+		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), true},
+	} {
+		v, err := DecodeBinlog(&s, change.KindTimestamp, c.t)
+		if err != nil || (v.State == change.Null) != c.null {
+			t.Errorf("%v: %+v, %v; want null %v", c.t, v, err, c.null)
+		}
+	}
+}

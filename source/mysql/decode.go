@@ -290,11 +290,15 @@ func timeValue(s *ColumnSpec, t time.Time) (change.Value, error) {
 	default:
 		return change.Value{State: change.Undecodable, Str: binlogTimeText(t)}, fmt.Errorf("column %s: unexpected binlog time value for type %d", s.Name, s.Type)
 	}
-	if y := t.UTC().Year(); y < 0 || y > 9999 { // beyond what the text holds
+	sec := t.Unix()
+	if sec < minTextSec || sec > maxTextSec { // beyond the years 0000-9999 the text holds
 		return zeroDate(s, binlogTimeText(t))
 	}
-	return change.Value{Int: t.Unix()*1_000000 + int64(t.Nanosecond()/1000)}, nil
+	return change.Value{Int: sec*1_000000 + int64(t.Nanosecond()/1000)}, nil
 }
+
+// minTextSec and maxTextSec are 0000-01-01 00:00:00 and 9999-12-31 23:59:59 UTC.
+const minTextSec, maxTextSec = -62167219200, 253402300799
 
 // binlogTimeText spells a binlog time value as the server does (a TIMESTAMP in UTC), for
 // dead letters.
