@@ -300,8 +300,9 @@ func BenchmarkDecodeRowsEvent(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				for _, row := range re.Rows {
-					if _, err := decodeRow(tv, row); err != nil {
+				vals := newRowImages(tv, len(re.Rows))
+				for i, row := range re.Rows {
+					if _, err := decodeRow(tv, row, vals.image(tv, i)); err != nil {
 						b.Fatal(err)
 					}
 				}

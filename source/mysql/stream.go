@@ -517,6 +517,7 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 	if len(tv.table.KeyColumns) == 0 {
 		stride = 1 // no key, no key change; a row image may take a single byte
 	}
+	var vals rowImages
 	for i := 0; i < len(e.Rows); i += step {
 		if st.txIndex > math.MaxUint32-indexStride {
 			return &FatalError{Err: fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
@@ -533,22 +534,25 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 			}
 			continue
 		}
+		if vals == nil {
+			vals = newRowImages(tv, len(e.Rows))
+		}
 		var before, after []change.Value
 		var errBefore, errAfter error
 		switch op {
 		case change.OpCreate:
-			after, errAfter = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i], vals.image(tv, i))
 			if skips := imageSkips(e, i); len(skips) > 0 && errAfter == nil {
 				errAfter = partialImage(tv, nil, after, skips)
 			}
 		case change.OpDelete:
-			before, errBefore = decodeRow(tv, e.Rows[i])
+			before, errBefore = decodeRow(tv, e.Rows[i], vals.image(tv, i))
 			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
 				absent(before, skips)
 			}
 		case change.OpUpdate:
-			before, errBefore = decodeRow(tv, e.Rows[i])
-			after, errAfter = decodeRow(tv, e.Rows[i+1])
+			before, errBefore = decodeRow(tv, e.Rows[i], vals.image(tv, i))
+			after, errAfter = decodeRow(tv, e.Rows[i+1], vals.image(tv, i+1))
 			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
 				absent(before, skips)
 			}
@@ -668,14 +672,28 @@ func opOf(t replication.EventType) (change.Op, int) {
 	return 0, 1
 }
 
-// decodeRow decodes one row image; the first undecodable value's error is returned with the
-// row (its value kept as Undecodable), so the change becomes one poison record.
-func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
+// rowImages cuts the row values of a rows event from one allocation instead of one per row
+// image: the values of its rows go out together.
+type rowImages []change.Value
+
+func newRowImages(tv *tableVersion, images int) rowImages {
+	return make(rowImages, images*len(tv.table.Columns))
+}
+
+// image returns the values of row image i, capacity-limited so no image reaches into the next.
+func (r rowImages) image(tv *tableVersion, i int) []change.Value {
+	n := len(tv.table.Columns)
+	return r[i*n : (i+1)*n : (i+1)*n]
+}
+
+// decodeRow decodes one row image into vals (len(tv.table.Columns) values); the first
+// undecodable value's error is returned with the row (its value kept as Undecodable), so the
+// change becomes one poison record.
+func decodeRow(tv *tableVersion, row []any, vals []change.Value) ([]change.Value, error) {
 	t := tv.table
 	if len(row) != len(t.Columns) {
 		return undecodableRow(t, row), fmt.Errorf("table %s: row image has %d columns, its TABLE_MAP %d (binlog_row_image must be FULL)", t.QualifiedName(), len(row), len(t.Columns))
 	}
-	vals := make([]change.Value, len(row))
 	var first error
 	for i := range row {
 		v, err := DecodeBinlog(&tv.specs[i], t.Columns[i].Kind, row[i])
