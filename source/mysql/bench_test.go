@@ -262,38 +262,19 @@ func BenchmarkDecodeRowsEvent(b *testing.B) {
 		parseTime bool
 	}{{"text", false}, {"parsed", true}} {
 		b.Run(mode.name, func(b *testing.B) {
-			p := replication.NewBinlogParser()
-			p.SetFlavor(gomysql.MariaDBFlavor)
-			p.SetParseTime(mode.parseTime)
-			p.SetTimestampStringLocation(time.UTC)
-			var tv *tableVersion
+			p := syncerParser(mode.parseTime)
+			tm := mustParse(b, p, f.fde, f.tableMap)[1].Event.(*replication.TableMapEvent)
+			tv := buildVersion(tm, gomysql.MariaDBFlavor)
 			var bt binlogText
 			bt.format(f.fde)
-			for _, raw := range [][]byte{f.fde, f.tableMap} {
-				ev, err := p.Parse(raw)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if tm, ok := ev.Event.(*replication.TableMapEvent); ok {
-					tv = buildVersion(tm, gomysql.MariaDBFlavor)
-					bt.tableMap(tm.TableID, f.tableMap)
-				}
-			}
+			bt.tableMap(tm.TableID, f.tableMap)
 			if tv.err != nil {
 				b.Fatal(tv.err)
 			}
 			rows := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				// A transaction's TABLE_MAP, then its rows (go-mysql forgets the table map
-				// at the end of the statement).
-				if _, err := p.Parse(f.tableMap); err != nil {
-					b.Fatal(err)
-				}
-				ev, err := p.Parse(f.rows)
-				if err != nil {
-					b.Fatal(err)
-				}
+				_, ev := parseTx(b, p, f)
 				re := ev.Event.(*replication.RowsEvent)
 				if mode.parseTime {
 					if err := bt.fix(re, f.rows, tv.datetimes); err != nil {
@@ -311,4 +292,67 @@ func BenchmarkDecodeRowsEvent(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
 		})
 	}
+}
+
+// BenchmarkStreamRowsEvent: the stream taking transactions of the recorded TABLE_MAP and
+// 10-row WRITE_ROWS event (testdata/bench.events) as the source's syncer parses them, from
+// the raw events to the Items handed to the pipeline.
+func BenchmarkStreamRowsEvent(b *testing.B) {
+	f := loadEvents(b, "testdata/bench.events")
+	p := syncerParser(true)
+	evs := mustParse(b, p, f.fde, f.tableMap)
+	fde := evs[0]
+	src, err := New(Config{Pipeline: "p", Tables: []string{string(evs[1].Event.(*replication.TableMapEvent).Schema) + ".t"}, HeartbeatInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make(chan []change.Item, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range out {
+			change.PutChunk(c)
+		}
+	}()
+	gs, _ := parseGTIDs("mariadb", "0-1-10")
+	st := &stream{src: src, out: out, tables: src.tables, byID: map[uint64]*tableVersion{}, flavor: "mariadb", gset: gs, lastEmit: time.Now(), csumLen: 4}
+	ctx := context.Background()
+	handle := func(ev *replication.BinlogEvent) {
+		if err := st.handle(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	handle(&replication.BinlogEvent{Header: &replication.EventHeader{EventType: replication.ROTATE_EVENT},
+		Event: &replication.RotateEvent{NextLogName: []byte("mariadb-bin.000003"), Position: 4}})
+	handle(fde)
+	pos, seq, rows := uint32(1000), uint64(11), 0
+	b.ReportAllocs()
+	for b.Loop() {
+		tm, re := parseTx(b, p, f)
+		tm.Header.LogPos, re.Header.LogPos = pos+42+uint32(len(f.tableMap)), pos+42+uint32(len(f.tableMap)+len(f.rows))
+		handle(gtidEv(pos+42, seq))
+		handle(tm)
+		handle(re)
+		handle(xidEv(re.Header.LogPos + 31))
+		pos, seq = re.Header.LogPos+31, seq+1
+		rows += len(re.Event.(*replication.RowsEvent).Rows)
+	}
+	b.StopTimer()
+	_ = st.flush(ctx, true)
+	close(out)
+	<-done
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+}
+
+// parseTx parses a transaction's TABLE_MAP and rows event (go-mysql forgets a table map at
+// the end of the statement), without allocating beyond what go-mysql does.
+func parseTx(b *testing.B, p *replication.BinlogParser, f temporalFixture) (tm, rows *replication.BinlogEvent) {
+	tm, err := p.Parse(f.tableMap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rows, err = p.Parse(f.rows); err != nil {
+		b.Fatal(err)
+	}
+	return tm, rows
 }

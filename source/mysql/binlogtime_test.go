@@ -49,6 +49,29 @@ func loadEvents(t testing.TB, name string) temporalFixture {
 	return temporalFixture{fde: evs[0], tableMap: evs[1], rows: evs[2]}
 }
 
+// syncerParser is a go-mysql parser set up as the source's syncer is, with ParseTime as given.
+func syncerParser(parseTime bool) *replication.BinlogParser {
+	p := replication.NewBinlogParser()
+	p.SetFlavor(gomysql.MariaDBFlavor)
+	p.SetParseTime(parseTime)
+	p.SetTimestampStringLocation(time.UTC)
+	return p
+}
+
+// mustParse parses raw events, in order, with p.
+func mustParse(t testing.TB, p *replication.BinlogParser, raws ...[]byte) []*replication.BinlogEvent {
+	t.Helper()
+	evs := make([]*replication.BinlogEvent, len(raws))
+	for i, raw := range raws {
+		ev, err := p.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs[i] = ev
+	}
+	return evs
+}
+
 // temporalCols is how many columns the fixture's table has: id, d0..d6, t0..t6.
 const temporalCols = 15
 
@@ -66,24 +89,8 @@ func (f temporalFixture) rowsEvent(rows []byte) []byte {
 // rows events with possibly normalised DATETIME values (binlogText).
 func parseTemporal(t testing.TB, f temporalFixture, parseTime bool, rowsEv []byte) ([]ColumnSpec, [][]any) {
 	t.Helper()
-	p := replication.NewBinlogParser()
-	p.SetFlavor(gomysql.MariaDBFlavor)
-	p.SetParseTime(parseTime)
-	p.SetTimestampStringLocation(time.UTC)
-	var rows *replication.RowsEvent
-	var tm *replication.TableMapEvent
-	for _, raw := range [][]byte{f.fde, f.tableMap, rowsEv} {
-		ev, err := p.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch e := ev.Event.(type) {
-		case *replication.TableMapEvent:
-			tm = e
-		case *replication.RowsEvent:
-			rows = e
-		}
-	}
+	evs := mustParse(t, syncerParser(parseTime), f.fde, f.tableMap, rowsEv)
+	tm, rows := evs[1].Event.(*replication.TableMapEvent), evs[2].Event.(*replication.RowsEvent)
 	specs, err := SpecsFromTableMap(tm, gomysql.MariaDBFlavor)
 	if err != nil {
 		t.Fatal(err)
@@ -276,22 +283,8 @@ func TestMaybeNormalised(t *testing.T) {
 // nullable), not as the dates go-mysql normalises them to, and the valid values exactly.
 func TestStreamInvalidDatetimeDay(t *testing.T) {
 	f := loadTemporal(t)
-	p := replication.NewBinlogParser()
-	p.SetFlavor(gomysql.MariaDBFlavor)
-	p.SetParseTime(true)
-	p.SetTimestampStringLocation(time.UTC)
-	var evs []*replication.BinlogEvent
-	var schema string
-	for _, raw := range [][]byte{f.fde, f.tableMap, f.rows} {
-		ev, err := p.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tm, ok := ev.Event.(*replication.TableMapEvent); ok {
-			schema = string(tm.Schema)
-		}
-		evs = append(evs, ev)
-	}
+	evs := mustParse(t, syncerParser(true), f.fde, f.tableMap, f.rows)
+	schema := string(evs[1].Event.(*replication.TableMapEvent).Schema)
 	evs[2].Header.LogPos = 1200
 	run := func(table string) []change.Item {
 		src, err := New(Config{Pipeline: "p", Tables: []string{table}, HeartbeatInterval: time.Hour})
@@ -342,8 +335,7 @@ func TestStreamInvalidDatetimeDay(t *testing.T) {
 // (go-mysql's parser forgets its table maps after each statement's last rows event).
 func TestBinlogTextAgain(t *testing.T) {
 	f := loadTemporal(t)
-	p := replication.NewBinlogParser()
-	p.SetParseTime(true)
+	p := syncerParser(true)
 	var bt binlogText
 	var cols []int
 	for i := 0; i < 3; i++ {
@@ -352,11 +344,8 @@ func TestBinlogTextAgain(t *testing.T) {
 		if i == 0 {
 			evs = append([][]byte{f.fde}, evs...)
 		}
-		for _, raw := range evs {
-			ev, err := p.Parse(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, ev := range mustParse(t, p, evs...) {
+			raw := ev.RawData
 			switch e := ev.Event.(type) {
 			case *replication.FormatDescriptionEvent:
 				bt.format(raw)
