@@ -52,9 +52,12 @@ type binlogText struct {
 	parser *replication.BinlogParser // nil until needed, and after a new FORMAT_DESCRIPTION
 }
 
-// format keeps a FORMAT_DESCRIPTION event (whole, as read).
+// format keeps a FORMAT_DESCRIPTION event (whole, as read). It starts each binlog file, and
+// no transaction spans files, so the TABLE_MAP events kept so far are dropped (table ids
+// change as tables are reopened: the map does not grow with them).
 func (bt *binlogText) format(raw []byte) {
 	bt.fde, bt.parser = raw, nil
+	clear(bt.maps)
 }
 
 // tableMap keeps the TABLE_MAP event (whole, as read) of a table with DATETIME columns.

@@ -388,3 +388,22 @@ func TestTimeValueYearRange(t *testing.T) {
 		}
 	}
 }
+
+// TestBinlogTextForgetsMapsPerFile: a new binlog file (its FORMAT_DESCRIPTION) drops the
+// TABLE_MAP events kept for the last one, so a rows event needing text without its TABLE_MAP
+// is an error, not a decode against a stale table map.
+func TestBinlogTextForgetsMapsPerFile(t *testing.T) {
+	f := loadTemporal(t)
+	evs := mustParse(t, syncerParser(true), f.fde, f.tableMap, f.rows)
+	tm, re := evs[1].Event.(*replication.TableMapEvent), evs[2].Event.(*replication.RowsEvent)
+	var bt binlogText
+	bt.format(f.fde)
+	bt.tableMap(tm.TableID, f.tableMap)
+	bt.format(f.fde)
+	if len(bt.maps) != 0 {
+		t.Fatalf("%d TABLE_MAP events kept across a new binlog file", len(bt.maps))
+	}
+	if err := bt.fix(re, f.rows, []int{1}); err == nil {
+		t.Fatal("a rows event without its TABLE_MAP decoded again")
+	}
+}
