@@ -271,6 +271,7 @@ func TestMySQLInvalidDatetimeDays(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%v %s / %s", v["op"], row("before"), row("after")))
 	}
+	sort.Strings(got) // the keys' partitions are read in any order
 	want := []string{
 		"c - / id=1 d=<nil> ts=2021-03-02T10:00:00.000001Z",
 		"c - / id=2 d=2021-03-02T10:00:00.5Z ts=<nil>",
