@@ -241,3 +241,43 @@ func binlogMatchesSelect(t *testing.T, ddl, insert string, rows int) {
 		}
 	}
 }
+
+// TestMySQLInvalidDatetimeDays: DATETIME days that do not exist (sql_mode
+// ALLOW_INVALID_DATES) are published as null in a nullable column, in inserts and in an
+// update's new row, never as the real date go-mysql's parsed time would make of them
+// (2021-02-30 as 2021-03-02); a real 2021-03-02, which looks the same once parsed, stays a
+// date.
+func TestMySQLInvalidDatetimeDays(t *testing.T) {
+	s, _, db, dsn, conn := mysqlSetup(t, 2*time.Minute, "cdcd_baddays", "CREATE TABLE t (id INT PRIMARY KEY, d DATETIME(3) NULL, ts TIMESTAMP(6) NULL)")
+	name := uniqueName("baddays")
+	d := startMySQLDaemon(t, mysqlPipelineYAML(s, name, dsn, nextServerID(), []string{db + ".t"}, ""))
+	d.waitReady(60 * time.Second)
+	mysqlExec(t, conn, "SET time_zone = '+05:30'")
+	mysqlExec(t, conn, "SET sql_mode = 'ALLOW_INVALID_DATES'")
+	mysqlExec(t, conn, "INSERT INTO t VALUES (1, '2021-02-30 10:00:00.5', '2021-03-02 15:30:00.000001'), (2, '2021-03-02 10:00:00.5', NULL)")
+	mysqlExec(t, conn, "UPDATE t SET d = '2024-04-31 00:00:00' WHERE id = 2")
+
+	c := newConsumer(t, s, name+"."+db+".t")
+	recs := c.read(t, 3, 60*time.Second, time.Second)
+	var got []string
+	for _, r := range recs {
+		v := c.decode(t, r.Value)
+		row := func(img string) string {
+			m, ok := unwrap(v[img]).(map[string]any)
+			if !ok {
+				return "-"
+			}
+			return fmt.Sprintf("id=%s d=%s ts=%s", show(m["id"]), show(m["d"]), show(m["ts"]))
+		}
+		got = append(got, fmt.Sprintf("%v %s / %s", v["op"], row("before"), row("after")))
+	}
+	sort.Strings(got) // the keys' partitions are read in any order
+	want := []string{
+		"c - / id=1 d=<nil> ts=2021-03-02T10:00:00.000001Z",
+		"c - / id=2 d=2021-03-02T10:00:00.5Z ts=<nil>",
+		"u id=2 d=2021-03-02T10:00:00.5Z ts=<nil> / id=2 d=<nil> ts=<nil>",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), d.Logs())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -28,8 +29,12 @@ func (e *zeroDateError) Error() string {
 }
 
 // DecodeBinlog turns a value go-mysql decoded from a rows event into the column's
-// change.Value. go-mysql must run with ParseTime false, UseDecimal false and
-// TimestampStringLocation UTC, so temporal values and decimals arrive as text.
+// change.Value. go-mysql runs with UseDecimal false (decimals arrive as text) and ParseTime
+// true with TimestampStringLocation UTC: DATETIME values from 1970 on with a month and a day
+// arrive as time.Time (a UTC wall clock), non-zero TIMESTAMPs as time.Time (an instant);
+// zero, pre-1970 and zero-month or zero-day values, and every DATE, TIME and YEAR, arrive as
+// text. An invalid day (ALLOW_INVALID_DATES) would arrive as the real date go-mysql
+// normalises it to; binlogText.fix gives those rows as text first (see binlogtime.go).
 func DecodeBinlog(s *ColumnSpec, kind change.Kind, v any) (change.Value, error) {
 	if v == nil {
 		return change.NullValue, nil
@@ -66,6 +71,8 @@ func DecodeBinlog(s *ColumnSpec, kind change.Kind, v any) (change.Value, error) 
 			return setValue(s, uint64(x)), nil
 		}
 		return decodeInt(s, kind, x, uint64(x)), nil
+	case time.Time:
+		return timeValue(s, x)
 	case int:
 		return change.Value{Int: int64(x)}, nil // YEAR
 	case float32:
@@ -273,6 +280,30 @@ func decodeString(s *ColumnSpec, kind change.Kind, x string, fromBinlog bool) (c
 		return change.Value{Str: strings.Clone(x)}, nil
 	}
 	return change.Value{State: change.Undecodable, Str: x}, fmt.Errorf("column %s: text value for kind %v", s.Name, kind)
+}
+
+// timeValue is the microseconds since the epoch of a DATETIME (its UTC wall clock) or
+// TIMESTAMP go-mysql gave as time.Time: what parseDateTime gives for the same value's text.
+func timeValue(s *ColumnSpec, t time.Time) (change.Value, error) {
+	switch s.Type {
+	case gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_DATETIME2, gomysql.MYSQL_TYPE_TIMESTAMP, gomysql.MYSQL_TYPE_TIMESTAMP2:
+	default:
+		return change.Value{State: change.Undecodable, Str: binlogTimeText(t)}, fmt.Errorf("column %s: unexpected binlog time value for type %d", s.Name, s.Type)
+	}
+	sec := t.Unix()
+	if sec < minTextSec || sec > maxTextSec { // beyond the years 0000-9999 the text holds
+		return zeroDate(s, binlogTimeText(t))
+	}
+	return change.Value{Int: sec*1_000000 + int64(t.Nanosecond()/1000)}, nil
+}
+
+// minTextSec and maxTextSec are 0000-01-01 00:00:00 and 9999-12-31 23:59:59 UTC.
+const minTextSec, maxTextSec = -62167219200, 253402300799
+
+// binlogTimeText spells a binlog time value as the server does (a TIMESTAMP in UTC), for
+// dead letters.
+func binlogTimeText(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05.999999")
 }
 
 func zeroDate(s *ColumnSpec, raw string) (change.Value, error) {

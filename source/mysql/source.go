@@ -293,7 +293,9 @@ func (s *Source) openBinlog(conn *client.Conn, sess *session, signalDB, signalNa
 	captured := s.tables.captured
 	bl.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: sess.flavor, Host: host, Port: uint16(port), User: d.User, Password: d.Password,
-		Charset: "utf8mb4", TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
+		// ParseTime: DATETIME and TIMESTAMP values as time.Time, not formatted as text to be
+		// parsed back (see DecodeBinlog; binlogtime.go keeps invalid days from becoming dates).
+		Charset: "utf8mb4", ParseTime: true, TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.HeartbeatInterval,
 		ReadTimeout: 3*s.cfg.HeartbeatInterval + 10*time.Second, DisableRetrySync: true, DiscardGTIDSet: true,
 		// MariaDB 11.4+ may send events without their end position; go-mysql then computes it
 		// (which needs the ANNOTATE_ROWS events too, so only there).

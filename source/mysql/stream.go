@@ -42,6 +42,9 @@ type stream struct {
 	seq     uint32
 	gset    gtidState // GTIDs before the next transaction; nil without GTIDs
 	csumLen int       // checksum bytes at the end of each event
+	// text decodes again, with ParseTime off, rows events whose DATETIME values may be
+	// invalid days go-mysql normalised (see binlogtime.go).
+	text binlogText
 
 	inTx     bool
 	began    bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
@@ -248,6 +251,11 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return fmt.Errorf("binlog %s:%d: table %s.%s: %w", st.file, h.LogPos, e.Schema, e.Table, err)
 		}
 		st.byID[e.TableID] = tv
+		if tv != nil && len(tv.datetimes) > 0 {
+			st.text.tableMap(e.TableID, ev.RawData)
+		}
+	case *replication.FormatDescriptionEvent:
+		st.text.format(ev.RawData)
 	case *replication.TransactionPayloadEvent:
 		// MySQL binlog_transaction_compression: the transaction's events, compressed into one.
 		// Their headers carry no positions; the transaction's GTID event came before.
@@ -278,6 +286,9 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 		tv := st.byID[e.TableID]
 		if tv == nil {
 			return nil // not captured (its rows were not even decoded)
+		}
+		if err := st.text.fix(e, ev.RawData, tv.datetimes); err != nil {
+			return fmt.Errorf("binlog %s:%d: table %s: decoding its DATETIME values again as text: %w", st.file, h.LogPos, tv.table.QualifiedName(), err)
 		}
 		if st.xa != nil {
 			return st.hold(h.EventType, tv, e)
@@ -506,6 +517,7 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 	if len(tv.table.KeyColumns) == 0 {
 		stride = 1 // no key, no key change; a row image may take a single byte
 	}
+	var vals rowImages
 	for i := 0; i < len(e.Rows); i += step {
 		if st.txIndex > math.MaxUint32-indexStride {
 			return &FatalError{Err: fmt.Errorf("transaction at %s has more row changes of captured tables than a position can index; fix: split the transaction", describe(change.Position{Resume: st.txToken}))}
@@ -522,22 +534,25 @@ func (st *stream) rows(ctx context.Context, h *replication.EventHeader, typ repl
 			}
 			continue
 		}
+		if vals == nil {
+			vals = newRowImages(tv, len(e.Rows))
+		}
 		var before, after []change.Value
 		var errBefore, errAfter error
 		switch op {
 		case change.OpCreate:
-			after, errAfter = decodeRow(tv, e.Rows[i])
+			after, errAfter = decodeRow(tv, e.Rows[i], vals.image(tv, i))
 			if skips := imageSkips(e, i); len(skips) > 0 && errAfter == nil {
 				errAfter = partialImage(tv, nil, after, skips)
 			}
 		case change.OpDelete:
-			before, errBefore = decodeRow(tv, e.Rows[i])
+			before, errBefore = decodeRow(tv, e.Rows[i], vals.image(tv, i))
 			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
 				absent(before, skips)
 			}
 		case change.OpUpdate:
-			before, errBefore = decodeRow(tv, e.Rows[i])
-			after, errAfter = decodeRow(tv, e.Rows[i+1])
+			before, errBefore = decodeRow(tv, e.Rows[i], vals.image(tv, i))
+			after, errAfter = decodeRow(tv, e.Rows[i+1], vals.image(tv, i+1))
 			if skips := imageSkips(e, i); len(skips) > 0 && errBefore == nil {
 				absent(before, skips)
 			}
@@ -657,14 +672,28 @@ func opOf(t replication.EventType) (change.Op, int) {
 	return 0, 1
 }
 
-// decodeRow decodes one row image; the first undecodable value's error is returned with the
-// row (its value kept as Undecodable), so the change becomes one poison record.
-func decodeRow(tv *tableVersion, row []any) ([]change.Value, error) {
+// rowImages cuts the row values of a rows event from one allocation instead of one per row
+// image: the values of its rows go out together.
+type rowImages []change.Value
+
+func newRowImages(tv *tableVersion, images int) rowImages {
+	return make(rowImages, images*len(tv.table.Columns))
+}
+
+// image returns the values of row image i, capacity-limited so no image reaches into the next.
+func (r rowImages) image(tv *tableVersion, i int) []change.Value {
+	n := len(tv.table.Columns)
+	return r[i*n : (i+1)*n : (i+1)*n]
+}
+
+// decodeRow decodes one row image into vals (len(tv.table.Columns) values); the first
+// undecodable value's error is returned with the row (its value kept as Undecodable), so the
+// change becomes one poison record.
+func decodeRow(tv *tableVersion, row []any, vals []change.Value) ([]change.Value, error) {
 	t := tv.table
 	if len(row) != len(t.Columns) {
 		return undecodableRow(t, row), fmt.Errorf("table %s: row image has %d columns, its TABLE_MAP %d (binlog_row_image must be FULL)", t.QualifiedName(), len(row), len(t.Columns))
 	}
-	vals := make([]change.Value, len(row))
 	var first error
 	for i := range row {
 		v, err := DecodeBinlog(&tv.specs[i], t.Columns[i].Kind, row[i])
@@ -725,14 +754,19 @@ func partialImage(tv *tableVersion, before, after []change.Value, skips []int) e
 func undecodableRow(t *change.Table, row []any) []change.Value {
 	vals := make([]change.Value, len(t.Columns))
 	for i := range vals {
-		if i < len(row) {
-			vals[i] = change.Value{State: change.Undecodable, Str: fmt.Sprint(row[i])}
-		} else {
+		switch {
+		case i >= len(row):
 			vals[i] = change.Value{State: change.Absent}
+		case isTime(row[i]):
+			vals[i] = change.Value{State: change.Undecodable, Str: binlogTimeText(row[i].(time.Time))}
+		default:
+			vals[i] = change.Value{State: change.Undecodable, Str: fmt.Sprint(row[i])}
 		}
 	}
 	return vals
 }
+
+func isTime(v any) bool { _, ok := v.(time.Time); return ok }
 
 func keyChanged(t *change.Table, before, after []change.Value) bool {
 	for _, k := range t.KeyColumns {

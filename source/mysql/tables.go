@@ -25,6 +25,8 @@ type tableVersion struct {
 	err error
 	// meta is the TABLE_MAP body after the table id: equal bytes mean the same shape.
 	meta []byte
+	// datetimes: the indexes of the DATETIME columns (see binlogText).
+	datetimes []int
 }
 
 // tables maps TABLE_MAP events to table versions. A table's shape is taken from the event
@@ -109,7 +111,7 @@ func buildVersion(ev *replication.TableMapEvent, flavor string) *tableVersion {
 		v.err = fmt.Errorf("table %s.%s: %w", db, name, err)
 		return v
 	}
-	v.specs = specs
+	v.specs, v.datetimes = specs, datetimeColumns(specs)
 	cols := make([]change.Column, len(specs))
 	for i := range specs {
 		if cols[i], err = specs[i].Column(); err != nil {
