@@ -115,13 +115,13 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 	watch.Go(func() error { p.watchReadiness(wctx, sink, time.Now(), &lastItem); return nil })
 	defer func() { stopWatch(); _ = watch.Wait() }()
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
-		var timerC <-chan time.Time
-		if at, ok := sink.LingerUntil(); ok {
-			timer.Reset(time.Until(at))
-			timerC = timer.C
+		if ctx.Err() == nil && len(items) == 0 && sink.AtBoundary() {
+			// Nothing more waits: commit now (see Sink.AtBoundary).
+			if err := sink.Commit(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		select {
 		case chunk := <-items:
@@ -141,12 +141,6 @@ func (p *Pipeline) sinkLoop(ctx context.Context, sink *publish.Sink, first offse
 			}
 			change.PutChunk(chunk)
 			if sink.IntervalDue() {
-				if err := sink.Commit(ctx); err != nil {
-					return err
-				}
-			}
-		case <-timerC:
-			if len(items) == 0 || sink.IntervalDue() {
 				if err := sink.Commit(ctx); err != nil {
 					return err
 				}

@@ -84,11 +84,6 @@ type Config struct {
 // instance of the pipeline fences the old producer.
 func TransactionalID(pipeline string) string { return "cdcd-" + pipeline }
 
-// lingerMax bounds how long a batch at a transaction boundary waits for more input while the
-// source is idle; under load batches grow to the size limits or batch.interval instead (the
-// next batch fills while a commit is in flight).
-const lingerMax = time.Millisecond
-
 // Sink is one session's Kafka side.
 type Sink struct {
 	cfg Config
@@ -276,14 +271,11 @@ func (s *Sink) Resume(committed offsets.Record) {
 // Committed is the last durable state.
 func (s *Sink) Committed() offsets.Record { return s.committed }
 
-// LingerUntil reports when a batch that ends at a transaction boundary should commit if no
-// more input arrives (ok false when there is no such batch).
-func (s *Sink) LingerUntil() (time.Time, bool) {
-	if !s.batch.open || s.batch.tail != 0 {
-		return time.Time{}, false
-	}
-	return s.batch.started.Add(min(lingerMax, s.cfg.BatchInterval)), true
-}
+// AtBoundary reports whether the open batch ends at a transaction boundary, so it may commit.
+// The session commits such a batch as soon as no more input waits: the next batch fills while
+// the commit is in flight, so batches grow with the load and a lone transaction waits for
+// nothing.
+func (s *Sink) AtBoundary() bool { return s.batch.open && s.batch.tail == 0 }
 
 // IntervalDue reports whether the open batch, at a transaction boundary, is older than
 // batch.interval.

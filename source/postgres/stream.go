@@ -257,10 +257,25 @@ func (st *stream) emit(ctx context.Context, it change.Item) error {
 	if it.Commit != nil && !st.pendingCommit {
 		st.pendingCommit, st.pendingSince = true, time.Now()
 	}
-	if len(st.chunk) < change.ChunkSize {
-		return nil
+	if len(st.chunk) >= change.ChunkSize {
+		return st.flush(ctx)
 	}
-	return st.flush(ctx)
+	if it.Commit != nil {
+		st.offer()
+	}
+	return nil
+}
+
+// offer hands the chunk over at a transaction's end if the pipeline can take it now; when it
+// cannot (it is busy with earlier chunks), the chunk keeps growing until it is full or
+// chunkLinger has passed, and is then handed over as flush does.
+func (st *stream) offer() {
+	select {
+	case st.out <- st.chunk:
+		st.chunk = change.GetChunk()
+		st.pendingCommit = false
+	default:
+	}
 }
 
 // flush hands the chunk over, answering the server while the pipeline applies backpressure so

@@ -127,8 +127,8 @@ func streamCommitMessage(xid uint32, commitLSN, endLSN uint64) []byte {
 	return msg('c').u32(xid).u8(0).u64(commitLSN).u64(endLSN).u64(pgMicros(t0)).b
 }
 
-// testStream is a stream without a server; its chunk collects what it emits. Chunks are
-// only handed over when full, which no test here reaches.
+// testStream is a stream without a server; its chunk collects what it emits. Nothing receives
+// from its out channel, so chunks are only handed over when full, which no test here reaches.
 func testStream(t *testing.T, tables []string, pk map[uint32][]string, log *slog.Logger) *stream {
 	t.Helper()
 	src := New(Config{Pipeline: "p", Slot: "s", Tables: tables, SpillDir: t.TempDir(), TxMemoryLimit: 1 << 20, Log: log})
@@ -140,7 +140,7 @@ func testStream(t *testing.T, tables []string, pk map[uint32][]string, log *slog
 		}
 		return k, nil
 	}
-	st := &stream{src: src, out: make(chan []change.Item, 1), rels: rels, bufs: newStreamBuffers(src.cfg.TxMemoryLimit, src.cfg.SpillDir)}
+	st := &stream{src: src, out: make(chan []change.Item), rels: rels, bufs: newStreamBuffers(src.cfg.TxMemoryLimit, src.cfg.SpillDir)}
 	st.chunk = change.GetChunk()
 	t.Cleanup(st.bufs.closeAll)
 	return st
@@ -513,4 +513,36 @@ func TestStreamIdleCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantItems(t, st, "commit 901#0 ack 902")
+}
+
+// A transaction is handed over at its commit when the pipeline can take the chunk at once,
+// without waiting chunkLinger for more to join it; while the pipeline is busy (the hand-off is
+// full) the next transactions join the chunk instead, and the stream does not block.
+func TestStreamHandsACommittedTransactionOverAtOnce(t *testing.T) {
+	st := testStream(t, []string{"public.a"}, map[uint32][]string{1: {"id"}}, nil)
+	out := make(chan []change.Item, 1)
+	st.out = out
+	st.feed(t,
+		relationMessage(0, 1, "public", "a", 'd', colID, colN),
+		beginMessage(0x100, 7), insertMessage(0, 1, v("1"), v("10")), commitMessage(0x100, 0x110))
+	select {
+	case got := <-out:
+		if want := []string{"c a 100#0 after=(1,10)", "commit 100#2 ack 110"}; !slices.Equal(summary(got), want) {
+			t.Fatalf("handed over %v, want %v", summary(got), want)
+		}
+	default:
+		t.Fatalf("the committed transaction was not handed over; the chunk holds %v", summary(st.chunk))
+	}
+	if len(st.chunk) != 0 || st.pendingCommit {
+		t.Fatalf("after the hand-over the chunk holds %v (pending %v)", summary(st.chunk), st.pendingCommit)
+	}
+	// The pipeline is busy: the hand-off holds a chunk nobody has taken yet.
+	out <- []change.Item{}
+	st.feed(t,
+		beginMessage(0x200, 8), insertMessage(0, 1, v("2"), v("20")), commitMessage(0x200, 0x210),
+		beginMessage(0x300, 9), insertMessage(0, 1, v("3"), v("30")), commitMessage(0x300, 0x310))
+	wantItems(t, st, "c a 200#0 after=(2,20)", "commit 200#2 ack 210", "c a 300#0 after=(3,30)", "commit 300#2 ack 310")
+	if !st.pendingCommit {
+		t.Fatal("the chunk waiting for the busy pipeline is not marked pending: it would wait for more than chunkLinger")
+	}
 }
