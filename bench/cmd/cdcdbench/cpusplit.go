@@ -140,19 +140,18 @@ type groupCores struct {
 	cores float64
 }
 
+// machine is the split over a phase secs long.
+func (c *cpuSplit) machine(secs float64) *machineCPU {
+	groups, busy := c.cores(secs)
+	return &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups}
+}
+
 // note is the split as the report prints it.
 func (c *cpuSplit) note(secs float64) string {
 	if secs <= 0 {
 		return ""
 	}
-	groups, busy := c.cores(secs)
-	var parts []string
-	for _, g := range groups {
-		if g.cores >= 0.01 {
-			parts = append(parts, fmt.Sprintf("%s %.2f", g.name, g.cores))
-		}
-	}
-	return fmt.Sprintf("machine CPU during the phase: %.2f of %d cores busy (cores used: %s)", busy, runtime.NumCPU(), strings.Join(parts, ", "))
+	return "machine CPU during the phase: " + c.machine(secs).String()
 }
 
 // machineCPU is a phase's split, kept for the targets: busy cores and each group's.
@@ -169,7 +168,7 @@ func (m *machineCPU) saturated() bool { return m != nil && m.busy >= 0.9*float64
 func (m *machineCPU) String() string {
 	var parts []string
 	for _, g := range m.groups {
-		if g.cores >= 0.05 {
+		if g.cores >= 0.01 {
 			parts = append(parts, fmt.Sprintf("%s %.2f", g.name, g.cores))
 		}
 	}

@@ -25,8 +25,7 @@ const (
 	labelBareTxnPipeline = "bare slot consumer → Kafka, transactional"
 )
 
-// goalVerdict is "met", "n/a", or "**not met**" with what to read and, for a phase that left
-// the machine no idle CPU, where the CPU went.
+// goalVerdict is "met", "n/a", or "**not met**" with what limits it.
 func goalVerdict(ok, have bool, readme string, m *machineCPU) string {
 	switch {
 	case !have:
@@ -34,7 +33,13 @@ func goalVerdict(ok, have bool, readme string, m *machineCPU) string {
 	case ok:
 		return "met"
 	}
-	v := "**not met**: what was tried and what limits it: " + readme
+	return "**not met**" + limits(readme, m)
+}
+
+// limits names what to read about a missed goal and, for a phase that left the machine no
+// idle CPU, where the CPU went.
+func limits(readme string, m *machineCPU) string {
+	v := ": what was tried and what limits it: " + readme
 	if m.saturated() {
 		v += "; the machine had no idle CPU during the phase (" + m.String() + ")"
 	}
@@ -64,52 +69,51 @@ func (sc *scenarioResult) bare(label string) *toolResult {
 	return nil
 }
 
-func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {
-	var out [][3]string
-	// The tail against Kafka's own transactional limit, at every steady load.
+// tailGoal compares cdcd's p99 with against's at each of scs: met where cdcd's is at most
+// factor times it. ratio adds the ratio to each load's figures.
+func tailGoal(name string, scs []*scenarioResult, against func(*scenarioResult) *toolResult, factor float64, ratio bool) [3]string {
 	var parts, missed []string
-	have := false
-	for _, sc := range s.scenarios {
-		if !strings.HasPrefix(sc.ID, "2-") {
+	for _, sc := range scs {
+		c, o := latMs(sc.CDCD, 99), latMs(against(sc), 99)
+		if math.IsNaN(c) || math.IsNaN(o) {
 			continue
 		}
-		c, b := latMs(sc.CDCD, 99), latMs(sc.bare(labelBareTxnPipeline), 99)
-		if math.IsNaN(c) || math.IsNaN(b) {
-			continue
+		p := fmt.Sprintf("%s %.0f/%.0f ms", steadyShape(sc.ID), c, o)
+		if ratio {
+			p += fmt.Sprintf(" = %.2f×", c/o)
 		}
-		have = true
-		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f ms = %.2f×", steadyShape(sc.ID), c, b, c/b))
-		if c > goalTailVsBare*b {
+		parts = append(parts, p)
+		if c > factor*o {
 			missed = append(missed, steadyShape(sc.ID))
 		}
 	}
-	v := goalVerdict(len(missed) == 0, have, readmeTail, nil)
+	v := goalVerdict(len(missed) == 0, len(parts) > 0, readmeTail, nil)
 	if len(missed) > 0 {
-		v = strings.Replace(v, "**not met**", "**not met** at "+strings.Join(missed, ", "), 1)
+		v = "**not met** at " + strings.Join(missed, ", ") + limits(readmeTail, nil)
 	}
-	out = append(out, [3]string{"steady p99 ≤ 1.25× the bare transactional pipeline's, every load (cdcd/bare)", strings.Join(parts, "; "), v})
+	return [3]string{name, strings.Join(parts, "; "), v}
+}
+
+func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {
+	var out [][3]string
+	// The tail against Kafka's own transactional limit, at every steady load.
+	var all []*scenarioResult
+	for _, sc := range s.scenarios {
+		if strings.HasPrefix(sc.ID, "2-") {
+			all = append(all, sc)
+		}
+	}
+	out = append(out, tailGoal("steady p99 ≤ 1.25× the bare transactional pipeline's, every load (cdcd/bare)", all,
+		func(sc *scenarioResult) *toolResult { return sc.bare(labelBareTxnPipeline) }, goalTailVsBare, true))
 	// The tail against Debezium's where cdcd batches well: 10-row transactions at 1k and 5k/s.
-	parts, missed, have = nil, nil, false
+	var tens []*scenarioResult
 	for _, id := range []string{"2-1000x10", "2-5000x10"} {
-		sc := find(id)
-		if sc == nil {
-			continue
-		}
-		c, d := latMs(sc.CDCD, 99), latMs(sc.Debezium, 99)
-		if math.IsNaN(c) || math.IsNaN(d) {
-			continue
-		}
-		have = true
-		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f ms", steadyShape(id), c, d))
-		if c > d {
-			missed = append(missed, steadyShape(id))
+		if sc := find(id); sc != nil {
+			tens = append(tens, sc)
 		}
 	}
-	v = goalVerdict(len(missed) == 0, have, readmeTail, nil)
-	if len(missed) > 0 {
-		v = strings.Replace(v, "**not met**", "**not met** at "+strings.Join(missed, ", "), 1)
-	}
-	out = append(out, [3]string{"steady p99 ≤ Debezium's at 1k and 5k rows/s in 10-row transactions (cdcd/Debezium)", strings.Join(parts, "; "), v})
+	out = append(out, tailGoal("steady p99 ≤ Debezium's at 1k and 5k rows/s in 10-row transactions (cdcd/Debezium)", tens,
+		func(sc *scenarioResult) *toolResult { return sc.Debezium }, 1, false))
 
 	if sc := find("1"); sc != nil {
 		cpu := cpuRow(sc.CDCD)

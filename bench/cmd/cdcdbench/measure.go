@@ -296,8 +296,7 @@ func (w *procWatch) machine() *machineCPU {
 	if w.ended.IsZero() {
 		return nil
 	}
-	groups, busy := w.split.cores(w.ended.Sub(w.started).Seconds())
-	return &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups}
+	return w.split.machine(w.ended.Sub(w.started).Seconds())
 }
 
 // splitNote says where the machine's CPU went while the process was watched (after finish).
