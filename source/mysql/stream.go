@@ -288,7 +288,7 @@ func (st *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error
 			return nil // not captured (its rows were not even decoded)
 		}
 		if err := st.text.fix(e, ev.RawData, tv.datetimes); err != nil {
-			return fmt.Errorf("binlog %s:%d: table %s: decoding its DATETIME values again as text: %w", st.file, h.LogPos, tv.table.QualifiedName(), err)
+			return fmt.Errorf("binlog %s:%d: table %s: decoding its DATETIME values again as text (to tell an invalid day from a real one) failed: %w; nothing of it was published: the session starts again from the last committed position; if this repeats at the same position, report it with the binlog file and position", st.file, h.LogPos, tv.table.QualifiedName(), err)
 		}
 		if st.xa != nil {
 			return st.hold(h.EventType, tv, e)

@@ -552,9 +552,6 @@ const slabRows = 256
 
 // take returns n zeroed values of their own: capped, so an append to them reallocates.
 func (s *valueSlab) take(n int) []change.Value {
-	if s == nil {
-		return make([]change.Value, n)
-	}
 	if len(s.free) < n {
 		s.free = make([]change.Value, n*slabRows)
 	}
