@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -301,4 +302,28 @@ func (d *daemon) metric(name string) float64 {
 		}
 	}
 	return sum
+}
+
+// loadOffsets reads pipeline name's committed offsets record until want accepts it or
+// timeout passes, and returns the last one read. A Kafka commit returns once the coordinator
+// has decided it; the markers that make its offsets record count reach the topic a moment
+// later (Kafka 4 writes them after EndTxn answers), so a read right after a commit, a stop or
+// a kill can still see the record before it.
+func loadOffsets(t *testing.T, ctx context.Context, s stack, name string, timeout time.Duration,
+	want func(rec offsets.Record, ok bool) bool) (offsets.Record, bool) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(s.kafka...)}
+	deadline := time.Now().Add(timeout)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		rec, ok, err := offsets.Load(lctx, opts, "_cdcd_offsets", name)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want(rec, ok) || time.Now().After(deadline) {
+			return rec, ok
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/source/mysql"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestMySQLGTIDTwoDomains: two writers commit into the same table from two MariaDB GTID
@@ -75,11 +73,12 @@ func TestMySQLGTIDTwoDomains(t *testing.T) {
 	c, recs := readKV(t, s, name+"."+db+".kv", len(want), 2*time.Minute)
 	verifySplit(t, c, recs, want)
 
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	rec, ok, err := offsets.Load(lctx, []kgo.Opt{kgo.SeedBrokers(s.kafka...)}, "_cdcd_offsets", name)
-	if err != nil || !ok {
-		t.Fatalf("offsets record: %v (found %v)", err, ok)
+	rec, ok := loadOffsets(t, ctx, s, name, 10*time.Second, func(rec offsets.Record, ok bool) bool {
+		tok, err := mysql.ParseToken(rec.Pos.Resume)
+		return ok && err == nil && strings.Contains(","+tok.GTIDs, ",0-") && strings.Contains(","+tok.GTIDs, ",1-")
+	})
+	if !ok {
+		t.Fatal("no offsets record")
 	}
 	tok, err := mysql.ParseToken(rec.Pos.Resume)
 	if err != nil {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/jackc/pglogrepl"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestPostgresIdleRestartNoGap: while the captured tables were idle and another database wrote
@@ -91,12 +89,9 @@ func testIdleRestartNoGap(t *testing.T, heartbeat string) {
 
 	d.stop(syscall.SIGTERM)
 	slotAt := confirmed()
-	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	rec, ok, err := offsets.Load(lctx, []kgo.Opt{kgo.SeedBrokers(s.kafka...)}, "_cdcd_offsets", name)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, ok := loadOffsets(t, ctx, s, name, 10*time.Second, func(rec offsets.Record, ok bool) bool {
+		return ok && pglogrepl.LSN(rec.AckPosition) >= slotAt
+	})
 	if !ok || pglogrepl.LSN(rec.AckPosition) < slotAt {
 		// Go on: the restart shows what the gap does to the pipeline.
 		t.Errorf("after SIGTERM the slot is confirmed up to %s, beyond the committed offsets record %+v (ok %v)", slotAt, rec, ok)
