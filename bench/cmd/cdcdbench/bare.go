@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -188,6 +189,10 @@ func measureBare(ctx context.Context, o options, dsn, slot, publication string, 
 	}
 	time.Sleep(500 * time.Millisecond) // the consumer's first fetch
 	gc0, gcAt := sampleBrokerGC(ctx, o.kafkaPID), time.Now()
+	// The machine's CPU split, as in cdcd's phases: the broker's and PostgreSQL's share under
+	// the bare pipeline's load, beside theirs under cdcd's.
+	w := watchProc(os.Getpid(), false, "harness (bare pipeline, writer, consumer)")
+	defer w.finish()
 	if err := wr.run(ctx); err != nil {
 		return failed(tool, err)
 	}
@@ -213,13 +218,17 @@ wait:
 		}
 	}
 	gcNote := brokerGCNote(gc0, sampleBrokerGC(ctx, o.kafkaPID), time.Since(gcAt))
+	w.finish()
 	cancel()
 	<-consumed
 	if got := lc.received(); got < acked {
 		return failed(tool, fmt.Errorf("only %d of %d rows arrived", got, acked))
 	}
-	r := &toolResult{Tool: tool, Rows: acked, Took: wr.finished.Sub(wr.started), CPU: -1}
+	r := &toolResult{Tool: tool, Rows: acked, Took: wr.finished.Sub(wr.started), CPU: -1, Machine: w.machine()}
 	r.Achieved = float64(acked) / r.Took.Seconds()
+	if n := w.loadNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	r.setLatencies(lc.recv, lc.srcTime, wr.ack)
