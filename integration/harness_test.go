@@ -308,15 +308,21 @@ func (d *daemon) metric(name string) float64 {
 // timeout passes, and returns the last one read. A Kafka commit returns once the coordinator
 // has decided it; the markers that make its offsets record count reach the topic a moment
 // later (Kafka 4 writes them after EndTxn answers), so a read right after a commit, a stop or
-// a kill can still see the record before it.
+// a kill can still see the record before it. One offsets.Reader serves every read: each
+// reads only what was written since the one before.
 func loadOffsets(t *testing.T, ctx context.Context, s stack, name string, timeout time.Duration,
 	want func(rec offsets.Record, ok bool) bool) (offsets.Record, bool) {
 	t.Helper()
-	opts := []kgo.Opt{kgo.SeedBrokers(s.kafka...)}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.kafka...)}, offsets.ReaderOpts()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	r := offsets.NewReader(cl, "_cdcd_offsets", name)
 	deadline := time.Now().Add(timeout)
 	for {
 		lctx, cancel := context.WithTimeout(ctx, time.Minute)
-		rec, ok, err := offsets.Load(lctx, opts, "_cdcd_offsets", name)
+		rec, ok, err := r.Read(lctx)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
