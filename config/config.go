@@ -53,6 +53,9 @@ type Kafka struct {
 	TransactionTimeout Duration `yaml:"transaction_timeout"`
 	// MaxMessageBytes is the producer's record size limit (default 1 MiB, as Kafka's).
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// Compression is the codec of the record batches cdcd produces: none, gzip, snappy, lz4
+	// or zstd (default snappy).
+	Compression string `yaml:"compression"`
 	// TopicPartitions and TopicReplicationFactor apply to topics cdcd creates.
 	TopicPartitions        int   `yaml:"topic_partitions"`
 	TopicReplicationFactor int   `yaml:"topic_replication_factor"`

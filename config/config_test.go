@@ -98,6 +98,7 @@ pipelines:
         tables: [public.x]
 `, "pipelines[1].name", 11, "its own name"},
 		{"no brokers", strings.Replace(base, `  brokers: ["127.0.0.1:19092"]`, "  brokers: []", 1), "kafka.brokers", 2, "at least one"},
+		{"unknown compression", strings.Replace(base, `  brokers: ["127.0.0.1:19092"]`, "  brokers: [\"127.0.0.1:19092\"]\n  compression: brotli", 1), "kafka.compression", 3, "lz4 or zstd"},
 		{"broker without port", strings.Replace(base, `"127.0.0.1:19092"`, `"kafka"`, 1), "kafka.brokers[0]", 2, "host:port"},
 		{"registry url not http", strings.Replace(base, "http://127.0.0.1:18081", "127.0.0.1:18081", 1), "schema_registry.url", 4, "http://"},
 		{"unknown compatibility", base + "schema_registry_extra: 1\n", "schema_registry_extra", 11, "schema_registry"},

@@ -41,6 +41,7 @@ const (
 	DefaultMaxMessageBytes       = 1 << 20
 	DefaultDLQMaxMessageBytes    = 16 << 20
 	DefaultTransactionTimeout    = 60 * time.Second
+	DefaultCompression           = "snappy"
 	DefaultRegistryTimeout       = 10 * time.Second
 	DefaultInitialBackoff        = 500 * time.Millisecond
 	DefaultMaxBackoff            = 30 * time.Second
@@ -57,6 +58,9 @@ func (c *Config) applyDefaults() {
 	}
 	defDur(&c.Kafka.TransactionTimeout, DefaultTransactionTimeout)
 	defSize(&c.Kafka.MaxMessageBytes, DefaultMaxMessageBytes)
+	if c.Kafka.Compression == "" {
+		c.Kafka.Compression = DefaultCompression
+	}
 	if c.Kafka.TopicPartitions == 0 {
 		c.Kafka.TopicPartitions = 1
 	}
@@ -197,6 +201,9 @@ var (
 	compatLevels   = []string{"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"}
 )
 
+// Compressions are the values kafka.compression takes.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
 func oneOf(v string, allowed ...string) bool {
 	for _, a := range allowed {
 		if v == a {
@@ -222,6 +229,9 @@ func (c *Config) validate() []Problem {
 	}
 	checkDur(&ps, "kafka.transaction_timeout", c.Kafka.TransactionTimeout, time.Second)
 	checkSize(&ps, "kafka.max_message_bytes", c.Kafka.MaxMessageBytes, 1024)
+	if !oneOf(c.Kafka.Compression, Compressions...) {
+		ps.add("kafka.compression", fmt.Sprintf("unknown compression %s", quote(c.Kafka.Compression)), "use none, gzip, snappy, lz4 or zstd")
+	}
 	if c.Kafka.TopicPartitions < 1 {
 		ps.add("kafka.topic_partitions", "must be at least 1", "set topic_partitions: 1 or more")
 	}

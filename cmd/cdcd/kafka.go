@@ -34,6 +34,13 @@ const kafkaDialTimeout = 10 * time.Second
 func kafkaOpts(cfg *config.Config) ([]kgo.Opt, error) {
 	k := cfg.Kafka
 	opts := []kgo.Opt{kgo.SeedBrokers(k.Brokers...), kgo.ClientID(k.ClientID)}
+	codec, err := compressionCodec(k.Compression)
+	if err != nil {
+		return nil, err
+	}
+	// None after the codec, as franz-go's own default: a broker too old for zstd (Kafka < 2.1)
+	// gets uncompressed batches instead of an error.
+	opts = append(opts, kgo.ProducerBatchCompression(codec, kgo.NoCompression()))
 	if s := k.SASL; s != nil {
 		switch s.Mechanism {
 		case "PLAIN":
@@ -69,6 +76,23 @@ func kafkaOpts(cfg *config.Config) ([]kgo.Opt, error) {
 		d.tls = tc
 	}
 	return append(opts, kgo.Dialer(d.dial)), nil
+}
+
+// compressionCodec is kafka.compression's codec ("" is the default, snappy).
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "", "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: unknown codec %q (use none, gzip, snappy, lz4 or zstd)", name)
 }
 
 // brokerDialer opens broker connections: TCP, then the TLS handshake when kafka.tls is

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -21,7 +22,9 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -189,5 +192,52 @@ func TestKafkaFixForBrokerAnswers(t *testing.T) {
 		if got := kafkaFix(c.cfg, c.err); !strings.Contains(got, c.want) {
 			t.Errorf("kafkaFix(%v) = %q, want it to contain %q", c.err, got, c.want)
 		}
+	}
+}
+
+// kafka.compression reaches the batches cdcd produces: each codec's batch carries it in its
+// attributes, as the broker and every consumer see it.
+func TestKafkaCompressionCodec(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	value := []byte(strings.Repeat("a compressible change event ", 200))
+	for name, want := range map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4, "": 2} {
+		t.Run("codec="+name, func(t *testing.T) {
+			opts, err := kafkaOpts(&config.Config{Kafka: config.Kafka{Brokers: c.ListenAddrs(), Compression: name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topic := "compression-" + cmp.Or(name, "default")
+			cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(topic), kgo.ConsumeTopics(topic))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			recs := fs.Records()
+			if len(recs) != 1 || string(recs[0].Value) != string(value) {
+				t.Fatalf("read back %d records, want the one produced", len(recs))
+			}
+			if got := recs[0].Attrs.CompressionType(); got != want {
+				t.Errorf("batch compression type %d, want %d (%s)", got, want, name)
+			}
+		})
+	}
+	if _, err := kafkaOpts(&config.Config{Kafka: config.Kafka{Brokers: c.ListenAddrs(), Compression: "brotli"}}); err == nil || !strings.Contains(err.Error(), "kafka.compression") {
+		t.Errorf("an unknown codec gave %v, want an error naming kafka.compression", err)
 	}
 }
