@@ -11,13 +11,15 @@
 #     record of shop.public.orders, and every window result of shop.orders_per_customer_10s
 #     as its window closes, as a read_committed consumer decodes them;
 #  4. on the end or Ctrl-C: prints the cdcd_events_published_total series, stops cdcd with
-#     SIGTERM (it drains), and says where the logs are.
+#     SIGTERM (it drains), drops the slot cdcd_shop (an idle slot keeps every WAL segment
+#     written after it: on a stack that benchmarks and tests then write to, gigabytes; the next
+#     run starts clean anyway; DEMO_KEEP_SLOT=1 keeps it), and says where the logs are.
 #
 # Environment: CDCD_PG_PORT, CDCD_KAFKA_PORT, CDCD_REGISTRY_PORT, CDCD_STACK_DIR (as the stack),
 # CDCD_HTTP_LISTEN (default 127.0.0.1:9187), DEMO_SECONDS, DEMO_RATE (writes per second).
 # DEMO_CHECK=1 (`make demo-smoke`, part of `make test`): the demo fails unless the watcher read
 # exactly the change events of public.orders cdcd committed (at least one), the window job
-# committed at least one result, and cdcd exited cleanly.
+# committed at least one result, cdcd exited cleanly, and the slot cdcd_shop is gone.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,6 +32,7 @@ listen="${CDCD_HTTP_LISTEN:-127.0.0.1:9187}"
 seconds="${DEMO_SECONDS:-30}"
 rate="${DEMO_RATE:-4}"
 check="${DEMO_CHECK:-0}"
+keep_slot="${DEMO_KEEP_SLOT:-0}"
 demo_dir="${CDCD_STACK_DIR:-$repo/.stack}/demo"
 log_file="$demo_dir/cdcd.log"
 topic=shop.public.orders
@@ -128,6 +131,29 @@ orders=""
 results_n=""
 cdcd_clean=0
 watch_clean=0
+slot_dropped=0
+# drop_slot drops the demo's slot once cdcd has stopped: left behind, it would keep every WAL
+# segment the stack's PostgreSQL writes from then on.
+drop_slot() {
+  local n
+  n=$(psql_pg -d postgres -Atc "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcd_shop'" 2>/dev/null) || n=unknown
+  if [ "$n" = 0 ]; then
+    slot_dropped=1
+    return
+  fi
+  if [ "$keep_slot" = 1 ]; then
+    echo "[demo] keeping the slot cdcd_shop (DEMO_KEEP_SLOT=1): it keeps WAL until dropped:"
+    echo "       psql -h 127.0.0.1 -p $pg_port -U postgres -c \"SELECT pg_drop_replication_slot('cdcd_shop')\""
+    return
+  fi
+  if psql_pg -d postgres -Atc "SELECT pg_drop_replication_slot('cdcd_shop')" >/dev/null 2>&1; then
+    echo "[demo] dropped the slot cdcd_shop so PostgreSQL does not keep WAL for it (the next run starts clean; DEMO_KEEP_SLOT=1 keeps it)"
+    slot_dropped=1
+  else
+    echo "[demo] could not drop the slot cdcd_shop (is cdcd still running?); drop it once cdcd is stopped, or it keeps WAL:"
+    echo "       psql -h 127.0.0.1 -p $pg_port -U postgres -c \"SELECT pg_drop_replication_slot('cdcd_shop')\""
+  fi
+}
 cleanup() {
   local status=$?
   exec 1>&3 2>&4
@@ -155,6 +181,10 @@ cleanup() {
     fi
     rm -f "$demo_dir/cdcd.pid"
   fi
+  # Also when cdcd failed on its own: the slot outlives it.
+  if [ -z "$cdcd_pid" ] || ! kill -0 "$cdcd_pid" 2>/dev/null; then
+    drop_slot
+  fi
   if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
     sleep 1 # let the watcher print the last committed records
     kill -TERM "$watch_pid" 2>/dev/null || true
@@ -177,6 +207,7 @@ smoke_check() {
   seen=$(awk -v t="$topic" '$1 == t { print $2 }' "$watch_log" 2>/dev/null)
   say "smoke check: cdcd committed ${orders:-?} change event(s) of public.orders, the watcher read ${seen:-?}; ${results_n:-0} window result(s)"
   [ "$cdcd_clean" = 1 ] || { echo "[demo] FAIL: cdcd did not exit cleanly (logs: $log_file)" >&2; return 1; }
+  [ "$slot_dropped" = 1 ] || [ "$keep_slot" = 1 ] || { echo "[demo] FAIL: the slot cdcd_shop was not dropped" >&2; return 1; }
   [ "$watch_clean" = 1 ] || { echo "[demo] FAIL: the watcher failed (its error is above)" >&2; return 1; }
   [ -n "$orders" ] && [ "$orders" -gt 0 ] || { echo "[demo] FAIL: cdcd committed no change event of public.orders" >&2; return 1; }
   [ "$seen" = "$orders" ] || { echo "[demo] FAIL: the watcher read ${seen:-nothing}, cdcd committed $orders" >&2; return 1; }
