@@ -8,12 +8,17 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 type stack struct {
@@ -105,6 +110,104 @@ func setup(t *testing.T, timeout time.Duration, database, ddl string) (stack, co
 }
 
 // uniqueName names a pipeline (and its slot, publication and topic prefix) for one test run.
+// The names are remembered: after a passing run TestMain deletes the topics named after them
+// (deleteRunTopics).
 func uniqueName(prefix string) string {
-	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
+	n := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
+	runNames.Lock()
+	runNames.m[n] = true
+	runNames.Unlock()
+	return n
+}
+
+// runNames are the names uniqueName gave out in this run.
+var runNames = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+// runTopic reports whether topic is named after one of names: the name is a part of it,
+// bounded by the topic's start or end or by '.', '-' or '_' ("p123.public.t",
+// "cdcd-window.p123.changelog", "_cdcd_fleet.p123").
+func runTopic(topic string, names map[string]bool) bool {
+	sep := func(r rune) bool { return r == '.' || r == '-' || r == '_' }
+	for n := range names {
+		for i := 0; ; {
+			j := strings.Index(topic[i:], n)
+			if j < 0 {
+				break
+			}
+			j += i
+			end := j + len(n)
+			if (j == 0 || sep(rune(topic[j-1]))) && (end == len(topic) || sep(rune(topic[end]))) {
+				return true
+			}
+			i = j + 1
+		}
+	}
+	return false
+}
+
+// deleteRunTopics deletes the Kafka topics this run's tests made (named after uniqueName's
+// names). Left behind, every run adds hundreds of partitions to the stack's broker, whose
+// heap then holds them and collects garbage more often: the steady-load tails of a benchmark
+// run on the same stack grew with them (bench/README.md, "The stack's leftovers").
+func deleteRunTopics(brokers []string) error {
+	runNames.Lock()
+	names := maps.Clone(runNames.m)
+	runNames.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	var del []string
+	for _, t := range topics.Names() {
+		if runTopic(t, names) {
+			del = append(del, t)
+		}
+	}
+	for batch := range slices.Chunk(del, 100) {
+		rs, err := adm.DeleteTopics(ctx, batch...)
+		if err != nil {
+			return fmt.Errorf("deleting topics: %w", err)
+		}
+		if err := rs.Error(); err != nil {
+			return fmt.Errorf("deleting topics: %w", err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "integration: deleted the %d Kafka topics of this run's tests (CDCD_TEST_KEEP_TOPICS=1 keeps them)\n", len(del))
+	return nil
+}
+
+func TestRunTopic(t *testing.T) {
+	names := map[string]bool{"wor123": true, "my_ext42": true}
+	for topic, want := range map[string]bool{
+		"wor123":                        true,
+		"wor123.public.orders":          true,
+		"cdcd-window.wor123.changelog":  true,
+		"_cdcd_fleet.wor123":            true,
+		"wor123-dlq":                    true,
+		"my_ext42.inventory.items":      true,
+		"wor1234.public.orders":         false, // another run's name that starts the same
+		"xwor123.public.orders":         false,
+		"_cdcd_offsets":                 false,
+		"__consumer_offsets":            false,
+		"shop.public.orders":            false,
+		"cdcd-window.wor12.wor1234.out": false,
+	} {
+		if got := runTopic(topic, names); got != want {
+			t.Errorf("runTopic(%q) = %v, want %v", topic, got, want)
+		}
+	}
 }

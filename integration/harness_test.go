@@ -42,7 +42,15 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building cdcd: %v\n%s", err, out)
 			return 1
 		}
-		return m.Run()
+		code := m.Run()
+		// A failed run keeps its topics to be looked at; a passing one leaves the broker as
+		// it found it.
+		if code == 0 && os.Getenv("CDCD_TEST_KEEP_TOPICS") == "" {
+			if err := deleteRunTopics(strings.Split(env("CDCD_TEST_KAFKA", "127.0.0.1:19092"), ",")); err != nil {
+				fmt.Fprintf(os.Stderr, "integration: WARNING: the run passed, but deleting its topics failed (they stay on the broker): %v\n", err)
+			}
+		}
+		return code
 	}()
 	os.Exit(code)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -27,7 +28,28 @@ type benchEnv struct {
 	kafkaPID    int
 	recvlogical string
 	loadAvg     string
+	// What other runs left on the stack: topics and partitions on the broker, and the WAL
+	// that inactive replication slots keep (see bench/README.md, "The stack's leftovers").
+	brokerTopics, brokerPartitions int
+	idleSlots                      []string // "name (size)"
 }
+
+// stackLeftovers is the sentence on what other runs left on the stack, with a warning when
+// it is enough to move the results.
+func (e *benchEnv) stackLeftovers() string {
+	s := fmt.Sprintf("%d topics, %d partitions on the broker at the start", e.brokerTopics, e.brokerPartitions)
+	if e.brokerPartitions > leftoverPartitions {
+		s += fmt.Sprintf(" (**more than %d: leftovers of other runs; the broker's heap holds them and collects garbage more often, which lengthens the steady-load tails**, see bench/README.md, \"The stack's leftovers\")", leftoverPartitions)
+	}
+	if len(e.idleSlots) > 0 {
+		s += "; inactive replication slots keeping WAL: " + strings.Join(e.idleSlots, ", ")
+	}
+	return s
+}
+
+// leftoverPartitions: above this many partitions at the start, the report says the broker
+// carries other runs' leftovers (the suite itself makes and removes a few dozen).
+const leftoverPartitions = 500
 
 func probeEnv(ctx context.Context, o options) (*benchEnv, error) {
 	e := &benchEnv{goVersion: runtime.Version(), cpus: runtime.NumCPU(), kafkaPID: findProcess("kafka.Kafka")}
@@ -77,6 +99,22 @@ func probeEnv(ctx context.Context, o options) (*benchEnv, error) {
 		}
 	}
 
+	rows, err := conn.Query(cctx, `SELECT slot_name, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn))
+		FROM pg_replication_slots WHERE NOT active AND restart_lsn IS NOT NULL ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("listing replication slots: %w", err)
+	}
+	for rows.Next() {
+		var name, size string
+		if err := rows.Scan(&name, &size); err != nil {
+			return nil, err
+		}
+		e.idleSlots = append(e.idleSlots, fmt.Sprintf("%s (%s)", name, size))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing replication slots: %w", err)
+	}
+
 	cl, err := kgo.NewClient(kgo.SeedBrokers(o.kafka))
 	if err != nil {
 		return nil, err
@@ -84,6 +122,14 @@ func probeEnv(ctx context.Context, o options) (*benchEnv, error) {
 	defer cl.Close()
 	if err := cl.Ping(cctx); err != nil {
 		return nil, fmt.Errorf("kafka at %s is not reachable: %w (is the stack up? `make stack-up`)", o.kafka, err)
+	}
+	topics, err := kadm.NewClient(cl).ListTopicsWithInternal(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the broker's topics: %w", err)
+	}
+	for _, t := range topics {
+		e.brokerTopics++
+		e.brokerPartitions += len(t.Partitions)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(strings.TrimRight(o.registry, "/") + "/subjects")

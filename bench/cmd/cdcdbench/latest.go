@@ -248,6 +248,7 @@ func (s *suite) markdown(charts []string) string {
 	p("- %d CPUs (%s), %s memory; kernel %s; load average at start %s, at the end %s\n", e.cpus, e.cpuModel, memTotal(), e.kernel, e.loadAvg, loadAvg())
 	p("- cdcd: %s (commit %s)\n", e.cdcdVersion, gitHead(o.repo))
 	p("- PostgreSQL: %s; %s\n", e.pgVersion, strings.Join(e.pgSettings, ", "))
+	p("- left on the stack by other runs: %s\n", e.stackLeftovers())
 	if s.paths != nil {
 		p("- Kafka %s (the stack's single KRaft node), Kafka Connect %s, Debezium %s, %s\n", s.paths.KafkaVersion, s.paths.KafkaVersion, s.paths.DebeziumVersion, javaVersion())
 	}

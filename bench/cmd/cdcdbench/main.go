@@ -210,6 +210,9 @@ func run(o options) error {
 		o.recvlogical = findRecvlogical(env.pgMajor)
 	}
 	env.recvlogical = o.recvlogical
+	if env.brokerPartitions > leftoverPartitions || len(env.idleSlots) > 0 {
+		logf("the stack carries other runs' leftovers: %s", env.stackLeftovers())
+	}
 	if o.suite {
 		return runSuite(ctx, o, env)
 	}
