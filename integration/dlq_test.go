@@ -202,7 +202,7 @@ func TestPoisonFailsWithOnErrorFail(t *testing.T) {
 			if _, err := db.Exec(ctx, dlqDDL); err != nil {
 				t.Fatal(err)
 			}
-			name := fmt.Sprintf("fail%s%d", c.name, time.Now().UnixNano()%1e6)
+			name := uniqueName("fail" + c.name)
 			d := startDaemon(t, pipelineYAML(s, name, dsn, []string{"public.pay"}, "    on_error: fail\n"))
 			d.waitReady(90 * time.Second)
 			if _, err := db.Exec(ctx, c.sql); err != nil {

@@ -126,11 +126,13 @@ var runNames = struct {
 	m map[string]bool
 }{m: map[string]bool{}}
 
-// runTopic reports whether topic is named after one of names: the name is a part of it,
-// bounded by the topic's start or end or by '.', '-' or '_' ("p123.public.t",
-// "cdcd-window.p123.changelog", "_cdcd_fleet.p123").
+// runTopic reports whether topic is named after one of names: the name is a part of it, after
+// the topic's start or a '.', '-' or '_', and before its end or anything but a digit (a name
+// ends in digits: "p123.public.t", "cdcd-window.p123.changelog", "_cdcd_fleet.p123",
+// "p123p0.public.t", never "p1234.public.t").
 func runTopic(topic string, names map[string]bool) bool {
 	sep := func(r rune) bool { return r == '.' || r == '-' || r == '_' }
+	digit := func(r rune) bool { return r >= '0' && r <= '9' }
 	for n := range names {
 		for i := 0; ; {
 			j := strings.Index(topic[i:], n)
@@ -139,7 +141,7 @@ func runTopic(topic string, names map[string]bool) bool {
 			}
 			j += i
 			end := j + len(n)
-			if (j == 0 || sep(rune(topic[j-1]))) && (end == len(topic) || sep(rune(topic[end]))) {
+			if (j == 0 || sep(rune(topic[j-1]))) && (end == len(topic) || !digit(rune(topic[end]))) {
 				return true
 			}
 			i = j + 1
@@ -198,6 +200,7 @@ func TestRunTopic(t *testing.T) {
 		"cdcd-window.wor123.changelog":  true,
 		"_cdcd_fleet.wor123":            true,
 		"wor123-dlq":                    true,
+		"wor123p0.public.kv":            true, // a test's own suffix after the name
 		"my_ext42.inventory.items":      true,
 		"wor1234.public.orders":         false, // another run's name that starts the same
 		"xwor123.public.orders":         false,

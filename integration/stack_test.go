@@ -75,7 +75,7 @@ func TestStackMariaDBBinlog(t *testing.T) {
 func TestStackKafkaTransactionReadCommitted(t *testing.T) {
 	s := needStack(t)
 	ctx := testCtx(t, 90*time.Second)
-	topic := fmt.Sprintf("cdcd-probe-%d", time.Now().UnixNano())
+	topic := uniqueName("cdcd-probe-")
 	adm, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...))
 	if err != nil {
 		t.Fatal(err)
