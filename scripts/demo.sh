@@ -135,23 +135,21 @@ slot_dropped=0
 # drop_slot drops the demo's slot once cdcd has stopped: left behind, it would keep every WAL
 # segment the stack's PostgreSQL writes from then on.
 drop_slot() {
-  local n
+  local n drop_cmd="psql -h 127.0.0.1 -p $pg_port -U postgres -c \"SELECT pg_drop_replication_slot('cdcd_shop')\""
   n=$(psql_pg -d postgres -Atc "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcd_shop'" 2>/dev/null) || n=unknown
   if [ "$n" = 0 ]; then
     slot_dropped=1
     return
   fi
   if [ "$keep_slot" = 1 ]; then
-    echo "[demo] keeping the slot cdcd_shop (DEMO_KEEP_SLOT=1): it keeps WAL until dropped:"
-    echo "       psql -h 127.0.0.1 -p $pg_port -U postgres -c \"SELECT pg_drop_replication_slot('cdcd_shop')\""
+    echo "[demo] keeping the slot cdcd_shop (DEMO_KEEP_SLOT=1): it keeps WAL until dropped: $drop_cmd"
     return
   fi
   if psql_pg -d postgres -Atc "SELECT pg_drop_replication_slot('cdcd_shop')" >/dev/null 2>&1; then
     echo "[demo] dropped the slot cdcd_shop so PostgreSQL does not keep WAL for it (the next run starts clean; DEMO_KEEP_SLOT=1 keeps it)"
     slot_dropped=1
   else
-    echo "[demo] could not drop the slot cdcd_shop (is cdcd still running?); drop it once cdcd is stopped, or it keeps WAL:"
-    echo "       psql -h 127.0.0.1 -p $pg_port -U postgres -c \"SELECT pg_drop_replication_slot('cdcd_shop')\""
+    echo "[demo] could not drop the slot cdcd_shop (is cdcd still running?); drop it once cdcd is stopped, or it keeps WAL: $drop_cmd"
   fi
 }
 cleanup() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -78,21 +79,22 @@ func kafkaOpts(cfg *config.Config) ([]kgo.Opt, error) {
 	return append(opts, kgo.Dialer(d.dial)), nil
 }
 
-// compressionCodec is kafka.compression's codec ("" is the default, snappy).
+// compressionCodec is kafka.compression's codec (config.Compressions; unset is
+// config.DefaultCompression).
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
-	switch name {
+	switch cmp.Or(name, config.DefaultCompression) {
 	case "none":
 		return kgo.NoCompression(), nil
 	case "gzip":
 		return kgo.GzipCompression(), nil
-	case "", "snappy":
+	case "snappy":
 		return kgo.SnappyCompression(), nil
 	case "lz4":
 		return kgo.Lz4Compression(), nil
 	case "zstd":
 		return kgo.ZstdCompression(), nil
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: unknown codec %q (use none, gzip, snappy, lz4 or zstd)", name)
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: unknown codec %q (use one of %s)", name, strings.Join(config.Compressions, ", "))
 }
 
 // brokerDialer opens broker connections: TCP, then the TLS handshake when kafka.tls is
