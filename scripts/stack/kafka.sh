@@ -18,6 +18,9 @@ LOG4J_VERSION=2.25.3
 home="$STACK_CACHE/kafka-$KAFKA_VERSION"
 state="$STACK_DIR/kafka"
 pidfile="$state/kafka.pid"
+# The broker's JVM flags; CDCD_KAFKA_JVM_OPTS replaces them, and a change restarts a running
+# broker at the next "up".
+KAFKA_JVM_OPTS="${CDCD_KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 
 # True when the pid file names a live Kafka broker (not a recycled pid after a reboot).
 running() { pid_alive "$pidfile" && grep -qa 'kafka\.Kafka' "/proc/$(cat "$pidfile")/cmdline"; }
@@ -56,6 +59,7 @@ EOF
 
 write_config() {
   mkdir -p "$state"
+  printf '%s\n' $KAFKA_JVM_OPTS >"$state/jvm.options"
   cat >"$state/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -143,8 +147,9 @@ sasl_ready() {
     --command-config "$TLS_DIR/kafka-client.properties" --list >/dev/null
 }
 
-# config_stamp: what the running broker must have been started with (config + TLS material).
-config_stamp() { stamp "$state/server.properties" "$TLS_DIR/server.pem"; }
+# config_stamp: what the running broker must have been started with (config, JVM flags and
+# TLS material).
+config_stamp() { stamp "$state/server.properties" "$state/jvm.options" "$TLS_DIR/server.pem"; }
 
 start() {
   rm -f "$pidfile" # stale (crash or reboot)
@@ -160,7 +165,8 @@ start() {
   fi
   log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (SASL_SSL on $KAFKA_SASL_SSL_PORT)"
   local start=$SECONDS i
-  setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  # shellcheck disable=SC2046 # one flag per line in jvm.options
+  setsid nohup java $(cat "$state/jvm.options") -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$state/log4j2.properties" -Dkafka.logs.dir="$state" \
     -cp "$home/libs/*" kafka.Kafka "$state/server.properties" </dev/null >"$state/kafka.out" 2>&1 &
   echo $! >"$pidfile"
