@@ -69,15 +69,21 @@ func pgConnect(t *testing.T, ctx context.Context, dsn string) *pgx.Conn {
 func newDatabase(t *testing.T, ctx context.Context, s stack, name string) string {
 	t.Helper()
 	admin := pgConnect(t, ctx, s.pgDSN)
-	dropDatabase(ctx, admin, name)
+	if err := dropDatabase(ctx, admin, name); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), s.pgDSN)
 		if err == nil {
-			dropDatabase(context.Background(), c, name)
+			err = dropDatabase(context.Background(), c, name)
 			c.Close(context.Background())
+		}
+		if err != nil {
+			// Left behind, its slots would keep WAL on the stack's server until the next run.
+			t.Errorf("cleaning up: %v", err)
 		}
 	})
 	cfg, err := pgx.ParseConfig(s.pgDSN)
@@ -87,11 +93,43 @@ func newDatabase(t *testing.T, ctx context.Context, s stack, name string) string
 	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, name)
 }
 
-func dropDatabase(ctx context.Context, admin *pgx.Conn, name string) {
-	// Slots pin a database; drop them first.
-	_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
-	_, _ = admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, name)
-	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+// dropDatabase drops a test's database and the replication slots in it. A pipeline still
+// running would reconnect to its slot as soon as its walsender is terminated, and a slot that
+// is active can be neither dropped nor left behind (an inactive slot keeps every WAL segment
+// from its position on and pins the database), so the database first stops accepting
+// connections; then its walsenders are terminated and its slots dropped once released.
+func dropDatabase(ctx context.Context, admin *pgx.Conn, name string) error {
+	db := pgx.Identifier{name}.Sanitize()
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up database %s: %w", name, err)
+	}
+	if !exists {
+		return nil
+	}
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false"); err != nil {
+		return fmt.Errorf("closing database %s to new connections: %w", name, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
+		_, _ = admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
+		var left []string
+		if err := admin.QueryRow(ctx, `SELECT coalesce(array_agg(slot_name::text), '{}') FROM pg_replication_slots WHERE database = $1`, name).Scan(&left); err != nil {
+			return fmt.Errorf("listing the replication slots of database %s: %w", name, err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("database %s: replication slots %v still active after 30 s; drop them with pg_drop_replication_slot", name, left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping database %s: %w", name, err)
+	}
+	return nil
 }
 
 // setup gives a test the stack, a deadline, and a fresh database with ddl applied.
