@@ -16,6 +16,12 @@ type gcSample struct {
 	ok                  bool
 	young, full, conc   int
 	youngS, fullS, conS float64
+	// The JIT compiler's cumulative counters (jstat -compiler): methods compiled and seconds
+	// spent compiling. A freshly started broker compiles for minutes under new traffic, on
+	// the cores the phase needs. jitOK is false when they could not be read.
+	jitOK    bool
+	compiled int
+	jitS     float64
 }
 
 // sampleBrokerGC reads the counters of JVM pid with jstat (pid 0: not asked, nothing read).
@@ -29,7 +35,40 @@ func sampleBrokerGC(ctx context.Context, pid int) gcSample {
 	if err != nil {
 		return gcSample{}
 	}
-	return parseJstatGC(string(out))
+	s := parseJstatGC(string(out))
+	if out, err := exec.CommandContext(cctx, "jstat", "-compiler", strconv.Itoa(pid)).Output(); err == nil {
+		s.jitOK, s.compiled, s.jitS = parseJstatCompiler(string(out))
+	}
+	return s
+}
+
+// parseJstatCompiler reads `jstat -compiler` output: methods compiled and seconds compiling.
+func parseJstatCompiler(out string) (ok bool, compiled int, secs float64) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 {
+		return false, 0, 0
+	}
+	names, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
+	for i, n := range names {
+		if i >= len(vals) {
+			break
+		}
+		switch n {
+		case "Compiled":
+			v, err := strconv.Atoi(vals[i])
+			if err != nil {
+				return false, 0, 0
+			}
+			compiled = v
+		case "Time":
+			v, err := strconv.ParseFloat(vals[i], 64)
+			if err != nil {
+				return false, 0, 0
+			}
+			secs, ok = v, true
+		}
+	}
+	return ok, compiled, secs
 }
 
 // parseJstatGC reads `jstat -gc` output: a header line and one line of values.
@@ -78,5 +117,9 @@ func brokerGCNote(a, b gcSample, took time.Duration) string {
 	if full := b.full - a.full; full > 0 {
 		n += fmt.Sprintf(", %d full", full)
 	}
-	return n + fmt.Sprintf(", stopped %.0f ms in all (%.1f %% of the phase)", stopped*1000, stopped/took.Seconds()*100)
+	n += fmt.Sprintf(", stopped %.0f ms in all (%.1f %% of the phase)", stopped*1000, stopped/took.Seconds()*100)
+	if a.jitOK && b.jitOK {
+		n += fmt.Sprintf("; its JIT compiled %d methods in %.1f s of compiler time", b.compiled-a.compiled, b.jitS-a.jitS)
+	}
+	return n
 }

@@ -33,6 +33,27 @@ func TestBrokerGCNote(t *testing.T) {
 	if got := brokerGCNote(gcSample{}, b, time.Second); got != "" {
 		t.Errorf("without a first sample: %q", got)
 	}
+	a.jitOK, a.compiled, a.jitS = true, 13979, 51.79
+	b.jitOK, b.compiled, b.jitS = true, 14310, 55.09
+	if got := brokerGCNote(a, b, 20*time.Second); got != want+"; its JIT compiled 331 methods in 3.3 s of compiler time" {
+		t.Errorf("with the JIT's counters: %s", got)
+	}
+}
+
+// Output of `jstat -compiler` on the stack's broker (Java 17).
+const jstatCompilerSample = `Compiled Failed Invalid   Time   FailedType FailedMethod
+   13979      1       0    51.79          1 org/apache/kafka/raft/internals/RecordsIterator hasNext
+`
+
+func TestParseJstatCompiler(t *testing.T) {
+	if ok, n, secs := parseJstatCompiler(jstatCompilerSample); !ok || n != 13979 || secs != 51.79 {
+		t.Fatalf("parsed %v %d %v", ok, n, secs)
+	}
+	for _, bad := range []string{"", "Compiled Time\n", "Compiled Time\nx 1.0\n", "Compiled Time\n3 y\n"} {
+		if ok, _, _ := parseJstatCompiler(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
 }
 
 func TestParseLoadAvg(t *testing.T) {

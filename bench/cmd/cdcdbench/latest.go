@@ -249,6 +249,11 @@ func (s *suite) markdown(charts []string) string {
 	p("- cdcd: %s (commit %s)\n", e.cdcdVersion, gitHead(o.repo))
 	p("- PostgreSQL: %s; %s\n", e.pgVersion, strings.Join(e.pgSettings, ", "))
 	p("- left on the stack by other runs: %s\n", e.stackLeftovers())
+	for _, tool := range []string{"cdcd", "Debezium"} {
+		if w := s.warmups[tool]; w != nil {
+			p("- %s's warm-up: %s\n", tool, w)
+		}
+	}
 	if s.paths != nil {
 		p("- Kafka %s (the stack's single KRaft node), Kafka Connect %s, Debezium %s, %s\n", s.paths.KafkaVersion, s.paths.KafkaVersion, s.paths.DebeziumVersion, javaVersion())
 	}

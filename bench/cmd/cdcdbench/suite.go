@@ -114,7 +114,8 @@ type suite struct {
 	scenarios []*scenarioResult
 	settings  map[string][]string // tool label -> settings (the last run's)
 	cleanups  []func(context.Context)
-	stopped   string // why the suite ended early ("" = it ran to the end)
+	stopped   string                 // why the suite ended early ("" = it ran to the end)
+	warmups   map[string]*toolWarmup // tool -> its warm-up before the steady phases
 }
 
 func (s *suite) has(id string) bool {
@@ -157,7 +158,7 @@ func notBuilt(tool, why string) *toolResult {
 func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	ctx, cancel := context.WithTimeout(ctx, o.suiteTimeout)
 	defer cancel()
-	s := &suite{o: o, env: env, started: time.Now(), settings: map[string][]string{}}
+	s := &suite{o: o, env: env, started: time.Now(), settings: map[string][]string{}, warmups: map[string]*toolWarmup{}}
 	s.stamp = s.started.Format("150405")
 	s.dir = filepath.Join(o.outDir, "suite-"+s.started.Format("20060102-150405"))
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
@@ -362,6 +363,27 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 				if err := runIDCounter(ctx, o.kafka, c, false, 3*time.Minute); err != nil {
 					return fmt.Errorf("warm-up: %w", err)
 				}
+			}
+			if len(steady) > 0 && o.warmup > 0 {
+				type load struct{ rate, txRows int }
+				var loads []load
+				for _, txRows := range o.txShapes {
+					for _, rate := range o.rates {
+						loads = append(loads, load{rate, txRows})
+					}
+				}
+				logf("%s: warm-up: the steady phases' loads in turn until the broker's JIT settles (at most %s)", tool, o.warmup)
+				w, err := warmUntilSettled(ctx, o.warmup, len(loads), func() (float64, bool) { return brokerJIT(ctx, o.kafkaPID) },
+					func(ctx context.Context, i int) error {
+						l := loads[i%len(loads)]
+						wr := &latencyWriter{dsn: dsn, firstID: 60_000_000 + int64(i)*1_000_000, rate: l.rate, dur: warmupChunk, conns: o.latConns, txRows: l.txRows, hardStop: true}
+						return warmRound(ctx, o, t, wr)
+					})
+				if err != nil {
+					return fmt.Errorf("warm-up: %w", err)
+				}
+				s.warmups[tool] = w
+				logf("%s: warm-up: %s", tool, w)
 			}
 			nextID := int64(100_000_000)
 			for _, txRows := range o.txShapes {
