@@ -68,3 +68,16 @@ func TestParseLoadAvg(t *testing.T) {
 		t.Fatalf("loadNote = %q", n)
 	}
 }
+
+// The report says how long the broker had run and how much it had compiled at the start.
+func TestStackLeftoversBrokerJVM(t *testing.T) {
+	e := &benchEnv{brokerTopics: 4, brokerPartitions: 9}
+	if s := e.stackLeftovers(); strings.Contains(s, "JVM") {
+		t.Errorf("unknown broker age: %s", s)
+	}
+	e.brokerUp, e.brokerJIT = 754*time.Second, gcSample{jitOK: true, compiled: 13979, jitS: 51.79}
+	want := "4 topics, 9 partitions on the broker at the start; the broker's JVM had run 13m0s and compiled 13979 methods in 52 s of JIT time"
+	if s := e.stackLeftovers(); s != want {
+		t.Errorf("got  %s\nwant %s", s, want)
+	}
+}

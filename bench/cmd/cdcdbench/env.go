@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,11 @@ type benchEnv struct {
 	// that inactive replication slots keep (see bench/README.md, "The stack's leftovers").
 	brokerTopics, brokerPartitions int
 	idleSlots                      []string // "name (size)"
+	// The broker's JVM at the start: how long it had run and how much its JIT had compiled
+	// (a fresh broker compiles under the first traffic it meets; bench/README.md, "The
+	// broker's JIT after a restart"). brokerUp is 0 when unknown.
+	brokerUp  time.Duration
+	brokerJIT gcSample
 }
 
 // stackLeftovers is the sentence on what other runs left on the stack, with a warning when
@@ -43,6 +49,12 @@ func (e *benchEnv) stackLeftovers() string {
 	}
 	if len(e.idleSlots) > 0 {
 		s += "; inactive replication slots keeping WAL: " + strings.Join(e.idleSlots, ", ")
+	}
+	if e.brokerUp > 0 {
+		s += fmt.Sprintf("; the broker's JVM had run %s", e.brokerUp.Round(time.Minute))
+		if e.brokerJIT.jitOK {
+			s += fmt.Sprintf(" and compiled %d methods in %.0f s of JIT time", e.brokerJIT.compiled, e.brokerJIT.jitS)
+		}
 	}
 	return s
 }
@@ -130,6 +142,14 @@ func probeEnv(ctx context.Context, o options) (*benchEnv, error) {
 	for _, t := range topics {
 		e.brokerTopics++
 		e.brokerPartitions += len(t.Partitions)
+	}
+	if o.kafkaPID > 0 {
+		if out, err := exec.CommandContext(cctx, "ps", "-o", "etimes=", "-p", strconv.Itoa(o.kafkaPID)).Output(); err == nil {
+			if secs, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil {
+				e.brokerUp = time.Duration(secs) * time.Second
+			}
+		}
+		e.brokerJIT = sampleBrokerGC(cctx, o.kafkaPID)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(strings.TrimRight(o.registry, "/") + "/subjects")
