@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,31 @@ func TestStackLeftoversBrokerJVM(t *testing.T) {
 	want := "4 topics, 9 partitions on the broker at the start; the broker's JVM had run 13m0s and compiled 13979 methods in 52 s of JIT time"
 	if s := e.stackLeftovers(); s != want {
 		t.Errorf("got  %s\nwant %s", s, want)
+	}
+}
+
+// The note on cdcd's transactions counts the long commits a p99 hides.
+func TestKafkaTxnNoteCountsSlowCommits(t *testing.T) {
+	bounds := []float64{0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, math.Inf(1)}
+	set := func(counts []float64) metricSet {
+		var m metricSet
+		for i, b := range bounds {
+			le := strconv.FormatFloat(b, 'g', -1, 64)
+			if math.IsInf(b, 1) {
+				le = "+Inf"
+			}
+			m = append(m, sample{name: "cdcd_kafka_transaction_commit_duration_seconds_bucket", labels: map[string]string{"pipeline": "p", "le": le}, value: counts[i]})
+		}
+		return append(m, sample{name: "cdcd_kafka_transaction_commit_duration_seconds_count", labels: map[string]string{"pipeline": "p"}, value: counts[len(counts)-1]})
+	}
+	before := set([]float64{0, 0, 0, 0, 0, 0, 0, 0})
+	// 1,000 commits: 997 within 4 ms, one of 64-128 ms and two of 128-256 ms.
+	after := set([]float64{997, 997, 997, 997, 997, 998, 1000, 1000})
+	note := kafkaTxnNote(before, after, "p", 1000)
+	if !strings.Contains(note, ", 3 over 64 ms (the longest ≤ 256 ms)") || !strings.Contains(note, "p99 4.0 ms") {
+		t.Errorf("note: %s", note)
+	}
+	if note := kafkaTxnNote(before, set([]float64{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}), "p", 1000); strings.Contains(note, "over 64 ms") {
+		t.Errorf("no slow commit: %s", note)
 	}
 }

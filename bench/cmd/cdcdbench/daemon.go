@@ -326,6 +326,30 @@ func (h histogram) quantile(q float64) float64 {
 	return h.bounds[len(h.bounds)-1]
 }
 
+// over counts the observations above bound x (a bucket bound) and gives the upper bound of the
+// highest bucket holding one: the longest observation is at most that (+Inf when it is in the
+// +Inf bucket; 0 when there are none above x).
+func (h histogram) over(x float64) (n, longest float64) {
+	if len(h.counts) == 0 {
+		return 0, 0
+	}
+	total := h.counts[len(h.counts)-1]
+	at := 0.0
+	for i, b := range h.bounds {
+		if b <= x {
+			at = h.counts[i]
+		}
+	}
+	prev := 0.0
+	for i, c := range h.counts {
+		if c > prev && h.bounds[i] > x {
+			longest = h.bounds[i]
+		}
+		prev = c
+	}
+	return total - at, longest
+}
+
 // tail returns the last n lines of a file.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)
