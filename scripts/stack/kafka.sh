@@ -59,6 +59,7 @@ EOF
 
 write_config() {
   mkdir -p "$state"
+  # shellcheck disable=SC2086 # split into one flag per line
   printf '%s\n' $KAFKA_JVM_OPTS >"$state/jvm.options"
   cat >"$state/server.properties" <<EOF
 process.roles=broker,controller

@@ -36,10 +36,23 @@ func sampleBrokerGC(ctx context.Context, pid int) gcSample {
 		return gcSample{}
 	}
 	s := parseJstatGC(string(out))
-	if out, err := exec.CommandContext(cctx, "jstat", "-compiler", strconv.Itoa(pid)).Output(); err == nil {
-		s.jitOK, s.compiled, s.jitS = parseJstatCompiler(string(out))
-	}
+	s.jitOK, s.compiled, s.jitS = sampleBrokerJIT(cctx, pid)
 	return s
+}
+
+// sampleBrokerJIT reads the JIT compiler's counters of JVM pid with jstat: methods compiled and
+// seconds compiling (ok false: not read).
+func sampleBrokerJIT(ctx context.Context, pid int) (ok bool, compiled int, secs float64) {
+	if pid <= 0 {
+		return false, 0, 0
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "jstat", "-compiler", strconv.Itoa(pid)).Output()
+	if err != nil {
+		return false, 0, 0
+	}
+	return parseJstatCompiler(string(out))
 }
 
 // parseJstatCompiler reads `jstat -compiler` output: methods compiled and seconds compiling.

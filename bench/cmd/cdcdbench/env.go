@@ -149,7 +149,7 @@ func probeEnv(ctx context.Context, o options) (*benchEnv, error) {
 				e.brokerUp = time.Duration(secs) * time.Second
 			}
 		}
-		e.brokerJIT = sampleBrokerGC(cctx, o.kafkaPID)
+		e.brokerJIT.jitOK, e.brokerJIT.compiled, e.brokerJIT.jitS = sampleBrokerJIT(cctx, o.kafkaPID)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(strings.TrimRight(o.registry, "/") + "/subjects")

@@ -366,11 +366,10 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 				}
 			}
 			if len(steady) > 0 && o.warmup > 0 {
-				type load struct{ rate, txRows int }
-				var loads []load
+				var loads []steadyKey // in the phases' order
 				for _, txRows := range o.txShapes {
 					for _, rate := range o.rates {
-						loads = append(loads, load{rate, txRows})
+						loads = append(loads, steadyKey{rate, txRows})
 					}
 				}
 				logf("%s: warm-up: the steady phases' loads in turn until the broker's JIT settles (at most %s)", tool, o.warmup)

@@ -83,8 +83,8 @@ func warmUntilSettled(ctx context.Context, limit time.Duration, cycle int, jit f
 
 // brokerJIT reads the broker's cumulative compiler seconds.
 func brokerJIT(ctx context.Context, pid int) (float64, bool) {
-	s := sampleBrokerGC(ctx, pid)
-	return s.jitS, s.jitOK
+	ok, _, secs := sampleBrokerJIT(ctx, pid)
+	return secs, ok
 }
 
 // warmRound runs one round of a tool's warm-up: wr's load, read back by a read_committed
