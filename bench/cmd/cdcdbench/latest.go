@@ -250,6 +250,9 @@ func (s *suite) markdown(charts []string) string {
 	p("- PostgreSQL: %s; %s\n", e.pgVersion, strings.Join(e.pgSettings, ", "))
 	p("- left on the stack by other runs: %s\n", e.stackLeftovers())
 	for _, tool := range []string{"cdcd", "Debezium"} {
+		if w := s.catchupWarmups[tool]; w != nil {
+			p("- %s's warm-up: %s\n", tool, w)
+		}
 		if w := s.warmups[tool]; w != nil {
 			p("- %s's warm-up: %s\n", tool, w)
 		}

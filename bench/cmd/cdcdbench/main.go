@@ -60,11 +60,13 @@ type options struct {
 	noBaseline bool
 	noBare     bool
 	warmup     time.Duration
-	noTLSPair  bool
-	kafkaPID   int
-	noLatency  bool
-	verify     bool
-	keep       bool
+	// catchupWarmup bounds the broker's warm-up before each tool's catch-up (0: none)
+	catchupWarmup time.Duration
+	noTLSPair     bool
+	kafkaPID      int
+	noLatency     bool
+	verify        bool
+	keep          bool
 
 	catchupTimeout time.Duration
 	pipelineExtra  string
@@ -117,6 +119,7 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", false, "add one catch-up round with a CPU/heap-profiling build of cdcd")
 	flag.BoolVar(&o.noBaseline, "no-baseline", false, "skip the pg_recvlogical baseline")
 	flag.DurationVar(&o.warmup, "steady-warmup", 4*time.Minute, "suite, scenario 2: before its first steady phase each tool runs the steady phases' loads in turn (10 s each, read back read_committed), unmeasured, until a whole cycle of them leaves the broker's JIT compiler under 0.5 s a round (needs -kafka-pid), for at most this long (0 = none)")
+	flag.DurationVar(&o.catchupWarmup, "catchup-warmup", 3*time.Minute, "suite, scenario 1: before its catch-up each tool streams rounds of 200k rows written as fast as PostgreSQL takes them (read back read_committed), unmeasured, until two rounds in a row leave the broker's JIT compiler under 0.5 s each (needs -kafka-pid), for at most this long (0 = none)")
 	flag.IntVar(&o.kafkaPID, "kafka-pid", 0, "suite, scenario 2: the broker's process id; each steady phase then notes its JVM's garbage-collection pauses (jstat), 0 = none")
 	flag.BoolVar(&o.noBare, "no-bare", false, "suite, scenario 2: skip the bare slot consumer → Kafka pipelines (transactional and not) beside the bare slot consumer")
 	flag.BoolVar(&o.noTLSPair, "no-tls-pair", false, "suite, scenario 1: skip the second catch-up of cdcd and pg_recvlogical over connections without TLS")

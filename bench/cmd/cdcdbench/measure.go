@@ -83,6 +83,10 @@ type idCounter struct {
 	first    time.Time // first wanted id received
 	last     time.Time // last new wanted id received
 	errFirst error
+
+	// ready, if set, is closed once the counter's starting offsets are fixed (runIDCounter
+	// with fromEnd: records produced after that are counted).
+	ready chan struct{}
 }
 
 // runIDCounter consumes until every id arrived, ctx ends, or timeout passes.
@@ -110,6 +114,9 @@ func runIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bool
 		return err
 	}
 	defer cl.Close()
+	if c.ready != nil {
+		close(c.ready)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -163,6 +170,24 @@ func runIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bool
 			c.last = now
 		})
 		c.mu.Unlock()
+	}
+}
+
+// startIDCounter runs runIDCounter in a goroutine and returns once its starting offsets are
+// fixed, so that with fromEnd every record produced from then on is counted; its result
+// arrives on the channel (an early failure too).
+func startIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bool, timeout time.Duration) <-chan error {
+	c.ready = make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runIDCounter(ctx, broker, c, fromEnd, timeout) }()
+	select {
+	case <-c.ready:
+		return done
+	case err := <-done:
+		// Failed before it began: hand the error on.
+		again := make(chan error, 1)
+		again <- err
+		return again
 	}
 }
 

@@ -117,6 +117,8 @@ type suite struct {
 	cleanups  []func(context.Context)
 	stopped   string                 // why the suite ended early ("" = it ran to the end)
 	warmups   map[string]*toolWarmup // tool -> its warm-up before the steady phases
+	// catchupWarmups: tool -> its warm-up before the catch-up
+	catchupWarmups map[string]*toolWarmup
 }
 
 func (s *suite) has(id string) bool {
@@ -159,7 +161,7 @@ func notBuilt(tool, why string) *toolResult {
 func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	ctx, cancel := context.WithTimeout(ctx, o.suiteTimeout)
 	defer cancel()
-	s := &suite{o: o, env: env, started: time.Now(), settings: map[string][]string{}, warmups: map[string]*toolWarmup{}}
+	s := &suite{o: o, env: env, started: time.Now(), settings: map[string][]string{}, warmups: map[string]*toolWarmup{}, catchupWarmups: map[string]*toolWarmup{}}
 	s.stamp = s.started.Format("150405")
 	s.dir = filepath.Join(o.outDir, "suite-"+s.started.Format("20060102-150405"))
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
@@ -286,6 +288,11 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 			}
 			if err := t.waitReady(ctx); err != nil {
 				return fmt.Errorf("first start: %w", err)
+			}
+			if want("1") && o.catchupWarmup > 0 {
+				if err := s.warmCatchup(ctx, tool, t, db); err != nil {
+					return err
+				}
 			}
 			t.stop()
 			dsn, _ := dbDSN(o.pgDSN, db)
@@ -430,6 +437,30 @@ func (s *suite) pgStreaming(ctx context.Context, want func(string) bool) {
 	}
 }
 
+// warmCatchup warms the broker up before tool's catch-up (see catchupWarmupRows), then vacuums
+// the warm-up's rows and checkpoints, so that neither falls into the measured catch-up.
+func (s *suite) warmCatchup(ctx context.Context, tool string, t streamTool, db string) error {
+	o := s.o
+	dsn, _ := dbDSN(o.pgDSN, db)
+	logf("%s: warm-up: rounds of %d rows streamed until the broker's JIT settles (at most %s)", tool, catchupWarmupRows, o.catchupWarmup)
+	w, err := warmUntilSettled(ctx, o.catchupWarmup, 2, func() (float64, bool) { return brokerJIT(ctx, o.kafkaPID) },
+		func(ctx context.Context, i int) error {
+			return catchupWarmRound(ctx, o, t, dsn, 30_000_000+int64(i)*1_000_000, catchupWarmupRows, o.txRows)
+		})
+	if err != nil {
+		return fmt.Errorf("catch-up warm-up: %w", err)
+	}
+	w.catchup = true
+	s.catchupWarmups[tool] = w
+	logf("%s: warm-up: %s", tool, w)
+	for _, q := range []string{"VACUUM ANALYZE public." + benchTable, "CHECKPOINT"} {
+		if err := execSQL(ctx, dsn, q); err != nil {
+			return fmt.Errorf("settling after the catch-up warm-up: %s: %w", q, err)
+		}
+	}
+	return nil
+}
+
 // steadyLimit runs the steady phases against a bare consumer of a slot (the probe), alone, in
 // a database of its own: the latency PostgreSQL itself gives at each load.
 func (s *suite) steadyLimit(ctx context.Context, phases func(yield func(rate, txRows int, sc *scenarioResult))) {
@@ -542,8 +573,8 @@ func measureCatchupOf(ctx context.Context, o options, t streamTool, firstID int6
 	c := &idCounter{topic: t.topic(), format: t.format(), firstID: firstID, n: n}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runIDCounter(cctx, o.kafka, c, false, timeout) }()
+	// From the topic's end: a warm-up (warmCatchup) may have published into it already.
+	done := startIDCounter(cctx, o.kafka, c, true, timeout)
 	t0 := time.Now()
 	if err := t.start(ctx); err != nil {
 		return failed(t.label(), err)
@@ -767,9 +798,7 @@ func measureBigTx(ctx context.Context, o options, t streamTool, dsn string, firs
 	w := watchProc(t.pid(), false, t.label())
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runIDCounter(cctx, o.kafka, c, true, o.catchupTimeout) }()
-	time.Sleep(500 * time.Millisecond)
+	done := startIDCounter(cctx, o.kafka, c, true, o.catchupTimeout)
 	t0 := time.Now()
 	bl, err := writeBacklog(ctx, dsn, firstID, n, n)
 	if err != nil {

@@ -71,3 +71,20 @@ func TestWarmUntilSettledRoundError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The catch-up's warm-up says what it ran and that it came before the catch-up, not the
+// steady phases.
+func TestCatchupWarmupReport(t *testing.T) {
+	readings := []float64{0, 9, 9.2, 9.3}
+	n := 0
+	jit := func() (float64, bool) { v := readings[n]; n++; return v, true }
+	w, err := warmUntilSettled(context.Background(), time.Hour, 2, jit, func(context.Context, int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.catchup = true
+	s := w.String()
+	if w.rounds != 3 || !w.settled || !strings.Contains(s, "3 rounds of 200k rows") || !strings.Contains(s, "before its catch-up") || strings.Contains(s, "steady") {
+		t.Errorf("warm-up %+v: %s", w, s)
+	}
+}
