@@ -45,12 +45,17 @@ type toolWarmup struct {
 	lastJIT  float64 // in the last round
 	settled  bool
 	jitKnown bool
+	// slotLag: bytes of the warm-up's WAL the tool's slot would still decode again (catch-up)
+	slotLag int64
 }
 
 func (w *toolWarmup) String() string {
 	s := fmt.Sprintf("%s of its own steady loads, read back as the phases read them (%d rounds of %s, one phase's load each in turn), before its first steady phase", w.took.Round(time.Second), w.rounds, warmupChunk)
 	if w.catchup {
 		s = fmt.Sprintf("%s streaming rows written as fast as PostgreSQL took them, read back read_committed (%d rounds of %s rows), before its catch-up", w.took.Round(time.Second), w.rounds, human(catchupWarmupRows))
+	}
+	if w.slotLag > 0 {
+		s += fmt.Sprintf("; **its slot's restart_lsn stayed %.1f MB behind the warm-up's end**, which the catch-up decoded again", float64(w.slotLag)/1e6)
 	}
 	switch {
 	case !w.jitKnown:
