@@ -461,7 +461,9 @@ func (s *suite) warmCatchup(ctx context.Context, tool string, t streamTool, db s
 		return fmt.Errorf("settling after the catch-up warm-up: %w", err)
 	}
 	// The slot's restart_lsn moves only past a running-xacts record the tool has confirmed:
-	// until it does, the measured catch-up would decode the warm-up's WAL again first.
+	// until it does, the measured catch-up would decode the warm-up's WAL again first. A
+	// row after each checkpoint gives the tool something to confirm (Debezium confirms only
+	// the positions of changes it published).
 	w.slotLag, err = waitSlotsPast(ctx, dsn, db, time.Minute)
 	if err != nil {
 		return fmt.Errorf("settling after the catch-up warm-up: %w", err)
@@ -480,9 +482,10 @@ func checkpoint(ctx context.Context, dsn string) {
 	}
 }
 
-// waitSlotsPast checkpoints (which logs the running transactions) until every replication slot
-// of db has its restart_lsn past the WAL position at the call, for at most timeout; it returns
-// how many bytes of WAL the farthest slot still had to decode again when it gave up (0: none).
+// waitSlotsPast checkpoints (which logs the running transactions), and then writes a row of the
+// benchmark table, until every replication slot of db has its restart_lsn past the WAL
+// position at the call, for at most timeout; it returns how many bytes of WAL the farthest slot
+// still had to decode again when it gave up (0: none).
 func waitSlotsPast(ctx context.Context, dsn, db string, timeout time.Duration) (int64, error) {
 	c, err := connect(ctx, dsn, nil)
 	if err != nil {
@@ -498,6 +501,11 @@ func waitSlotsPast(ctx context.Context, dsn, db string, timeout time.Duration) (
 	for i := 0; ; i++ {
 		if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
 			return 0, err
+		}
+		if i > 0 {
+			if _, err := c.Exec(ctx, "INSERT INTO public."+benchTable+" (id, a, b, c) VALUES ($1, 0, 'restart_lsn', clock_timestamp())", 29_000_000+i); err != nil {
+				return 0, err
+			}
 		}
 		var behind *int64
 		if err := c.QueryRow(ctx, `SELECT max($1::bigint - (restart_lsn - '0/0'::pg_lsn)::bigint) FROM pg_replication_slots WHERE database = $2`, int64(target), db).Scan(&behind); err != nil {
