@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/change"
@@ -104,6 +105,14 @@ func (r Record) KafkaRecord(topic, pipeline string) *kgo.Record {
 // days) a pipeline committing 50 times a second piles up hundreds of megabytes that every
 // start reads. Small, time-bounded segments let the cleaner run; retention never deletes by
 // time or size, because a position must survive however long a pipeline is stopped.
+//
+// Every commit also leaves a transaction marker in the topic, which the cleaner keeps for
+// delete.retention.ms after the transaction's record is gone (Kafka's default: a day). The
+// readers read the markers too (ReaderOpts), so with the default every start of every
+// pipeline reads a day of every pipeline's commits: about 80 bytes each (a batch of its
+// own), 350 MB for one pipeline committing 50 times a second. No reader of this topic takes long (each reads to the
+// end at start, and then only what is new), so markers and tombstones need not outlive a
+// segment: DeleteRetention.
 func TopicConfigs() map[string]*string {
 	return map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
@@ -113,7 +122,38 @@ func TopicConfigs() map[string]*string {
 		"segment.ms":                kadm.StringPtr(fmt.Sprint((15 * time.Minute).Milliseconds())),
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
 		"max.compaction.lag.ms":     kadm.StringPtr(fmt.Sprint(time.Hour.Milliseconds())),
+		"delete.retention.ms":       kadm.StringPtr(fmt.Sprint(DeleteRetention.Milliseconds())),
 	}
+}
+
+// DeleteRetention is the offsets topic's delete.retention.ms (see TopicConfigs).
+const DeleteRetention = 15 * time.Minute
+
+// Problem is a setting of an existing offsets topic that loses positions (Fatal) or slows every
+// start, with the command that fixes it.
+type Problem struct {
+	Fatal       bool
+	Detail, Fix string
+}
+
+// TopicProblems judges an existing offsets topic's settings (its configs as
+// DescribeTopicConfigs gives them).
+func TopicProblems(topic string, configs map[string]string) []Problem {
+	alter := func(kv string) string {
+		return fmt.Sprintf("kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics --entity-name %s --add-config %s", topic, kv)
+	}
+	var out []Problem
+	if p := configs["cleanup.policy"]; p != "compact" {
+		out = append(out, Problem{Fatal: true,
+			Detail: fmt.Sprintf("%s has cleanup.policy %q: a stopped pipeline's position is deleted with its segment, and the pipeline then starts again from its slot's position as a new one", topic, p),
+			Fix:    alter("cleanup.policy=compact")})
+	}
+	if v, err := strconv.ParseInt(configs["delete.retention.ms"], 10, 64); err == nil && time.Duration(v)*time.Millisecond > time.Hour {
+		out = append(out, Problem{
+			Detail: fmt.Sprintf("%s has delete.retention.ms %s: it keeps every commit's transaction marker that long, and every start of every pipeline reads them all", topic, time.Duration(v)*time.Millisecond),
+			Fix:    alter(fmt.Sprintf("delete.retention.ms=%d", DeleteRetention.Milliseconds()))})
+	}
+	return out
 }
 
 // EnsureTopic creates the compacted offsets topic (TopicConfigs) if it does not exist. An

@@ -45,7 +45,7 @@ func TestEnsureTopicLetsCompactionRun(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "segment.ms": "900000",
-		"segment.bytes": "16777216", "min.cleanable.dirty.ratio": "0.1"} {
+		"segment.bytes": "16777216", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "900000"} {
 		if got[k] != want {
 			t.Errorf("%s = %q, want %q", k, got[k], want)
 		}

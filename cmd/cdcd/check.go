@@ -11,9 +11,12 @@ import (
 
 	"github.com/cdcd-dev/cdcd/checks"
 	"github.com/cdcd-dev/cdcd/config"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/source/mysql"
 	"github.com/cdcd-dev/cdcd/source/postgres"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -111,6 +114,45 @@ func checkKafka(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
 		return
 	}
 	rep.OK("transactions", "a transactional producer initializes")
+	checkOffsetsTopic(pctx, kadm.NewClient(cl), cfg.Kafka.OffsetsTopic, rep)
+}
+
+// checkOffsetsTopic judges the settings of the offsets topic, if it exists (the first start
+// creates it with offsets.TopicConfigs; an existing one is left as it is).
+func checkOffsetsTopic(ctx context.Context, adm *kadm.Client, topic string, rep *checks.Scoped) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = rcs.On(topic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		rep.OK("offsets topic", topic+" does not exist yet; the first start creates it")
+		return
+	case err != nil:
+		rep.Warn("offsets topic", fmt.Sprintf("could not read the settings of %s: %v", topic, err), "grant the principal DESCRIBE_CONFIGS on the topic so that they can be checked")
+		return
+	}
+	configs := map[string]string{}
+	for _, c := range rc.Configs {
+		if c.Value != nil {
+			configs[c.Key] = *c.Value
+		}
+	}
+	problems := offsets.TopicProblems(topic, configs)
+	for _, p := range problems {
+		if p.Fatal {
+			rep.Fail("offsets topic", p.Detail, p.Fix)
+		} else {
+			rep.Warn("offsets topic", p.Detail, p.Fix)
+		}
+	}
+	if len(problems) == 0 {
+		rep.OK("offsets topic", topic+" is compacted and keeps transaction markers briefly")
+	}
 }
 
 func checkRegistry(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
