@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -115,6 +116,39 @@ func checkKafka(ctx context.Context, cfg *config.Config, rep *checks.Scoped) {
 	}
 	rep.OK("transactions", "a transactional producer initializes")
 	checkOffsetsTopic(pctx, kadm.NewClient(cl), cfg.Kafka.OffsetsTopic, rep)
+}
+
+// warnOffsetsTopic logs what checkOffsetsTopic finds wrong with the offsets topic, once at
+// start-up, so that a topic which slows every start or loses positions is named in the log
+// of `cdcd run` too, not only by `cdcd check`. It does not hold the start-up up: a broker that
+// does not answer is the pipelines' to report.
+func warnOffsetsTopic(ctx context.Context, cfg *config.Config, log *slog.Logger) {
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	logOffsetsTopicProblems(ctx, kadm.NewClient(cl), cfg.Kafka.OffsetsTopic, log)
+}
+
+// logOffsetsTopicProblems logs checkOffsetsTopic's warnings and failures.
+func logOffsetsTopicProblems(ctx context.Context, adm *kadm.Client, topic string, log *slog.Logger) {
+	var rep checks.Report
+	checkOffsetsTopic(ctx, adm, topic, rep.Scoped("kafka"))
+	for _, r := range rep.Results {
+		switch r.Status {
+		case checks.Fail:
+			log.Error("offsets topic: "+r.Detail, "fix", r.Fix)
+		case checks.Warn:
+			log.Warn("offsets topic: "+r.Detail, "fix", r.Fix)
+		}
+	}
 }
 
 // checkOffsetsTopic judges the settings of the offsets topic, if it exists (the first start

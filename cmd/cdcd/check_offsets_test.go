@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,18 @@ func TestCheckOffsetsTopic(t *testing.T) {
 		}
 		if worst.Status != tc.status || !strings.Contains(worst.Detail+" "+worst.Fix, tc.want) {
 			t.Errorf("%s: %s %q (fix %q); want %s naming %q", tc.topic, worst.Status, worst.Detail, worst.Fix, tc.status, tc.want)
+		}
+		// cdcd run logs the same at start-up: nothing for a good topic, the problem and its
+		// fix for another.
+		var buf bytes.Buffer
+		logOffsetsTopicProblems(ctx, adm, tc.topic, slog.New(slog.NewTextHandler(&buf, nil)))
+		switch out := buf.String(); {
+		case tc.status == checks.OK && out != "":
+			t.Errorf("%s: run logged %q for a good topic", tc.topic, out)
+		case tc.status == checks.Warn && (!strings.Contains(out, "level=WARN") || !strings.Contains(out, tc.want)):
+			t.Errorf("%s: run logged %q", tc.topic, out)
+		case tc.status == checks.Fail && (!strings.Contains(out, "level=ERROR") || !strings.Contains(out, tc.want)):
+			t.Errorf("%s: run logged %q", tc.topic, out)
 		}
 	}
 }

@@ -134,6 +134,9 @@ func runCommand(ctx context.Context, path string, stderr io.Writer) error {
 		jobs[i] = j
 	}
 	var g errgroup.Group
+	if len(cfg.Pipelines) > 0 {
+		g.Go(func() error { warnOffsetsTopic(ctx, cfg, log); return nil })
+	}
 	if cfg.Fleet.Enabled {
 		d := deps{log: log, metrics: m, mysql: mym, health: hr, flight: flight}
 		if err := startFleet(ctx, &g, cfg, d, reg, stderr); err != nil {
