@@ -110,9 +110,9 @@ func (r Record) KafkaRecord(topic, pipeline string) *kgo.Record {
 // delete.retention.ms after the transaction's record is gone (Kafka's default: a day). The
 // readers read the markers too (ReaderOpts), so with the default every start of every
 // pipeline reads a day of every pipeline's commits: about 80 bytes each (a batch of its
-// own), 350 MB for one pipeline committing 50 times a second. No reader of this topic takes long (each reads to the
-// end at start, and then only what is new), so markers and tombstones need not outlive a
-// segment: DeleteRetention.
+// own), 350 MB for one pipeline committing 50 times a second. No reader of this topic takes
+// long (each reads to the end at start, and then only what is new), so markers and tombstones
+// need not outlive a segment: DeleteRetention.
 func TopicConfigs() map[string]*string {
 	return map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),

@@ -184,10 +184,8 @@ func startIDCounter(ctx context.Context, broker string, c *idCounter, fromEnd bo
 	case <-c.ready:
 		return done
 	case err := <-done:
-		// Failed before it began: hand the error on.
-		again := make(chan error, 1)
-		again <- err
-		return again
+		done <- err // failed before it began: hand the error back
+		return done
 	}
 }
 

@@ -474,7 +474,7 @@ func (s *suite) warmCatchup(ctx context.Context, tool string, t streamTool, db s
 
 // checkpoint runs a CHECKPOINT before a steady phase: PostgreSQL's timed checkpoint
 // (checkpoint_timeout, 5 minutes) then cannot start inside the phase, and every phase starts
-// the same distance from one. Until 2026-12-07 one started 50 s into cdcd's phases of a run
+// the same distance from one. Until 2026-12-07 one started 52 s into cdcd's phases of a run
 // and in none of Debezium's.
 func checkpoint(ctx context.Context, dsn string) {
 	if err := execSQL(ctx, dsn, "CHECKPOINT"); err != nil {
