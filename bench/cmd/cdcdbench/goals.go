@@ -122,19 +122,19 @@ func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {
 			measured += "; without TLS " + fmtCPU(cpuRow(n))
 		}
 		out = append(out, [3]string{"PostgreSQL catch-up ≤ 2.5 CPU s per million rows", measured,
-			goalVerdict(cpu <= goalCatchupCPU, !math.IsNaN(cpu), readmeCatchupCPU, machineOf(sc.CDCD))})
+			s.withProfiles(goalVerdict(cpu <= goalCatchupCPU, !math.IsNaN(cpu), readmeCatchupCPU, machineOf(sc.CDCD)), profPGCatchup, profPGCatchupNoTLS)})
 		v := rate(sc.CDCD) / rate(sc.Limit)
 		measured = fmtPct(v)
 		if n, r := sc.also(labelCDCDNoTLS), sc.also(labelRecvNoTLS); n.ok() && r.ok() {
 			measured += "; without TLS " + fmtPct(rate(n)/rate(r)) + fmt.Sprintf(" (%s against %s)", fmtRate(rate(n)), fmtRate(rate(r)))
 		}
 		out = append(out, [3]string{"PostgreSQL catch-up ≥ 90 % of pg_recvlogical", measured,
-			goalVerdict(v >= goalCatchupVsRecv, !math.IsNaN(v), readmeCatchupCPU, machineOf(sc.CDCD))})
+			s.withProfiles(goalVerdict(v >= goalCatchupVsRecv, !math.IsNaN(v), readmeCatchupCPU, machineOf(sc.CDCD)), profPGCatchup, profPGCatchupNoTLS)})
 	}
 	if sc := find("5"); sc != nil {
 		v := rate(sc.CDCD) / rate(sc.Limit)
 		out = append(out, [3]string{"MariaDB catch-up ≥ 50 % of go-mysql's BinlogSyncer", fmtPct(v),
-			goalVerdict(v >= goalBinlogVsSyncer, !math.IsNaN(v), readmeBinlogCPU, machineOf(sc.CDCD))})
+			s.withProfiles(goalVerdict(v >= goalBinlogVsSyncer, !math.IsNaN(v), readmeBinlogCPU, machineOf(sc.CDCD)), profMariaDBCatchup)})
 	}
 	if sc := find("3"); sc != nil {
 		v := math.NaN()
@@ -142,7 +142,7 @@ func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {
 			v = rate(sc.CDCD) / sc.KafkaLimit
 		}
 		out = append(out, [3]string{"PostgreSQL snapshot ≥ 60 % of a bare transactional producer", fmtPct(v),
-			goalVerdict(v >= goalSnapshotVsKafka, !math.IsNaN(v), readmeSnapshotCPU, machineOf(sc.CDCD))})
+			s.withProfiles(goalVerdict(v >= goalSnapshotVsKafka, !math.IsNaN(v), readmeSnapshotCPU, machineOf(sc.CDCD)), profPGSnapshot)})
 	}
 	return out
 }

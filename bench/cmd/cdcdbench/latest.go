@@ -38,6 +38,9 @@ func (s *suite) write() error {
 	if cerr != nil {
 		logf("charts: %v", cerr)
 	}
+	if err := s.writeProfiles(dir); err != nil {
+		return err
+	}
 	md := s.markdown(charts)
 	if err := os.WriteFile(s.o.latest, []byte(md), 0o644); err != nil {
 		return err
@@ -231,6 +234,24 @@ func (s *suite) markdown(charts []string) string {
 	if s.has("6") {
 		p("- **State bytes per key (6)**: a key is one group's window. cdcd: `cdcd_window_state_bytes` (its state in changelog form: keys and values of the latest record per key) ÷ `cdcd_window_open_windows`, scraped from /metrics every %d ms during its run, at the sample with the most state bytes (1 s windows with no grace: little is open at a time). Both tools' changelog topics are read to their end after the run (read_committed): bytes per record with a value (one key's state as a restore reads it, key + value) and bytes written per key (every record, tombstones included, ÷ distinct keys). Kafka Streams: also its state directory (RocksDB files) after the run ÷ the keys of its window store's changelog. **Restore**: `window.BenchmarkRestore` (window/restore_bench_test.go, `go test -bench BenchmarkRestore -benchtime 1x -benchmem` in the cdcd module, CDCD_TEST_KAFKA = the stack's broker) writes -restore-keys keys of state to a changelog and times a new job's restore of it; state = the restored state in changelog form, as the benchmark logs it (whole MiB).\n", stateSampleEvery.Milliseconds())
 	}
+	if s.o.goalProfiles && (s.has("1") || s.has("3") || s.has("5")) {
+		var files []string
+		for _, gp := range s.profiles {
+			if gp.top != "" {
+				f := profilesDir + "/" + gp.slug + ".txt"
+				files = append(files, "["+f+"]("+f+")")
+			}
+		}
+		why := s.profileErr
+		if why == "" && len(files) == 0 {
+			why = "the profiling pass measured none of them (see the logs)"
+		}
+		if why != "" {
+			p("- **CPU profiles**: none: %s.\n", why)
+		} else {
+			p("- **CPU profiles**: after the measured scenarios, the phases of the CPU goals ran once more with cdcd alone (no limit, no Debezium beside it), built with a hook that profiles its CPU from process start to the last record read back; the top of each profile: %s.\n", strings.Join(files, ", "))
+		}
+	}
 	p("- **Record format**: cdcd Avro through the schema registry. Debezium: JSON without schemas (JsonConverter, `schemas.enable=false`). The Apicurio Avro converter on Maven Central for this registry's version (3.0.9) cannot be resolved (its parent POM is not published); the 2.6.x converter resolves but speaks Apicurio's own wire format, not the Confluent framing cdcd's consumers read, so the comparison uses Debezium's cheapest converter: this favours Debezium.\n")
 
 	p("\n## Settings\n\n")
@@ -266,14 +287,7 @@ func (s *suite) markdown(charts []string) string {
 
 func (s *suite) targets() [][3]string {
 	var out [][3]string
-	find := func(id string) *scenarioResult {
-		for _, sc := range s.scenarios {
-			if sc.ID == id {
-				return sc
-			}
-		}
-		return nil
-	}
+	find := s.scenario
 	verdict := func(ok bool, have bool) string {
 		switch {
 		case !have:

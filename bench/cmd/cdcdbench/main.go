@@ -68,6 +68,13 @@ type options struct {
 	verify        bool
 	keep          bool
 
+	// goalProfiles: after the measured scenarios, profile cdcd in the phases of the CPU goals
+	// once more (goalprofile.go).
+	goalProfiles bool
+	// profiling (internal, set for that pass only): cdcd is a profiling build whose catch-ups
+	// save its CPU profile, and no limit or other tool runs beside it.
+	profiling bool
+
 	catchupTimeout time.Duration
 	pipelineExtra  string
 	configExtra    string
@@ -122,6 +129,7 @@ func main() {
 	flag.DurationVar(&o.catchupWarmup, "catchup-warmup", 3*time.Minute, "suite, scenario 1: before its catch-up each tool streams rounds of 200k rows written as fast as PostgreSQL takes them (read back read_committed), unmeasured, until two rounds in a row leave the broker's JIT compiler under 0.5 s each (needs -kafka-pid), for at most this long (0 = none)")
 	flag.IntVar(&o.kafkaPID, "kafka-pid", 0, "suite, scenario 2: the broker's process id; each steady phase then notes its JVM's garbage-collection pauses (jstat), 0 = none")
 	flag.BoolVar(&o.noBare, "no-bare", false, "suite, scenario 2: skip the bare slot consumer → Kafka pipelines (transactional and not) beside the bare slot consumer")
+	flag.BoolVar(&o.goalProfiles, "goal-profiles", true, "suite: after the measured scenarios, run cdcd's PostgreSQL catch-up (with and without TLS), PostgreSQL snapshot and MariaDB catch-up once more with a CPU-profiling build, and write each profile's top next to the report (profiles/*.txt), where the CPU goals' rows point")
 	flag.BoolVar(&o.noTLSPair, "no-tls-pair", false, "suite, scenario 1: skip the second catch-up of cdcd and pg_recvlogical over connections without TLS")
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the latency phase")
 	flag.BoolVar(&o.verify, "verify", true, "after catch-up, count the topic read_committed (exactly -rows, no duplicates)")

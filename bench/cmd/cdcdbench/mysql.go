@@ -118,9 +118,11 @@ func (s *suite) mysql(ctx context.Context) {
 		}
 		return
 	}
-	logf("mysql: limit: go-mysql BinlogSyncer from %s:%d", file, pos)
-	sc.Limit = binlogLimit(ctx, my, serverID+3, file, pos, benchTable, o.mysqlRows)
-	logResult(sc, sc.Limit)
+	if !o.profiling {
+		logf("mysql: limit: go-mysql BinlogSyncer from %s:%d", file, pos)
+		sc.Limit = binlogLimit(ctx, my, serverID+3, file, pos, benchTable, o.mysqlRows)
+		logResult(sc, sc.Limit)
+	}
 	if ct != nil {
 		logf("mysql: cdcd catch-up")
 		sc.CDCD = measureCatchupOf(ctx, o, ct, backlogFirstID, o.mysqlRows, o.catchupTimeout)

@@ -37,6 +37,9 @@ func (s *suite) snapshot(ctx context.Context) {
 		if err := execSQL(ctx, dsn, "VACUUM ANALYZE public."+benchTable); err != nil {
 			return err
 		}
+		if o.profiling {
+			return nil
+		}
 		logf("snapshot: limit: COPY (FORMAT binary) to /dev/null")
 		sc.Limit = copyLimit(ctx, dsn, o.snapRows)
 		logResult(sc, sc.Limit)

@@ -38,6 +38,8 @@ type toolResult struct {
 	// measured.
 	Machine *machineCPU
 	Notes   []string
+	// Profile: a CPU profile of the tool's process over the phase (the profiling pass only).
+	Profile string
 }
 
 func (r *toolResult) ok() bool { return r != nil && r.Status == "" }
@@ -119,15 +121,22 @@ type suite struct {
 	warmups   map[string]*toolWarmup // tool -> its warm-up before the steady phases
 	// catchupWarmups: tool -> its warm-up before the catch-up
 	catchupWarmups map[string]*toolWarmup
+	// profiles: cdcd's CPU profiles of the CPU goals' phases (goalprofile.go); profileErr: why
+	// there are none
+	profiles   []*goalProfile
+	profileErr string
 }
 
-func (s *suite) has(id string) bool {
+func (s *suite) has(id string) bool { return s.scenario(id) != nil }
+
+// scenario is the result of scenario id, nil if it has none.
+func (s *suite) scenario(id string) *scenarioResult {
 	for _, sc := range s.scenarios {
 		if sc.ID == id {
-			return true
+			return sc
 		}
 	}
-	return false
+	return nil
 }
 
 // also is the result of sc.Also whose tool is label, nil when there is none.
@@ -199,6 +208,9 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	}
 	if want("8") && ctx.Err() == nil {
 		s.fleet(ctx)
+	}
+	if o.goalProfiles && ctx.Err() == nil {
+		s.profileGoals(ctx, want)
 	}
 	s.finished = time.Now()
 	if ctx.Err() != nil {
@@ -676,6 +688,13 @@ wait:
 	r.Machine = w.machine()
 	if err != nil {
 		return failed(t.label(), err)
+	}
+	if ct, ok := t.(*cdcdTool); ok {
+		// From process start to the last record: the phase as measured.
+		if r.Profile, err = ct.saveProfile(ctx); err != nil {
+			r.Profile = ""
+			r.Notes = append(r.Notes, fmt.Sprintf("CPU profile: %v", err))
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -34,6 +34,7 @@ type cdcdTool struct {
 	d                         *daemon
 	topicOverride             string       // the record topic, when not <name>.public.bench_rows
 	keyFormat                 recordFormat // how its record keys carry the row's id (formatAvro: an id column first)
+	pprofAddr                 string       // with o.profiling: the running profiling build's pprof address
 }
 
 func newCDCDTool(o options, dir, name, cfg, httpAddr string) (*cdcdTool, error) {
@@ -59,9 +60,29 @@ func (t *cdcdTool) pid() int    { return t.d.pid() }
 func (t *cdcdTool) alive() bool { return t.d != nil && t.d.alive() }
 
 func (t *cdcdTool) start(context.Context) error {
-	d, err := startDaemon(t.bin, t.cfgPath, t.httpAddr, t.logPath, t.env)
+	env := t.env
+	if t.o.profiling {
+		// A profiling build (profile.go) profiles its CPU from process start.
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		t.pprofAddr = addr
+		env = append(append([]string(nil), t.env...), "CDCD_BENCH_PPROF="+addr)
+	}
+	d, err := startDaemon(t.bin, t.cfgPath, t.httpAddr, t.logPath, env)
 	t.d = d
 	return err
+}
+
+// saveProfile ends the CPU profile a profiling build has kept since its start and saves it
+// next to the tool's log; "" when the tool is not a profiling build.
+func (t *cdcdTool) saveProfile(ctx context.Context) (string, error) {
+	if !t.o.profiling || t.pprofAddr == "" {
+		return "", nil
+	}
+	path := strings.TrimSuffix(t.logPath, ".cdcd.log") + ".cpu.pprof"
+	return path, fetchTo(ctx, "http://"+t.pprofAddr+"/bench/cpu/stop", path, 30*time.Second)
 }
 
 func (t *cdcdTool) waitReady(ctx context.Context) error {
