@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,20 @@ func recordID(f recordFormat, key []byte) (int64, error) {
 
 // jsonSourceTime is after.c of a Debezium JSON envelope (a timestamptz is an ISO-8601 string).
 func jsonSourceTime(v []byte) (int64, error) {
+	// The envelope's after.c is found by a scan where it can be: decoding the whole envelope
+	// cost the measuring consumer about ten times the CPU per record, on the cores the phase
+	// shares (the Avro envelope is read as sparingly, sourceTime).
+	if i := bytes.Index(v, []byte(`"after":{`)); i >= 0 {
+		rest := v[i+len(`"after":{`):]
+		if j := bytes.Index(rest, []byte(`"c":"`)); j >= 0 {
+			rest = rest[j+len(`"c":"`):]
+			if k := bytes.IndexByte(rest, '"'); k > 0 {
+				if t, err := time.Parse(time.RFC3339Nano, string(rest[:k])); err == nil {
+					return t.UnixNano(), nil
+				}
+			}
+		}
+	}
 	var env struct {
 		After *struct {
 			C string `json:"c"`
