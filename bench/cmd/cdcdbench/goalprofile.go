@@ -64,9 +64,7 @@ func (s *suite) profileGoals(ctx context.Context, want func(string) bool) {
 		logf("CPU profiles: MariaDB catch-up")
 		p.mysql(ctx)
 	}
-	for i := len(p.cleanups) - 1; i >= 0; i-- {
-		p.cleanups[i](context.WithoutCancel(ctx))
-	}
+	p.runCleanups(ctx)
 	add := func(slug, title, id string, pick func(*scenarioResult) *toolResult) {
 		psc, msc := p.scenario(id), s.scenario(id)
 		if psc == nil {
@@ -90,23 +88,33 @@ func (s *suite) profileGoals(ctx context.Context, want func(string) bool) {
 	add(profMariaDBCatchup, "MariaDB catch-up (scenario 5)", "5", cdcd)
 }
 
-// profile is the profiling pass's profile of phase slug, nil if it has none.
-func (s *suite) profile(slug string) *goalProfile {
+// measuredProfiles are the profiles the pass took (a phase whose profile failed has none),
+// in the order of their files' names.
+func (s *suite) measuredProfiles() []*goalProfile {
+	var have []*goalProfile
 	for _, gp := range s.profiles {
-		if gp.slug == slug && gp.top != "" {
-			return gp
+		if gp.top != "" {
+			have = append(have, gp)
 		}
 	}
-	return nil
+	sort.Slice(have, func(i, j int) bool { return have[i].slug < have[j].slug })
+	return have
+}
+
+// link is gp's file as a Markdown link relative to the report.
+func (gp *goalProfile) link() string {
+	f := profilesDir + "/" + gp.slug + ".txt"
+	return "[" + f + "](" + f + ")"
 }
 
 // profileRefs names the profiles of a missed goal, as links relative to the report.
 func (s *suite) profileRefs(slugs ...string) string {
 	var refs []string
 	for _, slug := range slugs {
-		if s.profile(slug) != nil {
-			f := profilesDir + "/" + slug + ".txt"
-			refs = append(refs, "["+f+"]("+f+")")
+		for _, gp := range s.measuredProfiles() {
+			if gp.slug == slug {
+				refs = append(refs, gp.link())
+			}
 		}
 	}
 	if len(refs) == 0 {
@@ -156,16 +164,10 @@ func (s *suite) writeProfiles(dir string) error {
 			return err
 		}
 	}
-	var have []*goalProfile
-	for _, gp := range s.profiles {
-		if gp.top != "" {
-			have = append(have, gp)
-		}
-	}
+	have := s.measuredProfiles()
 	if len(have) == 0 {
 		return nil
 	}
-	sort.Slice(have, func(i, j int) bool { return have[i].slug < have[j].slug })
 	if err := os.MkdirAll(pd, 0o755); err != nil {
 		return err
 	}

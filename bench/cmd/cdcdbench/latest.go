@@ -236,11 +236,8 @@ func (s *suite) markdown(charts []string) string {
 	}
 	if s.o.goalProfiles && (s.has("1") || s.has("3") || s.has("5")) {
 		var files []string
-		for _, gp := range s.profiles {
-			if gp.top != "" {
-				f := profilesDir + "/" + gp.slug + ".txt"
-				files = append(files, "["+f+"]("+f+")")
-			}
+		for _, gp := range s.measuredProfiles() {
+			files = append(files, gp.link())
 		}
 		why := s.profileErr
 		if why == "" && len(files) == 0 {

@@ -167,6 +167,15 @@ func notBuilt(tool, why string) *toolResult {
 	return &toolResult{Tool: tool, Status: "cdcd part not built yet: " + why}
 }
 
+// runCleanups undoes what the suite's parts registered, last first, even after ctx ended.
+func (s *suite) runCleanups(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+	defer cancel()
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i](cctx)
+	}
+}
+
 func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	ctx, cancel := context.WithTimeout(ctx, o.suiteTimeout)
 	defer cancel()
@@ -176,13 +185,7 @@ func runSuite(ctx context.Context, o options, env *benchEnv) error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
-		defer cancel()
-		for i := len(s.cleanups) - 1; i >= 0; i-- {
-			s.cleanups[i](cctx)
-		}
-	}()
+	defer s.runCleanups(ctx)
 	var err error
 	if !o.noDebezium {
 		if s.paths, err = installTools(ctx, o.repo); err != nil {
