@@ -235,6 +235,7 @@ wait:
 	if lc.decodeEr != nil {
 		r.Notes = append(r.Notes, "decode error: "+lc.decodeEr.Error())
 	}
+	r.Notes = append(r.Notes, r.writerNotes(wr.late)...)
 	if txn {
 		b.mu.Lock()
 		rounds := b.rounds

@@ -217,5 +217,6 @@ wait:
 	if acked < p.n {
 		r.Notes = append(r.Notes, fmt.Sprintf("the writer reached only %d of %d rows within %s (+5 s)", acked, p.n, o.latDur))
 	}
+	r.Notes = append(r.Notes, r.writerNotes(wr.late)...)
 	return r
 }

@@ -28,6 +28,11 @@ type toolResult struct {
 	Bytes  int64
 	Lat    *quantiles // receipt - c (c = clock_timestamp() at the insert)
 	LatAck *quantiles // receipt - the writer's commit acknowledgement
+	// Commit: the writer's own part of Lat, from the insert's clock_timestamp() to the
+	// acknowledgement of its transaction's commit (received rows only). No pipeline can see a
+	// row before its commit, so this is in every pipeline's latency, and it grows with the
+	// load PostgreSQL and the machine are under during the phase.
+	Commit *quantiles
 	// Beside: a bare slot consumer's latency measured beside the tool, on the same rows at the
 	// same time (-probe-beside): PostgreSQL's own part of the tool's latency under that load.
 	Beside    *quantiles
@@ -48,7 +53,7 @@ func (r *toolResult) ok() bool { return r != nil && r.Status == "" }
 // not received): from the insert's clock_timestamp() (srcTime) and from the writer's commit
 // acknowledgement (ack). All in nanoseconds since the Unix epoch.
 func (r *toolResult) setLatencies(recv, srcTime, ack []int64) {
-	var fromIns, fromAck []time.Duration
+	var fromIns, fromAck, commit []time.Duration
 	for i, rv := range recv {
 		if rv == 0 {
 			continue
@@ -58,10 +63,29 @@ func (r *toolResult) setLatencies(recv, srcTime, ack []int64) {
 		}
 		if a := ack[i]; a != 0 {
 			fromAck = append(fromAck, time.Duration(rv-a))
+			if srcTime[i] != 0 {
+				commit = append(commit, time.Duration(a-srcTime[i]))
+			}
 		}
 	}
-	q1, q2 := computeQuantiles(fromIns), computeQuantiles(fromAck)
-	r.Lat, r.LatAck = &q1, &q2
+	q1, q2, q3 := computeQuantiles(fromIns), computeQuantiles(fromAck), computeQuantiles(commit)
+	r.Lat, r.LatAck, r.Commit = &q1, &q2, &q3
+}
+
+// writerNotes say how the steady phase's writer fared: its transactions that started late, and
+// how its latency splits at the commit acknowledgement (set by setLatencies). Every steady
+// phase, a tool's or a bare pipeline's, notes them, so that two phases' tails can be compared
+// knowing whether PostgreSQL committed as fast in both.
+func (r *toolResult) writerNotes(late int) []string {
+	var notes []string
+	if late > 0 {
+		notes = append(notes, fmt.Sprintf("writer: %d transaction(s) started >10 ms behind schedule", late))
+	}
+	if c, a := r.Commit, r.LatAck; c != nil && c.N > 0 && a != nil && a.N > 0 {
+		notes = append(notes, fmt.Sprintf("latency split at the writer's commit acknowledgement: insert to acknowledgement p50 %s, p99 %s (the writer and PostgreSQL, in every pipeline's latency); acknowledgement to receipt p50 %s, p99 %s",
+			ms(c.P50), ms(c.P99), ms(a.P50), ms(a.P99)))
+	}
+	return notes
 }
 
 func (r *toolResult) rowsPerSec() float64 {
@@ -831,9 +855,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	if lc.dups > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d duplicate record(s)", lc.dups))
 	}
-	if wr.late > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("writer: %d transaction(s) started >10 ms behind schedule", wr.late))
-	}
+	r.Notes = append(r.Notes, r.writerNotes(wr.late)...)
 	if ct != nil && before != nil {
 		if after, err := ct.d.scrape(ctx); err == nil {
 			r.Notes = append(r.Notes, kafkaTxnNote(before, after, ct.name, n))
