@@ -110,8 +110,9 @@ func (gp *goalProfile) link() string {
 // profileRefs names the profiles of a missed goal, as links relative to the report.
 func (s *suite) profileRefs(slugs ...string) string {
 	var refs []string
+	have := s.measuredProfiles()
 	for _, slug := range slugs {
-		for _, gp := range s.measuredProfiles() {
+		for _, gp := range have {
 			if gp.slug == slug {
 				refs = append(refs, gp.link())
 			}

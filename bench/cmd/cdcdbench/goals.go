@@ -105,10 +105,7 @@ func tailGoal(name string, scs []*scenarioResult, against func(*scenarioResult) 
 // "3 / 40 against 2 / 30 ms": whether a gap between two phases' tails lies in PostgreSQL's
 // commits under each phase's load, or after them.
 func commitSplit(a, b *toolResult) string {
-	ok := func(r *toolResult) bool {
-		return r.ok() && r.Commit != nil && r.Commit.N > 0 && r.LatAck != nil && r.LatAck.N > 0
-	}
-	if !ok(a) || !ok(b) {
+	if !a.ok() || !b.ok() || !a.hasCommitSplit() || !b.hasCommitSplit() {
 		return ""
 	}
 	f := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -81,11 +81,18 @@ func (r *toolResult) writerNotes(late int) []string {
 	if late > 0 {
 		notes = append(notes, fmt.Sprintf("writer: %d transaction(s) started >10 ms behind schedule", late))
 	}
-	if c, a := r.Commit, r.LatAck; c != nil && c.N > 0 && a != nil && a.N > 0 {
+	if r.hasCommitSplit() {
+		c, a := r.Commit, r.LatAck
 		notes = append(notes, fmt.Sprintf("latency split at the writer's commit acknowledgement: insert to acknowledgement p50 %s, p99 %s (the writer and PostgreSQL, in every pipeline's latency); acknowledgement to receipt p50 %s, p99 %s",
 			ms(c.P50), ms(c.P99), ms(a.P50), ms(a.P99)))
 	}
 	return notes
+}
+
+// hasCommitSplit reports whether r's latency is split at the writer's commit acknowledgement
+// (rows on both sides of it).
+func (r *toolResult) hasCommitSplit() bool {
+	return r != nil && r.Commit != nil && r.Commit.N > 0 && r.LatAck != nil && r.LatAck.N > 0
 }
 
 func (r *toolResult) rowsPerSec() float64 {
