@@ -21,17 +21,29 @@ type cpuSplit struct {
 	base      map[int]float64 // CPU seconds of each process when first seen
 	last      map[int]float64
 	group     map[int]string
-	sysBusy0  uint64
-	sysTotal0 uint64
-	sysBusy1  uint64
-	sysTotal1 uint64
+	// seconds each process's threads spent runnable but waiting for a CPU (schedstat's
+	// run delay): on two saturated cores, who was kept waiting, not only who ran
+	waitBase map[int]float64
+	waitLast map[int]float64
+	// the kernel's CPU pressure (PSI "some" total, µs): time during which at least one
+	// runnable task waited for a CPU; -1 where the kernel does not report it
+	psi0, psi1 int64
+	// the hypervisor's steal over the phase (jiffies), and the total it is a share of
+	steal0, stealTotal0, steal1, stealTotal1 uint64
+	sysBusy0                                 uint64
+	sysTotal0                                uint64
+	sysBusy1                                 uint64
+	sysTotal1                                uint64
 }
 
 // newCPUSplit takes the starting point: every process's CPU so far is not the phase's.
 // fresh: the tool started within the phase, so all of its CPU counts.
 func newCPUSplit(tool int, label string, fresh bool) *cpuSplit {
-	c := &cpuSplit{tool: tool, toolLabel: label, self: os.Getpid(), base: map[int]float64{}, last: map[int]float64{}, group: map[int]string{}}
+	c := &cpuSplit{tool: tool, toolLabel: label, self: os.Getpid(), base: map[int]float64{}, last: map[int]float64{}, group: map[int]string{},
+		waitBase: map[int]float64{}, waitLast: map[int]float64{}}
 	c.sysBusy0, c.sysTotal0 = sysCPU()
+	c.psi0 = cpuPressure()
+	c.steal0, c.stealTotal0 = sysSteal()
 	c.scan(true)
 	if fresh {
 		c.base[tool] = 0
@@ -52,6 +64,8 @@ func processName(pid int) string {
 func (c *cpuSplit) sample() {
 	c.scan(false)
 	c.sysBusy1, c.sysTotal1 = sysCPU()
+	c.psi1 = cpuPressure()
+	c.steal1, c.stealTotal1 = sysSteal()
 }
 
 func (c *cpuSplit) scan(first bool) {
@@ -68,15 +82,18 @@ func (c *cpuSplit) scan(first bool) {
 		if err != nil {
 			continue
 		}
+		wait := procWait(pid)
 		if _, seen := c.base[pid]; !seen {
 			if first {
-				c.base[pid] = v
+				c.base[pid], c.waitBase[pid] = v, wait
 			} else {
-				c.base[pid] = 0
+				c.base[pid], c.waitBase[pid] = 0, 0
 			}
 			c.group[pid] = c.classify(pid)
 		}
 		c.last[pid] = v
+		// a thread that exited takes its delay with it: never let the sum go back
+		c.waitLast[pid] = max(c.waitLast[pid], wait)
 	}
 }
 
@@ -97,7 +114,13 @@ func (c *cpuSplit) classify(pid int) string {
 // classifyProcess groups a process by its command name and, for a JVM, its main class.
 func classifyProcess(comm string, cmdline func() []byte) string {
 	switch comm {
-	case "postgres", "pg_recvlogical":
+	case "postgres":
+		// a walsender's title: "postgres: walsender <user> <host> START_REPLICATION"
+		if bytes.Contains(cmdline(), []byte("walsender")) {
+			return "PostgreSQL walsenders"
+		}
+		return "PostgreSQL"
+	case "pg_recvlogical":
 		return "PostgreSQL"
 	case "mariadbd", "mysqld":
 		return "MariaDB"
@@ -114,6 +137,26 @@ func classifyProcess(comm string, cmdline func() []byte) string {
 		return "other JVM"
 	}
 	return "other"
+}
+
+// waits returns each group's time waiting for a CPU per second of the phase (secs long),
+// largest first, and the share of the phase during which some task waited (-1: unknown).
+func (c *cpuSplit) waits(secs float64) (groups []groupCores, pressure float64) {
+	sum := map[string]float64{}
+	for pid, v := range c.waitLast {
+		if d := v - c.waitBase[pid]; d > 0 {
+			sum[c.group[pid]] += d
+		}
+	}
+	for g, v := range sum {
+		groups = append(groups, groupCores{g, v / secs})
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].cores > groups[j].cores })
+	pressure = -1
+	if c.psi0 >= 0 && c.psi1 >= c.psi0 && secs > 0 {
+		pressure = float64(c.psi1-c.psi0) / 1e6 / secs
+	}
+	return groups, pressure
 }
 
 // cores returns each group's CPU seconds per second of the phase (secs long), largest
@@ -143,7 +186,12 @@ type groupCores struct {
 // machine is the split over a phase secs long.
 func (c *cpuSplit) machine(secs float64) *machineCPU {
 	groups, busy := c.cores(secs)
-	return &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups}
+	waits, pressure := c.waits(secs)
+	m := &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups, waits: waits, pressure: pressure, hasPressure: pressure >= 0}
+	if dt := c.stealTotal1 - c.stealTotal0; c.stealTotal1 > c.stealTotal0 && c.steal1 >= c.steal0 {
+		m.steal = float64(c.steal1-c.steal0) / float64(dt) * float64(m.cores)
+	}
+	return m
 }
 
 // note is the split as the report prints it.
@@ -159,6 +207,14 @@ type machineCPU struct {
 	busy   float64
 	cores  int
 	groups []groupCores
+	// seconds per second each group's threads were runnable and waiting for a CPU
+	waits []groupCores
+	// share of the phase during which some runnable task waited for a CPU, where the
+	// kernel reports it (hasPressure)
+	pressure    float64
+	hasPressure bool
+	// cores the hypervisor kept for something else (counted in busy, used by none of ours)
+	steal float64
 }
 
 // saturated reports whether the machine had (nearly) no idle CPU left during the phase.
@@ -172,5 +228,34 @@ func (m *machineCPU) String() string {
 			parts = append(parts, fmt.Sprintf("%s %.2f", g.name, g.cores))
 		}
 	}
-	return fmt.Sprintf("%.2f of %d cores busy: %s", m.busy, m.cores, strings.Join(parts, ", "))
+	out := fmt.Sprintf("%.2f of %d cores busy: %s", m.busy, m.cores, strings.Join(parts, ", "))
+	if m.steal >= 0.01 {
+		out += fmt.Sprintf("; of the busy cores the hypervisor took %.2f (steal)", m.steal)
+	}
+	var waits []string
+	for _, g := range m.waits {
+		if g.cores >= 0.01 {
+			waits = append(waits, fmt.Sprintf("%s %.2f", g.name, g.cores))
+		}
+	}
+	if len(waits) > 0 {
+		out += "; waiting for a CPU (s per s): " + strings.Join(waits, ", ")
+	}
+	if m.hasPressure {
+		out += fmt.Sprintf("; some task waited for a CPU %.0f %% of the time", 100*m.pressure)
+	}
+	return out
+}
+
+// waitOf is a group's time waiting for a CPU per second (0 if it is not in the split).
+func (m *machineCPU) waitOf(group string) float64 {
+	if m == nil {
+		return 0
+	}
+	for _, g := range m.waits {
+		if g.name == group {
+			return g.cores
+		}
+	}
+	return 0
 }

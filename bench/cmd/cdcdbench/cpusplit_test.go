@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -55,5 +56,76 @@ func TestCPUSplitCountsThePhaseOnly(t *testing.T) {
 	}
 	if n := c.note(secs); !strings.Contains(n, "measured ") || !strings.Contains(n, "cores busy") {
 		t.Fatalf("note = %q", n)
+	}
+}
+
+func TestClassifyWalsender(t *testing.T) {
+	title := "postgres: walsender postgres 127.0.0.1(51234) START_REPLICATION"
+	if got := classifyProcess("postgres", func() []byte { return []byte(title) }); got != "PostgreSQL walsenders" {
+		t.Fatalf("a walsender's title classified as %q", got)
+	}
+	if got := classifyProcess("postgres", func() []byte { return []byte("postgres: postgres bench 127.0.0.1(5) idle") }); got != "PostgreSQL" {
+		t.Fatalf("a backend classified as %q", got)
+	}
+}
+
+func TestParseRunDelayAndPressure(t *testing.T) {
+	if got := parseRunDelay("156854 1915351 2\n"); got != 1915351 {
+		t.Fatalf("parseRunDelay = %d", got)
+	}
+	if got := parseRunDelay(""); got != 0 {
+		t.Fatalf("parseRunDelay of nothing = %d", got)
+	}
+	psi := "some avg10=40.69 avg60=23.38 avg300=16.72 total=8391040355\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	if got := parsePressureSome(psi); got != 8391040355 {
+		t.Fatalf("parsePressureSome = %d", got)
+	}
+	if st, tot := parseSteal("cpu  1930777 727 619974 1441556 51969 0 163363 136456 0 0"); st != 136456 || tot != 1930777+727+619974+1441556+51969+163363+136456 {
+		t.Fatalf("parseSteal = %d of %d", st, tot)
+	}
+	if st, tot := parseSteal("cpu 1 2 3"); st != 0 || tot != 0 {
+		t.Fatalf("parseSteal of a short line = %d of %d", st, tot)
+	}
+	if got := parsePressureSome("full avg10=0 total=5\n"); got != -1 {
+		t.Fatalf("parsePressureSome without a some line = %d, want -1", got)
+	}
+}
+
+// One more spinning process than the machine has cores: the split must see them wait for a
+// CPU, and say so in its note.
+func TestCPUSplitSeesRunQueueWait(t *testing.T) {
+	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+		t.Skip("the kernel keeps no schedstat (CONFIG_SCHED_INFO): nothing to measure")
+	}
+	var spinners []*exec.Cmd
+	for range runtime.NumCPU() + 1 {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		spinners = append(spinners, cmd)
+	}
+	defer func() {
+		for _, s := range spinners {
+			_ = s.Process.Kill()
+			_ = s.Wait()
+		}
+	}()
+	c := newCPUSplit(os.Getpid(), "measured", false)
+	start := time.Now()
+	time.Sleep(time.Second)
+	c.sample()
+	secs := time.Since(start).Seconds()
+	m := c.machine(secs)
+	// n+1 runnable spinners on n cores: at any moment at least one of them waits.
+	if w := m.waitOf("other"); w < 0.5 {
+		t.Fatalf("spinners waited %.2f s per s for a CPU, want at least 0.5 (%s)", w, m)
+	}
+	m.steal = 0.25
+	if !strings.Contains(m.String(), "waiting for a CPU (s per s): other ") || !strings.Contains(m.String(), "the hypervisor took 0.25 (steal)") {
+		t.Fatalf("note = %q", m.String())
+	}
+	if m.hasPressure && m.pressure < 0.5 {
+		t.Fatalf("CPU pressure %.2f with more spinners than cores, want at least 0.5", m.pressure)
 	}
 }

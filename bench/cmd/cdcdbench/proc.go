@@ -38,6 +38,64 @@ func procCPU(pid int) (float64, error) {
 	return float64(ut+st) / clkTck, nil
 }
 
+// procWait is the time, in seconds, the process's live threads have spent runnable and
+// waiting for a CPU (the second field of /proc/<pid>/task/<tid>/schedstat, in ns); 0 where
+// the kernel keeps no schedstats.
+func procWait(pid int) float64 {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var ns uint64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		ns += parseRunDelay(string(b))
+	}
+	return float64(ns) / 1e9
+}
+
+// parseRunDelay reads the run delay (ns) from a schedstat line: "<on cpu> <run delay> <slices>".
+func parseRunDelay(s string) uint64 {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[1], 10, 64)
+	return v
+}
+
+// cpuPressure is the kernel's CPU pressure stall total ("some", µs), -1 if not reported.
+func cpuPressure() int64 {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return -1
+	}
+	return parsePressureSome(string(b))
+}
+
+// parsePressureSome reads total= from the "some" line of a /proc/pressure file.
+func parsePressureSome(s string) int64 {
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "some ") {
+			continue
+		}
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return -1
+				}
+				return n
+			}
+		}
+	}
+	return -1
+}
+
 // procStatusKB reads a "kB" line of /proc/<pid>/status, e.g. VmHWM or VmRSS.
 func procStatusKB(pid int, key string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -78,6 +136,34 @@ func sysCPU() (busy, total uint64) {
 		}
 	}
 	return busy, total
+}
+
+// sysSteal returns the jiffies the hypervisor ran something else while this machine's
+// CPUs wanted to run (/proc/stat's steal), and the total: on a virtual machine, CPU that a
+// phase's processes waited for without any of them using it.
+func sysSteal() (steal, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseSteal(line)
+}
+
+// parseSteal reads steal (the 8th value) and the total of the first eight from the "cpu" line.
+func parseSteal(line string) (steal, total uint64) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:9] {
+		v, _ := strconv.ParseUint(s, 10, 64)
+		total += v
+		if i == 7 {
+			steal = v
+		}
+	}
+	return steal, total
 }
 
 // findProcess returns the pid of the first process whose command line contains s, or 0.

@@ -865,7 +865,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 	r.Notes = append(r.Notes, r.writerNotes(wr.late)...)
 	if ct != nil && before != nil {
 		if after, err := ct.d.scrape(ctx); err == nil {
-			r.Notes = append(r.Notes, kafkaTxnNote(before, after, ct.name, n))
+			r.Notes = append(r.Notes, kafkaTxnNote(before, after, ct.name, r.Rows))
 		}
 	}
 	if gcNote != "" {
