@@ -73,7 +73,7 @@ func (sc *scenarioResult) bare(label string) *toolResult {
 // tailGoal compares cdcd's p99 with against's at each of scs: met where cdcd's is at most
 // factor times it. ratio adds the ratio to each load's figures.
 func tailGoal(name string, scs []*scenarioResult, against func(*scenarioResult) *toolResult, factor float64, ratio bool) [3]string {
-	var parts, missed, split []string
+	var parts, missed, split, waits []string
 	for _, sc := range scs {
 		c, o := latMs(sc.CDCD, 99), latMs(against(sc), 99)
 		if math.IsNaN(c) || math.IsNaN(o) {
@@ -89,6 +89,9 @@ func tailGoal(name string, scs []*scenarioResult, against func(*scenarioResult) 
 			if s := commitSplit(sc.CDCD, against(sc)); s != "" {
 				split = append(split, steadyShape(sc.ID)+" "+s)
 			}
+			if s := walsenderWait(sc.CDCD, against(sc)); s != "" {
+				waits = append(waits, steadyShape(sc.ID)+" "+s)
+			}
 		}
 	}
 	v := goalVerdict(len(missed) == 0, len(parts) > 0, readmeTail, nil)
@@ -96,6 +99,9 @@ func tailGoal(name string, scs []*scenarioResult, against func(*scenarioResult) 
 		v = "**not met** at " + strings.Join(missed, ", ") + limits(readmeTail, nil)
 		if len(split) > 0 {
 			v += "; p99 on either side of the writer's commit acknowledgement (insert to acknowledgement, the writer's and PostgreSQL's part / acknowledgement to receipt), cdcd against the other: " + strings.Join(split, "; ")
+		}
+		if len(waits) > 0 {
+			v += "; the walsender's wait for a CPU (s per s of the phase), cdcd's phase against the other's: " + strings.Join(waits, "; ")
 		}
 	}
 	return [3]string{name, strings.Join(parts, "; "), v}
@@ -110,6 +116,17 @@ func commitSplit(a, b *toolResult) string {
 	}
 	f := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return fmt.Sprintf("%.0f / %.0f against %.0f / %.0f ms", f(a.Commit.P99), f(a.LatAck.P99), f(b.Commit.P99), f(b.LatAck.P99))
+}
+
+// walsenderWait gives how long the walsenders waited for a CPU in both phases, "0.48 against
+// 0.22": on saturated cores a walsender kept waiting falls behind, and every pipeline's
+// latency includes its delivery.
+func walsenderWait(a, b *toolResult) string {
+	if !a.ok() || !b.ok() || a.Machine == nil || b.Machine == nil || len(a.Machine.waits) == 0 || len(b.Machine.waits) == 0 {
+		return ""
+	}
+	const g = "PostgreSQL walsenders"
+	return fmt.Sprintf("%.2f against %.2f", a.Machine.waitOf(g), b.Machine.waitOf(g))
 }
 
 func (s *suite) goalTargets(find func(string) *scenarioResult) [][3]string {

@@ -813,6 +813,7 @@ func measureSteady(ctx context.Context, o options, t streamTool, dsn string, fir
 		tk.Stop()
 	}
 	r.CPU, r.PeakRSSKB = w.finish()
+	r.Machine = w.machine()
 	if n := w.loadNote(); n != "" {
 		r.Notes = append(r.Notes, n)
 	}
