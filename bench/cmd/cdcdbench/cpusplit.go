@@ -142,40 +142,37 @@ func classifyProcess(comm string, cmdline func() []byte) string {
 // waits returns each group's time waiting for a CPU per second of the phase (secs long),
 // largest first, and the share of the phase during which some task waited (-1: unknown).
 func (c *cpuSplit) waits(secs float64) (groups []groupCores, pressure float64) {
-	sum := map[string]float64{}
-	for pid, v := range c.waitLast {
-		if d := v - c.waitBase[pid]; d > 0 {
-			sum[c.group[pid]] += d
-		}
-	}
-	for g, v := range sum {
-		groups = append(groups, groupCores{g, v / secs})
-	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].cores > groups[j].cores })
 	pressure = -1
 	if c.psi0 >= 0 && c.psi1 >= c.psi0 && secs > 0 {
 		pressure = float64(c.psi1-c.psi0) / 1e6 / secs
 	}
-	return groups, pressure
+	return c.perGroup(c.waitBase, c.waitLast, secs), pressure
 }
 
 // cores returns each group's CPU seconds per second of the phase (secs long), largest
 // first, and the machine's busy cores.
 func (c *cpuSplit) cores(secs float64) (groups []groupCores, busy float64) {
+	if dt := c.sysTotal1 - c.sysTotal0; c.sysTotal1 > c.sysTotal0 && dt > 0 {
+		busy = float64(c.sysBusy1-c.sysBusy0) / float64(dt) * float64(runtime.NumCPU())
+	}
+	return c.perGroup(c.base, c.last, secs), busy
+}
+
+// perGroup sums each process's growth from base to last by group, per second of the phase,
+// largest first.
+func (c *cpuSplit) perGroup(base, last map[int]float64, secs float64) []groupCores {
 	sum := map[string]float64{}
-	for pid, v := range c.last {
-		if d := v - c.base[pid]; d > 0 {
+	for pid, v := range last {
+		if d := v - base[pid]; d > 0 {
 			sum[c.group[pid]] += d
 		}
 	}
+	var groups []groupCores
 	for g, v := range sum {
 		groups = append(groups, groupCores{g, v / secs})
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].cores > groups[j].cores })
-	if dt := c.sysTotal1 - c.sysTotal0; c.sysTotal1 > c.sysTotal0 && dt > 0 {
-		busy = float64(c.sysBusy1-c.sysBusy0) / float64(dt) * float64(runtime.NumCPU())
-	}
-	return groups, busy
+	return groups
 }
 
 type groupCores struct {
