@@ -25,6 +25,10 @@ type cpuSplit struct {
 	// run delay): on two saturated cores, who was kept waiting, not only who ran
 	waitBase map[int]float64
 	waitLast map[int]float64
+	// how many times each process's threads were put on a CPU: its wake-ups, each of which
+	// joins the run queue
+	wakeBase map[int]float64
+	wakeLast map[int]float64
 	// the kernel's CPU pressure (PSI "some" total, µs): time during which at least one
 	// runnable task waited for a CPU; -1 where the kernel does not report it
 	psi0, psi1 int64
@@ -40,7 +44,7 @@ type cpuSplit struct {
 // fresh: the tool started within the phase, so all of its CPU counts.
 func newCPUSplit(tool int, label string, fresh bool) *cpuSplit {
 	c := &cpuSplit{tool: tool, toolLabel: label, self: os.Getpid(), base: map[int]float64{}, last: map[int]float64{}, group: map[int]string{},
-		waitBase: map[int]float64{}, waitLast: map[int]float64{}}
+		waitBase: map[int]float64{}, waitLast: map[int]float64{}, wakeBase: map[int]float64{}, wakeLast: map[int]float64{}}
 	c.sysBusy0, c.sysTotal0 = sysCPU()
 	c.psi0 = cpuPressure()
 	c.steal0, c.stealTotal0 = sysSteal()
@@ -82,18 +86,20 @@ func (c *cpuSplit) scan(first bool) {
 		if err != nil {
 			continue
 		}
-		wait := procWait(pid)
+		wait, slices := procWait(pid)
+		wakes := float64(slices)
 		if _, seen := c.base[pid]; !seen {
 			if first {
-				c.base[pid], c.waitBase[pid] = v, wait
+				c.base[pid], c.waitBase[pid], c.wakeBase[pid] = v, wait, wakes
 			} else {
-				c.base[pid], c.waitBase[pid] = 0, 0
+				c.base[pid], c.waitBase[pid], c.wakeBase[pid] = 0, 0, 0
 			}
 			c.group[pid] = c.classify(pid)
 		}
 		c.last[pid] = v
 		// a thread that exited takes its delay with it: never let the sum go back
 		c.waitLast[pid] = max(c.waitLast[pid], wait)
+		c.wakeLast[pid] = max(c.wakeLast[pid], wakes)
 	}
 }
 
@@ -184,7 +190,8 @@ type groupCores struct {
 func (c *cpuSplit) machine(secs float64) *machineCPU {
 	groups, busy := c.cores(secs)
 	waits, pressure := c.waits(secs)
-	m := &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups, waits: waits, pressure: pressure, hasPressure: pressure >= 0}
+	m := &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups, waits: waits, pressure: pressure, hasPressure: pressure >= 0,
+		wakes: c.perGroup(c.wakeBase, c.wakeLast, secs)}
 	if dt := c.stealTotal1 - c.stealTotal0; c.stealTotal1 > c.stealTotal0 && c.steal1 >= c.steal0 {
 		m.steal = float64(c.steal1-c.steal0) / float64(dt) * float64(m.cores)
 	}
@@ -206,6 +213,8 @@ type machineCPU struct {
 	groups []groupCores
 	// seconds per second each group's threads were runnable and waiting for a CPU
 	waits []groupCores
+	// times per second each group's threads were put on a CPU (in cores: wake-ups per second)
+	wakes []groupCores
 	// share of the phase during which some runnable task waited for a CPU, where the
 	// kernel reports it (hasPressure)
 	pressure    float64
@@ -237,6 +246,15 @@ func (m *machineCPU) String() string {
 	}
 	if len(waits) > 0 {
 		out += "; waiting for a CPU (s per s): " + strings.Join(waits, ", ")
+	}
+	var wakes []string
+	for _, g := range m.wakes {
+		if g.cores >= 10 {
+			wakes = append(wakes, fmt.Sprintf("%s %.0f", g.name, g.cores))
+		}
+	}
+	if len(wakes) > 0 {
+		out += "; put on a CPU (times per s): " + strings.Join(wakes, ", ")
 	}
 	if m.hasPressure {
 		out += fmt.Sprintf("; some task waited for a CPU %.0f %% of the time", 100*m.pressure)

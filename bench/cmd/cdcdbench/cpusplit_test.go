@@ -69,12 +69,12 @@ func TestClassifyWalsender(t *testing.T) {
 	}
 }
 
-func TestParseRunDelayAndPressure(t *testing.T) {
-	if got := parseRunDelay("156854 1915351 2\n"); got != 1915351 {
-		t.Fatalf("parseRunDelay = %d", got)
+func TestParseSchedstatAndPressure(t *testing.T) {
+	if d, n := parseSchedstat("156854 1915351 2\n"); d != 1915351 || n != 2 {
+		t.Fatalf("parseSchedstat = %d, %d", d, n)
 	}
-	if got := parseRunDelay(""); got != 0 {
-		t.Fatalf("parseRunDelay of nothing = %d", got)
+	if d, n := parseSchedstat(""); d != 0 || n != 0 {
+		t.Fatalf("parseSchedstat of nothing = %d, %d", d, n)
 	}
 	psi := "some avg10=40.69 avg60=23.38 avg300=16.72 total=8391040355\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 	if got := parsePressureSome(psi); got != 8391040355 {
@@ -120,6 +120,11 @@ func TestCPUSplitSeesRunQueueWait(t *testing.T) {
 	// n+1 runnable spinners on n cores: at any moment at least one of them waits.
 	if w := m.waitOf("other"); w < 0.5 {
 		t.Fatalf("spinners waited %.2f s per s for a CPU, want at least 0.5 (%s)", w, m)
+	}
+	// Each spinner is taken off its CPU at least once per scheduler slice (a few ms) to let
+	// the one waiting run.
+	if !strings.Contains(m.String(), "put on a CPU (times per s): ") {
+		t.Fatalf("no wake-ups in %q", m.String())
 	}
 	m.steal = 0.25
 	if !strings.Contains(m.String(), "waiting for a CPU (s per s): other ") || !strings.Contains(m.String(), "the hypervisor took 0.25 (steal)") {

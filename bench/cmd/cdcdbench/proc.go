@@ -39,13 +39,13 @@ func procCPU(pid int) (float64, error) {
 }
 
 // procWait is the time, in seconds, the process's live threads have spent runnable and
-// waiting for a CPU (the second field of /proc/<pid>/task/<tid>/schedstat, in ns); 0 where
-// the kernel keeps no schedstats.
-func procWait(pid int) float64 {
+// waiting for a CPU, and how many times they were put on one (the second and third fields of
+// /proc/<pid>/task/<tid>/schedstat); 0 where the kernel keeps no schedstats.
+func procWait(pid int) (wait float64, slices uint64) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	var ns uint64
 	for _, e := range ents {
@@ -53,19 +53,23 @@ func procWait(pid int) float64 {
 		if err != nil {
 			continue
 		}
-		ns += parseRunDelay(string(b))
+		d, n := parseSchedstat(string(b))
+		ns += d
+		slices += n
 	}
-	return float64(ns) / 1e9
+	return float64(ns) / 1e9, slices
 }
 
-// parseRunDelay reads the run delay (ns) from a schedstat line: "<on cpu> <run delay> <slices>".
-func parseRunDelay(s string) uint64 {
+// parseSchedstat reads the run delay (ns) and the number of slices run from a schedstat
+// line: "<on cpu ns> <run delay ns> <slices>".
+func parseSchedstat(s string) (delay, slices uint64) {
 	f := strings.Fields(s)
-	if len(f) < 2 {
-		return 0
+	if len(f) < 3 {
+		return 0, 0
 	}
-	v, _ := strconv.ParseUint(f[1], 10, 64)
-	return v
+	delay, _ = strconv.ParseUint(f[1], 10, 64)
+	slices, _ = strconv.ParseUint(f[2], 10, 64)
+	return delay, slices
 }
 
 // cpuPressure is the kernel's CPU pressure stall total ("some", µs), -1 if not reported.
