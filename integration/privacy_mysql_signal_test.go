@@ -37,8 +37,10 @@ CREATE TABLE cdcd_signal (id VARCHAR(64) NOT NULL PRIMARY KEY, kind VARCHAR(16) 
 	intruder := mysqlConn(t, ctx, fmt.Sprintf("%s@tcp(%s)/%s", user, strings.TrimSuffix(strings.SplitN(s.mysqlDSN, "@tcp(", 2)[1], ")/"), db))
 	mysqlExec(t, intruder, "INSERT INTO cdcd_signal (id, kind, data) VALUES ('forged1', 'snapshot', ?)",
 		fmt.Sprintf(`{"pipeline":%q,"table":%q,"where":"k < 10","id":"forged1"}`, name, db+".kv"))
-	waitFor(t, d, "the forged request counted", time.Minute, func() bool {
-		return d.metricLabel("cdcd_signals_rejected_total", `reason="unsigned"`) == 1
+	// The request is counted before its line is logged: wait for both.
+	waitFor(t, d, "the forged request counted and logged", time.Minute, func() bool {
+		return d.metricLabel("cdcd_signals_rejected_total", `reason="unsigned"`) == 1 &&
+			countLines(d.Logs(), "rejected a snapshot request", "end_log_pos=") >= 1
 	})
 	if n := countLines(d.Logs(), "rejected a snapshot request", "end_log_pos="); n != 1 {
 		t.Errorf("%d log lines name the forged request's position, want 1\n%s", n, d.Logs())

@@ -54,7 +54,10 @@ func TestPrivacySignalsOnlyFromOperators(t *testing.T) {
 			t.Fatalf("the unprivileged role could not emit the message: %v", err)
 		}
 	}
-	waitFor(t, d, "both forged requests counted", time.Minute, func() bool { return d.metric("cdcd_signals_rejected_total") >= 2 })
+	// A request is counted before its line is logged: wait for both.
+	waitFor(t, d, "both forged requests counted and logged", time.Minute, func() bool {
+		return d.metric("cdcd_signals_rejected_total") >= 2 && countLines(d.Logs(), "rejected a snapshot request", "xid=") >= 2
+	})
 	if v := d.metricLabel("cdcd_signals_rejected_total", `reason="unsigned"`); v != 1 {
 		t.Errorf("cdcd_signals_rejected_total{reason=unsigned} = %v, want 1", v)
 	}
