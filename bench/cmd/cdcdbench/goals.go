@@ -17,7 +17,7 @@ const (
 	goalCatchupVsRecv    = 0.90 // catch-up rows/s ≥ 90 % of pg_recvlogical's
 	goalBinlogVsSyncer   = 0.50 // MariaDB catch-up ≥ 50 % of go-mysql's bare BinlogSyncer
 	goalSnapshotVsKafka  = 0.60 // PostgreSQL snapshot ≥ 60 % of a bare transactional producer
-	readmeTail           = "bench/README.md, \"Where the single-row latency goes\""
+	readmeTail           = "bench/README.md, \"Where the single-row latency goes\" and \"Who waits for a CPU at 20k rows/s in 10-row transactions\""
 	readmeCatchupCPU     = "bench/README.md, \"CPU per row of the PostgreSQL catch-up\""
 	readmeBinlogCPU      = "bench/README.md, \"CPU of the MariaDB catch-up\""
 	readmeSnapshotCPU    = "bench/README.md, \"CPU of the PostgreSQL snapshot\""
