@@ -228,38 +228,32 @@ func (m *machineCPU) saturated() bool { return m != nil && m.busy >= 0.9*float64
 
 // String gives the split as "1.95 of 2 cores busy: cdcd 0.85, Kafka broker 0.55, ...".
 func (m *machineCPU) String() string {
-	var parts []string
-	for _, g := range m.groups {
-		if g.cores >= 0.01 {
-			parts = append(parts, fmt.Sprintf("%s %.2f", g.name, g.cores))
-		}
-	}
-	out := fmt.Sprintf("%.2f of %d cores busy: %s", m.busy, m.cores, strings.Join(parts, ", "))
+	out := fmt.Sprintf("%.2f of %d cores busy: %s", m.busy, m.cores, joinGroups(m.groups, 0.01, "%s %.2f"))
 	if m.steal >= 0.01 {
 		out += fmt.Sprintf("; of the busy cores the hypervisor took %.2f (steal)", m.steal)
 	}
-	var waits []string
-	for _, g := range m.waits {
-		if g.cores >= 0.01 {
-			waits = append(waits, fmt.Sprintf("%s %.2f", g.name, g.cores))
-		}
+	if w := joinGroups(m.waits, 0.01, "%s %.2f"); w != "" {
+		out += "; waiting for a CPU (s per s): " + w
 	}
-	if len(waits) > 0 {
-		out += "; waiting for a CPU (s per s): " + strings.Join(waits, ", ")
-	}
-	var wakes []string
-	for _, g := range m.wakes {
-		if g.cores >= 10 {
-			wakes = append(wakes, fmt.Sprintf("%s %.0f", g.name, g.cores))
-		}
-	}
-	if len(wakes) > 0 {
-		out += "; put on a CPU (times per s): " + strings.Join(wakes, ", ")
+	if w := joinGroups(m.wakes, 10, "%s %.0f"); w != "" {
+		out += "; put on a CPU (times per s): " + w
 	}
 	if m.hasPressure {
 		out += fmt.Sprintf("; some task waited for a CPU %.0f %% of the time", 100*m.pressure)
 	}
 	return out
+}
+
+// joinGroups lists the groups whose figure is at least least, each formatted by format
+// (name, figure), comma-separated.
+func joinGroups(gs []groupCores, least float64, format string) string {
+	var parts []string
+	for _, g := range gs {
+		if g.cores >= least {
+			parts = append(parts, fmt.Sprintf(format, g.name, g.cores))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // waitOf is a group's time waiting for a CPU per second (0 if it is not in the split).
