@@ -18,39 +18,40 @@ type cpuSplit struct {
 	tool      int    // the measured process (its own group)
 	toolLabel string // how the note names it
 	self      int
-	base      map[int]float64 // CPU seconds of each process when first seen
-	last      map[int]float64
-	group     map[int]string
-	// seconds each process's threads spent runnable but waiting for a CPU (schedstat's
-	// run delay): on two saturated cores, who was kept waiting, not only who ran
-	waitBase map[int]float64
-	waitLast map[int]float64
-	// how many times each process's threads were put on a CPU: its wake-ups, each of which
-	// joins the run queue
-	wakeBase map[int]float64
-	wakeLast map[int]float64
+	// each process when first seen (base) and at the last sample (last)
+	base, last map[int]procSample
+	group      map[int]string
 	// the kernel's CPU pressure (PSI "some" total, µs): time during which at least one
 	// runnable task waited for a CPU; -1 where the kernel does not report it
 	psi0, psi1 int64
-	// the hypervisor's steal over the phase (jiffies), and the total it is a share of
-	steal0, stealTotal0, steal1, stealTotal1 uint64
-	sysBusy0                                 uint64
-	sysTotal0                                uint64
-	sysBusy1                                 uint64
-	sysTotal1                                uint64
+	// /proc/stat's jiffies at the start and at the last sample: busy, total, and the
+	// hypervisor's steal (counted in busy)
+	sysBusy0, sysTotal0, steal0 uint64
+	sysBusy1, sysTotal1, steal1 uint64
+}
+
+// procSample is what the split reads of one process.
+type procSample struct {
+	cpu float64 // CPU seconds
+	// seconds its threads spent runnable but waiting for a CPU (schedstat's run delay): on
+	// two saturated cores, who was kept waiting, not only who ran
+	wait float64
+	// how many times its threads were put on a CPU: its wake-ups, each of which joins the
+	// run queue
+	wakes float64
 }
 
 // newCPUSplit takes the starting point: every process's CPU so far is not the phase's.
 // fresh: the tool started within the phase, so all of its CPU counts.
 func newCPUSplit(tool int, label string, fresh bool) *cpuSplit {
-	c := &cpuSplit{tool: tool, toolLabel: label, self: os.Getpid(), base: map[int]float64{}, last: map[int]float64{}, group: map[int]string{},
-		waitBase: map[int]float64{}, waitLast: map[int]float64{}, wakeBase: map[int]float64{}, wakeLast: map[int]float64{}}
-	c.sysBusy0, c.sysTotal0 = sysCPU()
+	c := &cpuSplit{tool: tool, toolLabel: label, self: os.Getpid(), base: map[int]procSample{}, last: map[int]procSample{}, group: map[int]string{}}
+	c.sysBusy0, c.sysTotal0, c.steal0 = sysCPUStat()
 	c.psi0 = cpuPressure()
-	c.steal0, c.stealTotal0 = sysSteal()
 	c.scan(true)
 	if fresh {
-		c.base[tool] = 0
+		b := c.base[tool]
+		b.cpu = 0
+		c.base[tool] = b
 	}
 	return c
 }
@@ -67,9 +68,8 @@ func processName(pid int) string {
 // sample reads every process again; one that appeared since the start counts from zero.
 func (c *cpuSplit) sample() {
 	c.scan(false)
-	c.sysBusy1, c.sysTotal1 = sysCPU()
+	c.sysBusy1, c.sysTotal1, c.steal1 = sysCPUStat()
 	c.psi1 = cpuPressure()
-	c.steal1, c.stealTotal1 = sysSteal()
 }
 
 func (c *cpuSplit) scan(first bool) {
@@ -87,19 +87,19 @@ func (c *cpuSplit) scan(first bool) {
 			continue
 		}
 		wait, slices := procWait(pid)
-		wakes := float64(slices)
+		now := procSample{cpu: v, wait: wait, wakes: float64(slices)}
 		if _, seen := c.base[pid]; !seen {
 			if first {
-				c.base[pid], c.waitBase[pid], c.wakeBase[pid] = v, wait, wakes
+				c.base[pid] = now
 			} else {
-				c.base[pid], c.waitBase[pid], c.wakeBase[pid] = 0, 0, 0
+				c.base[pid] = procSample{}
 			}
 			c.group[pid] = c.classify(pid)
 		}
-		c.last[pid] = v
-		// a thread that exited takes its delay with it: never let the sum go back
-		c.waitLast[pid] = max(c.waitLast[pid], wait)
-		c.wakeLast[pid] = max(c.wakeLast[pid], wakes)
+		// a thread that exited takes its delay and wake-ups with it: never let the sums go back
+		prev := c.last[pid]
+		now.wait, now.wakes = max(prev.wait, now.wait), max(prev.wakes, now.wakes)
+		c.last[pid] = now
 	}
 }
 
@@ -145,31 +145,26 @@ func classifyProcess(comm string, cmdline func() []byte) string {
 	return "other"
 }
 
-// waits returns each group's time waiting for a CPU per second of the phase (secs long),
-// largest first, and the share of the phase during which some task waited (-1: unknown).
-func (c *cpuSplit) waits(secs float64) (groups []groupCores, pressure float64) {
-	pressure = -1
-	if c.psi0 >= 0 && c.psi1 >= c.psi0 && secs > 0 {
-		pressure = float64(c.psi1-c.psi0) / 1e6 / secs
-	}
-	return c.perGroup(c.waitBase, c.waitLast, secs), pressure
-}
-
 // cores returns each group's CPU seconds per second of the phase (secs long), largest
 // first, and the machine's busy cores.
 func (c *cpuSplit) cores(secs float64) (groups []groupCores, busy float64) {
-	if dt := c.sysTotal1 - c.sysTotal0; c.sysTotal1 > c.sysTotal0 && dt > 0 {
-		busy = float64(c.sysBusy1-c.sysBusy0) / float64(dt) * float64(runtime.NumCPU())
-	}
-	return c.perGroup(c.base, c.last, secs), busy
+	return c.perGroup(secs, func(p procSample) float64 { return p.cpu }), c.sysShare(c.sysBusy0, c.sysBusy1)
 }
 
-// perGroup sums each process's growth from base to last by group, per second of the phase,
-// largest first.
-func (c *cpuSplit) perGroup(base, last map[int]float64, secs float64) []groupCores {
+// sysShare is how many of the machine's cores a /proc/stat count grew by over the phase.
+func (c *cpuSplit) sysShare(v0, v1 uint64) float64 {
+	if c.sysTotal1 <= c.sysTotal0 || v1 < v0 {
+		return 0
+	}
+	return float64(v1-v0) / float64(c.sysTotal1-c.sysTotal0) * float64(runtime.NumCPU())
+}
+
+// perGroup sums each process's growth of one figure (of) from the start to the last sample
+// by group, per second of the phase, largest first.
+func (c *cpuSplit) perGroup(secs float64, of func(procSample) float64) []groupCores {
 	sum := map[string]float64{}
-	for pid, v := range last {
-		if d := v - base[pid]; d > 0 {
+	for pid, v := range c.last {
+		if d := of(v) - of(c.base[pid]); d > 0 {
 			sum[c.group[pid]] += d
 		}
 	}
@@ -189,11 +184,11 @@ type groupCores struct {
 // machine is the split over a phase secs long.
 func (c *cpuSplit) machine(secs float64) *machineCPU {
 	groups, busy := c.cores(secs)
-	waits, pressure := c.waits(secs)
-	m := &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups, waits: waits, pressure: pressure, hasPressure: pressure >= 0,
-		wakes: c.perGroup(c.wakeBase, c.wakeLast, secs)}
-	if dt := c.stealTotal1 - c.stealTotal0; c.stealTotal1 > c.stealTotal0 && c.steal1 >= c.steal0 {
-		m.steal = float64(c.steal1-c.steal0) / float64(dt) * float64(m.cores)
+	m := &machineCPU{busy: busy, cores: runtime.NumCPU(), groups: groups, steal: c.sysShare(c.steal0, c.steal1),
+		waits: c.perGroup(secs, func(p procSample) float64 { return p.wait }),
+		wakes: c.perGroup(secs, func(p procSample) float64 { return p.wakes })}
+	if c.psi0 >= 0 && c.psi1 >= c.psi0 && secs > 0 {
+		m.pressure, m.hasPressure = float64(c.psi1-c.psi0)/1e6/secs, true
 	}
 	return m
 }

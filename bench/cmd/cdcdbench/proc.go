@@ -120,53 +120,46 @@ func procStatusKB(pid int, key string) (int64, error) {
 
 // sysCPU returns the machine's busy and total jiffies from /proc/stat.
 func sysCPU() (busy, total uint64) {
+	busy, total, _ = sysCPUStat()
+	return busy, total
+}
+
+// sysCPUStat reads /proc/stat once: the machine's busy and total jiffies, and of them the
+// hypervisor's steal (it ran something else while this machine's CPUs wanted to run: on a
+// virtual machine, CPU that a phase's processes waited for without any of them using it).
+func sysCPUStat() (busy, total, steal uint64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return parseCPULine(line)
+}
+
+// parseCPULine reads the "cpu" line of /proc/stat: busy jiffies (all but idle and iowait),
+// the total of the first eight values (guest and guest_nice are already counted in user and
+// nice) and steal (the eighth).
+func parseCPULine(line string) (busy, total, steal uint64) {
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
-		return 0, 0
+		return 0, 0, 0
 	}
-	for i, s := range f[1:] {
+	for i, s := range f[1:min(len(f), 9)] {
 		v, _ := strconv.ParseUint(s, 10, 64)
-		if i >= 8 { // guest and guest_nice are already counted in user and nice
-			break
-		}
 		total += v
 		if i != 3 && i != 4 { // idle, iowait
 			busy += v
 		}
-	}
-	return busy, total
-}
-
-// sysSteal returns the jiffies the hypervisor ran something else while this machine's
-// CPUs wanted to run (/proc/stat's steal), and the total: on a virtual machine, CPU that a
-// phase's processes waited for without any of them using it.
-func sysSteal() (steal, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return parseSteal(line)
-}
-
-// parseSteal reads steal (the 8th value) and the total of the first eight from the "cpu" line.
-func parseSteal(line string) (steal, total uint64) {
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0
-	}
-	for i, s := range f[1:9] {
-		v, _ := strconv.ParseUint(s, 10, 64)
-		total += v
 		if i == 7 {
 			steal = v
 		}
 	}
+	return busy, total, steal
+}
+
+// parseSteal is parseCPULine's steal and total.
+func parseSteal(line string) (steal, total uint64) {
+	_, total, steal = parseCPULine(line)
 	return steal, total
 }
 
