@@ -60,11 +60,16 @@ type stream struct {
 	emittedAck uint64
 	sentLSN    uint64
 	reported   uint64
+	statusAt   time.Time
 	idleAt     time.Time
 	resumeTx   uint64
 
 	row rowMsg
 }
+
+// eagerStatusGap is the least time between status updates sent because the pipeline
+// acknowledged more (see keepalive).
+const eagerStatusGap = 250 * time.Millisecond
 
 // chunkLinger bounds how long a committed transaction waits in a chunk for more to join it.
 const chunkLinger = time.Millisecond
@@ -162,16 +167,20 @@ func (st *stream) noteWALEnd(lsn uint64) {
 // keepalive handles the walsender's keepalive: its WAL end is the walsender's sent position
 // (what it has decoded and sent, or skipped), unlike XLogData's, which is the server's WAL end.
 // An idle stream moves its position there through the pipeline. The keepalive is answered at
-// once when the server asks for a reply, or when the pipeline acknowledged more since the last
-// status update: a fast shutdown waits for the confirmation, and asks again after every reply
-// until it has it.
+// once when the server asks for a reply (a fast shutdown waits for the confirmation, and asks
+// again after every reply until it has it), and when the pipeline acknowledged more since the
+// last status update, at most once per eagerStatusGap, so the slot follows Kafka closely. A
+// walsender that catches up sends a keepalive each time it waits for WAL, and it wakes to
+// process every update: answering each one after every Kafka commit kept it busier on a
+// loaded host (bench/README.md, "The backlog's autovacuum, and the 5k×10 stall").
 func (st *stream) keepalive(ctx context.Context, sent uint64, reply bool) error {
 	st.sentLSN = max(st.sentLSN, sent)
 	st.noteWALEnd(sent)
-	if err := st.idleCommit(ctx, time.Now(), reply); err != nil {
+	now := time.Now()
+	if err := st.idleCommit(ctx, now, reply); err != nil {
 		return err
 	}
-	if reply || st.src.acked.Load() > st.reported {
+	if reply || (st.src.acked.Load() > st.reported && !now.Before(st.statusAt.Add(eagerStatusGap))) {
 		return st.sendStatus(ctx, false)
 	}
 	return nil
@@ -239,7 +248,8 @@ func (st *stream) sendStatus(ctx context.Context, reply bool) error {
 		return fmt.Errorf("sending standby status to slot %s: %w", st.src.cfg.Slot, err)
 	}
 	st.reported = uint64(lsn)
-	st.nextStatus = time.Now().Add(st.src.cfg.StatusInterval)
+	st.statusAt = time.Now()
+	st.nextStatus = st.statusAt.Add(st.src.cfg.StatusInterval)
 	if m := st.src.cfg.Metrics; m != nil {
 		if end := st.src.serverWALEnd.Load(); end > uint64(lsn) {
 			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(float64(end - uint64(lsn)))
