@@ -31,8 +31,7 @@ type stream struct {
 	hw      []string
 	signals [][]byte
 
-	chunk      []change.Item
-	nextStatus time.Time
+	chunk []change.Item
 	// A chunk holding a complete transaction is handed over chunkLinger after that commit
 	// arrived (or when full), so small transactions travel together.
 	pendingCommit bool
@@ -60,7 +59,7 @@ type stream struct {
 	emittedAck uint64
 	sentLSN    uint64
 	reported   uint64
-	statusAt   time.Time
+	statusAt   time.Time // when the last status update was sent (see statusDue)
 	idleAt     time.Time
 	resumeTx   uint64
 
@@ -88,7 +87,7 @@ func (st *stream) run(ctx context.Context) error {
 	}()
 	for {
 		now := time.Now()
-		if !now.Before(st.nextStatus) {
+		if !now.Before(st.statusDue()) {
 			if err := st.idleCommit(ctx, now, false); err != nil {
 				return err
 			}
@@ -96,7 +95,7 @@ func (st *stream) run(ctx context.Context) error {
 				return err
 			}
 		}
-		deadline := st.nextStatus
+		deadline := st.statusDue()
 		if st.pendingCommit {
 			due := st.pendingSince.Add(chunkLinger)
 			if !now.Before(due) {
@@ -240,6 +239,11 @@ func (st *stream) statusLSN() uint64 {
 	return max(st.src.acked.Load(), st.reported)
 }
 
+// statusDue is when the next status update is due, answered keepalive or not.
+func (st *stream) statusDue() time.Time {
+	return st.statusAt.Add(st.src.cfg.StatusInterval)
+}
+
 func (st *stream) sendStatus(ctx context.Context, reply bool) error {
 	lsn := pglogrepl.LSN(st.statusLSN())
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
@@ -249,7 +253,6 @@ func (st *stream) sendStatus(ctx context.Context, reply bool) error {
 	}
 	st.reported = uint64(lsn)
 	st.statusAt = time.Now()
-	st.nextStatus = st.statusAt.Add(st.src.cfg.StatusInterval)
 	if m := st.src.cfg.Metrics; m != nil {
 		if end := st.src.serverWALEnd.Load(); end > uint64(lsn) {
 			m.SourceLagBytes.WithLabelValues(st.src.cfg.Pipeline).Set(float64(end - uint64(lsn)))
@@ -295,7 +298,7 @@ func (st *stream) flush(ctx context.Context) error {
 		return nil
 	}
 	for {
-		wait := time.Until(st.nextStatus)
+		wait := time.Until(st.statusDue())
 		if wait <= 0 {
 			if err := st.sendStatus(ctx, false); err != nil {
 				return err

@@ -80,11 +80,11 @@ func TestParseSchedstatAndPressure(t *testing.T) {
 	if got := parsePressureSome(psi); got != 8391040355 {
 		t.Fatalf("parsePressureSome = %d", got)
 	}
-	if st, tot := parseSteal("cpu  1930777 727 619974 1441556 51969 0 163363 136456 0 0"); st != 136456 || tot != 1930777+727+619974+1441556+51969+163363+136456 {
-		t.Fatalf("parseSteal = %d of %d", st, tot)
+	if _, tot, st := parseCPULine("cpu  1930777 727 619974 1441556 51969 0 163363 136456 0 0"); st != 136456 || tot != 1930777+727+619974+1441556+51969+163363+136456 {
+		t.Fatalf("parseCPULine: steal %d of %d", st, tot)
 	}
-	if st, tot := parseSteal("cpu 1 2 3"); st != 0 || tot != 0 {
-		t.Fatalf("parseSteal of a short line = %d of %d", st, tot)
+	if _, tot, st := parseCPULine("cpu 1 2 3"); st != 0 || tot != 0 {
+		t.Fatalf("parseCPULine of a short line: steal %d of %d", st, tot)
 	}
 	if got := parsePressureSome("full avg10=0 total=5\n"); got != -1 {
 		t.Fatalf("parsePressureSome without a some line = %d, want -1", got)

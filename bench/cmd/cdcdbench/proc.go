@@ -157,12 +157,6 @@ func parseCPULine(line string) (busy, total, steal uint64) {
 	return busy, total, steal
 }
 
-// parseSteal is parseCPULine's steal and total.
-func parseSteal(line string) (steal, total uint64) {
-	_, total, steal = parseCPULine(line)
-	return steal, total
-}
-
 // findProcess returns the pid of the first process whose command line contains s, or 0.
 func findProcess(s string) int {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
